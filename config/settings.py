@@ -1,0 +1,333 @@
+"""Signalbox settings, read from environment variables.
+
+Every variable has a documented default (README "Configuration") so that a fresh clone runs with
+nothing set: SQLite in ``var/``, the database task backend, in-process cache, live inbox by
+polling. Setting ``REDIS_URL`` switches the task backend to RQ, the cache to Redis and the live
+inbox to Redis pub/sub; setting ``DATABASE_URL`` moves to PostgreSQL. Nothing else changes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse_lazy
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+# A local ``.env`` (written by ``make run``, never committed) supplies defaults; real
+# environment variables win over it.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment; in DEBUG a per-checkout key kept in ``.secret_key``.
+
+    The generated key is never committed (``.gitignore``) and never used with ``DEBUG=0``:
+    production must say which key it signs tokens with.
+    """
+    if key := env.str("SECRET_KEY", default=""):
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
+            "(or DEBUG=1 for a local key generated in .secret_key)."
+        )
+    key_file = BASE_DIR / ".secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The public origin used in links that leave the site (emails, SMS, provider callbacks).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+INSTALLED_APPS = [
+    # Unfold must come before django.contrib.admin so its templates win.
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.import_export",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "crispy_forms",
+    "django_htmx",
+    "template_partials",
+    "import_export",
+    "django_tasks",
+    "django_tasks_db",
+    "notifications",
+    "channels_adapters",
+    "dashboard",
+    "demo_shop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Project templates first: they override Unfold's (see DESIGN.md "UI").
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+VAR_DIR.mkdir(exist_ok=True)
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'signalbox.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # A polling worker and the web process write concurrently: take the write lock at BEGIN
+        # (no deadlocking upgrade from a read lock) and wait for it rather than fail.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # Tests use a file, not :memory:, so that workers and other processes share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("SQLITE_TEST_NAME", default=str(VAR_DIR / "test.sqlite3"))
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "signalbox",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Tasks ----------------------------------------------------------------------------------
+# TASK_BACKEND: "db" (default without Redis), "rq" (default with REDIS_URL) or "immediate".
+TASK_BACKEND = env.str("TASK_BACKEND", default="rq" if REDIS_URL else "db")
+if TASK_BACKEND == "rq":
+    if not REDIS_URL:
+        raise ImproperlyConfigured("TASK_BACKEND=rq needs REDIS_URL.")
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}}
+elif TASK_BACKEND == "db":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+elif TASK_BACKEND == "immediate":
+    TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+else:
+    raise ImproperlyConfigured(f"TASK_BACKEND must be db, rq or immediate, not {TASK_BACKEND!r}.")
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "notifications:inbox"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- I18n -----------------------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static ---------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# Serve straight from the finders when nobody ran collectstatic (DEBUG, tests).
+WHITENOISE_USE_FINDERS = DEBUG
+MEDIA_ROOT = VAR_DIR / "media"
+
+# --- Security (production-safe with DEBUG=0; TLS terminates at the proxy) --------------------
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+if env.bool("USE_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Email and SMS providers -----------------------------------------------------------------
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Signalbox <noreply@signalbox.local>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+
+# --- Signalbox (read through notifications.conf) ---------------------------------------------
+SIGNALBOX_INBOX_PAGE_SIZE = env.int("SIGNALBOX_INBOX_PAGE_SIZE", default=20)
+SIGNALBOX_LIVE_POLL_SECONDS = env.float("SIGNALBOX_LIVE_POLL_SECONDS", default=0.5)
+SIGNALBOX_LIVE_STREAM_SECONDS = env.float("SIGNALBOX_LIVE_STREAM_SECONDS", default=55.0)
+SIGNALBOX_LIVE_REDIS_URL = env.str("SIGNALBOX_LIVE_REDIS_URL", default=REDIS_URL)
+
+# --- Forms and admin shell -------------------------------------------------------------------
+CRISPY_ALLOWED_TEMPLATE_PACKS = ["unfold_crispy"]
+CRISPY_TEMPLATE_PACK = "unfold_crispy"
+
+
+def _perm(perm: str):
+    return lambda request: request.user.has_perm(perm)
+
+
+UNFOLD = {
+    "SITE_TITLE": "Signalbox",
+    "SITE_HEADER": "Signalbox",
+    "SITE_SUBHEADER": _("Notifications & campaigns"),
+    "SITE_URL": "/notifications/",
+    "SITE_SYMBOL": "campaign",
+    "SHOW_LANGUAGES": True,
+    "ENVIRONMENT": "dashboard.unfold.environment_callback",
+    "DASHBOARD_CALLBACK": "dashboard.unfold.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": [
+            {
+                "title": _("Overview"),
+                "items": [
+                    {"title": _("Dashboard"), "icon": "dashboard", "link": reverse_lazy("admin:index")},
+                    {"title": _("My inbox"), "icon": "inbox", "link": reverse_lazy("notifications:inbox")},
+                ],
+            },
+            {
+                "title": _("Recipients"),
+                "collapsible": True,
+                "items": [
+                    {"title": _("Users"), "icon": "person", "link": reverse_lazy("admin:auth_user_changelist"),
+                     "permission": _perm("auth.view_user")},
+                    {"title": _("Recipient profiles"), "icon": "badge",
+                     "link": reverse_lazy("admin:notifications_recipientprofile_changelist"),
+                     "permission": _perm("notifications.view_recipientprofile")},
+                    {"title": _("Preferences"), "icon": "tune",
+                     "link": reverse_lazy("admin:notifications_preference_changelist"),
+                     "permission": _perm("notifications.view_preference")},
+                    {"title": _("Suppressions"), "icon": "block",
+                     "link": reverse_lazy("admin:notifications_suppression_changelist"),
+                     "permission": _perm("notifications.view_suppression")},
+                    {"title": _("Groups"), "icon": "group", "link": reverse_lazy("admin:auth_group_changelist"),
+                     "permission": _perm("auth.view_group")},
+                ],
+            },
+            {
+                "title": _("Messaging"),
+                "collapsible": True,
+                "items": [
+                    {"title": _("Categories"), "icon": "label",
+                     "link": reverse_lazy("admin:notifications_category_changelist"),
+                     "permission": _perm("notifications.view_category")},
+                    {"title": _("Inbox notifications"), "icon": "notifications",
+                     "link": reverse_lazy("admin:notifications_notification_changelist"),
+                     "permission": _perm("notifications.view_notification")},
+                ],
+            },
+            {
+                "title": _("Delivery ledger"),
+                "collapsible": True,
+                "items": [
+                    {"title": _("Deliveries"), "icon": "send",
+                     "link": reverse_lazy("admin:notifications_delivery_changelist"),
+                     "permission": _perm("notifications.view_delivery")},
+                    {"title": _("Receipts"), "icon": "receipt_long",
+                     "link": reverse_lazy("admin:notifications_deliveryevent_changelist"),
+                     "permission": _perm("notifications.view_deliveryevent")},
+                    {"title": _("Audit log"), "icon": "history",
+                     "link": reverse_lazy("admin:notifications_auditentry_changelist"),
+                     "permission": _perm("notifications.view_auditentry")},
+                ],
+            },
+            {
+                "title": _("Demo shop"),
+                "collapsible": True,
+                "items": [
+                    {"title": _("Customers"), "icon": "storefront",
+                     "link": reverse_lazy("admin:demo_shop_customer_changelist"),
+                     "permission": _perm("demo_shop.view_customer")},
+                    {"title": _("Orders"), "icon": "shopping_cart",
+                     "link": reverse_lazy("admin:demo_shop_order_changelist"),
+                     "permission": _perm("demo_shop.view_order")},
+                ],
+            },
+        ],
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DemoShopConfig(AppConfig):
+    """A small shop an integrator would recognise, so signal triggers have real models to bind."""
+
+    name = "demo_shop"
+    verbose_name = _("Demo shop")
+    default_auto_field = "django.db.models.BigAutoField"

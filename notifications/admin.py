@@ -1,0 +1,113 @@
+"""Admin for the notifications models. Ledger tables (deliveries, receipts, audit) are read-only:
+they record what happened, and nobody edits history from a form."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import RangeDateTimeFilter
+
+from .models import (
+    AuditEntry,
+    Category,
+    Delivery,
+    DeliveryEvent,
+    Notification,
+    Preference,
+    RecipientProfile,
+    Suppression,
+)
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete for anyone: the row is a record, not a setting."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RecipientProfile)
+class RecipientProfileAdmin(ModelAdmin):
+    list_display = ["user", "phone", "timezone", "locale", "created_at"]
+    list_filter = ["locale", "timezone"]
+    search_fields = ["user__username", "user__email", "user__first_name", "user__last_name", "phone"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Category)
+class CategoryAdmin(ModelAdmin):
+    list_display = ["name", "key", "kind", "user_can_opt_out", "default_enabled"]
+    list_filter = ["kind"]
+    search_fields = ["name", "key"]
+    prepopulated_fields = {"key": ["name"]}
+
+
+@admin.register(Preference)
+class PreferenceAdmin(ModelAdmin):
+    list_display = ["user", "category", "channel", "enabled", "digest", "updated_at"]
+    list_filter = ["channel", "enabled", "digest", "category"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user", "category"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(ModelAdmin):
+    list_display = ["address", "channel", "reason", "user", "created_at"]
+    list_filter = ["channel", "reason", ("created_at", RangeDateTimeFilter)]
+    search_fields = ["address", "user__username", "user__email"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ModelAdmin):
+    list_display = ["title", "recipient", "category", "created_at", "read_at"]
+    list_filter = [("created_at", RangeDateTimeFilter), "category"]
+    search_fields = ["title", "recipient__username", "recipient__email"]
+    list_select_related = ["recipient", "category"]
+    readonly_fields = ["delivery", "created_at", "read_at"]
+    autocomplete_fields = ["recipient"]
+    show_full_result_count = False
+
+
+class DeliveryEventInline(ReadOnlyAdminMixin, TabularInline):
+    model = DeliveryEvent
+    fields = ["occurred_at", "kind", "source", "provider_event_id", "data"]
+    readonly_fields = fields
+    ordering = ["occurred_at", "id"]
+    extra = 0
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    list_display = ["id", "channel", "address", "recipient", "status", "status_reason", "attempts", "created_at", "sent_at"]
+    list_filter = ["status", "channel", "category", ("created_at", RangeDateTimeFilter)]
+    search_fields = ["=idempotency_key", "=address", "=provider_message_id"]
+    list_select_related = ["recipient"]
+    inlines = [DeliveryEventInline]
+    show_full_result_count = False
+
+
+@admin.register(DeliveryEvent)
+class DeliveryEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    list_display = ["occurred_at", "kind", "source", "delivery", "provider_event_id"]
+    list_filter = ["kind", "source", ("occurred_at", RangeDateTimeFilter)]
+    search_fields = ["=provider_event_id", "=delivery__id"]
+    list_select_related = ["delivery"]
+    show_full_result_count = False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    list_display = ["created_at", "actor_repr", "action", "target_repr"]
+    list_filter = ["action", ("created_at", RangeDateTimeFilter)]
+    search_fields = ["actor_repr", "action", "target_repr"]
+    readonly_fields = ["created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr", "changes"]

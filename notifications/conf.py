@@ -1,0 +1,35 @@
+"""Signalbox app settings, read in one place with their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class LiveInboxSettings:
+    redis_url: str
+    poll_seconds: float
+    stream_seconds: float
+
+
+def live_inbox() -> LiveInboxSettings:
+    poll = float(getattr(settings, "SIGNALBOX_LIVE_POLL_SECONDS", 0.5))
+    stream = float(getattr(settings, "SIGNALBOX_LIVE_STREAM_SECONDS", 55.0))
+    if poll <= 0 or stream <= 0:
+        raise ImproperlyConfigured("SIGNALBOX_LIVE_POLL_SECONDS and SIGNALBOX_LIVE_STREAM_SECONDS must be positive.")
+    return LiveInboxSettings(
+        redis_url=getattr(settings, "SIGNALBOX_LIVE_REDIS_URL", "") or "",
+        poll_seconds=poll,
+        stream_seconds=stream,
+    )
+
+
+def inbox_page_size() -> int:
+    return int(getattr(settings, "SIGNALBOX_INBOX_PAGE_SIZE", 20))
+
+
+def site_url() -> str:
+    return getattr(settings, "SITE_URL", "http://127.0.0.1:8000").rstrip("/")

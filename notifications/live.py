@@ -1,0 +1,173 @@
+"""The live inbox: tell a recipient's open pages that their inbox changed.
+
+Two transports, chosen by settings and invisible to callers:
+
+* embedded (no Redis): the stream view polls the recipient's inbox state, two index-only
+  queries every ``SIGNALBOX_LIVE_POLL_SECONDS``;
+* Redis: writers publish on ``signalbox:inbox:<user id>`` after commit and the stream view waits
+  on that channel, touching the database only when something was published.
+
+The stream speaks Server-Sent Events. Each event's ``id`` is the inbox state it describes, so a
+reconnecting browser (which sends ``Last-Event-ID``) is told only about changes it has not seen.
+Streams end after ``SIGNALBOX_LIVE_STREAM_SECONDS`` and the browser reconnects, so no worker
+thread is held forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+
+from . import conf
+from .models import Notification
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "signalbox:inbox:"
+KEEPALIVE_SECONDS = 15.0
+RECONNECT_MS = 1000
+
+
+@dataclass(frozen=True)
+class InboxState:
+    unread: int
+    latest_id: int
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.unread}-{self.latest_id}"
+
+    @classmethod
+    def parse(cls, value: str | None) -> InboxState | None:
+        """Read a state the browser sent back (``Last-Event-ID`` or query); None if malformed."""
+        try:
+            unread, latest = (value or "").split("-", 1)
+            return cls(unread=int(unread), latest_id=int(latest))
+        except ValueError:
+            return None
+
+
+def inbox_state(user_id: int) -> InboxState:
+    mine = Notification.objects.filter(recipient_id=user_id)
+    latest = mine.newest_first().values_list("id", flat=True).first()
+    return InboxState(unread=mine.unread().count(), latest_id=latest or 0)
+
+
+def channel_name(user_id: int) -> str:
+    return f"{CHANNEL_PREFIX}{user_id}"
+
+
+_redis_clients: dict[str, object] = {}
+
+
+def _redis(url: str):
+    import redis
+
+    if url not in _redis_clients:
+        _redis_clients[url] = redis.Redis.from_url(url)
+    return _redis_clients[url]
+
+
+def publish_inbox_changed(user_ids: Iterable[int]) -> None:
+    """Announce that these users' inboxes changed. Call after commit (``on_commit``).
+
+    Without Redis this does nothing: streams poll. A Redis outage must not lose the write that
+    already committed, so publish errors are logged and streams fall back on their next reconnect.
+    """
+    url = conf.live_inbox().redis_url
+    if not url:
+        return
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    try:
+        pipe = _redis(url).pipeline(transaction=False)
+        for user_id in ids:
+            pipe.publish(channel_name(user_id), "changed")
+        pipe.execute()
+    except Exception:  # noqa: BLE001 - see docstring: the committed write stands, the page catches up.
+        logger.exception("Could not publish live inbox update for %d user(s)", len(ids))
+
+
+def format_event(state: InboxState) -> str:
+    data = json.dumps({"unread": state.unread, "latest": state.latest_id})
+    return f"id: {state.event_id}\nevent: inbox\ndata: {data}\n\n"
+
+
+def event_stream(user_id: int, known: InboxState | None) -> Iterator[str]:
+    """Server-Sent Events for one recipient, for WSGI servers."""
+    settings = conf.live_inbox()
+    deadline = time.monotonic() + settings.stream_seconds
+    yield f"retry: {RECONNECT_MS}\n\n"
+    state = known
+    last_write = time.monotonic()
+    pubsub = None
+    if settings.redis_url:
+        pubsub = _redis(settings.redis_url).pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(channel_name(user_id))
+    try:
+        check = True  # always look once: something may have changed before we subscribed
+        while time.monotonic() < deadline:
+            if check:
+                current = inbox_state(user_id)
+                if current != state:
+                    state = current
+                    last_write = time.monotonic()
+                    yield format_event(current)
+            if time.monotonic() - last_write > KEEPALIVE_SECONDS:
+                last_write = time.monotonic()
+                yield ": keepalive\n\n"
+            if pubsub is not None:
+                check = pubsub.get_message(timeout=1.0) is not None
+            else:
+                time.sleep(settings.poll_seconds)
+                check = True
+    finally:
+        if pubsub is not None:
+            pubsub.close()
+
+
+async def aevent_stream(user_id: int, known: InboxState | None) -> AsyncIterator[str]:
+    """The same stream for ASGI servers, without holding a thread per open page."""
+    import asyncio
+
+    settings = conf.live_inbox()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.stream_seconds
+    read_state = sync_to_async(inbox_state)
+    yield f"retry: {RECONNECT_MS}\n\n"
+    state = known
+    last_write = loop.time()
+    pubsub = client = None
+    if settings.redis_url:
+        import redis.asyncio
+
+        client = redis.asyncio.Redis.from_url(settings.redis_url)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(channel_name(user_id))
+    try:
+        check = True
+        while loop.time() < deadline:
+            if check:
+                current = await read_state(user_id)
+                if current != state:
+                    state = current
+                    last_write = loop.time()
+                    yield format_event(current)
+            if loop.time() - last_write > KEEPALIVE_SECONDS:
+                last_write = loop.time()
+                yield ": keepalive\n\n"
+            if pubsub is not None:
+                check = await pubsub.get_message(timeout=1.0) is not None
+            else:
+                await asyncio.sleep(settings.poll_seconds)
+                check = True
+    finally:
+        if pubsub is not None:
+            await pubsub.aclose()
+            await client.aclose()

@@ -1,0 +1,366 @@
+"""The Signalbox domain: recipients, their choices, the inbox and the delivery ledger.
+
+Models hold fields, constraints and small properties only. Every state change goes through
+``notifications.services``; reads that shape data for a page live in ``notifications.selectors``.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .querysets import DeliveryQuerySet, NotificationQuerySet, PreferenceQuerySet, SuppressionQuerySet
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    INAPP = "inapp", _("In-app")
+    WEBPUSH = "webpush", _("Web push")
+    CHAT = "chat", _("Chat")
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
+
+
+e164_validator = RegexValidator(
+    r"^\+[1-9]\d{6,14}$", _("Enter the phone number in international E.164 form, e.g. +14155550123.")
+)
+
+
+class RecipientProfile(models.Model):
+    """What Signalbox knows about a user as a recipient: how and when to reach them."""
+
+    class Locale(models.TextChoices):
+        EN = "en", "English"
+        ZH_HANS = "zh-hans", "简体中文"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recipient_profile"
+    )
+    phone = models.CharField(_("phone"), max_length=16, blank=True, validators=[e164_validator])
+    timezone = models.CharField(_("time zone"), max_length=64, default="UTC", validators=[validate_timezone])
+    locale = models.CharField(_("locale"), max_length=10, choices=Locale.choices, default=Locale.EN)
+    chat_ids = models.JSONField(_("chat ids"), default=dict, blank=True, help_text=_("Per chat service, e.g. {\"telegram\": \"12345\"}."))
+    quiet_hours_start = models.TimeField(_("quiet hours start"), null=True, blank=True)
+    quiet_hours_end = models.TimeField(_("quiet hours end"), null=True, blank=True)
+    frequency_cap_per_day = models.PositiveSmallIntegerField(
+        _("frequency cap per day"), null=True, blank=True, help_text=_("Most marketing messages a day; empty for no cap.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("recipient profile")
+        verbose_name_plural = _("recipient profiles")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quiet_hours_start__isnull=True, quiet_hours_end__isnull=True)
+                | Q(quiet_hours_start__isnull=False, quiet_hours_end__isnull=False),
+                name="recipientprofile_quiet_hours_both_or_neither",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Category(models.Model):
+    """What a message is about; decides whether recipients may opt out of it."""
+
+    class Kind(models.TextChoices):
+        TRANSACTIONAL = "transactional", _("Transactional")
+        MARKETING = "marketing", _("Marketing")
+        SYSTEM = "system", _("System")
+
+    key = models.SlugField(_("key"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    description = models.TextField(_("description"), blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.MARKETING)
+    user_can_opt_out = models.BooleanField(_("recipients may opt out"), default=True)
+    default_enabled = models.BooleanField(
+        _("on by default"), default=True, help_text=_("Used when a recipient has not chosen for a channel.")
+    )
+
+    class Meta:
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Preference(models.Model):
+    """One recipient's choice for one category on one channel. No row means the category default."""
+
+    class Digest(models.TextChoices):
+        IMMEDIATE = "immediate", _("Immediately")
+        HOURLY = "hourly", _("Hourly digest")
+        DAILY = "daily", _("Daily digest")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="preferences")
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    digest = models.CharField(_("digest"), max_length=16, choices=Digest.choices, default=Digest.IMMEDIATE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PreferenceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("preference")
+        verbose_name_plural = _("preferences")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "category", "channel"], name="preference_unique_user_category_channel")
+        ]
+
+    def __str__(self) -> str:
+        state = _("on") if self.enabled else _("off")
+        return f"{self.user} · {self.category} · {self.get_channel_display()}: {state}"
+
+
+class Suppression(models.Model):
+    """An address that must not be sent to on a channel. Kept when the user is deleted."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
+        HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+        COMPLAINT = "complaint", _("Complaint")
+        MANUAL = "manual", _("Manual")
+        STOP = "stop", _("SMS STOP")
+
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    address = models.CharField(_("address"), max_length=320, help_text=_("Email address, E.164 phone, or endpoint."))
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
+    )
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = SuppressionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="suppression_unique_channel_address")]
+        indexes = [models.Index(fields=["-created_at"], name="suppression_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.address} ({self.get_reason_display()})"
+
+
+class Notification(models.Model):
+    """A message in a recipient's in-app inbox."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("body"), blank=True)
+    url = models.CharField(_("link"), max_length=500, blank=True)
+    delivery = models.OneToOneField(
+        "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="notification"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("inbox notification")
+        verbose_name_plural = _("inbox notifications")
+        indexes = [
+            # Newest-first pages of one recipient's inbox.
+            models.Index(fields=["recipient", "-created_at", "-id"], name="notification_inbox_idx"),
+            # The unread badge: a partial index holding only unread rows, so the count touches
+            # nothing but the rows it counts however long the read history grows.
+            models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="notification_unread_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+    @property
+    def safe_url(self) -> str:
+        """The link if it is site-relative or http(s); never ``javascript:`` and friends."""
+        url = self.url.strip()
+        if url.startswith("/") and not url.startswith("//"):
+            return url
+        if urlsplit(url).scheme in ("http", "https"):
+            return url
+        return ""
+
+
+class Delivery(models.Model):
+    """The ledger: one message to one recipient over one channel, sent at most once.
+
+    ``idempotency_key`` is unique: ``run:<run id>:<user id>:<channel>`` for campaigns, the
+    caller's key for ``notify()``. Planning inserts with conflicts ignored, so planning twice
+    cannot create a second delivery. ``status`` only moves forward (``Status.rank``).
+    """
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        SUPPRESSED = "suppressed", _("Suppressed")
+        SENDING = "sending", _("Sending")
+        DEFERRED = "deferred", _("Retrying")
+        SENT = "sent", _("Sent")
+        UNKNOWN = "unknown", _("Outcome unknown")
+        DELIVERED = "delivered", _("Delivered")
+        OPENED = "opened", _("Opened")
+        READ = "read", _("Read")
+        CLICKED = "clicked", _("Clicked")
+        BOUNCED = "bounced", _("Bounced")
+        FAILED = "failed", _("Failed")
+
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, unique=True)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    address = models.CharField(_("address"), max_length=320, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PLANNED)
+    status_reason = models.CharField(_("reason"), max_length=100, blank=True)
+    content = models.JSONField(_("content"), default=dict, blank=True, help_text=_("Message parts for ad-hoc sends."))
+    provider_message_id = models.CharField(_("provider id"), max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    lease_owner = models.CharField(_("lease owner"), max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("opened"), null=True, blank=True)
+    clicked_at = models.DateTimeField(_("clicked"), null=True, blank=True)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed"), null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        indexes = [
+            # Workers pick due work: planned/deferred rows whose next attempt is due.
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
+            # The sweeper finds leases that ran out.
+            models.Index(
+                fields=["lease_expires_at"], condition=Q(status="sending"), name="delivery_lease_idx"
+            ),
+            models.Index(fields=["created_at", "channel"], name="delivery_created_idx"),
+            models.Index(fields=["recipient", "-created_at"], name="delivery_recipient_idx"),
+            models.Index(
+                fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="delivery_provider_id_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} → {self.address or self.recipient_id} ({self.get_status_display()})"
+
+
+# How far along a delivery is; a receipt may only move it to a higher rank. Terminal failures
+# outrank sent so a bounce after "sent" sticks, and engagement outranks delivery.
+STATUS_RANK: dict[str, int] = {
+    Delivery.Status.PLANNED: 0,
+    Delivery.Status.DEFERRED: 1,
+    Delivery.Status.SENDING: 2,
+    Delivery.Status.SUPPRESSED: 3,
+    Delivery.Status.UNKNOWN: 4,
+    Delivery.Status.SENT: 5,
+    Delivery.Status.DELIVERED: 6,
+    Delivery.Status.OPENED: 7,
+    Delivery.Status.READ: 8,
+    Delivery.Status.CLICKED: 9,
+    Delivery.Status.BOUNCED: 10,
+    Delivery.Status.FAILED: 10,
+}
+
+
+class DeliveryEvent(models.Model):
+    """An append-only receipt about a delivery. Provider event ids are unique per source."""
+
+    class Kind(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        OPENED = "opened", _("Opened")
+        CLICKED = "clicked", _("Clicked")
+        READ = "read", _("Read")
+        BOUNCED = "bounced", _("Bounced")
+        COMPLAINED = "complained", _("Complained")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+        FAILED = "failed", _("Failed")
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    source = models.CharField(_("source"), max_length=32, help_text=_("system, smtp, twilio, anymail, pixel, click, inbox…"))
+    provider_event_id = models.CharField(_("provider event id"), max_length=255, null=True, blank=True)
+    occurred_at = models.DateTimeField(_("occurred"), default=timezone.now)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("receipt")
+        verbose_name_plural = _("receipts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "provider_event_id"],
+                condition=Q(provider_event_id__isnull=False),
+                name="deliveryevent_unique_provider_event",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["delivery", "occurred_at"], name="deliveryevent_delivery_idx"),
+            models.Index(fields=["occurred_at", "kind"], name="deliveryevent_occurred_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.delivery_id}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to which object. Append-only: written by ``audit_record`` and never edited."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_repr = models.CharField(_("actor"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=64)
+    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(_("object"), max_length=200, blank=True)
+    changes = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="audit_created_idx"),
+            models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+            models.Index(fields=["action", "-created_at"], name="audit_action_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_repr or '—'} {self.action} {self.target_repr}"
