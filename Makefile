@@ -1,0 +1,66 @@
+# Signalbox: `make run` to try it, `make test` to test it. Both work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test install install-dev chromium messages bench clean help
+
+help:
+	@echo "make run    - install, migrate, load demo data, serve http://$(HOST):$(PORT) with a task worker"
+	@echo "make test   - install test dependencies and run the whole suite (SQLite, Chromium)"
+	@echo "make bench NAME=unread_count - run one benchmark"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(PY)
+	$(BIN)/pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
+	$(BIN)/pip install -q -r requirements-dev.txt
+	@touch $@ $(VENV)/.runtime
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+# Local development settings; real environment variables override them.
+.env:
+	@printf 'DEBUG=1\n' > .env
+	@echo "Wrote .env (DEBUG=1). Edit it or set environment variables to configure Signalbox."
+
+run: install .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo "Starting the web server on http://$(HOST):$(PORT)/ and a task worker. Ctrl-C stops both."
+	@trap 'kill 0' INT TERM EXIT; \
+	$(PY) manage.py db_worker --no-reload & \
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# Debian's Chromium for the browser tests: installed when missing and we are root.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		(apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)) ; \
+	else \
+		echo "Browser tests need Chromium: sudo apt-get install -y chromium"; \
+	fi
+
+test: install-dev chromium
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+messages: install
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=staticfiles --no-obsolete
+	$(PY) manage.py compilemessages --ignore=.venv
+
+bench: install-dev
+	$(PY) -m bench $(NAME)
+
+clean:
+	rm -rf var/test*.sqlite3* staticfiles .pytest_cache

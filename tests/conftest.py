@@ -1,0 +1,95 @@
+"""Suite-wide fixtures: users by role, the environment for child processes, service checks.
+
+``SIGNALBOX_REQUIRE_SERVICES=1`` (set by ``.ci/run`` under ``CI=true``) turns every skip into a
+failure: in CI a missing database, Redis or browser must fail the run, never hide behind a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.factories import PASSWORD, RecipientProfileFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES = os.environ.get("SIGNALBOX_REQUIRE_SERVICES") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_SERVICES and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"SIGNALBOX_REQUIRE_SERVICES=1: skipping is a failure here ({reason})"
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def recipient(db):
+    """A recipient with a profile; log in with ``password``."""
+    return RecipientProfileFactory(user=UserFactory(username="ada", first_name="Ada", last_name="Lovelace")).user
+
+
+@pytest.fixture
+def other_recipient(db):
+    return RecipientProfileFactory(user=UserFactory(username="grace", first_name="Grace", last_name="Hopper")).user
+
+
+@pytest.fixture
+def recipient_client(client, recipient):
+    client.force_login(recipient)
+    return client
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process (worker, "another process") that uses the test database."""
+    settings_dict = connection.settings_dict
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "PYTHONPATH": str(ROOT)}
+    if connection.vendor == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{settings_dict['NAME']}"
+    else:
+        user = settings_dict.get("USER") or ""
+        pw = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+        auth = f"{user}{pw}@" if user else ""
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+        env["DATABASE_URL"] = f"postgres://{auth}{host}{port}/{settings_dict['NAME']}"
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, *, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python process with Django set up against the test database."""
+    prelude = "import django; django.setup()\n"
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        cwd=ROOT,
+        env=child_env(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+
+
+def manage(*args: str, timeout: float = 120, **extra_env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=child_env(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )

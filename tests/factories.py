@@ -1,0 +1,64 @@
+"""factory_boy factories for the domain."""
+
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from notifications.models import Category, Delivery, Notification, RecipientProfile
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    password = factory.django.Password(PASSWORD)
+
+
+class RecipientProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RecipientProfile
+
+    user = factory.SubFactory(UserFactory)
+    phone = factory.Sequence(lambda n: f"+1415555{n % 10000:04d}")
+    timezone = "Europe/London"
+    locale = "en"
+
+
+class CategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Category
+        django_get_or_create = ["key"]
+
+    key = factory.Sequence(lambda n: f"category-{n}")
+    name = factory.LazyAttribute(lambda c: c.key.replace("-", " ").title())
+    kind = Category.Kind.MARKETING
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Notification
+
+    recipient = factory.SubFactory(UserFactory)
+    title = factory.Sequence(lambda n: f"Notification {n}")
+    body = "Something happened."
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class DeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Delivery
+
+    recipient = factory.SubFactory(UserFactory)
+    idempotency_key = factory.Sequence(lambda n: f"test:{n}")
+    channel = "email"
+    address = factory.LazyAttribute(lambda d: d.recipient.email)
