@@ -93,3 +93,15 @@ def manage(*args: str, timeout: float = 120, **extra_env: str) -> subprocess.Com
         timeout=timeout,
         check=True,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_redis_for_tests():
+    """CI points REDIS_URL at a database of its own and asks for it empty: no stale jobs."""
+    from django.conf import settings
+
+    if settings.REDIS_URL and os.environ.get("SIGNALBOX_TEST_FLUSH_REDIS") == "1":
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    yield

@@ -1,0 +1,57 @@
+"""Tasks run by a real worker process on the configured backend (DB by default, RQ in CI)."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+
+from notifications.models import Notification
+from notifications.tasks import inbox_fanout
+from tests.conftest import manage
+from tests.factories import CategoryFactory, UserFactory
+
+pytestmark = [pytest.mark.tasks, pytest.mark.django_db(transaction=True)]
+
+
+def run_worker_until_idle() -> None:
+    backend = settings.TASKS["default"]["BACKEND"]
+    if backend == "django_tasks_rq.RQBackend":
+        manage("rqworker", "default", "--burst", "--with-scheduler", "--job-class", "django_tasks_rq.Job")
+    elif backend == "django_tasks_db.DatabaseBackend":
+        manage("db_worker", "--batch", "--no-reload", "--no-startup-delay")
+    else:
+        pytest.fail(f"No worker for {backend}")
+
+
+def test_backend_matches_configuration():
+    expected = "django_tasks_rq.RQBackend" if settings.TASK_BACKEND == "rq" else "django_tasks_db.DatabaseBackend"
+    assert settings.TASKS["default"]["BACKEND"] == expected
+
+
+def test_inbox_fanout_runs_in_a_worker_process():
+    users = [UserFactory() for _ in range(25)]
+    CategoryFactory(key="service-status", name="Service status")
+    with transaction.atomic():
+        inbox_fanout.enqueue(
+            recipient_ids=[u.pk for u in users], title="Maintenance tonight", category_key="service-status"
+        )
+    assert Notification.objects.count() == 0  # nothing ran in this process
+    run_worker_until_idle()
+    rows = Notification.objects.filter(title="Maintenance tonight")
+    assert rows.count() == 25
+    assert set(rows.values_list("category__key", flat=True)) == {"service-status"}
+    assert set(rows.values_list("recipient_id", flat=True)) == {u.pk for u in users}
+
+
+def test_enqueue_in_a_rolled_back_transaction_runs_nothing():
+    user = UserFactory()
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        transaction.on_commit(lambda: inbox_fanout.enqueue(recipient_ids=[user.pk], title="Never"))
+        raise Abort
+    run_worker_until_idle()
+    assert not Notification.objects.exists()
