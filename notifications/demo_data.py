@@ -29,6 +29,7 @@ import phonenumbers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -47,6 +48,8 @@ SEED = 2026
 # carry the newsletter.
 DAILY_RATE = 0.27
 BATCH_SIZE = 500
+# Unread messages the demo login is left with (with --days 3 or more).
+DEMO_UNREAD = 8
 # Reserved for documentation (RFC 2606): mail to them can never reach anyone.
 DOMAINS = ("example.com", "example.net", "example.org")
 
@@ -66,7 +69,9 @@ TIMEZONES = {
 }
 US_AREA_CODES = {"America/New_York": ["212", "646", "718", "917"], "America/Chicago": ["312", "773"],
                  "America/Denver": ["303", "720"], "America/Los_Angeles": ["213", "310", "415", "650"]}
-CN_MOBILE_PREFIXES = [*(f"13{d}" for d in "0123456789"), *(f"15{d}" for d in "01235679"), *(f"18{d}" for d in "0125689")]
+CN_MOBILE_PREFIXES = [
+    *(f"13{d}" for d in "0123456789"), *(f"15{d}" for d in "01235679"), *(f"18{d}" for d in "0125689")
+]
 CHANNEL_WEIGHTS = {"email": 45, "inapp": 35, "sms": 8, "webpush": 7, "chat": 5}
 CATEGORY_WEIGHTS = {
     "email": {"order-updates": 25, "account-security": 10, "newsletter": 30, "promotions": 25, "service-status": 10},
@@ -157,6 +162,7 @@ class Recipient:
     date_joined: datetime
     is_customer: bool
     activity: float
+    is_demo: bool = False
 
 
 @dataclass
@@ -195,7 +201,8 @@ LOGINS = [
 DEMO_RECIPIENT = RecipientSpec(
     index=0, username="demo", first_name="Alex", last_name="Morgan", email="demo@example.com", locale="en",
     timezone="America/New_York", phone="+12125550142", joined_days_ago=400, activity=1.0,
-    customer=("", True), orders=(("SB-DEMO-1", "shipped", Decimal("86.40"), 12), ("SB-DEMO-2", "paid", Decimal("19.99"), 2)),
+    customer=("", True),
+    orders=(("SB-DEMO-1", "shipped", Decimal("86.40"), 12), ("SB-DEMO-2", "paid", Decimal("19.99"), 2)),
 )
 
 
@@ -231,7 +238,10 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
 
 def recipient_specs(*, count: int) -> list[RecipientSpec]:
     """``count`` recipients, ~60 % English and ~40 % Chinese; recipient *i* never depends on ``count``."""
-    from faker import Faker  # a development dependency: only the demo needs it
+    try:
+        from faker import Faker
+    except ImportError as exc:  # pinned in requirements-dev.txt
+        raise ImproperlyConfigured("The demo data needs Faker: pip install -r requirements-dev.txt") from exc
 
     rng = random.Random(SEED)
     fakers = {"en": Faker("en_US"), "zh-hans": Faker("zh_CN")}
@@ -245,13 +255,15 @@ def _recipient_spec(index: int, rng: random.Random, fakers: dict) -> RecipientSp
     fake = fakers[locale]
     first, last = fake.first_name(), fake.last_name()
     tz = _weighted(rng, TIMEZONES[locale])
-    local = re.sub(r"[^a-z0-9]", "", f"{first}.{last}".lower()) if locale == "en" else fake.user_name()
+    local = re.sub(r"[^a-z0-9.]", "", f"{first}.{last}".lower()) if locale == "en" else fake.user_name()
     email = f"{local}{index}@{rng.choice(DOMAINS)}"
     phone = "" if rng.random() < 0.1 else _phone(rng, locale=locale, tz=tz)
     joined = rng.uniform(1, 365)
     chat_ids = {}
     if rng.random() < 0.08:
-        chat_ids = {"slack": f"U{rng.getrandbits(40):010X}"} if locale == "en" else {"wecom": f"wm{rng.getrandbits(48):012x}"}
+        chat_ids = (
+            {"slack": f"U{rng.getrandbits(40):010X}"} if locale == "en" else {"wecom": f"wm{rng.getrandbits(48):012x}"}
+        )
     quiet = rng.choice([(time(22), time(7)), (time(23), time(8))]) if rng.random() < 0.06 else None
     cap = 3 if rng.random() < 0.05 else None
     customer, orders = None, ()
@@ -264,7 +276,7 @@ def _recipient_spec(index: int, rng: random.Random, fakers: dict) -> RecipientSp
             for n in range(1, rng.randint(1, 4) + 1)
         )
     preferences = []
-    if rng.random() < 0.12:
+    if rng.random() < 0.08:
         preferences.append(("newsletter", "email", False, "immediate"))
     if rng.random() < 0.06:
         preferences.append(("promotions", "sms", False, "immediate"))
@@ -374,7 +386,7 @@ def _recipients_ensure(
         _id, email, phone, tz, locale, chat_ids, joined, customer_id = rows[ids[s.username]]
         recipients.append(Recipient(id=_id, email=email, phone=phone or "", timezone=tz or "UTC", locale=locale or "en",
                                     chat_ids=chat_ids or {}, date_joined=joined, is_customer=customer_id is not None,
-                                    activity=s.activity))
+                                    activity=s.activity, is_demo=s is DEMO_RECIPIENT))
     return recipients
 
 
@@ -384,9 +396,11 @@ def _history_plan(
     """Every delivery of the last ``days`` days (today included), drawn day by day."""
     suppressed = {(channel, address): reason for channel, address, reason
                   in Suppression.objects.values_list("channel", "address", "reason")}
-    key_of = {category.pk: key for key, category in categories.items()}
-    opted_out = {(user_id, key_of.get(category_id), channel) for user_id, category_id, channel
-                 in Preference.objects.filter(enabled=False).values_list("user_id", "category_id", "channel")}
+    # Only categories recipients may opt out of honour an opt-out (order updates always go out).
+    key_of = {category.pk: key for key, category in categories.items() if category.user_can_opt_out}
+    opted_out = {(user_id, key_of[category_id], channel) for user_id, category_id, channel
+                 in Preference.objects.filter(enabled=False).values_list("user_id", "category_id", "channel")
+                 if category_id in key_of}
     today = now.astimezone(UTC).date()
     plans: list[_Plan] = []
     for offset in range(days):
@@ -395,7 +409,7 @@ def _history_plan(
         factor = 0.6 if day.weekday() >= 5 else 1.1
         for recipient in recipients:
             draws: list[tuple[str, str | None]] = []  # (channel, category or None to draw)
-            if recipient is recipients[0]:  # the demo login: a busy inbox worth showing
+            if recipient.is_demo:  # the demo login: a busy inbox worth showing
                 draws += [("inapp", None)] * 3 + ([("email", None)] if rng.random() < 0.5 else [])
             else:
                 rate = DAILY_RATE * factor * recipient.activity / 3
@@ -410,11 +424,18 @@ def _history_plan(
                 sequence[plan.channel] += 1
                 if plan.created_at >= recipient.date_joined:
                     plans.append(plan)
-    # The demo login's newest inbox messages stay unread, so the badge has something to show.
-    demo_inbox = sorted((p for p in plans if p.recipient is recipients[0] and p.channel == "inapp"),
+    # The demo login keeps up with its inbox except for the newest messages, so the unread badge
+    # and the "mark all read" button have something to show.
+    demo_inbox = sorted((p for p in plans if p.recipient.is_demo and p.channel == "inapp"),
                         key=lambda p: p.created_at, reverse=True)
-    for plan in demo_inbox[:8]:
+    for plan in demo_inbox[:DEMO_UNREAD]:
         plan.steps = [step for step in plan.steps if step[0] in ("sent", "delivered")]
+    for plan in demo_inbox[DEMO_UNREAD:]:
+        kinds = [kind for kind, _when, _source in plan.steps]
+        if "delivered" in kinds and "read" not in kinds:
+            read_at = plan.steps[kinds.index("delivered")][1] + timedelta(hours=2)
+            if read_at <= now:
+                plan.steps.append(("read", read_at, "inbox"))
     return plans
 
 
@@ -440,12 +461,12 @@ def _delivery_plan(rng: random.Random, *, recipient: Recipient, day: date, now: 
     address = {"email": recipient.email, "sms": recipient.phone, "inapp": "",
                "webpush": f"https://push.example.net/wp/{recipient.id:x}",
                "chat": next(iter(f"{k}:{v}" for k, v in recipient.chat_ids.items()), "")}[channel]
-    plan = _Plan(recipient=recipient, key="", channel=channel, category=category, created_at=created, address=address, steps=[],
-                 title=title[lang].format(**values), body=body[lang].format(**values))
+    plan = _Plan(recipient=recipient, key="", channel=channel, category=category, created_at=created,
+                 address=address, steps=[], title=title[lang].format(**values), body=body[lang].format(**values))
     reason = suppressed.get((channel, normalise_address(channel, address))) if address else None
     if reason:
         plan.reason = SUPPRESSED_REASON.get(reason, f"suppressed:{reason}")
-    elif category in ("newsletter", "promotions", "service-status") and (recipient.id, category, channel) in opted_out:
+    elif (recipient.id, category, channel) in opted_out:
         plan.reason = "suppressed:opted_out"
     else:
         plan.steps, plan.reason = _outcome(rng, channel=channel, created=created)
@@ -457,12 +478,12 @@ def _outcome(rng: random.Random, *, channel: str, created: datetime) -> tuple[li
     """The receipts one delivery collects: mostly delivered, some engagement, ~2-3 % failures."""
     at = created + timedelta(seconds=rng.uniform(0.2, 40))
     roll = rng.random()
-    if channel in FAILURES and roll < {"email": 0.01, "sms": 0.01, "webpush": 0.02, "chat": 0.02}[channel]:
+    if channel in FAILURES and roll < {"email": 0.012, "sms": 0.015, "webpush": 0.03, "chat": 0.02}[channel]:
         source, reason = FAILURES[channel]
         return [("failed", at + timedelta(seconds=rng.uniform(30, 600)), source)], reason
     source = {"email": "smtp", "sms": "twilio", "inapp": "inbox", "webpush": "webpush", "chat": "chat"}[channel]
     steps = [("sent", at, source)]
-    if (channel == "email" and roll < 0.025) or (channel == "sms" and roll < 0.03):
+    if (channel == "email" and roll < 0.032) or (channel == "sms" and roll < 0.035):
         kind = "bounced" if channel == "email" else "failed"
         reason = "hard_bounce:550 5.1.1 user unknown" if channel == "email" else "twilio:30005 unknown destination"
         return [*steps, (kind, at + timedelta(seconds=rng.uniform(5, 600)), source)], reason
@@ -492,7 +513,9 @@ def _history_insert(*, plans: Sequence[_Plan], categories: dict[str, Category]) 
     new_plans = [plan for plan in plans if plan.key not in existing]
     deliveries = [_delivery(plan, categories=categories) for plan in new_plans]
     # Inside one transaction that took SQLite's write lock at BEGIN, nothing else can insert these
-    # keys between the check above and this insert, so the ids come back with the rows.
+    # keys between the check above and this insert, so no conflict handling is needed and the ids
+    # come back with the rows. (On PostgreSQL a concurrent second run fails on the unique key and
+    # rolls back, rather than attaching a second set of receipts.)
     Delivery.objects.bulk_create(deliveries, batch_size=BATCH_SIZE)
     if any(delivery.pk is None for delivery in deliveries):  # a backend that cannot return ids
         ids = {}

@@ -99,3 +99,34 @@ def test_state_parse_rejects_garbage(value):
 def test_state_round_trips():
     state = live.InboxState(unread=3, latest_id=42)
     assert live.InboxState.parse(state.event_id) == state
+
+
+def test_async_stream_for_asgi_reports_a_change(recipient, short_streams):
+    """Under ASGI the stream is an async iterator; same behaviour, no thread held."""
+    import asyncio
+
+    known = live.inbox_state(recipient.pk)
+
+    async def first_event() -> str:
+        stream = live.aevent_stream(recipient.pk, known)
+        assert (await anext(stream)).startswith("retry: ")
+        loop = asyncio.get_running_loop()
+        writer = loop.run_in_executor(
+            None,
+            lambda: run_python(
+                "from notifications.services import notifications_create, InboxMessage\n"
+                f"notifications_create(recipient_ids=[{recipient.pk}], message=InboxMessage(title='Async hello'))"
+            ),
+        )
+        try:
+            async with asyncio.timeout(8):
+                async for chunk in stream:
+                    if "event: inbox" in chunk:
+                        return chunk
+        finally:
+            await writer
+            await stream.aclose()
+        return ""
+
+    event = asyncio.run(first_event())
+    assert '"unread": 1' in event
