@@ -10,7 +10,9 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Customer(models.Model):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer", verbose_name=_("user")
+    )
     company = models.CharField(_("company"), max_length=120, blank=True)
     vip = models.BooleanField(_("VIP"), default=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
@@ -30,7 +32,7 @@ class Order(models.Model):
         SHIPPED = "shipped", _("Shipped")
         CANCELLED = "cancelled", _("Cancelled")
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders", verbose_name=_("customer"))
     number = models.CharField(_("number"), max_length=20, unique=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
     total = models.DecimalField(

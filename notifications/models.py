@@ -47,7 +47,7 @@ class RecipientProfile(models.Model):
         ZH_HANS = "zh-hans", "简体中文"
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recipient_profile"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recipient_profile", verbose_name=_("user")
     )
     phone = models.CharField(_("phone"), max_length=16, blank=True, validators=[e164_validator])
     timezone = models.CharField(_("time zone"), max_length=64, default="UTC", validators=[validate_timezone])
@@ -58,8 +58,8 @@ class RecipientProfile(models.Model):
     frequency_cap_per_day = models.PositiveSmallIntegerField(
         _("frequency cap per day"), null=True, blank=True, help_text=_("Most marketing messages a day; empty for no cap.")
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         verbose_name = _("recipient profile")
@@ -114,12 +114,14 @@ class Preference(models.Model):
         HOURLY = "hourly", _("Hourly digest")
         DAILY = "daily", _("Daily digest")
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences")
-    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="preferences")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences", verbose_name=_("user")
+    )
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="preferences", verbose_name=_("category"))
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
     enabled = models.BooleanField(_("enabled"), default=True)
     digest = models.CharField(_("digest"), max_length=16, choices=Digest.choices, default=Digest.IMMEDIATE)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = PreferenceQuerySet.as_manager()
 
@@ -149,7 +151,8 @@ class Suppression(models.Model):
     address = models.CharField(_("address"), max_length=320, help_text=_("Email address, E.164 phone, or endpoint."))
     reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions",
+        verbose_name=_("user"),
     )
     note = models.CharField(_("note"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -170,13 +173,18 @@ class Suppression(models.Model):
 class Notification(models.Model):
     """A message in a recipient's in-app inbox."""
 
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient")
+    )
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("category")
+    )
     title = models.CharField(_("title"), max_length=200)
     body = models.TextField(_("body"), blank=True)
     url = models.CharField(_("link"), max_length=500, blank=True)
     delivery = models.OneToOneField(
-        "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="notification"
+        "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="notification",
+        verbose_name=_("delivery"),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
@@ -236,10 +244,13 @@ class Delivery(models.Model):
 
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, unique=True)
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries",
+        verbose_name=_("recipient"),
     )
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("category")
+    )
     address = models.CharField(_("address"), max_length=320, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PLANNED)
     status_reason = models.CharField(_("reason"), max_length=100, blank=True)
@@ -314,7 +325,7 @@ class DeliveryEvent(models.Model):
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
         FAILED = "failed", _("Failed")
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events", verbose_name=_("delivery"))
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     source = models.CharField(_("source"), max_length=32, help_text=_("system, smtp, twilio, anymail, pixel, click, inbox…"))
     provider_event_id = models.CharField(_("provider event id"), max_length=255, null=True, blank=True)
@@ -343,11 +354,15 @@ class DeliveryEvent(models.Model):
 class AuditEntry(models.Model):
     """Who did what to which object. Append-only: written by ``audit_record`` and never edited."""
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("user")
+    )
     actor_repr = models.CharField(_("actor"), max_length=150, blank=True)
     action = models.CharField(_("action"), max_length=64)
-    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    target_id = models.CharField(max_length=64, blank=True)
+    target_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("object type")
+    )
+    target_id = models.CharField(_("object id"), max_length=64, blank=True)
     target_repr = models.CharField(_("object"), max_length=200, blank=True)
     changes = models.JSONField(_("details"), default=dict, blank=True)
     created_at = models.DateTimeField(_("when"), default=timezone.now)

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from notifications.demo_data import DEMO_PASSWORD, demo_data_seed
 
@@ -51,7 +52,9 @@ class Command(BaseCommand):
                                % {"seconds": elapsed, "users": users, "days": days})
         )
         width = max(len(str(label)) for label, _created, _total in result.rows)
-        self.stdout.write(f"  {'':<{width}}  {_('created'):>8}  {_('total'):>8}")
+        created_heading = pgettext("seed summary column", "created")
+        total_heading = pgettext("seed summary column", "total")
+        self.stdout.write(f"  {'':<{width}}  {created_heading:>8}  {total_heading:>8}")
         for label, created, total in result.rows:
             self.stdout.write(f"  {str(label):<{width}}  {created:>8}  {total:>8}")
 
