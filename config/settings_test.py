@@ -17,3 +17,5 @@ WHITENOISE_USE_FINDERS = True
 # The test client and live server speak plain HTTP.
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+# Close connections at the end of each request so finished live-server threads leave none open.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -17,17 +17,8 @@ from django.db import connection
 from tests.factories import PASSWORD, RecipientProfileFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIRE_SERVICES = os.environ.get("SIGNALBOX_REQUIRE_SERVICES") == "1"
 
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if REQUIRE_SERVICES and report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"SIGNALBOX_REQUIRE_SERVICES=1: skipping is a failure here ({reason})"
+pytest_plugins = ["tests.require_services"]
 
 
 @pytest.fixture
