@@ -238,8 +238,15 @@ CRISPY_ALLOWED_TEMPLATE_PACKS = ["unfold_crispy"]
 CRISPY_TEMPLATE_PACK = "unfold_crispy"
 
 
-def _perm(perm: str):
-    return lambda request: request.user.has_perm(perm)
+def _model_item(title, icon: str, model: str) -> dict:
+    """A sidebar entry for a model's changelist, shown to those who may view the model."""
+    app_label, model_name = model.split(".")
+    return {
+        "title": title,
+        "icon": icon,
+        "link": reverse_lazy(f"admin:{app_label}_{model_name}_changelist"),
+        "permission": lambda request: request.user.has_perm(f"{app_label}.view_{model_name}"),
+    }
 
 
 UNFOLD = {
@@ -254,6 +261,7 @@ UNFOLD = {
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": False,
+        # Grouped by domain, not by Django app.
         "navigation": [
             {
                 "title": _("Overview"),
@@ -266,58 +274,36 @@ UNFOLD = {
                 "title": _("Recipients"),
                 "collapsible": True,
                 "items": [
-                    {"title": _("Users"), "icon": "person", "link": reverse_lazy("admin:auth_user_changelist"),
-                     "permission": _perm("auth.view_user")},
-                    {"title": _("Recipient profiles"), "icon": "badge",
-                     "link": reverse_lazy("admin:notifications_recipientprofile_changelist"),
-                     "permission": _perm("notifications.view_recipientprofile")},
-                    {"title": _("Preferences"), "icon": "tune",
-                     "link": reverse_lazy("admin:notifications_preference_changelist"),
-                     "permission": _perm("notifications.view_preference")},
-                    {"title": _("Suppressions"), "icon": "block",
-                     "link": reverse_lazy("admin:notifications_suppression_changelist"),
-                     "permission": _perm("notifications.view_suppression")},
-                    {"title": _("Groups"), "icon": "group", "link": reverse_lazy("admin:auth_group_changelist"),
-                     "permission": _perm("auth.view_group")},
+                    _model_item(_("Users"), "person", "auth.user"),
+                    _model_item(_("Recipient profiles"), "badge", "notifications.recipientprofile"),
+                    _model_item(_("Preferences"), "tune", "notifications.preference"),
+                    _model_item(_("Suppressions"), "block", "notifications.suppression"),
+                    _model_item(_("Groups"), "group", "auth.group"),
                 ],
             },
             {
                 "title": _("Messaging"),
                 "collapsible": True,
                 "items": [
-                    {"title": _("Categories"), "icon": "label",
-                     "link": reverse_lazy("admin:notifications_category_changelist"),
-                     "permission": _perm("notifications.view_category")},
-                    {"title": _("Inbox notifications"), "icon": "notifications",
-                     "link": reverse_lazy("admin:notifications_notification_changelist"),
-                     "permission": _perm("notifications.view_notification")},
+                    _model_item(_("Categories"), "label", "notifications.category"),
+                    _model_item(_("Inbox notifications"), "notifications", "notifications.notification"),
                 ],
             },
             {
                 "title": _("Delivery ledger"),
                 "collapsible": True,
                 "items": [
-                    {"title": _("Deliveries"), "icon": "send",
-                     "link": reverse_lazy("admin:notifications_delivery_changelist"),
-                     "permission": _perm("notifications.view_delivery")},
-                    {"title": _("Receipts"), "icon": "receipt_long",
-                     "link": reverse_lazy("admin:notifications_deliveryevent_changelist"),
-                     "permission": _perm("notifications.view_deliveryevent")},
-                    {"title": _("Audit log"), "icon": "history",
-                     "link": reverse_lazy("admin:notifications_auditentry_changelist"),
-                     "permission": _perm("notifications.view_auditentry")},
+                    _model_item(_("Deliveries"), "send", "notifications.delivery"),
+                    _model_item(_("Receipts"), "receipt_long", "notifications.deliveryevent"),
+                    _model_item(_("Audit log"), "history", "notifications.auditentry"),
                 ],
             },
             {
                 "title": _("Demo shop"),
                 "collapsible": True,
                 "items": [
-                    {"title": _("Customers"), "icon": "storefront",
-                     "link": reverse_lazy("admin:demo_shop_customer_changelist"),
-                     "permission": _perm("demo_shop.view_customer")},
-                    {"title": _("Orders"), "icon": "shopping_cart",
-                     "link": reverse_lazy("admin:demo_shop_order_changelist"),
-                     "permission": _perm("demo_shop.view_order")},
+                    _model_item(_("Customers"), "storefront", "demo_shop.customer"),
+                    _model_item(_("Orders"), "shopping_cart", "demo_shop.order"),
                 ],
             },
         ],

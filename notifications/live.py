@@ -99,13 +99,33 @@ def format_event(state: InboxState) -> str:
     return f"id: {state.event_id}\nevent: inbox\ndata: {data}\n\n"
 
 
+class _StreamTracker:
+    """What one open stream has told its browser, and what it should say next."""
+
+    def __init__(self, known: InboxState | None, now: float) -> None:
+        self.state = known
+        self.last_write = now
+
+    def event_for(self, current: InboxState, now: float) -> str | None:
+        if current == self.state:
+            return None
+        self.state, self.last_write = current, now
+        return format_event(current)
+
+    def keepalive(self, now: float) -> str | None:
+        # A comment line keeps proxies from closing an idle connection.
+        if now - self.last_write <= KEEPALIVE_SECONDS:
+            return None
+        self.last_write = now
+        return ": keepalive\n\n"
+
+
 def event_stream(user_id: int, known: InboxState | None) -> Iterator[str]:
     """Server-Sent Events for one recipient, for WSGI servers."""
     settings = conf.live_inbox()
     deadline = time.monotonic() + settings.stream_seconds
     yield f"retry: {RECONNECT_MS}\n\n"
-    state = known
-    last_write = time.monotonic()
+    tracker = _StreamTracker(known, time.monotonic())
     pubsub = None
     if settings.redis_url:
         pubsub = _redis(settings.redis_url).pubsub(ignore_subscribe_messages=True)
@@ -113,15 +133,10 @@ def event_stream(user_id: int, known: InboxState | None) -> Iterator[str]:
     try:
         check = True  # always look once: something may have changed before we subscribed
         while time.monotonic() < deadline:
-            if check:
-                current = inbox_state(user_id)
-                if current != state:
-                    state = current
-                    last_write = time.monotonic()
-                    yield format_event(current)
-            if time.monotonic() - last_write > KEEPALIVE_SECONDS:
-                last_write = time.monotonic()
-                yield ": keepalive\n\n"
+            if check and (event := tracker.event_for(inbox_state(user_id), time.monotonic())):
+                yield event
+            if ping := tracker.keepalive(time.monotonic()):
+                yield ping
             if pubsub is not None:
                 check = pubsub.get_message(timeout=1.0) is not None
             else:
@@ -141,8 +156,7 @@ async def aevent_stream(user_id: int, known: InboxState | None) -> AsyncIterator
     deadline = loop.time() + settings.stream_seconds
     read_state = sync_to_async(inbox_state)
     yield f"retry: {RECONNECT_MS}\n\n"
-    state = known
-    last_write = loop.time()
+    tracker = _StreamTracker(known, loop.time())
     pubsub = client = None
     if settings.redis_url:
         import redis.asyncio
@@ -153,15 +167,10 @@ async def aevent_stream(user_id: int, known: InboxState | None) -> AsyncIterator
     try:
         check = True
         while loop.time() < deadline:
-            if check:
-                current = await read_state(user_id)
-                if current != state:
-                    state = current
-                    last_write = loop.time()
-                    yield format_event(current)
-            if loop.time() - last_write > KEEPALIVE_SECONDS:
-                last_write = loop.time()
-                yield ": keepalive\n\n"
+            if check and (event := tracker.event_for(await read_state(user_id), loop.time())):
+                yield event
+            if ping := tracker.keepalive(loop.time()):
+                yield ping
             if pubsub is not None:
                 check = await pubsub.get_message(timeout=1.0) is not None
             else:

@@ -60,30 +60,19 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _run(argv: list[str], *, timeout: float, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv, cwd=ROOT, env=child_env(**extra_env), capture_output=True, text=True, timeout=timeout, check=True
+    )
+
+
 def run_python(code: str, *, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh Python process with Django set up against the test database."""
-    prelude = "import django; django.setup()\n"
-    return subprocess.run(
-        [sys.executable, "-c", prelude + code],
-        cwd=ROOT,
-        env=child_env(**extra_env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
+    return _run([sys.executable, "-c", "import django; django.setup()\n" + code], timeout=timeout, extra_env=extra_env)
 
 
 def manage(*args: str, timeout: float = 120, **extra_env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=child_env(**extra_env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
+    return _run([sys.executable, "manage.py", *args], timeout=timeout, extra_env=extra_env)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -134,3 +134,14 @@ def test_async_stream_for_asgi_reports_a_change(recipient, short_streams):
     runner.start()
     runner.join(timeout=30)
     assert result and '"unread": 1' in result[0]
+
+
+def test_tracker_speaks_only_on_change_and_keeps_idle_connections_alive():
+    state = live.InboxState(unread=1, latest_id=5)
+    tracker = live._StreamTracker(state, now=0.0)
+    assert tracker.event_for(state, now=1.0) is None
+    assert tracker.keepalive(now=10.0) is None
+    assert tracker.keepalive(now=16.0) == ": keepalive\n\n"
+    changed = live.InboxState(unread=2, latest_id=6)
+    assert tracker.event_for(changed, now=17.0).startswith("id: 2-6\nevent: inbox\n")
+    assert tracker.keepalive(now=20.0) is None
