@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from . import live
-from .models import AuditEntry, Category, Notification, RecipientProfile
+from .models import AuditEntry, Category, Notification
 from .signals import notification_read
 
 
@@ -85,11 +85,6 @@ def _announce_read(*, user, notification_ids: list[int]) -> None:
         notification_read.send(sender=Notification, user=user, notification_ids=notification_ids)
 
     transaction.on_commit(announce)
-
-
-def recipient_profile_ensure(*, user, **defaults) -> RecipientProfile:
-    profile, _ = RecipientProfile.objects.get_or_create(user=user, defaults=defaults)
-    return profile
 
 
 def category_ensure(*, key: str, name: str, kind: str, user_can_opt_out: bool = True) -> Category:
