@@ -1,7 +1,14 @@
 from django.apps import AppConfig
+from django.core.signals import setting_changed
 from django.utils.translation import gettext_lazy as _
 
 
 class ChannelsAdaptersConfig(AppConfig):
     name = "channels_adapters"
     verbose_name = _("Channels")
+
+    def ready(self) -> None:
+        from .handler import reset_on_setting_changed
+
+        # Tests that change NOTIFICATION_CHANNELS get adapters built from the new value.
+        setting_changed.connect(reset_on_setting_changed, dispatch_uid="channels_adapters_reset_on_setting_changed")

@@ -1,0 +1,145 @@
+"""Email over Django's mail API: any ``EMAIL_BACKEND`` works, SMTP in production.
+
+OPTIONS (all optional):
+
+- ``backend``: dotted path of a Django mail backend; default ``settings.EMAIL_BACKEND``.
+- ``connection``: keyword arguments for that backend, e.g. ``{"host": ..., "port": ...,
+  "timeout": 10}``; unset values fall back to the ``EMAIL_*`` settings.
+- ``from_email``: default ``settings.DEFAULT_FROM_EMAIL``.
+- ``message_id_domain``: the right-hand side of Message-IDs; default the domain of
+  ``from_email`` (avoids a slow reverse DNS lookup of the host name).
+
+One connection is opened per batch (on its first valid message) and each message is sent with its own
+``send_messages([msg])`` call, so a refused recipient fails only its own message.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from email.utils import parseaddr
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection, make_msgid
+from django.core.validators import validate_email
+
+from .base import BaseChannel, OutboundMessage
+from .errors import ChannelError, InvalidAddressError, PermanentChannelError, TransientChannelError
+
+
+def smtp_error(error: smtplib.SMTPException | OSError) -> ChannelError:
+    """Translate an SMTP failure: 4xx may be retried, 5xx never; no reply at all is transient.
+
+    A dropped connection counts as "not accepted" (transient): SMTP only accepts a message with
+    the reply to the final ".", which the client never saw.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        # One recipient per message, so there is one refusal.
+        code, reply = next(iter(error.recipients.values()))
+    elif isinstance(error, smtplib.SMTPResponseException):
+        code, reply = error.smtp_code, error.smtp_error
+    else:
+        return TransientChannelError(f"SMTP connection failed: {error}", reason="smtp_connection")
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    text = f"SMTP {code} {reply}"
+    if 500 <= code < 600:
+        return PermanentChannelError(text, reason=f"smtp_{code}")
+    return TransientChannelError(text, reason=f"smtp_{code}")
+
+
+class EmailChannel(BaseChannel):
+    max_batch_size = 100
+
+    def __init__(
+        self,
+        alias: str,
+        *,
+        backend: str | None = None,
+        connection: dict[str, Any] | None = None,
+        from_email: str | None = None,
+        message_id_domain: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(alias, **options)
+        self.refuse_unknown_options()
+        self.backend = backend
+        self.connection_options = dict(connection or {})
+        self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
+        self.message_id_domain = message_id_domain or parseaddr(self.from_email)[1].rpartition("@")[2] or None
+        self._connection = None
+        self._connected = False
+        self._connect_error: TransientChannelError | None = None
+
+    def open(self) -> None:
+        # fail_silently=False: a swallowed SMTP error would be recorded as "sent".
+        self._connection = get_connection(backend=self.backend, fail_silently=False, **self.connection_options)
+        self._connected = False
+        self._connect_error = None
+
+    def _connect(self) -> None:
+        """Connect on the first message that needs it: a batch of invalid addresses never
+        touches the server, and a failed connect is not retried for every message."""
+        if self._connect_error is not None:
+            raise self._connect_error
+        if self._connected:
+            return
+        try:
+            self._connection.open()
+        except (smtplib.SMTPException, OSError) as error:
+            # Whatever the reply, nothing was sent; a misconfigured server is fixed, then retried.
+            self._connect_error = TransientChannelError(
+                f"Could not open the mail connection: {error}", reason="smtp_connect"
+            )
+            raise self._connect_error from error
+        self._connected = True
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._connected:
+            try:
+                connection.close()
+            except (smtplib.SMTPException, OSError):
+                # Every message already has its result; a failed QUIT changes none of them.
+                pass
+
+    def normalise_address(self, address: str) -> str:
+        address = address.strip()
+        try:
+            validate_email(address)
+        except ValidationError as error:
+            raise InvalidAddressError(f"Not a valid email address: {address!r}.") from error
+        return address
+
+    def build_payload(self, message: OutboundMessage) -> EmailMultiAlternatives:
+        headers = dict(message.headers)
+        headers["Message-ID"] = make_msgid(domain=self.message_id_domain)
+        unsubscribe_url = message.metadata.get("unsubscribe_url")
+        if message.metadata.get("category_kind") == "marketing" and unsubscribe_url:
+            # RFC 8058 one-click unsubscribe.
+            headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.text,
+            from_email=self.from_email,
+            to=[message.address],
+            headers=headers,
+            connection=self._connection,
+        )
+        if message.html:
+            email.attach_alternative(message.html, "text/html")
+        return email
+
+    def send_payload(self, payload: EmailMultiAlternatives, message: OutboundMessage) -> str:
+        self._connect()
+        try:
+            sent = self._connection.send_messages([payload])
+        except BadHeaderError as error:
+            raise PermanentChannelError(f"Header contains a newline: {error}", reason="bad_header") from error
+        except (smtplib.SMTPException, OSError) as error:
+            raise smtp_error(error) from error
+        if not sent:
+            raise TransientChannelError("The mail backend did not accept the message.", reason="not_accepted")
+        return payload.extra_headers["Message-ID"].strip("<>")

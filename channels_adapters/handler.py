@@ -1,0 +1,86 @@
+"""Builds channel adapters from ``NOTIFICATION_CHANNELS`` (the shape of ``STORAGES``/``TASKS``)::
+
+    NOTIFICATION_CHANNELS = {
+        "email": {"BACKEND": "channels_adapters.email.EmailChannel", "OPTIONS": {...}},
+    }
+
+``channels["email"]`` returns that alias's adapter, built once per thread. When the setting
+changes (tests using the ``settings`` fixture or ``override_settings``), the ``setting_changed``
+receiver connected in ``ChannelsAdaptersConfig.ready()`` calls ``channels.reset()``, so the next
+lookup reads the new setting. Call ``reset()`` yourself if you change the setting another way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.local import Local
+from django.conf import settings as django_settings
+from django.utils.connection import BaseConnectionHandler
+from django.utils.module_loading import import_string
+
+from .base import BaseChannel
+from .conf import DEFAULT_CHANNELS
+from .errors import ChannelConfigurationError
+
+
+class ChannelHandler(BaseConnectionHandler):
+    settings_name = "NOTIFICATION_CHANNELS"
+    exception_class = ChannelConfigurationError
+
+    def __init__(self, settings: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__(settings)
+        # BaseConnectionHandler overwrites ``_settings`` once configured; keep what was passed
+        # so ``reset()`` can tell "read the Django setting again" from "use this dict".
+        self._explicit_settings = settings
+
+    def configure_settings(self, settings: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+        if settings is None:
+            settings = getattr(django_settings, self.settings_name, DEFAULT_CHANNELS)
+        if not isinstance(settings, dict):
+            raise ChannelConfigurationError(f"{self.settings_name} must be a dict of aliases, not {type(settings).__name__}.")
+        for alias, config in settings.items():
+            if not isinstance(config, dict) or "BACKEND" not in config:
+                raise ChannelConfigurationError(f"{self.settings_name}[{alias!r}] must be a dict with a BACKEND.")
+        return settings
+
+    def __getitem__(self, alias: str) -> BaseChannel:
+        if alias not in self.settings:
+            configured = ", ".join(sorted(self.settings)) or "none"
+            raise ChannelConfigurationError(
+                f"No channel {alias!r} in {self.settings_name} (configured: {configured})."
+            )
+        return super().__getitem__(alias)
+
+    def create_connection(self, alias: str) -> BaseChannel:
+        config = self.settings[alias]
+        path = config["BACKEND"]
+        try:
+            backend_class = import_string(path)
+        except ImportError as error:
+            raise ChannelConfigurationError(
+                f"{self.settings_name}[{alias!r}]: cannot import BACKEND {path!r}: {error}"
+            ) from error
+        if not (isinstance(backend_class, type) and issubclass(backend_class, BaseChannel)):
+            raise ChannelConfigurationError(
+                f"{self.settings_name}[{alias!r}]: BACKEND {path!r} is not a BaseChannel subclass."
+            )
+        options = config.get("OPTIONS", {})
+        try:
+            return backend_class(alias, **options)
+        except TypeError as error:
+            raise ChannelConfigurationError(f"{self.settings_name}[{alias!r}]: bad OPTIONS: {error}") from error
+
+    def reset(self) -> None:
+        """Forget the built adapters (in every thread) and re-read the setting on next use."""
+        self._connections = Local(self.thread_critical)
+        self._settings = self._explicit_settings
+        self.__dict__.pop("settings", None)
+
+
+channels = ChannelHandler()
+
+
+def reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == ChannelHandler.settings_name:
+        channels.reset()
