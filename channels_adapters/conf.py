@@ -6,4 +6,5 @@ from __future__ import annotations
 # package; add the others here as their adapters land.
 DEFAULT_CHANNELS: dict[str, dict] = {
     "email": {"BACKEND": "channels_adapters.email.EmailChannel", "OPTIONS": {}},
+    "inapp": {"BACKEND": "channels_adapters.inapp.InappChannel", "OPTIONS": {}},
 }

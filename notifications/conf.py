@@ -33,3 +33,20 @@ def inbox_page_size() -> int:
 
 def site_url() -> str:
     return getattr(settings, "SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
+def lease_seconds() -> int:
+    """How long a worker owns a claimed batch before the sweeper may give it to another."""
+    return int(getattr(settings, "SIGNALBOX_LEASE_SECONDS", 300))
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "SIGNALBOX_MAX_ATTEMPTS", 5))
+
+
+def retry_base_seconds() -> float:
+    return float(getattr(settings, "SIGNALBOX_RETRY_BASE_SECONDS", 30))
+
+
+def retry_max_seconds() -> float:
+    return float(getattr(settings, "SIGNALBOX_RETRY_MAX_SECONDS", 3600))

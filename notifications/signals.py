@@ -5,10 +5,19 @@
     Arguments: ``sender`` = ``Notification``, ``user`` (the recipient), ``notification_ids``
     (list of ids that changed from unread to read; empty changes send nothing).
 
-``notification_sent``, ``delivery_status_changed`` and ``campaign_finished`` are documented in the
-README with the delivery engine.
+``notification_sent``
+    Sent after a batch of deliveries was accepted by their providers and recorded ``sent``.
+    Arguments: ``sender`` = ``Delivery``, ``delivery_ids`` (list of ids).
+
+``delivery_status_changed``
+    Sent after a delivery's status moved (sent, deferred, failed, unknown, delivered, opened...).
+    Arguments: ``sender`` = ``Delivery``, ``delivery_id``, ``status`` (the new status).
+
+All are sent after the transaction that made the change committed.
 """
 
 from django.dispatch import Signal
 
 notification_read = Signal()
+notification_sent = Signal()
+delivery_status_changed = Signal()

@@ -16,3 +16,21 @@ def inbox_fanout(*, recipient_ids: list[int], title: str, body: str = "", url: s
     )
     message = services.InboxMessage(title=title, body=body, url=url, category_id=category_id)
     return services.notifications_create(recipient_ids=recipient_ids, message=message)
+
+
+@task()
+def deliveries_send_task(*, delivery_ids: list[int]) -> dict:
+    """Send one planned batch. Claiming makes a duplicate or retried task harmless."""
+    from dataclasses import asdict
+
+    from . import pipeline
+
+    return asdict(pipeline.deliveries_send(delivery_ids=delivery_ids))
+
+
+@task()
+def deliveries_sweep_task() -> int:
+    """Re-queue deliveries whose worker died mid-batch (run it every minute or so)."""
+    from . import pipeline
+
+    return pipeline.deliveries_sweep_expired_leases()

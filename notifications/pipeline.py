@@ -1,0 +1,340 @@
+"""The delivery ledger pipeline: plan → claim → send → record (DESIGN.md "The pipeline").
+
+Reliability lives here, not in the task queue (the DB backend never retries a task and may
+leave one RUNNING after a crash):
+
+* **Plan** inserts ledger rows with a UNIQUE idempotency key, conflicts ignored, so planning the
+  same thing twice creates nothing, and enqueues one send task per batch *after commit*.
+* **Claim** moves due rows to ``sending`` under a lease owned by one worker: ``SELECT ... FOR
+  UPDATE SKIP LOCKED`` where the database has it (PostgreSQL), otherwise a conditional UPDATE
+  (SQLite serialises writers, and the WHERE clause re-checks the status).
+* **Send** re-checks suppression, hands the batch to the channel adapter and records each
+  result. Results are only written while the lease is still ours, and a row is ``sent`` only
+  after the provider accepted it.
+* **Retry**: transient errors come back as ``deferred`` with exponential backoff and full
+  jitter until ``max_attempts``; permanent errors fail at once; an unknown outcome (SMS timeout)
+  is ``unknown`` and never re-sent automatically.
+* **Sweep**: leases that expired (a worker died mid-batch) are put back to ``deferred`` and
+  re-enqueued, except on channels where a re-send could duplicate a message that may have gone
+  out (``UNKNOWN_ON_LOST_LEASE``), which become ``unknown``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from channels_adapters.base import OutboundMessage, SendResult
+from channels_adapters.errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
+from channels_adapters.handler import channels
+
+from . import conf
+from .models import STATUS_RANK, Delivery, DeliveryEvent, Suppression
+from .querysets import normalise_address
+from .signals import delivery_status_changed, notification_sent
+
+Status = Delivery.Status
+# A lost lease on these channels may hide a message the provider already accepted.
+UNKNOWN_ON_LOST_LEASE = frozenset({"sms"})
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """A ledger row to create. ``status`` is ``planned``, or ``suppressed`` with a reason."""
+
+    idempotency_key: str
+    channel: str
+    address: str
+    recipient_id: int | None = None
+    category_id: int | None = None
+    content: dict = field(default_factory=dict)
+    status: str = Status.PLANNED
+    status_reason: str = ""
+
+
+@dataclass
+class PlanResult:
+    planned: int = 0
+    suppressed: int = 0
+    already_known: int = 0
+    batches: int = 0
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 1000) -> PlanResult:
+    """Write ledger rows in chunks (streamed, never all in memory) and enqueue send batches.
+
+    Must run inside the caller's transaction or autocommit; batches are enqueued on commit, so a
+    rolled-back plan sends nothing.
+    """
+    result = PlanResult()
+    for chunk in _chunks(planned, chunk_size):
+        keys = [p.idempotency_key for p in chunk]
+        rows = [
+            Delivery(
+                idempotency_key=p.idempotency_key,
+                recipient_id=p.recipient_id,
+                channel=p.channel,
+                address=p.address,
+                category_id=p.category_id,
+                content=p.content,
+                status=p.status,
+                status_reason=p.status_reason,
+            )
+            for p in chunk
+        ]
+        before = Delivery.objects.filter(idempotency_key__in=keys).count()
+        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+        result.already_known += before
+        result.suppressed += sum(1 for p in chunk if p.status == Status.SUPPRESSED)
+        due = list(
+            Delivery.objects.filter(idempotency_key__in=keys, status=Status.PLANNED).values_list("id", "channel")
+        )
+        result.planned += len(due)
+        result.batches += _enqueue_batches(due)
+    return result
+
+
+def _enqueue_batches(due: Sequence[tuple[int, str]]) -> int:
+    from .tasks import deliveries_send_task
+
+    by_channel: dict[str, list[int]] = defaultdict(list)
+    for delivery_id, channel in due:
+        by_channel[channel].append(delivery_id)
+    batches = [
+        ids
+        for channel, channel_ids in by_channel.items()
+        for ids in _chunks(channel_ids, channels[channel].max_batch_size)
+    ]
+    for ids in batches:
+        transaction.on_commit(lambda ids=ids: deliveries_send_task.enqueue(delivery_ids=ids))
+    return len(batches)
+
+
+def deliveries_claim(*, delivery_ids: Sequence[int], owner: str, now: datetime) -> list[Delivery]:
+    """Take the due deliveries among ``delivery_ids`` under a lease owned by ``owner``."""
+    due = Delivery.objects.filter(pk__in=delivery_ids).due(now)
+    lease = {
+        "status": Status.SENDING,
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=conf.lease_seconds()),
+        "attempts": F("attempts") + 1,
+    }
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True))
+            Delivery.objects.filter(pk__in=ids).update(**lease)
+        else:
+            due.update(**lease)
+    return list(
+        Delivery.objects.filter(pk__in=delivery_ids, status=Status.SENDING, lease_owner=owner)
+        .select_related("category")
+        .order_by("id")
+    )
+
+
+@dataclass
+class SendSummary:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    suppressed: int = 0
+
+
+def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None) -> SendSummary:
+    """Claim, re-check, send and record one batch. Safe to call twice with the same ids."""
+    owner = worker_id()
+    claimed = deliveries_claim(delivery_ids=delivery_ids, owner=owner, now=now or timezone.now())
+    summary = SendSummary(claimed=len(claimed))
+    sendable = _drop_suppressed(claimed, owner=owner, summary=summary)
+    by_channel: dict[str, list[Delivery]] = defaultdict(list)
+    for delivery in sendable:
+        by_channel[delivery.channel].append(delivery)
+    for channel, deliveries in by_channel.items():
+        adapter = channels[channel]
+        for chunk in _chunks(deliveries, adapter.max_batch_size):
+            messages = [outbound_message(d) for d in chunk]
+            if getattr(adapter, "local", False):
+                # Local channels (the inbox) write to our own database: make the write and the
+                # ledger update one transaction, so they happen exactly once together.
+                with transaction.atomic():
+                    results = adapter.send_batch(messages)
+                    deliveries_record_results(deliveries=chunk, results=results, owner=owner, summary=summary)
+            else:
+                results = adapter.send_batch(messages)
+                deliveries_record_results(deliveries=chunk, results=results, owner=owner, summary=summary)
+    return summary
+
+
+def outbound_message(delivery: Delivery) -> OutboundMessage:
+    content = delivery.content or {}
+    return OutboundMessage(
+        delivery_id=delivery.pk,
+        address=delivery.address,
+        subject=content.get("subject") or content.get("title", ""),
+        text=content.get("text") or content.get("body", ""),
+        html=content.get("html", ""),
+        url=content.get("url", ""),
+        metadata={
+            "recipient_id": delivery.recipient_id,
+            "category_id": delivery.category_id,
+            "category_kind": delivery.category.kind if delivery.category else "",
+            **content.get("metadata", {}),
+        },
+        locale=content.get("locale", "en"),
+    )
+
+
+def _drop_suppressed(claimed: list[Delivery], *, owner: str, summary: SendSummary) -> list[Delivery]:
+    """Re-check suppression at send time: an unsubscribe that committed after planning wins."""
+    if not claimed:
+        return []
+    addresses = {(d.channel, normalise_address(d.channel, d.address)) for d in claimed}
+    suppressed = set(
+        Suppression.objects.filter(
+            channel__in={c for c, _ in addresses}, address__in={a for _, a in addresses}
+        ).values_list("channel", "address", "reason")
+    )
+    reasons = {(channel, address): reason for channel, address, reason in suppressed}
+    keep = []
+    for delivery in claimed:
+        reason = reasons.get((delivery.channel, normalise_address(delivery.channel, delivery.address)))
+        if reason is None:
+            keep.append(delivery)
+            continue
+        updated = Delivery.objects.filter(pk=delivery.pk, lease_owner=owner, status=Status.SENDING).update(
+            status=Status.SUPPRESSED, status_reason=f"suppressed:{reason}", lease_owner="", lease_expires_at=None
+        )
+        summary.suppressed += updated
+    return keep
+
+
+def retry_delay(attempt: int, *, retry_after: float | None = None, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with jitter: about base·2^(attempt-1), capped, never before ``retry_after``."""
+    base, cap = conf.retry_base_seconds(), conf.retry_max_seconds()
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    seconds = (rng or random).uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        seconds = max(seconds, retry_after)
+    return timedelta(seconds=seconds)
+
+
+def deliveries_record_results(
+    *, deliveries: Sequence[Delivery], results: Sequence[SendResult], owner: str, summary: SendSummary
+) -> None:
+    """Write each result to the ledger, only for rows whose lease is still ``owner``'s."""
+    now = timezone.now()
+    by_id = {d.pk: d for d in deliveries}
+    still_ours = set(
+        Delivery.objects.filter(pk__in=list(by_id), lease_owner=owner, status=Status.SENDING).values_list("id", flat=True)
+    )
+    changed: list[Delivery] = []
+    events: list[DeliveryEvent] = []
+    max_attempts = conf.max_attempts()
+    for result in results:
+        delivery = by_id[result.delivery_id]
+        if delivery.pk not in still_ours:
+            continue
+        delivery.lease_owner, delivery.lease_expires_at = "", None
+        error = result.error
+        if error is None:
+            delivery.status, delivery.sent_at = Status.SENT, now
+            delivery.provider_message_id = result.provider_message_id[:255]
+            delivery.status_reason = delivery.last_error = ""
+            events.append(DeliveryEvent(delivery=delivery, kind="sent", source=delivery.channel, occurred_at=now))
+            summary.sent += 1
+        elif isinstance(error, TransientChannelError) and delivery.attempts < max_attempts:
+            delivery.status = Status.DEFERRED
+            delivery.next_attempt_at = now + retry_delay(delivery.attempts, retry_after=error.retry_after)
+            delivery.status_reason, delivery.last_error = error.reason[:100], error.message
+            summary.deferred += 1
+        elif isinstance(error, UnknownOutcomeError):
+            delivery.status, delivery.status_reason, delivery.last_error = Status.UNKNOWN, error.reason[:100], error.message
+            summary.unknown += 1
+        else:
+            reason = error.reason if isinstance(error, PermanentChannelError) else f"gave_up:{error.reason}"
+            delivery.status, delivery.failed_at = Status.FAILED, now
+            delivery.status_reason, delivery.last_error = reason[:100], error.message
+            events.append(
+                DeliveryEvent(delivery=delivery, kind="failed", source=delivery.channel, occurred_at=now,
+                              data={"reason": reason, "error": error.message[:500]})
+            )
+            summary.failed += 1
+        changed.append(delivery)
+    with transaction.atomic():
+        Delivery.objects.bulk_update(
+            changed,
+            ["status", "status_reason", "last_error", "provider_message_id", "sent_at", "failed_at",
+             "next_attempt_at", "lease_owner", "lease_expires_at"],
+            batch_size=500,
+        )
+        DeliveryEvent.objects.bulk_create(events, batch_size=500)
+        sent_ids = [d.pk for d in changed if d.status == Status.SENT]
+        final = [(d.pk, d.status) for d in changed]
+        transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
+
+
+def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
+    if sent_ids:
+        notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
+    for delivery_id, status in final:
+        delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
+
+
+def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
+    """Put deliveries whose worker died mid-batch back in line (or ``unknown`` where unsafe)."""
+    now = now or timezone.now()
+    expired = Delivery.objects.filter(status=Status.SENDING, lease_expires_at__lt=now)
+    with transaction.atomic():
+        unknown = expired.filter(channel__in=UNKNOWN_ON_LOST_LEASE).update(
+            status=Status.UNKNOWN, status_reason="lease_expired", lease_owner="", lease_expires_at=None
+        )
+        ids = list(expired.values_list("id", "channel"))
+        expired.filter(pk__in=[i for i, _ in ids]).update(
+            status=Status.DEFERRED, status_reason="lease_expired", lease_owner="", lease_expires_at=None,
+            next_attempt_at=now,
+        )
+        _enqueue_batches(ids)
+    return unknown + len(ids)
+
+
+def delivery_advance_status(*, delivery: Delivery, status: str, at: datetime | None = None) -> bool:
+    """Move a delivery to ``status`` if that is forward (receipts arrive out of order)."""
+    if STATUS_RANK[status] <= STATUS_RANK[delivery.status]:
+        return False
+    at = at or timezone.now()
+    fields = {"status": status}
+    stamp = f"{status}_at"
+    if hasattr(Delivery, stamp) and stamp in {f.name for f in Delivery._meta.fields}:
+        fields[stamp] = at
+    lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
+    updated = Delivery.objects.filter(pk=delivery.pk, status__in=lower).update(**fields)
+    if updated:
+        for name, value in fields.items():
+            setattr(delivery, name, value)
+        transaction.on_commit(
+            lambda: delivery_status_changed.send(sender=Delivery, delivery_id=delivery.pk, status=status)
+        )
+    return bool(updated)

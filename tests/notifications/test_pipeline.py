@@ -1,0 +1,203 @@
+"""The ledger pipeline: plan, claim, send, record, retry, sweep — with the locmem twins."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from channels_adapters.locmem import LocmemChannel
+from notifications import pipeline
+from notifications.api import notify
+from notifications.models import Delivery, DeliveryEvent, Notification, Preference, Suppression
+from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+LOCMEM = "channels_adapters.locmem.LocmemChannel"
+
+
+@pytest.fixture(autouse=True)
+def locmem_channels(settings):
+    LocmemChannel.outbox.clear()
+    settings.NOTIFICATION_CHANNELS = {
+        "email": {"BACKEND": LOCMEM, "OPTIONS": {}},
+        "sms": {"BACKEND": LOCMEM, "OPTIONS": {}},
+        "inapp": {"BACKEND": "channels_adapters.inapp.InappChannel", "OPTIONS": {}},
+    }
+    settings.SIGNALBOX_RETRY_BASE_SECONDS = 10
+    settings.SIGNALBOX_MAX_ATTEMPTS = 3
+    yield settings
+    LocmemChannel.outbox.clear()
+
+
+@pytest.fixture
+def people():
+    return [RecipientProfileFactory(user=UserFactory(username=f"p{i}")).user for i in range(3)]
+
+
+@pytest.fixture
+def transactional():
+    return CategoryFactory(key="order-updates", name="Order updates", kind="transactional", user_can_opt_out=False)
+
+
+@pytest.fixture
+def marketing():
+    return CategoryFactory(key="promotions", name="Promotions", kind="marketing")
+
+
+def planned_ids(**filters) -> list[int]:
+    return list(Delivery.objects.filter(status="planned", **filters).order_by("id").values_list("id", flat=True))
+
+
+def test_notify_inapp_sends_each_recipient_once(people, transactional, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = notify(people, title="Order shipped", body="Tracking 1Z", category=transactional, idempotency_key="o-1")
+    assert (result.planned, result.batches, len(callbacks)) == (3, 1, 1)
+    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    assert (summary.claimed, summary.sent) == (3, 3)
+    assert Notification.objects.filter(title="Order shipped", body="Tracking 1Z").count() == 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    assert DeliveryEvent.objects.filter(kind="sent").count() == 3
+
+    again = notify(people, title="Order shipped", body="Tracking 1Z", category=transactional, idempotency_key="o-1")
+    assert (again.planned, again.already_known) == (0, 3)
+    assert pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True))).claimed == 0
+    assert Notification.objects.count() == 3
+
+
+def test_dropped_recipients_are_recorded_with_a_reason(people, marketing, transactional):
+    opted_out, suppressed, no_phone = people
+    Preference.objects.create(user=opted_out, category=marketing, channel="email", enabled=False)
+    Suppression.objects.create(channel="email", address=suppressed.email, reason="hard_bounce")
+    no_phone.recipient_profile.phone = ""
+    no_phone.recipient_profile.save()
+
+    notify(people, title="Sale", channels=["email", "sms"], category=marketing)
+    reasons = dict(Delivery.objects.filter(status="suppressed").values_list("idempotency_key", "status_reason"))
+    by_user = {key.split(":")[2] + ":" + key.split(":")[3]: reason for key, reason in reasons.items()}
+    assert by_user == {
+        f"{opted_out.pk}:email": "suppressed:opted_out",
+        f"{suppressed.pk}:email": "suppressed:hard_bounce",
+        f"{no_phone.pk}:sms": "suppressed:no_address",
+    }
+    # Transactional mail ignores the marketing opt-out but never a suppression.
+    notify(people, title="Receipt", channels=["email"], category=transactional)
+    receipt = Delivery.objects.filter(content__subject="Receipt")
+    assert set(receipt.filter(status="planned").values_list("recipient_id", flat=True)) == {opted_out.pk, no_phone.pk}
+    assert receipt.get(recipient=suppressed).status_reason == "suppressed:hard_bounce"
+
+
+def test_transient_errors_retry_with_backoff_then_fail(people, transactional, locmem_channels):
+    victim = people[0]
+    locmem_channels.NOTIFICATION_CHANNELS = {
+        "email": {"BACKEND": LOCMEM, "OPTIONS": {"fail_transient": {victim.email}}},
+    }
+    notify(people, title="Hi", channels=["email"], category=transactional)
+    start = timezone.now()
+    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    assert (summary.sent, summary.deferred) == (2, 1)
+    deferred = Delivery.objects.get(recipient=victim)
+    assert deferred.status == "deferred" and deferred.attempts == 1
+    assert start + timedelta(seconds=5) <= deferred.next_attempt_at <= timezone.now() + timedelta(seconds=10)
+    # Not due yet: nothing to claim.
+    assert pipeline.deliveries_send(delivery_ids=[deferred.pk]).claimed == 0
+    for attempt in (2, 3):
+        later = deferred.next_attempt_at + timedelta(seconds=1)
+        pipeline.deliveries_send(delivery_ids=[deferred.pk], now=later)
+        deferred.refresh_from_db()
+        assert deferred.attempts == attempt
+    assert deferred.status == "failed"
+    assert deferred.status_reason == "gave_up:simulated_transient"
+    assert len(LocmemChannel.outbox) == 2
+
+
+def test_permanent_and_unknown_outcomes(people, transactional, locmem_channels):
+    refused, lost, fine = people
+    locmem_channels.NOTIFICATION_CHANNELS = {
+        "email": {"BACKEND": LOCMEM, "OPTIONS": {"fail_permanent": {refused.email}, "unknown_outcome": {lost.email}}},
+    }
+    notify(people, title="Hi", channels=["email"], category=transactional)
+    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    assert (summary.sent, summary.failed, summary.unknown, summary.deferred) == (1, 1, 1, 0)
+    assert Delivery.objects.get(recipient=refused).status_reason == "simulated_permanent"
+    assert Delivery.objects.get(recipient=lost).status == "unknown"
+    assert Delivery.objects.get(recipient=fine).provider_message_id.startswith("locmem-")
+
+
+def test_a_claimed_batch_cannot_be_claimed_again(people, transactional):
+    notify(people, title="Hi", channels=["email"], category=transactional)
+    ids = planned_ids()
+    now = timezone.now()
+    first = pipeline.deliveries_claim(delivery_ids=ids, owner="w1", now=now)
+    second = pipeline.deliveries_claim(delivery_ids=ids, owner="w2", now=now)
+    assert len(first) == 3 and second == []
+
+
+def test_unsubscribe_after_planning_wins_at_send_time(people, transactional):
+    notify(people, title="Hi", channels=["email"], category=transactional)
+    Suppression.objects.create(channel="email", address=people[1].email, reason="unsubscribe")
+    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    assert (summary.sent, summary.suppressed) == (2, 1)
+    assert people[1].email not in {p.message.address for p in LocmemChannel.outbox}
+    assert Delivery.objects.get(recipient=people[1]).status_reason == "suppressed:unsubscribe"
+
+
+def test_sweeper_requeues_lost_leases_but_never_resends_sms(people, transactional, django_capture_on_commit_callbacks):
+    notify(people, title="Hi", channels=["email", "sms"], category=transactional)
+    ids = planned_ids()
+    past = timezone.now() - timedelta(hours=1)
+    pipeline.deliveries_claim(delivery_ids=ids, owner="dead-worker", now=past)  # lease long expired
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert pipeline.deliveries_sweep_expired_leases() == 6
+    assert set(Delivery.objects.filter(channel="sms").values_list("status", flat=True)) == {"unknown"}
+    assert set(Delivery.objects.filter(channel="email").values_list("status", flat=True)) == {"deferred"}
+    assert len(callbacks) == 1  # one re-send batch for the email deliveries
+    summary = pipeline.deliveries_send(delivery_ids=ids)
+    assert summary.sent == 3
+    assert {p.message.address for p in LocmemChannel.outbox} == {p.email for p in people}
+
+
+def test_results_of_a_lost_lease_are_not_recorded(people, transactional):
+    notify(people[:1], title="Hi", channels=["email"], category=transactional)
+    [delivery] = pipeline.deliveries_claim(delivery_ids=planned_ids(), owner="slow", now=timezone.now())
+    Delivery.objects.filter(pk=delivery.pk).update(lease_owner="someone-else")
+    from channels_adapters.base import SendResult
+
+    summary = pipeline.SendSummary()
+    pipeline.deliveries_record_results(
+        deliveries=[delivery], results=[SendResult(delivery.pk, provider_message_id="x")], owner="slow", summary=summary
+    )
+    assert summary.sent == 0
+    assert Delivery.objects.get(pk=delivery.pk).status == "sending"
+
+
+def test_status_only_moves_forward(people, transactional):
+    notify(people[:1], title="Hi", channels=["email"], category=transactional)
+    pipeline.deliveries_send(delivery_ids=planned_ids())
+    delivery = Delivery.objects.get()
+    assert pipeline.delivery_advance_status(delivery=delivery, status="opened")
+    assert not pipeline.delivery_advance_status(delivery=delivery, status="delivered")  # late receipt
+    delivery.refresh_from_db()
+    assert delivery.status == "opened" and delivery.opened_at is not None and delivery.delivered_at is None
+
+
+def test_retry_delay_grows_and_is_capped(settings):
+    import random
+
+    settings.SIGNALBOX_RETRY_BASE_SECONDS = 30
+    settings.SIGNALBOX_RETRY_MAX_SECONDS = 600
+    rng = random.Random(1)
+    delays = [pipeline.retry_delay(n, rng=rng).total_seconds() for n in range(1, 8)]
+    assert 15 <= delays[0] <= 30 and 30 <= delays[1] <= 60 and 60 <= delays[2] <= 120
+    assert all(d <= 600 for d in delays) and delays[-1] >= 300
+    assert pipeline.retry_delay(1, retry_after=900).total_seconds() == 900
+
+
+def test_notify_refuses_bad_arguments(people, transactional):
+    with pytest.raises(ValueError, match="Unknown channel"):
+        notify(people, title="x", channels=["fax"], category=transactional)
+    with pytest.raises(ValueError, match="title"):
+        notify(people, title="  ", category=transactional)
+    assert not Delivery.objects.exists()
