@@ -20,6 +20,7 @@ def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
     os.environ.setdefault("TASK_BACKEND", "immediate")
+    os.environ.setdefault("TASKS_LOG_LEVEL", "WARNING")
     import django
     from django.core.management import call_command
 

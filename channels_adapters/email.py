@@ -16,6 +16,7 @@ One connection is opened per batch (on its first valid message) and each message
 from __future__ import annotations
 
 import smtplib
+import uuid
 from email.utils import parseaddr
 from typing import Any
 
@@ -26,6 +27,21 @@ from django.core.validators import validate_email
 
 from .base import BaseChannel, OutboundMessage
 from .errors import ChannelError, InvalidAddressError, PermanentChannelError, TransientChannelError
+
+
+class _Email(EmailMultiAlternatives):
+    """Sets the MIME boundary up front.
+
+    Without one, the standard library's generator invents a random boundary and compiles a
+    regular expression per message to check the body does not contain it (about half a
+    millisecond each). A random 128-bit boundary needs no such check.
+    """
+
+    def message(self, *args: Any, **kwargs: Any):
+        msg = super().message(*args, **kwargs)
+        if msg.is_multipart() and not msg.get_boundary():
+            msg.set_boundary(f"=_signalbox_{uuid.uuid4().hex}")
+        return msg
 
 
 def smtp_error(error: smtplib.SMTPException | OSError) -> ChannelError:
@@ -120,7 +136,7 @@ class EmailChannel(BaseChannel):
             # RFC 8058 one-click unsubscribe.
             headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        email = EmailMultiAlternatives(
+        email = _Email(
             subject=message.subject,
             body=message.text,
             from_email=self.from_email,

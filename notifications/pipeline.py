@@ -284,16 +284,39 @@ def deliveries_record_results(
             summary.failed += 1
         changed.append(delivery)
     with transaction.atomic():
-        Delivery.objects.bulk_update(
-            changed,
-            ["status", "status_reason", "last_error", "provider_message_id", "sent_at", "failed_at",
-             "next_attempt_at", "lease_owner", "lease_expires_at"],
-            batch_size=500,
-        )
+        _write_results(changed, owner=owner)
         DeliveryEvent.objects.bulk_create(events, batch_size=500)
         sent_ids = [d.pk for d in changed if d.status == Status.SENT]
         final = [(d.pk, d.status) for d in changed]
         transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
+
+
+RESULT_FIELDS = ("status", "status_reason", "last_error", "provider_message_id", "sent_at", "failed_at", "next_attempt_at")
+
+
+def _write_results(changed: Sequence[Delivery], *, owner: str) -> None:
+    """One parameterised UPDATE per row, sent with ``executemany``.
+
+    ``bulk_update`` builds a CASE expression per field per row, which costs more than sending
+    the mail; ``executemany`` of a single prepared statement is cheap on SQLite and PostgreSQL.
+    The WHERE clause repeats the lease check, so a row another worker took over is left alone.
+    """
+    if not changed:
+        return
+    fields = [Delivery._meta.get_field(name) for name in RESULT_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments}, "
+        f"{quote('lease_owner')} = '', {quote('lease_expires_at')} = NULL "
+        f"WHERE {quote('id')} = %s AND {quote('lease_owner')} = %s AND {quote('status')} = %s"
+    )
+    params = [
+        [f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields] + [d.pk, owner, Status.SENDING]
+        for d in changed
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:

@@ -96,3 +96,87 @@ def empty_locmem_outbox():
     LocmemChannel.outbox.clear()
     yield
     LocmemChannel.outbox.clear()
+
+
+# --- A local HTTP server (chat webhooks, web push service) -----------------------------------
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class HttpSink:
+    """Records every request; answers ``status`` with ``response_headers`` (settable per test)."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.host, self.port = server.server_address[:2]
+        self.received: list[ReceivedRequest] = []
+        self.status = 200
+        self.response_headers: dict[str, str] = {}
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+
+def _sink_handler(sink_holder: list):
+    from http.server import BaseHTTPRequestHandler
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            sink = sink_holder[0]
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            sink.received.append(ReceivedRequest(self.command, self.path, dict(self.headers.items()), body))
+            self.send_response(sink.status)
+            for name, value in sink.response_headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        def log_message(self, format, *args) -> None:  # keep test output quiet
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def http_sink():
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    holder: list = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _sink_handler(holder))
+    server.daemon_threads = True
+    sink = HttpSink(server)
+    holder.append(sink)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def fake_twilio():
+    """A local fake of Twilio's Messages API (``tests/fake_twilio.py``): ``base_url``,
+    ``account_sid``, ``auth_token``, and what it received in ``requests``/``messages``."""
+    from tests.fake_twilio import FakeTwilioServer
+
+    server = FakeTwilioServer("AC" + "0123456789abcdef" * 2, "fake-twilio-auth-token")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,41 @@
+"""Web push subscriptions: one row per browser that allowed notifications.
+
+The browser's ``PushSubscription`` gives the endpoint (a capability URL at the push service)
+and the keys the payload is encrypted with. ``channels_adapters.views`` stores them;
+``channels_adapters.webpush.WebPushChannel`` sends to them and deletes a row once the push
+service says the subscription is gone (404/410).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class WebPushSubscription(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="webpush_subscriptions",
+        verbose_name=_("user"),
+    )
+    endpoint = models.URLField(_("endpoint"), max_length=1000, unique=True)
+    p256dh = models.CharField(_("P-256 public key"), max_length=200)
+    auth = models.CharField(_("auth secret"), max_length=100)
+    user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("web push subscription")
+        verbose_name_plural = _("web push subscriptions")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.endpoint[:60]}"
+
+    @property
+    def subscription_info(self) -> dict:
+        """The shape ``pywebpush.webpush`` (and the browser's ``toJSON()``) uses."""
+        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
