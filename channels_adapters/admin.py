@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
-from .models import WebPushSubscription
+from .models import CapturedMessage, WebPushSubscription
 
 
 @admin.register(WebPushSubscription)
@@ -25,6 +25,23 @@ class WebPushSubscriptionAdmin(ModelAdmin):
     def push_service(self, obj: WebPushSubscription) -> str:
         # The full endpoint is a capability URL; the list shows only its host.
         return urlsplit(obj.endpoint).hostname or ""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CapturedMessage)
+class OutboxAdmin(ModelAdmin):
+    """What the capture channel kept: read it, never edit it."""
+
+    list_display = ["created_at", "channel", "address", "subject"]
+    list_filter = ["channel", "created_at"]
+    search_fields = ["address", "subject", "=delivery_id"]
+    readonly_fields = ["created_at", "channel", "address", "subject", "text", "html", "url", "headers", "delivery_id"]
+    show_full_result_count = False
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -39,3 +39,28 @@ class WebPushSubscription(models.Model):
     def subscription_info(self) -> dict:
         """The shape ``pywebpush.webpush`` (and the browser's ``toJSON()``) uses."""
         return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+
+
+class CapturedMessage(models.Model):
+    """A message the capture channel kept instead of sending (development, demos, staging).
+
+    Staff read them in the admin's Outbox; nothing captured ever leaves the machine.
+    """
+
+    channel = models.CharField(_("channel"), max_length=32)
+    address = models.CharField(_("address"), max_length=1000)
+    subject = models.CharField(_("subject / title"), max_length=300, blank=True)
+    text = models.TextField(_("text"), blank=True)
+    html = models.TextField(_("HTML"), blank=True)
+    url = models.CharField(_("link"), max_length=1000, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    delivery_id = models.BigIntegerField(_("delivery"), null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("captured at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("captured message")
+        verbose_name_plural = _("outbox (captured messages)")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} → {self.address}: {self.subject[:60]}"

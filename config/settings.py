@@ -227,6 +227,34 @@ TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 
+# --- Channels -------------------------------------------------------------------------------
+# Email, SMS, web push and chat are *captured* into the staff Outbox (admin → Delivery ledger →
+# Outbox) unless their provider is configured: EMAIL_HOST for email, TWILIO_ACCOUNT_SID for SMS,
+# VAPID_PRIVATE_KEY for web push, SIGNALBOX_CHAT_LIVE=1 for chat webhooks. SIGNALBOX_CAPTURE=1
+# captures everything regardless (staging with real credentials).
+SIGNALBOX_CAPTURE = env.bool("SIGNALBOX_CAPTURE", default=False)
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@signalbox.local")
+_CAPTURE = {"BACKEND": "channels_adapters.capture.CaptureChannel", "OPTIONS": {}}
+
+
+def _live_or_capture(configured: bool, backend: str, options: dict | None = None) -> dict:
+    if configured and not SIGNALBOX_CAPTURE:
+        return {"BACKEND": backend, "OPTIONS": options or {}}
+    return _CAPTURE
+
+
+NOTIFICATION_CHANNELS = {
+    "email": _live_or_capture("EMAIL_HOST" in env, "channels_adapters.email.EmailChannel"),
+    "sms": _live_or_capture(bool(env.str("TWILIO_ACCOUNT_SID", default="")), "channels_adapters.sms.SmsChannel"),
+    "inapp": {"BACKEND": "channels_adapters.inapp.InappChannel", "OPTIONS": {}},
+    "webpush": _live_or_capture(
+        bool(VAPID_PRIVATE_KEY), "channels_adapters.webpush.WebPushChannel",
+        {"vapid_private_key": VAPID_PRIVATE_KEY, "vapid_subject": VAPID_SUBJECT},
+    ),
+    "chat": _live_or_capture(env.bool("SIGNALBOX_CHAT_LIVE", default=False), "channels_adapters.chat.ChatChannel"),
+}
+
 # --- Signalbox (read through notifications.conf) ---------------------------------------------
 SIGNALBOX_INBOX_PAGE_SIZE = env.int("SIGNALBOX_INBOX_PAGE_SIZE", default=20)
 SIGNALBOX_LIVE_POLL_SECONDS = env.float("SIGNALBOX_LIVE_POLL_SECONDS", default=0.5)
@@ -295,6 +323,7 @@ UNFOLD = {
                 "items": [
                     _model_item(_("Deliveries"), "send", "notifications.delivery"),
                     _model_item(_("Receipts"), "receipt_long", "notifications.deliveryevent"),
+                    _model_item(_("Outbox"), "outbox", "channels_adapters.capturedmessage"),
                     _model_item(_("Audit log"), "history", "notifications.auditentry"),
                 ],
             },

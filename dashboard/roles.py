@@ -37,6 +37,7 @@ VIEWABLE_MODELS = [
     "notifications.delivery",
     "notifications.deliveryevent",
     "notifications.auditentry",
+    "channels_adapters.capturedmessage",
     "demo_shop.customer",
     "demo_shop.order",
 ]
@@ -50,6 +51,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("notifications.notification", MANAGE),
         *_perms("notifications.delivery", VIEW),
         *_perms("notifications.deliveryevent", VIEW),
+        *_perms("channels_adapters.capturedmessage", VIEW),
     ],
     # Imports user lists, manages suppressions and preferences on behalf of users.
     "Operators": [

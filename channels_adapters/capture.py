@@ -1,0 +1,54 @@
+"""The capture channel: keeps messages in the staff Outbox instead of sending them.
+
+``make run`` and any setup without real provider settings use it for email, SMS, web push and
+chat (see ``config.settings``), so trying Signalbox with demo data can never email, text or
+post to anyone. Like the inbox channel it writes only to our database (``local = True``), so
+the captured row and the ledger's ``sent`` are one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import BaseChannel, OutboundMessage
+
+
+class CaptureChannel(BaseChannel):
+    local = True
+    max_batch_size = 1000
+
+    def __init__(self, alias: str, **options: Any) -> None:
+        super().__init__(alias, **options)
+        self.refuse_unknown_options()
+        self._pending: list = []
+
+    def open(self) -> None:
+        self._pending = []
+
+    def build_payload(self, message: OutboundMessage):
+        from .models import CapturedMessage
+
+        headers = dict(message.headers)
+        if unsubscribe := message.metadata.get("unsubscribe_url"):
+            headers["List-Unsubscribe"] = f"<{unsubscribe}>"
+        return CapturedMessage(
+            channel=self.alias,
+            address=message.address[:1000],
+            subject=message.subject[:300],
+            text=message.text,
+            html=message.html,
+            url=message.url[:1000],
+            headers=headers,
+            delivery_id=message.delivery_id,
+        )
+
+    def send_payload(self, payload, message: OutboundMessage) -> str:
+        self._pending.append(payload)
+        return f"captured:{message.delivery_id}"
+
+    def close(self) -> None:
+        from .models import CapturedMessage
+
+        pending, self._pending = self._pending, []
+        if pending:
+            CapturedMessage.objects.bulk_create(pending, batch_size=1000)
