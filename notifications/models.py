@@ -379,3 +379,24 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_repr or '—'} {self.action} {self.target_repr}"
+
+
+class TrackedLink(models.Model):
+    """A link in a sent message, stored at send time so a click carries only an opaque signed id.
+
+    The click redirect goes to ``url`` and nowhere else: the destination never travels in the
+    request, so a tracking link cannot be turned into an open redirect.
+    """
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="links", verbose_name=_("delivery"))
+    url = models.TextField(_("URL"))
+    position = models.PositiveSmallIntegerField(_("position"), help_text=_("Order of the link in the message."))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("tracked link")
+        verbose_name_plural = _("tracked links")
+        ordering = ["delivery", "position"]
+
+    def __str__(self) -> str:
+        return self.url

@@ -189,20 +189,32 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
 
 
 def outbound_message(delivery: Delivery) -> OutboundMessage:
+    """The channel-neutral message for a claimed delivery, with tracking where the channel has it.
+
+    Email HTML gets its links replaced by opaque click links (stored as ``TrackedLink``) and an
+    open pixel; marketing mail carries the one-click unsubscribe URL for the adapter's headers.
+    """
+    from . import tracking  # tracking records receipts through this module
+
     content = delivery.content or {}
+    kind = delivery.category.kind if delivery.category else ""
+    html = content.get("html", "")
+    metadata = {"recipient_id": delivery.recipient_id, "category_id": delivery.category_id, "category_kind": kind,
+                **content.get("metadata", {})}
+    if delivery.channel == "email":
+        if html:
+            pixel = f'<img src="{tracking.open_pixel_url(delivery)}" width="1" height="1" alt="">'
+            html = tracking.links_rewrite(delivery=delivery, html=html) + pixel
+        if kind == "marketing":
+            metadata["unsubscribe_url"] = tracking.unsubscribe_url(delivery)
     return OutboundMessage(
         delivery_id=delivery.pk,
         address=delivery.address,
         subject=content.get("subject") or content.get("title", ""),
         text=content.get("text") or content.get("body", ""),
-        html=content.get("html", ""),
+        html=html,
         url=content.get("url", ""),
-        metadata={
-            "recipient_id": delivery.recipient_id,
-            "category_id": delivery.category_id,
-            "category_kind": delivery.category.kind if delivery.category else "",
-            **content.get("metadata", {}),
-        },
+        metadata=metadata,
         locale=content.get("locale", "en"),
     )
 

@@ -1,0 +1,231 @@
+"""Pages and endpoints reached from a message: open pixel, click redirect, unsubscribe, preferences.
+
+These arrive without a session (a mail client fetching an image, a recipient clicking in a
+webmail tab where they are not logged in), so the signed token in the URL is the authorisation.
+A tampered, expired or wrong-purpose token changes nothing and gets a 4xx.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_safe
+
+from . import preferences, selectors, tokens, tracking
+from .models import Channel, Delivery, Preference, TrackedLink
+
+# The smallest transparent GIF (1x1, 43 bytes).
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+ONE_CLICK_BODY = "One-Click"
+
+
+def _render(request: HttpRequest, template: str, context: dict, *, status: int = 200) -> HttpResponse:
+    """Render a page on the inbox layout; its nav shows the unread badge to a logged-in visitor."""
+    if request.user.is_authenticated:
+        context = {**context, "unread": selectors.unread_count(user=request.user)}
+    return render(request, template, context, status=status)
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+# --- Open pixel and click redirect ----------------------------------------------------------
+
+@require_safe
+def track_open(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        delivery = Delivery.objects.get(pk=tokens.read_open_token(token))
+    except (tokens.BadToken, Delivery.DoesNotExist):
+        raise Http404 from None
+    user_agent = request.headers.get("User-Agent", "")
+    data = {"machine_open": True} if tracking.is_machine_open(user_agent=user_agent, ip=_client_ip(request)) else {}
+    tracking.receipt_record(delivery=delivery, kind="opened", source="pixel", data=data)
+    response = HttpResponse(PIXEL_GIF, content_type="image/gif")
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+@require_safe
+def track_click(request: HttpRequest, token: str) -> HttpResponse:
+    """Redirect to the URL stored at send time; nothing in the request can change the target."""
+    try:
+        link = TrackedLink.objects.select_related("delivery").get(pk=tokens.read_click_token(token))
+    except (tokens.BadToken, TrackedLink.DoesNotExist):
+        raise Http404 from None
+    tracking.receipt_record(
+        delivery=link.delivery, kind="clicked", source="click", data={"link_id": link.pk, "position": link.position}
+    )
+    response = HttpResponseRedirect(link.url)
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+# --- Unsubscribe ----------------------------------------------------------------------------
+
+# CSRF-exempt on purpose. RFC 8058 one-click unsubscribe is a cross-site POST made by the mail
+# provider's servers with no cookies and no CSRF token, and the confirmation page may be opened
+# in a browser with no session. The signed, per-delivery token in the URL is the authorisation;
+# the most a forged cross-site POST could do is unsubscribe the address that token names, which
+# is what anyone holding the token may do anyway. GET never changes anything (link scanners and
+# prefetchers follow GET links).
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        delivery = Delivery.objects.get(pk=tokens.read_unsubscribe_token(token))
+    except (tokens.BadToken, Delivery.DoesNotExist):
+        if request.method == "POST" and _is_one_click(request):
+            return HttpResponse(_("This unsubscribe link is not valid."), status=400, content_type="text/plain; charset=utf-8")
+        return _render(request, "notifications/unsubscribe.html", {"invalid": True}, status=400)
+    if request.method != "POST":
+        return _render(request, "notifications/unsubscribe.html", {"token": token, "address": delivery.address})
+    tracking.unsubscribe(delivery=delivery, source="one_click" if _is_one_click(request) else "unsubscribe_page")
+    if _is_one_click(request):
+        # Mail clients want a plain 200, not a redirect or a page.
+        return HttpResponse(_("You have been unsubscribed."), content_type="text/plain; charset=utf-8")
+    context = {"done": True, "address": delivery.address}
+    if delivery.recipient_id:
+        context["preferences_url"] = tracking.preferences_url(delivery.recipient_id)
+    return _render(request, "notifications/unsubscribe.html", context)
+
+
+def _is_one_click(request: HttpRequest) -> bool:
+    return request.POST.get("List-Unsubscribe") == ONE_CLICK_BODY
+
+
+# --- Preference centre ----------------------------------------------------------------------
+
+class PreferencesForm(forms.Form):
+    """Category × channel switches, a digest per category, quiet hours and a time zone.
+
+    Switches of categories recipients may not leave are disabled fields: Django ignores posted
+    values for them, and the service ignores them as well.
+    """
+
+    quiet_hours_start = forms.TimeField(label=gettext_lazy("Quiet hours start"), required=False,
+                                        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    quiet_hours_end = forms.TimeField(label=gettext_lazy("Quiet hours end"), required=False,
+                                      widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    timezone = forms.ChoiceField(label=gettext_lazy("Time zone"), choices=preferences.timezone_choices)
+
+    def __init__(self, *args, state: preferences.PreferenceState, **kwargs):
+        initial = {
+            "timezone": state.timezone,
+            "quiet_hours_start": state.quiet_hours[0] if state.quiet_hours else None,
+            "quiet_hours_end": state.quiet_hours[1] if state.quiet_hours else None,
+        }
+        super().__init__(*args, initial=initial, **kwargs)
+        self.state = state
+        for category in state.categories:
+            locked = not category.user_can_opt_out
+            for channel in state.channels:
+                self.fields[self.switch_name(category.pk, channel)] = forms.BooleanField(
+                    required=False, disabled=locked, initial=(category.pk, channel) in state.enabled,
+                )
+            if not locked:
+                self.fields[f"digest_{category.pk}"] = forms.ChoiceField(
+                    label=gettext_lazy("Delivery"), choices=Preference.Digest.choices,
+                    initial=state.digest[category.pk],
+                )
+
+    @staticmethod
+    def switch_name(category_id: int, channel: str) -> str:
+        return f"pref_{category_id}_{channel}"
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("quiet_hours_start"), cleaned.get("quiet_hours_end")
+        if (start is None) != (end is None):
+            raise ValidationError(_("Give both the start and the end of quiet hours, or neither."))
+        return cleaned
+
+    def save(self, *, user) -> None:
+        data = self.cleaned_data
+        choices = {
+            (category.pk, channel)
+            for category in self.state.categories
+            if category.user_can_opt_out
+            for channel in self.state.channels
+            if data.get(self.switch_name(category.pk, channel))
+        }
+        start, end = data.get("quiet_hours_start"), data.get("quiet_hours_end")
+        preferences.preferences_update(
+            user=user,
+            choices=choices,
+            quiet_hours=(start, end) if start is not None else None,
+            timezone=data["timezone"],
+            digest={c.pk: data[f"digest_{c.pk}"] for c in self.state.categories if c.user_can_opt_out},
+        )
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    category: object
+    locked: bool
+    switches: list
+    digest: object
+
+
+def _rows(form: PreferencesForm) -> list[CategoryRow]:
+    """Display rows: each switch paired with its channel's label, for the template to lay out."""
+    labels = dict(Channel.choices)
+    return [
+        CategoryRow(
+            category=category,
+            locked=not category.user_can_opt_out,
+            switches=[(labels[c], form[form.switch_name(category.pk, c)]) for c in form.state.channels],
+            digest=form[f"digest_{category.pk}"] if category.user_can_opt_out else None,
+        )
+        for category in form.state.categories
+    ]
+
+
+def _preferences_page(request: HttpRequest, *, user) -> HttpResponse:
+    state = preferences.preferences_state(user=user)
+    if request.method == "POST":
+        form = PreferencesForm(request.POST, state=state)
+        if form.is_valid():
+            try:
+                form.save(user=user)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("Your preferences have been saved."))
+                return redirect(request.get_full_path())
+    else:
+        form = PreferencesForm(state=state)
+    labels = dict(Channel.choices)
+    context = {"form": form, "rows": _rows(form), "channel_labels": [labels[c] for c in state.channels]}
+    return _render(request, "notifications/preferences.html", context)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def preferences_by_token(request: HttpRequest, token: str) -> HttpResponse:
+    """The preference centre from a link in a message: the signed token names the user."""
+    try:
+        user = get_user_model().objects.get(pk=tokens.read_preferences_token(token), is_active=True)
+    except (tokens.BadToken, get_user_model().DoesNotExist):
+        return _render(request, "notifications/preferences.html", {"invalid": True}, status=400)
+    return _preferences_page(request, user=user)
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def preferences_mine(request: HttpRequest) -> HttpResponse:
+    return _preferences_page(request, user=request.user)

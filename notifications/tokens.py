@@ -1,0 +1,89 @@
+"""Signed, tamper-proof tokens for links that arrive without a session (mail, SMS).
+
+Each purpose has its own salt, so a token minted for one purpose (an open pixel) is rejected
+by every other (unsubscribe). Tokens carry only an integer id, base64-encoded and signed with
+HMAC-SHA256 under ``SECRET_KEY`` (``SECRET_KEY_FALLBACKS`` keeps old mail working after a
+rotation).
+
+* unsubscribe / open / click: no expiry. Mail is read years after it was sent, and the link
+  only ever acts on the one delivery (or stored link) it names.
+* preferences: expires after ``PREFERENCES_MAX_AGE``, because it opens a page that changes a
+  person's choices for every category, not just one message.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core import signing
+
+PREFERENCES_MAX_AGE = timedelta(days=90)
+
+_UNSUBSCRIBE = "signalbox.unsubscribe"
+_PREFERENCES = "signalbox.preferences"
+_OPEN = "signalbox.open"
+_CLICK = "signalbox.click"
+
+
+class BadToken(ValueError):
+    """The token was tampered with, has expired, or was made for another purpose."""
+
+
+def _sign(value: int, *, salt: str) -> str:
+    return signing.Signer(salt=salt).sign_object(int(value), compress=False)
+
+
+def _unsign(token: str, *, salt: str) -> int:
+    try:
+        value = signing.Signer(salt=salt).unsign_object(token)
+    except (signing.BadSignature, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise BadToken("Invalid token.") from exc
+    return _as_id(value)
+
+
+def _as_id(value: object) -> int:
+    # bool is an int subclass; a signed ``true`` is not an id.
+    if type(value) is not int or value <= 0:
+        raise BadToken("Invalid token.")
+    return value
+
+
+def unsubscribe_token(delivery_id: int) -> str:
+    return _sign(delivery_id, salt=_UNSUBSCRIBE)
+
+
+def read_unsubscribe_token(token: str) -> int:
+    """The delivery id in an unsubscribe token, or ``BadToken``."""
+    return _unsign(token, salt=_UNSUBSCRIBE)
+
+
+def open_token(delivery_id: int) -> str:
+    return _sign(delivery_id, salt=_OPEN)
+
+
+def read_open_token(token: str) -> int:
+    """The delivery id in an open-pixel token, or ``BadToken``."""
+    return _unsign(token, salt=_OPEN)
+
+
+def click_token(link_id: int) -> str:
+    return _sign(link_id, salt=_CLICK)
+
+
+def read_click_token(token: str) -> int:
+    """The ``TrackedLink`` id in a click token, or ``BadToken``."""
+    return _unsign(token, salt=_CLICK)
+
+
+def preferences_token(user_id: int) -> str:
+    return signing.TimestampSigner(salt=_PREFERENCES).sign_object(int(user_id), compress=False)
+
+
+def read_preferences_token(token: str, *, max_age: timedelta = PREFERENCES_MAX_AGE) -> int:
+    """The user id in a preference-centre token no older than ``max_age``, or ``BadToken``."""
+    try:
+        value = signing.TimestampSigner(salt=_PREFERENCES).unsign_object(token, max_age=max_age)
+    except (signing.BadSignature, ValueError, TypeError, UnicodeDecodeError) as exc:
+        # SignatureExpired is a BadSignature.
+        raise BadToken("Invalid or expired token.") from exc
+    return _as_id(value)
