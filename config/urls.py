@@ -14,6 +14,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("notifications/", include("notifications.urls")),
+    path("webhooks/", include("notifications.webhook_urls")),
     path("push/", include("channels_adapters.urls")),
     path("", RedirectView.as_view(pattern_name="notifications:inbox", permanent=False)),
 ]
