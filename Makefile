@@ -37,9 +37,10 @@ install-dev: $(VENV)/.dev
 run: install .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	@echo "Starting the web server on http://$(HOST):$(PORT)/ and a task worker. Ctrl-C stops both."
+	@echo "Starting the web server on http://$(HOST):$(PORT)/, a task worker and the scheduler. Ctrl-C stops them all."
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py db_worker --no-reload & \
+	$(PY) manage.py signalbox_scheduler & \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Debian's Chromium for the browser tests: installed when missing and we are root.

@@ -115,9 +115,11 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
     return result
 
 
-def _enqueue_batches(due: Sequence[tuple[int, str]]) -> int:
+def _enqueue_batches(due: Sequence[tuple[int, str]], *, run_after: datetime | None = None) -> int:
+    """Enqueue send tasks for (id, channel) pairs after commit, optionally not before ``run_after``."""
     from .tasks import deliveries_send_task
 
+    task = deliveries_send_task.using(run_after=run_after) if run_after else deliveries_send_task
     by_channel: dict[str, list[int]] = defaultdict(list)
     for delivery_id, channel in due:
         by_channel[channel].append(delivery_id)
@@ -127,7 +129,7 @@ def _enqueue_batches(due: Sequence[tuple[int, str]]) -> int:
         for ids in _chunks(channel_ids, channels[channel].max_batch_size)
     ]
     for ids in batches:
-        transaction.on_commit(lambda ids=ids: deliveries_send_task.enqueue(delivery_ids=ids))
+        transaction.on_commit(lambda ids=ids: task.enqueue(delivery_ids=ids))
     return len(batches)
 
 
@@ -298,6 +300,10 @@ def deliveries_record_results(
     with transaction.atomic():
         _write_results(changed, owner=owner)
         DeliveryEvent.objects.bulk_create(events, batch_size=500)
+        retries = [d for d in changed if d.status == Status.DEFERRED]
+        if retries:
+            # One task for this batch's retries, due when the last of them is.
+            _enqueue_batches([(d.pk, d.channel) for d in retries], run_after=max(d.next_attempt_at for d in retries))
         sent_ids = [d.pk for d in changed if d.status == Status.SENT]
         final = [(d.pk, d.status) for d in changed]
         transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
@@ -353,6 +359,25 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
         )
         _enqueue_batches(ids)
     return unknown + len(ids)
+
+
+def deliveries_requeue_stale(*, now: datetime | None = None, grace: timedelta = timedelta(minutes=2)) -> int:
+    """Backstop for lost tasks: enqueue deliveries that have been due for longer than ``grace``.
+
+    The DB task backend neither retries nor recovers a task whose worker died, and a Redis
+    restart can drop queued jobs. Claiming makes an extra task for the same ids harmless.
+    """
+    now = now or timezone.now()
+    stale = (
+        Delivery.objects.due(now - grace)
+        .filter(created_at__lte=now - grace)
+        .order_by("id")
+        .values_list("id", "channel")
+    )
+    pairs = list(stale[:50_000])
+    with transaction.atomic():
+        _enqueue_batches(pairs)
+    return len(pairs)
 
 
 def delivery_advance_status(*, delivery: Delivery, status: str, at: datetime | None = None) -> bool:

@@ -105,6 +105,9 @@ def test_async_stream_for_asgi_reports_a_change(recipient, short_streams):
     """Under ASGI the stream is an async iterator; same behaviour, no thread held."""
     import asyncio
 
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
     known = live.inbox_state(recipient.pk)
 
     async def first_event() -> str:
@@ -126,6 +129,8 @@ def test_async_stream_for_asgi_reports_a_change(recipient, short_streams):
         finally:
             await writer
             await stream.aclose()
+            # The stream's database reads ran in asgiref's executor thread: close its connection.
+            await sync_to_async(connections.close_all)()
         return ""
 
     # A thread of its own: the browser tests' Playwright loop may already run in this one.

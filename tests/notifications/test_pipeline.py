@@ -201,3 +201,31 @@ def test_notify_refuses_bad_arguments(people, transactional):
     with pytest.raises(ValueError, match="title"):
         notify(people, title="  ", category=transactional)
     assert not Delivery.objects.exists()
+
+
+def test_a_retry_is_enqueued_for_when_it_is_due(people, transactional, locmem_channels, django_capture_on_commit_callbacks):
+    from django_tasks_db.models import DBTaskResult
+
+    locmem_channels.NOTIFICATION_CHANNELS = {
+        "email": {"BACKEND": LOCMEM, "OPTIONS": {"fail_transient": {people[0].email}}},
+    }
+    notify(people, title="Hi", channels=["email"], category=transactional)
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.deliveries_send(delivery_ids=planned_ids())
+    deferred = Delivery.objects.get(recipient=people[0])
+    retry = DBTaskResult.objects.get(task_path="notifications.tasks.deliveries_send_task")
+    assert retry.args_kwargs["kwargs"] == {"delivery_ids": [deferred.pk]}
+    assert retry.run_after == deferred.next_attempt_at
+
+
+def test_scheduler_backstop_requeues_due_work_whose_task_was_lost(people, transactional, django_capture_on_commit_callbacks):
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    notify(people, title="Hi", channels=["email"], category=transactional)  # its tasks are "lost": never run
+    Delivery.objects.update(created_at=timezone.now() - timedelta(minutes=10))
+    DBTaskResult.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("signalbox_scheduler", "--once", stdout=open("/dev/null", "w"))
+    [task] = DBTaskResult.objects.all()
+    assert sorted(task.args_kwargs["kwargs"]["delivery_ids"]) == planned_ids()

@@ -1,0 +1,32 @@
+"""``manage.py signalbox_scheduler``: the periodic housekeeping every deployment runs once.
+
+Each tick re-queues deliveries whose worker died mid-batch (expired leases) and deliveries that
+have been due for a while without a task (a lost task). Safe to run on several machines at once:
+everything it enqueues is claimed under a lease before anything is sent.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand
+
+from notifications import pipeline
+
+
+class Command(BaseCommand):
+    help = "Sweep expired delivery leases and re-queue stale due deliveries, every --interval seconds."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--interval", type=float, default=30.0)
+        parser.add_argument("--once", action="store_true", help="Run one tick and exit.")
+
+    def handle(self, *args, interval: float, once: bool, **options) -> None:
+        while True:
+            swept = pipeline.deliveries_sweep_expired_leases()
+            requeued = pipeline.deliveries_requeue_stale()
+            if swept or requeued or once:
+                self.stdout.write(f"swept {swept} expired lease(s), re-queued {requeued} stale delivery(ies)")
+            if once:
+                return
+            time.sleep(interval)
