@@ -10,17 +10,23 @@ send nothing new.
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
 
-from .models import Category, Channel, Preference, Suppression
+from .models import Category, Channel, Delivery, Preference, Suppression
 from .pipeline import PlannedDelivery, PlanResult, deliveries_plan
 from .querysets import normalise_address
 
 DEFAULT_CHANNELS = ("inapp",)
+# Channels that interrupt someone; quiet hours hold them back. The inbox waits silently anyway.
+INTERRUPTING = frozenset({Channel.EMAIL, Channel.SMS, Channel.WEBPUSH, Channel.CHAT})
 
 
 @dataclass(frozen=True)
@@ -31,18 +37,60 @@ class RecipientFacts:
     addresses: dict[str, str]
     opted_out: frozenset[str]
     suppressed: dict[str, str]
+    timezone: str = "UTC"
+    quiet_hours: tuple[time, time] | None = None
+    daily_cap: int | None = None
+    marketing_sent_today: dict[str, int] | None = None
 
 
-def channel_decision(*, facts: RecipientFacts, channel: str, category: Category) -> tuple[str, str]:
-    """(address, "") to send, or ("", reason) to record as suppressed. No database access."""
+@dataclass(frozen=True)
+class Decision:
+    address: str = ""
+    reason: str = ""  # non-empty: record as suppressed with this reason
+    not_before: datetime | None = None  # quiet hours: hold until then
+
+
+def quiet_hours_end(*, now: datetime, tz: str, start: time, end: time) -> datetime | None:
+    """When the recipient's quiet hours end, if ``now`` falls inside them; else None.
+
+    Windows may wrap midnight (22:00-07:00). Computed in the recipient's zone, so the end is
+    07:00 *their* time across DST changes.
+    """
+    zone = zoneinfo.ZoneInfo(tz)
+    local = now.astimezone(zone)
+    clock = local.time()
+    inside = start <= clock < end if start < end else (clock >= start or clock < end)
+    if not inside or start == end:
+        return None
+    day = local.date() if clock < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=zone).astimezone(zoneinfo.ZoneInfo("UTC"))
+
+
+def channel_decision(*, facts: RecipientFacts, channel: str, category: Category, now: datetime) -> Decision:
+    """Whether and when to send ``category`` to this recipient on ``channel``. No database access.
+
+    Transactional messages ignore opt-outs, frequency caps and quiet hours, never suppression.
+    """
     address = facts.addresses.get(channel, "")
     if not address:
-        return "", "suppressed:no_address"
+        return Decision(reason="suppressed:no_address")
     if channel in facts.suppressed:
-        return "", f"suppressed:{facts.suppressed[channel]}"
-    if category.user_can_opt_out and category.kind != Category.Kind.TRANSACTIONAL and channel in facts.opted_out:
-        return "", "suppressed:opted_out"
-    return address, ""
+        return Decision(reason=f"suppressed:{facts.suppressed[channel]}")
+    if category.kind == Category.Kind.TRANSACTIONAL:
+        return Decision(address=address)
+    if category.user_can_opt_out and channel in facts.opted_out:
+        return Decision(reason="suppressed:opted_out")
+    if (
+        category.kind == Category.Kind.MARKETING
+        and facts.daily_cap is not None
+        and (facts.marketing_sent_today or {}).get(channel, 0) >= facts.daily_cap
+    ):
+        return Decision(reason="suppressed:frequency_cap")
+    if facts.quiet_hours and channel in INTERRUPTING:
+        until = quiet_hours_end(now=now, tz=facts.timezone, start=facts.quiet_hours[0], end=facts.quiet_hours[1])
+        if until:
+            return Decision(address=address, not_before=until)
+    return Decision(address=address)
 
 
 def _recipient_facts(users: Sequence, *, category: Category, channels: Sequence[str]) -> list[RecipientFacts]:
@@ -68,6 +116,21 @@ def _recipient_facts(users: Sequence, *, category: Category, channels: Sequence[
             Channel.SMS: getattr(profile, "phone", "") or "",
             Channel.INAPP: str(user.pk),
         }
+    sent_today: dict[int, dict[str, int]] = {}
+    if category.kind == Category.Kind.MARKETING:
+        capped = [u.pk for u in users if getattr(getattr(u, "recipient_profile", None), "frequency_cap_per_day", None)]
+        counts = (
+            Delivery.objects.filter(
+                recipient_id__in=capped,
+                created_at__gte=timezone.now() - timedelta(days=1),
+                category__kind=Category.Kind.MARKETING,
+            )
+            .exclude(status="suppressed")
+            .values_list("recipient_id", "channel")
+            .annotate(n=Count("id"))
+        )
+        for user_id, channel, n in counts:
+            sent_today.setdefault(user_id, {})[channel] = n
     wanted = {(c, a) for per_user in addresses.values() for c, a in per_user.items() if a and c in channels}
     suppressions = dict(
         ((channel, address), reason)
@@ -83,9 +146,18 @@ def _recipient_facts(users: Sequence, *, category: Category, channels: Sequence[
             suppressed={
                 c: suppressions[(c, a)] for c, a in addresses[user.pk].items() if (c, a) in suppressions
             },
+            **_profile_facts(getattr(user, "recipient_profile", None)),
+            marketing_sent_today=sent_today.get(user.pk, {}),
         )
         for user in users
     ]
+
+
+def _profile_facts(profile) -> dict:
+    if profile is None:
+        return {}
+    quiet = (profile.quiet_hours_start, profile.quiet_hours_end) if profile.quiet_hours_start else None
+    return {"timezone": profile.timezone, "quiet_hours": quiet, "daily_cap": profile.frequency_cap_per_day}
 
 
 def notify(
@@ -118,19 +190,22 @@ def notify(
     key = idempotency_key or uuid.uuid4().hex
     content = {"subject": title, "text": body, "html": html, "url": url}
 
+    now = timezone.now()
+
     def planned():
         for facts in _recipient_facts(users, category=category, channels=channels):
             for channel in channels:
-                address, reason = channel_decision(facts=facts, channel=channel, category=category)
+                decision = channel_decision(facts=facts, channel=channel, category=category, now=now)
                 yield PlannedDelivery(
                     idempotency_key=f"notify:{key}:{facts.user_id}:{channel}",
                     channel=channel,
-                    address=address,
+                    address=decision.address,
                     recipient_id=facts.user_id,
                     category_id=category.pk,
                     content=content,
-                    status="suppressed" if reason else "planned",
-                    status_reason=reason,
+                    status="suppressed" if decision.reason else "planned",
+                    status_reason=decision.reason or ("deferred:quiet_hours" if decision.not_before else ""),
+                    not_before=decision.not_before,
                 )
 
     with transaction.atomic():

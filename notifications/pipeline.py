@@ -61,6 +61,7 @@ class PlannedDelivery:
     content: dict = field(default_factory=dict)
     status: str = Status.PLANNED
     status_reason: str = ""
+    not_before: datetime | None = None  # e.g. the end of the recipient's quiet hours
 
 
 @dataclass
@@ -100,6 +101,7 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
                 content=p.content,
                 status=p.status,
                 status_reason=p.status_reason,
+                next_attempt_at=p.not_before,
             )
             for p in chunk
         ]
@@ -107,11 +109,17 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
         result.already_known += before
         result.suppressed += sum(1 for p in chunk if p.status == Status.SUPPRESSED)
-        due = list(
-            Delivery.objects.filter(idempotency_key__in=keys, status=Status.PLANNED).values_list("id", "channel")
-        )
-        result.planned += len(due)
+        waiting = Delivery.objects.filter(idempotency_key__in=keys, status=Status.PLANNED)
+        due = list(waiting.filter(next_attempt_at__isnull=True).values_list("id", "channel"))
+        held: dict[datetime, list[tuple[int, str]]] = defaultdict(list)
+        for delivery_id, channel, not_before in waiting.filter(next_attempt_at__isnull=False).values_list(
+            "id", "channel", "next_attempt_at"
+        ):
+            held[not_before.replace(second=0, microsecond=0) + timedelta(minutes=1)].append((delivery_id, channel))
+        result.planned += len(due) + sum(len(v) for v in held.values())
         result.batches += _enqueue_batches(due)
+        for run_after, pairs in held.items():  # one task per minute of quiet-hours ends
+            result.batches += _enqueue_batches(pairs, run_after=run_after)
     return result
 
 
