@@ -369,6 +369,26 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
     return unknown + len(ids)
 
 
+def deliveries_retry_failed(*, deliveries, actor=None) -> int:
+    """Give failed deliveries a fresh set of attempts (staff action, e.g. after fixing SMTP).
+
+    Only ``failed`` rows move; ``unknown`` ones are never re-sent automatically, and
+    suppressed addresses are caught again at send time. Writes an audit entry.
+    """
+    from .services import audit_record
+
+    with transaction.atomic():
+        pairs = list(deliveries.filter(status=Status.FAILED).values_list("id", "channel"))
+        Delivery.objects.filter(pk__in=[pk for pk, _ in pairs], status=Status.FAILED).update(
+            status=Status.PLANNED, attempts=0, next_attempt_at=None, failed_at=None,
+            status_reason="retry_requested", last_error="",
+        )
+        _enqueue_batches(pairs)
+        if pairs:
+            audit_record(actor=actor, action="deliveries.retry_failed", changes={"deliveries": len(pairs)})
+    return len(pairs)
+
+
 def deliveries_requeue_stale(*, now: datetime | None = None, grace: timedelta = timedelta(minutes=2)) -> int:
     """Backstop for lost tasks: enqueue deliveries that have been due for longer than ``grace``.
 

@@ -229,3 +229,22 @@ def test_scheduler_backstop_requeues_due_work_whose_task_was_lost(people, transa
         call_command("signalbox_scheduler", "--once", stdout=open("/dev/null", "w"))
     [task] = DBTaskResult.objects.all()
     assert sorted(task.args_kwargs["kwargs"]["delivery_ids"]) == planned_ids()
+
+
+def test_retry_failed_gives_failed_deliveries_new_attempts_but_never_unknown_ones(people, transactional, locmem_channels):
+    from notifications.models import AuditEntry
+
+    refused, lost, fine = people
+    locmem_channels.NOTIFICATION_CHANNELS = {
+        "email": {"BACKEND": LOCMEM, "OPTIONS": {"fail_permanent": {refused.email}, "unknown_outcome": {lost.email}}},
+    }
+    notify(people, title="Hi", channels=["email"], category=transactional)
+    pipeline.deliveries_send(delivery_ids=planned_ids())
+    locmem_channels.NOTIFICATION_CHANNELS = {"email": {"BACKEND": LOCMEM, "OPTIONS": {}}}  # the fix
+
+    assert pipeline.deliveries_retry_failed(deliveries=Delivery.objects.all(), actor=fine) == 1
+    summary = pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    assert summary.sent == 1
+    assert Delivery.objects.get(recipient=refused).status == "sent"
+    assert Delivery.objects.get(recipient=lost).status == "unknown"
+    assert AuditEntry.objects.get().action == "deliveries.retry_failed"
