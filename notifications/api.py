@@ -108,13 +108,26 @@ def _recipient_facts(users: Sequence, *, category: Category, channels: Sequence[
         )
         for user_id in user_ids:
             opted_out.setdefault(user_id, set()).update(c for c in channels if (user_id, c) not in enabled)
+    push_endpoints: dict[int, str] = {}
+    if Channel.WEBPUSH in channels:
+        from channels_adapters.models import WebPushSubscription
+
+        # The most recently subscribed browser of each recipient.
+        for user_id, endpoint in WebPushSubscription.objects.filter(user_id__in=user_ids).order_by(
+            "created_at", "id"
+        ).values_list("user_id", "endpoint"):
+            push_endpoints[user_id] = endpoint
     addresses = {}
     for user in users:
         profile = getattr(user, "recipient_profile", None)
+        chat_ids = getattr(profile, "chat_ids", None) or {}
         addresses[user.pk] = {
             Channel.EMAIL: normalise_address("email", user.email or ""),
             Channel.SMS: getattr(profile, "phone", "") or "",
             Channel.INAPP: str(user.pk),
+            Channel.WEBPUSH: push_endpoints.get(user.pk, ""),
+            # A personal chat target is an Apprise URL kept under "apprise" in the profile.
+            Channel.CHAT: chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else "",
         }
     sent_today: dict[int, dict[str, int]] = {}
     if category.kind == Category.Kind.MARKETING:

@@ -90,3 +90,20 @@ def test_notify_holds_quiet_hours_and_enforces_the_daily_cap(settings, django_ca
     assert DBTaskResult.objects.filter(run_after__isnull=False, args_kwargs__kwargs__delivery_ids=[held.pk]).exists()
     first, second = Delivery.objects.filter(recipient=capped).order_by("id")
     assert first.status == "planned" and second.status_reason == "suppressed:frequency_cap"
+
+
+@pytest.mark.django_db
+def test_notify_finds_push_and_chat_addresses(settings):
+    from channels_adapters.models import WebPushSubscription
+
+    user = RecipientProfileFactory(user=UserFactory(username="ping"), chat_ids={"apprise": "tgram://bot/123"}).user
+    WebPushSubscription.objects.create(user=user, endpoint="https://push.example.net/old", p256dh="k", auth="a")
+    WebPushSubscription.objects.create(user=user, endpoint="https://push.example.net/new", p256dh="k", auth="a")
+    nobody = RecipientProfileFactory(user=UserFactory(username="quiet")).user
+    system = Category.objects.create(key="status", name="Status", kind="system")
+    notify([user, nobody], title="Up again", channels=["webpush", "chat"], category=system)
+    got = {(d.recipient_id, d.channel): (d.address, d.status_reason) for d in Delivery.objects.all()}
+    assert got[(user.pk, "webpush")] == ("https://push.example.net/new", "")
+    assert got[(user.pk, "chat")] == ("tgram://bot/123", "")
+    assert got[(nobody.pk, "webpush")] == ("", "suppressed:no_address")
+    assert got[(nobody.pk, "chat")] == ("", "suppressed:no_address")
