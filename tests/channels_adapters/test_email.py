@@ -139,3 +139,20 @@ def test_header_injection_fails_only_that_message(email_channel, smtp_sink):
     assert isinstance(results[0].error, PermanentChannelError) and results[0].error.reason == "bad_header"
     assert results[1].ok
     assert [mail.rcpt_tos for mail in smtp_sink.handler.received] == [["b@example.com"]]
+
+
+def test_chinese_subject_and_body_arrive_intact(email_channel, smtp_sink):
+    [result] = email_channel.send_batch(
+        [message(1, "li@example.com", subject="您的订单已发货", text="包裹正在路上。", html="<p>包裹正在路上。</p>")]
+    )
+    assert result.ok
+    received = parse(smtp_sink.handler.received[0].content)
+    assert received["Subject"] == "您的订单已发货"
+    text, html = (part.get_content() for part in received.iter_parts())
+    assert text.strip() == "包裹正在路上。" and "包裹正在路上。" in html
+
+
+def test_non_ascii_address_takes_djangos_full_path(email_channel, smtp_sink):
+    [result] = email_channel.send_batch([message(2, "user@exämple.com")])
+    assert result.ok
+    assert smtp_sink.handler.received[0].rcpt_tos == ["user@xn--exmple-cua.com"]
