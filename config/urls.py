@@ -19,6 +19,10 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="notifications:inbox", permanent=False)),
 ]
 
+if settings.ANYMAIL.get("WEBHOOK_SECRET"):
+    # ESP tracking webhooks (bounces, opens, complaints...) feed the ledger's receipts.
+    urlpatterns.append(path("webhooks/anymail/", include("anymail.urls")))
+
 if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 

@@ -6,3 +6,13 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = _("Notifications")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from anymail.signals import tracking
+
+        from .anymail_receipts import tracking_receive
+
+        # No sender: anymail sends ``tracking`` with the ESP's webhook view class as sender
+        # (PostmarkTrackingWebhookView, SendGridTrackingWebhookView, ...), which depends on the
+        # ESP in use, so we take every sender. dispatch_uid keeps it connected once.
+        tracking.connect(tracking_receive, dispatch_uid="notifications.anymail_receipts.tracking_receive")

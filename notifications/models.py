@@ -400,3 +400,22 @@ class TrackedLink(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+
+class RateWindow(models.Model):
+    """Sends taken on one channel in one fixed one-second window (``notifications.ratelimit``).
+
+    Only used without Redis; rows older than a minute are deleted as the limiter goes.
+    """
+
+    channel = models.CharField(_("channel"), max_length=100)
+    window = models.BigIntegerField(_("window"), help_text=_("Unix time in whole seconds."))
+    used = models.PositiveIntegerField(_("used"), default=0)
+
+    class Meta:
+        verbose_name = _("rate window")
+        verbose_name_plural = _("rate windows")
+        constraints = [models.UniqueConstraint(fields=["channel", "window"], name="ratewindow_channel_window_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.channel}@{self.window}: {self.used}"

@@ -39,7 +39,7 @@ from channels_adapters.base import OutboundMessage, SendResult
 from channels_adapters.errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from channels_adapters.handler import channels
 
-from . import conf
+from . import conf, ratelimit
 from .models import STATUS_RANK, Delivery, DeliveryEvent, Suppression
 from .querysets import normalise_address
 from .signals import delivery_status_changed, notification_sent
@@ -184,7 +184,13 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
         by_channel[delivery.channel].append(delivery)
     for channel, deliveries in by_channel.items():
         adapter = channels[channel]
-        for chunk in _chunks(deliveries, adapter.max_batch_size):
+        rate = adapter.max_per_second
+        # With a declared rate, send at most one second's worth at a time, paced across every
+        # worker by the shared limiter.
+        step = min(adapter.max_batch_size, max(1, int(rate))) if rate else adapter.max_batch_size
+        for chunk in _chunks(deliveries, step):
+            if rate:
+                ratelimit.acquire(channel=channel, count=len(chunk), rate=rate)
             messages = [outbound_message(d) for d in chunk]
             if getattr(adapter, "local", False):
                 # Local channels (the inbox) write to our own database: make the write and the

@@ -248,3 +248,18 @@ def test_retry_failed_gives_failed_deliveries_new_attempts_but_never_unknown_one
     assert Delivery.objects.get(recipient=refused).status == "sent"
     assert Delivery.objects.get(recipient=lost).status == "unknown"
     assert AuditEntry.objects.get().action == "deliveries.retry_failed"
+
+
+def test_declared_rates_pace_sends_through_the_shared_limiter(people, transactional, locmem_channels, monkeypatch):
+    from notifications import ratelimit
+
+    locmem_channels.NOTIFICATION_CHANNELS = {"sms": {"BACKEND": LOCMEM, "OPTIONS": {"max_per_second": 2}}}
+    calls = []
+    monkeypatch.setattr(ratelimit, "acquire", lambda **kwargs: calls.append(kwargs))
+    for person in people:
+        person.recipient_profile.phone = f"+1415555{person.pk:04d}"
+        person.recipient_profile.save()
+    notify(people, title="Code 1234", channels=["sms"], category=transactional)
+    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    assert summary.sent == 3
+    assert calls == [{"channel": "sms", "count": 2, "rate": 2.0}, {"channel": "sms", "count": 1, "rate": 2.0}]
