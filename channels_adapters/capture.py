@@ -8,22 +8,12 @@ the captured row and the ledger's ``sent`` are one transaction.
 
 from __future__ import annotations
 
-from typing import Any
+from .base import OutboundMessage
+from .local import LocalRowsChannel
 
-from .base import BaseChannel, OutboundMessage
 
-
-class CaptureChannel(BaseChannel):
-    local = True
-    max_batch_size = 1000
-
-    def __init__(self, alias: str, **options: Any) -> None:
-        super().__init__(alias, **options)
-        self.refuse_unknown_options()
-        self._pending: list = []
-
-    def open(self) -> None:
-        self._pending = []
+class CaptureChannel(LocalRowsChannel):
+    id_prefix = "captured"
 
     def build_payload(self, message: OutboundMessage):
         from .models import CapturedMessage
@@ -42,13 +32,7 @@ class CaptureChannel(BaseChannel):
             delivery_id=message.delivery_id,
         )
 
-    def send_payload(self, payload, message: OutboundMessage) -> str:
-        self._pending.append(payload)
-        return f"captured:{message.delivery_id}"
-
-    def close(self) -> None:
+    def write_rows(self, rows: list) -> None:
         from .models import CapturedMessage
 
-        pending, self._pending = self._pending, []
-        if pending:
-            CapturedMessage.objects.bulk_create(pending, batch_size=1000)
+        CapturedMessage.objects.bulk_create(rows, batch_size=1000)

@@ -8,25 +8,15 @@ commit (polling or Redis pub/sub, see ``notifications.live``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 
-from .base import BaseChannel, OutboundMessage
+from .base import OutboundMessage
 from .errors import InvalidAddressError
+from .local import LocalRowsChannel
 
 
-class InappChannel(BaseChannel):
-    local = True
-    max_batch_size = 1000
-
-    def __init__(self, alias: str, **options: Any) -> None:
-        super().__init__(alias, **options)
-        self.refuse_unknown_options()
-        self._pending: list = []
-
-    def open(self) -> None:
-        self._pending = []
+class InappChannel(LocalRowsChannel):
+    id_prefix = "inapp"
 
     def normalise_address(self, address: str) -> str:
         # The address of an inbox is its owner's user id.
@@ -46,17 +36,10 @@ class InappChannel(BaseChannel):
             delivery_id=message.delivery_id,
         )
 
-    def send_payload(self, payload, message: OutboundMessage) -> str:
-        self._pending.append(payload)
-        return f"inapp:{message.delivery_id}"
-
-    def close(self) -> None:
+    def write_rows(self, rows: list) -> None:
         from notifications import live
         from notifications.models import Notification
 
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        Notification.objects.bulk_create(pending, batch_size=1000, ignore_conflicts=True)
-        user_ids = [n.recipient_id for n in pending]
+        Notification.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        user_ids = [n.recipient_id for n in rows]
         transaction.on_commit(lambda: live.publish_inbox_changed(user_ids))
