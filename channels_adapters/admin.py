@@ -9,6 +9,8 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from notifications.admin import ReadOnlyAdminMixin
+
 from .models import CapturedMessage, WebPushSubscription
 
 
@@ -34,7 +36,7 @@ class WebPushSubscriptionAdmin(ModelAdmin):
 
 
 @admin.register(CapturedMessage)
-class OutboxAdmin(ModelAdmin):
+class OutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """What the capture channel kept: read it, never edit it."""
 
     list_display = ["created_at", "channel", "address", "subject"]
@@ -42,9 +44,3 @@ class OutboxAdmin(ModelAdmin):
     search_fields = ["address", "subject", "=delivery_id"]
     readonly_fields = ["created_at", "channel", "address", "subject", "text", "html", "url", "headers", "delivery_id"]
     show_full_result_count = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -12,24 +12,17 @@ from notifications import pipeline
 from notifications.api import notify
 from notifications.models import Delivery, DeliveryEvent, Notification, Preference, Suppression
 from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactory
+from tests.notifications.conftest import LOCMEM
 
 pytestmark = pytest.mark.django_db
 
-LOCMEM = "channels_adapters.locmem.LocmemChannel"
 
 
 @pytest.fixture(autouse=True)
-def locmem_channels(settings):
-    LocmemChannel.outbox.clear()
-    settings.NOTIFICATION_CHANNELS = {
-        "email": {"BACKEND": LOCMEM, "OPTIONS": {}},
-        "sms": {"BACKEND": LOCMEM, "OPTIONS": {}},
-        "inapp": {"BACKEND": "channels_adapters.inapp.InappChannel", "OPTIONS": {}},
-    }
-    settings.SIGNALBOX_RETRY_BASE_SECONDS = 10
-    settings.SIGNALBOX_MAX_ATTEMPTS = 3
-    yield settings
-    LocmemChannel.outbox.clear()
+def quick_retries(locmem_channels):
+    locmem_channels.SIGNALBOX_RETRY_BASE_SECONDS = 10
+    locmem_channels.SIGNALBOX_MAX_ATTEMPTS = 3
+    return locmem_channels
 
 
 @pytest.fixture

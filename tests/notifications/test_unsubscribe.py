@@ -11,22 +11,9 @@ from notifications import pipeline, tokens, tracking
 from notifications.models import Delivery, DeliveryEvent, Suppression
 from tests.factories import DeliveryFactory, RecipientProfileFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("locmem_channels")]
 
-LOCMEM = "channels_adapters.locmem.LocmemChannel"
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
-
-
-@pytest.fixture(autouse=True)
-def locmem_channels(settings):
-    LocmemChannel.outbox.clear()
-    settings.NOTIFICATION_CHANNELS = {
-        "email": {"BACKEND": LOCMEM, "OPTIONS": {}},
-        "sms": {"BACKEND": LOCMEM, "OPTIONS": {}},
-        "inapp": {"BACKEND": "channels_adapters.inapp.InappChannel", "OPTIONS": {}},
-    }
-    yield settings
-    LocmemChannel.outbox.clear()
 
 
 @pytest.fixture
