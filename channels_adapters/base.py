@@ -73,6 +73,10 @@ class BaseChannel:
 
     max_batch_size: int = 100
     max_per_second: float | None = None
+    #: Set by the caller for one batch: ``handoff(delivery_id, provider_message_id)`` is called
+    #: by adapters that can tell the moment a message becomes irrevocable (the SMTP final ".")
+    #: just *before* it, so a crash right after can be told apart from one before.
+    handoff = None
 
     def __init__(self, alias: str, **options: Any) -> None:
         self.alias = alias

@@ -16,6 +16,7 @@ One connection is opened per batch (on its first valid message) and each message
 from __future__ import annotations
 
 import smtplib
+import socket
 import uuid
 from email.utils import parseaddr
 from typing import Any
@@ -27,7 +28,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.validators import validate_email
 
 from .base import BaseChannel, OutboundMessage
-from .errors import ChannelError, InvalidAddressError, PermanentChannelError, TransientChannelError
+from .errors import ChannelError, InvalidAddressError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
 
 
 class _Email(EmailMultiAlternatives):
@@ -84,8 +85,46 @@ class EmailChannel(BaseChannel):
         )
 
     def _send_smtp(self, payload: EmailMultiAlternatives, message: OutboundMessage) -> None:
+        """One SMTP transaction in two phases around ``handoff``.
+
+        Everything up to the message body is sent first; the server discards a DATA section
+        that never gets its final ".", so a crash before ``handoff`` cannot deliver anything.
+        ``handoff`` durably records "about to commit"; then the final "." goes out. A crash
+        after that leaves a delivery the recovery treats as sent, since the server has it.
+        """
+        smtp = self._connection.connection
+        if not getattr(smtp, "_signalbox_nodelay", False):
+            # The final "." goes out as its own small write; without TCP_NODELAY, Nagle's
+            # algorithm holds it for the server's delayed ACK (~40 ms a message).
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            smtp._signalbox_nodelay = True
         raw = payload.message().as_bytes(linesep="\r\n")
-        self._connection.connection.sendmail(self._envelope_from, [message.address], raw)
+        smtp.ehlo_or_helo_if_needed()
+        code, reply = smtp.mail(self._envelope_from)
+        if code != 250:
+            smtp.rset()
+            raise smtplib.SMTPSenderRefused(code, reply, self._envelope_from)
+        code, reply = smtp.rcpt(message.address)
+        if code not in (250, 251):
+            smtp.rset()
+            raise smtplib.SMTPRecipientsRefused({message.address: (code, reply)})
+        code, reply = smtp.docmd("data")
+        if code != 354:
+            smtp.rset()
+            raise smtplib.SMTPDataError(code, reply)
+        body = smtplib._quote_periods(raw)  # the dot-stuffing smtplib.data() applies
+        smtp.send(body if body.endswith(b"\r\n") else body + b"\r\n")
+        if self.handoff is not None:
+            self.handoff(message.delivery_id, payload.extra_headers["Message-ID"].strip("<>"))
+        smtp.send(b".\r\n")
+        try:
+            code, reply = smtp.getreply()
+        except (smtplib.SMTPException, OSError) as error:
+            raise UnknownOutcomeError(
+                f"The server received the whole message but its reply was lost: {error}", reason="smtp_no_reply"
+            ) from error
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
 
     def __init__(
         self,
@@ -178,6 +217,8 @@ class EmailChannel(BaseChannel):
             sent = self._connection.send_messages([payload])
         except BadHeaderError as error:
             raise PermanentChannelError(f"Header contains a newline: {error}", reason="bad_header") from error
+        except UnknownOutcomeError:
+            raise
         except (smtplib.SMTPException, OSError) as error:
             raise smtp_error(error) from error
         if not sent:

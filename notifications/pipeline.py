@@ -192,6 +192,9 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
             if rate:
                 ratelimit.acquire(channel=channel, count=len(chunk), rate=rate)
             messages = [outbound_message(d) for d in chunk]
+            adapter.handoff = lambda delivery_id, provider_id: _mark_handed_off(
+                delivery_id=delivery_id, provider_message_id=provider_id, owner=owner
+            )
             if getattr(adapter, "local", False):
                 # Local channels (the inbox) write to our own database: make the write and the
                 # ledger update one transaction, so they happen exactly once together.
@@ -202,6 +205,20 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
                 results = adapter.send_batch(messages)
                 deliveries_record_results(deliveries=chunk, results=results, owner=owner, summary=summary)
     return summary
+
+
+HANDED_OFF = "handed_off"
+
+
+def _mark_handed_off(*, delivery_id: int, provider_message_id: str, owner: str) -> None:
+    """Durably note that the provider is about to have this message (autocommit, one UPDATE).
+
+    If the worker dies before recording the result, the sweeper reads this mark as "sent"
+    instead of sending again.
+    """
+    Delivery.objects.filter(pk=delivery_id, lease_owner=owner, status=Status.SENDING).update(
+        status_reason=HANDED_OFF, provider_message_id=provider_message_id[:255]
+    )
 
 
 def outbound_message(delivery: Delivery) -> OutboundMessage:
@@ -363,6 +380,14 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     expired = Delivery.objects.filter(status=Status.SENDING, lease_expires_at__lt=now)
     with transaction.atomic():
+        # The provider had the message before the worker died: it was sent, never send again.
+        recovered = list(expired.filter(status_reason=HANDED_OFF).values_list("id", flat=True))
+        Delivery.objects.filter(pk__in=recovered).update(
+            status=Status.SENT, sent_at=now, status_reason="recovered_after_crash", lease_owner="", lease_expires_at=None
+        )
+        DeliveryEvent.objects.bulk_create(
+            DeliveryEvent(delivery_id=pk, kind="sent", source="recovery", occurred_at=now) for pk in recovered
+        )
         unknown = expired.filter(channel__in=UNKNOWN_ON_LOST_LEASE).update(
             status=Status.UNKNOWN, status_reason="lease_expired", lease_owner="", lease_expires_at=None
         )
@@ -372,7 +397,7 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
             next_attempt_at=now,
         )
         _enqueue_batches(ids)
-    return unknown + len(ids)
+    return len(recovered) + unknown + len(ids)
 
 
 def deliveries_retry_failed(*, deliveries, actor=None) -> int:
