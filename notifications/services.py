@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from . import live
-from .models import AuditEntry, Category, Notification
+from .models import STATUS_RANK, AuditEntry, Category, Delivery, DeliveryEvent, Notification
 from .signals import notification_read
 
 
@@ -64,6 +64,7 @@ def notification_mark_read(*, user, notification_id: int) -> Notification:
         if notification.read_at is None:
             notification.read_at = timezone.now()
             notification.save(update_fields=["read_at"])
+            _record_inbox_reads(notification_ids=[notification.pk], at=notification.read_at)
             _announce_read(user=user, notification_ids=[notification.pk])
     return notification
 
@@ -74,9 +75,27 @@ def notifications_mark_all_read(*, user) -> int:
         unread = Notification.objects.for_recipient(user).unread()
         ids = list(unread.values_list("id", flat=True))
         if ids:
-            Notification.objects.filter(pk__in=ids, read_at__isnull=True).update(read_at=timezone.now())
+            now = timezone.now()
+            Notification.objects.filter(pk__in=ids, read_at__isnull=True).update(read_at=now)
+            _record_inbox_reads(notification_ids=ids, at=now)
             _announce_read(user=user, notification_ids=ids)
     return len(ids)
+
+
+def _record_inbox_reads(*, notification_ids: list[int], at) -> None:
+    """Inbox reads are receipts: a ``read`` event per delivery, and its status moves forward."""
+    delivery_ids = list(
+        Notification.objects.filter(pk__in=notification_ids, delivery__isnull=False).values_list("delivery_id", flat=True)
+    )
+    if not delivery_ids:
+        return
+    DeliveryEvent.objects.bulk_create(
+        [DeliveryEvent(delivery_id=pk, kind="read", source="inbox", provider_event_id=f"read:{pk}", occurred_at=at)
+         for pk in delivery_ids],
+        ignore_conflicts=True,
+    )
+    earlier = [status for status, rank in STATUS_RANK.items() if rank < STATUS_RANK[Delivery.Status.READ]]
+    Delivery.objects.filter(pk__in=delivery_ids, status__in=earlier).update(status=Delivery.Status.READ, read_at=at)
 
 
 def _announce_read(*, user, notification_ids: list[int]) -> None:

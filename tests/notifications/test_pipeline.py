@@ -256,3 +256,19 @@ def test_declared_rates_pace_sends_through_the_shared_limiter(people, transactio
     summary = pipeline.deliveries_send(delivery_ids=planned_ids())
     assert summary.sent == 3
     assert calls == [{"channel": "sms", "count": 2, "rate": 2.0}, {"channel": "sms", "count": 1, "rate": 2.0}]
+
+
+def test_inbox_reads_are_receipts(people, transactional):
+    from notifications.services import notification_mark_read, notifications_mark_all_read
+
+    notify(people[:1], title="One", category=transactional)
+    notify(people[:1], title="Two", category=transactional)
+    pipeline.deliveries_send(delivery_ids=planned_ids())
+    first, second = Notification.objects.order_by("id")
+    notification_mark_read(user=people[0], notification_id=first.pk)
+    assert Delivery.objects.get(pk=first.delivery_id).status == "read"
+    assert Delivery.objects.get(pk=second.delivery_id).status == "sent"
+    notifications_mark_all_read(user=people[0])
+    notification_mark_read(user=people[0], notification_id=first.pk)  # again: nothing new
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"read"}
+    assert DeliveryEvent.objects.filter(kind="read", source="inbox").count() == 2
