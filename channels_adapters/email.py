@@ -28,6 +28,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.validators import validate_email
 
 from .base import BaseChannel, OutboundMessage
+from .mime import fast_alternative_bytes
 from .errors import ChannelError, InvalidAddressError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
 
 
@@ -98,7 +99,7 @@ class EmailChannel(BaseChannel):
             # algorithm holds it for the server's delayed ACK (~40 ms a message).
             smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             smtp._signalbox_nodelay = True
-        raw = payload.message().as_bytes(linesep="\r\n")
+        raw = fast_alternative_bytes(payload) or payload.message().as_bytes(linesep="\r\n")
         smtp.ehlo_or_helo_if_needed()
         code, reply = smtp.mail(self._envelope_from)
         if code != 250:
