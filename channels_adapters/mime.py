@@ -22,11 +22,13 @@ HEADER_LINE = 78
 
 
 def _body_part(content: str, subtype: str) -> bytes:
+    # SMTP forbids a bare CR or LF: every line ends in CRLF on the wire.
+    content = content.replace("\r\n", "\n").replace("\r", "\n")
     if content.isascii() and all(len(line) <= MAX_LINE for line in content.splitlines()):
-        encoding, body = "7bit", content.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
+        encoding, body = "7bit", content.replace("\n", "\r\n").encode("ascii")
     else:
         encoding = "quoted-printable"
-        body = quopri.encodestring(content.replace("\r\n", "\n").encode("utf-8")).replace(b"\n", b"\r\n")
+        body = quopri.encodestring(content.encode("utf-8")).replace(b"\n", b"\r\n")
     head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n'
     return head.encode("ascii") + body + (b"" if body.endswith(b"\r\n") else b"\r\n")
 
