@@ -17,7 +17,7 @@ from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from .models import Category, Channel, Delivery, Preference, Suppression
@@ -41,13 +41,20 @@ class RecipientFacts:
     quiet_hours: tuple[time, time] | None = None
     daily_cap: int | None = None
     marketing_sent_today: dict[str, int] | None = None
+    digest: dict[str, str] | None = None  # channel -> "hourly"/"daily" for this category
 
 
 @dataclass(frozen=True)
 class Decision:
     address: str = ""
     reason: str = ""  # non-empty: record as suppressed with this reason
-    not_before: datetime | None = None  # quiet hours: hold until then
+    not_before: datetime | None = None  # quiet hours or digest: hold until then
+    digest: str = ""  # "hourly"/"daily" when held for the recipient's digest
+
+
+# Channels whose messages may be batched into a digest.
+DIGESTIBLE = frozenset({Channel.INAPP, Channel.EMAIL})
+DAILY_DIGEST_AT = time(8, 0)
 
 
 def quiet_hours_end(*, now: datetime, tz: str, start: time, end: time) -> datetime | None:
@@ -64,6 +71,30 @@ def quiet_hours_end(*, now: datetime, tz: str, start: time, end: time) -> dateti
         return None
     day = local.date() if clock < end else local.date() + timedelta(days=1)
     return datetime.combine(day, end, tzinfo=zone).astimezone(zoneinfo.ZoneInfo("UTC"))
+
+
+def next_digest_at(*, now: datetime, tz: str, digest: str) -> datetime:
+    """When the recipient's next digest goes out, strictly after ``now``, as a UTC datetime.
+
+    ``hourly``: the next top of the hour in the recipient's zone (zones with a 30/45-minute
+    offset get it on their own hour). ``daily``: the next 08:00 local time, which stays 08:00
+    across DST changes.
+    """
+    zone = zoneinfo.ZoneInfo(tz)
+    utc = zoneinfo.ZoneInfo("UTC")
+    local = now.astimezone(zone)
+    if digest == "hourly":
+        # Step in UTC so a repeated or skipped wall-clock hour on a DST day cannot trip us.
+        top = local.replace(minute=0, second=0, microsecond=0)
+        nxt = top.astimezone(utc) + timedelta(hours=1)
+        # The hour boundary in local time, for offsets that are not whole hours.
+        while nxt.astimezone(zone).minute or nxt.astimezone(zone).second:
+            nxt = nxt.astimezone(zone).replace(minute=0, second=0, microsecond=0).astimezone(utc) + timedelta(hours=1)
+        return nxt
+    if digest == "daily":
+        day = local.date() if local.time() < DAILY_DIGEST_AT else local.date() + timedelta(days=1)
+        return datetime.combine(day, DAILY_DIGEST_AT, tzinfo=zone).astimezone(utc)
+    raise ValueError(f"Unknown digest: {digest!r}.")
 
 
 def channel_decision(*, facts: RecipientFacts, channel: str, category: Category, now: datetime) -> Decision:
@@ -86,20 +117,32 @@ def channel_decision(*, facts: RecipientFacts, channel: str, category: Category,
         and (facts.marketing_sent_today or {}).get(channel, 0) >= facts.daily_cap
     ):
         return Decision(reason="suppressed:frequency_cap")
+    digest = (facts.digest or {}).get(channel, "") if channel in DIGESTIBLE else ""
+    when = next_digest_at(now=now, tz=facts.timezone, digest=digest) if digest else None
     if facts.quiet_hours and channel in INTERRUPTING:
-        until = quiet_hours_end(now=now, tz=facts.timezone, start=facts.quiet_hours[0], end=facts.quiet_hours[1])
+        # Quiet hours are checked at the moment the message would go out; if they end later, they win.
+        until = quiet_hours_end(
+            now=when or now, tz=facts.timezone, start=facts.quiet_hours[0], end=facts.quiet_hours[1]
+        )
         if until:
-            return Decision(address=address, not_before=until)
-    return Decision(address=address)
+            return Decision(address=address, not_before=until, digest=digest)
+    return Decision(address=address, not_before=when, digest=digest)
 
 
 def _recipient_facts(users: Sequence, *, category: Category, channels: Sequence[str]) -> list[RecipientFacts]:
     user_ids = [u.pk for u in users]
     opted_out: dict[int, set[str]] = {}
-    for user_id, channel in Preference.objects.filter(
-        user_id__in=user_ids, category=category, enabled=False
-    ).values_list("user_id", "channel"):
-        opted_out.setdefault(user_id, set()).add(channel)
+    digests: dict[int, dict[str, str]] = {}
+    # One query for opt-outs and digest choices.
+    for user_id, channel, enabled, digest in (
+        Preference.objects.filter(user_id__in=user_ids, category=category)
+        .filter(Q(enabled=False) | ~Q(digest=Preference.Digest.IMMEDIATE))
+        .values_list("user_id", "channel", "enabled", "digest")
+    ):
+        if not enabled:
+            opted_out.setdefault(user_id, set()).add(channel)
+        elif digest != Preference.Digest.IMMEDIATE:
+            digests.setdefault(user_id, {})[channel] = digest
     if not category.default_enabled:
         enabled = set(
             Preference.objects.filter(user_id__in=user_ids, category=category, enabled=True).values_list(
@@ -161,6 +204,7 @@ def _recipient_facts(users: Sequence, *, category: Category, channels: Sequence[
             },
             **_profile_facts(getattr(user, "recipient_profile", None)),
             marketing_sent_today=sent_today.get(user.pk, {}),
+            digest=digests.get(user.pk, {}),
         )
         for user in users
     ]
@@ -171,6 +215,12 @@ def _profile_facts(profile) -> dict:
         return {}
     quiet = (profile.quiet_hours_start, profile.quiet_hours_end) if profile.quiet_hours_start else None
     return {"timezone": profile.timezone, "quiet_hours": quiet, "daily_cap": profile.frequency_cap_per_day}
+
+
+def _hold_reason(decision: Decision) -> str:
+    if decision.digest:
+        return f"digest:{decision.digest}"
+    return "deferred:quiet_hours" if decision.not_before else ""
 
 
 def notify(
@@ -217,7 +267,7 @@ def notify(
                     category_id=category.pk,
                     content=content,
                     status="suppressed" if decision.reason else "planned",
-                    status_reason=decision.reason or ("deferred:quiet_hours" if decision.not_before else ""),
+                    status_reason=decision.reason or _hold_reason(decision),
                     not_before=decision.not_before,
                 )
 

@@ -21,6 +21,7 @@ leave one RUNNING after a crash):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import random
@@ -32,8 +33,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db.models import F, Q
+from django.utils import timezone, translation
+from django.utils.html import escape
+from django.utils.translation import ngettext
 
 from channels_adapters.base import OutboundMessage, SendResult
 from channels_adapters.errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
@@ -174,62 +177,140 @@ class SendSummary:
 
 
 def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None) -> SendSummary:
-    """Claim, re-check, send and record one batch. Safe to call twice with the same ids."""
+    """Claim, re-check, send and record one batch. Safe to call twice with the same ids.
+
+    Deliveries held for a digest (``status_reason`` "digest:...") go out as one combined message
+    per (recipient, category, channel), together with every other due digest delivery of that
+    group, wherever its own task is.
+    """
     owner = worker_id()
-    claimed = deliveries_claim(delivery_ids=delivery_ids, owner=owner, now=now or timezone.now())
+    now = now or timezone.now()
+    claimed = deliveries_claim(delivery_ids=delivery_ids, owner=owner, now=now)
+    claimed += _claim_digest_siblings(claimed, owner=owner, now=now)
     summary = SendSummary(claimed=len(claimed))
     sendable = _drop_suppressed(claimed, owner=owner, summary=summary)
-    by_channel: dict[str, list[Delivery]] = defaultdict(list)
+    # Each unit is a list of deliveries sent as one message: a digest group, or a single delivery.
+    groups: dict[tuple, list[Delivery]] = defaultdict(list)
+    units: list[list[Delivery]] = []
     for delivery in sendable:
-        by_channel[delivery.channel].append(delivery)
-    for channel, deliveries in by_channel.items():
+        if delivery.status_reason.startswith(DIGEST_PREFIX):
+            group = groups[(delivery.recipient_id, delivery.category_id, delivery.channel)]
+            if not group:
+                units.append(group)
+            group.append(delivery)
+        else:
+            units.append([delivery])
+    by_channel: dict[str, list[list[Delivery]]] = defaultdict(list)
+    for unit in units:
+        by_channel[unit[0].channel].append(unit)
+    for channel, channel_units in by_channel.items():
         adapter = channels[channel]
         rate = adapter.max_per_second
         # With a declared rate, send at most one second's worth at a time, paced across every
         # worker by the shared limiter.
         step = min(adapter.max_batch_size, max(1, int(rate))) if rate else adapter.max_batch_size
-        for chunk in _chunks(deliveries, step):
+        for chunk_units in _chunks(channel_units, step):
             if rate:
-                ratelimit.acquire(channel=channel, count=len(chunk), rate=rate)
-            messages = [outbound_message(d) for d in chunk]
-            adapter.handoff = lambda delivery_id, provider_id: _mark_handed_off(
-                delivery_id=delivery_id, provider_message_id=provider_id, owner=owner
+                ratelimit.acquire(channel=channel, count=len(chunk_units), rate=rate)
+            members = {unit[0].pk: [d.pk for d in unit] for unit in chunk_units}
+            chunk = [d for unit in chunk_units for d in unit]
+            messages = [outbound_message(unit[0]) if len(unit) == 1 else digest_message(unit) for unit in chunk_units]
+            adapter.handoff = lambda delivery_id, provider_id, members=members: _mark_handed_off(
+                delivery_ids=members.get(delivery_id, [delivery_id]), provider_message_id=provider_id, owner=owner
             )
             if getattr(adapter, "local", False):
                 # Local channels (the inbox) write to our own database: make the write and the
                 # ledger update one transaction, so they happen exactly once together.
                 with transaction.atomic():
-                    results = adapter.send_batch(messages)
+                    results = _results_for_members(adapter.send_batch(messages), members)
                     deliveries_record_results(deliveries=chunk, results=results, owner=owner, summary=summary)
             else:
-                results = adapter.send_batch(messages)
+                results = _results_for_members(adapter.send_batch(messages), members)
                 deliveries_record_results(deliveries=chunk, results=results, owner=owner, summary=summary)
     return summary
+
+
+DIGEST_PREFIX = "digest:"
+
+
+def _claim_digest_siblings(claimed: Sequence[Delivery], *, owner: str, now: datetime) -> list[Delivery]:
+    """Also claim the other due digest deliveries of each claimed digest's group (one query + claim)."""
+    keys = {(d.recipient_id, d.category_id, d.channel) for d in claimed if d.status_reason.startswith(DIGEST_PREFIX)}
+    if not keys:
+        return []
+    same_group = Q()
+    for recipient_id, category_id, channel in keys:
+        same_group |= Q(recipient_id=recipient_id, category_id=category_id, channel=channel)
+    ids = list(
+        Delivery.objects.due(now)
+        .filter(same_group, status_reason__startswith=DIGEST_PREFIX)
+        .exclude(pk__in=[d.pk for d in claimed])
+        .values_list("id", flat=True)
+    )
+    return deliveries_claim(delivery_ids=ids, owner=owner, now=now) if ids else []
+
+
+def _results_for_members(results: Sequence[SendResult], members: dict[int, list[int]]) -> list[SendResult]:
+    """One result per delivery: a digest message's result applies to every delivery in it."""
+    return [
+        dataclasses.replace(result, delivery_id=pk)
+        for result in results
+        for pk in members.get(result.delivery_id, [result.delivery_id])
+    ]
+
+
+def digest_message(deliveries: Sequence[Delivery]) -> OutboundMessage:
+    """One message summing up several deliveries of one recipient, category and channel."""
+    first = deliveries[0]
+    content = first.content or {}
+    items = [
+        (
+            (d.content or {}).get("subject") or (d.content or {}).get("title", ""),
+            (d.content or {}).get("text") or (d.content or {}).get("body", ""),
+        )
+        for d in deliveries
+    ]
+    name = first.category.name if first.category else ""
+    with translation.override(content.get("locale") or translation.get_language()):
+        subject = ngettext("%(count)d update: %(category)s", "%(count)d updates: %(category)s", len(items)) % {
+            "count": len(items), "category": name,
+        }
+    text = "\n".join(f"- {title}: {body}" if body else f"- {title}" for title, body in items)
+    html = "<ul>" + "".join(
+        f"<li><strong>{escape(title)}</strong>" + (f"<br>{escape(body)}" if body else "") + "</li>"
+        for title, body in items
+    ) + "</ul>"
+    return outbound_message(
+        first,
+        content={"subject": subject, "text": text, "html": html, "locale": content.get("locale", "en"),
+                 "metadata": {**content.get("metadata", {}), "digest_size": len(items)}},
+    )
 
 
 HANDED_OFF = "handed_off"
 
 
-def _mark_handed_off(*, delivery_id: int, provider_message_id: str, owner: str) -> None:
+def _mark_handed_off(*, delivery_ids: Sequence[int], provider_message_id: str, owner: str) -> None:
     """Durably note that the provider is about to have this message (autocommit, one UPDATE).
 
     If the worker dies before recording the result, the sweeper reads this mark as "sent"
     instead of sending again.
     """
-    Delivery.objects.filter(pk=delivery_id, lease_owner=owner, status=Status.SENDING).update(
+    Delivery.objects.filter(pk__in=delivery_ids, lease_owner=owner, status=Status.SENDING).update(
         status_reason=HANDED_OFF, provider_message_id=provider_message_id[:255]
     )
 
 
-def outbound_message(delivery: Delivery) -> OutboundMessage:
+def outbound_message(delivery: Delivery, *, content: dict | None = None) -> OutboundMessage:
     """The channel-neutral message for a claimed delivery, with tracking where the channel has it.
 
     Email HTML gets its links replaced by opaque click links (stored as ``TrackedLink``) and an
     open pixel; marketing mail carries the one-click unsubscribe URL for the adapter's headers.
+    ``content`` replaces the delivery's own (a digest's combined content).
     """
     from . import tracking  # tracking records receipts through this module
 
-    content = delivery.content or {}
+    content = (delivery.content or {}) if content is None else content
     kind = delivery.category.kind if delivery.category else ""
     html = content.get("html", "")
     metadata = {"recipient_id": delivery.recipient_id, "category_id": delivery.category_id, "category_kind": kind,
@@ -298,6 +379,7 @@ def deliveries_record_results(
     changed: list[Delivery] = []
     events: list[DeliveryEvent] = []
     max_attempts = conf.max_attempts()
+    retry_at: dict[int, datetime] = {}  # one retry time per error, so a digest's rows stay together
     for result in results:
         delivery = by_id[result.delivery_id]
         if delivery.pk not in still_ours:
@@ -312,8 +394,13 @@ def deliveries_record_results(
             summary.sent += 1
         elif isinstance(error, TransientChannelError) and delivery.attempts < max_attempts:
             delivery.status = Status.DEFERRED
-            delivery.next_attempt_at = now + retry_delay(delivery.attempts, retry_after=error.retry_after)
-            delivery.status_reason, delivery.last_error = error.reason[:100], error.message
+            delivery.next_attempt_at = retry_at.setdefault(
+                id(error), now + retry_delay(delivery.attempts, retry_after=error.retry_after)
+            )
+            # A digest delivery keeps its reason so the retry is batched again (the error is in last_error).
+            digest = delivery.status_reason.startswith(DIGEST_PREFIX)
+            delivery.status_reason = delivery.status_reason if digest else error.reason[:100]
+            delivery.last_error = error.message
             summary.deferred += 1
         elif isinstance(error, UnknownOutcomeError):
             delivery.status, delivery.status_reason, delivery.last_error = Status.UNKNOWN, error.reason[:100], error.message
