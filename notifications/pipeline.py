@@ -294,11 +294,18 @@ def _mark_handed_off(*, delivery_ids: Sequence[int], provider_message_id: str, o
     """Durably note that the provider is about to have this message (autocommit, one UPDATE).
 
     If the worker dies before recording the result, the sweeper reads this mark as "sent"
-    instead of sending again.
+    instead of sending again. Runs once per message on the hot path, so the statement is
+    written once here rather than compiled by the ORM every time.
     """
-    Delivery.objects.filter(pk__in=delivery_ids, lease_owner=owner, status=Status.SENDING).update(
-        status_reason=HANDED_OFF, provider_message_id=provider_message_id[:255]
+    quote = connection.ops.quote_name
+    placeholders = ", ".join(["%s"] * len(delivery_ids))
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} SET {quote('status_reason')} = %s, "
+        f"{quote('provider_message_id')} = %s WHERE {quote('id')} IN ({placeholders}) "
+        f"AND {quote('lease_owner')} = %s AND {quote('status')} = %s"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [HANDED_OFF, provider_message_id[:255], *delivery_ids, owner, Status.SENDING])
 
 
 def outbound_message(delivery: Delivery, *, content: dict | None = None) -> OutboundMessage:
