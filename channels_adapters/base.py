@@ -75,7 +75,9 @@ class BaseChannel:
     max_per_second: float | None = None
     #: Set by the caller for one batch: ``handoff(delivery_id, provider_message_id)`` is called
     #: by adapters that can tell the moment a message becomes irrevocable (the SMTP final ".")
-    #: just *before* it, so a crash right after can be told apart from one before.
+    #: just *before* it, so a crash right after can be told apart from one before. If it returns
+    #: a callable, the adapter calls that right *after* the irrevocable step (the caller may
+    #: send its record and collect the reply later, so both leave the process back to back).
     handoff = None
 
     def __init__(self, alias: str, **options: Any) -> None:

@@ -115,9 +115,12 @@ class EmailChannel(BaseChannel):
             raise smtplib.SMTPDataError(code, reply)
         body = smtplib._quote_periods(raw)  # the dot-stuffing smtplib.data() applies
         smtp.send(body if body.endswith(b"\r\n") else body + b"\r\n")
+        collect = None
         if self.handoff is not None:
-            self.handoff(message.delivery_id, payload.extra_headers["Message-ID"].strip("<>"))
+            collect = self.handoff(message.delivery_id, payload.extra_headers["Message-ID"].strip("<>"))
         smtp.send(b".\r\n")
+        if collect is not None:
+            collect()
         try:
             code, reply = smtp.getreply()
         except (smtplib.SMTPException, OSError) as error:

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.html import escape
@@ -290,22 +290,48 @@ def digest_message(deliveries: Sequence[Delivery]) -> OutboundMessage:
 HANDED_OFF = "handed_off"
 
 
-def _mark_handed_off(*, delivery_ids: Sequence[int], provider_message_id: str, owner: str) -> None:
-    """Durably note that the provider is about to have this message (autocommit, one UPDATE).
+def _mark_handed_off(*, delivery_ids: Sequence[int], provider_message_id: str, owner: str):
+    """Durably note that the provider is about to have this message; one UPDATE, autocommit.
 
     If the worker dies before recording the result, the sweeper reads this mark as "sent"
-    instead of sending again. Runs once per message on the hot path, so the statement is
-    written once here rather than compiled by the ORM every time.
+    instead of sending again. The mark and the provider's irrevocable step must go out
+    together: a crash between them loses the message (mark, no send). On SQLite the commit is
+    local and done when ``execute`` returns. On PostgreSQL waiting for the reply would leave a
+    window of a network round trip in which the server has committed but the worker has not
+    yet sent, so the statement is only *sent* here, and the returned callable collects its
+    result after the adapter's irrevocable step. The server commits a statement it received
+    even if the worker dies meanwhile.
     """
+    params = [HANDED_OFF, provider_message_id[:255], *delivery_ids, owner, Status.SENDING]
     quote = connection.ops.quote_name
-    placeholders = ", ".join(["%s"] * len(delivery_ids))
-    sql = (
-        f"UPDATE {quote(Delivery._meta.db_table)} SET {quote('status_reason')} = %s, "
-        f"{quote('provider_message_id')} = %s WHERE {quote('id')} IN ({placeholders}) "
-        f"AND {quote('lease_owner')} = %s AND {quote('status')} = %s"
-    )
+
+    def statement(marks: list[str]) -> str:
+        return (
+            f"UPDATE {quote(Delivery._meta.db_table)} SET {quote('status_reason')} = {marks[0]}, "
+            f"{quote('provider_message_id')} = {marks[1]} WHERE {quote('id')} IN ({', '.join(marks[2:-2])}) "
+            f"AND {quote('lease_owner')} = {marks[-2]} AND {quote('status')} = {marks[-1]}"
+        )
+
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        sql = statement([f"${i}" for i in range(1, len(params) + 1)])
+        connection.ensure_connection()
+        pgconn = connection.connection.pgconn
+        pgconn.send_query_params(sql.encode(), [str(value).encode() for value in params])
+        while pgconn.flush():
+            pass
+
+        def collect() -> None:
+            error = None
+            while (result := pgconn.get_result()) is not None:
+                if result.error_message:
+                    error = result.error_message.decode(errors="replace")
+            if error:
+                raise DatabaseError(f"Could not record the hand-off mark: {error}")
+
+        return collect
     with connection.cursor() as cursor:
-        cursor.execute(sql, [HANDED_OFF, provider_message_id[:255], *delivery_ids, owner, Status.SENDING])
+        cursor.execute(statement(["%s"] * len(params)), params)
+    return None
 
 
 def outbound_message(delivery: Delivery, *, content: dict | None = None) -> OutboundMessage:
