@@ -155,31 +155,38 @@ def receipt_record(
     return True
 
 
-def _suppress(*, delivery: Delivery, reason: str) -> bool:
-    """Suppress the delivery's address on its channel; an existing suppression keeps its reason."""
-    address = normalise_address(delivery.channel, delivery.address)
+def address_suppress(*, channel: str, address: str, reason: str, user_id: int | None = None, note: str = "") -> bool:
+    """Stop all mail to ``address`` on ``channel``: a Suppression, and nothing still waiting goes.
+
+    Deliveries to that address still planned or retrying become ``suppressed`` now; a batch a
+    worker already claimed is caught by the pipeline's send-time re-check. An existing
+    suppression keeps its original reason. Returns whether a new suppression was made.
+    """
+    address = normalise_address(channel, address)
     if not address:
         return False
-    _, created = Suppression.objects.get_or_create(
-        channel=delivery.channel, address=address, defaults={"reason": reason, "user_id": delivery.recipient_id}
-    )
+    with transaction.atomic():
+        suppression, created = Suppression.objects.get_or_create(
+            channel=channel, address=address, defaults={"reason": reason, "user_id": user_id, "note": note}
+        )
+        waiting = Delivery.objects.filter(channel=channel, status__in=[Status.PLANNED, Status.DEFERRED])
+        waiting = waiting.filter(address__iexact=address) if channel == "email" else waiting.filter(address=address)
+        waiting.update(status=Status.SUPPRESSED, status_reason=f"suppressed:{suppression.reason}")
     return created
+
+
+def _suppress(*, delivery: Delivery, reason: str) -> bool:
+    return address_suppress(channel=delivery.channel, address=delivery.address, reason=reason, user_id=delivery.recipient_id)
 
 
 def unsubscribe(*, delivery: Delivery, source: str) -> bool:
     """Stop all further mail to the delivery's address on its channel. Idempotent.
 
-    Returns whether a new suppression was made. Deliveries to that address still waiting to go
-    out (planned or retrying) become ``suppressed`` now; a batch already claimed is caught by the
-    send-time suppression re-check in the pipeline.
+    Returns whether a new suppression was made (see ``address_suppress``).
     """
-    address = normalise_address(delivery.channel, delivery.address)
     with transaction.atomic():
         created = _suppress(delivery=delivery, reason=Suppression.Reason.UNSUBSCRIBE)
         receipt_record(
             delivery=delivery, kind=Kind.UNSUBSCRIBED, source=source, provider_event_id=f"unsubscribe:{delivery.pk}"
         )
-        waiting = Delivery.objects.filter(channel=delivery.channel, status__in=[Status.PLANNED, Status.DEFERRED])
-        waiting = waiting.filter(address__iexact=address) if delivery.channel == "email" else waiting.filter(address=address)
-        waiting.update(status=Status.SUPPRESSED, status_reason="suppressed:unsubscribe")
     return created

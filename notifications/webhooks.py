@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils.html import escape
 from django.utils.translation import gettext as _
@@ -76,13 +75,9 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
     number = normalise_address("sms", request.POST.get("From", ""))
     if keyword not in STOP_KEYWORDS or not number:
         return _twiml()
-    with transaction.atomic():
-        _suppression, created = Suppression.objects.get_or_create(
-            channel="sms", address=number, defaults={"reason": Suppression.Reason.STOP, "note": "inbound SMS keyword"}
-        )
-        Delivery.objects.filter(channel="sms", address=number, status__in=["planned", "deferred"]).update(
-            status="suppressed", status_reason="suppressed:stop"
-        )
+    created = tracking.address_suppress(
+        channel="sms", address=number, reason=Suppression.Reason.STOP, note="inbound SMS keyword"
+    )
     if not created:
         return _twiml()  # one confirmation only
     return _twiml(_("You are unsubscribed and will receive no more messages. Reply START to resubscribe."))

@@ -44,14 +44,21 @@ def test_inbox_fanout_runs_in_a_worker_process():
     assert set(rows.values_list("recipient_id", flat=True)) == {u.pk for u in users}
 
 
-def test_enqueue_in_a_rolled_back_transaction_runs_nothing():
+def test_notify_in_a_rolled_back_transaction_sends_nothing():
+    """Planning enqueues its send tasks on commit: a rolled-back caller leaves no trace anywhere."""
+    from notifications.api import notify
+    from notifications.models import Delivery
+
     user = UserFactory()
+    CategoryFactory(key="order-updates", name="Order updates", kind="transactional")
 
     class Abort(Exception):
         pass
 
     with pytest.raises(Abort), transaction.atomic():
-        transaction.on_commit(lambda: inbox_fanout.enqueue(recipient_ids=[user.pk], title="Never"))
+        notify([user], title="Never", category="order-updates")
+        assert Delivery.objects.count() == 1  # planned inside the transaction...
         raise Abort
-    run_worker_until_idle()
+    run_worker_until_idle()  # ...and no task survived the rollback for a worker to find
+    assert not Delivery.objects.exists()
     assert not Notification.objects.exists()

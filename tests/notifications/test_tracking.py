@@ -204,3 +204,13 @@ def test_unknown_kind_is_refused(delivery):
     with pytest.raises(ValueError):
         tracking.receipt_record(delivery=delivery, kind="teleported", source="x")
     assert not DeliveryEvent.objects.exists()
+
+
+def test_a_hard_bounce_also_stops_mail_still_waiting_for_that_address(delivery):
+    waiting = DeliveryFactory(channel="email", address=delivery.address.upper(), status="planned")
+    elsewhere = DeliveryFactory(channel="email", address="someone.else@example.com", status="planned")
+    tracking.receipt_record(delivery=delivery, kind="bounced", source="anymail:test", provider_event_id="b-1")
+    waiting.refresh_from_db()
+    elsewhere.refresh_from_db()
+    assert (waiting.status, waiting.status_reason) == ("suppressed", "suppressed:hard_bounce")
+    assert elsewhere.status == "planned"
