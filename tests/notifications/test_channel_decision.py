@@ -76,8 +76,11 @@ def test_notify_holds_quiet_hours_and_enforces_the_daily_cap(settings, django_ca
 
     settings.NOTIFICATION_CHANNELS = {"email": {"BACKEND": "channels_adapters.locmem.LocmemChannel", "OPTIONS": {}}}
     promos = Category.objects.create(key="promos", name="Promos", kind="marketing")
+    # Quiet from an hour ago to two hours from now, whatever the clock says when the test runs.
+    now = datetime.now(UTC)
     always_quiet = RecipientProfileFactory(
-        user=UserFactory(username="owl"), timezone="UTC", quiet_hours_start=time(0, 0), quiet_hours_end=time(23, 59)
+        user=UserFactory(username="owl"), timezone="UTC",
+        quiet_hours_start=(now - timedelta(hours=1)).time(), quiet_hours_end=(now + timedelta(hours=2)).time(),
     ).user
     capped = RecipientProfileFactory(user=UserFactory(username="busy"), frequency_cap_per_day=1).user
     with django_capture_on_commit_callbacks(execute=True):

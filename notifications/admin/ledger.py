@@ -7,7 +7,7 @@ from django.contrib import admin
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
-from .models import (
+from ..models import (
     AuditEntry,
     Category,
     Delivery,

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .querysets import DeliveryQuerySet, NotificationQuerySet, PreferenceQuerySet, SuppressionQuerySet
+from ..querysets import DeliveryQuerySet, NotificationQuerySet, PreferenceQuerySet, SuppressionQuerySet
 
 
 class Channel(models.TextChoices):
@@ -255,6 +255,14 @@ class Delivery(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PLANNED)
     status_reason = models.CharField(_("reason"), max_length=100, blank=True)
     content = models.JSONField(_("content"), default=dict, blank=True, help_text=_("Message parts for ad-hoc sends."))
+    run = models.ForeignKey(
+        "notifications.CampaignRun", null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries",
+        verbose_name=_("campaign run"),
+    )
+    trigger = models.ForeignKey(
+        "notifications.SignalTrigger", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries",
+        verbose_name=_("trigger"),
+    )
     provider_message_id = models.CharField(_("provider id"), max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
@@ -283,6 +291,8 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["created_at", "channel"], name="delivery_created_idx"),
             models.Index(fields=["recipient", "-created_at"], name="delivery_recipient_idx"),
+            # A run's progress bar and pause/resume: its deliveries by status.
+            models.Index(fields=["run", "status"], condition=Q(run__isnull=False), name="delivery_run_status_idx"),
             models.Index(
                 fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="delivery_provider_id_idx"
             ),

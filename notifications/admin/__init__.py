@@ -1,0 +1,4 @@
+"""Admin for the notifications models, split per domain (STYLE.md: no 3,000-line admin.py)."""
+
+from . import ledger  # noqa: F401
+from .ledger import ReadOnlyAdminMixin  # noqa: F401  (used by other apps' admins)

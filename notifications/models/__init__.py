@@ -1,0 +1,40 @@
+"""The Signalbox domain models, one module per area.
+
+``ledger``: recipients, their choices, the inbox and the delivery ledger.
+``campaigns``: audiences, message templates, campaigns, runs and signal triggers.
+"""
+
+from .campaigns import (
+    Audience,
+    AudienceMember,
+    Campaign,
+    CampaignRun,
+    MessageParts,
+    MessageTemplate,
+    MessageTemplateVariant,
+    SignalTrigger,
+    TriggerState,
+)
+from .ledger import (
+    STATUS_RANK,
+    AuditEntry,
+    Category,
+    Channel,
+    Delivery,
+    DeliveryEvent,
+    Notification,
+    Preference,
+    RateWindow,
+    RecipientProfile,
+    Suppression,
+    TrackedLink,
+    e164_validator,
+    validate_timezone,
+)
+
+__all__ = [
+    "STATUS_RANK", "Audience", "AudienceMember", "AuditEntry", "Campaign", "CampaignRun", "Category",
+    "Channel", "Delivery", "DeliveryEvent", "MessageParts", "MessageTemplate", "MessageTemplateVariant",
+    "Notification", "Preference", "RateWindow", "RecipientProfile", "SignalTrigger", "Suppression",
+    "TrackedLink", "TriggerState", "e164_validator", "validate_timezone",
+]
