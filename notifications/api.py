@@ -10,264 +10,94 @@ send nothing new.
 from __future__ import annotations
 
 import uuid
-import zoneinfo
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from .models import Category, Channel, Delivery, Preference, Suppression
+# Re-exported: the decision is part of what integrators may reason about (and test against).
+from .decisions import (  # noqa: F401
+    DIGESTIBLE,
+    INTERRUPTING,
+    Decision,
+    RecipientFacts,
+    channel_decision,
+    hold_reason,
+    next_digest_at,
+    quiet_hours_end,
+    recipient_facts,
+)
+from .models import Category, Channel, MessageTemplate
 from .pipeline import PlannedDelivery, PlanResult, deliveries_plan
-from .querysets import normalise_address
 
 DEFAULT_CHANNELS = ("inapp",)
-# Channels that interrupt someone; quiet hours hold them back. The inbox waits silently anyway.
-INTERRUPTING = frozenset({Channel.EMAIL, Channel.SMS, Channel.WEBPUSH, Channel.CHAT})
-
-
-@dataclass(frozen=True)
-class RecipientFacts:
-    """What the channel decision needs about one recipient, gathered in bulk beforehand."""
-
-    user_id: int
-    addresses: dict[str, str]
-    opted_out: frozenset[str]
-    suppressed: dict[str, str]
-    timezone: str = "UTC"
-    quiet_hours: tuple[time, time] | None = None
-    daily_cap: int | None = None
-    marketing_sent_today: dict[str, int] | None = None
-    digest: dict[str, str] | None = None  # channel -> "hourly"/"daily" for this category
-
-
-@dataclass(frozen=True)
-class Decision:
-    address: str = ""
-    reason: str = ""  # non-empty: record as suppressed with this reason
-    not_before: datetime | None = None  # quiet hours or digest: hold until then
-    digest: str = ""  # "hourly"/"daily" when held for the recipient's digest
-
-
-# Channels whose messages may be batched into a digest.
-DIGESTIBLE = frozenset({Channel.INAPP, Channel.EMAIL})
-DAILY_DIGEST_AT = time(8, 0)
-
-
-def quiet_hours_end(*, now: datetime, tz: str, start: time, end: time) -> datetime | None:
-    """When the recipient's quiet hours end, if ``now`` falls inside them; else None.
-
-    Windows may wrap midnight (22:00-07:00). Computed in the recipient's zone, so the end is
-    07:00 *their* time across DST changes.
-    """
-    zone = zoneinfo.ZoneInfo(tz)
-    local = now.astimezone(zone)
-    clock = local.time()
-    inside = start <= clock < end if start < end else (clock >= start or clock < end)
-    if not inside or start == end:
-        return None
-    day = local.date() if clock < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, end, tzinfo=zone).astimezone(zoneinfo.ZoneInfo("UTC"))
-
-
-def next_digest_at(*, now: datetime, tz: str, digest: str) -> datetime:
-    """When the recipient's next digest goes out, strictly after ``now``, as a UTC datetime.
-
-    ``hourly``: the next top of the hour in the recipient's zone (zones with a 30/45-minute
-    offset get it on their own hour). ``daily``: the next 08:00 local time, which stays 08:00
-    across DST changes.
-    """
-    zone = zoneinfo.ZoneInfo(tz)
-    utc = zoneinfo.ZoneInfo("UTC")
-    local = now.astimezone(zone)
-    if digest == "hourly":
-        # Step in UTC so a repeated or skipped wall-clock hour on a DST day cannot trip us.
-        top = local.replace(minute=0, second=0, microsecond=0)
-        nxt = top.astimezone(utc) + timedelta(hours=1)
-        # The hour boundary in local time, for offsets that are not whole hours.
-        while nxt.astimezone(zone).minute or nxt.astimezone(zone).second:
-            nxt = nxt.astimezone(zone).replace(minute=0, second=0, microsecond=0).astimezone(utc) + timedelta(hours=1)
-        return nxt
-    if digest == "daily":
-        day = local.date() if local.time() < DAILY_DIGEST_AT else local.date() + timedelta(days=1)
-        return datetime.combine(day, DAILY_DIGEST_AT, tzinfo=zone).astimezone(utc)
-    raise ValueError(f"Unknown digest: {digest!r}.")
-
-
-def channel_decision(*, facts: RecipientFacts, channel: str, category: Category, now: datetime) -> Decision:
-    """Whether and when to send ``category`` to this recipient on ``channel``. No database access.
-
-    Transactional messages ignore opt-outs, frequency caps and quiet hours, never suppression.
-    """
-    address = facts.addresses.get(channel, "")
-    if not address:
-        return Decision(reason="suppressed:no_address")
-    if channel in facts.suppressed:
-        return Decision(reason=f"suppressed:{facts.suppressed[channel]}")
-    if category.kind == Category.Kind.TRANSACTIONAL:
-        return Decision(address=address)
-    if category.user_can_opt_out and channel in facts.opted_out:
-        return Decision(reason="suppressed:opted_out")
-    if (
-        category.kind == Category.Kind.MARKETING
-        and facts.daily_cap is not None
-        and (facts.marketing_sent_today or {}).get(channel, 0) >= facts.daily_cap
-    ):
-        return Decision(reason="suppressed:frequency_cap")
-    digest = (facts.digest or {}).get(channel, "") if channel in DIGESTIBLE else ""
-    when = next_digest_at(now=now, tz=facts.timezone, digest=digest) if digest else None
-    if facts.quiet_hours and channel in INTERRUPTING:
-        # Quiet hours are checked at the moment the message would go out; if they end later, they win.
-        until = quiet_hours_end(
-            now=when or now, tz=facts.timezone, start=facts.quiet_hours[0], end=facts.quiet_hours[1]
-        )
-        if until:
-            return Decision(address=address, not_before=until, digest=digest)
-    return Decision(address=address, not_before=when, digest=digest)
-
-
-def _recipient_facts(users: Sequence, *, category: Category, channels: Sequence[str]) -> list[RecipientFacts]:
-    user_ids = [u.pk for u in users]
-    opted_out: dict[int, set[str]] = {}
-    digests: dict[int, dict[str, str]] = {}
-    # One query for opt-outs and digest choices.
-    for user_id, channel, enabled, digest in (
-        Preference.objects.filter(user_id__in=user_ids, category=category)
-        .filter(Q(enabled=False) | ~Q(digest=Preference.Digest.IMMEDIATE))
-        .values_list("user_id", "channel", "enabled", "digest")
-    ):
-        if not enabled:
-            opted_out.setdefault(user_id, set()).add(channel)
-        elif digest != Preference.Digest.IMMEDIATE:
-            digests.setdefault(user_id, {})[channel] = digest
-    if not category.default_enabled:
-        enabled = set(
-            Preference.objects.filter(user_id__in=user_ids, category=category, enabled=True).values_list(
-                "user_id", "channel"
-            )
-        )
-        for user_id in user_ids:
-            opted_out.setdefault(user_id, set()).update(c for c in channels if (user_id, c) not in enabled)
-    push_endpoints: dict[int, str] = {}
-    if Channel.WEBPUSH in channels:
-        from channels_adapters.models import WebPushSubscription
-
-        # The most recently subscribed browser of each recipient.
-        for user_id, endpoint in WebPushSubscription.objects.filter(user_id__in=user_ids).order_by(
-            "created_at", "id"
-        ).values_list("user_id", "endpoint"):
-            push_endpoints[user_id] = endpoint
-    addresses = {}
-    for user in users:
-        profile = getattr(user, "recipient_profile", None)
-        chat_ids = getattr(profile, "chat_ids", None) or {}
-        addresses[user.pk] = {
-            Channel.EMAIL: normalise_address("email", user.email or ""),
-            Channel.SMS: getattr(profile, "phone", "") or "",
-            Channel.INAPP: str(user.pk),
-            Channel.WEBPUSH: push_endpoints.get(user.pk, ""),
-            # A personal chat target is an Apprise URL kept under "apprise" in the profile.
-            Channel.CHAT: chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else "",
-        }
-    sent_today: dict[int, dict[str, int]] = {}
-    if category.kind == Category.Kind.MARKETING:
-        capped = [u.pk for u in users if getattr(getattr(u, "recipient_profile", None), "frequency_cap_per_day", None)]
-        counts = (
-            Delivery.objects.filter(
-                recipient_id__in=capped,
-                created_at__gte=timezone.now() - timedelta(days=1),
-                category__kind=Category.Kind.MARKETING,
-            )
-            .exclude(status="suppressed")
-            .values_list("recipient_id", "channel")
-            .annotate(n=Count("id"))
-        )
-        for user_id, channel, n in counts:
-            sent_today.setdefault(user_id, {})[channel] = n
-    wanted = {(c, a) for per_user in addresses.values() for c, a in per_user.items() if a and c in channels}
-    suppressions = dict(
-        ((channel, address), reason)
-        for channel, address, reason in Suppression.objects.filter(
-            channel__in={c for c, _ in wanted}, address__in={a for _, a in wanted}
-        ).values_list("channel", "address", "reason")
-    )
-    return [
-        RecipientFacts(
-            user_id=user.pk,
-            addresses=addresses[user.pk],
-            opted_out=frozenset(opted_out.get(user.pk, ())),
-            suppressed={
-                c: suppressions[(c, a)] for c, a in addresses[user.pk].items() if (c, a) in suppressions
-            },
-            **_profile_facts(getattr(user, "recipient_profile", None)),
-            marketing_sent_today=sent_today.get(user.pk, {}),
-            digest=digests.get(user.pk, {}),
-        )
-        for user in users
-    ]
-
-
-def _profile_facts(profile) -> dict:
-    if profile is None:
-        return {}
-    quiet = (profile.quiet_hours_start, profile.quiet_hours_end) if profile.quiet_hours_start else None
-    return {"timezone": profile.timezone, "quiet_hours": quiet, "daily_cap": profile.frequency_cap_per_day}
-
-
-def _hold_reason(decision: Decision) -> str:
-    if decision.digest:
-        return f"digest:{decision.digest}"
-    return "deferred:quiet_hours" if decision.not_before else ""
 
 
 def notify(
     recipients: Iterable,
     *,
-    title: str,
+    template: str | MessageTemplate | None = None,
+    context: dict | None = None,
+    title: str = "",
     body: str = "",
     url: str = "",
     html: str = "",
     channels: Sequence[str] | None = None,
-    category: str | Category = "system",
+    category: str | Category | None = None,
     idempotency_key: str | None = None,
 ) -> PlanResult:
     """Send a message to users (instances or ids) over ``channels`` (default: the in-app inbox).
 
-    ``category`` is a Category key or instance; an unknown key is a ``Category.DoesNotExist``.
-    With ``idempotency_key``, calling again with the same key (say, a retried webhook handler)
-    plans nothing new: the ledger key is ``notify:<key>:<user id>:<channel>``.
+    The message is either a ``template`` (a MessageTemplate or its key, rendered per recipient in
+    the sandbox with ``context`` — plain JSON data — besides the recipient's own fields) or a
+    literal ``title``/``body``/``url``/``html``.
+
+    ``category`` is a Category key or instance (default: the template's category, else
+    ``"system"``); an unknown key is a ``Category.DoesNotExist``. With ``idempotency_key``,
+    calling again with the same key (say, a retried webhook handler) plans nothing new: the
+    ledger key is ``notify:<key>:<user id>:<channel>``.
     """
     channels = tuple(channels or DEFAULT_CHANNELS)
     unknown = set(channels) - set(Channel.values)
     if unknown:
         raise ValueError(f"Unknown channel(s): {', '.join(sorted(unknown))}.")
-    if not title.strip():
-        raise ValueError("notify() needs a title.")
+    if template is not None and not isinstance(template, MessageTemplate):
+        template = MessageTemplate.objects.select_related("category").get(key=template)
+    if template is None and not title.strip():
+        raise ValueError("notify() needs a template or a title.")
+    if category is None:
+        category = template.category if template is not None and template.category_id else "system"
     if not isinstance(category, Category):
         category = Category.objects.get(key=category)
     ids = [getattr(r, "pk", r) for r in recipients]
-    users = list(get_user_model().objects.filter(pk__in=ids).select_related("recipient_profile"))
-    key = idempotency_key or uuid.uuid4().hex
-    content = {"subject": title, "text": body, "html": html, "url": url}
+    key = f"notify:{idempotency_key or uuid.uuid4().hex}"
+    if template is not None:
+        from .campaigns.planning import template_deliveries_plan
 
+        with transaction.atomic():
+            return template_deliveries_plan(
+                template_id=template.pk, user_ids=ids, channels=channels, category=category,
+                key_prefix=key, context=dict(context or {}),
+            )
+
+    users = list(get_user_model().objects.filter(pk__in=ids).select_related("recipient_profile"))
+    content = {"subject": title, "text": body, "html": html, "url": url}
     now = timezone.now()
 
     def planned():
-        for facts in _recipient_facts(users, category=category, channels=channels):
+        for facts in recipient_facts(users, category=category, channels=channels):
             for channel in channels:
                 decision = channel_decision(facts=facts, channel=channel, category=category, now=now)
                 yield PlannedDelivery(
-                    idempotency_key=f"notify:{key}:{facts.user_id}:{channel}",
+                    idempotency_key=f"{key}:{facts.user_id}:{channel}",
                     channel=channel,
                     address=decision.address,
                     recipient_id=facts.user_id,
                     category_id=category.pk,
                     content=content,
                     status="suppressed" if decision.reason else "planned",
-                    status_reason=decision.reason or _hold_reason(decision),
+                    status_reason=decision.reason or hold_reason(decision),
                     not_before=decision.not_before,
                 )
 

@@ -230,6 +230,7 @@ class Delivery(models.Model):
 
     class Status(models.TextChoices):
         PLANNED = "planned", _("Planned")
+        PAUSED = "paused", _("Paused")
         SUPPRESSED = "suppressed", _("Suppressed")
         SENDING = "sending", _("Sending")
         DEFERRED = "deferred", _("Retrying")
@@ -306,6 +307,7 @@ class Delivery(models.Model):
 # outrank sent so a bounce after "sent" sticks, and engagement outranks delivery.
 STATUS_RANK: dict[str, int] = {
     Delivery.Status.PLANNED: 0,
+    Delivery.Status.PAUSED: 0,  # a paused campaign's; moves back to planned on resume (a service, not a receipt)
     Delivery.Status.DEFERRED: 1,
     Delivery.Status.SENDING: 2,
     Delivery.Status.SUPPRESSED: 3,

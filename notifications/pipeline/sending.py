@@ -1,35 +1,12 @@
-"""The delivery ledger pipeline: plan → claim → send → record (DESIGN.md "The pipeline").
-
-Reliability lives here, not in the task queue (the DB backend never retries a task and may
-leave one RUNNING after a crash):
-
-* **Plan** inserts ledger rows with a UNIQUE idempotency key, conflicts ignored, so planning the
-  same thing twice creates nothing, and enqueues one send task per batch *after commit*.
-* **Claim** moves due rows to ``sending`` under a lease owned by one worker: ``SELECT ... FOR
-  UPDATE SKIP LOCKED`` where the database has it (PostgreSQL), otherwise a conditional UPDATE
-  (SQLite serialises writers, and the WHERE clause re-checks the status).
-* **Send** re-checks suppression, hands the batch to the channel adapter and records each
-  result. Results are only written while the lease is still ours, and a row is ``sent`` only
-  after the provider accepted it.
-* **Retry**: transient errors come back as ``deferred`` with exponential backoff and full
-  jitter until ``max_attempts``; permanent errors fail at once; an unknown outcome (SMS timeout)
-  is ``unknown`` and never re-sent automatically.
-* **Sweep**: leases that expired (a worker died mid-batch) are put back to ``deferred`` and
-  re-enqueued, except on channels where a re-send could duplicate a message that may have gone
-  out (``UNKNOWN_ON_LOST_LEASE``), which become ``unknown``.
-"""
+"""Send: claim a batch under a lease, re-check, hand it to the channel adapter, record results."""
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import os
 import random
-import socket
-import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
@@ -42,106 +19,14 @@ from channels_adapters.base import OutboundMessage, SendResult
 from channels_adapters.errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from channels_adapters.handler import channels
 
-from . import conf, ratelimit
-from .models import STATUS_RANK, Delivery, DeliveryEvent, Suppression
-from .querysets import normalise_address
-from .signals import delivery_status_changed, notification_sent
+from .. import conf, ratelimit
+from ..models import Delivery, DeliveryEvent, Suppression
+from ..querysets import normalise_address
+from ..signals import delivery_status_changed, notification_sent
+
+from .planning import _chunks, _enqueue_batches, worker_id
 
 Status = Delivery.Status
-# A lost lease on these channels may hide a message the provider already accepted.
-UNKNOWN_ON_LOST_LEASE = frozenset({"sms"})
-
-
-@dataclass(frozen=True)
-class PlannedDelivery:
-    """A ledger row to create. ``status`` is ``planned``, or ``suppressed`` with a reason."""
-
-    idempotency_key: str
-    channel: str
-    address: str
-    recipient_id: int | None = None
-    category_id: int | None = None
-    content: dict = field(default_factory=dict)
-    status: str = Status.PLANNED
-    status_reason: str = ""
-    not_before: datetime | None = None  # e.g. the end of the recipient's quiet hours
-
-
-@dataclass
-class PlanResult:
-    planned: int = 0
-    suppressed: int = 0
-    already_known: int = 0
-    batches: int = 0
-
-
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 1000) -> PlanResult:
-    """Write ledger rows in chunks (streamed, never all in memory) and enqueue send batches.
-
-    Must run inside the caller's transaction or autocommit; batches are enqueued on commit, so a
-    rolled-back plan sends nothing.
-    """
-    result = PlanResult()
-    for chunk in _chunks(planned, chunk_size):
-        keys = [p.idempotency_key for p in chunk]
-        rows = [
-            Delivery(
-                idempotency_key=p.idempotency_key,
-                recipient_id=p.recipient_id,
-                channel=p.channel,
-                address=p.address,
-                category_id=p.category_id,
-                content=p.content,
-                status=p.status,
-                status_reason=p.status_reason,
-                next_attempt_at=p.not_before,
-            )
-            for p in chunk
-        ]
-        before = Delivery.objects.filter(idempotency_key__in=keys).count()
-        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-        result.already_known += before
-        result.suppressed += sum(1 for p in chunk if p.status == Status.SUPPRESSED)
-        waiting = Delivery.objects.filter(idempotency_key__in=keys, status=Status.PLANNED)
-        due = list(waiting.filter(next_attempt_at__isnull=True).values_list("id", "channel"))
-        held: dict[datetime, list[tuple[int, str]]] = defaultdict(list)
-        for delivery_id, channel, not_before in waiting.filter(next_attempt_at__isnull=False).values_list(
-            "id", "channel", "next_attempt_at"
-        ):
-            held[not_before.replace(second=0, microsecond=0) + timedelta(minutes=1)].append((delivery_id, channel))
-        result.planned += len(due) + sum(len(v) for v in held.values())
-        result.batches += _enqueue_batches(due)
-        for run_after, pairs in held.items():  # one task per minute of quiet-hours ends
-            result.batches += _enqueue_batches(pairs, run_after=run_after)
-    return result
-
-
-def _enqueue_batches(due: Sequence[tuple[int, str]], *, run_after: datetime | None = None) -> int:
-    """Enqueue send tasks for (id, channel) pairs after commit, optionally not before ``run_after``."""
-    from .tasks import deliveries_send_task
-
-    task = deliveries_send_task.using(run_after=run_after) if run_after else deliveries_send_task
-    by_channel: dict[str, list[int]] = defaultdict(list)
-    for delivery_id, channel in due:
-        by_channel[channel].append(delivery_id)
-    batches = [
-        ids
-        for channel, channel_ids in by_channel.items()
-        for ids in _chunks(channel_ids, channels[channel].max_batch_size)
-    ]
-    for ids in batches:
-        transaction.on_commit(lambda ids=ids: task.enqueue(delivery_ids=ids))
-    return len(batches)
 
 
 def deliveries_claim(*, delivery_ids: Sequence[int], owner: str, now: datetime) -> list[Delivery]:
@@ -341,7 +226,7 @@ def outbound_message(delivery: Delivery, *, content: dict | None = None) -> Outb
     open pixel; marketing mail carries the one-click unsubscribe URL for the adapter's headers.
     ``content`` replaces the delivery's own (a digest's combined content).
     """
-    from . import tracking  # tracking records receipts through this module
+    from .. import tracking  # tracking records receipts through this module
 
     content = (delivery.content or {}) if content is None else content
     kind = delivery.category.kind if delivery.category else ""
@@ -493,87 +378,3 @@ def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
         notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
     for delivery_id, status in final:
         delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
-
-
-def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
-    """Put deliveries whose worker died mid-batch back in line (or ``unknown`` where unsafe)."""
-    now = now or timezone.now()
-    expired = Delivery.objects.filter(status=Status.SENDING, lease_expires_at__lt=now)
-    with transaction.atomic():
-        # The provider had the message before the worker died: it was sent, never send again.
-        recovered = list(expired.filter(status_reason=HANDED_OFF).values_list("id", flat=True))
-        Delivery.objects.filter(pk__in=recovered).update(
-            status=Status.SENT, sent_at=now, status_reason="recovered_after_crash", lease_owner="", lease_expires_at=None
-        )
-        DeliveryEvent.objects.bulk_create(
-            DeliveryEvent(delivery_id=pk, kind="sent", source="recovery", occurred_at=now) for pk in recovered
-        )
-        unknown = expired.filter(channel__in=UNKNOWN_ON_LOST_LEASE).update(
-            status=Status.UNKNOWN, status_reason="lease_expired", lease_owner="", lease_expires_at=None
-        )
-        ids = list(expired.values_list("id", "channel"))
-        expired.filter(pk__in=[i for i, _ in ids]).update(
-            status=Status.DEFERRED, status_reason="lease_expired", lease_owner="", lease_expires_at=None,
-            next_attempt_at=now,
-        )
-        _enqueue_batches(ids)
-    return len(recovered) + unknown + len(ids)
-
-
-def deliveries_retry_failed(*, deliveries, actor=None) -> int:
-    """Give failed deliveries a fresh set of attempts (staff action, e.g. after fixing SMTP).
-
-    Only ``failed`` rows move; ``unknown`` ones are never re-sent automatically, and
-    suppressed addresses are caught again at send time. Writes an audit entry.
-    """
-    from .services import audit_record
-
-    with transaction.atomic():
-        pairs = list(deliveries.filter(status=Status.FAILED).values_list("id", "channel"))
-        Delivery.objects.filter(pk__in=[pk for pk, _ in pairs], status=Status.FAILED).update(
-            status=Status.PLANNED, attempts=0, next_attempt_at=None, failed_at=None,
-            status_reason="retry_requested", last_error="",
-        )
-        _enqueue_batches(pairs)
-        if pairs:
-            audit_record(actor=actor, action="deliveries.retry_failed", changes={"deliveries": len(pairs)})
-    return len(pairs)
-
-
-def deliveries_requeue_stale(*, now: datetime | None = None, grace: timedelta = timedelta(minutes=2)) -> int:
-    """Backstop for lost tasks: enqueue deliveries that have been due for longer than ``grace``.
-
-    The DB task backend neither retries nor recovers a task whose worker died, and a Redis
-    restart can drop queued jobs. Claiming makes an extra task for the same ids harmless.
-    """
-    now = now or timezone.now()
-    stale = (
-        Delivery.objects.due(now - grace)
-        .filter(created_at__lte=now - grace)
-        .order_by("id")
-        .values_list("id", "channel")
-    )
-    pairs = list(stale[:50_000])
-    with transaction.atomic():
-        _enqueue_batches(pairs)
-    return len(pairs)
-
-
-def delivery_advance_status(*, delivery: Delivery, status: str, at: datetime | None = None) -> bool:
-    """Move a delivery to ``status`` if that is forward (receipts arrive out of order)."""
-    if STATUS_RANK[status] <= STATUS_RANK[delivery.status]:
-        return False
-    at = at or timezone.now()
-    fields = {"status": status}
-    stamp = f"{status}_at"
-    if hasattr(Delivery, stamp) and stamp in {f.name for f in Delivery._meta.fields}:
-        fields[stamp] = at
-    lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
-    updated = Delivery.objects.filter(pk=delivery.pk, status__in=lower).update(**fields)
-    if updated:
-        for name, value in fields.items():
-            setattr(delivery, name, value)
-        transaction.on_commit(
-            lambda: delivery_status_changed.send(sender=Delivery, delivery_id=delivery.pk, status=status)
-        )
-    return bool(updated)
