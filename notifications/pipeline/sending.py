@@ -20,10 +20,10 @@ from channels_adapters.errors import PermanentChannelError, TransientChannelErro
 from channels_adapters.handler import channels
 
 from .. import conf, ratelimit
-from ..models import Delivery, DeliveryEvent, Suppression
-from ..querysets import normalise_address
+from ..models import Delivery, DeliveryEvent
 from ..signals import delivery_status_changed, notification_sent
 
+from . import rechecks
 from .planning import _chunks, _enqueue_batches, worker_id
 
 Status = Delivery.Status
@@ -73,7 +73,15 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
     claimed = deliveries_claim(delivery_ids=delivery_ids, owner=owner, now=now)
     claimed += _claim_digest_siblings(claimed, owner=owner, now=now)
     summary = SendSummary(claimed=len(claimed))
-    sendable = _drop_suppressed(claimed, owner=owner, summary=summary)
+    sendable = rechecks.drop_suppressed(claimed, owner=owner, summary=summary)
+    sendable = rechecks.hold_for_recipient(sendable, owner=owner, now=now, summary=summary)
+    sendable, unrenderable = rechecks.render_templates(sendable)
+    if unrenderable:
+        deliveries_record_results(
+            deliveries=[d for d, _error in unrenderable],
+            results=[SendResult(delivery_id=d.pk, error=error) for d, error in unrenderable],
+            owner=owner, summary=summary,
+        )
     # Each unit is a list of deliveries sent as one message: a digest group, or a single delivery.
     groups: dict[tuple, list[Delivery]] = defaultdict(list)
     units: list[list[Delivery]] = []
@@ -249,30 +257,6 @@ def outbound_message(delivery: Delivery, *, content: dict | None = None) -> Outb
         metadata=metadata,
         locale=content.get("locale", "en"),
     )
-
-
-def _drop_suppressed(claimed: list[Delivery], *, owner: str, summary: SendSummary) -> list[Delivery]:
-    """Re-check suppression at send time: an unsubscribe that committed after planning wins."""
-    if not claimed:
-        return []
-    addresses = {(d.channel, normalise_address(d.channel, d.address)) for d in claimed}
-    suppressed = set(
-        Suppression.objects.filter(
-            channel__in={c for c, _ in addresses}, address__in={a for _, a in addresses}
-        ).values_list("channel", "address", "reason")
-    )
-    reasons = {(channel, address): reason for channel, address, reason in suppressed}
-    keep = []
-    for delivery in claimed:
-        reason = reasons.get((delivery.channel, normalise_address(delivery.channel, delivery.address)))
-        if reason is None:
-            keep.append(delivery)
-            continue
-        updated = Delivery.objects.filter(pk=delivery.pk, lease_owner=owner, status=Status.SENDING).update(
-            status=Status.SUPPRESSED, status_reason=f"suppressed:{reason}", lease_owner="", lease_expires_at=None
-        )
-        summary.suppressed += updated
-    return keep
 
 
 def retry_delay(attempt: int, *, retry_after: float | None = None, rng: random.Random | None = None) -> timedelta:

@@ -1,0 +1,157 @@
+"""Send-time re-checks: what changed between planning and sending wins.
+
+An unsubscribe, an opt-out or a suppression that committed after a delivery was planned stops
+it; a recipient whose quiet hours began meanwhile gets it when they end; and a templated
+message is rendered now, with the template's current wording, once per batch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+
+from channels_adapters.errors import ChannelError, PermanentChannelError
+
+from ..decisions import INTERRUPTING, quiet_hours_end
+from ..models import Category, Delivery, Preference, Suppression
+from ..querysets import normalise_address
+from .planning import _enqueue_batches
+
+Status = Delivery.Status
+
+
+def drop_suppressed(claimed: list[Delivery], *, owner: str, summary) -> list[Delivery]:
+    """Re-check suppression at send time: an unsubscribe that committed after planning wins."""
+    if not claimed:
+        return []
+    addresses = {(d.channel, normalise_address(d.channel, d.address)) for d in claimed}
+    suppressed = set(
+        Suppression.objects.filter(
+            channel__in={c for c, _ in addresses}, address__in={a for _, a in addresses}
+        ).values_list("channel", "address", "reason")
+    )
+    reasons = {(channel, address): reason for channel, address, reason in suppressed}
+    keep = []
+    for delivery in claimed:
+        reason = reasons.get((delivery.channel, normalise_address(delivery.channel, delivery.address)))
+        if reason is None:
+            keep.append(delivery)
+            continue
+        updated = Delivery.objects.filter(pk=delivery.pk, lease_owner=owner, status=Status.SENDING).update(
+            status=Status.SUPPRESSED, status_reason=f"suppressed:{reason}", lease_owner="", lease_expires_at=None
+        )
+        summary.suppressed += updated
+    return keep
+
+
+def _release(delivery: Delivery, *, owner: str, **fields) -> int:
+    """Give a claimed delivery back without spending an attempt."""
+    return Delivery.objects.filter(pk=delivery.pk, lease_owner=owner, status=Status.SENDING).update(
+        lease_owner="", lease_expires_at=None, attempts=F("attempts") - 1, **fields
+    )
+
+
+def hold_for_recipient(claimed: list[Delivery], *, owner: str, now: datetime, summary) -> list[Delivery]:
+    """Re-check opt-outs and quiet hours for non-transactional deliveries (two queries a batch)."""
+    optional = [
+        d for d in claimed
+        if d.recipient_id and d.category is not None and d.category.kind != Category.Kind.TRANSACTIONAL
+    ]
+    if not optional:
+        return claimed
+    optional_ids = {d.pk for d in optional}
+    user_ids = {d.recipient_id for d in optional}
+    category_ids = {d.category_id for d in optional}
+    choices = {
+        (user_id, category_id, channel): enabled
+        for user_id, category_id, channel, enabled in Preference.objects.filter(
+            user_id__in=user_ids, category_id__in=category_ids
+        ).values_list("user_id", "category_id", "channel", "enabled")
+    }
+    quiet = {
+        user_id: (tz, start, end)
+        for user_id, tz, start, end in get_user_model().objects.filter(
+            pk__in=user_ids, recipient_profile__quiet_hours_start__isnull=False
+        ).values_list(
+            "pk", "recipient_profile__timezone", "recipient_profile__quiet_hours_start",
+            "recipient_profile__quiet_hours_end",
+        )
+    }
+    keep, held = [], []
+    for delivery in claimed:
+        category = delivery.category
+        if delivery.pk not in optional_ids:
+            keep.append(delivery)
+            continue
+        enabled = choices.get((delivery.recipient_id, category.pk, delivery.channel), category.default_enabled)
+        if category.user_can_opt_out and not enabled:
+            summary.suppressed += _release(delivery, owner=owner, status=Status.SUPPRESSED,
+                                           status_reason="suppressed:opted_out")
+            continue
+        window = quiet.get(delivery.recipient_id)
+        until = None
+        if window and delivery.channel in INTERRUPTING:
+            until = quiet_hours_end(now=now, tz=window[0], start=window[1], end=window[2])
+        if until is None:
+            keep.append(delivery)
+            continue
+        fields = {"status": Status.PLANNED, "next_attempt_at": until}
+        if not delivery.status_reason.startswith("digest:"):
+            fields["status_reason"] = "deferred:quiet_hours"
+        if _release(delivery, owner=owner, **fields):
+            held.append((delivery.pk, delivery.channel, until))
+    with transaction.atomic():
+        for run_after in {until for _pk, _channel, until in held}:
+            _enqueue_batches([(pk, ch) for pk, ch, u in held if u == run_after], run_after=run_after)
+    return keep
+
+
+def render_templates(
+    claimed: list[Delivery],
+) -> tuple[list[Delivery], list[tuple[Delivery, ChannelError]]]:
+    """Render templated deliveries in place (``content`` in memory; the row keeps the reference).
+
+    Each template is compiled once per batch and each recipient loaded once. A template that
+    fails to render (over the time or size cap, an undefined variable) fails its delivery
+    permanently with the reason; the rest of the batch goes on.
+    """
+    templated = [d for d in claimed if (d.content or {}).get("template_id")]
+    if not templated:
+        return claimed, []
+    from ..models import MessageTemplate
+    from ..templating import TemplateRenderError, compile_template, recipient_context
+
+    template_ids = {d.content["template_id"] for d in templated}
+    templates = {
+        t.pk: t for t in MessageTemplate.objects.filter(pk__in=template_ids).prefetch_related("variants")
+    }
+    compiled = {pk: compile_template(t) for pk, t in templates.items()}
+    users = {
+        u.pk: u for u in get_user_model().objects.filter(
+            pk__in={d.recipient_id for d in templated if d.recipient_id}
+        ).select_related("recipient_profile")
+    }
+    people = {pk: recipient_context(user) for pk, user in users.items()}
+    keep, failed = [], []
+    for delivery in claimed:
+        content = delivery.content or {}
+        template_id = content.get("template_id")
+        if not template_id:
+            keep.append(delivery)
+            continue
+        try:
+            if template_id not in compiled:
+                raise TemplateRenderError("The message template was deleted.")
+            person = people.get(delivery.recipient_id, {})
+            context = {**content.get("context", {}), "recipient": person}
+            delivery.content = compiled[template_id].render(
+                channel=delivery.channel, locale=person.get("locale") or "en", context=context
+            )
+        except TemplateRenderError as error:
+            failed.append((delivery, PermanentChannelError(str(error), reason="template_error")))
+            continue
+        keep.append(delivery)
+    return keep, failed
