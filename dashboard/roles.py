@@ -37,6 +37,13 @@ VIEWABLE_MODELS = [
     "notifications.delivery",
     "notifications.deliveryevent",
     "notifications.auditentry",
+    "notifications.audience",
+    "notifications.audiencemember",
+    "notifications.messagetemplate",
+    "notifications.messagetemplatevariant",
+    "notifications.campaign",
+    "notifications.campaignrun",
+    "notifications.signaltrigger",
     "channels_adapters.capturedmessage",
     "demo_shop.customer",
     "demo_shop.order",
@@ -52,6 +59,16 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("notifications.delivery", VIEW),
         *_perms("notifications.deliveryevent", VIEW),
         *_perms("channels_adapters.capturedmessage", VIEW),
+        *_perms("notifications.audience", MANAGE),
+        *_perms("notifications.audiencemember", MANAGE),
+        *_perms("notifications.messagetemplate", MANAGE),
+        *_perms("notifications.messagetemplatevariant", MANAGE),
+        *_perms("notifications.campaign", MANAGE),
+        *_perms("notifications.campaignrun", VIEW),
+        *_perms("notifications.signaltrigger", MANAGE),
+        # Starting, pausing, resuming and cancelling sends is its own permission: a group or a
+        # user may build campaigns without being allowed to send them.
+        "notifications.launch_campaign",
     ],
     # Imports user lists, manages suppressions and preferences on behalf of users.
     "Operators": [
@@ -63,7 +80,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("notifications.suppression", MANAGE),
     ],
     # Approves large campaigns, downloads reports: reads everything, including the audit log.
-    "Managers": [perm for model in VIEWABLE_MODELS for perm in _perms(model, VIEW)],
+    # Approval is theirs alone, and never for a campaign they wrote (checked by the service).
+    "Managers": [
+        *(perm for model in VIEWABLE_MODELS for perm in _perms(model, VIEW)),
+        "notifications.approve_campaign",
+    ],
 }
 
 

@@ -50,3 +50,8 @@ def retry_base_seconds() -> float:
 
 def retry_max_seconds() -> float:
     return float(getattr(settings, "SIGNALBOX_RETRY_MAX_SECONDS", 3600))
+
+
+def approval_threshold() -> int:
+    """Campaigns whose audience is larger than this need a Manager's approval before launch."""
+    return int(getattr(settings, "SIGNALBOX_APPROVAL_THRESHOLD", 1000))

@@ -13,6 +13,11 @@
     Sent after a delivery's status moved (sent, deferred, failed, unknown, delivered, opened...).
     Arguments: ``sender`` = ``Delivery``, ``delivery_id``, ``status`` (the new status).
 
+``campaign_finished``
+    Sent after a campaign run finished (every delivery reached a final state) or was cancelled.
+    Arguments: ``sender`` = ``CampaignRun``, ``run_id``, ``campaign_id``, ``status``
+    ("completed" or "cancelled").
+
 All are sent after the transaction that made the change committed.
 """
 
@@ -21,3 +26,4 @@ from django.dispatch import Signal
 notification_read = Signal()
 notification_sent = Signal()
 delivery_status_changed = Signal()
+campaign_finished = Signal()

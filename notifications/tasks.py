@@ -34,3 +34,19 @@ def deliveries_sweep_task() -> int:
     from . import pipeline
 
     return pipeline.deliveries_sweep_expired_leases()
+
+
+@task()
+def campaigns_launch_due_task() -> list[int]:
+    """Start due campaigns now (enqueued by "send now"; the scheduler does the same every tick)."""
+    from .campaigns.runs import campaigns_launch_due
+
+    return campaigns_launch_due()
+
+
+@task()
+def campaign_run_plan_task(*, run_id: int) -> None:
+    """Freeze a run's audience into planned deliveries. Planning twice plans nothing new."""
+    from .campaigns.runs import campaign_run_plan
+
+    campaign_run_plan(run_id=run_id)

@@ -53,6 +53,8 @@ def template_deliveries_plan(
     send_at: SendAt | None = None,
     max_lateness: timedelta | None = None,
     throttle_per_minute: int | None = None,
+    throttle_offset: int = 0,
+    paused: bool = False,
     chunk_size: int = 1000,
 ) -> PlanResult:
     """Plan one delivery per (recipient, channel) — or, with ``fallback``, on the first channel
@@ -61,12 +63,15 @@ def template_deliveries_plan(
     ``send_at`` gives a recipient's own send time (a local-time campaign); a time already more
     than ``max_lateness`` in the past is recorded as ``suppressed:too_late``. With
     ``throttle_per_minute`` the n-th recipient is held until ``now + n // throttle`` minutes.
+    ``throttle_offset`` counts recipients planned by earlier calls of the same run. With
+    ``paused`` the deliveries are written ``paused`` and not enqueued (``campaign_resume`` will).
     Every recipient who gets nothing is recorded with the reason. Sends are enqueued on commit.
     """
     now = now or timezone.now()
     content = {"template_id": template_id, "context": context}
+    waiting = Delivery.Status.PAUSED if paused else Delivery.Status.PLANNED
     users = get_user_model().objects.select_related("recipient_profile")
-    counter = itertools.count()
+    counter = itertools.count(throttle_offset)
 
     def planned() -> Iterator[PlannedDelivery]:
         for ids in _id_chunks(user_ids, chunk_size):
@@ -95,7 +100,7 @@ def template_deliveries_plan(
                 recipient_id=facts.user_id,
                 category_id=category.pk,
                 content=content,
-                status=Delivery.Status.SUPPRESSED if reason else Delivery.Status.PLANNED,
+                status=Delivery.Status.SUPPRESSED if reason else waiting,
                 status_reason=reason or hold_reason(decision) or ("deferred:scheduled" if not_before else ""),
                 not_before=not_before,
                 run_id=run_id,

@@ -120,6 +120,11 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
             else:
                 results = _results_for_members(adapter.send_batch(messages), members)
                 deliveries_record_results(deliveries=chunk, results=results, owner=owner, summary=summary)
+    run_ids = {d.run_id for d in claimed if d.run_id}
+    if run_ids:
+        from ..campaigns.runs import runs_finish_if_done
+
+        runs_finish_if_done(run_ids=sorted(run_ids))
     return summary
 
 

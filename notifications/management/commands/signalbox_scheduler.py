@@ -1,8 +1,10 @@
 """``manage.py signalbox_scheduler``: the periodic housekeeping every deployment runs once.
 
-Each tick re-queues deliveries whose worker died mid-batch (expired leases) and deliveries that
-have been due for a while without a task (a lost task). Safe to run on several machines at once:
-everything it enqueues is claimed under a lease before anything is sent.
+Each tick starts due campaigns (exactly once per occurrence, however many schedulers run: a
+compare-and-set on the campaign row), re-plans runs whose planning task was lost, completes runs
+with nothing left to send, re-queues deliveries whose worker died mid-batch (expired leases) and
+deliveries that have been due for a while without a task (a lost task). Safe to run on several
+machines at once: everything it enqueues is claimed under a lease before anything is sent.
 """
 
 from __future__ import annotations
@@ -12,17 +14,26 @@ import time
 from django.core.management.base import BaseCommand
 
 from notifications import pipeline
+from notifications.campaigns.runs import campaigns_launch_due, runs_housekeeping
 
 
 class Command(BaseCommand):
-    help = "Sweep expired delivery leases and re-queue stale due deliveries, every --interval seconds."
+    help = "Start due campaigns, sweep expired delivery leases and re-queue stale deliveries, every --interval seconds."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--interval", type=float, default=30.0)
+        parser.add_argument("--interval", type=float, default=5.0)
         parser.add_argument("--once", action="store_true", help="Run one tick and exit.")
 
     def handle(self, *args, interval: float, once: bool, **options) -> None:
         while True:
+            started = campaigns_launch_due()
+            housekeeping = runs_housekeeping()
+            if started or once:
+                self.stdout.write(f"started {len(started)} campaign run(s)")
+            if housekeeping["replanned"] or housekeeping["finished"]:
+                self.stdout.write(
+                    f"re-planned {housekeeping['replanned']} run(s), finished {housekeeping['finished']} run(s)"
+                )
             swept = pipeline.deliveries_sweep_expired_leases()
             requeued = pipeline.deliveries_requeue_stale()
             if swept or requeued or once:

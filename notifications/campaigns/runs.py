@@ -1,0 +1,202 @@
+"""Runs: starting due campaigns exactly once, planning their frozen audience, finishing them.
+
+DESIGN.md "The pipeline", step 1: a compare-and-set ``scheduled -> running`` on the campaign row
+(``WHERE status = 'scheduled' AND next_run_at = <the occurrence>``) lets exactly one scheduler
+start each occurrence, and ``CampaignRun``'s unique ``(campaign, occurrence)`` backs it up. A run
+that could not start within the campaign's maximum lateness is recorded ``skipped`` with the
+reason instead of being sent late.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from ..models import Campaign, CampaignRun, Delivery
+from ..services import audit_record
+from ..signals import campaign_finished
+from .planning import template_deliveries_plan
+from .schedules import local_send_times, local_time_window
+from .services import campaign_next_occurrence
+
+RunStatus = CampaignRun.Status
+UNFINISHED = (
+    Delivery.Status.PLANNED, Delivery.Status.DEFERRED, Delivery.Status.PAUSED, Delivery.Status.SENDING,
+)
+PLANNING_STALE_AFTER = timedelta(minutes=10)
+
+
+def campaigns_launch_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Start every scheduled campaign that is due; returns the runs this process started."""
+    now = now or timezone.now()
+    due = list(
+        Campaign.objects.filter(status=Campaign.Status.SCHEDULED, next_run_at__lte=now)
+        .order_by("next_run_at", "id")
+        .values_list("id", "next_run_at")[:limit]
+    )
+    started = []
+    for campaign_id, occurrence in due:
+        run = campaign_run_start(campaign_id=campaign_id, occurrence=occurrence, now=now)
+        if run is not None and run.status == RunStatus.PLANNING:
+            started.append(run.pk)
+    return started
+
+
+def _lateness_note(occurrence: datetime, now: datetime, limit: timedelta) -> str:
+    minutes = int((now - occurrence).total_seconds() // 60)
+    return _(
+        "Not sent: the run due %(due)s could only start %(late)d minutes late (maximum lateness %(limit)d minutes)."
+    ) % {"due": date_format(occurrence, "DATETIME_FORMAT"), "late": minutes, "limit": int(limit.total_seconds() // 60)}
+
+
+def _deadline(campaign: Campaign, occurrence: datetime) -> datetime:
+    """The last moment the occurrence may start: for local-time campaigns, when it is last due somewhere."""
+    if campaign.schedule == Campaign.Schedule.LOCAL_TIME and campaign.local_send_date and campaign.local_send_time:
+        return local_time_window(day=campaign.local_send_date, at=campaign.local_send_time)[1] + campaign.max_lateness
+    return occurrence + campaign.max_lateness
+
+
+def campaign_run_start(*, campaign_id: int, occurrence: datetime, now: datetime | None = None) -> CampaignRun | None:
+    """Start the run due at ``occurrence`` if nobody else has; None when another process won."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        if campaign is None:
+            return None
+        late = now > _deadline(campaign, occurrence)
+        # A recurring campaign moves on to its next occurrence (after now: missed ones are not replayed).
+        nxt = campaign_next_occurrence(campaign=campaign, after=max(occurrence, now) if late else occurrence)
+        if late:
+            note = _lateness_note(occurrence, now, campaign.max_lateness)
+            fields = {"status": Campaign.Status.SCHEDULED if nxt else Campaign.Status.FAILED, "next_run_at": nxt}
+            run_status = RunStatus.SKIPPED
+        else:
+            note = ""
+            fields = {"status": Campaign.Status.RUNNING, "next_run_at": nxt}
+            run_status = RunStatus.PLANNING
+        won = Campaign.objects.filter(
+            pk=campaign_id, status=Campaign.Status.SCHEDULED, next_run_at=occurrence
+        ).update(status_note=note, updated_at=now, **fields)
+        if not won:
+            return None
+        try:
+            with transaction.atomic():
+                run = CampaignRun.objects.create(
+                    campaign=campaign, occurrence=occurrence, status=run_status, status_note=note, started_at=now,
+                    finished_at=now if late else None,
+                )
+        except IntegrityError:  # a run for this occurrence exists already: never a second one
+            return None
+        audit_record(
+            actor=None, action="campaign.run_skipped" if late else "campaign.run_started", target=campaign,
+            changes={"run": run.pk, "due": occurrence.isoformat(), **({"note": note} if note else {})},
+        )
+        if not late:
+            from ..tasks import campaign_run_plan_task
+
+            transaction.on_commit(lambda: campaign_run_plan_task.enqueue(run_id=run.pk))
+    return run
+
+
+def campaign_run_plan(*, run_id: int, now: datetime | None = None, chunk_size: int = 1000) -> None:
+    """Freeze the run's audience into planned deliveries, chunk by chunk (safe to run again).
+
+    Each chunk is planned in a transaction that first locks the run row, so a pause or cancel
+    that commits between chunks is seen by the next one and never overtaken by it.
+    """
+    from ..audiences import audience_user_ids
+
+    now = now or timezone.now()
+    run = CampaignRun.objects.select_related("campaign__category", "campaign__audience").filter(pk=run_id).first()
+    if run is None or run.status not in (RunStatus.PLANNING, RunStatus.PAUSED):
+        return
+    campaign = run.campaign
+    send_at = None
+    if campaign.schedule == Campaign.Schedule.LOCAL_TIME:
+        day, at = campaign.local_send_date, campaign.local_send_time
+
+        def send_at(facts):
+            return local_send_times(day=day, at=at, tz=facts.timezone)
+
+    done = 0
+    for ids in audience_user_ids(audience=campaign.audience, chunk_size=chunk_size):
+        with transaction.atomic():
+            status = CampaignRun.objects.select_for_update().filter(pk=run_id).values_list("status", flat=True).first()
+            if status not in (RunStatus.PLANNING, RunStatus.PAUSED):
+                return  # cancelled meanwhile: plan nothing more
+            template_deliveries_plan(
+                template_id=campaign.template_id, user_ids=ids, channels=list(campaign.channels),
+                category=campaign.category, key_prefix=f"run:{run_id}",
+                context={"campaign": {"id": campaign.pk, "name": campaign.name}},
+                run_id=run_id, fallback=campaign.delivery_mode == Campaign.ChannelUse.FALLBACK, now=now,
+                daily_cap=campaign.frequency_cap_per_day, send_at=send_at,
+                max_lateness=campaign.max_lateness if send_at else None,
+                throttle_per_minute=campaign.throttle_per_minute, throttle_offset=done,
+                paused=status == RunStatus.PAUSED, chunk_size=chunk_size,
+            )
+        done += len(ids)
+    with transaction.atomic():
+        counts = Delivery.objects.filter(run_id=run_id).aggregate(
+            total=Count("id"),
+            suppressed=Count("id", filter=Q(status=Delivery.Status.SUPPRESSED)),
+            recipients=Count("recipient_id", distinct=True),
+        )
+        CampaignRun.objects.filter(pk=run_id).update(
+            audience_size=counts["recipients"], planned=counts["total"] - counts["suppressed"],
+            suppressed=counts["suppressed"],
+        )
+        CampaignRun.objects.filter(pk=run_id, status=RunStatus.PLANNING).update(status=RunStatus.SENDING)
+    runs_finish_if_done(run_ids=[run_id])
+
+
+def runs_finish_if_done(*, run_ids) -> list[int]:
+    """Complete sending runs with no unfinished delivery left; the campaign then goes back to
+    ``scheduled`` (a recurring one with a next occurrence) or to ``completed``."""
+    finished = []
+    for run_id in run_ids:
+        if Delivery.objects.filter(run_id=run_id, status__in=UNFINISHED).exists():
+            continue
+        with transaction.atomic():
+            now = timezone.now()
+            if not CampaignRun.objects.filter(pk=run_id, status=RunStatus.SENDING).update(
+                status=RunStatus.COMPLETED, finished_at=now
+            ):
+                continue
+            run = CampaignRun.objects.select_related("campaign").get(pk=run_id)
+            campaign = run.campaign
+            still_open = campaign.runs.filter(
+                status__in=(RunStatus.PLANNING, RunStatus.SENDING, RunStatus.PAUSED)
+            ).exists()
+            if not still_open:
+                to = Campaign.Status.SCHEDULED if campaign.next_run_at else Campaign.Status.COMPLETED
+                Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(status=to, updated_at=now)
+            announce_finished(run_id=run_id, campaign_id=campaign.pk, status=RunStatus.COMPLETED)
+        finished.append(run_id)
+    return finished
+
+
+def announce_finished(*, run_id: int, campaign_id: int, status: str) -> None:
+    transaction.on_commit(
+        lambda: campaign_finished.send(sender=CampaignRun, run_id=run_id, campaign_id=campaign_id, status=status)
+    )
+
+
+def runs_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
+    """The scheduler's backstop: re-plan runs whose planning task was lost, finish idle runs."""
+    from ..tasks import campaign_run_plan_task
+
+    now = now or timezone.now()
+    stale = list(
+        CampaignRun.objects.filter(status=RunStatus.PLANNING, started_at__lt=now - PLANNING_STALE_AFTER).values_list(
+            "id", flat=True
+        )
+    )
+    for run_id in stale:
+        transaction.on_commit(lambda run_id=run_id: campaign_run_plan_task.enqueue(run_id=run_id))
+    sending = list(CampaignRun.objects.filter(status=RunStatus.SENDING).values_list("id", flat=True))
+    return {"replanned": len(stale), "finished": len(runs_finish_if_done(run_ids=sending))}

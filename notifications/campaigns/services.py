@@ -1,0 +1,251 @@
+"""Campaign verbs: submit, approve, launch, pause, resume, cancel (DESIGN.md "Campaign").
+
+Every transition is a compare-and-set on the current status (an UPDATE whose WHERE names the
+status it expects), so a double click, two browser tabs or two scheduler processes cannot both
+make it. Each writes an AuditEntry. Permission rules that belong to the business (a Manager
+other than the author approves a large campaign; launching needs its own permission) are
+checked here, not only in the views.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .. import conf
+from ..models import Campaign, CampaignRun, Delivery
+from ..services import audit_record
+from .schedules import RecurrenceSpec, ScheduleError, local_time_window, recurrence_after
+
+Status = Campaign.Status
+OPEN_DELIVERY = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED, Delivery.Status.PAUSED)
+
+
+class CampaignError(Exception):
+    """A transition that is not allowed now; the message is shown to the user as it is."""
+
+
+def _transition(campaign: Campaign, *, allowed: tuple[str, ...], to: str, **fields) -> None:
+    """Compare-and-set ``campaign`` from one of ``allowed`` to ``to``, or raise CampaignError."""
+    updated = Campaign.objects.filter(pk=campaign.pk, status__in=allowed).update(
+        status=to, updated_at=timezone.now(), **fields
+    )
+    if not updated:
+        current = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
+        label = Status(current).label if current else _("deleted")
+        raise CampaignError(
+            _("“%(name)s” is %(status)s; that is not possible now.") % {"name": campaign.name, "status": label}
+        )
+    campaign.status = to
+    for name, value in fields.items():
+        setattr(campaign, name, value)
+
+
+def campaign_audience_size(*, campaign: Campaign) -> int:
+    from ..audiences import audience_users
+
+    return audience_users(audience=campaign.audience).count()
+
+
+def campaign_needs_approval(*, campaign: Campaign, size: int | None = None) -> bool:
+    """Large campaigns need approval; an approval covers the size it was given for (+10%)."""
+    size = campaign_audience_size(campaign=campaign) if size is None else size
+    if size <= conf.approval_threshold():
+        return False
+    if campaign.approved_by_id and campaign.approved_size is not None:
+        return size > campaign.approved_size * 1.1
+    return True
+
+
+def campaign_first_run_at(*, campaign: Campaign, now: datetime) -> datetime:
+    """When the campaign's first (or next) run is due, given its schedule; raises ScheduleError."""
+    kind = campaign.schedule
+    if kind == Campaign.Schedule.NOW:
+        return now
+    if kind == Campaign.Schedule.ONCE:
+        if campaign.send_at is None:
+            raise ScheduleError(_("Choose when to send."))
+        if campaign.send_at < now - campaign.max_lateness:
+            raise ScheduleError(_("The send time is in the past."))
+        return campaign.send_at
+    if kind == Campaign.Schedule.RECURRING:
+        nxt = recurrence_after(_spec(campaign), now, inclusive=True)
+        if nxt is None:
+            raise ScheduleError(_("The recurrence rule has no future occurrence."))
+        return nxt
+    if kind == Campaign.Schedule.LOCAL_TIME:
+        if campaign.local_send_date is None or campaign.local_send_time is None:
+            raise ScheduleError(_("Choose the local date and time."))
+        first, last = local_time_window(day=campaign.local_send_date, at=campaign.local_send_time)
+        if last < now - campaign.max_lateness:
+            raise ScheduleError(_("That local time has passed everywhere."))
+        return max(first, now)
+    raise ScheduleError(_("Unknown schedule."))
+
+
+def _spec(campaign: Campaign) -> RecurrenceSpec:
+    start = campaign.recurrence_start or campaign.created_at
+    return RecurrenceSpec(rrule=campaign.rrule, tz=campaign.schedule_timezone, start=start)
+
+
+def campaign_next_occurrence(*, campaign: Campaign, after: datetime) -> datetime | None:
+    """The recurring campaign's next due time strictly after ``after``; None for one-off schedules."""
+    if campaign.schedule != Campaign.Schedule.RECURRING:
+        return None
+    return recurrence_after(_spec(campaign), after)
+
+
+def campaign_submit(*, campaign: Campaign, actor) -> None:
+    """Ask a Manager to approve: draft -> pending_approval."""
+    if not actor.has_perm("notifications.change_campaign"):
+        raise CampaignError(_("You may not edit campaigns."))
+    with transaction.atomic():
+        _transition(campaign, allowed=(Status.DRAFT,), to=Status.PENDING_APPROVAL, status_note="")
+        audit_record(actor=actor, action="campaign.submit", target=campaign)
+
+
+def campaign_approve(*, campaign: Campaign, actor, now: datetime | None = None) -> None:
+    """A Manager who is not the author approves the campaign for its current audience size."""
+    if not actor.has_perm("notifications.approve_campaign"):
+        raise CampaignError(_("You may not approve campaigns."))
+    if campaign.author_id == actor.pk:
+        raise CampaignError(_("You cannot approve your own campaign; ask another Manager."))
+    size = campaign_audience_size(campaign=campaign)
+    now = now or timezone.now()
+    with transaction.atomic():
+        _transition(
+            campaign, allowed=(Status.PENDING_APPROVAL,), to=Status.PENDING_APPROVAL,
+            approved_by=actor, approved_at=now, approved_size=size, status_note="",
+        )
+        audit_record(actor=actor, action="campaign.approve", target=campaign, changes={"audience_size": size})
+
+
+def campaign_reject(*, campaign: Campaign, actor, note: str = "") -> None:
+    if not actor.has_perm("notifications.approve_campaign"):
+        raise CampaignError(_("You may not approve campaigns."))
+    with transaction.atomic():
+        _transition(
+            campaign, allowed=(Status.PENDING_APPROVAL,), to=Status.DRAFT,
+            approved_by=None, approved_at=None, approved_size=None, status_note=note[:255],
+        )
+        audit_record(actor=actor, action="campaign.reject", target=campaign, changes={"note": note})
+
+
+def campaign_approval_reset(*, campaign: Campaign, actor) -> None:
+    """An edit after approval needs a fresh approval (called when a campaign is changed)."""
+    if campaign.approved_by_id and campaign.status in (Status.DRAFT, Status.PENDING_APPROVAL):
+        Campaign.objects.filter(pk=campaign.pk).update(approved_by=None, approved_at=None, approved_size=None)
+        campaign.approved_by = campaign.approved_at = campaign.approved_size = None
+        audit_record(actor=actor, action="campaign.approval_reset", target=campaign)
+
+
+def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -> None:
+    """Schedule the campaign: draft/pending_approval -> scheduled, due at its first run time.
+
+    Needs the launch permission, and for a large audience an approval that covers its size.
+    "Send now" campaigns start at once: a scheduler tick is enqueued on commit.
+    """
+    if not actor.has_perm("notifications.launch_campaign"):
+        raise CampaignError(_("You may not launch campaigns."))
+    now = now or timezone.now()
+    size = campaign_audience_size(campaign=campaign)
+    if size == 0:
+        raise CampaignError(_("The audience is empty."))
+    if campaign_needs_approval(campaign=campaign, size=size):
+        raise CampaignError(
+            _("%(size)d recipients is above the approval threshold of %(threshold)d: submit it for a Manager's approval.")
+            % {"size": size, "threshold": conf.approval_threshold()}
+        )
+    try:
+        due = campaign_first_run_at(campaign=campaign, now=now)
+    except ScheduleError as error:
+        raise CampaignError(str(error)) from error
+    with transaction.atomic():
+        _transition(
+            campaign, allowed=(Status.DRAFT, Status.PENDING_APPROVAL), to=Status.SCHEDULED,
+            next_run_at=due, status_note="",
+        )
+        audit_record(
+            actor=actor, action="campaign.launch", target=campaign,
+            changes={"audience_size": size, "due": due.isoformat(), "schedule": campaign.schedule},
+        )
+        if due <= now:
+            from ..tasks import campaigns_launch_due_task
+
+            transaction.on_commit(lambda: campaigns_launch_due_task.enqueue())
+
+
+def campaign_pause(*, campaign: Campaign, actor) -> int:
+    """Stop sending mid-run: unsent deliveries of its open runs wait as ``paused``.
+
+    Batches already claimed by a worker finish (each message is sent at most once either way);
+    nothing else goes out until ``campaign_resume``. Returns the deliveries paused.
+    """
+    _require_launch(actor)
+    with transaction.atomic():
+        _transition(campaign, allowed=(Status.RUNNING,), to=Status.PAUSED)
+        runs = CampaignRun.objects.filter(
+            campaign=campaign, status__in=(CampaignRun.Status.PLANNING, CampaignRun.Status.SENDING)
+        )
+        run_ids = list(runs.values_list("id", flat=True))
+        runs.update(status=CampaignRun.Status.PAUSED)
+        paused = Delivery.objects.filter(run_id__in=run_ids, status__in=OPEN_DELIVERY).update(
+            status=Delivery.Status.PAUSED
+        )
+        audit_record(actor=actor, action="campaign.pause", target=campaign, changes={"paused": paused})
+    return paused
+
+
+def campaign_resume(*, campaign: Campaign, actor) -> int:
+    """Carry on where the pause stopped: paused deliveries are planned and enqueued again."""
+    from ..pipeline import deliveries_enqueue
+
+    _require_launch(actor)
+    with transaction.atomic():
+        _transition(campaign, allowed=(Status.PAUSED,), to=Status.RUNNING)
+        runs = CampaignRun.objects.filter(campaign=campaign, status=CampaignRun.Status.PAUSED)
+        run_ids = list(runs.values_list("id", flat=True))
+        runs.update(status=CampaignRun.Status.SENDING)
+        resumed = Delivery.objects.filter(run_id__in=run_ids, status=Delivery.Status.PAUSED).update(
+            status=Delivery.Status.PLANNED
+        )
+        deliveries_enqueue(waiting=Delivery.objects.filter(run_id__in=run_ids, status=Delivery.Status.PLANNED))
+        audit_record(actor=actor, action="campaign.resume", target=campaign, changes={"resumed": resumed})
+    from .runs import runs_finish_if_done
+
+    transaction.on_commit(lambda: runs_finish_if_done(run_ids=run_ids))
+    return resumed
+
+
+def campaign_cancel(*, campaign: Campaign, actor) -> int:
+    """Stop for good: unsent deliveries are recorded ``suppressed:cancelled``."""
+    _require_launch(actor)
+    with transaction.atomic():
+        _transition(
+            campaign,
+            allowed=(Status.DRAFT, Status.PENDING_APPROVAL, Status.SCHEDULED, Status.RUNNING, Status.PAUSED),
+            to=Status.CANCELLED, next_run_at=None,
+        )
+        runs = CampaignRun.objects.filter(
+            campaign=campaign,
+            status__in=(CampaignRun.Status.PLANNING, CampaignRun.Status.SENDING, CampaignRun.Status.PAUSED),
+        )
+        run_ids = list(runs.values_list("id", flat=True))
+        runs.update(status=CampaignRun.Status.CANCELLED, finished_at=timezone.now())
+        cancelled = Delivery.objects.filter(run_id__in=run_ids, status__in=OPEN_DELIVERY).update(
+            status=Delivery.Status.SUPPRESSED, status_reason="suppressed:cancelled"
+        )
+        audit_record(actor=actor, action="campaign.cancel", target=campaign, changes={"cancelled": cancelled})
+        from .runs import announce_finished
+
+        for run_id in run_ids:
+            announce_finished(run_id=run_id, campaign_id=campaign.pk, status=CampaignRun.Status.CANCELLED)
+    return cancelled
+
+
+def _require_launch(actor) -> None:
+    if actor is not None and not actor.has_perm("notifications.launch_campaign"):
+        raise CampaignError(_("You may not start or stop campaigns."))
