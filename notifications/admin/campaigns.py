@@ -1,0 +1,322 @@
+"""Campaign admin: build, schedule, submit, approve, launch, pause, resume, cancel, watch runs.
+
+State changes are POST-only admin views that call ``notifications.campaigns.services``; the
+service checks the permission and the current state, so a stale page or a forged request gets
+a clear message and changes nothing.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.widgets import UnfoldAdminSelectWidget
+
+from ..campaigns import services
+from ..campaigns.schedules import RecurrenceSpec, ScheduleError, recurrence_preview
+from ..campaigns.services import CampaignError
+from ..models import Campaign, CampaignRun, Channel, Delivery
+from ..services import audit_record
+from .ledger import ReadOnlyAdminMixin
+
+CHANNEL_SLOTS = 3
+EDITABLE = (Campaign.Status.DRAFT, Campaign.Status.PENDING_APPROVAL)
+TRANSITIONS = {
+    "submit": services.campaign_submit,
+    "approve": services.campaign_approve,
+    "reject": services.campaign_reject,
+    "launch": services.campaign_launch,
+    "pause": services.campaign_pause,
+    "resume": services.campaign_resume,
+    "cancel": services.campaign_cancel,
+}
+DONE = {
+    "submit": _("Submitted for approval."),
+    "approve": _("Approved. The author can launch it now."),
+    "reject": _("Sent back to draft."),
+    "launch": _("Launched."),
+    "pause": _("Paused: nothing more goes out until you resume."),
+    "resume": _("Resumed."),
+    "cancel": _("Cancelled: unsent messages will not go out."),
+}
+
+
+class CampaignForm(forms.ModelForm):
+    """Channels are chosen as 1st, 2nd, 3rd choice: all of them, or the first that reaches."""
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name", "audience", "template", "category", "delivery_mode", "schedule", "send_at", "rrule",
+            "schedule_timezone", "recurrence_start", "local_send_date", "local_send_time", "max_lateness",
+            "throttle_per_minute", "frequency_cap_per_day",
+        ]
+
+    channel_1 = forms.ChoiceField(label=_("First channel"), choices=Channel.choices, widget=UnfoldAdminSelectWidget())
+    channel_2 = forms.ChoiceField(
+        label=_("Second channel"), choices=[("", "—"), *Channel.choices], required=False, widget=UnfoldAdminSelectWidget()
+    )
+    channel_3 = forms.ChoiceField(
+        label=_("Third channel"), choices=[("", "—"), *Channel.choices], required=False, widget=UnfoldAdminSelectWidget()
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = list(self.instance.channels or []) if self.instance.pk else ["email"]
+        for slot in range(CHANNEL_SLOTS):
+            if f"channel_{slot + 1}" in self.fields:  # absent when the campaign is read-only
+                self.fields[f"channel_{slot + 1}"].initial = current[slot] if slot < len(current) else ""
+        if "schedule_timezone" in self.fields:
+            self.fields["schedule_timezone"].widget = UnfoldAdminSelectWidget(
+                choices=[(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
+            )
+
+    def clean(self):
+        data = super().clean()
+        picked = [data.get(f"channel_{slot + 1}") for slot in range(CHANNEL_SLOTS)]
+        picked = [c for c in picked if c]
+        if len(set(picked)) != len(picked):
+            self.add_error("channel_2", _("Each channel may be chosen once."))
+        data["channels"] = picked
+        schedule = data.get("schedule")
+        required = {
+            Campaign.Schedule.ONCE: ["send_at"],
+            Campaign.Schedule.RECURRING: ["rrule", "recurrence_start"],
+            Campaign.Schedule.LOCAL_TIME: ["local_send_date", "local_send_time"],
+        }.get(schedule, [])
+        for name in required:
+            if not data.get(name):
+                self.add_error(name, _("Required for this schedule."))
+        if schedule == Campaign.Schedule.RECURRING and data.get("rrule") and data.get("recurrence_start"):
+            try:
+                if not recurrence_preview(_spec_from(data), after=timezone.now(), count=1):
+                    self.add_error("rrule", _("The rule has no future occurrence."))
+            except ScheduleError as error:
+                self.add_error("rrule", str(error))
+        if schedule == Campaign.Schedule.ONCE and data.get("send_at") and data["send_at"] < timezone.now():
+            self.add_error("send_at", _("The send time is in the past."))
+        return data
+
+    def save(self, commit=True):
+        self.instance.channels = self.cleaned_data["channels"]
+        return super().save(commit=commit)
+
+
+def _spec_from(data) -> RecurrenceSpec:
+    return RecurrenceSpec(
+        rrule=data.get("rrule") or "", tz=data.get("schedule_timezone") or "UTC",
+        start=data.get("recurrence_start") or timezone.now(),
+    )
+
+
+class CampaignRunInline(ReadOnlyAdminMixin, TabularInline):
+    model = CampaignRun
+    fields = ["occurrence", "status", "audience_size", "planned", "suppressed", "started_at", "finished_at", "status_note"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    ordering = ["-started_at"]
+    tab = True
+
+
+def run_progress(run_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per run: deliveries by outcome, in one query (``delivery_run_status_idx``)."""
+    rows = (
+        Delivery.objects.filter(run_id__in=run_ids)
+        .values("run_id")
+        .annotate(
+            total=Count("id"),
+            sent=Count("id", filter=Q(status__in=["sent", "delivered", "opened", "read", "clicked"])),
+            failed=Count("id", filter=Q(status__in=["failed", "bounced", "unknown"])),
+            suppressed=Count("id", filter=Q(status="suppressed")),
+            waiting=Count("id", filter=Q(status__in=["planned", "deferred", "sending", "paused"])),
+        )
+    )
+    progress = {}
+    for row in rows:
+        done = row["sent"] + row["failed"] + row["suppressed"]
+        row["percent"] = round(100 * done / row["total"]) if row["total"] else 100
+        progress[row.pop("run_id")] = row
+    return progress
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ModelAdmin):
+    form = CampaignForm
+    list_display = ["name", "status", "schedule", "audience", "next_run_at", "author", "updated_at"]
+    list_filter = ["status", "schedule", "category"]
+    search_fields = ["name"]
+    list_select_related = ["audience", "author"]
+    inlines = [CampaignRunInline]
+    change_form_outer_before_template = "notifications/admin/campaign_status.html"
+    conditional_fields = {
+        "send_at": "schedule == 'once'",
+        "rrule": "schedule == 'recurring'",
+        "schedule_timezone": "schedule == 'recurring'",
+        "recurrence_start": "schedule == 'recurring'",
+        "local_send_date": "schedule == 'local_time'",
+        "local_send_time": "schedule == 'local_time'",
+    }
+    fieldsets = [
+        (None, {"fields": ["name", "audience", "template", "category"]}),
+        (_("Channels"), {"fields": ["channel_1", "channel_2", "channel_3", "delivery_mode"]}),
+        (_("Schedule"), {"fields": [
+            "schedule", "send_at", "rrule", "schedule_timezone", "recurrence_start", "local_send_date",
+            "local_send_time", "max_lateness",
+        ]}),
+        (_("Limits"), {"fields": ["throttle_per_minute", "frequency_cap_per_day"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status not in EDITABLE:
+            return [f for fs in self.fieldsets for f in fs[1]["fields"] if not f.startswith("channel_")]
+        return []
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and obj.status not in EDITABLE:
+            return [(name, {"fields": [f for f in opts["fields"] if not f.startswith("channel_")]})
+                    for name, opts in self.fieldsets] + [(_("Channels"), {"fields": ["channels"]})]
+        return self.fieldsets
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.author = request.user
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            services.campaign_approval_reset(campaign=obj, actor=request.user)
+            audit_record(actor=request.user, action="campaign.edit", target=obj, changes={"fields": form.changed_data})
+        elif not change:
+            audit_record(actor=request.user, action="campaign.create", target=obj)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(self._status_context(request, obj))
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def _status_context(self, request: HttpRequest, obj: Campaign) -> dict:
+        user = request.user
+        can_launch = user.has_perm("notifications.launch_campaign")
+        can_edit = user.has_perm("notifications.change_campaign")
+        can_approve = user.has_perm("notifications.approve_campaign") and obj.author_id != user.pk
+        status = obj.status
+        actions = []
+        if status == Campaign.Status.DRAFT and can_edit:
+            actions.append(("submit", _("Submit for approval"), "secondary"))
+        if status == Campaign.Status.PENDING_APPROVAL and can_approve and not obj.approved_by_id:
+            actions += [("approve", _("Approve"), "primary"), ("reject", _("Send back"), "secondary")]
+        if status in EDITABLE and can_launch:
+            actions.append(("launch", _("Launch"), "primary"))
+        if status == Campaign.Status.RUNNING and can_launch:
+            actions.append(("pause", _("Pause"), "secondary"))
+        if status == Campaign.Status.PAUSED and can_launch:
+            actions.append(("resume", _("Resume"), "primary"))
+        if status not in (Campaign.Status.COMPLETED, Campaign.Status.CANCELLED, Campaign.Status.FAILED) and can_launch:
+            actions.append(("cancel", _("Cancel campaign"), "danger"))
+        preview = []
+        if obj.schedule == Campaign.Schedule.RECURRING and obj.rrule:
+            try:
+                preview = recurrence_preview(
+                    RecurrenceSpec(obj.rrule, obj.schedule_timezone, obj.recurrence_start or obj.created_at),
+                    after=timezone.now(),
+                )
+            except ScheduleError:
+                preview = []
+        return {
+            "campaign": obj,
+            "campaign_actions": actions,
+            "next_occurrences": [(when, when.astimezone(zoneinfo.ZoneInfo(obj.schedule_timezone))) for when in preview],
+            **self._progress_context(obj),
+        }
+
+    def _progress_context(self, obj: Campaign) -> dict:
+        runs = list(obj.runs.order_by("-started_at")[:5])
+        progress = run_progress([r.pk for r in runs])
+        return {
+            "runs": [(run, progress.get(run.pk)) for run in runs],
+            "live": obj.status in (Campaign.Status.RUNNING, Campaign.Status.SCHEDULED),
+        }
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/transition/<slug:action>/", self.admin_site.admin_view(self.transition_view),
+                 name="notifications_campaign_transition"),
+            path("<int:pk>/progress/", self.admin_site.admin_view(self.progress_view),
+                 name="notifications_campaign_progress"),
+            path("schedule-preview/", self.admin_site.admin_view(self.schedule_preview_view),
+                 name="notifications_campaign_schedule_preview"),
+            *super().get_urls(),
+        ]
+
+    def transition_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        return require_POST(self._transition)(request, pk, action)
+
+    def _transition(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        campaign = get_object_or_404(Campaign, pk=pk)
+        if action not in TRANSITIONS:
+            raise PermissionDenied
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        try:
+            TRANSITIONS[action](campaign=campaign, actor=request.user)
+        except CampaignError as error:
+            self.message_user(request, str(error), level=messages.ERROR)
+            # A refused request by someone who lacks the permission is a 403, not a redirect.
+            if _lacks_permission(request.user, action):
+                raise PermissionDenied(str(error)) from error
+        else:
+            self.message_user(request, DONE[action], level=messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:notifications_campaign_change", args=[pk]))
+
+    def progress_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        campaign = get_object_or_404(Campaign, pk=pk)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "campaign": campaign, **self._progress_context(campaign)}
+        return TemplateResponse(request, "notifications/admin/campaign_status.html#progress", context)
+
+    def schedule_preview_view(self, request: HttpRequest) -> HttpResponse:
+        """The next 5 occurrences of the RRULE being typed (htmx, GET: it changes nothing)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        error, occurrences = "", []
+        tz = request.GET.get("schedule_timezone") or "UTC"
+        try:
+            # The admin's split date/time widget sends the start as two fields.
+            day, clock = request.GET.get("recurrence_start_0", ""), request.GET.get("recurrence_start_1", "")
+            start_at = datetime.fromisoformat(f"{day}T{clock or '00:00'}") if day else timezone.now()
+            found = recurrence_preview(RecurrenceSpec(request.GET.get("rrule", ""), tz, start_at), after=timezone.now())
+            occurrences = [(when, when.astimezone(zoneinfo.ZoneInfo(tz))) for when in found]
+        except (ScheduleError, ValueError) as exc:
+            error = str(exc)
+        return TemplateResponse(
+            request, "notifications/admin/campaign_schedule_preview.html",
+            {"next_occurrences": occurrences, "error": error},
+        )
+
+
+def _lacks_permission(user, action: str) -> bool:
+    needed = {
+        "approve": "notifications.approve_campaign", "reject": "notifications.approve_campaign",
+        "submit": "notifications.change_campaign",
+    }.get(action, "notifications.launch_campaign")
+    return not user.has_perm(needed)
+
+
+@admin.register(CampaignRun)
+class CampaignRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    list_display = ["campaign", "occurrence", "status", "audience_size", "planned", "suppressed", "started_at", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["campaign__name"]
+    list_select_related = ["campaign"]
