@@ -33,7 +33,7 @@ def _send_all(ids, *, batch=250, now=None):
 
 
 def test_a_run_sends_the_rendered_template_to_each_member_and_completes(
-    locmem_channels, staff, make_campaign, settings
+    locmem_channels, staff, make_campaign, django_capture_on_commit_callbacks
 ):
     finished = []
     campaign_finished.connect(lambda **kw: finished.append(kw["status"]), weak=False, dispatch_uid="t-finished")
@@ -42,7 +42,8 @@ def test_a_run_sends_the_rendered_template_to_each_member_and_completes(
     run = _start(campaign, staff["marketer"])
     assert (run.status, run.audience_size, run.planned) == ("sending", 30, 60)
 
-    _send_all(list(Delivery.objects.filter(run=run).order_by("id").values_list("id", flat=True)))
+    with django_capture_on_commit_callbacks(execute=True):
+        _send_all(list(Delivery.objects.filter(run=run).order_by("id").values_list("id", flat=True)))
 
     first = next(m.message for m in LocmemChannel.outbox if m.message.address == "r0@example.com")
     assert first.subject == "Hello N0"
