@@ -55,3 +55,19 @@ def retry_max_seconds() -> float:
 def approval_threshold() -> int:
     """Campaigns whose audience is larger than this need a Manager's approval before launch."""
     return int(getattr(settings, "SIGNALBOX_APPROVAL_THRESHOLD", 1000))
+
+
+def template_render_ms() -> int:
+    """How long one part of a marketer-authored template may take to render, in milliseconds."""
+    value = int(getattr(settings, "SIGNALBOX_TEMPLATE_RENDER_MS", 200))
+    if value <= 0:
+        raise ImproperlyConfigured("SIGNALBOX_TEMPLATE_RENDER_MS must be a positive number of milliseconds.")
+    return value
+
+
+def template_max_output() -> int:
+    """The most characters one rendered template part may produce."""
+    value = int(getattr(settings, "SIGNALBOX_TEMPLATE_MAX_OUTPUT", 100_000))
+    if value <= 0:
+        raise ImproperlyConfigured("SIGNALBOX_TEMPLATE_MAX_OUTPUT must be a positive number of characters.")
+    return value

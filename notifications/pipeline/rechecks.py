@@ -121,8 +121,9 @@ def render_templates(
     templated = [d for d in claimed if (d.content or {}).get("template_id")]
     if not templated:
         return claimed, []
+    from .. import tracking
     from ..models import MessageTemplate
-    from ..templating import TemplateRenderError, compile_template, recipient_context
+    from ..templating import TemplateRenderError, compile_template, message_context
 
     template_ids = {d.content["template_id"] for d in templated}
     templates = {
@@ -134,7 +135,6 @@ def render_templates(
             pk__in={d.recipient_id for d in templated if d.recipient_id}
         ).select_related("recipient_profile")
     }
-    people = {pk: recipient_context(user) for pk, user in users.items()}
     keep, failed = [], []
     for delivery in claimed:
         content = delivery.content or {}
@@ -145,10 +145,17 @@ def render_templates(
         try:
             if template_id not in compiled:
                 raise TemplateRenderError("The message template was deleted.")
-            person = people.get(delivery.recipient_id, {})
-            context = {**content.get("context", {}), "recipient": person}
+            user = users.get(delivery.recipient_id)
+            if user is None:
+                raise TemplateRenderError("The recipient was deleted.")
+            marketing = delivery.category is not None and delivery.category.kind == Category.Kind.MARKETING
+            context = message_context(
+                user=user, extra=content.get("context") or {},
+                unsubscribe_url=tracking.unsubscribe_url(delivery) if marketing else "",
+            )
+            profile = getattr(user, "recipient_profile", None)
             delivery.content = compiled[template_id].render(
-                channel=delivery.channel, locale=person.get("locale") or "en", context=context
+                channel=delivery.channel, locale=getattr(profile, "locale", "") or "en", context=context
             )
         except TemplateRenderError as error:
             failed.append((delivery, PermanentChannelError(str(error), reason="template_error")))

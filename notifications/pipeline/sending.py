@@ -249,7 +249,10 @@ def outbound_message(delivery: Delivery, *, content: dict | None = None) -> Outb
     if delivery.channel == "email":
         if html:
             pixel = f'<img src="{tracking.open_pixel_url(delivery)}" width="1" height="1" alt="">'
-            html = tracking.links_rewrite(delivery=delivery, html=html) + pixel
+            html = tracking.links_rewrite(delivery=delivery, html=html)
+            # Inside the body of a whole document (a templated email's layout), else at the end.
+            at = html.rfind("</body>")
+            html = html[:at] + pixel + html[at:] if at != -1 else html + pixel
         if kind == "marketing":
             metadata["unsubscribe_url"] = tracking.unsubscribe_url(delivery)
     return OutboundMessage(

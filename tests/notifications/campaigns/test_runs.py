@@ -166,3 +166,26 @@ def test_housekeeping_replans_a_run_whose_planning_task_was_lost(staff, make_cam
     with django_capture_on_commit_callbacks(execute=True):
         assert runs_housekeeping()["replanned"] == 1
     assert DBTaskResult.objects.filter(args_kwargs__kwargs__run_id=run_id).exists()
+
+
+def test_marketing_email_from_a_template_carries_unsubscribe_links_and_a_broken_one_fails_with_the_reason(
+    locmem_channels, staff, make_campaign, template
+):
+    ids = make_recipients(2)
+    campaign = make_campaign(static_audience("Links", ids), author=staff["marketer"])
+    run = _start(campaign, staff["marketer"])
+    template.email_subject = "Hi {{ recipient.first_name }} {{ coupon }}"  # edited after launch, broken
+    template.save()
+    first, second = Delivery.objects.filter(run=run).order_by("id")
+    _send_all([first.pk])
+    first.refresh_from_db()
+    assert (first.status, first.status_reason) == ("failed", "template_error")
+    assert "coupon" in first.last_error and "undefined" in first.last_error
+
+    template.email_subject = "Hi {{ recipient.first_name }}"
+    template.save()
+    _send_all([second.pk])
+    (sent,) = [m.message for m in LocmemChannel.outbox]
+    assert sent.subject == "Hi N1"
+    assert sent.metadata["unsubscribe_url"] in sent.html  # the layout's footer link, besides the header
+    assert sent.html.index("/notifications/t/") < sent.html.index("</body>")  # the open pixel, inside the body
