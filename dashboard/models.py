@@ -1,5 +1,116 @@
-"""The dashboard has no models of its own.
+"""Staff-side records: CSV user imports and generated reports (and the permissions for them).
 
-This module exists so that Django sends ``post_migrate`` for the dashboard app (it skips apps
-without a models module); ``DashboardConfig.ready`` hangs the staff-role setup on that signal.
+Having a models module also makes Django send ``post_migrate`` for the dashboard app;
+``DashboardConfig.ready`` hangs the staff-role setup on that signal.
 """
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class ImportJob(models.Model):
+    """One CSV user import: upload → mapping → dry run → confirm → (background) commit."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", _("Uploaded")
+        PREVIEWED = "previewed", _("Previewed")
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Importing")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Mode(models.TextChoices):
+        VALID_ROWS = "valid_rows", _("Import the valid rows, skip the invalid ones")
+        ALL_OR_NOTHING = "all_or_nothing", _("All or nothing: import only if every row is valid")
+
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=255)
+    size = models.PositiveBigIntegerField(_("size (bytes)"), default=0)
+    encoding = models.CharField(_("encoding"), max_length=32, blank=True)
+    delimiter = models.CharField(_("delimiter"), max_length=4, blank=True)
+    mapping = models.JSONField(_("column mapping"), default=dict, blank=True)
+    mode = models.CharField(_("mode"), max_length=16, choices=Mode.choices, default=Mode.VALID_ROWS)
+    audience = models.ForeignKey(
+        "notifications.Audience", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("add to static audience"),
+    )
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.UPLOADED)
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    processed_rows = models.PositiveIntegerField(_("processed"), default=0)
+    new_rows = models.PositiveIntegerField(_("new"), default=0)
+    updated_rows = models.PositiveIntegerField(_("updated"), default=0)
+    unchanged_rows = models.PositiveIntegerField(_("unchanged"), default=0)
+    invalid_rows = models.PositiveIntegerField(_("invalid"), default=0)
+    error_report = models.FileField(_("error report"), upload_to="imports/errors/%Y/%m/", blank=True)
+    error = models.TextField(_("error"), blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("user import")
+        verbose_name_plural = _("user imports")
+        ordering = ["-created_at"]
+        permissions = [("import_users", _("Can import users from CSV"))]
+        indexes = [models.Index(fields=["-created_at"], name="importjob_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.get_status_display()})"
+
+
+class Report(models.Model):
+    """A generated report (PDF, CSV or XLSX), built in the background when it is big."""
+
+    class Kind(models.TextChoices):
+        CAMPAIGN_PDF = "campaign_pdf", _("Campaign report (PDF)")
+        PERIOD_PDF = "period_pdf", _("Period report (PDF)")
+        DELIVERIES = "deliveries", _("Deliveries export")
+        RECEIPTS = "receipts", _("Receipts export")
+        CAMPAIGNS = "campaigns", _("Campaign summaries export")
+
+    class Format(models.TextChoices):
+        PDF = "pdf", "PDF"
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Generating")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    format = models.CharField(_("format"), max_length=4, choices=Format.choices)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.QUEUED)
+    file = models.FileField(_("file"), upload_to="reports/%Y/%m/", blank=True)
+    rows = models.PositiveIntegerField(_("rows"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("requested by"),
+    )
+    created_at = models.DateTimeField(_("requested"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
+        ordering = ["-created_at"]
+        permissions = [
+            ("export_data", _("Can export deliveries, receipts and campaign summaries")),
+            ("download_reports", _("Can generate and download PDF reports")),
+        ]
+        indexes = [models.Index(fields=["created_by", "-created_at"], name="report_owner_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.created_at:%Y-%m-%d %H:%M}"

@@ -78,12 +78,20 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("notifications.category", VIEW),
         *_perms("notifications.preference", MANAGE),
         *_perms("notifications.suppression", MANAGE),
+        *_perms("notifications.audience", VIEW),  # "add the imported users to static audience X"
+        *_perms("notifications.audiencemember", ("view", "add")),
+        *_perms("dashboard.importjob", ("view", "add")),
+        "dashboard.import_users",
     ],
     # Approves large campaigns, downloads reports: reads everything, including the audit log.
     # Approval is theirs alone, and never for a campaign they wrote (checked by the service).
     "Managers": [
         *(perm for model in VIEWABLE_MODELS for perm in _perms(model, VIEW)),
         "notifications.approve_campaign",
+        *_perms("dashboard.importjob", VIEW),
+        *_perms("dashboard.report", ("view", "add")),
+        "dashboard.export_data",
+        "dashboard.download_reports",
     ],
 }
 
