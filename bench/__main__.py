@@ -21,6 +21,8 @@ def setup_django() -> None:
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
     os.environ.setdefault("TASK_BACKEND", "immediate")
     os.environ.setdefault("TASKS_LOG_LEVEL", "WARNING")
+    # Measure what production runs: DEBUG off (with it on, Django keeps a log of every query).
+    os.environ["DEBUG"] = "0"
     import django
     from django.core.management import call_command
 

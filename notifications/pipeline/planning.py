@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from channels_adapters.handler import channels
 
 from ..models import Delivery
+from .rows import insert_rows
 
 Status = Delivery.Status
 
@@ -55,6 +57,12 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+PLAN_FIELDS = (
+    "idempotency_key", "recipient", "channel", "address", "category", "content", "status", "status_reason",
+    "next_attempt_at", "run", "trigger", "provider_message_id", "attempts", "lease_owner", "last_error", "created_at",
+)
+
+
 def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 1000) -> PlanResult:
     """Write ledger rows in chunks (streamed, never all in memory) and enqueue send batches.
 
@@ -64,24 +72,18 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
     result = PlanResult()
     for chunk in _chunks(planned, chunk_size):
         keys = [p.idempotency_key for p in chunk]
-        rows = [
-            Delivery(
-                idempotency_key=p.idempotency_key,
-                recipient_id=p.recipient_id,
-                channel=p.channel,
-                address=p.address,
-                category_id=p.category_id,
-                content=p.content,
-                status=p.status,
-                status_reason=p.status_reason,
-                next_attempt_at=p.not_before,
-                run_id=p.run_id,
-                trigger_id=p.trigger_id,
-            )
-            for p in chunk
-        ]
         before = Delivery.objects.filter(idempotency_key__in=keys).count()
-        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+        now = timezone.now()
+        insert_rows(
+            Delivery,
+            fields=PLAN_FIELDS,
+            rows=(
+                (p.idempotency_key, p.recipient_id, p.channel, p.address, p.category_id, p.content, p.status,
+                 p.status_reason, p.not_before, p.run_id, p.trigger_id, "", 0, "", "", now)
+                for p in chunk
+            ),
+            ignore_conflicts=True,
+        )
         result.already_known += before
         result.suppressed += sum(1 for p in chunk if p.status == Status.SUPPRESSED)
         waiting = Delivery.objects.filter(idempotency_key__in=keys, status=Status.PLANNED)

@@ -214,3 +214,15 @@ def test_a_hard_bounce_also_stops_mail_still_waiting_for_that_address(delivery):
     elsewhere.refresh_from_db()
     assert (waiting.status, waiting.status_reason) == ("suppressed", "suppressed:hard_bounce")
     assert elsewhere.status == "planned"
+
+
+@pytest.mark.parametrize("value", [1, 42, 10**12])
+def test_fast_token_signing_is_byte_for_byte_djangos(value, settings):
+    from django.core import signing
+
+    from notifications import tokens
+
+    for secret in ("one-secret", "another-secret"):
+        settings.SECRET_KEY = secret
+        for salt in ("signalbox.open", "signalbox.unsubscribe"):
+            assert tokens._sign(value, salt=salt) == signing.Signer(salt=salt).sign_object(value, compress=False)
