@@ -189,3 +189,36 @@ def test_marketing_email_from_a_template_carries_unsubscribe_links_and_a_broken_
     assert sent.subject == "Hi N1"
     assert sent.metadata["unsubscribe_url"] in sent.html  # the layout's footer link, besides the header
     assert sent.html.index("/notifications/t/") < sent.html.index("</body>")  # the open pixel, inside the body
+
+
+def test_throttle_spreads_the_run_over_minutes(locmem_channels, staff, make_campaign):
+    campaign = make_campaign(static_audience("Slow", make_recipients(5)), author=staff["marketer"],
+                             throttle_per_minute=2)
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    run = _start(campaign, staff["marketer"], now=start)
+    waits = sorted(Delivery.objects.filter(run=run).values_list("next_attempt_at", flat=True),
+                   key=lambda w: w or start)
+    assert waits == [None, None, start + timedelta(minutes=1), start + timedelta(minutes=1), start + timedelta(minutes=2)]
+
+
+def test_fallback_sends_on_the_first_channel_that_reaches_each_recipient(locmem_channels, staff, make_campaign):
+    from notifications.models import RecipientProfile
+
+    ids = make_recipients(2)
+    RecipientProfile.objects.filter(user_id=ids[0]).update(phone="+14155550100")
+    campaign = make_campaign(static_audience("Fallback", ids), author=staff["marketer"], channels=["sms", "email"],
+                             delivery_mode="fallback")
+    run = _start(campaign, staff["marketer"])
+    rows = dict(Delivery.objects.filter(run=run).values_list("recipient_id", "channel"))
+    assert rows == {ids[0]: "sms", ids[1]: "email"}  # no phone: the email, and only the email
+
+
+def test_the_campaign_frequency_cap_skips_recipients_who_had_enough_today(locmem_channels, staff, make_campaign):
+    ids = make_recipients(2)
+    first = make_campaign(static_audience("Cap 1", ids), author=staff["marketer"], name="First")
+    _start(first, staff["marketer"])
+    second = make_campaign(static_audience("Cap 2", ids), author=staff["marketer"], name="Second",
+                           frequency_cap_per_day=1)
+    run = _start(second, staff["marketer"])
+    assert set(Delivery.objects.filter(run=run).values_list("status_reason", flat=True)) == {"suppressed:frequency_cap"}
+    assert CampaignRun.objects.get(pk=run.pk).suppressed == 2
