@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-dev chromium messages bench clean help
+.PHONY: run test install install-dev chromium fonts messages bench clean help
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve http://$(HOST):$(PORT) with a task worker"
@@ -34,7 +34,7 @@ install-dev: $(VENV)/.dev
 	@printf 'DEBUG=1\n' > .env
 	@echo "Wrote .env (DEBUG=1). Edit it or set environment variables to configure Signalbox."
 
-run: install .env
+run: install .env fonts
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@echo "Starting the web server on http://$(HOST):$(PORT)/, a task worker and the scheduler. Ctrl-C stops them all."
@@ -53,7 +53,17 @@ chromium:
 		echo "Browser tests need Chromium: sudo apt-get install -y chromium"; \
 	fi
 
-test: install-dev chromium
+# Noto CJK for PDF reports with Chinese text (WeasyPrint and matplotlib find it through fontconfig).
+fonts:
+	@if fc-list 2>/dev/null | grep -q "Noto Sans CJK SC"; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's fonts-noto-cjk for PDF reports..."; \
+		(apt-get install -y -qq fonts-noto-cjk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null)); \
+	else \
+		echo "PDF reports need a CJK font for Chinese text: sudo apt-get install -y fonts-noto-cjk"; \
+	fi
+
+test: install-dev chromium fonts
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 messages: install
