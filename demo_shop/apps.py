@@ -8,3 +8,7 @@ class DemoShopConfig(AppConfig):
     name = "demo_shop"
     verbose_name = _("Demo shop")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import audiences  # noqa: F401  (registers the shop's audience conditions)
+        from . import triggers  # noqa: F401  (registers Customer and Order for signal triggers)

@@ -16,3 +16,7 @@ class NotificationsConfig(AppConfig):
         # (PostmarkTrackingWebhookView, SendGridTrackingWebhookView, ...), which depends on the
         # ESP in use, so we take every sender. dispatch_uid keeps it connected once.
         tracking.connect(tracking_receive, dispatch_uid="notifications.anymail_receipts.tracking_receive")
+
+        from . import triggers
+
+        triggers.connect_receivers()

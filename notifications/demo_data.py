@@ -39,7 +39,10 @@ from dashboard.roles import roles_ensure
 from demo_shop.models import Customer, Order
 
 from . import services
-from .models import Category, Channel, Delivery, DeliveryEvent, Notification, Preference, RecipientProfile, Suppression
+from .models import (
+    Audience, Campaign, Category, Channel, Delivery, DeliveryEvent, MessageTemplate, Notification, Preference,
+    RecipientProfile, SignalTrigger, Suppression,
+)
 from .querysets import normalise_address
 
 DEMO_PASSWORD = "signalbox-demo"
@@ -218,7 +221,9 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
     User = get_user_model()
     counted = [(_("users"), User), (_("recipient profiles"), RecipientProfile), (_("customers"), Customer),
                (_("orders"), Order), (_("preferences"), Preference), (_("suppressions"), Suppression),
-               (_("deliveries"), Delivery), (_("receipts"), DeliveryEvent), (_("inbox notifications"), Notification)]
+               (_("deliveries"), Delivery), (_("receipts"), DeliveryEvent), (_("inbox notifications"), Notification),
+               (_("audiences"), Audience), (_("message templates"), MessageTemplate), (_("campaigns"), Campaign),
+               (_("signal triggers"), SignalTrigger)]
     with transaction.atomic():
         before = [model.objects.count() for _label, model in counted]
         roles_ensure()
@@ -231,6 +236,10 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
         recipients = _recipients_ensure(specs=specs, password=password, now=now, categories=categories)
         plans = _history_plan(recipients=recipients, days=days, now=now, categories=categories)
         _history_insert(plans=plans, categories=categories)
+        from .demo_campaigns import demo_campaigns_ensure
+
+        marketer = User.objects.filter(username="marketer").first()
+        demo_campaigns_ensure(categories=categories, author=marketer, now=now)
         after = [model.objects.count() for _label, model in counted]
     rows = [(label, a - b, a) for (label, _model), b, a in zip(counted, before, after, strict=True)]
     return DemoSeedResult(rows=rows, logins=logins)

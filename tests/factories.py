@@ -62,3 +62,60 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
     idempotency_key = factory.Sequence(lambda n: f"test:{n}")
     channel = "email"
     address = factory.LazyAttribute(lambda d: d.recipient.email)
+
+
+# --- Audiences and the demo shop (tests/notifications/test_audience*.py) ----------------------
+
+
+class AudienceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "notifications.Audience"
+
+    name = factory.Sequence(lambda n: f"Audience {n}")
+    kind = "rules"
+    rules = factory.LazyFunction(dict)
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "demo_shop.Customer"
+
+    user = factory.SubFactory(UserFactory)
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "demo_shop.Order"
+
+    customer = factory.SubFactory(CustomerFactory)
+    number = factory.Sequence(lambda n: f"SO-{n:06d}")
+    status = "paid"
+    total = "25.00"
+    paid_at = factory.LazyFunction(timezone.now)
+
+
+# --- Message templates (tests/notifications/test_templating.py, test_template_admin.py) ------
+
+
+class MessageTemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "notifications.MessageTemplate"
+        django_get_or_create = ["key"]
+
+    key = factory.Sequence(lambda n: f"template-{n}")
+    name = factory.LazyAttribute(lambda t: t.key.replace("-", " ").title())
+    locale = "en"
+    email_subject = "Hello {{ recipient.first_name }}"
+    email_body = "Hi **{{ recipient.first_name }}**,\n\nWelcome to [Signalbox]({{ site_url }}/)."
+    sms_text = "Hi {{ recipient.first_name }}, welcome to Signalbox."
+    inapp_title = "Welcome, {{ recipient.first_name }}"
+    inapp_body = "Good to have you here."
+    inapp_url = "/notifications/"
+
+
+class MessageTemplateVariantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "notifications.MessageTemplateVariant"
+
+    template = factory.SubFactory(MessageTemplateFactory)
+    locale = "zh-hans"

@@ -2,3 +2,7 @@
 
 from . import ledger  # noqa: F401
 from .ledger import ReadOnlyAdminMixin  # noqa: F401  (used by other apps' admins)
+from . import audiences  # noqa: F401
+from . import campaigns  # noqa: F401
+from . import triggers  # noqa: F401
+from . import templates  # noqa: F401

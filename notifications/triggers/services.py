@@ -1,0 +1,318 @@
+"""Services for signal triggers: changing them (audited, versioned) and firing them (the task body).
+
+Every change goes through ``trigger_create``/``trigger_update``/``trigger_set_active``/
+``trigger_delete``: each validates against the registry, writes an ``AuditEntry`` and moves the
+trigger version on in the same transaction, so running processes reload after commit.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ..models import SignalTrigger
+from ..pipeline import PlanResult
+from ..services import audit_record
+from . import registry as reg
+from .cache import trigger_state_bump
+from .conditions import TriggerConfigError, compile_trigger, normalised, trigger_config_errors
+
+logger = logging.getLogger(__name__)
+
+# What a trigger is, as opposed to what it has done (fired_count, last_fired_at).
+CONFIG_FIELDS = (
+    "name", "signal", "model", "events", "changed_field", "changed_to", "conditions", "recipient_path",
+    "audience", "template", "category", "channels", "dedupe_window", "is_active",
+)
+
+
+def trigger_validate(*, trigger: SignalTrigger) -> None:
+    """Raise ``ValidationError`` (keyed by field) unless the trigger is one the receivers can evaluate."""
+    errors = trigger_config_errors(
+        signal=trigger.signal,
+        model=trigger.model,
+        events=trigger.events,
+        changed_field=trigger.changed_field,
+        changed_to=trigger.changed_to,
+        conditions=trigger.conditions,
+        recipient_path=trigger.recipient_path,
+        has_audience=trigger.audience_id is not None,
+        channels=trigger.channels,
+        dedupe_window=trigger.dedupe_window,
+    )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _config(trigger: SignalTrigger) -> dict[str, Any]:
+    """The trigger's configuration as JSON data (foreign keys as ids, the window in seconds)."""
+    values: dict[str, Any] = {}
+    for name in CONFIG_FIELDS:
+        model_field = SignalTrigger._meta.get_field(name)
+        value = getattr(trigger, model_field.attname)
+        values[name] = value.total_seconds() if isinstance(value, datetime.timedelta) else value
+    return values
+
+
+def trigger_create(*, trigger: SignalTrigger, actor) -> SignalTrigger:
+    """Save a new trigger built by a form or by code. Audited as ``trigger.create``."""
+    if trigger.pk is not None:
+        raise ValueError("trigger_create() is for new triggers; use trigger_update().")
+    trigger_validate(trigger=trigger)
+    with transaction.atomic():
+        if trigger.created_by_id is None and getattr(actor, "pk", None):
+            trigger.created_by = actor
+        trigger.save()
+        trigger_state_bump()
+        audit_record(actor=actor, action="trigger.create", target=trigger, changes=_config(trigger))
+    return trigger
+
+
+def trigger_update(*, trigger: SignalTrigger, actor) -> dict[str, list]:
+    """Save changes to an existing trigger; returns (and audits) them as ``{field: [old, new]}``.
+
+    The old values are read from the database, so whoever built ``trigger`` needs to say nothing
+    about what changed. Saving no change writes nothing.
+    """
+    trigger_validate(trigger=trigger)
+    with transaction.atomic():
+        stored = SignalTrigger.objects.select_for_update().get(pk=trigger.pk)
+        before, after = _config(stored), _config(trigger)
+        changes = {name: [before[name], after[name]] for name in CONFIG_FIELDS if before[name] != after[name]}
+        if not changes:
+            return {}
+        # Only the configuration: a task may have moved fired_count on since the form was loaded.
+        trigger.save(update_fields=[*CONFIG_FIELDS, "updated_at"])
+        trigger_state_bump()
+        audit_record(actor=actor, action="trigger.update", target=trigger, changes=changes)
+    return changes
+
+
+def trigger_set_active(*, trigger: SignalTrigger, active: bool, actor) -> bool:
+    """Enable or disable a trigger; ``False`` if it already was. Audited as ``trigger.enable``/``disable``.
+
+    Enabling re-validates: a trigger whose model or signal is no longer registered is refused
+    rather than left active and silently never firing.
+    """
+    if active:
+        trigger_validate(trigger=trigger)
+    with transaction.atomic():
+        changed = SignalTrigger.objects.filter(pk=trigger.pk, is_active=not active).update(
+            is_active=active, updated_at=timezone.now()
+        )
+        if not changed:
+            return False
+        trigger.is_active = active
+        trigger_state_bump()
+        audit_record(actor=actor, action="trigger.enable" if active else "trigger.disable", target=trigger,
+                     changes={"is_active": [not active, active]})
+    return True
+
+
+def trigger_delete(*, trigger: SignalTrigger, actor) -> None:
+    """Delete a trigger (its deliveries keep their history, with the trigger unset). Audited."""
+    with transaction.atomic():
+        audit_record(actor=actor, action="trigger.delete", target=trigger, changes=_config(trigger))
+        trigger.delete()
+        trigger_state_bump()
+
+
+# --- Firing (the task body) -----------------------------------------------------------------------
+
+def trigger_key_prefix(
+    *, trigger_id: int, model: str, pk: Any, fired_at: datetime.datetime, window: datetime.timedelta, event_id: str
+) -> str:
+    """The ledger key prefix of one firing: equal for all firings a dedupe window folds together.
+
+    With a window, firings for the same instance in the same window (``floor(fired_at / window)``)
+    share a prefix, so the ledger's unique key plans each recipient and channel once. Without
+    one, every event is its own (``event_id``, made by the receiver), so a retried task is still
+    harmless.
+    """
+    seconds = window.total_seconds() if window else 0
+    bucket = str(math.floor(fired_at.timestamp() / seconds)) if seconds > 0 else event_id
+    return f"trigger:{trigger_id}:{model}:{pk if pk is not None else '-'}:{bucket}"
+
+
+def trigger_fire(
+    *,
+    trigger_id: int,
+    model: str,
+    pk: Any,
+    event: str,
+    fields: Mapping[str, Any],
+    fired_at: str | datetime.datetime,
+    event_id: str = "",
+    refs: Mapping[str, list] | None = None,
+    change: Mapping[str, Any] | None = None,
+    check_conditions: bool = False,
+) -> PlanResult | None:
+    """Send a fired trigger's message to its recipients; ``None`` if it no longer applies.
+
+    The trigger is re-read: one disabled after the event but before this runs sends nothing, and
+    the current template, channels and category are used. Recipients come from the recipient
+    path, followed from the instance (re-read; for a delete, from the snapshot's foreign keys) or
+    from a custom signal's provided objects, or from the audience. ``fields`` is the instance as
+    it was when the signal fired; it is the template's ``instance``.
+    """
+    from ..campaigns.planning import template_deliveries_plan
+
+    trigger = (
+        SignalTrigger.objects.select_related("category", "audience")
+        .filter(pk=trigger_id, is_active=True)
+        .first()
+    )
+    if trigger is None:
+        logger.info("Trigger %s is gone or inactive; firing for %s %s skipped.", trigger_id, model, pk)
+        return None
+    when = fired_at if isinstance(fired_at, datetime.datetime) else parse_datetime(fired_at)
+    if when is None:
+        raise ValueError(f"fired_at is not an ISO datetime: {fired_at!r}")
+    fields = dict(fields)
+    if check_conditions or (not fields and event != "deleted" and reg.registry.model_for(model) is not None):
+        current = _current_fields(model=model, pk=pk)
+        if current is None:
+            return None  # the instance is gone
+        if check_conditions and not _conditions_hold(trigger, current):
+            return None
+        fields = fields or current
+    user_ids = trigger_recipient_ids(trigger=trigger, model=model, pk=pk, event=event, fields=fields, refs=refs or {})
+    context = {
+        "instance": fields,
+        "event": event,
+        "trigger": {"id": trigger.pk, "name": trigger.name},
+    }
+    if change:
+        context["change"] = dict(change)
+    key_prefix = trigger_key_prefix(
+        trigger_id=trigger.pk, model=model, pk=pk, fired_at=when, window=trigger.dedupe_window,
+        event_id=event_id or f"{when.timestamp()}",
+    )
+    with transaction.atomic():
+        result = template_deliveries_plan(
+            template_id=trigger.template_id,
+            user_ids=user_ids,
+            channels=list(trigger.channels),
+            category=trigger.category,
+            key_prefix=key_prefix,
+            context=context,
+            trigger_id=trigger.pk,
+        )
+        SignalTrigger.objects.filter(pk=trigger.pk).update(
+            fired_count=F("fired_count") + 1,
+            last_fired_at=Greatest(Coalesce(F("last_fired_at"), Value(when)), Value(when)),
+        )
+    return result
+
+
+def _current_fields(*, model: str, pk: Any) -> dict[str, Any] | None:
+    entry = reg.registry.model_for(model)
+    if entry is None:
+        return None
+    instance = entry.model._base_manager.filter(pk=pk).first()
+    return reg.instance_fields(instance) if instance is not None else None
+
+
+def _conditions_hold(trigger: SignalTrigger, fields: Mapping[str, Any]) -> bool:
+    """The trigger's conditions against plain field values (a change seen from the other side)."""
+    try:
+        compiled = compile_trigger({
+            "id": trigger.pk, "signal": trigger.signal, "model": trigger.model, "events": trigger.events,
+            "changed_field": "", "changed_to": "", "conditions": trigger.conditions,
+        })
+    except TriggerConfigError:
+        logger.warning("Trigger %s cannot be evaluated; skipped.", trigger.pk, exc_info=True)
+        return False
+    names = {c.attname: c.field for c in compiled.conditions}
+    return compiled.conditions_hold(lambda attname, model_field: normalised(model_field, fields.get(names[attname])))
+
+
+def trigger_recipient_ids(
+    *,
+    trigger: SignalTrigger,
+    model: str,
+    pk: Any,
+    event: str,
+    fields: Mapping[str, Any],
+    refs: Mapping[str, list],
+) -> Iterable[int] | Iterable[list[int]]:
+    """The active users a firing goes to (ids, or chunks of ids for an audience)."""
+    if trigger.audience_id is not None:
+        from ..audiences import audience_user_ids
+
+        return audience_user_ids(audience=trigger.audience)
+    path = trigger.recipient_path
+    if not path:
+        return []
+    entry = reg.registry.signals.get(trigger.signal)
+    if entry is not None and not (entry.model_signal or entry.user_signal):
+        return _ids_from_provided(path=path, fields=fields, refs=refs)
+    registered = reg.registry.model_for(model)
+    if registered is None:
+        return []
+    if event == "deleted":
+        return _ids_from_snapshot(model=registered.model, path=path, fields=fields)
+    return _ids_along(model=registered.model, pk=pk, path=path)
+
+
+def _active(user_ids: Iterable) -> list[int]:
+    ids = {i for i in user_ids if i is not None}
+    if not ids:
+        return []
+    return list(get_user_model().objects.filter(pk__in=ids, is_active=True).order_by("pk").values_list("pk", flat=True))
+
+
+def _ids_along(*, model, pk: Any, path: str) -> list[int]:
+    """Follow ``path`` from the row ``pk`` of ``model`` to user ids: one query, to-many included."""
+    lookup = reg.recipient_lookup(model, path)
+    return _active(model._base_manager.filter(pk=pk).values_list(lookup, flat=True))
+
+
+def _ids_from_snapshot(*, model, path: str, fields: Mapping[str, Any]) -> list[int]:
+    """Recipients of a deleted instance: start from a foreign key kept in its snapshot."""
+    first, _, rest = path.partition(".")
+    if path == reg.SELF:
+        user_field = reg._user_relation(model)
+        return _active([fields.get(user_field)]) if user_field else []
+    try:
+        model_field = model._meta.get_field(first)
+    except Exception:  # noqa: BLE001 - an unknown path simply reaches nobody
+        return []
+    if not (model_field.many_to_one or model_field.one_to_one) or not model_field.concrete or first not in fields:
+        logger.info("Recipient path %s of a deleted %s needs %s in its registered fields.", path, model, first)
+        return []
+    related_pk = fields[first]
+    if related_pk is None:
+        return []
+    related = model_field.related_model
+    if related._meta.concrete_model is get_user_model()._meta.concrete_model and not rest:
+        return _active([related_pk])
+    return _ids_along(model=related, pk=related_pk, path=rest or reg.SELF)
+
+
+def _ids_from_provided(*, path: str, fields: Mapping[str, Any], refs: Mapping[str, list]) -> list[int]:
+    """Recipients of a custom signal: the path starts at a provided argument."""
+    first, _, rest = path.partition(".")
+    if first in refs:
+        label, ref_pk = refs[first]
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            return []
+        return _ids_along(model=model, pk=ref_pk, path=rest or reg.SELF)
+    value = fields.get(first)
+    if not rest and isinstance(value, int) and not isinstance(value, bool):
+        return _active([value])  # a user id
+    return []

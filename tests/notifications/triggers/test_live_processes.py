@@ -1,0 +1,220 @@
+"""Acceptance: a trigger enabled in the admin fires in running processes, with no restart.
+
+Real processes against the test database: two web servers (staff use one for the admin, the shop
+runs on the other, so the change must cross processes) and a task worker (``db_worker``, or
+``rqworker`` when the suite runs on the RQ backend). Everything goes over HTTP, as a browser
+would: log in, create the trigger, enable it with the admin action, mark an order paid.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from demo_shop.models import Customer, Order
+from notifications.models import Category, Delivery, MessageTemplate, Notification, SignalTrigger
+from notifications.tasks import inbox_fanout
+from tests.conftest import ROOT, child_env
+from tests.factories import PASSWORD, RecipientProfileFactory, UserFactory
+
+pytestmark = [pytest.mark.tasks, pytest.mark.django_db(transaction=True)]
+
+# The acceptance target: the in-app notification is there within 2 s of the save's response.
+VISIBLE_WITHIN = 2.0
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Processes:
+    """Child processes that are always stopped, whatever the test did."""
+
+    def __init__(self, tmp_path) -> None:
+        self.tmp_path = tmp_path
+        self.running: list[tuple[str, subprocess.Popen]] = []
+        self.files: list = []
+
+    def start(self, name: str, *argv: str) -> subprocess.Popen:
+        log = (self.tmp_path / f"{name}.log").open("w")
+        self.files.append(log)
+        process = subprocess.Popen(
+            [sys.executable, *argv], cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT
+        )
+        self.running.append((name, process))
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {name} ---\n{(self.tmp_path / f'{name}.log').read_text()[-3000:]}" for name, _ in self.running
+        )
+
+    def stop(self) -> None:
+        for _name, process in self.running:
+            if process.poll() is None:
+                process.terminate()
+        for _name, process in self.running:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        for log in self.files:
+            log.close()
+
+
+@pytest.fixture
+def processes(tmp_path):
+    running = Processes(tmp_path)
+    yield running
+    running.stop()
+
+
+def start_web(processes: Processes, name: str) -> str:
+    port = free_port()
+    processes.start(name, "manage.py", "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}")
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/admin/login/", timeout=2).status_code == 200:
+                return base
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{name} did not start.\n{processes.logs()}")
+
+
+def start_worker(processes: Processes) -> None:
+    backend = settings.TASKS["default"]["BACKEND"]
+    if backend == "django_tasks_rq.RQBackend":
+        processes.start("worker", "manage.py", "rqworker", "default", "--with-scheduler", "--job-class",
+                        "django_tasks_rq.Job")
+    elif backend == "django_tasks_db.DatabaseBackend":
+        processes.start("worker", "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.05")
+    else:
+        pytest.fail(f"No worker for {backend}")
+
+
+def wait_for(check, *, seconds: float, what: str, processes: Processes) -> float:
+    """Poll ``check`` until it is true; the time it took. Fails with the children's logs."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    pytest.fail(f"{what}: not within {seconds} s.\n{processes.logs()}")
+
+
+def worker_drained(processes: Processes, staff, label: str) -> None:
+    """Enqueue a marker task and wait for it: the single worker has run everything enqueued before."""
+    inbox_fanout.enqueue(recipient_ids=[staff.pk], title=label)
+    wait_for(lambda: Notification.objects.filter(recipient=staff, title=label).exists(), seconds=60,
+             what=f"worker ran {label}", processes=processes)
+
+
+class Staff:
+    """A logged-in admin session on one web process."""
+
+    def __init__(self, base: str, username: str) -> None:
+        self.base = base
+        self.http = requests.Session()
+        page = self.http.get(f"{base}/admin/login/?next=/admin/", timeout=10)
+        response = self.http.post(
+            f"{base}/admin/login/?next=/admin/",
+            data={"username": username, "password": PASSWORD, "next": "/admin/", "csrfmiddlewaretoken": token(page)},
+            allow_redirects=False, timeout=10,
+        )
+        assert response.status_code == 302 and response.headers["Location"] == "/admin/", response.text[:2000]
+
+    def form_post(self, page_path: str, data: dict, *, post_path: str | None = None) -> requests.Response:
+        """GET the page for its CSRF token, then POST ``data`` like its form would."""
+        page = self.http.get(f"{self.base}{page_path}", timeout=10)
+        assert page.status_code == 200, page.text[:2000]
+        return self.http.post(f"{self.base}{post_path or page_path}", data={**data, "csrfmiddlewaretoken": token(page)},
+                              allow_redirects=False, timeout=10)
+
+    def action(self, changelist: str, action: str, pks: list[int]) -> requests.Response:
+        response = self.form_post(changelist, {"action": action, "_selected_action": pks, "index": 0})
+        assert response.status_code == 302, response.text[:3000]
+        return response
+
+
+def token(page: requests.Response) -> str:
+    match = CSRF.search(page.text)
+    assert match, page.text[:2000]
+    return match.group(1)
+
+
+ORDERS = "/admin/demo_shop/order/"
+TRIGGERS = "/admin/notifications/signaltrigger/"
+
+
+def test_trigger_enabled_in_the_admin_fires_in_running_processes_and_stops_when_disabled(processes):
+    User = get_user_model()
+    admin = User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    category = Category.objects.create(key="order-updates", name="Order updates", kind="transactional",
+                                       user_can_opt_out=False)
+    template = MessageTemplate.objects.create(
+        key="order-paid-live", name="Order paid", inapp_title="Order {{ instance.number }} is paid",
+        inapp_body="{{ instance.total }} {{ instance.currency }}", email_subject="Order {{ instance.number }}",
+        email_body="Thanks, {{ recipient.first_name }}.",
+    )
+    customer = Customer.objects.create(user=RecipientProfileFactory(user=UserFactory(username="shopper")).user)
+    first, second, warmup = (
+        Order.objects.create(customer=customer, number=number, total=Decimal("42.00"))
+        for number in ("LIVE-1", "LIVE-2", "LIVE-0")
+    )
+
+    start_worker(processes)
+    admin_web = start_web(processes, "web-admin")
+    shop_web = start_web(processes, "web-shop")
+    worker_drained(processes, admin, "worker is up")
+    staff_admin, staff_shop = Staff(admin_web, "root"), Staff(shop_web, "root")
+
+    # The shop process has its trigger cache loaded (nothing active) before anything is enabled.
+    staff_shop.action(ORDERS, "mark_paid", [warmup.pk])
+    assert Order.objects.get(pk=warmup.pk).status == "paid"
+
+    response = staff_admin.form_post(f"{TRIGGERS}add/", {
+        "name": "Order paid → customer", "signal": "model.post_save", "model": "demo_shop.order",
+        "events": ["updated", "created"], "changed_field": "status", "changed_to": "paid", "conditions": "[]",
+        "recipient_path": "customer.user", "audience": "", "template": template.pk, "category": category.pk,
+        "channels": ["inapp", "email"], "dedupe_window": "0", "_save": "Save",
+    })
+    assert response.status_code == 302, response.text[:3000]
+    trigger = SignalTrigger.objects.get()
+    assert not trigger.is_active
+    staff_admin.action(TRIGGERS, "enable", [trigger.pk])
+    assert SignalTrigger.objects.get(pk=trigger.pk).is_active
+
+    staff_shop.action(ORDERS, "mark_paid", [first.pk])
+    took = wait_for(
+        lambda: Notification.objects.filter(recipient=customer.user, title="Order LIVE-1 is paid").exists(),
+        seconds=VISIBLE_WITHIN, what="in-app notification for the paid order", processes=processes,
+    )
+    assert took <= VISIBLE_WITHIN
+    assert Delivery.objects.filter(trigger=trigger, recipient=customer.user).count() == 2  # in-app and email
+    assert SignalTrigger.objects.get(pk=trigger.pk).fired_count == 1
+
+    staff_admin.action(TRIGGERS, "disable", [trigger.pk])
+    staff_shop.action(ORDERS, "mark_paid", [second.pk])
+    assert Order.objects.get(pk=second.pk).status == "paid"
+    worker_drained(processes, admin, "after the disabled trigger")  # anything enqueued has run
+    worker_drained(processes, admin, "and whatever that enqueued")
+    assert not Notification.objects.filter(recipient=customer.user, title__contains="LIVE-2").exists()
+    assert not Delivery.objects.filter(idempotency_key__startswith=f"trigger:{trigger.pk}:demo_shop.order:{second.pk}:")
+    assert SignalTrigger.objects.get(pk=trigger.pk).fired_count == 1
+    assert Notification.objects.filter(recipient=customer.user).count() == 1
