@@ -26,7 +26,11 @@ from django.urls import reverse
 from .. import conf
 from ..tokens import preferences_token
 
-BASE_NAMES = frozenset({"recipient", "campaign", "instance", "site_url", "unsubscribe_url", "preferences_url"})
+BASE_NAMES = frozenset({
+    "recipient", "campaign", "instance", "site_url", "unsubscribe_url", "preferences_url",
+    # A trigger's message also gets the event ("created", "updated", ...), the trigger and the change.
+    "event", "trigger", "change",
+})
 RECIPIENT_FIELDS = ("first_name", "last_name", "full_name", "username", "email", "locale", "timezone", "phone_last4")
 CAMPAIGN_FIELDS = ("id", "name")
 # The structure of the names above, for save-time checks of ``recipient.frist_name`` typos.
@@ -84,6 +88,9 @@ def default_context() -> dict[str, Any]:
     return {
         "campaign": campaign_context(None),
         "instance": {},
+        "event": "",
+        "trigger": {},
+        "change": {},
         "site_url": conf.site_url(),
         "unsubscribe_url": "",
         "preferences_url": conf.site_url() + reverse("notifications:preferences"),
