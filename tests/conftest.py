@@ -85,3 +85,13 @@ def _fresh_redis_for_tests():
 
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
     yield
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Start child processes with ``processes.start(name, *argv)``; all are stopped afterwards."""
+    from tests.processes import Processes
+
+    running = Processes(tmp_path)
+    yield running
+    running.stop()

@@ -1,0 +1,76 @@
+"""Real child processes for tests (web servers, task workers) that are always stopped."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import ROOT, child_env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Processes:
+    """Child processes that are always stopped, whatever the test did."""
+
+    def __init__(self, tmp_path) -> None:
+        self.tmp_path = tmp_path
+        self.running: list[tuple[str, subprocess.Popen]] = []
+        self.files: list = []
+
+    def start(self, name: str, *argv: str) -> subprocess.Popen:
+        log = (self.tmp_path / f"{name}.log").open("w")
+        self.files.append(log)
+        process = subprocess.Popen(
+            [sys.executable, *argv], cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT
+        )
+        self.running.append((name, process))
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {name} ---\n{(self.tmp_path / f'{name}.log').read_text()[-3000:]}" for name, _ in self.running
+        )
+
+    def stop(self) -> None:
+        for _name, process in self.running:
+            if process.poll() is None:
+                process.terminate()
+        for _name, process in self.running:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        for log in self.files:
+            log.close()
+
+
+def start_worker(processes: Processes) -> None:
+    backend = settings.TASKS["default"]["BACKEND"]
+    if backend == "django_tasks_rq.RQBackend":
+        processes.start("worker", "manage.py", "rqworker", "default", "--with-scheduler", "--job-class",
+                        "django_tasks_rq.Job")
+    elif backend == "django_tasks_db.DatabaseBackend":
+        processes.start("worker", "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.05")
+    else:
+        pytest.fail(f"No worker for {backend}")
+
+
+def wait_for(check, *, seconds: float, what: str, processes: Processes) -> float:
+    """Poll ``check`` until it is true; the time it took. Fails with the children's logs."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    pytest.fail(f"{what}: not within {seconds} s.\n{processes.logs()}")
