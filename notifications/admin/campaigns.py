@@ -283,8 +283,8 @@ class CampaignAdmin(ModelAdmin):
         campaign = get_object_or_404(Campaign, pk=pk)
         if not self.has_view_permission(request, campaign):
             raise PermissionDenied
-        context = {**self.admin_site.each_context(request), "campaign": campaign, **self._progress_context(campaign)}
-        return TemplateResponse(request, "notifications/admin/campaign_status.html#progress", context)
+        context = {**self.admin_site.each_context(request), **self._status_context(request, campaign)}
+        return TemplateResponse(request, "notifications/admin/campaign_status.html#panel", context)
 
     def schedule_preview_view(self, request: HttpRequest) -> HttpResponse:
         """The next 5 occurrences of the RRULE being typed (htmx, GET: it changes nothing)."""

@@ -105,6 +105,7 @@ def test_a_running_campaign_is_read_only_and_its_progress_refreshes(client, staf
     assert 'hx-trigger="every 2s"' in page
     progress = client.get(reverse("admin:notifications_campaign_progress", args=[campaign.pk]))
     assert progress.status_code == 200 and 'id="campaign-progress"' in progress.content.decode()
+    assert 'data-testid="campaign-status">Running<' in progress.content.decode()
 
 
 def test_the_schedule_preview_lists_the_next_five_local_times(client, staff):
