@@ -8,6 +8,7 @@ inbox to Redis pub/sub; setting ``DATABASE_URL`` moves to PostgreSQL. Nothing el
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 from pathlib import Path
 
@@ -188,7 +189,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise wants it even before the first collectstatic
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # plotly.js from inside the plotly wheel (no CDN): {% static "plotly/plotly.min.js" %}.
+    ("plotly", Path(importlib.util.find_spec("plotly").submodule_search_locations[0]) / "package_data"),
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -267,6 +272,12 @@ SIGNALBOX_LIVE_REDIS_URL = env.str("SIGNALBOX_LIVE_REDIS_URL", default=REDIS_URL
 SIGNALBOX_APPROVAL_THRESHOLD = env.int("SIGNALBOX_APPROVAL_THRESHOLD", default=1000)
 SIGNALBOX_TEMPLATE_RENDER_MS = env.int("SIGNALBOX_TEMPLATE_RENDER_MS", default=200)
 SIGNALBOX_TEMPLATE_MAX_OUTPUT = env.int("SIGNALBOX_TEMPLATE_MAX_OUTPUT", default=100_000)
+SIGNALBOX_IMPORT_MAX_BYTES = env.int("SIGNALBOX_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+SIGNALBOX_IMPORT_MAX_ROWS = env.int("SIGNALBOX_IMPORT_MAX_ROWS", default=200_000)
+SIGNALBOX_IMPORT_SYNC_ROWS = env.int("SIGNALBOX_IMPORT_SYNC_ROWS", default=5_000)
+SIGNALBOX_IMPORT_PHONE_REGION = env.str("SIGNALBOX_IMPORT_PHONE_REGION", default="")
+SIGNALBOX_REPORT_INLINE_ROWS = env.int("SIGNALBOX_REPORT_INLINE_ROWS", default=50_000)
+SIGNALBOX_TRIGGER_VERSION_CHECK = env.str("SIGNALBOX_TRIGGER_VERSION_CHECK", default="auto")
 
 # --- Forms and admin shell -------------------------------------------------------------------
 CRISPY_ALLOWED_TEMPLATE_PACKS = ["unfold_crispy"]
@@ -303,6 +314,12 @@ UNFOLD = {
                 "items": [
                     {"title": _("Dashboard"), "icon": "dashboard", "link": reverse_lazy("admin:index")},
                     {"title": _("My inbox"), "icon": "inbox", "link": reverse_lazy("notifications:inbox")},
+                    {
+                        "title": _("Analytics"),
+                        "icon": "monitoring",
+                        "link": reverse_lazy("dashboard:analytics"),
+                        "permission": lambda request: request.user.has_perm("notifications.view_delivery"),
+                    },
                 ],
             },
             {
@@ -310,6 +327,7 @@ UNFOLD = {
                 "collapsible": True,
                 "items": [
                     _model_item(_("Users"), "person", "auth.user"),
+                    _model_item(_("Import users"), "upload_file", "dashboard.importjob"),
                     _model_item(_("Recipient profiles"), "badge", "notifications.recipientprofile"),
                     _model_item(_("Preferences"), "tune", "notifications.preference"),
                     _model_item(_("Suppressions"), "block", "notifications.suppression"),
@@ -340,6 +358,25 @@ UNFOLD = {
                 ],
             },
             {
+                "title": _("Reports"),
+                "collapsible": True,
+                "items": [
+                    {
+                        "title": _("Reports & exports"),
+                        "icon": "download",
+                        "link": reverse_lazy("reports:index"),
+                        "permission": lambda request: request.user.has_perm("dashboard.export_data")
+                        or request.user.has_perm("dashboard.download_reports"),
+                    },
+                    {
+                        "title": _("Audit log search"),
+                        "icon": "manage_search",
+                        "link": reverse_lazy("reports:audit_log"),
+                        "permission": lambda request: request.user.has_perm("notifications.view_auditentry"),
+                    },
+                ],
+            },
+            {
                 "title": _("Demo shop"),
                 "collapsible": True,
                 "items": [
@@ -360,6 +397,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "mail.log": {"level": "WARNING"},  # aiosmtpd, used by tests and benchmarks
+        "weasyprint": {"level": "WARNING"},  # logs every rendering step at INFO
+        "fontTools": {"level": "WARNING"},
         "django_tasks": {"level": env.str("TASKS_LOG_LEVEL", default="INFO")},
     },
 }
