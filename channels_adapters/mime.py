@@ -36,6 +36,8 @@ def _body_part(content: str, subtype: str) -> bytes:
 def _header(name: str, value: str) -> str | None:
     if "\n" in value or "\r" in value:
         return None  # let Django raise BadHeaderError
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        return None  # control characters (tab, form feed...): the standard library's folding decides
     if not value.isascii():
         if name != "Subject":
             return None

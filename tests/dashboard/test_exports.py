@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import csv
 import io
 import warnings
@@ -187,7 +188,10 @@ def test_under_asgi_the_csv_streams_as_an_async_iterator(async_client, manager, 
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "StreamingHttpResponse must consume synchronous iterators"
-        response, chunks = asyncio.run(download())
+        # In a thread of its own: a browser test earlier in the run may have left an event loop
+        # running in this one (Playwright's sync API), and asyncio.run() refuses to nest.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            response, chunks = pool.submit(asyncio.run, download()).result()
 
     assert response.status_code == 200 and response.is_async
     assert len(chunks) == 1 + 3
