@@ -6,6 +6,8 @@ from django.views.generic import RedirectView
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/reports/", include("dashboard.report_urls")),
+    path("admin/analytics/", include("dashboard.urls")),  # staff analytics pages, inside the admin shell
     path("admin/", admin.site.urls),
     path(
         "accounts/login/",

@@ -114,3 +114,87 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# --- Analytics rollups (``dashboard.analytics``) ---------------------------------------------
+# Ids are copied as plain integers, not foreign keys: a rollup is a derived, rebuildable copy and
+# must neither block nor cascade deletes in the ledger.
+
+
+class DeliveryDailyStat(models.Model):
+    """Deliveries created on one day (site time zone) by channel, category and run: how far they got.
+
+    A cohort: the row for 3 May counts the deliveries *created* on 3 May and what has become of
+    them since (a late open moves the row's counters, not today's). Rows are rebuilt, never
+    edited, by ``dashboard.analytics.analytics_rollup_refresh``; the ``status_*`` counters
+    partition ``total`` by current status, the ``reached_*`` counters are cumulative funnel stages.
+    """
+
+    day = models.DateField(_("day"))
+    channel = models.CharField(_("channel"), max_length=16)
+    category_id = models.BigIntegerField(_("category id"), null=True, blank=True)
+    campaign_id = models.BigIntegerField(_("campaign id"), null=True, blank=True)
+    run_id = models.BigIntegerField(_("run id"), null=True, blank=True)
+    total = models.PositiveIntegerField(_("planned"), default=0)
+    status_waiting = models.PositiveIntegerField(_("waiting"), default=0)
+    status_suppressed = models.PositiveIntegerField(_("suppressed"), default=0)
+    status_sent = models.PositiveIntegerField(_("sent, no receipt yet"), default=0)
+    status_unknown = models.PositiveIntegerField(_("outcome unknown"), default=0)
+    status_delivered = models.PositiveIntegerField(_("delivered"), default=0)
+    status_opened = models.PositiveIntegerField(_("opened or read"), default=0)
+    status_clicked = models.PositiveIntegerField(_("clicked"), default=0)
+    status_failed = models.PositiveIntegerField(_("failed or bounced"), default=0)
+    reached_sent = models.PositiveIntegerField(_("reached sent"), default=0)
+    reached_delivered = models.PositiveIntegerField(_("reached delivered"), default=0)
+    reached_opened = models.PositiveIntegerField(_("reached opened or read"), default=0)
+    reached_clicked = models.PositiveIntegerField(_("reached clicked"), default=0)
+    unsubscribed = models.PositiveIntegerField(_("unsubscribed"), default=0)
+
+    class Meta:
+        verbose_name = _("daily delivery figures")
+        verbose_name_plural = _("daily delivery figures")
+        indexes = [
+            models.Index(fields=["day", "channel"], name="dailystat_day_idx"),
+            models.Index(fields=["campaign_id", "day"], name="dailystat_campaign_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.channel} run={self.run_id}: {self.total}"
+
+
+class OpenHourStat(models.Model):
+    """Human opens and reads (machine opens excluded) in one hour of one day (site time zone)."""
+
+    day = models.DateField(_("day"))
+    hour = models.PositiveSmallIntegerField(_("hour"))
+    channel = models.CharField(_("channel"), max_length=16)
+    category_id = models.BigIntegerField(_("category id"), null=True, blank=True)
+    campaign_id = models.BigIntegerField(_("campaign id"), null=True, blank=True)
+    opens = models.PositiveIntegerField(_("opens"), default=0)
+
+    class Meta:
+        verbose_name = _("hourly open figures")
+        verbose_name_plural = _("hourly open figures")
+        indexes = [
+            models.Index(fields=["day", "hour"], name="openhourstat_day_idx"),
+            models.Index(fields=["campaign_id", "day"], name="openhourstat_campaign_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.hour:02d}h {self.channel}: {self.opens}"
+
+
+class AnalyticsRollupState(models.Model):
+    """One row: how far the rollups reach. Days after ``covered_through`` are computed live."""
+
+    covered_through = models.DateField(_("rollups cover days up to"), null=True, blank=True)
+    last_event_id = models.BigIntegerField(_("last receipt seen"), default=0)
+    timezone = models.CharField(_("time zone"), max_length=64, blank=True)
+    refreshed_at = models.DateTimeField(_("refreshed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("analytics rollup state")
+        verbose_name_plural = _("analytics rollup state")
+
+    def __str__(self) -> str:
+        return f"rollups through {self.covered_through or '—'}"

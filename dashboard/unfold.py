@@ -6,6 +6,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from . import selectors
+from .analytics import recent_failures, scheduled_campaigns
 
 
 def environment_callback(request):
@@ -16,5 +17,23 @@ def environment_callback(request):
 
 
 def dashboard_callback(request, context):
-    context["kpis"] = selectors.overview_kpis()
+    """The admin home: overview cards for all staff; figures, live runs and failures for those who
+    may see deliveries (``notifications.view_delivery``), scheduled campaigns for those who may see
+    campaigns."""
+    from .views.analytics import can_view_analytics, home_kpis_context, progress_context  # noqa: PLC0415
+
+    user = request.user
+    if can_view_analytics(user):
+        kpis = home_kpis_context(7)
+        context.update(
+            analytics=True,
+            kpis=selectors.overview_kpis(week=kpis["kpi_period"].totals),  # the same 7 days: computed once
+            failures=recent_failures(),
+            **kpis,
+            **progress_context(),
+        )
+    else:
+        context["kpis"] = selectors.overview_kpis()
+    if user.has_perm("notifications.view_campaign"):
+        context["scheduled"] = scheduled_campaigns()
     return context

@@ -1,0 +1,150 @@
+"""Plotly figures as plain dicts (``{"data": [...], "layout": {...}}``) built from the figures.
+
+The browser draws them with the plotly.js served from our static files
+(``static/signalbox/charts.js``); nothing here imports plotly. Labels are translated when the
+figure is built, in the language of the request.
+"""
+
+from __future__ import annotations
+
+from django.utils.dates import WEEKDAYS_ABBR
+from django.utils.translation import gettext as _
+
+from notifications.models import Channel
+
+from .figures import Counters, Grid
+from .selectors import AnalyticsFigures
+
+# One colour per status group, the same in every chart.
+COLOURS = {
+    "waiting": "#94a3b8",
+    "suppressed": "#cbd5e1",
+    "sent": "#60a5fa",
+    "unknown": "#fbbf24",
+    "delivered": "#2563eb",
+    "opened": "#7c3aed",
+    "clicked": "#16a34a",
+    "failed": "#dc2626",
+}
+
+
+def status_labels() -> dict[str, str]:
+    return {
+        "waiting": _("Waiting"),
+        "suppressed": _("Not sent (suppressed)"),
+        "sent": _("Sent, no receipt yet"),
+        "unknown": _("Outcome unknown"),
+        "delivered": _("Delivered"),
+        "opened": _("Opened / read"),
+        "clicked": _("Clicked"),
+        "failed": _("Failed / bounced"),
+    }
+
+
+def funnel_stages(totals: Counters) -> list[tuple[str, str, int]]:
+    """(key, label, count) from planned to clicked; each stage includes the later ones."""
+    return [
+        ("planned", _("Planned"), totals.total),
+        ("sent", _("Sent"), totals.reached_sent),
+        ("delivered", _("Delivered"), totals.reached_delivered),
+        ("opened", _("Opened / read"), totals.reached_opened),
+        ("clicked", _("Clicked"), totals.reached_clicked),
+    ]
+
+
+def _layout(**extra) -> dict:
+    return {
+        "margin": {"l": 48, "r": 16, "t": 16, "b": 40},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"color": "#6b7280", "size": 12},
+        "legend": {"orientation": "h", "y": -0.2},
+        "height": 320,
+        **extra,
+    }
+
+
+def volume_figure(figures: AnalyticsFigures) -> dict:
+    """Deliveries created per day, stacked by what became of them."""
+    days = [day.isoformat() for day in figures.by_day]
+    labels = status_labels()
+    data = [
+        {
+            "type": "bar",
+            "name": labels[group],
+            "x": days,
+            "y": [getattr(counters, f"status_{group}") for counters in figures.by_day.values()],
+            "marker": {"color": COLOURS[group]},
+            "hovertemplate": "%{x}: %{y:,}<extra>" + labels[group] + "</extra>",
+        }
+        for group in COLOURS
+    ]
+    # Numeric date ticks read the same in every language (plotly's month names are English).
+    xaxis = {"type": "date", "tickformat": "%m-%d", "hoverformat": "%Y-%m-%d"}
+    return {"data": data, "layout": _layout(barmode="stack", xaxis=xaxis, yaxis={"rangemode": "tozero"})}
+
+
+def funnel_figure(figures: AnalyticsFigures) -> dict:
+    stages = funnel_stages(figures.totals)
+    data = [
+        {
+            "type": "funnel",
+            "y": [label for _key, label, _count in stages],
+            "x": [count for _key, _label, count in stages],
+            "textinfo": "value+percent initial",
+            "marker": {"color": ["#94a3b8", "#60a5fa", "#2563eb", "#7c3aed", "#16a34a"]},
+        }
+    ]
+    return {"data": data, "layout": _layout(margin={"l": 110, "r": 16, "t": 16, "b": 24})}
+
+
+def channel_figure(figures: AnalyticsFigures) -> dict:
+    """Per channel: planned, sent, delivered, opened and clicked side by side."""
+    names = dict(Channel.choices)
+    channels = list(figures.by_channel)
+    labels = [str(names.get(channel, channel)) for channel in channels]
+    series = [
+        ("total", _("Planned"), "#94a3b8"),
+        ("reached_sent", _("Sent"), "#60a5fa"),
+        ("reached_delivered", _("Delivered"), "#2563eb"),
+        ("reached_opened", _("Opened / read"), "#7c3aed"),
+        ("reached_clicked", _("Clicked"), "#16a34a"),
+    ]
+    data = [
+        {
+            "type": "bar",
+            "name": label,
+            "x": labels,
+            "y": [getattr(figures.by_channel[channel], attr) for channel in channels],
+            "marker": {"color": colour},
+        }
+        for attr, label, colour in series
+    ]
+    return {"data": data, "layout": _layout(barmode="group")}
+
+
+def heatmap_figure(grid: Grid) -> dict:
+    """Opens and reads by weekday (rows, Monday first) and hour of day (site time zone)."""
+    weekdays = [str(WEEKDAYS_ABBR[day]) for day in range(7)]
+    data = [
+        {
+            "type": "heatmap",
+            "z": grid.cells,
+            "x": [f"{hour:02d}" for hour in range(24)],
+            "y": weekdays,
+            "colorscale": [[0, "#f5f3ff"], [1, "#6d28d9"]],
+            "hovertemplate": "%{y} %{x}:00 · %{z:,}<extra></extra>",
+            "xgap": 1,
+            "ygap": 1,
+        }
+    ]
+    return {"data": data, "layout": _layout(yaxis={"autorange": "reversed"}, xaxis={"title": {"text": _("Hour of day")}})}
+
+
+def analytics_charts(figures: AnalyticsFigures) -> dict[str, dict]:
+    return {
+        "volume": volume_figure(figures),
+        "funnel": funnel_figure(figures),
+        "channels": channel_figure(figures),
+        "opens": heatmap_figure(figures.opens),
+    }

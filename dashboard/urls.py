@@ -1,0 +1,26 @@
+"""Staff pages under ``/admin/analytics/`` (mounted before the admin's own URLs in ``config/urls.py``).
+
+Every view goes through ``admin.site.admin_view``: anonymous users and non-staff are sent to the
+admin login, and responses are never cached.
+"""
+
+from django.contrib import admin
+from django.urls import path
+
+from . import views
+
+app_name = "dashboard"
+
+
+def _admin(view):
+    return admin.site.admin_view(view)
+
+
+urlpatterns = [
+    path("", _admin(views.analytics_page), name="analytics"),
+    path("campaigns/<int:pk>/", _admin(views.campaign_page), name="campaign"),
+    path("campaigns/<int:pk>/recipients/", _admin(views.campaign_recipients_partial), name="campaign_recipients"),
+    path("deliveries/<int:pk>/timeline/", _admin(views.delivery_timeline_partial), name="delivery_timeline"),
+    path("progress/", _admin(views.runs_progress_partial), name="runs_progress"),
+    path("kpis/", _admin(views.home_kpis_partial), name="home_kpis"),
+]

@@ -1,0 +1,15 @@
+"""Staff pages inside the Unfold admin: analytics, per-campaign analytics, dashboard partials."""
+
+from .analytics import (
+    analytics_page,
+    campaign_page,
+    campaign_recipients_partial,
+    delivery_timeline_partial,
+    home_kpis_partial,
+    runs_progress_partial,
+)
+
+__all__ = [
+    "analytics_page", "campaign_page", "campaign_recipients_partial", "delivery_timeline_partial",
+    "home_kpis_partial", "runs_progress_partial",
+]
