@@ -240,6 +240,9 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
 
         marketer = User.objects.filter(username="marketer").first()
         demo_campaigns_ensure(categories=categories, author=marketer, now=now)
+        from dashboard.analytics import analytics_rollup_refresh
+
+        analytics_rollup_refresh(since=None)  # the dashboard's figures cover the history at once
         after = [model.objects.count() for _label, model in counted]
     rows = [(label, a - b, a) for (label, _model), b, a in zip(counted, before, after, strict=True)]
     return DemoSeedResult(rows=rows, logins=logins)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Q
 
 from notifications.models import Campaign, CampaignRun, Delivery, DeliveryEvent
 
@@ -66,7 +65,8 @@ def campaign_recipients(
             Q(address__icontains=search) | Q(recipient__username__icontains=search) | Q(recipient__email__icontains=search)
         )
     qs = qs.select_related("recipient").only(*RECIPIENT_FIELDS)
-    newest_first, oldest_first = _id_order()
+    # Keyset pages walk ``delivery_run_recent_idx`` (run, id) in id order on both databases.
+    newest_first, oldest_first = "-id", "id"
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by(oldest_first)[: limit + 1])
         has_more = len(rows) > limit
@@ -82,22 +82,6 @@ def campaign_recipients(
         newer = rows[0].pk if before is not None and rows else None
         older = rows[-1].pk if has_more else None
     return RecipientPage(rows=rows, newer=newer, older=older)
-
-
-def _id_order():
-    """``ORDER BY id DESC`` / ``ASC`` for the recipient table.
-
-    PostgreSQL, seeing ``LIMIT 26``, walks the primary key backwards from the newest delivery
-    and filters on the run: fine for a recent run, but for a run a million deliveries ago it
-    reads those million rows (350 ms at 1M). Ordering by ``id + 0`` makes it use the run's index
-    and sort just that run's rows instead, which costs the run's size, not the ledger's. SQLite
-    already walks the ``run_id`` index in id order. An index on ``(run, id)`` would serve both
-    (see the analytics notes); with it, plain ``id`` ordering is right everywhere.
-    """
-    if connection.vendor == "postgresql":
-        key = F("id") + 0
-        return key.desc(), key.asc()
-    return "-id", "id"
 
 
 def delivery_timeline(*, delivery_id: int) -> list[DeliveryEvent]:

@@ -294,6 +294,8 @@ class Delivery(models.Model):
             models.Index(fields=["recipient", "-created_at"], name="delivery_recipient_idx"),
             # A run's progress bar and pause/resume: its deliveries by status.
             models.Index(fields=["run", "status"], condition=Q(run__isnull=False), name="delivery_run_status_idx"),
+            # A run's recipient table, newest first, a page at a time (keyset on id).
+            models.Index(fields=["run", "id"], condition=Q(run__isnull=False), name="delivery_run_recent_idx"),
             models.Index(
                 fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="delivery_provider_id_idx"
             ),

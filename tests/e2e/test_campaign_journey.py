@@ -7,14 +7,17 @@ the manager downloads the campaign's PDF report.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from playwright.sync_api import Browser, Page, expect
+from pypdf import PdfReader
 
 from dashboard.roles import roles_ensure
 from notifications.models import Campaign, Category, Delivery, RecipientProfile
@@ -129,3 +132,22 @@ def test_marketer_builds_gets_approval_launches_and_watches_it_finish(
     campaign = Campaign.objects.get(name="Journey launch")
     assert Delivery.objects.filter(run__campaign=campaign, status="sent").count() == RECIPIENTS
     expect(page.get_by_test_id("campaign-status")).to_have_text("Completed", timeout=10_000)
+
+    # 6. Analytics shows the run: the campaign's row with everyone sent, and its own page.
+    page.goto(f"{base}/admin/analytics/")
+    row = page.locator(f"[data-testid=campaign-row][data-campaign='{campaign.pk}']")
+    expect(row).to_have_attribute("data-total", str(RECIPIENTS), timeout=10_000)
+    page.goto(campaign_url)
+    page.get_by_test_id("campaign-analytics").click()
+    expect(page.locator("body")).to_contain_text("Journey launch")
+    expect(page.locator("[data-testid^=chart-]").first).to_have_attribute("data-rendered", "true", timeout=10_000)
+
+    # 7. The manager downloads the campaign's PDF report: a real PDF naming the campaign and its sent count.
+    manager.goto(campaign_url)
+    with manager.expect_download(timeout=60_000) as download:
+        manager.get_by_test_id("campaign-pdf-download").click()
+    pdf = Path(download.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Journey launch" in text
+    assert re.search(rf"Sent\s+{RECIPIENTS}\b", text), text[:2000]

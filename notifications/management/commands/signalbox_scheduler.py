@@ -3,7 +3,8 @@
 Each tick starts due campaigns (exactly once per occurrence, however many schedulers run: a
 compare-and-set on the campaign row), re-plans runs whose planning task was lost, completes runs
 with nothing left to send, re-queues deliveries whose worker died mid-batch (expired leases) and
-deliveries that have been due for a while without a task (a lost task). Safe to run on several
+deliveries that have been due for a while without a task (a lost task), and keeps the analytics
+rollups up to date. Safe to run on several
 machines at once: everything it enqueues is claimed under a lease before anything is sent.
 """
 
@@ -13,6 +14,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from dashboard.analytics import analytics_rollup_tick
 from notifications import pipeline
 from notifications.campaigns.runs import campaigns_launch_due, runs_housekeeping
 
@@ -38,6 +40,9 @@ class Command(BaseCommand):
             requeued = pipeline.deliveries_requeue_stale()
             if swept or requeued or once:
                 self.stdout.write(f"swept {swept} expired lease(s), re-queued {requeued} stale delivery(ies)")
+            rolled = analytics_rollup_tick()  # at most every SIGNALBOX_ANALYTICS_REFRESH_SECONDS
+            if rolled is not None and once:
+                self.stdout.write("refreshed the analytics rollups")
             if once:
                 return
             time.sleep(interval)
