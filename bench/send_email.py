@@ -23,6 +23,7 @@ def run(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench send_email")
     parser.add_argument("--emails", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=None, help="the email channel's max_batch_size (default: the adapter's)")
     opts = parser.parse_args(argv)
     per_round = max(1, opts.emails // opts.rounds)
     emails = per_round * opts.rounds
@@ -45,6 +46,7 @@ def run(argv: list[str]) -> dict:
                     "backend": "django.core.mail.backends.smtp.EmailBackend",
                     "connection": {"host": sink.hostname, "port": sink.port, "timeout": 10},
                     "from_email": "Signalbox <noreply@signalbox.bench>",
+                    **({"max_batch_size": opts.batch} if opts.batch else {}),
                 },
             }
         }

@@ -107,11 +107,16 @@ class EmailChannel(BaseChannel):
             smtp._signalbox_nodelay = True
         raw = fast_alternative_bytes(payload) or payload.message().as_bytes(linesep="\r\n")
         smtp.ehlo_or_helo_if_needed()
-        code, reply = smtp.mail(self._envelope_from)
+        # Both addresses were validated already (the sender once per batch, the recipient by
+        # ``normalise_address``) and are plain ASCII here: send them as they are, without
+        # smtplib's per-command address parsing (``quoteaddr``).
+        smtp.putcmd("mail", f"FROM:<{self._envelope_from}>")
+        code, reply = smtp.getreply()
         if code != 250:
             smtp.rset()
             raise smtplib.SMTPSenderRefused(code, reply, self._envelope_from)
-        code, reply = smtp.rcpt(message.address)
+        smtp.putcmd("rcpt", f"TO:<{message.address}>")
+        code, reply = smtp.getreply()
         if code not in (250, 251):
             smtp.rset()
             raise smtplib.SMTPRecipientsRefused({message.address: (code, reply)})

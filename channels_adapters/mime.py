@@ -10,6 +10,7 @@ otherwise, so the caller falls back to Django's ``message().as_bytes()``.
 from __future__ import annotations
 
 import quopri
+import re
 import uuid
 from email.header import Header
 from email.utils import formatdate
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 
 MAX_LINE = 998
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 HEADER_LINE = 78
 
 
@@ -36,7 +38,7 @@ def _body_part(content: str, subtype: str) -> bytes:
 def _header(name: str, value: str) -> str | None:
     if "\n" in value or "\r" in value:
         return None  # let Django raise BadHeaderError
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+    if _CONTROL.search(value):
         return None  # control characters (tab, form feed...): the standard library's folding decides
     if not value.isascii():
         if name != "Subject":
