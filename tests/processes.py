@@ -74,3 +74,16 @@ def wait_for(check, *, seconds: float, what: str, processes: Processes) -> float
             return time.monotonic() - started
         time.sleep(0.02)
     pytest.fail(f"{what}: not within {seconds} s.\n{processes.logs()}")
+
+
+def worker_run_until_idle() -> None:
+    """Run the configured backend's worker as a separate process until the queue is empty."""
+    from tests.conftest import manage
+
+    backend = settings.TASKS["default"]["BACKEND"]
+    if backend == "django_tasks_rq.RQBackend":
+        manage("rqworker", "default", "--burst", "--with-scheduler", "--job-class", "django_tasks_rq.Job")
+    elif backend == "django_tasks_db.DatabaseBackend":
+        manage("db_worker", "--batch", "--no-reload", "--no-startup-delay")
+    else:
+        pytest.fail(f"No worker for {backend}")

@@ -35,20 +35,6 @@ def _fresh_action_cache():
 
 
 @pytest.fixture
-def manager(db):
-    roles_ensure()
-    user = UserFactory(username="meg", is_staff=True)
-    user.groups.add(Group.objects.get(name="Managers"))
-    return user
-
-
-@pytest.fixture
-def manager_client(client, manager):
-    client.force_login(manager)
-    return client
-
-
-@pytest.fixture
 def log(manager):
     """A few entries by different people about different objects, one minute apart."""
     mia = UserFactory(username="mia", is_staff=True)

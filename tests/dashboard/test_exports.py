@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import openpyxl
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import Group
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -21,7 +20,6 @@ from django.urls import reverse
 from dashboard.models import Report
 from dashboard.reports import exports
 from dashboard.reports.data import ReportFilters
-from dashboard.roles import roles_ensure
 from notifications.models import AuditEntry, Campaign, CampaignRun, DeliveryEvent
 from tests.factories import (
     AudienceFactory,
@@ -40,20 +38,6 @@ IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.Immed
 @pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture
-def manager(db):
-    roles_ensure()
-    user = UserFactory(username="meg", is_staff=True)
-    user.groups.add(Group.objects.get(name="Managers"))
-    return user
-
-
-@pytest.fixture
-def manager_client(client, manager):
-    client.force_login(manager)
-    return client
 
 
 def make_campaign(name: str = "Spring sale", **fields) -> CampaignRun:

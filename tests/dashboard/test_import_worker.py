@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from dashboard.imports import engine, import_job_confirm, import_job_preview, import_job_upload
 from dashboard.models import ImportJob
-from tests.notifications.test_tasks import run_worker_until_idle
+from tests.processes import worker_run_until_idle
 
 pytestmark = [pytest.mark.tasks, pytest.mark.django_db(transaction=True)]
 User = get_user_model()
@@ -26,7 +26,7 @@ def test_a_background_import_is_done_by_the_worker(settings):
         assert job.status == ImportJob.Status.QUEUED
         assert not User.objects.filter(email__startswith="w").exists()
 
-        run_worker_until_idle()
+        worker_run_until_idle()
 
         job.refresh_from_db()
         assert job.status == ImportJob.Status.COMPLETED, job.error

@@ -25,6 +25,8 @@ from tests.factories import (
     UserFactory,
 )
 
+from tests.processes import worker_run_until_idle
+
 pytestmark = pytest.mark.django_db
 
 CHINESE_NAME = "春季促销活动"
@@ -247,20 +249,6 @@ def test_the_renderer_fetches_nothing_but_data_urls():
         fetcher("http://127.0.0.1/")
 
 
-def run_worker_until_idle() -> None:
-    from django.conf import settings
-
-    from tests.conftest import manage
-
-    backend = settings.TASKS["default"]["BACKEND"]
-    if backend == "django_tasks_rq.RQBackend":
-        manage("rqworker", "default", "--burst", "--with-scheduler", "--job-class", "django_tasks_rq.Job")
-    elif backend == "django_tasks_db.DatabaseBackend":
-        manage("db_worker", "--batch", "--no-reload", "--no-startup-delay")
-    else:
-        pytest.fail(f"No worker for {backend}")
-
-
 @pytest.mark.tasks
 @pytest.mark.django_db(transaction=True)
 def test_report_is_generated_by_a_real_worker(chinese_campaign, manager, settings):
@@ -273,7 +261,7 @@ def test_report_is_generated_by_a_real_worker(chinese_campaign, manager, setting
     )
     assert report.status == "queued"
 
-    run_worker_until_idle()
+    worker_run_until_idle()
 
     report.refresh_from_db()
     assert report.status == "ready", report.error

@@ -8,20 +8,10 @@ from django.db import transaction
 
 from notifications.models import Notification
 from notifications.tasks import inbox_fanout
-from tests.conftest import manage
+from tests.processes import worker_run_until_idle
 from tests.factories import CategoryFactory, UserFactory
 
 pytestmark = [pytest.mark.tasks, pytest.mark.django_db(transaction=True)]
-
-
-def run_worker_until_idle() -> None:
-    backend = settings.TASKS["default"]["BACKEND"]
-    if backend == "django_tasks_rq.RQBackend":
-        manage("rqworker", "default", "--burst", "--with-scheduler", "--job-class", "django_tasks_rq.Job")
-    elif backend == "django_tasks_db.DatabaseBackend":
-        manage("db_worker", "--batch", "--no-reload", "--no-startup-delay")
-    else:
-        pytest.fail(f"No worker for {backend}")
 
 
 def test_backend_matches_configuration():
@@ -37,7 +27,7 @@ def test_inbox_fanout_runs_in_a_worker_process():
             recipient_ids=[u.pk for u in users], title="Maintenance tonight", category_key="service-status"
         )
     assert Notification.objects.count() == 0  # nothing ran in this process
-    run_worker_until_idle()
+    worker_run_until_idle()
     rows = Notification.objects.filter(title="Maintenance tonight")
     assert rows.count() == 25
     assert set(rows.values_list("category__key", flat=True)) == {"service-status"}
@@ -59,6 +49,6 @@ def test_notify_in_a_rolled_back_transaction_sends_nothing():
         notify([user], title="Never", category="order-updates")
         assert Delivery.objects.count() == 1  # planned inside the transaction...
         raise Abort
-    run_worker_until_idle()  # ...and no task survived the rollback for a worker to find
+    worker_run_until_idle()  # ...and no task survived the rollback for a worker to find
     assert not Delivery.objects.exists()
     assert not Notification.objects.exists()
