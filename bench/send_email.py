@@ -21,8 +21,8 @@ from email.message import EmailMessage
 
 def run(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench send_email")
-    parser.add_argument("--emails", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--emails", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--batch", type=int, default=None, help="the email channel's max_batch_size (default: the adapter's)")
     opts = parser.parse_args(argv)
     per_round = max(1, opts.emails // opts.rounds)
