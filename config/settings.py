@@ -314,7 +314,9 @@ UNFOLD = {
                 "title": _("Overview"),
                 "items": [
                     {"title": _("Dashboard"), "icon": "dashboard", "link": reverse_lazy("admin:index")},
-                    {"title": _("My inbox"), "icon": "inbox", "link": reverse_lazy("notifications:inbox")},
+                    {"title": _("My inbox"), "icon": "inbox", "link": reverse_lazy("notifications:inbox"),
+                     # Unfold matches by substring: /admin/notifications/... is not the inbox.
+                     "active": lambda request: request.path.startswith("/notifications/")},
                     {
                         "title": _("Analytics"),
                         "icon": "monitoring",
