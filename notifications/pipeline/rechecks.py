@@ -149,14 +149,14 @@ def render_templates(
             if user is None:
                 raise TemplateRenderError("The recipient was deleted.")
             marketing = delivery.category is not None and delivery.category.kind == Category.Kind.MARKETING
-            context = message_context(
-                user=user, extra=content.get("context") or {},
-                unsubscribe_url=tracking.unsubscribe_url(delivery) if marketing else "",
-            )
+            unsubscribe = tracking.unsubscribe_url(delivery) if marketing else ""
+            context = message_context(user=user, extra=content.get("context") or {}, unsubscribe_url=unsubscribe)
             profile = getattr(user, "recipient_profile", None)
             delivery.content = compiled[template_id].render(
                 channel=delivery.channel, locale=getattr(profile, "locale", "") or "en", context=context
             )
+            if unsubscribe:  # the same link for the List-Unsubscribe header: sign it once
+                delivery.content["metadata"] = {"unsubscribe_url": unsubscribe}
         except TemplateRenderError as error:
             failed.append((delivery, PermanentChannelError(str(error), reason="template_error")))
             continue

@@ -261,7 +261,8 @@ def outbound_message(delivery: Delivery, *, content: dict | None = None) -> Outb
             at = html.rfind("</body>")
             html = html[:at] + pixel + html[at:] if at != -1 else html + pixel
         if kind == "marketing":
-            metadata["unsubscribe_url"] = tracking.unsubscribe_url(delivery)
+            if "unsubscribe_url" not in metadata:  # a rendered template carries it already
+                metadata["unsubscribe_url"] = tracking.unsubscribe_url(delivery)
     return OutboundMessage(
         delivery_id=delivery.pk,
         address=delivery.address,
