@@ -394,7 +394,7 @@ def _marketer():
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from dashboard.roles import roles_ensure
+    from accounts.roles import roles_ensure
 
     roles_ensure()
     user, created = get_user_model().objects.get_or_create(username="bench-dash-marketer", defaults={"is_staff": True})

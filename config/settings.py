@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_tasks",
     "django_tasks_db",
+    "accounts",
     "notifications",
     "channels_adapters",
     "dashboard",

@@ -1,7 +1,6 @@
 """Staff-side records: CSV user imports and generated reports (and the permissions for them).
 
-Having a models module also makes Django send ``post_migrate`` for the dashboard app;
-``DashboardConfig.ready`` hangs the staff-role setup on that signal.
+The staff roles themselves live in ``accounts.roles``.
 """
 
 from __future__ import annotations
@@ -38,6 +37,10 @@ class ImportJob(models.Model):
     audience = models.ForeignKey(
         "notifications.Audience", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         verbose_name=_("add to static audience"),
+    )
+    invite = models.BooleanField(
+        _("email an invitation"), default=False,
+        help_text=_("Send each new user an email with a link to choose their password."),
     )
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.UPLOADED)
     total_rows = models.PositiveIntegerField(_("rows"), default=0)

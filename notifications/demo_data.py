@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from demo_shop.models import Customer, Order
 
 from . import services

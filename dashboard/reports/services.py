@@ -1,6 +1,6 @@
 """Verbs for reports and exports: request, generate, export, download. Each one is audited.
 
-Permissions (``dashboard.roles``): CSV/XLSX exports need ``dashboard.export_data``; PDF reports
+Permissions (``accounts.roles``): CSV/XLSX exports need ``dashboard.export_data``; PDF reports
 need ``dashboard.download_reports``. A generated report is downloadable by whoever requested it
 (superusers too), and only while they still hold the permission for its kind.
 

@@ -226,6 +226,10 @@ class Campaign(models.Model):
     )
     approved_at = models.DateTimeField(_("approved"), null=True, blank=True)
     approved_size = models.PositiveIntegerField(_("approved audience size"), null=True, blank=True)
+    approval_fingerprint = models.JSONField(
+        _("what the approval covers"), default=dict, blank=True,
+        help_text=_("A digest of the audience, template, channels, category and schedule when approved."),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -257,6 +261,7 @@ class CampaignRun(models.Model):
 
     class Status(models.TextChoices):
         PLANNING = "planning", _("Planning")
+        AWAITING_APPROVAL = "awaiting_approval", _("Held: awaiting approval")
         SENDING = "sending", _("Sending")
         PAUSED = "paused", _("Paused")
         COMPLETED = "completed", _("Completed")
@@ -266,7 +271,7 @@ class CampaignRun(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs", verbose_name=_("campaign"))
     occurrence = models.DateTimeField(_("due at"))
-    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PLANNING)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PLANNING)
     status_note = models.CharField(_("status note"), max_length=255, blank=True)
     audience_size = models.PositiveIntegerField(_("audience size"), default=0)
     planned = models.PositiveIntegerField(_("planned"), default=0)
@@ -337,8 +342,22 @@ class SignalTrigger(models.Model):
         help_text=_("At most one message per recipient and instance within this time; 0 for none."),
     )
     is_active = models.BooleanField(_("active"), default=False)
+    max_recipients = models.PositiveIntegerField(
+        _("most recipients per event"), default=100, validators=[MinValueValidator(1)],
+        help_text=_("An event that would reach more people than this is held, not sent."),
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("approved by"),
+    )
+    approved_at = models.DateTimeField(_("approved"), null=True, blank=True)
+    approved_size = models.PositiveIntegerField(_("approved reach"), null=True, blank=True)
+    approval_fingerprint = models.JSONField(_("what the approval covers"), default=dict, blank=True)
     fired_count = models.PositiveIntegerField(_("times fired"), default=0)
     last_fired_at = models.DateTimeField(_("last fired"), null=True, blank=True)
+    held_count = models.PositiveIntegerField(_("times held"), default=0)
+    last_held_at = models.DateTimeField(_("last held"), null=True, blank=True)
+    last_held_reason = models.CharField(_("why it was last held"), max_length=255, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         verbose_name=_("created by"),

@@ -101,6 +101,10 @@ class Category(models.Model):
         verbose_name = _("category")
         verbose_name_plural = _("categories")
         ordering = ["name"]
+        permissions = [
+            # Making a category transactional or un-leavable sends to people who opted out of it.
+            ("override_optouts", _("Can change categories in ways that override opt-outs")),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -345,6 +349,10 @@ class DeliveryEvent(models.Model):
     provider_event_id = models.CharField(_("provider event id"), max_length=255, null=True, blank=True)
     occurred_at = models.DateTimeField(_("occurred"), default=timezone.now)
     data = models.JSONField(_("data"), default=dict, blank=True)
+    hits = models.PositiveIntegerField(
+        _("hits"), default=1,
+        help_text=_("How often this receipt came in: later opens and clicks are counted here, not stored as rows."),
+    )
 
     class Meta:
         verbose_name = _("receipt")

@@ -37,7 +37,7 @@ def test_captured_messages_are_sent_in_the_ledger_and_visible_in_the_outbox(clie
     assert captured["sms"].address == "+8613800138000" and captured["sms"].text == "Thanks!"
 
     marketer = UserFactory(username="maya", is_staff=True)
-    from dashboard.roles import roles_ensure
+    from accounts.roles import roles_ensure
 
     roles_ensure()
     marketer.groups.add(Group.objects.get(name="Marketers"))

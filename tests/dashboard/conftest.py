@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from tests.factories import UserFactory
 
 

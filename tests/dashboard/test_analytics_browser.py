@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import Campaign, CampaignRun, Delivery, DeliveryEvent
 from tests.dashboard.analytics_data import build_ledger
 from tests.e2e.conftest import browser_type_launch_args  # noqa: F401 - the e2e Chromium setup

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.analytics import analytics_rollup_refresh
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import Campaign, CampaignRun, Delivery, DeliveryEvent
 from tests.dashboard.analytics_data import build_ledger
 

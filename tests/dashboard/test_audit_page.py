@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from dashboard.reports import selectors
 from dashboard.reports.selectors import AuditCursor
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import AuditEntry, Campaign, Category
 from notifications.services import audit_record
 from tests.factories import (

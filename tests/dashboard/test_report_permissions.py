@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from dashboard.models import Report
 from dashboard.reports import services
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import AuditEntry, Campaign
 from tests.factories import (
     AudienceFactory,

@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from dashboard.models import Report
 from dashboard.reports import charts, data, pdf, services
 from dashboard.reports.data import ChannelRow, Outcomes, ReportFilters
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import AuditEntry, Campaign, CampaignRun, DeliveryEvent
 from tests.factories import (
     AudienceFactory,

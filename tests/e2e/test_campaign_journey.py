@@ -19,7 +19,7 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import Browser, Page, expect
 from pypdf import PdfReader
 
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import Campaign, Category, Delivery, RecipientProfile
 from tests.factories import PASSWORD
 from tests.processes import start_worker

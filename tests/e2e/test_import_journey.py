@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import RecipientProfile
 from tests.factories import PASSWORD
 

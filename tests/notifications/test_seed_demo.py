@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count
 from freezegun import freeze_time
 
-from dashboard.roles import ROLE_PERMISSIONS
+from accounts.roles import ROLE_PERMISSIONS
 from demo_shop.models import Customer, Order
 from notifications.demo_data import DEMO_PASSWORD
 from notifications.models import (

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import Audience, AudienceMember, Campaign, Category, MessageTemplate, RecipientProfile
 
 

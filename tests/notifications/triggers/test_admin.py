@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from dashboard.roles import roles_ensure
+from accounts.roles import roles_ensure
 from notifications.models import AuditEntry, SignalTrigger, TriggerState
 
 pytestmark = pytest.mark.django_db

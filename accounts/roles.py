@@ -1,14 +1,22 @@
-"""Staff roles: which Django permissions each staff group holds (DESIGN.md "Who uses it").
+"""Roles as policy: who may do what, declared once (DESIGN.md "Who uses it", README "Security model").
 
-``ROLE_PERMISSIONS`` is the single source of truth; ``roles_ensure`` makes the database match it.
-It runs after every ``migrate`` (``DashboardConfig.ready``), so a fresh install has the groups
-without loading demo data. Adding a model to a role is a one-line change to the map below; the
-next ``migrate`` (or ``seed_demo``) applies it.
+Two tables, and nothing else decides:
+
+* ``ROLE_PERMISSIONS``: role (a staff group) × Django permission. Model permissions
+  (``view``/``add``/``change``/``delete``) are what the admin asks; ``roles_ensure`` makes the
+  groups in the database match the table after every ``migrate``.
+* ``ACTIONS``: the verbs services, views and the admin ask about by name (``allows(user,
+  "campaign.launch")``), each backed by the permissions it needs, or reserved for superusers.
+
+Superusers may do everything. Managing staff accounts, groups, permissions and staff passwords is
+reserved for them: no group holds a permission for it, so no group edit can hand it out.
+``accounts.url_policy`` says which of these guards every URL; a test walks every URL for every role.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ImproperlyConfigured
@@ -71,6 +79,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "notifications.launch_campaign",
     ],
     # Imports user lists, manages suppressions and preferences on behalf of users.
+    # Users here are recipients only: the user admin lets Operators change non-staff accounts and
+    # never staff flags, groups, permissions or passwords (``staff.manage``, superusers only).
     "Operators": [
         *_perms("auth.user", ("view", "add", "change")),
         *_perms("notifications.recipientprofile", ("view", "add", "change")),
@@ -88,12 +98,87 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     "Managers": [
         *(perm for model in VIEWABLE_MODELS for perm in _perms(model, VIEW)),
         "notifications.approve_campaign",
+        # A category change that would reach people who opted out (making it transactional, or
+        # one recipients may not leave) is a Manager's decision, shown with the number affected.
+        "notifications.change_category",
+        "notifications.override_optouts",
         *_perms("dashboard.importjob", VIEW),
         *_perms("dashboard.report", ("view", "add")),
         "dashboard.export_data",
         "dashboard.download_reports",
     ],
 }
+
+
+@dataclass(frozen=True)
+class Action:
+    """A verb of the policy: the permissions it needs (all of them), or superusers only."""
+
+    perms: tuple[str, ...] = ()
+    superuser_only: bool = False
+    description: str = ""
+
+
+ACTIONS: dict[str, Action] = {
+    "campaign.edit": Action(("notifications.change_campaign",), description="build and edit campaigns"),
+    "campaign.launch": Action(("notifications.launch_campaign",), description="launch, pause, resume, cancel"),
+    "campaign.approve": Action(
+        ("notifications.approve_campaign",), description="approve a large campaign or trigger (not their own)"
+    ),
+    # A trigger sends by itself once enabled: building one is launching it.
+    "trigger.edit": Action(
+        ("notifications.change_signaltrigger", "notifications.launch_campaign"),
+        description="create, edit, enable and disable signal triggers",
+    ),
+    "category.edit": Action(("notifications.change_category",), description="edit categories"),
+    "category.override_optouts": Action(
+        ("notifications.change_category", "notifications.override_optouts"),
+        description="make a category reach people who opted out of it",
+    ),
+    "recipient.manage": Action(
+        ("auth.change_user",), description="change recipients (non-staff users) and their profiles"
+    ),
+    "recipient.send_password_reset": Action(
+        ("auth.change_user",), description="email a recipient a link to choose a new password"
+    ),
+    "suppression.manage": Action(("notifications.add_suppression",), description="add and lift suppressions"),
+    "preference.manage": Action(("notifications.change_preference",), description="change recipients' choices"),
+    "users.import": Action(("dashboard.import_users",), description="import users from CSV"),
+    "data.export": Action(("dashboard.export_data",), description="export CSV/XLSX"),
+    "reports.download": Action(("dashboard.download_reports",), description="download PDF reports"),
+    "analytics.view": Action(("notifications.view_delivery",), description="see analytics and the ledger"),
+    "audit.view": Action(("notifications.view_auditentry",), description="read the audit log"),
+    "outbox.view": Action(("channels_adapters.view_capturedmessage",), description="read captured messages"),
+    # Captured messages carry recipients' working links (unsubscribe, preferences, password reset).
+    "outbox.reveal": Action(superuser_only=True, description="see captured messages with working links"),
+    "staff.manage": Action(
+        superuser_only=True, description="manage staff users, groups, permissions and staff passwords"
+    ),
+}
+
+
+def allows(user, action: str) -> bool:
+    """May ``user`` do ``action`` (a key of ``ACTIONS``; an unknown name is a ``KeyError``)?"""
+    spec = ACTIONS[action]
+    if user is None or not getattr(user, "is_active", False):
+        return False
+    if user.is_superuser:
+        return True
+    if spec.superuser_only:
+        return False
+    return all(user.has_perm(perm) for perm in spec.perms)
+
+
+def role_of(user) -> str:
+    """The role a user acts in, for display and tests: superuser, a group name, staff, recipient."""
+    if user is None or not user.is_authenticated:
+        return "anonymous"
+    if user.is_superuser:
+        return "superuser"
+    names = sorted(set(user.groups.values_list("name", flat=True)) & set(ROLE_PERMISSIONS))
+    if names:
+        return names[0]
+    return "staff" if user.is_staff else "recipient"
 
 
 def roles_ensure(*, using: str = DEFAULT_DB_ALIAS, strict: bool = True) -> None:

@@ -8,8 +8,8 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_migrate
 
-from dashboard import roles
-from dashboard.roles import ROLE_PERMISSIONS, roles_ensure
+from accounts import roles
+from accounts.roles import ROLE_PERMISSIONS, roles_ensure
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,14 +70,14 @@ def test_unknown_permission_is_an_error_unless_lenient(monkeypatch):
     assert group_permissions()["Marketers"] == {"notifications.view_delivery"}
 
 
-def test_post_migrate_for_dashboard_creates_permissions_of_apps_listed_after_it():
-    """On a fresh database demo_shop's permissions do not exist yet when dashboard's turn comes."""
+def test_post_migrate_for_accounts_creates_permissions_of_apps_listed_after_it():
+    """On a fresh database demo_shop's permissions do not exist yet when accounts' turn comes."""
     Group.objects.all().delete()
     Permission.objects.filter(content_type__app_label="demo_shop").delete()
-    dashboard = apps.get_app_config("dashboard")
+    accounts = apps.get_app_config("accounts")
 
     post_migrate.send(
-        sender=dashboard, app_config=dashboard, verbosity=0, interactive=False, using="default", apps=apps, plan=[]
+        sender=accounts, app_config=accounts, verbosity=0, interactive=False, using="default", apps=apps, plan=[]
     )
 
     assert group_permissions() == expected()
@@ -93,8 +93,9 @@ def test_post_migrate_for_dashboard_creates_permissions_of_apps_listed_after_it(
         ("Operators", ["auth.add_user", "notifications.change_recipientprofile", "notifications.delete_suppression",
                        "notifications.change_preference"],
          ["notifications.view_delivery", "notifications.view_auditentry", "auth.delete_user"]),
-        ("Managers", ["notifications.view_auditentry", "notifications.view_delivery", "demo_shop.view_order"],
-         ["notifications.change_category", "notifications.add_suppression", "auth.change_user"]),
+        ("Managers", ["notifications.view_auditentry", "notifications.view_delivery", "demo_shop.view_order",
+                      "notifications.change_category", "notifications.override_optouts"],
+         ["notifications.add_category", "notifications.add_suppression", "auth.change_user"]),
     ],
 )
 def test_staff_in_a_group_can_do_what_their_role_needs_and_no_more(group, allowed, denied):

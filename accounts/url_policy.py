@@ -1,0 +1,150 @@
+"""Which rule of ``accounts.roles`` guards each URL: the table a test walks for every role.
+
+Every named URL pattern is listed here, or is a model admin page whose rule follows from its
+model's permissions (``admin_model_rule``). A new page without an entry fails
+``tests/accounts/test_url_policy.py``, so nobody adds a page and forgets who may open it.
+
+The rules say who may *reach* a page; a view may refuse more finely (a Marketer reaches the
+campaign page but approving is refused by the service), and those finer refusals have their own
+tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .roles import allows
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may open a URL. ``kind``: public, token, webhook, signed_in, staff, action, perm."""
+
+    kind: str
+    names: tuple[str, ...] = ()  # actions or permissions, any of which suffices
+
+    def admits(self, user) -> bool:
+        if self.kind in ("public", "token", "webhook"):
+            return True
+        if user is None or not user.is_authenticated or not user.is_active:
+            return False
+        if self.kind == "signed_in":
+            return True
+        if not user.is_staff:
+            return False  # every other page is inside the staff admin
+        if self.kind == "staff":
+            return True
+        if self.kind == "action":
+            return any(allows(user, name) for name in self.names)
+        if self.kind == "perm":
+            return user.is_superuser or any(user.has_perm(name) for name in self.names)
+        if self.kind == "superuser":
+            return user.is_superuser
+        raise ValueError(f"Unknown rule kind {self.kind!r}.")
+
+
+PUBLIC = Rule("public")  # anyone: the login page, language switch, password reset
+TOKEN = Rule("token")  # a signed token in the URL is the authorisation (links in messages)
+WEBHOOK = Rule("webhook")  # a provider's signature on the request is the authorisation
+SIGNED_IN = Rule("signed_in")  # any signed-in user, acting on their own data only
+STAFF = Rule("staff")  # any active staff member
+SUPERUSER = Rule("superuser")
+
+
+def action(*names: str) -> Rule:
+    return Rule("action", names)
+
+
+def perm(*names: str) -> Rule:
+    return Rule("perm", names)
+
+
+URL_POLICY: dict[str, Rule] = {
+    "set_language": PUBLIC,
+    "login": PUBLIC,
+    "logout": SIGNED_IN,
+    # Recipient pages: each shows or changes only the signed-in user's own rows.
+    "notifications:inbox": SIGNED_IN,
+    "notifications:badge": SIGNED_IN,
+    "notifications:stream": SIGNED_IN,
+    "notifications:mark_all_read": SIGNED_IN,
+    "notifications:mark_read": SIGNED_IN,
+    "notifications:open": SIGNED_IN,
+    "notifications:preferences": SIGNED_IN,
+    "notifications:track_open": TOKEN,
+    "notifications:track_click": TOKEN,
+    "notifications:unsubscribe": TOKEN,
+    "notifications:preferences_token": TOKEN,
+    "push:subscribe": SIGNED_IN,
+    "push:unsubscribe": SIGNED_IN,
+    "webhooks:twilio_status": WEBHOOK,
+    "webhooks:twilio_inbound": WEBHOOK,
+    # The admin shell.
+    "admin:index": STAFF,
+    "admin:login": PUBLIC,
+    "admin:logout": SIGNED_IN,
+    "admin:password_change": STAFF,
+    "admin:password_change_done": STAFF,
+    "admin:jsi18n": STAFF,
+    "admin:search": STAFF,
+    "admin:autocomplete": STAFF,  # answers only for models the user may view (Django checks)
+    "admin:view_on_site": STAFF,
+    "admin:app_list": STAFF,
+    # Dashboard pages.
+    "dashboard:analytics": action("analytics.view"),
+    "dashboard:campaign": action("analytics.view"),
+    "dashboard:campaign_recipients": action("analytics.view"),
+    "dashboard:delivery_timeline": action("analytics.view"),
+    "dashboard:runs_progress": action("analytics.view"),
+    "dashboard:home_kpis": action("analytics.view"),
+    "reports:index": action("data.export", "reports.download"),
+    "reports:mine": action("data.export", "reports.download"),
+    "reports:export": action("data.export"),
+    "reports:request_pdf": action("reports.download"),
+    "reports:campaign_pdf": action("reports.download"),
+    "reports:download": action("data.export", "reports.download"),
+    "reports:audit_log": action("audit.view"),
+    # Custom admin views of model admins.
+    "admin:notifications_campaign_transition": perm("notifications.view_campaign"),  # the service decides
+    "admin:notifications_campaign_progress": perm("notifications.view_campaign"),
+    "admin:notifications_campaign_schedule_preview": perm("notifications.view_campaign"),
+    "admin:notifications_audience_preview": perm("notifications.view_audience"),
+    "admin:notifications_audience_upload_members": perm("notifications.change_audience"),
+    "admin:notifications_messagetemplate_preview": perm("notifications.view_messagetemplate"),
+    "admin:notifications_messagetemplate_open_preview": perm("notifications.view_messagetemplate"),
+    "admin:auth_user_password_change": action("staff.manage"),
+    "admin:dashboard_importjob_upload": action("users.import"),
+    "admin:dashboard_importjob_mapping": action("users.import"),
+    "admin:dashboard_importjob_preview": action("users.import"),
+    "admin:dashboard_importjob_confirm": action("users.import"),
+    "admin:dashboard_importjob_cancel": action("users.import"),
+    "admin:dashboard_importjob_progress": perm("dashboard.view_importjob"),
+    "admin:dashboard_importjob_error_report": perm("dashboard.view_importjob"),
+}
+
+# The admin's own pages of every registered model: changelist, add, history, delete, change.
+ADMIN_MODEL_VIEWS = {"changelist": "view", "add": "add", "history": "view", "delete": "delete", "change": "view"}
+
+
+def admin_model_rule(app_label: str, model_name: str, view: str) -> Rule:
+    """The rule of a stock model admin page: the model permission Django's admin checks.
+
+    The change page opens read-only for those who may only view; what they may change is each
+    admin's ``has_change_permission`` (for users, ``staff.manage`` or ``recipient.manage``).
+    """
+    return perm(f"{app_label}.{ADMIN_MODEL_VIEWS[view]}_{model_name}")
+
+
+def rule_for(name: str) -> Rule | None:
+    """The rule for a URL name, from the table or derived for a model admin page; None if unlisted."""
+    if name in URL_POLICY:
+        return URL_POLICY[name]
+    if name.startswith("admin:"):
+        from django.contrib import admin
+
+        for model in admin.site._registry:
+            opts = model._meta
+            for view in ADMIN_MODEL_VIEWS:
+                if name == f"admin:{opts.app_label}_{opts.model_name}_{view}":
+                    return admin_model_rule(opts.app_label, opts.model_name, view)
+    return None
