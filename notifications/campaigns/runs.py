@@ -20,9 +20,10 @@ from django.utils.translation import gettext as _
 from ..models import Campaign, CampaignRun, Delivery
 from ..services import audit_record
 from ..signals import campaign_finished
+from .approvals import campaign_approval_check
 from .planning import template_deliveries_plan
 from .schedules import local_send_times, local_time_window
-from .services import campaign_next_occurrence
+from .services import OPEN_DELIVERY, campaign_next_occurrence
 
 RunStatus = CampaignRun.Status
 UNFINISHED = (
@@ -108,14 +109,26 @@ def campaign_run_plan(*, run_id: int, now: datetime | None = None, chunk_size: i
 
     Each chunk is planned in a transaction that first locks the run row, so a pause or cancel
     that commits between chunks is seen by the next one and never overtaken by it.
+
+    Approval is checked again here, against the audience as it is at run time: a campaign
+    launched under the threshold whose audience has grown past it, or whose approval no longer
+    covers its size or its content, is held ``awaiting_approval`` before anything is planned.
+    Planning also stops and holds the run if the audience grows past the limit while it is being
+    frozen, so a run never sends to more people than were approved (or than the threshold).
     """
-    from ..audiences import audience_user_ids
+    from ..audiences import audience_user_ids, audience_users
 
     now = now or timezone.now()
-    run = CampaignRun.objects.select_related("campaign__category", "campaign__audience").filter(pk=run_id).first()
+    run = CampaignRun.objects.select_related(
+        "campaign__category", "campaign__audience", "campaign__template"
+    ).filter(pk=run_id).first()
     if run is None or run.status not in (RunStatus.PLANNING, RunStatus.PAUSED):
         return
     campaign = run.campaign
+    approval = campaign_approval_check(campaign=campaign, size=audience_users(audience=campaign.audience).count())
+    if approval.needed:
+        campaign_run_hold(run_id=run_id, reason=approval.reason, size=approval.size)
+        return
     send_at = None
     if campaign.schedule == Campaign.Schedule.LOCAL_TIME:
         day, at = campaign.local_send_date, campaign.local_send_time
@@ -125,6 +138,10 @@ def campaign_run_plan(*, run_id: int, now: datetime | None = None, chunk_size: i
 
     done = 0
     for ids in audience_user_ids(audience=campaign.audience, chunk_size=chunk_size):
+        if done + len(ids) > approval.limit:
+            grown = campaign_approval_check(campaign=campaign, size=done + len(ids))
+            campaign_run_hold(run_id=run_id, reason=grown.reason, size=done + len(ids))
+            return
         with transaction.atomic():
             status = CampaignRun.objects.select_for_update().filter(pk=run_id).values_list("status", flat=True).first()
             if status not in (RunStatus.PLANNING, RunStatus.PAUSED):
@@ -169,15 +186,32 @@ def runs_finish_if_done(*, run_ids) -> list[int]:
                 continue
             run = CampaignRun.objects.select_related("campaign").get(pk=run_id)
             campaign = run.campaign
-            still_open = campaign.runs.filter(
-                status__in=(RunStatus.PLANNING, RunStatus.SENDING, RunStatus.PAUSED)
-            ).exists()
+            still_open = campaign.runs.filter(status__in=OPEN_RUNS).exists()
             if not still_open:
                 to = Campaign.Status.SCHEDULED if campaign.next_run_at else Campaign.Status.COMPLETED
                 Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(status=to, updated_at=now)
             announce_finished(run_id=run_id, campaign_id=campaign.pk, status=RunStatus.COMPLETED)
         finished.append(run_id)
     return finished
+
+
+OPEN_RUNS = (RunStatus.PLANNING, RunStatus.AWAITING_APPROVAL, RunStatus.SENDING, RunStatus.PAUSED)
+
+
+def campaign_run_hold(*, run_id: int, reason: str, size: int) -> bool:
+    """Hold a run for a Manager's approval: nothing more is planned or sent until
+    ``campaign_run_release``. Deliveries already planned wait as ``paused``. Audited."""
+    with transaction.atomic():
+        run = CampaignRun.objects.select_for_update().select_related("campaign").filter(pk=run_id).first()
+        if run is None or run.status not in (RunStatus.PLANNING, RunStatus.PAUSED, RunStatus.SENDING):
+            return False
+        note = reason[:255]
+        CampaignRun.objects.filter(pk=run_id).update(status=RunStatus.AWAITING_APPROVAL, status_note=note)
+        paused = Delivery.objects.filter(run_id=run_id, status__in=OPEN_DELIVERY).update(status=Delivery.Status.PAUSED)
+        Campaign.objects.filter(pk=run.campaign_id).update(status_note=note, updated_at=timezone.now())
+        audit_record(actor=None, action="campaign.run_held", target=run.campaign,
+                     changes={"run": run_id, "audience_size": size, "reason": reason, "paused": paused})
+    return True
 
 
 def announce_finished(*, run_id: int, campaign_id: int, status: str) -> None:

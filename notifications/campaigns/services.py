@@ -15,9 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import conf
+from accounts.roles import allows
+
 from ..models import Campaign, CampaignRun, Delivery
 from ..services import audit_record
+from .approvals import ApprovalCheck, campaign_approval_check, campaign_fingerprint
 from .schedules import RecurrenceSpec, ScheduleError, local_time_window, recurrence_after
 
 Status = Campaign.Status
@@ -50,14 +52,18 @@ def campaign_audience_size(*, campaign: Campaign) -> int:
     return audience_users(audience=campaign.audience).count()
 
 
-def campaign_needs_approval(*, campaign: Campaign, size: int | None = None) -> bool:
-    """Large campaigns need approval; an approval covers the size it was given for (+10%)."""
+def campaign_approval(*, campaign: Campaign, size: int | None = None) -> ApprovalCheck:
+    """Whether the campaign may go to ``size`` recipients (default: its audience now) unapproved.
+
+    Large campaigns need a Manager's approval, given for what the campaign is (its fingerprint:
+    audience definition, template, channels, category, schedule) and covering its size + 10%.
+    """
     size = campaign_audience_size(campaign=campaign) if size is None else size
-    if size <= conf.approval_threshold():
-        return False
-    if campaign.approved_by_id and campaign.approved_size is not None:
-        return size > campaign.approved_size * 1.1
-    return True
+    return campaign_approval_check(campaign=campaign, size=size)
+
+
+def campaign_needs_approval(*, campaign: Campaign, size: int | None = None) -> bool:
+    return campaign_approval(campaign=campaign, size=size).needed
 
 
 def campaign_first_run_at(*, campaign: Campaign, now: datetime) -> datetime:
@@ -98,9 +104,40 @@ def campaign_next_occurrence(*, campaign: Campaign, after: datetime) -> datetime
     return recurrence_after(_spec(campaign), after)
 
 
+def campaign_create(*, campaign: Campaign, actor) -> Campaign:
+    """Save a new campaign written by ``actor`` (its author). Audited."""
+    if not allows(actor, "campaign.edit") and not actor.has_perm("notifications.add_campaign"):
+        raise CampaignError(_("You may not create campaigns."))
+    if campaign.pk is not None:
+        raise ValueError("campaign_create() is for new campaigns; use campaign_update().")
+    with transaction.atomic():
+        campaign.author = campaign.author or actor
+        campaign.status = Status.DRAFT
+        campaign.save()
+        audit_record(actor=actor, action="campaign.create", target=campaign)
+    return campaign
+
+
+def campaign_update(*, campaign: Campaign, actor, changed: list[str]) -> None:
+    """Save edits to a draft or pending campaign. An approval it had no longer covers what it
+    is now unless only fields outside the approval changed (its name); it is voided and audited."""
+    if not allows(actor, "campaign.edit"):
+        raise CampaignError(_("You may not edit campaigns."))
+    if not changed:
+        return
+    with transaction.atomic():
+        stored = Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("status", flat=True).first()
+        if stored not in (Status.DRAFT, Status.PENDING_APPROVAL):
+            raise CampaignError(_("Only draft campaigns and campaigns waiting for approval can be edited."))
+        campaign.save()
+        audit_record(actor=actor, action="campaign.edit", target=campaign, changes={"fields": list(changed)})
+        if campaign.approved_by_id and campaign.approval_fingerprint != campaign_fingerprint(campaign):
+            campaign_approval_reset(campaign=campaign, actor=actor)
+
+
 def campaign_submit(*, campaign: Campaign, actor) -> None:
     """Ask a Manager to approve: draft -> pending_approval."""
-    if not actor.has_perm("notifications.change_campaign"):
+    if not allows(actor, "campaign.edit"):
         raise CampaignError(_("You may not edit campaigns."))
     with transaction.atomic():
         _transition(campaign, allowed=(Status.DRAFT,), to=Status.PENDING_APPROVAL, status_note="")
@@ -108,28 +145,32 @@ def campaign_submit(*, campaign: Campaign, actor) -> None:
 
 
 def campaign_approve(*, campaign: Campaign, actor, now: datetime | None = None) -> None:
-    """A Manager who is not the author approves the campaign for its current audience size."""
-    if not actor.has_perm("notifications.approve_campaign"):
-        raise CampaignError(_("You may not approve campaigns."))
-    if campaign.author_id == actor.pk:
-        raise CampaignError(_("You cannot approve your own campaign; ask another Manager."))
+    """A Manager who is not the author approves the campaign as it is now, for its current size.
+
+    The approval records the campaign's fingerprint: a later change to the audience definition,
+    template, channels, category or schedule voids it (``campaign_approval``).
+    """
+    _require_approver(actor, campaign.author_id)
     size = campaign_audience_size(campaign=campaign)
     now = now or timezone.now()
     with transaction.atomic():
+        fingerprint = campaign_fingerprint(campaign)
         _transition(
             campaign, allowed=(Status.PENDING_APPROVAL,), to=Status.PENDING_APPROVAL,
-            approved_by=actor, approved_at=now, approved_size=size, status_note="",
+            approved_by=actor, approved_at=now, approved_size=size, approval_fingerprint=fingerprint,
+            status_note="",
         )
-        audit_record(actor=actor, action="campaign.approve", target=campaign, changes={"audience_size": size})
+        audit_record(actor=actor, action="campaign.approve", target=campaign,
+                     changes={"audience_size": size, "fingerprint": fingerprint})
 
 
 def campaign_reject(*, campaign: Campaign, actor, note: str = "") -> None:
-    if not actor.has_perm("notifications.approve_campaign"):
+    if not allows(actor, "campaign.approve"):
         raise CampaignError(_("You may not approve campaigns."))
     with transaction.atomic():
         _transition(
             campaign, allowed=(Status.PENDING_APPROVAL,), to=Status.DRAFT,
-            approved_by=None, approved_at=None, approved_size=None, status_note=note[:255],
+            approved_by=None, approved_at=None, approved_size=None, approval_fingerprint={}, status_note=note[:255],
         )
         audit_record(actor=actor, action="campaign.reject", target=campaign, changes={"note": note})
 
@@ -137,8 +178,11 @@ def campaign_reject(*, campaign: Campaign, actor, note: str = "") -> None:
 def campaign_approval_reset(*, campaign: Campaign, actor) -> None:
     """An edit after approval needs a fresh approval (called when a campaign is changed)."""
     if campaign.approved_by_id and campaign.status in (Status.DRAFT, Status.PENDING_APPROVAL):
-        Campaign.objects.filter(pk=campaign.pk).update(approved_by=None, approved_at=None, approved_size=None)
+        Campaign.objects.filter(pk=campaign.pk).update(
+            approved_by=None, approved_at=None, approved_size=None, approval_fingerprint={}
+        )
         campaign.approved_by = campaign.approved_at = campaign.approved_size = None
+        campaign.approval_fingerprint = {}
         audit_record(actor=actor, action="campaign.approval_reset", target=campaign)
 
 
@@ -148,16 +192,17 @@ def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -
     Needs the launch permission, and for a large audience an approval that covers its size.
     "Send now" campaigns start at once: a scheduler tick is enqueued on commit.
     """
-    if not actor.has_perm("notifications.launch_campaign"):
+    if not allows(actor, "campaign.launch"):
         raise CampaignError(_("You may not launch campaigns."))
     now = now or timezone.now()
     size = campaign_audience_size(campaign=campaign)
     if size == 0:
         raise CampaignError(_("The audience is empty."))
-    if campaign_needs_approval(campaign=campaign, size=size):
+    approval = campaign_approval(campaign=campaign, size=size)
+    if approval.needed:
         raise CampaignError(
-            _("%(size)d recipients is above the approval threshold of %(threshold)d: submit it for a Manager's approval.")
-            % {"size": size, "threshold": conf.approval_threshold()}
+            approval.reason + " " + _("Submit it for a Manager's approval.")
+            if campaign.status == Status.DRAFT else approval.reason
         )
     try:
         due = campaign_first_run_at(campaign=campaign, now=now)
@@ -231,7 +276,10 @@ def campaign_cancel(*, campaign: Campaign, actor) -> int:
         )
         runs = CampaignRun.objects.filter(
             campaign=campaign,
-            status__in=(CampaignRun.Status.PLANNING, CampaignRun.Status.SENDING, CampaignRun.Status.PAUSED),
+            status__in=(
+                CampaignRun.Status.PLANNING, CampaignRun.Status.AWAITING_APPROVAL, CampaignRun.Status.SENDING,
+                CampaignRun.Status.PAUSED,
+            ),
         )
         run_ids = list(runs.values_list("id", flat=True))
         runs.update(status=CampaignRun.Status.CANCELLED, finished_at=timezone.now())
@@ -246,6 +294,51 @@ def campaign_cancel(*, campaign: Campaign, actor) -> int:
     return cancelled
 
 
+def campaign_run_release(*, campaign: Campaign, actor, now: datetime | None = None) -> int:
+    """A Manager approves a held run: the campaign is approved as it is now, for the audience
+    as it is now, and the run carries on planning and sending. Returns the runs released."""
+    from ..pipeline import deliveries_enqueue
+    from ..tasks import campaign_run_plan_task
+
+    _require_approver(actor, campaign.author_id)
+    size = campaign_audience_size(campaign=campaign)
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        held = list(
+            CampaignRun.objects.filter(campaign=campaign, status=CampaignRun.Status.AWAITING_APPROVAL)
+            .values_list("id", flat=True)
+        )
+        if not held:
+            raise CampaignError(_("No run of “%(name)s” is waiting for approval.") % {"name": campaign.name})
+        fingerprint = campaign_fingerprint(current)
+        Campaign.objects.filter(pk=campaign.pk).update(
+            approved_by=actor, approved_at=now, approved_size=size, approval_fingerprint=fingerprint,
+            status_note="", updated_at=now,
+        )
+        campaign.approved_by, campaign.approved_at, campaign.approved_size = actor, now, size
+        campaign.approval_fingerprint, campaign.status_note = fingerprint, ""
+        paused = current.status == Status.PAUSED
+        CampaignRun.objects.filter(pk__in=held).update(
+            status=CampaignRun.Status.PAUSED if paused else CampaignRun.Status.PLANNING, status_note=""
+        )
+        if not paused:
+            Delivery.objects.filter(run_id__in=held, status=Delivery.Status.PAUSED).update(status=Delivery.Status.PLANNED)
+            deliveries_enqueue(waiting=Delivery.objects.filter(run_id__in=held, status=Delivery.Status.PLANNED))
+        audit_record(actor=actor, action="campaign.run_approved", target=campaign,
+                     changes={"runs": held, "audience_size": size, "fingerprint": fingerprint})
+        for run_id in held:
+            transaction.on_commit(lambda run_id=run_id: campaign_run_plan_task.enqueue(run_id=run_id))
+    return len(held)
+
+
 def _require_launch(actor) -> None:
-    if actor is not None and not actor.has_perm("notifications.launch_campaign"):
+    if actor is not None and not allows(actor, "campaign.launch"):
         raise CampaignError(_("You may not start or stop campaigns."))
+
+
+def _require_approver(actor, author_id: int | None) -> None:
+    if not allows(actor, "campaign.approve"):
+        raise CampaignError(_("You may not approve campaigns."))
+    if author_id is not None and author_id == actor.pk:
+        raise CampaignError(_("You cannot approve your own campaign; ask another Manager."))

@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='deliveryevent',
             name='hits',
-            field=models.PositiveIntegerField(default=1, help_text='How often this receipt came in: later opens and clicks are counted here, not stored as rows.', verbose_name='hits'),
+            field=models.PositiveIntegerField(db_default=1, default=1, help_text='How often this receipt came in: later opens and clicks are counted here, not stored as rows.', verbose_name='hits'),
         ),
         migrations.AddField(
             model_name='signaltrigger',

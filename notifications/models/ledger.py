@@ -350,7 +350,7 @@ class DeliveryEvent(models.Model):
     occurred_at = models.DateTimeField(_("occurred"), default=timezone.now)
     data = models.JSONField(_("data"), default=dict, blank=True)
     hits = models.PositiveIntegerField(
-        _("hits"), default=1,
+        _("hits"), default=1, db_default=1,  # the send path inserts receipts with raw SQL
         help_text=_("How often this receipt came in: later opens and clicks are counted here, not stored as rows."),
     )
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from notifications.campaigns import services
 from notifications.campaigns.runs import campaign_run_start, campaigns_launch_due
 from notifications.campaigns.services import CampaignError
-from notifications.models import AuditEntry, Campaign, CampaignRun, Delivery
+from notifications.models import AuditEntry, Audience, Campaign, CampaignRun, Category, Delivery, MessageTemplate
 
 from .conftest import make_recipients, static_audience
 
@@ -86,15 +86,66 @@ def test_a_large_campaign_cannot_launch_without_approval(staff, large):
     assert large.status == "scheduled" and large.approved_by == staff["manager"] and large.approved_size == 25
 
 
-def test_an_approval_does_not_cover_a_much_bigger_audience(staff, large):
+def rule_audience(name: str, prefix: str) -> Audience:
+    return Audience.objects.create(
+        name=name, kind=Audience.Kind.RULES,
+        rules={"all": [{"field": "user.username", "op": "startswith", "value": prefix}]},
+    )
+
+
+def test_an_approval_covers_a_rule_audience_growing_by_ten_percent_and_no_more(staff, make_campaign, settings):
+    settings.SIGNALBOX_APPROVAL_THRESHOLD = 10
+    make_recipients(25, prefix="fan")
+    campaign = make_campaign(rule_audience("Fans", "fan"), author=staff["marketer"])
+    services.campaign_submit(campaign=campaign, actor=staff["marketer"])
+    services.campaign_approve(campaign=campaign, actor=staff["manager"])
+    make_recipients(2, prefix="fanx")  # 27 <= 27.5: still covered
+    assert not services.campaign_needs_approval(campaign=campaign)
+    make_recipients(4, prefix="fany")  # now 31: over 110% of the approved 25
+    with pytest.raises(CampaignError, match="approval covers up to 27 recipients"):
+        services.campaign_launch(campaign=campaign, actor=staff["marketer"])
+
+
+def test_adding_a_member_to_an_approved_static_audience_voids_the_approval(staff, large):
     services.campaign_submit(campaign=large, actor=staff["marketer"])
     services.campaign_approve(campaign=large, actor=staff["manager"])
-    large.audience.members.create(user_id=make_recipients(10, prefix="extra")[0])  # +4%: still covered
-    assert not services.campaign_needs_approval(campaign=large)
-    for user_id in make_recipients(5, prefix="more"):
-        large.audience.members.create(user_id=user_id)  # now 31: over 110% of the approved 25
-    with pytest.raises(CampaignError, match="approval"):
+    large.audience.members.create(user_id=make_recipients(1, prefix="extra")[0])
+    with pytest.raises(CampaignError, match="the audience changed"):
         services.campaign_launch(campaign=large, actor=staff["marketer"])
+
+
+@pytest.mark.parametrize("edit", ["template", "variant", "audience_rules", "channels", "category", "schedule"])
+def test_any_change_to_what_was_approved_voids_the_approval(edit, staff, make_campaign, settings):
+    """Approval binds what is sent: edits made anywhere (the audience, the template, a locale
+    variant, the category) after a Manager approved leave the campaign unlaunchable until a
+    new approval, whatever interface made them."""
+    settings.SIGNALBOX_APPROVAL_THRESHOLD = 10
+    make_recipients(25, prefix="fan")
+    campaign = make_campaign(rule_audience("Fans", "fan"), author=staff["marketer"])
+    services.campaign_submit(campaign=campaign, actor=staff["marketer"])
+    services.campaign_approve(campaign=campaign, actor=staff["manager"])
+    if edit == "template":
+        MessageTemplate.objects.filter(pk=campaign.template_id).update(email_subject="Everything must go")
+    elif edit == "variant":
+        campaign.template.variants.create(locale="zh-hans", email_subject="全部清仓")
+    elif edit == "audience_rules":
+        Audience.objects.filter(pk=campaign.audience_id).update(
+            rules={"all": [{"field": "user.username", "op": "startswith", "value": "f"}]}
+        )
+    elif edit == "channels":
+        Campaign.objects.filter(pk=campaign.pk).update(channels=["email", "sms"])
+    elif edit == "category":
+        Category.objects.filter(pk=campaign.category_id).update(kind="transactional")
+    elif edit == "schedule":
+        Campaign.objects.filter(pk=campaign.pk).update(throttle_per_minute=1)
+    campaign = Campaign.objects.get(pk=campaign.pk)
+
+    with pytest.raises(CampaignError, match="approval no longer holds"):
+        services.campaign_launch(campaign=campaign, actor=staff["marketer"])
+
+    services.campaign_approve(campaign=campaign, actor=staff["manager"])  # approved again, as it is now
+    services.campaign_launch(campaign=campaign, actor=staff["marketer"])
+    assert Campaign.objects.get(pk=campaign.pk).status == "scheduled"
 
 
 def test_a_small_campaign_launches_without_approval_and_send_now_starts_at_once(

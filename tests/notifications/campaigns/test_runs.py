@@ -58,8 +58,8 @@ def test_a_run_sends_the_rendered_template_to_each_member_and_completes(
 def test_pause_at_40_percent_then_resume_sends_each_recipient_exactly_once(locmem_channels, staff, make_campaign):
     ids = make_recipients(5000)
     campaign = make_campaign(static_audience("Five thousand", ids), author=staff["marketer"])
-    campaign.approved_by, campaign.approved_size = staff["manager"], 5000  # large: approved
-    campaign.save()
+    services.campaign_submit(campaign=campaign, actor=staff["marketer"])
+    services.campaign_approve(campaign=campaign, actor=staff["manager"])  # large: approved
     run = _start(campaign, staff["marketer"])
     delivery_ids = list(Delivery.objects.filter(run=run).order_by("id").values_list("id", flat=True))
     assert len(delivery_ids) == 5000

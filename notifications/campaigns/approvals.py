@@ -1,0 +1,173 @@
+"""What an approval covers, and whether it still holds (README "Security model").
+
+A Manager approves a campaign (or a trigger) as it is *then*: its audience definition, the
+template's wording in every locale, its channels, its category and its schedule, for a number
+of recipients. ``approval_fingerprint`` digests each of those parts from their content, so a
+change made anywhere — the campaign form, the audience or template admin, the shell, an API —
+voids the approval without anyone having to remember to reset it. Size is checked separately:
+an approval covers up to ``APPROVAL_MARGIN`` more recipients than it was given for.
+
+Rule audiences grow and shrink as people match them; their rules are digested, their members are
+not (the size check covers growth). A static audience's membership is its definition, digested
+as (member count, newest member row): any add or remove changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Max
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from .. import conf
+from ..models import Audience, AudienceMember, Campaign, Category, MessageTemplate, SignalTrigger
+
+# An approval for N recipients covers up to N * (1 + APPROVAL_MARGIN).
+APPROVAL_MARGIN = 0.10
+
+PART_LABELS = {
+    "audience": gettext_lazy("the audience"),
+    "template": gettext_lazy("the template"),
+    "channels": gettext_lazy("the channels"),
+    "category": gettext_lazy("the category"),
+    "schedule": gettext_lazy("the schedule"),
+    "trigger": gettext_lazy("the trigger's event and recipients"),
+}
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def audience_digest(audience: Audience | None) -> str:
+    if audience is None:
+        return _digest(None)
+    definition: dict[str, Any] = {"id": audience.pk, "kind": audience.kind}
+    if audience.kind == Audience.Kind.STATIC:
+        members = AudienceMember.objects.filter(audience_id=audience.pk).aggregate(n=Count("id"), last=Max("id"))
+        definition["members"] = [members["n"], members["last"]]
+    else:
+        definition["rules"] = audience.rules
+    return _digest(definition)
+
+
+def template_digest(template: MessageTemplate) -> str:
+    variants = list(
+        template.variants.order_by("locale").values("locale", *MessageTemplate.PART_FIELDS)
+    )
+    return _digest({
+        "id": template.pk, "parts": template.parts(), "locale": template.locale,
+        "variables": template.variables, "category": template.category_id, "variants": variants,
+    })
+
+
+def category_digest(category: Category) -> str:
+    return _digest({
+        "id": category.pk, "kind": category.kind, "opt_out": category.user_can_opt_out,
+        "default": category.default_enabled,
+    })
+
+
+def campaign_fingerprint(campaign: Campaign) -> dict[str, str]:
+    """The digest of each part a campaign approval covers."""
+    return {
+        "audience": audience_digest(campaign.audience),
+        "template": template_digest(campaign.template),
+        "channels": _digest({"channels": list(campaign.channels or []), "mode": campaign.delivery_mode}),
+        "category": category_digest(campaign.category),
+        "schedule": _digest({
+            name: getattr(campaign, name)
+            for name in (
+                "schedule", "send_at", "rrule", "schedule_timezone", "recurrence_start", "local_send_date",
+                "local_send_time", "max_lateness", "throttle_per_minute", "frequency_cap_per_day",
+            )
+        }),
+    }
+
+
+def trigger_fingerprint(trigger: SignalTrigger) -> dict[str, str]:
+    """The digest of each part a trigger approval covers."""
+    return {
+        "audience": audience_digest(trigger.audience),
+        "template": template_digest(trigger.template),
+        "channels": _digest({"channels": list(trigger.channels or [])}),
+        "category": category_digest(trigger.category),
+        "trigger": _digest({
+            name: getattr(trigger, name)
+            for name in (
+                "signal", "model", "events", "changed_field", "changed_to", "conditions", "recipient_path",
+                "max_recipients", "dedupe_window",
+            )
+        }),
+    }
+
+
+@dataclass(frozen=True)
+class ApprovalCheck:
+    """Whether sending ``size`` recipients needs (another) approval, and why, in words."""
+
+    size: int
+    needed: bool
+    limit: int  # the most recipients that may be sent without a new approval
+    approved: bool = False  # an approval is on record
+    changed: list[str] = field(default_factory=list)  # parts changed since it was given
+    reason: str = ""
+
+
+def approval_limit(*, valid: bool, approved_size: int | None) -> int:
+    threshold = conf.approval_threshold()
+    if valid and approved_size is not None:
+        return max(threshold, int(approved_size * (1 + APPROVAL_MARGIN)))
+    return threshold
+
+
+def approval_check(
+    *, size: int, approved_by_id: int | None, approved_size: int | None, stored: dict, current: dict
+) -> ApprovalCheck:
+    """Does sending to ``size`` people need a Manager's (new) approval?
+
+    Under the threshold, never. Above it, an approval is needed that was given for this
+    fingerprint and covers the size (approved size + ``APPROVAL_MARGIN``).
+    """
+    threshold = conf.approval_threshold()
+    approved = bool(approved_by_id and approved_size is not None)
+    changed = [part for part in current if stored.get(part) != current[part]] if approved else []
+    limit = approval_limit(valid=approved and not changed, approved_size=approved_size)
+    reason = ""
+    if size <= threshold:
+        pass
+    elif not approved:
+        reason = _(
+            "%(size)d recipients is above the approval threshold of %(threshold)d: a Manager must approve it."
+        ) % {"size": size, "threshold": threshold}
+    elif changed:
+        reason = _(
+            "The approval no longer holds: %(parts)s changed since it was given. A Manager must approve it again."
+        ) % {"parts": ", ".join(str(PART_LABELS.get(part, part)) for part in changed)}
+    elif size > limit:
+        reason = _(
+            "The approval covers up to %(limit)d recipients (%(approved)d approved + 10%%); there are now %(size)d. "
+            "A Manager must approve it again."
+        ) % {"limit": limit, "approved": approved_size, "size": size}
+    return ApprovalCheck(
+        size=size, needed=bool(reason), limit=limit, approved=approved, changed=changed, reason=reason
+    )
+
+
+def campaign_approval_check(*, campaign: Campaign, size: int) -> ApprovalCheck:
+    return approval_check(
+        size=size, approved_by_id=campaign.approved_by_id, approved_size=campaign.approved_size,
+        stored=campaign.approval_fingerprint or {}, current=campaign_fingerprint(campaign),
+    )
+
+
+def trigger_approval_check(*, trigger: SignalTrigger, size: int) -> ApprovalCheck:
+    return approval_check(
+        size=size, approved_by_id=trigger.approved_by_id, approved_size=trigger.approved_size,
+        stored=trigger.approval_fingerprint or {}, current=trigger_fingerprint(trigger),
+    )
