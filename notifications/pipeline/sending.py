@@ -334,8 +334,7 @@ def deliveries_record_results(
         changed.append(delivery)
     with transaction.atomic():
         _write_results(changed, owner=owner)
-        # The raw insert names its columns and ``hits`` has no database default: one hit each.
-        insert_rows(DeliveryEvent, fields=(*EVENT_FIELDS, "hits"), rows=[(*e, 1) for e in events], ignore_conflicts=False)
+        insert_rows(DeliveryEvent, fields=EVENT_FIELDS, rows=events, ignore_conflicts=False)
         retries = [d for d in changed if d.status == Status.DEFERRED]
         if retries:
             # One task for this batch's retries, due when the last of them is.
