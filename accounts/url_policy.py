@@ -63,6 +63,14 @@ URL_POLICY: dict[str, Rule] = {
     "set_language": PUBLIC,
     "login": PUBLIC,
     "logout": SIGNED_IN,
+    # Password reset and invitations: the form and its answers are public; the token in the
+    # link is what lets someone choose a password.
+    "password_reset": PUBLIC,
+    "password_reset_done": PUBLIC,
+    "password_reset_complete": PUBLIC,
+    "password_reset_confirm": TOKEN,
+    "invitation_accept": TOKEN,
+    "admin_password_reset": PUBLIC,  # redirects to password_reset
     # Recipient pages: each shows or changes only the signed-in user's own rows.
     "notifications:inbox": SIGNED_IN,
     "notifications:badge": SIGNED_IN,
@@ -79,6 +87,11 @@ URL_POLICY: dict[str, Rule] = {
     "push:unsubscribe": SIGNED_IN,
     "webhooks:twilio_status": WEBHOOK,
     "webhooks:twilio_inbound": WEBHOOK,
+    # ESP tracking webhooks behind a guard (notifications/anymail_urls.py): the secret and signature.
+    **{f"anymail:{esp}_tracking_webhook": WEBHOOK for esp in (
+        "amazon_ses", "brevo", "mailersend", "mailgun", "mailjet", "mailtrap", "mandrill", "postal", "postmark",
+        "resend", "sendgrid", "sendinblue", "sparkpost", "unisender_go")},
+    "anymail:mandrill_webhook": WEBHOOK,
     # The admin shell.
     "admin:index": STAFF,
     "admin:login": PUBLIC,
@@ -112,6 +125,7 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_audience_upload_members": perm("notifications.change_audience"),
     "admin:notifications_messagetemplate_preview": perm("notifications.view_messagetemplate"),
     "admin:notifications_messagetemplate_open_preview": perm("notifications.view_messagetemplate"),
+    "admin:notifications_signaltrigger_approve": action("campaign.approve"),
     "admin:auth_user_password_change": action("staff.manage"),
     "admin:dashboard_importjob_upload": action("users.import"),
     "admin:dashboard_importjob_mapping": action("users.import"),

@@ -1,25 +1,77 @@
-"""Users and groups in the Unfold shell, with the recipient profile alongside the user."""
+"""Users and groups in the Unfold shell, with the recipient profile alongside the user.
 
-from django.contrib import admin
+Who may change what follows ``accounts.roles``:
+
+* ``staff.manage`` (superusers only): staff accounts, the staff and superuser flags, groups,
+  permissions and every password. No group holds a permission for this, so no group edit can
+  hand it out.
+* ``recipient.manage`` (Operators): recipients, that is non-staff users, their names, email,
+  active flag and profile. The Operator's forms have no privilege field and no password field;
+  a recipient who needs a password gets a reset link by email.
+
+Every change to a privilege (staff, superuser, active, password, groups, permissions) is an
+``AuditEntry`` whatever made it (``dashboard.privileges``).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, StackedInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+from unfold.overrides import FORMFIELD_OVERRIDES_INLINE
+from unfold.widgets import UnfoldAdminEmailInputWidget, UnfoldAdminTextInputWidget
 
+from accounts.roles import allows
+from notifications.jsonsafe import safe_json_formfields
 from notifications.models import RecipientProfile
+
+from .privileges import acting_as
 
 User = get_user_model()
 
 admin.site.unregister(User)
 admin.site.unregister(Group)
 
+PRIVILEGE_FIELDSET = (_("Permissions"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]})
+
 
 class RecipientProfileInline(StackedInline):
     model = RecipientProfile
+    formfield_overrides = safe_json_formfields(FORMFIELD_OVERRIDES_INLINE)  # chat ids: no 500 on bad JSON
     can_delete = False
     extra = 0
+
+
+class RecipientCreationForm(forms.ModelForm):
+    """What an Operator fills in to add a recipient: no password (they choose their own)."""
+
+    class Meta:
+        model = User
+        fields = ["username", "email", "first_name", "last_name"]
+        widgets = {
+            "username": UnfoldAdminTextInputWidget, "email": UnfoldAdminEmailInputWidget,
+            "first_name": UnfoldAdminTextInputWidget, "last_name": UnfoldAdminTextInputWidget,
+        }
+
+    def save(self, commit=True):
+        user = super().save(commit=False)
+        user.set_unusable_password()
+        user.is_staff = user.is_superuser = False
+        if commit:
+            user.save()
+        return user
+
+
+def _is_privileged(user) -> bool:
+    return bool(user.is_staff or user.is_superuser)
 
 
 @admin.register(User)
@@ -29,11 +81,116 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     change_password_form = AdminPasswordChangeForm
     inlines = [RecipientProfileInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "date_joined"]
+    actions = ["send_password_reset"]
+
+    # --- Who may change whom -------------------------------------------------------------------
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        if allows(request.user, "staff.manage"):
+            return True
+        if obj is not None and _is_privileged(obj):
+            return False  # staff accounts are the superusers' to change
+        return allows(request.user, "recipient.manage")
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and _is_privileged(obj):
+            return allows(request.user, "staff.manage") and super().has_delete_permission(request, obj)
+        return super().has_delete_permission(request, obj)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    # --- Forms: Operators never see a privilege or password field -----------------------------
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None and not allows(request.user, "staff.manage"):
+            kwargs["form"] = RecipientCreationForm
+            kwargs["fields"] = RecipientCreationForm.Meta.fields
+            return super(BaseUserAdmin, self).get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        manager = allows(request.user, "staff.manage")
+        if obj is None:
+            if manager:
+                return self.add_fieldsets
+            return [(None, {"fields": RecipientCreationForm.Meta.fields})]
+        fieldsets = [
+            (None, {"fields": ["username", "password"] if manager else ["username"]}),
+            (_("Personal info"), {"fields": ["first_name", "last_name", "email"]}),
+            PRIVILEGE_FIELDSET if manager else (_("Status"), {"fields": ["is_active"]}),
+            (_("Important dates"), {"fields": ["last_login", "date_joined"]}),
+        ]
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if allows(request.user, "staff.manage"):
+            return ["last_login", "date_joined"]
+        return ["last_login", "date_joined", "is_staff", "is_superuser"]
+
+    def user_change_password(self, request, id, form_url=""):
+        # Setting anyone's password is the superusers' (a recipient gets a reset link instead).
+        if not allows(request.user, "staff.manage"):
+            raise PermissionDenied
+        with acting_as(request.user):
+            return super().user_change_password(request, id, form_url)
+
+    # --- Saving: privilege changes are audited with who made them ------------------------------
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with acting_as(request.user):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        with acting_as(request.user):
+            return super().delete_view(request, object_id, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        if not allows(request.user, "staff.manage") and (_is_privileged(obj) or obj.is_superuser):
+            raise PermissionDenied  # a forged form cannot make a staff account
+        super().save_model(request, obj, form, change)
+
+    # --- Actions -------------------------------------------------------------------------------
+
+    @admin.action(description=_("Email a link to choose a new password"), permissions=["change"])
+    def send_password_reset(self, request, queryset):
+        from accounts.passwords import password_reset_send
+
+        sent = skipped = 0
+        for user in queryset.order_by("pk"):
+            if _is_privileged(user) and not allows(request.user, "staff.manage"):
+                skipped += 1
+                continue
+            sent += bool(password_reset_send(user=user, actor=request.user))
+        self.message_user(request, ngettext(
+            "A link to choose a password was emailed to %(count)d user.",
+            "A link to choose a password was emailed to %(count)d users.", sent) % {"count": sent}, messages.SUCCESS)
+        if skipped:
+            self.message_user(request, ngettext(
+                "%(count)d staff account was skipped: only superusers manage staff.",
+                "%(count)d staff accounts were skipped: only superusers manage staff.", skipped) % {"count": skipped},
+                messages.WARNING)
 
 
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
-    pass
+    """Groups are roles: only superusers change them (``roles_ensure`` puts the documented
+    permissions back on every migrate anyway)."""
+
+    def has_add_permission(self, request):
+        return allows(request.user, "staff.manage")
+
+    def has_change_permission(self, request, obj=None):
+        return allows(request.user, "staff.manage")
+
+    def has_delete_permission(self, request, obj=None):
+        return allows(request.user, "staff.manage")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with acting_as(request.user):
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
 
-from . import admin_imports  # noqa: F401
+from . import admin_imports  # noqa: E402,F401

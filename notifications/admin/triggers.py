@@ -10,21 +10,34 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
-from unfold.decorators import display
+from unfold.decorators import action, display
 from unfold.widgets import (
     UnfoldAdminCheckboxSelectMultipleWidget,
     UnfoldAdminSelectWidget,
     UnfoldAdminTextareaWidget,
 )
 
+from accounts.roles import allows
+
+from ..jsonsafe import SafeJSONField
 from ..models import Channel, SignalTrigger
 from ..triggers import registry as trigger_registry
 from ..triggers.conditions import OPS, trigger_config_errors
-from ..triggers.services import trigger_create, trigger_delete, trigger_set_active, trigger_update
+from ..triggers.services import (
+    trigger_approval,
+    trigger_approve,
+    trigger_create,
+    trigger_delete,
+    trigger_set_active,
+    trigger_update,
+)
 
 EMPTY = [("", "—")]
 
@@ -69,7 +82,7 @@ class SignalTriggerForm(forms.ModelForm):
     channels = forms.MultipleChoiceField(
         label=_("channels"), choices=Channel.choices, widget=UnfoldAdminCheckboxSelectMultipleWidget,
     )
-    conditions = forms.JSONField(
+    conditions = SafeJSONField(  # nested or huge JSON is a form error, not a 500
         label=_("conditions"), required=False,
         widget=UnfoldAdminTextareaWidget(attrs={"rows": 4, "class": "font-mono text-xs", "spellcheck": "false"}),
         error_messages={"invalid": _('Conditions are not valid JSON. Example: [{"field": "total", "op": "gte", '
@@ -80,8 +93,18 @@ class SignalTriggerForm(forms.ModelForm):
         model = SignalTrigger
         fields = [
             "name", "is_active", "signal", "model", "events", "changed_field", "changed_to", "conditions",
-            "recipient_path", "audience", "template", "category", "channels", "dedupe_window",
+            "recipient_path", "audience", "max_recipients", "template", "category", "channels", "dedupe_window",
         ]
+
+    max_recipients = forms.IntegerField(
+        label=_("most recipients per event"), required=False, min_value=1,
+        help_text=_("An event that would reach more people than this is held, not sent. "
+                    "Above the approval threshold, a Manager must approve the trigger."),
+    )
+
+    def clean_max_recipients(self):
+        value = self.cleaned_data.get("max_recipients")
+        return value or SignalTrigger._meta.get_field("max_recipients").get_default()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -116,6 +139,16 @@ class SignalTriggerForm(forms.ModelForm):
                 self.add_error(name if name in self.fields else None, message)
         return cleaned
 
+    def _post_clean(self):
+        super()._post_clean()
+        # An active trigger that can reach more people than the approval threshold needs a
+        # Manager's approval of exactly this configuration: said here, on the form.
+        if not self.errors and self.instance.is_active:
+            approval = trigger_approval(trigger=self.instance)
+            if approval.needed:
+                self.add_error("is_active", approval.reason + " " + str(
+                    _("Save it inactive; once a Manager has approved it, enable it.")))
+
 
 @admin.register(SignalTrigger)
 class SignalTriggerAdmin(ModelAdmin):
@@ -124,15 +157,68 @@ class SignalTriggerAdmin(ModelAdmin):
     list_filter = ["is_active", "signal", "model"]
     search_fields = ["name"]
     list_select_related = ["template", "category"]
-    readonly_fields = ["fired_count", "last_fired_at", "created_by", "created_at", "updated_at"]
+    readonly_fields = [
+        "approval_state", "approved_by", "approved_at", "approved_size", "fired_count", "last_fired_at",
+        "held_count", "last_held_at", "last_held_reason", "created_by", "created_at", "updated_at",
+    ]
     actions = ["enable", "disable"]
+    actions_detail = ["approve"]
     fieldsets = [
         (None, {"fields": ["name", "is_active"]}),
         (_("When"), {"fields": ["signal", "model", "events", "changed_field", "changed_to", "conditions"]}),
-        (_("Who"), {"fields": ["recipient_path", "audience"]}),
+        (_("Who"), {"fields": ["recipient_path", "audience", "max_recipients"]}),
         (_("What"), {"fields": ["template", "category", "channels", "dedupe_window"]}),
-        (_("History"), {"fields": ["fired_count", "last_fired_at", "created_by", "created_at", "updated_at"]}),
+        (_("Approval"), {"fields": ["approval_state", "approved_by", "approved_at", "approved_size"]}),
+        (_("History"), {"fields": [
+            "fired_count", "last_fired_at", "held_count", "last_held_at", "last_held_reason", "created_by",
+            "created_at", "updated_at",
+        ]}),
     ]
+
+    # Building or enabling a trigger is launching it: the admin asks the same rule as the services.
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and allows(request.user, "trigger.edit")
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and allows(request.user, "trigger.edit")
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and allows(request.user, "trigger.edit")
+
+    def has_approve_permission(self, request, object_id=None):
+        return allows(request.user, "campaign.approve")
+
+    @display(description=_("approval"))
+    def approval_state(self, obj: SignalTrigger) -> str:
+        if obj.pk is None:
+            return "—"
+        approval = trigger_approval(trigger=obj)
+        if approval.needed:
+            return approval.reason
+        if approval.approved and not approval.changed:
+            return _("Approved for up to %(limit)d recipients per event.") % {"limit": approval.limit}
+        return _("Not needed: it reaches at most %(size)d people per event.") % {"size": approval.size}
+
+    @action(description=_("Approve"), url_path="approve", icon="verified", permissions=["approve"])
+    def approve(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        trigger = self.get_object(request, object_id)
+        if trigger is None:
+            raise PermissionDenied
+        change_url = reverse("admin:notifications_signaltrigger_change", args=[trigger.pk])
+        if request.method != "POST":
+            # The action is a link: a GET only asks for confirmation; approving is a POST.
+            return TemplateResponse(request, "notifications/admin/trigger_approve.html", {
+                **self.admin_site.each_context(request), "opts": self.model._meta, "original": trigger,
+                "title": _("Approve %(trigger)s") % {"trigger": trigger}, "trigger": trigger,
+                "approval": trigger_approval(trigger=trigger), "change_url": change_url,
+            })
+        try:
+            trigger_approve(trigger=trigger, actor=request.user)
+        except PermissionDenied as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(request, _("Approved. It can be enabled now."), messages.SUCCESS)
+        return HttpResponseRedirect(change_url)
 
     @display(description=_("active"), label={True: "success", False: "danger"})
     def active_badge(self, obj: SignalTrigger):

@@ -3,6 +3,13 @@
 Every change goes through ``trigger_create``/``trigger_update``/``trigger_set_active``/
 ``trigger_delete``: each validates against the registry, writes an ``AuditEntry`` and moves the
 trigger version on in the same transaction, so running processes reload after commit.
+
+A trigger sends by itself once it is active, so building one is launching it: changing triggers
+needs ``trigger.edit`` (the launch permission). A trigger that can reach more people than the
+approval threshold (an audience that large, or a per-event cap above it) is active only with a
+Manager's approval, which binds what it was given for (``campaigns.approvals``). Every firing is
+checked again when it runs: more recipients than the trigger's per-event cap, or an approval
+that no longer covers it, and the firing is held (counted and explained on the trigger), not sent.
 """
 
 from __future__ import annotations
@@ -15,13 +22,18 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
+from accounts.roles import allows
+
+from .. import conf
+from ..campaigns.approvals import ApprovalCheck, trigger_approval_check, trigger_fingerprint
 from ..models import SignalTrigger
 from ..pipeline import PlanResult
 from ..services import audit_record
@@ -34,8 +46,37 @@ logger = logging.getLogger(__name__)
 # What a trigger is, as opposed to what it has done (fired_count, last_fired_at).
 CONFIG_FIELDS = (
     "name", "signal", "model", "events", "changed_field", "changed_to", "conditions", "recipient_path",
-    "audience", "template", "category", "channels", "dedupe_window", "is_active",
+    "audience", "template", "category", "channels", "dedupe_window", "is_active", "max_recipients",
 )
+
+
+def _require_editor(actor) -> None:
+    # ``actor=None`` is code (a data migration, an app's ready()): it is trusted as the deployer.
+    if actor is not None and not allows(actor, "trigger.edit"):
+        raise PermissionDenied(_("You may not change signal triggers: that needs the permission to launch campaigns."))
+
+
+def trigger_reach(*, trigger: SignalTrigger) -> int:
+    """The most people one firing can reach: its audience's size, or its per-event cap."""
+    if trigger.audience_id is not None:
+        from ..audiences import audience_users
+
+        return min(audience_users(audience=trigger.audience).count(), trigger.max_recipients)
+    return trigger.max_recipients
+
+
+def trigger_approval(*, trigger: SignalTrigger, size: int | None = None) -> ApprovalCheck:
+    """Whether the trigger may be active without a (new) Manager's approval."""
+    return trigger_approval_check(trigger=trigger, size=trigger_reach(trigger=trigger) if size is None else size)
+
+
+def _require_approved_if_active(trigger: SignalTrigger, *, active: bool | None = None) -> None:
+    if trigger.is_active if active is None else active:
+        approval = trigger_approval(trigger=trigger)
+        if approval.needed:
+            raise ValidationError({"is_active": [
+                approval.reason + " " + _("Save it inactive; once a Manager has approved it, enable it.")
+            ]})
 
 
 def trigger_validate(*, trigger: SignalTrigger) -> None:
@@ -70,7 +111,9 @@ def trigger_create(*, trigger: SignalTrigger, actor) -> SignalTrigger:
     """Save a new trigger built by a form or by code. Audited as ``trigger.create``."""
     if trigger.pk is not None:
         raise ValueError("trigger_create() is for new triggers; use trigger_update().")
+    _require_editor(actor)
     trigger_validate(trigger=trigger)
+    _require_approved_if_active(trigger)
     with transaction.atomic():
         if trigger.created_by_id is None and getattr(actor, "pk", None):
             trigger.created_by = actor
@@ -86,7 +129,9 @@ def trigger_update(*, trigger: SignalTrigger, actor) -> dict[str, list]:
     The old values are read from the database, so whoever built ``trigger`` needs to say nothing
     about what changed. Saving no change writes nothing.
     """
+    _require_editor(actor)
     trigger_validate(trigger=trigger)
+    _require_approved_if_active(trigger)
     with transaction.atomic():
         stored = SignalTrigger.objects.select_for_update().get(pk=trigger.pk)
         before, after = _config(stored), _config(trigger)
@@ -106,8 +151,10 @@ def trigger_set_active(*, trigger: SignalTrigger, active: bool, actor) -> bool:
     Enabling re-validates: a trigger whose model or signal is no longer registered is refused
     rather than left active and silently never firing.
     """
+    _require_editor(actor)
     if active:
         trigger_validate(trigger=trigger)
+        _require_approved_if_active(trigger, active=True)
     with transaction.atomic():
         changed = SignalTrigger.objects.filter(pk=trigger.pk, is_active=not active).update(
             is_active=active, updated_at=timezone.now()
@@ -123,10 +170,51 @@ def trigger_set_active(*, trigger: SignalTrigger, active: bool, actor) -> bool:
 
 def trigger_delete(*, trigger: SignalTrigger, actor) -> None:
     """Delete a trigger (its deliveries keep their history, with the trigger unset). Audited."""
+    _require_editor(actor)
     with transaction.atomic():
         audit_record(actor=actor, action="trigger.delete", target=trigger, changes=_config(trigger))
         trigger.delete()
         trigger_state_bump()
+
+
+def trigger_approve(*, trigger: SignalTrigger, actor, now: datetime.datetime | None = None) -> None:
+    """A Manager who did not build the trigger approves it as it is now, for its reach."""
+    if not allows(actor, "campaign.approve"):
+        raise PermissionDenied(_("You may not approve triggers."))
+    if trigger.created_by_id is not None and trigger.created_by_id == actor.pk:
+        raise PermissionDenied(_("You cannot approve a trigger you built; ask another Manager."))
+    reach = trigger_reach(trigger=trigger)
+    now = now or timezone.now()
+    with transaction.atomic():
+        fingerprint = trigger_fingerprint(trigger)
+        SignalTrigger.objects.filter(pk=trigger.pk).update(
+            approved_by=actor, approved_at=now, approved_size=reach, approval_fingerprint=fingerprint, updated_at=now,
+        )
+        trigger.approved_by, trigger.approved_at, trigger.approved_size = actor, now, reach
+        trigger.approval_fingerprint = fingerprint
+        audit_record(actor=actor, action="trigger.approve", target=trigger,
+                     changes={"reach": reach, "fingerprint": fingerprint})
+
+
+def trigger_hold(*, trigger: SignalTrigger, reason: str, at: datetime.datetime) -> None:
+    """Record that a firing was held, not sent: counted and explained on the trigger."""
+    logger.warning("Trigger %s (%s) held a firing: %s", trigger.pk, trigger.name, reason)
+    SignalTrigger.objects.filter(pk=trigger.pk).update(
+        held_count=F("held_count") + 1, last_held_at=at, last_held_reason=reason[:255],
+    )
+
+
+def _fanout_problem(trigger: SignalTrigger, count: int) -> str:
+    """Why a firing reaching ``count`` people may not be sent, or ""."""
+    if count > trigger.max_recipients:
+        return _(
+            "One event would reach %(count)d people, more than this trigger's limit of %(limit)d per event."
+        ) % {"count": count, "limit": trigger.max_recipients}
+    if count > conf.approval_threshold():
+        approval = trigger_approval_check(trigger=trigger, size=count)
+        if approval.needed:
+            return approval.reason
+    return ""
 
 
 # --- Firing (the task body) -----------------------------------------------------------------------
@@ -189,6 +277,21 @@ def trigger_fire(
             return None
         fields = fields or current
     user_ids = trigger_recipient_ids(trigger=trigger, model=model, pk=pk, event=event, fields=fields, refs=refs or {})
+    if trigger.audience_id is not None:
+        from ..audiences import audience_users
+
+        # Counted first so a huge audience is never read into memory; then frozen and counted
+        # again, so people who joined in between cannot take a firing past its limits.
+        count = audience_users(audience=trigger.audience).count()
+        if not _fanout_problem(trigger, count):
+            user_ids = [pk for chunk in user_ids for pk in chunk]
+            count = len(user_ids)
+    else:
+        user_ids = list(user_ids)
+        count = len(user_ids)
+    if problem := _fanout_problem(trigger, count):
+        trigger_hold(trigger=trigger, reason=problem, at=when)
+        return None
     context = {
         "instance": fields,
         "event": event,
