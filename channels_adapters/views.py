@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -22,9 +21,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
+from notifications.jsonsafe import JSONInputError, json_loads_safe
+
 from .models import WebPushSubscription
 
 MAX_BODY_BYTES = 8 * 1024
+MAX_BODY_DEPTH = 8
 ENDPOINT_MAX_LENGTH = WebPushSubscription._meta.get_field("endpoint").max_length
 
 
@@ -49,9 +51,11 @@ def read_json(request: HttpRequest) -> dict:
     if declared > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES:
         raise BadRequest(f"The body is larger than {MAX_BODY_BYTES} bytes.", status=413)
     try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The body is not valid JSON.") from None
+        # A subscription nests two levels; the safe loader refuses deep nesting before parsing
+        # (json.loads would recurse and raise RecursionError, a 500).
+        data = json_loads_safe(request.body, max_chars=MAX_BODY_BYTES, max_depth=MAX_BODY_DEPTH)
+    except JSONInputError as error:
+        raise BadRequest("The body is not valid JSON." if error.code == "invalid" else error.message) from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     return data
