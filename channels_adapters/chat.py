@@ -1,26 +1,46 @@
-"""Chat messages through Apprise: Slack, Microsoft Teams, Telegram, WeCom, DingTalk, generic webhooks.
+"""Chat messages through Apprise, to the services Signalbox supports and nothing else.
 
-The address is an Apprise URL (``slack://...``, ``msteams://...``, ``tgram://...``,
-``wecombot://...``, ``dingtalk://...``, ``json://host/path``, ``jsons://host/path``, ...).
+The address is an Apprise URL of one of ``CHAT_SERVICES``: Slack (``slack://``), Microsoft
+Teams through a Power Automate workflow (``workflow://host/id/signature``), Telegram
+(``tgram://``), WeCom (``wecombot://``), DingTalk (``dingtalk://``), Feishu (``feishu://``),
+Discord (``discord://``) and generic JSON webhooks (``json://host/path``, ``jsons://`` for
+https). A service's own https webhook URL works too when Apprise recognises it as one of these
+(``https://hooks.slack.com/services/...``, a Teams workflow URL, ...). Every other scheme
+(``ntfy``, ``gotify``, ``mmost``, ``matrix``, ``apprise``, ``rsyslog``, ``form``, ``xml``, ...)
+is refused, as is the ``template`` parameter (it makes Apprise read a local file or fetch a URL).
+
+How a URL is held to that (``channels_adapters.ssrf``):
+
+- When it is saved (``validate_chat_address``, used by the recipient profile admin forms) and
+  before each send: the scheme must be allowed and, for the services whose URL names the host
+  (JSON webhooks, Teams workflows), the host must resolve only to allowed addresses; a name
+  that does not resolve is a form error at save and a retry at send.
+- While Apprise sends: every connection it opens goes through ``guarded_connections``, which
+  resolves the host, refuses any internal, loopback, link-local, multicast, reserved or
+  metadata address, and connects to exactly the address it checked (DNS rebinding cannot slip
+  through); fixed-host services (Slack, Telegram, ...) are checked the same way. Redirects are
+  switched off in the service and refused by the guard: a 3xx fails the message.
+
+A refusal fails the delivery with ``PermanentChannelError`` (reason ``"ssrf"``) whose message
+says what was refused and why; it is never retried and never reported as sent.
 
 OPTIONS (all optional):
 
 - ``url``: one Apprise URL for every message of this alias (a shared team channel); the
-  message's own address is then ignored.
-- ``allow_private``: skip the SSRF check (``channels_adapters.ssrf``) of generic webhook URLs
-  (``json``/``form``/``xml`` and their ``s`` variants); default ``False``. Needed for an
-  on-premises chat server on a private network, and in tests against 127.0.0.1.
-
-Generic webhook URLs point wherever the user typed, so they are converted to the http(s) URL
-Apprise will POST to and checked with ``assert_public_url`` before each send. The other
-schemes post to their provider's fixed host. Self-hosted services that take a host (Mattermost,
-ntfy, Gotify, ...) are not checked; do not offer them to users on an alias that is not trusted.
+  message's own address is then ignored. Its scheme is checked when the adapter is built (a
+  refused one is a configuration error) and its host at every send.
+- ``allow_private``: ``True`` lets messages reach private and loopback networks (an
+  on-premises chat server, tests against 127.0.0.1), or a list such as ``["10.2.0.0/16"]``
+  lets them reach only those networks. Link-local and cloud metadata addresses stay refused,
+  and schemes, ``template`` and redirects are refused as without it. It also applies to the
+  check when a recipient's address is saved.
 
 Apprise reports only success or failure: ``notify()`` returns ``False`` for an HTTP error, a
-timeout and a refused connection alike, and hides the status code. A ``False`` therefore
-becomes ``TransientChannelError`` (a retry is safe for a webhook post that was not accepted);
-a webhook that refuses for good (e.g. a deleted Slack hook) is retried until the pipeline gives
-up. Apprise gives no message id, so the provider id is a generated uuid4 hex.
+timeout and a refused connection alike, and hides the status code. A ``False`` without a
+refusal by the guard therefore becomes ``TransientChannelError`` (a retry is safe for a webhook
+post that was not accepted); a webhook that refuses for good (e.g. a deleted Slack hook) is
+retried until the pipeline gives up. Apprise gives no message id, so the provider id is a
+generated uuid4 hex.
 """
 
 from __future__ import annotations
@@ -28,35 +48,168 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import apprise
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .base import BaseChannel, OutboundMessage
-from .errors import InvalidAddressError, PermanentChannelError, TransientChannelError
-from .ssrf import assert_public_url
+from .errors import (
+    ChannelConfigurationError,
+    ChannelError,
+    InvalidAddressError,
+    PermanentChannelError,
+    TransientChannelError,
+)
+from .ssrf import PUBLIC_ONLY, AddressPolicy, check_host, guarded_connections
 
-# Apprise schemes whose host is whatever the URL says: their target must be checked.
-GENERIC_WEBHOOK_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+
+@dataclass(frozen=True)
+class ChatService:
+    """A chat service Signalbox posts to. ``host_port`` is ``None`` for a service whose host is
+    fixed by Apprise (``hooks.slack.com``), else it gives the (host, port) the URL names."""
+
+    label: str
+    host_port: Any = None
+
+
+def _webhook_host_port(service: Any) -> tuple[str, int]:
+    # Apprise keeps an IPv6 literal in brackets ("[::1]"); the resolver wants it bare.
+    return (service.host or "").strip("[]"), service.port or (443 if service.secure else 80)
+
+
+def _https_host_port(service: Any) -> tuple[str, int]:
+    return (service.host or "").strip("[]"), service.port or 443
+
+
+_TEAMS = ChatService("Microsoft Teams (workflow://)", host_port=_https_host_port)
+_JSON = ChatService(gettext_lazy("JSON webhook (json://, jsons://)"), host_port=_webhook_host_port)
+
+#: The allow-list, by Apprise scheme. Each plugin here makes its requests with ``requests``
+#: (so through the connection guard) and posts nowhere but the URL's service.
+CHAT_SERVICES: dict[str, ChatService] = {
+    "slack": ChatService("Slack (slack://)"),
+    "workflow": _TEAMS,
+    "workflows": _TEAMS,
+    "tgram": ChatService("Telegram (tgram://)"),
+    "wecombot": ChatService("WeCom (wecombot://)"),
+    "dingtalk": ChatService("DingTalk (dingtalk://)"),
+    "feishu": ChatService("Feishu (feishu://)"),
+    "discord": ChatService("Discord (discord://)"),
+    "json": _JSON,
+    "jsons": _JSON,
+}
+
+# A service's own https URL is accepted when Apprise turns it into an allowed service.
+_NATIVE_SCHEMES = frozenset({"http", "https"})
+
+
+@dataclass(frozen=True)
+class ChatTarget:
+    """An allowed chat URL, parsed: the Apprise service, and the host to check if the URL names one."""
+
+    service: Any  # an apprise NotifyBase subclass instance
+    host: str = ""
+    port: int = 0
 
 
 @dataclass(frozen=True)
 class ChatPayload:
-    """One Apprise notification: the service built from the URL, and what to post."""
+    """One Apprise notification: where it goes, and what to post."""
 
-    service: Any  # an apprise NotifyBase subclass instance
+    target: ChatTarget
     title: str
     body: str
 
 
-def webhook_target(service: Any) -> str:
-    """The http(s) URL a generic webhook service (``json://``, ...) will POST to."""
-    scheme = "https" if service.secure else "http"
-    host = service.host or ""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 literal
-    port = f":{service.port}" if service.port else ""
-    return f"{scheme}://{host}{port}{getattr(service, 'fullpath', '') or '/'}"
+def allowed_services_text() -> str:
+    labels = dict.fromkeys(str(service.label) for service in CHAT_SERVICES.values())
+    return ", ".join(labels)
+
+
+def _refused_scheme(scheme: str) -> InvalidAddressError:
+    return InvalidAddressError(
+        _("Chat addresses may only be for these services: %(services)s. %(scheme)s is not one of them.")
+        % {"services": allowed_services_text(), "scheme": f"{scheme}://"},
+        reason="ssrf",
+    )
+
+
+def inspect_chat_address(address: str) -> ChatTarget:
+    """Parse ``address`` into a ``ChatTarget`` if it is an allowed chat URL.
+
+    Raises ``InvalidAddressError``: reason ``"ssrf"`` for a scheme, service or parameter that
+    is not allowed, ``"invalid_address"`` for a URL Apprise cannot use. Never resolves a name
+    and never echoes the URL (its path usually carries the webhook's secret token).
+    """
+    address = address.strip()
+    if not address:
+        raise InvalidAddressError(_("No chat URL: the address is empty and OPTIONS has no url."))
+    if "://" not in address:
+        raise InvalidAddressError(_("Not a chat URL: it should start with its service, e.g. slack://… or json://host/path."))
+    scheme = address.split("://", 1)[0].lower()
+    if scheme not in CHAT_SERVICES and scheme not in _NATIVE_SCHEMES:
+        raise _refused_scheme(scheme)
+    service = apprise.Apprise.instantiate(address)
+    if service is None:
+        raise InvalidAddressError(
+            _("Not a valid %(scheme)s:// address: check it against the service's instructions.") % {"scheme": scheme}
+        )
+    spec = CHAT_SERVICES.get(service.schema)
+    declared = {service.protocol, service.secure_protocol}
+    declared = {name for entry in declared for name in ((entry,) if isinstance(entry, str) else entry or ())}
+    if spec is None or service.schema not in declared:
+        raise _refused_scheme(service.schema or scheme)
+    if getattr(service, "template", None):
+        raise InvalidAddressError(
+            _("The template parameter is not allowed in chat addresses: it makes Signalbox read a file or fetch a URL."),
+            reason="ssrf",
+        )
+    # Redirects are refused by the connection guard too; this keeps Apprise from asking.
+    service.redirects = False
+    if spec.host_port is None:
+        return ChatTarget(service=service)
+    host, port = spec.host_port(service)
+    return ChatTarget(service=service, host=host, port=port)
+
+
+def configured_chat_policy() -> AddressPolicy:
+    """The address policy the ``chat`` alias sends with (public only unless it is a
+    ``ChatChannel`` with ``allow_private``), so an address is saved under the rule it is sent under."""
+    from .handler import channels
+
+    try:
+        adapter = channels["chat"]
+    except ChannelConfigurationError:
+        return PUBLIC_ONLY
+    return getattr(adapter, "address_policy", PUBLIC_ONLY)
+
+
+def validate_chat_address(address: str, *, policy: AddressPolicy | None = None) -> None:
+    """Django validator for a personal chat address: an allowed service, and (for a URL that
+    names its host) a host that resolves, only to allowed addresses. Raises ``ValidationError``."""
+    try:
+        target = inspect_chat_address(address)
+        if target.host:
+            check_host(target.host, target.port, policy=policy or configured_chat_policy())
+    except ChannelError as error:
+        raise ValidationError(error.message, code=error.reason) from error
+
+
+def validate_chat_ids(value: Any, *, policy: AddressPolicy | None = None) -> None:
+    """Django validator for ``RecipientProfile.chat_ids``: a JSON object whose ``"apprise"``
+    entry, the personal chat address the chat channel sends to, passes ``validate_chat_address``."""
+    if value in (None, ""):
+        return
+    if not isinstance(value, dict):
+        raise ValidationError(_('Chat ids must be a JSON object, e.g. {"apprise": "slack://…"}.'), code="invalid")
+    address = value.get("apprise")
+    if address in (None, ""):
+        return
+    if not isinstance(address, str):
+        raise ValidationError(_('The "apprise" chat id must be a URL written as text.'), code="invalid")
+    validate_chat_address(address, policy=policy)
 
 
 class ChatChannel(BaseChannel):
@@ -64,45 +217,45 @@ class ChatChannel(BaseChannel):
     # Slack and Teams incoming webhooks accept about one message per second.
     max_per_second = 1.0
 
-    def __init__(self, alias: str, *, url: str = "", allow_private: bool = False, **options: Any) -> None:
+    def __init__(self, alias: str, *, url: str = "", allow_private: Any = False, **options: Any) -> None:
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         self.url = url.strip()
-        self.allow_private = bool(allow_private)
+        self.address_policy = AddressPolicy.from_option(allow_private, alias=alias)
+        if self.url:
+            try:
+                inspect_chat_address(self.url)
+            except ChannelError as error:
+                raise ChannelConfigurationError(f"ChatChannel {alias!r}: OPTIONS url is refused. {error.message}") from error
 
     def normalise_address(self, address: str) -> str:
         address = (self.url or address).strip()
-        if not address:
-            raise InvalidAddressError("No chat URL: the address is empty and OPTIONS has no url.")
-        if self._service(address) is None:
-            scheme = urlsplit(address).scheme if "://" in address else ""
-            # Never echo the URL: its path usually carries the webhook's secret token.
-            raise InvalidAddressError(f"Not a valid or supported Apprise URL (scheme {scheme!r}).")
+        inspect_chat_address(address)
         return address
 
-    @staticmethod
-    def _service(address: str) -> Any:
-        return apprise.Apprise.instantiate(address)
-
     def build_payload(self, message: OutboundMessage) -> ChatPayload:
-        service = self._service(message.address)
-        if service is None:  # normalise_address() already checked; keep the hook self-contained
-            raise InvalidAddressError("Not a valid or supported Apprise URL.")
+        target = inspect_chat_address(message.address)
         body = message.text or message.subject
         if message.url:
             body = f"{body}\n\n{message.url}" if body else message.url
         if not body:
-            raise PermanentChannelError("The message has no text, subject or URL to post.", reason="empty_message")
-        return ChatPayload(service=service, title=message.subject, body=body)
+            raise PermanentChannelError(_("The message has no text, subject or URL to post."), reason="empty_message")
+        return ChatPayload(target=target, title=message.subject, body=body)
 
     def send_payload(self, payload: ChatPayload, message: OutboundMessage) -> str:
-        if not self.allow_private and urlsplit(message.address).scheme.lower() in GENERIC_WEBHOOK_SCHEMES:
-            assert_public_url(webhook_target(payload.service))
+        target = payload.target
+        if target.host:
+            # Early and with a clear DNS error; the guard below is what holds at connect time.
+            check_host(target.host, target.port, policy=self.address_policy)
         notifier = apprise.Apprise()
-        notifier.add(payload.service)
-        if not notifier.notify(body=payload.body, title=payload.title):
+        notifier.add(target.service)
+        with guarded_connections(policy=self.address_policy) as guard:
+            accepted = notifier.notify(body=payload.body, title=payload.title)
+        if guard.refusal is not None:
+            raise guard.refusal
+        if not accepted:
             raise TransientChannelError(
-                f"{payload.service.url(privacy=True)} did not accept the message "
+                f"{target.service.url(privacy=True)} did not accept the message "
                 "(Apprise does not report the reason; see the apprise log).",
                 reason="chat_not_accepted",
             )
