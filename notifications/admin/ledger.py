@@ -7,6 +7,8 @@ from django.contrib import admin
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
+from channels_adapters.forms import ChatIdsAdminForm
+
 from ..models import (
     AuditEntry,
     Category,
@@ -34,6 +36,7 @@ class ReadOnlyAdminMixin:
 
 @admin.register(RecipientProfile)
 class RecipientProfileAdmin(ModelAdmin):
+    form = ChatIdsAdminForm  # the personal chat address is checked (SSRF) before it is saved
     list_display = ["user", "phone", "timezone", "locale", "created_at"]
     list_filter = ["locale", "timezone"]
     search_fields = ["user__username", "user__email", "user__first_name", "user__last_name", "phone"]
