@@ -39,6 +39,7 @@ from ..audiences import (
     audience_rules_validate,
     audience_sizes,
 )
+from ..jsonsafe import SafeJSONField
 from ..models import Audience, AudienceMember
 
 RULES_TEMPLATE = "notifications/admin/audience_rules_widget.html"
@@ -118,11 +119,10 @@ class AudienceRulesWidget(forms.Textarea):
         return mark_safe(render_to_string(self.template_name, self.get_context(name, value, attrs)))
 
 
-class AudienceRulesField(forms.JSONField):
-    """JSON text -> rule tree through ``audience_rules_parse``: size-capped and nesting-safe.
-
-    ``forms.JSONField`` would let a ``RecursionError`` from ``json.loads`` escape as a 500 (both
-    when cleaning and when redisplaying the bound value); here every bad input is a form error.
+class AudienceRulesField(SafeJSONField):
+    """JSON text -> rule tree through ``audience_rules_parse`` (``json_loads_safe`` with the rules'
+    own limits and sentences): every bad input is a form error, when cleaning and when the bound
+    value is shown again.
     """
 
     def to_python(self, value):

@@ -9,6 +9,7 @@ from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from channels_adapters.forms import ChatIdsAdminForm
 
+from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from ..models import (
     AuditEntry,
     Category,
@@ -36,6 +37,7 @@ class ReadOnlyAdminMixin:
 
 @admin.register(RecipientProfile)
 class RecipientProfileAdmin(ModelAdmin):
+    formfield_overrides = SAFE_JSON_FORMFIELDS  # chat ids: nested or huge JSON is a form error
     form = ChatIdsAdminForm  # the personal chat address is checked (SSRF) before it is saved
     list_display = ["user", "phone", "timezone", "locale", "created_at"]
     list_filter = ["locale", "timezone"]

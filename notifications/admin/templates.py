@@ -10,7 +10,6 @@ input and shows results.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +34,7 @@ from unfold.widgets import (
     UnfoldAdminTextInputWidget,
 )
 
+from ..jsonsafe import JSONInputError, json_loads_safe
 from ..models import MessageParts, MessageTemplate, MessageTemplateVariant
 from ..models.campaigns import LOCALE_CHOICES
 from ..services import audit_record
@@ -52,6 +52,7 @@ PREVIEW_TEMPLATE = "notifications/admin/template_preview.html"
 PART_FIELDS = MessageParts.PART_FIELDS
 RECIPIENT_CHOICES_LIMIT = 200
 MAX_VARIABLES_JSON = 10_000
+MAX_VARIABLES_DEPTH = 16
 CODE_TEXTAREA = {"class": " ".join([*TEXTAREA_CLASSES, "font-mono", "text-sm"]), "rows": 4, "spellcheck": "false"}
 BODY_TEXTAREA = {**CODE_TEXTAREA, "rows": 14}
 
@@ -223,9 +224,10 @@ class TemplatePreviewForm(forms.Form):
         if not text:
             return {}
         try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):
-            raise ValidationError(_("This is not valid JSON.")) from None
+            # Nested or huge JSON is a form error here, never a RecursionError in the render.
+            value = json_loads_safe(text, max_chars=MAX_VARIABLES_JSON, max_depth=MAX_VARIABLES_DEPTH)
+        except JSONInputError as exc:
+            raise ValidationError(exc.message) from None
         if not isinstance(value, dict):
             raise ValidationError(_('Give an object, e.g. {"coupon": "SPRING"}.'))
         return value

@@ -24,7 +24,6 @@ rows, so a compiled tree never multiplies user rows: counts are exact without ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import reduce
 from operator import and_, or_
@@ -34,6 +33,7 @@ from django.db.models import Q
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _g
 
+from ..jsonsafe import JSONInputError, json_loads_safe
 from .registry import AudienceField, AudienceOp, audience_fields
 from .values import MAX_COUNT, MAX_DAYS, MAX_TEXT_LENGTH, VALUE_TYPES, InvalidValue, quote_value, type_name
 
@@ -59,52 +59,27 @@ class AudienceRuleError(ValueError):
         super().__init__("; ".join(self.messages))
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if number in (float("inf"), float("-inf")):
-        raise ValueError(f"{text[:20]} is out of range")
-    return number
-
-
 def audience_rules_parse(*, text: str | None) -> Any:
     """JSON text from a form or an htmx preview -> a rule tree (not yet validated).
 
-    Size is capped before parsing and pathological nesting is reported, not raised: ``json``
-    recurses, and a request body of ten thousand ``[`` must not become a 500.
+    Parsed by ``json_loads_safe``: size and nesting are capped before parsing, so a request body
+    of ten thousand ``[`` is a sentence here, never a ``RecursionError`` (a 500) here or later
+    (``json.dumps`` when saving, form change detection).
     """
     if text is None or not text.strip():
         return {}
-    if len(text) > MAX_RULES_JSON_CHARS:
-        message = _g("The rules are too long (at most %(max)d characters).") % {"max": MAX_RULES_JSON_CHARS}
-        raise AudienceRuleError([message])
     try:
-        rules = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise AudienceRuleError([_g("The rules are nested too deeply.")]) from None
-    except ValueError as exc:
-        raise AudienceRuleError([_g("The rules are not valid JSON (%(error)s).") % {"error": exc}]) from None
-    # A valid tree is at most ~2 JSON levels per group level; anything far deeper is refused here,
-    # so later recursive code (json.dumps when saving, form change detection) cannot overflow.
-    if _json_depth(rules) > MAX_JSON_DEPTH:
-        raise AudienceRuleError([_g("The rules are nested too deeply.")])
-    return rules
-
-
-def _json_depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, measured without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-    return deepest
+        return json_loads_safe(text, max_chars=MAX_RULES_JSON_CHARS, max_depth=MAX_JSON_DEPTH)
+    except JSONInputError as exc:
+        if exc.code == "too_long":
+            message = _g("The rules are too long (at most %(max)d characters).") % {"max": MAX_RULES_JSON_CHARS}
+        elif exc.code == "too_deep":
+            message = _g("The rules are nested too deeply.")
+        elif exc.code == "invalid":
+            message = _g("The rules are not valid JSON (%(error)s).") % {"error": exc.detail or exc.message}
+        else:
+            message = exc.message
+        raise AudienceRuleError([message]) from None
 
 
 def _is_group(node: Any) -> bool:
