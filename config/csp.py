@@ -16,8 +16,13 @@ Two policies for HTML, chosen by path, and a locked-down one for everything else
   in an inline ``<style>``, Alpine binds ``style`` attributes, and htmx, plotly and Chart.js
   insert style elements. ``script-src`` stays without ``'unsafe-inline'``: Signalbox's own admin
   templates load their scripts from static files, and a nonce covers any inline script that must
-  stay. Email previews render in ``<iframe sandbox srcdoc>``: the frame inherits this policy, so
-  the email's inline CSS shows and ``sandbox`` keeps its scripts from running.
+  stay. (The one inline script in Unfold's own templates, ``unfold_crispy/layout/
+  table_inline_formset.html``'s "add row" button, has no nonce and would be refused; Signalbox
+  does not use that layout. Override the template with ``nonce="{{ csp_nonce }}"`` before using
+  it.) Remote images are not allowed either (``img-src 'self' data:``): an email preview shows
+  an image hosted elsewhere as missing. Email previews render in ``<iframe sandbox srcdoc>``:
+  the frame inherits this policy, so the email's inline CSS shows and ``sandbox`` keeps its
+  scripts from running.
 - **Anything that is not HTML** (JSON, CSV, PDF, event streams, static files):
   ``default-src 'none'; frame-ancestors 'none'``; such a document, opened on its own, can load
   and run nothing.

@@ -212,6 +212,14 @@ def test_static_files_get_the_minimal_policy(client):
     assert response[HEADER] == "default-src 'none'; frame-ancestors 'none'"
 
 
+def test_debug_error_pages_go_without_a_policy(client, settings):
+    """Django 5.2's debug 404/500 pages carry inline CSS/JS without a nonce; only under DEBUG."""
+    settings.DEBUG = True
+    response = client.get("/notifications/no-such-page/")
+    assert response.status_code == 404
+    assert HEADER not in response
+
+
 def test_switch_turns_the_header_off(client, reader, settings):
     settings.SIGNALBOX_CSP = False
     client.force_login(reader)

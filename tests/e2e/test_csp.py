@@ -114,7 +114,8 @@ def test_recipient_pages_run_under_the_strict_policy(page: Page, live_server, re
 
     # "Open" on a link to another site: form-action 'self' would block the redirect, so the page
     # marks it read by fetch and then navigates (static/signalbox/recipient.js).
-    elsewhere = base.replace("localhost", "127.0.0.1") if "localhost" in base else base.replace("127.0.0.1", "localhost")
+    host = "localhost" if "localhost" in base else "127.0.0.1"
+    elsewhere = base.replace(host, {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}[host])  # another origin
     parcel = NotificationFactory(recipient=reader, title="Track your parcel", url=f"{elsewhere}/accounts/login/")
     open_page(page, f"{base}/notifications/")
     page.get_by_test_id("notification").filter(has_text="Track your parcel").get_by_role("button", name="Open").click()
