@@ -166,7 +166,7 @@ def recipient_facts(
         chat_ids = getattr(profile, "chat_ids", None) or {}
         addresses[user.pk] = {
             Channel.EMAIL: normalise_address("email", user.email or ""),
-            Channel.SMS: getattr(profile, "phone", "") or "",
+            Channel.SMS: normalise_address("sms", getattr(profile, "phone", "") or ""),
             Channel.INAPP: str(user.pk),
             Channel.WEBPUSH: push_endpoints.get(user.pk, ""),
             # A personal chat target is an Apprise URL kept under "apprise" in the profile.

@@ -8,6 +8,7 @@ for them, whatever a form posts.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import time
 
@@ -15,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from .models import Category, Channel, Preference, RecipientProfile, validate_timezone
+from .models import Category, Channel, Delivery, Preference, RecipientProfile, validate_timezone
 
 # The channels a recipient chooses between, in display order.
 PREFERENCE_CHANNELS: tuple[str, ...] = tuple(Channel.values)
@@ -109,6 +110,39 @@ def preferences_update(
     profile.quiet_hours_start, profile.quiet_hours_end, profile.timezone = start, end, timezone
     profile.save(update_fields=["quiet_hours_start", "quiet_hours_end", "timezone", "updated_at"])
     return len(rows)
+
+
+def preferences_opt_out(*, user_id: int, category_ids: Iterable[int], channel: str) -> int:
+    """Turn ``category_ids`` off for one user on one channel (an unsubscribe link). Idempotent.
+
+    Writes ``Preference`` rows with ``enabled=False`` (digest choices are kept), so the preference
+    centre shows the choice and the person can undo it there. Categories nobody may leave are
+    skipped. Their deliveries still waiting on that channel become ``suppressed:opted_out`` now;
+    a batch a worker already claimed is caught by the send-time re-check. Returns how many
+    (category, channel) pairs were on before.
+    """
+    categories = list(Category.objects.filter(pk__in=list(category_ids), user_can_opt_out=True))
+    if not categories:
+        return 0
+    before = dict(
+        Preference.objects.filter(user_id=user_id, channel=channel, category__in=categories).values_list(
+            "category_id", "enabled"
+        )
+    )
+    turned_off = [c.pk for c in categories if before.get(c.pk, c.default_enabled)]
+    with transaction.atomic():
+        # One upsert, so a row another request creates meanwhile cannot make this fail.
+        Preference.objects.bulk_create(
+            [Preference(user_id=user_id, category=c, channel=channel, enabled=False) for c in categories],
+            update_conflicts=True,
+            unique_fields=["user", "category", "channel"],
+            update_fields=["enabled", "updated_at"],
+        )
+        Delivery.objects.filter(
+            recipient_id=user_id, channel=channel, category_id__in=[c.pk for c in categories],
+            status__in=[Delivery.Status.PLANNED, Delivery.Status.DEFERRED],
+        ).update(status=Delivery.Status.SUPPRESSED, status_reason="suppressed:opted_out")
+    return len(turned_off)
 
 
 def timezone_choices() -> list[tuple[str, str]]:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 
 class NotificationQuerySet(models.QuerySet):
@@ -38,6 +45,51 @@ class DeliveryQuerySet(models.QuerySet):
 
 
 def normalise_address(channel: str, address: str) -> str:
-    """The form an address is stored and compared in (emails compare case-insensitively)."""
-    address = address.strip()
-    return address.lower() if channel == "email" else address
+    """The one form an address is stored and compared in, by every writer and reader.
+
+    Email: trimmed and lower-cased (``Ada@Example.com`` and ``ada@example.com`` are one address).
+    SMS: E.164, read with ``SIGNALBOX_IMPORT_PHONE_REGION`` as the region of numbers written
+    without ``+``, else only ``+`` international numbers. Other channels: trimmed. Best effort: a
+    phone number that cannot be read comes back trimmed, so it still equals itself; use
+    ``address_validate`` where bad input must be refused.
+    """
+    address = (address or "").strip()
+    if channel == "email":
+        return address.lower()
+    if channel == "sms" and address:
+        return _phone_e164(address, _phone_region()) or address
+    return address
+
+
+def address_validate(channel: str, address: str) -> str:
+    """``normalise_address``, refusing what is not an address: ``ValidationError`` with a sentence."""
+    normalised = normalise_address(channel, address)
+    if not normalised:
+        raise ValidationError(_("Enter an address."), code="required")
+    if channel == "email":
+        try:
+            validate_email(normalised)
+        except ValidationError:
+            raise ValidationError(_("Enter a valid email address."), code="invalid") from None
+    elif channel == "sms" and _phone_e164(normalised, _phone_region()) is None:
+        raise ValidationError(
+            _("Enter a valid phone number in international form, e.g. +14155550123."), code="invalid"
+        )
+    return normalised
+
+
+def _phone_region() -> str | None:
+    region = (getattr(settings, "SIGNALBOX_IMPORT_PHONE_REGION", "") or "").upper()
+    return region or None
+
+
+@lru_cache(maxsize=65536)
+def _phone_e164(number: str, region: str | None) -> str | None:
+    """E.164 for a valid number, else None. Cached: planning normalises every recipient's phone."""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

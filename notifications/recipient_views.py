@@ -50,9 +50,8 @@ def track_open(request: HttpRequest, token: str) -> HttpResponse:
         delivery = Delivery.objects.get(pk=tokens.read_open_token(token))
     except (tokens.BadToken, Delivery.DoesNotExist):
         raise Http404 from None
-    user_agent = request.headers.get("User-Agent", "")
-    data = {"machine_open": True} if tracking.is_machine_open(user_agent=user_agent, ip=_client_ip(request)) else {}
-    tracking.receipt_record(delivery=delivery, kind="opened", source="pixel", data=data)
+    # One receipt per delivery (and one flagged for a machine open); repeats count in its hits.
+    tracking.open_record(delivery=delivery, user_agent=request.headers.get("User-Agent", ""), ip=_client_ip(request))
     response = HttpResponse(PIXEL_GIF, content_type="image/gif")
     response["Cache-Control"] = "no-store, private"
     return response
@@ -65,9 +64,7 @@ def track_click(request: HttpRequest, token: str) -> HttpResponse:
         link = TrackedLink.objects.select_related("delivery").get(pk=tokens.read_click_token(token))
     except (tokens.BadToken, TrackedLink.DoesNotExist):
         raise Http404 from None
-    tracking.receipt_record(
-        delivery=link.delivery, kind="clicked", source="click", data={"link_id": link.pk, "position": link.position}
-    )
+    tracking.click_record(link=link)
     response = HttpResponseRedirect(link.url)
     response["Cache-Control"] = "no-store, private"
     return response
@@ -78,29 +75,48 @@ def track_click(request: HttpRequest, token: str) -> HttpResponse:
 # CSRF-exempt on purpose. RFC 8058 one-click unsubscribe is a cross-site POST made by the mail
 # provider's servers with no cookies and no CSRF token, and the confirmation page may be opened
 # in a browser with no session. The signed, per-delivery token in the URL is the authorisation;
-# the most a forged cross-site POST could do is unsubscribe the address that token names, which
-# is what anyone holding the token may do anyway. GET never changes anything (link scanners and
-# prefetchers follow GET links).
+# the most a forged cross-site POST could do is unsubscribe the person that token names from
+# marketing, which is what anyone holding the token may do anyway. GET never changes anything
+# (link scanners and prefetchers follow GET links).
 @csrf_exempt
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """Leave the message's category on its channel (one-click or the page), or all marketing."""
+    one_click = request.method == "POST" and _is_one_click(request)
     try:
-        delivery = Delivery.objects.get(pk=tokens.read_unsubscribe_token(token))
+        delivery = Delivery.objects.select_related("category").get(pk=tokens.read_unsubscribe_token(token))
     except (tokens.BadToken, Delivery.DoesNotExist):
-        if request.method == "POST" and _is_one_click(request):
+        if one_click:
             return HttpResponse(_("This unsubscribe link is not valid."), status=400, content_type="text/plain; charset=utf-8")
         return _render(request, "notifications/unsubscribe.html", {"invalid": True}, status=400)
+    scope = tracking.Scope.CATEGORY if one_click else request.POST.get("scope", tracking.Scope.CATEGORY)
+    if request.method == "POST" and scope not in tracking.Scope.ALL:
+        context = {**_unsubscribe_context(delivery), "token": token, "bad_choice": True}
+        return _render(request, "notifications/unsubscribe.html", context, status=400)
     if request.method != "POST":
-        return _render(request, "notifications/unsubscribe.html", {"token": token, "address": delivery.address})
-    tracking.unsubscribe(delivery=delivery, source="one_click" if _is_one_click(request) else "unsubscribe_page")
-    if _is_one_click(request):
+        return _render(request, "notifications/unsubscribe.html", {**_unsubscribe_context(delivery), "token": token})
+    tracking.unsubscribe(delivery=delivery, source="one_click" if one_click else "unsubscribe_page", scope=scope)
+    if one_click:
         # Mail clients want a plain 200, not a redirect or a page.
         return HttpResponse(_("You have been unsubscribed."), content_type="text/plain; charset=utf-8")
-    context = {"done": True, "address": delivery.address}
+    return _render(request, "notifications/unsubscribe.html", {**_unsubscribe_context(delivery), "done": scope})
+
+
+def _unsubscribe_context(delivery: Delivery) -> dict:
+    """What the page names: the address, the channel, the category one may leave, the way back."""
+    category = delivery.category
+    leavable = category is not None and tracking.category_leavable(category)
+    context = {
+        "address": delivery.address,
+        "channel": dict(Channel.choices).get(delivery.channel, delivery.channel),
+        # No account, no preferences: the address itself is suppressed (``tracking.unsubscribe``).
+        "account_gone": delivery.recipient_id is None,
+        "category": category if leavable else None,
+    }
     if delivery.recipient_id:
         context["preferences_url"] = tracking.preferences_url(delivery.recipient_id)
-    return _render(request, "notifications/unsubscribe.html", context)
+    return context
 
 
 def _is_one_click(request: HttpRequest) -> bool:

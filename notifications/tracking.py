@@ -1,10 +1,15 @@
 """Receipts (DESIGN.md "The pipeline", step 4): opens, clicks, bounces, complaints, unsubscribes.
 
 Services here are the only writers of receipts that come from outside a send: the open pixel,
-click redirects, one-click unsubscribe and normalised provider webhook events. Two invariants:
+click redirects, one-click unsubscribe and normalised provider webhook events; and of
+suppressions, whoever makes them (bounces, complaints, SMS STOP/START, the admin). Invariants:
 
-* a receipt with a provider event id is recorded once per source (replays change nothing), and
-* a delivery's status only moves forward (``pipeline.delivery_advance_status``).
+* a receipt with a provider event id is recorded once per source (replays change nothing; the
+  pixel and click redirects count repeats in ``hits`` instead of adding rows),
+* a delivery's status only moves forward (``pipeline.delivery_advance_status``),
+* a suppression's address is stored normalised (``querysets.normalise_address``), and
+* an unsubscribe leaves a category (a preference), never the whole channel, while the
+  recipient exists: transactional mail still reaches people who left marketing.
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ from __future__ import annotations
 import html as html_lib
 import ipaddress
 import re
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
 from . import conf, tokens
-from .models import Delivery, DeliveryEvent, Suppression, TrackedLink
+from .models import Category, Delivery, DeliveryEvent, Suppression, TrackedLink
 from .pipeline import delivery_advance_status
 from .querysets import normalise_address
 
@@ -140,11 +147,15 @@ def receipt_record(
     provider_event_id: str | None = None,
     data: dict | None = None,
     occurred_at: datetime | None = None,
+    count_repeats: bool = False,
 ) -> bool:
-    """Record one receipt and move the delivery forward. ``False`` if it was a replay.
+    """Record one receipt and move the delivery forward. ``False`` if it was a repeat.
 
-    Replays are recognised by (source, provider_event_id); receipts without an id (pixel opens,
-    clicks) are all kept. Hard bounces and complaints suppress the delivery's address.
+    Repeats are recognised by (source, provider_event_id), which the database keeps unique: a
+    replay changes nothing, or with ``count_repeats`` adds one to the stored receipt's ``hits``
+    (the open pixel and click redirects: one row per open or link, however often it is hit,
+    and two hits at once still make one row). Receipts without an id are all kept. Hard bounces
+    and complaints suppress the delivery's address.
     """
     if kind not in Kind.values:
         raise ValueError(f"Unknown receipt kind {kind!r}.")
@@ -161,6 +172,11 @@ def receipt_record(
         except IntegrityError:
             if provider_event_id is None:
                 raise
+            if count_repeats:
+                # The row exists (a concurrent insert waited for it to commit): count, in SQL.
+                DeliveryEvent.objects.filter(source=source, provider_event_id=provider_event_id).update(
+                    hits=F("hits") + 1
+                )
             return False
         soft_bounce = kind == Kind.BOUNCED and str(data.get("bounce_type", "")).lower() in SOFT_BOUNCE_TYPES
         status = KIND_TO_STATUS.get(kind)
@@ -173,12 +189,38 @@ def receipt_record(
     return True
 
 
-def address_suppress(*, channel: str, address: str, reason: str, user_id: int | None = None, note: str = "") -> bool:
+def open_record(*, delivery: Delivery, user_agent: str, ip: str) -> bool:
+    """An open-pixel hit: the first makes the ``opened`` receipt, later ones count in its ``hits``.
+
+    A machine open (``is_machine_open``) is a receipt of its own, flagged, so a person's real
+    open after Apple's proxy fetched the pixel still counts.
+    """
+    machine = is_machine_open(user_agent=user_agent, ip=ip)
+    return receipt_record(
+        delivery=delivery, kind=Kind.OPENED, source="pixel",
+        provider_event_id=f"open:{delivery.pk}:machine" if machine else f"open:{delivery.pk}",
+        data={"machine_open": True} if machine else {}, count_repeats=True,
+    )
+
+
+def click_record(*, link: TrackedLink) -> bool:
+    """A click on a tracked link: one ``clicked`` receipt per link, later clicks in its ``hits``."""
+    return receipt_record(
+        delivery=link.delivery, kind=Kind.CLICKED, source="click", provider_event_id=f"click:{link.pk}",
+        data={"link_id": link.pk, "position": link.position}, count_repeats=True,
+    )
+
+
+def address_suppress(
+    *, channel: str, address: str, reason: str, user_id: int | None = None, note: str = "", actor=None
+) -> bool:
     """Stop all mail to ``address`` on ``channel``: a Suppression, and nothing still waiting goes.
 
-    Deliveries to that address still planned or retrying become ``suppressed`` now; a batch a
-    worker already claimed is caught by the pipeline's send-time re-check. An existing
-    suppression keeps its original reason. Returns whether a new suppression was made.
+    The address is stored normalised (``normalise_address``), so ``Ada@Example.com`` stops mail
+    to ``ada@example.com``. Deliveries to that address still planned or retrying become
+    ``suppressed`` now; a batch a worker already claimed is caught by the pipeline's send-time
+    re-check. An existing suppression keeps its original reason. A staff ``actor`` (the admin)
+    is audited. Returns whether a new suppression was made.
     """
     address = normalise_address(channel, address)
     if not address:
@@ -190,21 +232,110 @@ def address_suppress(*, channel: str, address: str, reason: str, user_id: int | 
         waiting = Delivery.objects.filter(channel=channel, status__in=[Status.PLANNED, Status.DEFERRED])
         waiting = waiting.filter(address__iexact=address) if channel == "email" else waiting.filter(address=address)
         waiting.update(status=Status.SUPPRESSED, status_reason=f"suppressed:{suppression.reason}")
+        if created and actor is not None:
+            _audit(actor=actor, action="suppression.create", suppression=suppression)
     return created
 
 
-def _suppress(*, delivery: Delivery, reason: str) -> bool:
-    return address_suppress(channel=delivery.channel, address=delivery.address, reason=reason, user_id=delivery.recipient_id)
+def address_unsuppress(
+    *, channel: str, address: str, reasons: Iterable[str] | None = None, actor=None, via: str = ""
+) -> bool:
+    """Lift the suppression of ``address`` on ``channel``, only if its reason is one of ``reasons``.
+
+    See ``suppression_lift``. Returns whether a suppression was lifted.
+    """
+    rows = Suppression.objects.for_address(channel, address)
+    if reasons is not None:
+        rows = rows.filter(reason__in=list(reasons))
+    suppression = rows.first()
+    return suppression is not None and suppression_lift(suppression=suppression, actor=actor, via=via)
 
 
-def unsubscribe(*, delivery: Delivery, source: str) -> bool:
-    """Stop all further mail to the delivery's address on its channel. Idempotent.
+def suppression_lift(*, suppression: Suppression, actor=None, via: str = "") -> bool:
+    """Delete ``suppression``, audited (``actor`` None is the system, e.g. an SMS ``START``).
 
-    Returns whether a new suppression was made (see ``address_suppress``).
+    One DELETE decides, so of two concurrent lifts exactly one returns True (and one confirmation
+    goes out). Deliveries it already stopped stay suppressed: they were not sent when they were due.
     """
     with transaction.atomic():
-        created = _suppress(delivery=delivery, reason=Suppression.Reason.UNSUBSCRIBE)
+        if not Suppression.objects.filter(pk=suppression.pk).delete()[0]:
+            return False
+        _audit(actor=actor, action="suppression.lift", suppression=suppression, via=via)
+    return True
+
+
+def _audit(*, actor, action: str, suppression: Suppression, via: str = "") -> None:
+    from .services import audit_record
+
+    changes = {"channel": suppression.channel, "address": suppression.address, "reason": suppression.reason,
+               "user_id": suppression.user_id}
+    if via:
+        changes["via"] = via
+    audit_record(actor=actor, action=action, target=suppression, changes=changes)
+
+
+def _suppress(*, delivery: Delivery, reason: str, note: str = "") -> bool:
+    return address_suppress(
+        channel=delivery.channel, address=delivery.address, reason=reason, user_id=delivery.recipient_id, note=note
+    )
+
+
+# --- Unsubscribe ----------------------------------------------------------------------------
+
+class Scope:
+    """What an unsubscribe leaves: the message's category, or every marketing category."""
+
+    CATEGORY = "category"
+    MARKETING = "marketing"
+    ALL = (CATEGORY, MARKETING)
+
+
+def unsubscribe_categories(*, delivery: Delivery, scope: str) -> list[Category]:
+    """The categories an unsubscribe from ``delivery`` turns off on its channel.
+
+    ``category``: the delivery's category, when its recipients may leave it; a message without
+    one, or of a category nobody may leave, falls back to every marketing category (the only
+    mail such a link ever went out on). ``marketing``: every marketing category recipients may
+    leave. Transactional categories are never in the list.
+    """
+    if scope not in Scope.ALL:
+        raise ValueError(f"Unknown unsubscribe scope {scope!r}.")
+    category = delivery.category
+    if scope == Scope.CATEGORY and category is not None and category_leavable(category):
+        return [category]
+    return list(Category.objects.filter(kind=Category.Kind.MARKETING, user_can_opt_out=True).order_by("name", "pk"))
+
+
+def category_leavable(category: Category) -> bool:
+    """Whether a recipient may leave ``category`` (opt-outs of transactional mail do nothing)."""
+    return category.user_can_opt_out and category.kind != Category.Kind.TRANSACTIONAL
+
+
+def unsubscribe(*, delivery: Delivery, source: str, scope: str = Scope.CATEGORY) -> bool:
+    """The recipient of ``delivery`` leaves ``scope`` on the delivery's channel. Idempotent.
+
+    A person leaves what they chose and nothing more: opt-outs (``Preference`` rows turned off,
+    shown and undone in the preference centre) of ``unsubscribe_categories``, so order receipts
+    and password resets keep reaching them. When the recipient's account is gone there is no one
+    to hold a preference; the address is then suppressed on that channel (reason
+    ``unsubscribe``), which is what they asked for at the least. The receipt is recorded once
+    per delivery and scope. Returns whether anything was turned off.
+    """
+    from .preferences import preferences_opt_out
+
+    categories = unsubscribe_categories(delivery=delivery, scope=scope)
+    with transaction.atomic():
+        if delivery.recipient_id is None:
+            changed = _suppress(delivery=delivery, reason=Suppression.Reason.UNSUBSCRIBE,
+                                note=f"unsubscribed ({scope}); the recipient's account was deleted")
+            data = {"scope": "address"}
+        else:
+            changed = preferences_opt_out(
+                user_id=delivery.recipient_id, category_ids=[c.pk for c in categories], channel=delivery.channel
+            ) > 0
+            data = {"scope": scope, "categories": [c.key for c in categories]}
         receipt_record(
-            delivery=delivery, kind=Kind.UNSUBSCRIBED, source=source, provider_event_id=f"unsubscribe:{delivery.pk}"
+            delivery=delivery, kind=Kind.UNSUBSCRIBED, source=source,
+            provider_event_id=f"unsubscribe:{delivery.pk}:{scope}", data=data,
         )
-    return created
+    return changed

@@ -4,15 +4,17 @@ Twilio signs each request with ``X-Twilio-Signature``: an HMAC of the *public* U
 (``SITE_URL`` + path, which is what Twilio saw, not what a proxy forwarded) and the POST
 parameters, keyed with the auth token. Unsigned or mis-signed requests get 403 and change
 nothing. Status callbacks are deduplicated by (MessageSid, MessageStatus), so a replay changes
-nothing either.
+nothing either. Numbers are compared in E.164 (``querysets.normalise_address``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.utils import translation
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 TWILIO_STATUS_KINDS = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed",
                        "undelivered": "failed"}
 STOP_KEYWORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td"})
+START_KEYWORDS = frozenset({"start", "unstop", "开始"})
+CHINESE_KEYWORDS = frozenset({"退订", "td", "开始"})
 
 
 def _twilio_signature_ok(request: HttpRequest) -> bool:
@@ -68,16 +72,28 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # As above: authenticated by the signature.
 @require_POST
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
-    """Inbound SMS: STOP / UNSUBSCRIBE / 退订 suppress the number and confirm once."""
+    """Inbound SMS: STOP / 退订 suppress the number, START / 开始 lift that; each confirms once.
+
+    START lifts only a suppression the number made itself (reason STOP): one an Operator made,
+    or a bounce, stays. The lift is audited as the system's doing; the STOP suppression carries
+    its note. A repeated keyword changes nothing and is not answered.
+    """
     if not _twilio_signature_ok(request):
         return HttpResponseForbidden("Invalid Twilio signature.")
     keyword = request.POST.get("Body", "").strip().lower()
     number = normalise_address("sms", request.POST.get("From", ""))
-    if keyword not in STOP_KEYWORDS or not number:
+    if not number or keyword not in STOP_KEYWORDS | START_KEYWORDS:
         return _twiml()
-    created = tracking.address_suppress(
-        channel="sms", address=number, reason=Suppression.Reason.STOP, note="inbound SMS keyword"
-    )
-    if not created:
-        return _twiml()  # one confirmation only
-    return _twiml(_("You are unsubscribed and will receive no more messages. Reply START to resubscribe."))
+    # A Chinese keyword is answered in Chinese; others in the site's language.
+    with translation.override("zh-hans") if keyword in CHINESE_KEYWORDS else contextlib.nullcontext():
+        if keyword in STOP_KEYWORDS:
+            if not tracking.address_suppress(
+                channel="sms", address=number, reason=Suppression.Reason.STOP, note="inbound SMS keyword"
+            ):
+                return _twiml()  # one confirmation only
+            return _twiml(_("You are unsubscribed and will receive no more messages. Reply START to resubscribe."))
+        if not tracking.address_unsuppress(
+            channel="sms", address=number, reasons=[Suppression.Reason.STOP], via=f"inbound SMS {keyword.upper()}"
+        ):
+            return _twiml()  # not stopped (or stopped by staff): nothing to confirm
+        return _twiml(_("You are subscribed again and will receive messages. Reply STOP to unsubscribe."))

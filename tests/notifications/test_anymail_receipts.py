@@ -11,8 +11,8 @@ from anymail.signals import AnymailTrackingEvent, tracking
 from django.urls import include, path
 from django.utils import timezone
 
-from notifications.models import Delivery, DeliveryEvent, Suppression
-from tests.factories import DeliveryFactory
+from notifications.models import Delivery, DeliveryEvent, Preference, Suppression
+from tests.factories import CategoryFactory, DeliveryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -87,11 +87,16 @@ def test_complaint_suppresses(delivery):
     assert Suppression.objects.get(address="ada@example.com").reason == "complaint"
 
 
-def test_unsubscribed_suppresses_and_stops_planned_mail(delivery):
-    planned = DeliveryFactory(channel="email", status="planned", address="ADA@example.com", recipient=delivery.recipient)
+def test_unsubscribed_leaves_the_category_and_stops_its_planned_mail(delivery):
+    # An ESP-reported unsubscribe is the same act as our one-click link: leave that category.
+    delivery.category = CategoryFactory(key="newsletter", kind="marketing")
+    delivery.save()
+    planned = DeliveryFactory(channel="email", status="planned", address="ADA@example.com", recipient=delivery.recipient,
+                              category=delivery.category)
     send("unsubscribed", event_id="u1")
     send("unsubscribed", event_id="u1")  # replay
-    assert Suppression.objects.get(address="ada@example.com").reason == "unsubscribe"
+    assert not Suppression.objects.exists()
+    assert Preference.objects.get(user=delivery.recipient, category=delivery.category, channel="email").enabled is False
     planned.refresh_from_db()
     assert planned.status == "suppressed"
     assert DeliveryEvent.objects.filter(delivery=delivery, kind="unsubscribed").count() == 1

@@ -68,10 +68,27 @@ def test_open_pixel_returns_uncached_gif_and_advances_status(client, delivery):
     delivery.refresh_from_db()
     assert delivery.status == "opened" and delivery.opened_at is not None
     event = DeliveryEvent.objects.get(kind="opened")
-    assert (event.source, event.data) == ("pixel", {})
-    # Every open is an event.
-    client.get(tracking.open_pixel_url(delivery), HTTP_USER_AGENT=SAFARI)
-    assert DeliveryEvent.objects.filter(kind="opened").count() == 2
+    assert (event.source, event.data, event.hits) == ("pixel", {}, 1)
+
+
+def test_forty_pixel_hits_make_one_receipt_that_counts_them(client, delivery):
+    for _ in range(40):
+        assert client.get(tracking.open_pixel_url(delivery), HTTP_USER_AGENT=SAFARI).status_code == 200
+    event = DeliveryEvent.objects.get(delivery=delivery)
+    assert (event.kind, event.hits) == ("opened", 40)
+
+
+def test_a_machine_open_then_a_real_open_are_two_receipts_and_the_real_one_counts(client, delivery):
+    for _ in range(3):  # Apple's proxy fetches, maybe more than once
+        client.get(tracking.open_pixel_url(delivery), HTTP_USER_AGENT="Mozilla/5.0", REMOTE_ADDR="17.58.100.1")
+    delivery.refresh_from_db()
+    assert delivery.status == "sent"
+    client.get(tracking.open_pixel_url(delivery), HTTP_USER_AGENT=SAFARI, REMOTE_ADDR="203.0.113.9")
+    client.get(tracking.open_pixel_url(delivery), HTTP_USER_AGENT=SAFARI, REMOTE_ADDR="203.0.113.9")
+    events = {bool(e.data.get("machine_open")): e.hits for e in DeliveryEvent.objects.filter(kind="opened")}
+    assert events == {True: 3, False: 2}
+    delivery.refresh_from_db()
+    assert delivery.status == "opened"
 
 
 def test_tampered_pixel_is_404_and_changes_nothing(client, delivery):
@@ -132,6 +149,17 @@ def test_click_redirects_to_stored_url_and_records(client, delivery, settings):
     assert event.source == "click" and event.data["position"] == 0
     delivery.refresh_from_db()
     assert delivery.status == "clicked"
+
+
+def test_repeated_clicks_count_per_link_without_new_rows(client, delivery, settings):
+    settings.SITE_URL = "http://testserver"
+    rewritten = tracking.links_rewrite(delivery=delivery, html=HTML)
+    first, second = re.findall(r"""href=["'](http://testserver[^"']+)["']""", rewritten)[:2]
+    for _ in range(25):
+        assert client.get(first).status_code == 302
+    client.get(second)
+    hits = dict(DeliveryEvent.objects.filter(kind="clicked").values_list("data__position", "hits"))
+    assert hits == {0: 25, 1: 1}
 
 
 def test_click_token_for_another_link_cannot_be_forged(client, delivery):

@@ -1,4 +1,5 @@
-"""Twilio webhooks: signature checked against the public URL, replays change nothing, STOP suppresses."""
+"""Twilio webhooks: signature checked against the public URL, replays change nothing, STOP suppresses,
+START lifts a STOP."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pytest
 from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
-from notifications.models import Delivery, DeliveryEvent, Suppression
-from tests.factories import DeliveryFactory
+from notifications.api import notify
+from notifications.models import AuditEntry, Delivery, DeliveryEvent, Suppression
+from tests.factories import CategoryFactory, DeliveryFactory, RecipientProfileFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +92,58 @@ def test_other_inbound_text_changes_nothing(client):
     assert response.status_code == 200 and b"<Message>" not in response.content
     assert not Suppression.objects.exists()
     assert not Delivery.objects.exists()
+
+
+# --- START: re-subscribe --------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", ["START", " start ", "Unstop", "开始"])
+def test_start_lifts_a_stop_and_confirms_once(client, body):
+    stop = {"From": "+14155550104", "Body": "STOP", "MessageSid": "SM" + "c" * 32}
+    post(client, "webhooks:twilio_inbound", stop)
+    assert Suppression.objects.filter(channel="sms", address="+14155550104").exists()
+
+    start = {**stop, "Body": body, "MessageSid": "SM" + "d" * 32}
+    first = post(client, "webhooks:twilio_inbound", start)
+    assert first.status_code == 200 and b"<Message>" in first.content
+    assert not Suppression.objects.exists()
+    second = post(client, "webhooks:twilio_inbound", start)
+    assert second.status_code == 200 and b"<Message>" not in second.content
+    entry = AuditEntry.objects.get(action="suppression.lift")
+    assert entry.actor is None and entry.changes["address"] == "+14155550104" and entry.changes["reason"] == "stop"
+
+
+def test_after_start_texts_reach_the_number_again(client):
+    user = RecipientProfileFactory(phone="+14155550105").user
+    category = CategoryFactory(key="offers", kind="marketing")
+    params = {"From": "+14155550105", "Body": "STOP"}
+    post(client, "webhooks:twilio_inbound", params)
+    notify([user], title="Sale", channels=["sms"], category=category, idempotency_key="during-stop")
+    assert Delivery.objects.get().status_reason == "suppressed:stop"
+    post(client, "webhooks:twilio_inbound", {**params, "Body": "START"})
+    notify([user], title="Sale", channels=["sms"], category=category, idempotency_key="after-start")
+    assert Delivery.objects.get(idempotency_key__startswith="notify:after-start").status == "planned"
+
+
+@pytest.mark.parametrize("reason", ["manual", "hard_bounce", "complaint"])
+def test_start_does_not_lift_a_suppression_the_number_did_not_make(client, reason):
+    Suppression.objects.create(channel="sms", address="+14155550106", reason=reason)
+    response = post(client, "webhooks:twilio_inbound", {"From": "+14155550106", "Body": "START"})
+    assert response.status_code == 200 and b"<Message>" not in response.content
+    assert Suppression.objects.get().reason == reason
+    assert not AuditEntry.objects.filter(action="suppression.lift").exists()
+
+
+@pytest.mark.parametrize("signature", [None, "bm90IGEgc2lnbmF0dXJl"])
+def test_unsigned_start_is_403_and_changes_nothing(client, signature):
+    Suppression.objects.create(channel="sms", address="+14155550107", reason="stop")
+    response = post(client, "webhooks:twilio_inbound", {"From": "+14155550107", "Body": "START"}, signature=signature)
+    assert response.status_code == 403
+    assert Suppression.objects.filter(address="+14155550107").exists()
+
+
+def test_start_matches_the_number_in_any_notation(client, settings):
+    """Suppressions and inbound numbers meet in E.164, whatever form the number was written in."""
+    settings.SIGNALBOX_IMPORT_PHONE_REGION = "US"
+    Suppression.objects.create(channel="sms", address="+14155550108", reason="stop")
+    post(client, "webhooks:twilio_inbound", {"From": "(415) 555-0108", "Body": "start"})
+    assert not Suppression.objects.exists()
