@@ -10,6 +10,7 @@ from unfold.contrib.filters.admin import RangeDateTimeFilter
 from channels_adapters.forms import ChatIdsAdminForm
 
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
+from .. import categories, tracking
 from ..models import (
     AuditEntry,
     Category,
@@ -20,6 +21,7 @@ from ..models import (
     RecipientProfile,
     Suppression,
 )
+from .optout_forms import CategoryForm, SuppressionForm
 
 
 class ReadOnlyAdminMixin:
@@ -48,10 +50,30 @@ class RecipientProfileAdmin(ModelAdmin):
 
 @admin.register(Category)
 class CategoryAdmin(ModelAdmin):
+    """Writes through ``notifications.categories``: changes that would override opt-outs are a
+    Manager's, confirmed with the number of people affected, and audited."""
+
+    form = CategoryForm
     list_display = ["name", "key", "kind", "user_can_opt_out", "default_enabled"]
     list_filter = ["kind"]
     search_fields = ["name", "key"]
     prepopulated_fields = {"key": ["name"]}
+    fields = [*categories.EDITABLE_FIELDS, "confirm_override"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in categories.EDITABLE_FIELDS if name in form.cleaned_data}
+        if not change:
+            obj.pk = categories.category_create(actor=request.user, fields=values).pk
+            return
+        changed = {name: value for name, value in values.items() if name in form.changed_data}
+        categories.category_update(
+            actor=request.user, category=obj, changes=changed,
+            confirm_override=form.cleaned_data.get("confirm_override", False),
+        )
 
 
 @admin.register(Preference)
@@ -65,11 +87,32 @@ class PreferenceAdmin(ModelAdmin):
 
 @admin.register(Suppression)
 class SuppressionAdmin(ModelAdmin):
+    """Adding and lifting go through ``tracking`` (normalised address, audited); a suppression is
+    never edited in place: lift it and add the right one."""
+
+    form = SuppressionForm
     list_display = ["address", "channel", "reason", "user", "created_at"]
     list_filter = ["channel", "reason", ("created_at", RangeDateTimeFilter)]
     search_fields = ["address", "user__username", "user__email"]
     list_select_related = ["user"]
     autocomplete_fields = ["user"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        tracking.address_suppress(
+            channel=obj.channel, address=obj.address, reason=obj.reason, user_id=obj.user_id, note=obj.note,
+            actor=request.user,
+        )
+        obj.pk = Suppression.objects.for_address(obj.channel, obj.address).values_list("pk", flat=True).get()
+
+    def delete_model(self, request, obj):
+        tracking.suppression_lift(suppression=obj, actor=request.user, via="admin")
+
+    def delete_queryset(self, request, queryset):
+        for suppression in queryset:
+            tracking.suppression_lift(suppression=suppression, actor=request.user, via="admin")
 
 
 @admin.register(Notification)
