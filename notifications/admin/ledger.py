@@ -9,8 +9,8 @@ from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from channels_adapters.forms import ChatIdsAdminForm
 
-from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from .. import categories, tracking
+from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from ..models import (
     AuditEntry,
     Category,
