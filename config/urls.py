@@ -21,9 +21,10 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="notifications:inbox", permanent=False)),
 ]
 
-if settings.ANYMAIL.get("WEBHOOK_SECRET"):
-    # ESP tracking webhooks (bounces, opens, complaints...) feed the ledger's receipts.
-    urlpatterns.append(path("webhooks/anymail/", include("anymail.urls")))
+# ESP tracking webhooks (bounces, opens, complaints...) feed the ledger's receipts. Always mounted:
+# a guard answers 404 while ANYMAIL_WEBHOOK_SECRET is unset and 403, never a 500, for unsigned
+# posts or an ESP whose signing key is missing (notifications/anymail_urls.py).
+urlpatterns.append(path("webhooks/anymail/", include("notifications.anymail_urls")))
 
 if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns

@@ -20,3 +20,9 @@ class NotificationsConfig(AppConfig):
         from . import triggers
 
         triggers.connect_receivers()
+
+        from django.core import checks
+
+        from .checks import anymail_webhook_check
+
+        checks.register(anymail_webhook_check, checks.Tags.security)
