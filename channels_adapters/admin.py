@@ -8,8 +8,11 @@ from urllib.parse import urlsplit
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
+from unfold.decorators import display
 
+from accounts.roles import allows
 from notifications.admin import ReadOnlyAdminMixin
+from notifications.redaction import inert_value
 
 from .models import CapturedMessage, WebPushSubscription
 
@@ -37,10 +40,43 @@ class WebPushSubscriptionAdmin(ModelAdmin):
 
 @admin.register(CapturedMessage)
 class OutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
-    """What the capture channel kept: read it, never edit it."""
+    """What the capture channel kept: read it, never edit it.
+
+    Captured messages carry their recipients' working links (unsubscribe, preferences, password
+    reset). Staff see them inert (``notifications.redaction``); only ``outbox.reveal``
+    (superusers, who may set any password anyway) see the message exactly as it was sent.
+    """
 
     list_display = ["created_at", "channel", "address", "subject"]
     list_filter = ["channel", "created_at"]
     search_fields = ["address", "subject", "=delivery_id"]
-    readonly_fields = ["created_at", "channel", "address", "subject", "text", "html", "url", "headers", "delivery_id"]
+    fields = ["created_at", "channel", "address", "subject", "shown_text", "shown_html", "shown_url",
+              "shown_headers", "delivery_id"]
+    readonly_fields = fields
     show_full_result_count = False
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._reveal = allows(request.user, "outbox.reveal")
+        return obj
+
+    @staticmethod
+    def _shown(obj: CapturedMessage, value):
+        return value if getattr(obj, "_reveal", False) else inert_value(value)
+
+    @display(description=_("text"))
+    def shown_text(self, obj: CapturedMessage) -> str:
+        return self._shown(obj, obj.text)
+
+    @display(description=_("HTML"))
+    def shown_html(self, obj: CapturedMessage) -> str:
+        return self._shown(obj, obj.html)
+
+    @display(description=_("link"))
+    def shown_url(self, obj: CapturedMessage) -> str:
+        return self._shown(obj, obj.url)
+
+    @display(description=_("headers"))
+    def shown_headers(self, obj: CapturedMessage):
+        return self._shown(obj, obj.headers)

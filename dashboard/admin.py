@@ -30,6 +30,7 @@ from unfold.overrides import FORMFIELD_OVERRIDES_INLINE
 from unfold.widgets import UnfoldAdminEmailInputWidget, UnfoldAdminTextInputWidget
 
 from accounts.roles import allows
+from channels_adapters.forms import ChatIdsAdminForm
 from notifications.jsonsafe import safe_json_formfields
 from notifications.models import RecipientProfile
 
@@ -45,6 +46,7 @@ PRIVILEGE_FIELDSET = (_("Permissions"), {"fields": ["is_active", "is_staff", "is
 
 class RecipientProfileInline(StackedInline):
     model = RecipientProfile
+    form = ChatIdsAdminForm  # a personal chat address is checked against the chat SSRF rules on save
     formfield_overrides = safe_json_formfields(FORMFIELD_OVERRIDES_INLINE)  # chat ids: no 500 on bad JSON
     can_delete = False
     extra = 0

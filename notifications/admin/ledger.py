@@ -4,13 +4,16 @@ they record what happened, and nobody edits history from a form."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
+from accounts.roles import allows
 from channels_adapters.forms import ChatIdsAdminForm
 
 from .. import categories, tracking
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
+from ..redaction import inert_value
 from ..models import (
     AuditEntry,
     Category,
@@ -142,6 +145,25 @@ class DeliveryAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_select_related = ["recipient"]
     inlines = [DeliveryEventInline]
     show_full_result_count = False
+
+    def get_fields(self, request, obj=None):
+        # A delivery's content and error can carry the recipient's working links (a password
+        # reset sent by notify()): staff see them inert unless they may reveal (superusers).
+        fields = [f.name for f in Delivery._meta.fields]
+        if allows(request.user, "outbox.reveal"):
+            return fields
+        return [{"content": "shown_content", "last_error": "shown_last_error"}.get(f, f) for f in fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    @admin.display(description=_("content"))
+    def shown_content(self, obj: Delivery):
+        return inert_value(obj.content)
+
+    @admin.display(description=_("last error"))
+    def shown_last_error(self, obj: Delivery) -> str:
+        return inert_value(obj.last_error)
 
 
 @admin.register(DeliveryEvent)

@@ -25,6 +25,7 @@ CHANNEL_LABELS = {
     "email": _("Email"), "sms": _("SMS"), "inapp": _("In-app"), "webpush": _("Web push"), "chat": _("Chat"),
 }
 TEST_CATEGORY_KEY = "template-test"
+INERT_PREFERENCES_URL = "#preferences"
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,15 @@ def preview_context(
     variables: Mapping[str, Any] | None = None, unsubscribe_url: str = "#unsubscribe",
 ) -> dict[str, Any]:
     """The context a preview renders with: ``user``'s real fields, the instance's allow-listed
-    fields, sample values for declared variables and a stand-in campaign and unsubscribe link."""
+    fields, sample values for declared variables and a stand-in campaign.
+
+    The recipient's own links (unsubscribe, preference centre) are inert stand-ins: a preview is
+    seen by staff, and a working link there would let them change the recipient's choices.
+    """
     context = message_context(user=user, instance=instance, unsubscribe_url=unsubscribe_url,
                               extra=sample_variables(template, variables))
     context["campaign"] = {"id": None, "name": str(_("(campaign name)"))}
+    context["preferences_url"] = INERT_PREFERENCES_URL
     return context
 
 

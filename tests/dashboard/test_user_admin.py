@@ -162,3 +162,19 @@ def test_privilege_changes_made_outside_the_admin_are_audited_too(people):
         ("user.groups_changed", "system", {"cleared": ["Managers"]}),
     ]
     assert RecipientProfile.objects.filter(user=recipient).exists()
+
+
+def test_a_chat_address_to_an_internal_host_is_refused_in_the_users_profile(client, people):
+    recipient = people["recipient"]
+    profile = recipient.recipient_profile
+    client.force_login(people["operator"])
+    response = client.post(change_url(recipient), full_user_form(recipient, **{
+        "recipient_profile-TOTAL_FORMS": "1", "recipient_profile-INITIAL_FORMS": "1",
+        "recipient_profile-0-id": profile.pk, "recipient_profile-0-user": recipient.pk,
+        "recipient_profile-0-phone": "", "recipient_profile-0-timezone": "UTC", "recipient_profile-0-locale": "en",
+        "recipient_profile-0-chat_ids": '{"apprise": "ntfy://127.0.0.1/topic"}',
+    }))
+    assert response.status_code == 200
+    assert "ntfy" in response.content.decode()
+    profile.refresh_from_db()
+    assert profile.chat_ids == {}

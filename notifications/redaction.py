@@ -1,0 +1,62 @@
+"""Recipient-facing links made inert before staff see them (README "Security model").
+
+A message carries links that act for its recipient without a sign-in: one-click unsubscribe,
+the preference centre, the open pixel and click tracking, password reset and invitation links.
+Staff read messages in the Outbox, the ledger and previews; a working link there would let them
+(or anyone they forward it to) act as the recipient. ``inert_links`` keeps each such link
+recognisable but replaces its token, so it no longer does anything.
+
+Which links carry a token is not listed here: it is every URL whose rule in
+``accounts.url_policy`` is ``TOKEN``, so a new token page is covered the day it is added.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from django.urls import Resolver404, resolve
+
+from accounts.url_policy import TOKEN, rule_for
+
+from . import conf
+
+HIDDEN = "…"
+_URL = re.compile(r"""(?P<url>(?:https?://[^\s"'<>()\\]+)|(?:(?<=["'(])/[^\s"'<>()\\]+))""")
+
+
+def _inert(url: str, site: str) -> str:
+    path = url[len(site):] if url.startswith(site) else url
+    if not path.startswith("/"):
+        return url  # another site's link: not ours to judge
+    parts = urlsplit(path)
+    try:
+        match = resolve(parts.path)
+    except Resolver404:
+        return url
+    if rule_for(match.view_name) is not TOKEN:
+        return url
+    inert_path = parts.path
+    for value in match.kwargs.values():
+        if isinstance(value, str) and len(value) > 2:
+            inert_path = inert_path.replace(value, HIDDEN)
+    return url[: len(url) - len(path)] + inert_path
+
+
+def inert_links(text: str) -> str:
+    """``text`` (HTML, plain text or a header value) with every token link of ours made inert."""
+    if not text:
+        return text
+    site = conf.site_url()
+    return _URL.sub(lambda m: _inert(m.group("url"), site), text)
+
+
+def inert_value(value):
+    """``inert_links`` through a JSON-like value (dicts, lists, strings), e.g. headers or content."""
+    if isinstance(value, str):
+        return inert_links(value)
+    if isinstance(value, dict):
+        return {key: inert_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [inert_value(item) for item in value]
+    return value
