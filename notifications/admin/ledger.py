@@ -61,7 +61,10 @@ class CategoryAdmin(ModelAdmin):
     list_filter = ["kind"]
     search_fields = ["name", "key"]
     prepopulated_fields = {"key": ["name"]}
-    fields = [*categories.EDITABLE_FIELDS, "confirm_override"]
+
+    def get_fields(self, request, obj=None):
+        # The confirmation only means something when changing a category people may have left.
+        return [*categories.EDITABLE_FIELDS, "confirm_override"] if obj else list(categories.EDITABLE_FIELDS)
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
