@@ -7,13 +7,20 @@ millisecond together) happen once per distinct marked source and are cached; a r
 the Jinja render plus splicing their escaped values into the cached pieces.
 
 Safety comes from the same markers: a value is spliced in *after* Markdown, HTML-escaped, so a
-recipient named ``<script>`` or ``[click](http://evil)`` is shown as exactly that text.
+recipient named ``<script>`` or ``[click](http://evil)`` is shown as exactly that text. The
+marketer's own HTML is sanitised (nh3, an allow-list) once per marked source, before it goes into
+the layout: no scripts, styles, frames, forms or event handlers, links and images only to
+``http``/``https`` (and ``mailto`` for links). A link whose address holds a printed value
+(``[Shop]({{ shop_url }})``) could become ``javascript:`` once the value is in, so its address is
+kept as a *link slot* and checked per recipient after splicing (``link_is_safe``); an unsafe one
+becomes ``#`` (nothing in the plain-text part). The layout's own markup is never sanitised.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import secrets
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +28,7 @@ from functools import lru_cache
 
 import css_inline
 import markdown
+import nh3
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.safestring import mark_safe
@@ -31,8 +39,13 @@ from .sandbox import TOKEN_CLOSE, TOKEN_OPEN
 LAYOUT_TEMPLATE = "emails/layout.html"
 BRAND = "Signalbox"
 SLOT_OPEN, SLOT_CLOSE = "\ue002", "\ue003"
-_PIECE = re.compile(f"{TOKEN_OPEN}(\\d+){TOKEN_CLOSE}|{SLOT_OPEN}([a-z_]+){SLOT_CLOSE}")
+LINK_OPEN, LINK_CLOSE = "\ue004", "\ue005"  # around an address that holds printed values
+_PIECE = re.compile(
+    f"{TOKEN_OPEN}(\\d+){TOKEN_CLOSE}|{SLOT_OPEN}([a-z_]+){SLOT_CLOSE}|{LINK_OPEN}([^{LINK_CLOSE}]*){LINK_CLOSE}"
+)
 MARKDOWN_EXTENSIONS = ("tables", "fenced_code", "sane_lists", "nl2br")
+# Column alignment as ``align``, not ``style``: the sanitiser allows no style attribute.
+MARKDOWN_CONFIGS = {"tables": {"use_align_attribute": True}}
 
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 _local = threading.local()
@@ -46,9 +59,74 @@ def markdown_to_html(source: str) -> str:
     """Markdown -> HTML with one converter per thread (building one costs more than converting)."""
     converter = getattr(_local, "markdown", None)
     if converter is None:
-        converter = _local.markdown = markdown.Markdown(extensions=list(MARKDOWN_EXTENSIONS), output_format="html")
+        converter = _local.markdown = markdown.Markdown(
+            extensions=list(MARKDOWN_EXTENSIONS), extension_configs=MARKDOWN_CONFIGS, output_format="html"
+        )
     converter.reset()
     return converter.convert(source)
+
+
+# --- Sanitising the marketer's HTML --------------------------------------------------------------
+
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+_URL_IGNORED = re.compile("[\t\n\r]")  # browsers drop these anywhere in a URL
+_URL_TRIMMED = "".join(chr(c) for c in range(0x21))  # and C0 controls and spaces around it
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
+
+
+def link_is_safe(url: str) -> bool:
+    """Whether ``url`` is relative or ``http``/``https``/``mailto``, read as a browser reads it
+    (so ``" java<TAB>script:..."`` is ``javascript:``; an entity is text here, already decoded)."""
+    match = _SCHEME.match(_URL_IGNORED.sub("", url).strip(_URL_TRIMMED))
+    return match is None or match.group(1).lower() in LINK_SCHEMES
+
+
+# nh3 parses every address, and a marker (private-use characters) is not valid in a host name:
+# ``https://{{ shop_host }}/`` would lose its href. So markers cross nh3 as ASCII stand-ins.
+# The process-random part means a source cannot spell one by chance.
+_STAND_IN = f"sbv{secrets.token_hex(8)}"
+_VALUE_MARK = re.compile(f"{TOKEN_OPEN}(\\d+){TOKEN_CLOSE}")
+_STOOD_IN = re.compile(f"{_STAND_IN}(\\d+)x")
+
+
+def _mark_value_link(url: str) -> str:
+    """nh3 hands over relative addresses. One with a printed value has no scheme *yet* (the value
+    may bring ``javascript:``), so it becomes a link slot, checked once the value is in."""
+    return f"{LINK_OPEN}{url}{LINK_CLOSE}" if _STAND_IN in url else url
+
+
+EMAIL_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small",
+    "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+})
+EMAIL_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"align", "colspan", "rowspan"},
+    "th": {"align", "colspan", "rowspan", "scope"},
+    "ol": {"start"},
+    "abbr": {"title"},
+}
+# Tags removed with everything inside them (other unknown tags are dropped, their text kept).
+EMAIL_DROPPED_WITH_CONTENT = frozenset({
+    "script", "style", "iframe", "object", "embed", "noscript", "template", "textarea", "select", "title",
+})
+_SANITISER = nh3.Cleaner(
+    tags=set(EMAIL_TAGS), clean_content_tags=set(EMAIL_DROPPED_WITH_CONTENT), attributes=EMAIL_ATTRIBUTES,
+    url_schemes=set(LINK_SCHEMES), url_relative=_mark_value_link, link_rel=None, strip_comments=True,
+)
+_OUR_MARKS = {ord(LINK_OPEN): None, ord(LINK_CLOSE): None, ord(SLOT_OPEN): None, ord(SLOT_CLOSE): None}
+
+
+def sanitise_email_html(body: str) -> str:
+    """The marketer's body HTML (Markdown output, values still as markers) cut to the allow-list.
+
+    Value markers come out as they went in; link and slot marks a source could only contain by
+    forgery are removed first, so only this function makes them.
+    """
+    body = _VALUE_MARK.sub(lambda m: f"{_STAND_IN}{m.group(1)}x", body.translate(_OUR_MARKS))
+    return _STOOD_IN.sub(lambda m: f"{TOKEN_OPEN}{m.group(1)}{TOKEN_CLOSE}", _SANITISER.clean(body))
 
 
 # --- The plain-text part -------------------------------------------------------------------------
@@ -58,9 +136,12 @@ _ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
 _FENCE = re.compile(r"^ {0,3}(?:```|~~~).*$\n?", re.M)
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]+)\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
+_REFERENCE = re.compile(r"^( {0,3}\[[^\]]+\]:[ \t]*)<?([^\s>]+)>?", re.M)
 _AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
 _BR = re.compile(r"<br\s*/?>", re.I)
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^>]*>", re.S)
+_BLOCK_TAG = re.compile(r"<(/?)(script|style|iframe|object|embed|noscript|template|textarea|select|title)\b[^>]*>",
+                        re.I)
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 _STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _EM_STAR = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
@@ -70,9 +151,25 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING = re.compile(r"[ \t]+$", re.M)
 
 
+def _text_url(url: str) -> str | None:
+    """A link's address for the plain-text part: as written, a link slot when it holds a printed
+    value, ``None`` when it would run something (``javascript:``)."""
+    if TOKEN_OPEN in url:
+        return f"{LINK_OPEN}{url}{LINK_CLOSE}"
+    return url if link_is_safe(url) else None
+
+
 def _link(match: re.Match) -> str:
     label, url = match.group(1), match.group(2)
-    return url if label.strip() == url or not url else f"{label} ({url})"
+    if label.strip() == url or not url:
+        return _text_url(url) or ""
+    shown = _text_url(url)
+    return f"{label} ({shown})" if shown is not None else label
+
+
+def _reference(match: re.Match) -> str:
+    shown = _text_url(match.group(2))
+    return f"{match.group(1)}{shown}" if shown is not None else ""
 
 
 def _heading(match: re.Match) -> str:
@@ -82,17 +179,35 @@ def _heading(match: re.Match) -> str:
     return title
 
 
+def _drop_blocks(text: str) -> str:
+    """Remove what the HTML part drops with its content (``<script>…</script>``...), in one pass;
+    an unclosed block runs to the end, as it does in a browser."""
+    out, at, inside = [], 0, None
+    for match in _BLOCK_TAG.finditer(text):
+        closing, name = match.group(1) == "/", match.group(2).lower()
+        if inside is None and not closing:
+            out.append(text[at:match.start()])
+            inside = name
+        elif closing and name == inside:
+            inside, at = None, match.end()
+    if inside is None:
+        out.append(text[at:])
+    return "".join(out)
+
+
 def markdown_to_text(source: str) -> str:
     """A readable plain-text version of a Markdown source: links as "label (url)", emphasis
     and tags dropped, headings underlined. Markers pass through untouched."""
-    text = source.replace("\r\n", "\n")
+    text = source.replace("\r\n", "\n").translate(_OUR_MARKS)
     # Backslash escapes become private characters, so the rules below cannot see them.
     text = _ESCAPED.sub(lambda m: chr(0xF000 + _ESCAPABLE.index(m.group(1))), text)
     text = _FENCE.sub("", text)
     text = _IMAGE.sub(r"\1", text)
     text = _LINK.sub(_link, text)
+    text = _REFERENCE.sub(_reference, text)
     text = _AUTOLINK.sub(r"\1", text)
     text = _BR.sub("\n", text)
+    text = _drop_blocks(text)
     text = _TAG.sub("", text)
     text = _HEADING.sub(_heading, text)
     text = _STRONG.sub(r"\2", text)
@@ -109,17 +224,23 @@ def markdown_to_text(source: str) -> str:
 
 @dataclass(frozen=True)
 class Pieces:
-    """Text split at markers: ``literals[i]`` comes before ``keys[i]`` (an int marker, a str slot)."""
+    """Text split at markers: ``literals[i]`` comes before ``keys[i]`` (an int marker, a str slot,
+    or a :class:`LinkSlot`)."""
 
     literals: tuple[str, ...]
-    keys: tuple[int | str, ...]
+    keys: tuple[int | str | LinkSlot, ...]
 
     @classmethod
     def split(cls, text: str) -> Pieces:
         literals, keys, at = [], [], 0
         for match in _PIECE.finditer(text):
             literals.append(text[at:match.start()])
-            keys.append(int(match.group(1)) if match.group(1) is not None else match.group(2))
+            if match.group(1) is not None:
+                keys.append(int(match.group(1)))
+            elif match.group(2) is not None:
+                keys.append(match.group(2))
+            else:
+                keys.append(LinkSlot(Pieces.split(match.group(3))))
             at = match.end()
         literals.append(text[at:])
         return cls(tuple(literals), tuple(keys))
@@ -131,11 +252,29 @@ class Pieces:
             out.append(literal)
             if type(key) is int:
                 value = values[key] if key < count else ""
-            else:
+            elif type(key) is str:
                 value = slots.get(key, "")
+            else:
+                out.append(key.join(values, slots, escape=escape))
+                continue
             out.append(html.escape(value) if escape else value)
         out.append(self.literals[-1])
         return "".join(out)
+
+
+@dataclass(frozen=True)
+class LinkSlot:
+    """An address with printed values in it, checked per recipient once they are spliced in."""
+
+    pieces: Pieces
+
+    def join(self, values: Sequence[str], slots: Mapping[str, str], *, escape: bool) -> str:
+        # In HTML the literal parts are serialised (``&amp;``): read them as the browser will.
+        literals = [html.unescape(part) for part in self.pieces.literals] if escape else self.pieces.literals
+        url = Pieces(tuple(literals), self.pieces.keys).join(values, slots, escape=False)
+        if not link_is_safe(url):
+            return "#" if escape else ""
+        return html.escape(url) if escape else url
 
 
 @lru_cache(maxsize=16)
@@ -173,7 +312,7 @@ def email_document(*, locale: str, source: str, with_unsubscribe: bool) -> Email
     The layout is inlined together with the body, so selectors such as ``.sb-content a`` style
     the Markdown output exactly as the stylesheet says; ``@media`` rules stay in a ``<style>``.
     """
-    body = markdown_to_html(source)
+    body = sanitise_email_html(markdown_to_html(source))  # before the layout, which stays as written
     document = _layout(locale, with_unsubscribe).replace(slot("content"), body)
     inlined = _INLINER.inline(document)
     text = markdown_to_text(source) + _text_footer(locale, with_unsubscribe)
