@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -75,6 +76,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "accounts",
     "notifications",
     "channels_adapters",
@@ -94,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns axes' lockout flag into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -179,6 +182,34 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "notifications:inbox"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in ---------------------------------------------------------------------------------
+# Lockout (django-axes; accounts/lockout.py): after SIGNALBOX_LOGIN_FAILURE_LIMIT failed sign-ins
+# for one account, or from one client address, that account or address is refused (even with
+# the right password) until SIGNALBOX_LOGIN_COOLOFF_MINUTES after its last failure, or until a
+# superuser unlocks it (admin → Recipients → Sign-in lockouts). The address is REMOTE_ADDR;
+# behind reverse proxies set SIGNALBOX_TRUSTED_PROXY_COUNT to how many of them append the
+# client's address to X-Forwarded-For (uvicorn's --proxy-headers rewrites REMOTE_ADDR itself:
+# then leave it at 0).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out account or address
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("SIGNALBOX_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SIGNALBOX_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Attempts while locked out are refused without being recorded: the lockout ends when the page
+# says, and a flood of attempts cannot grow axes' rows.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_ENABLE_ADMIN = False  # accounts/admin.py shows lockouts in the Unfold shell, to superusers
+SIGNALBOX_TRUSTED_PROXY_COUNT = env.int("SIGNALBOX_TRUSTED_PROXY_COUNT", default=0)
+# Staff sessions end this long after signing in (accounts/sessions.py); recipients keep
+# SESSION_COOKIE_AGE (two weeks).
+SIGNALBOX_STAFF_SESSION_HOURS = env.float("SIGNALBOX_STAFF_SESSION_HOURS", default=12)
+# Invitation links (accounts/passwords.py) last this long; reset links PASSWORD_RESET_TIMEOUT.
+SIGNALBOX_INVITATION_DAYS = env.float("SIGNALBOX_INVITATION_DAYS", default=14)
 
 # --- I18n -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -343,6 +374,7 @@ UNFOLD = {
                     _model_item(_("Preferences"), "tune", "notifications.preference"),
                     _model_item(_("Suppressions"), "block", "notifications.suppression"),
                     _model_item(_("Groups"), "group", "auth.group"),
+                    _model_item(_("Sign-in lockouts"), "lock", "axes.accessattempt"),
                 ],
             },
             {

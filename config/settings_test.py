@@ -19,3 +19,6 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 # Close connections at the end of each request so finished live-server threads leave none open.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Tests sign in with client.login(), which authenticates without a request, and
+# django-axes refuses those. The lockout tests switch it on (tests/accounts/conftest.py).
+AXES_ENABLED = False

@@ -8,6 +8,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/reports/", include("dashboard.report_urls")),
     path("admin/analytics/", include("dashboard.urls")),  # staff analytics pages, inside the admin shell
+    # The name Unfold's login page looks for to show "Forgotten your password?": one reset flow.
+    path("admin/password_reset/", RedirectView.as_view(pattern_name="password_reset"), name="admin_password_reset"),
     path("admin/", admin.site.urls),
     path(
         "accounts/login/",
@@ -15,6 +17,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),  # password reset, invitations
     path("notifications/", include("notifications.urls")),
     path("webhooks/", include("notifications.webhook_urls")),
     path("push/", include("channels_adapters.urls")),
