@@ -35,3 +35,14 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Sent only for apps with a models module: hence accounts/models.py.
         post_migrate.connect(_ensure_staff_roles, sender=self, dispatch_uid="accounts.ensure_staff_roles")
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_in
+        from django.core import checks
+
+        from .checks import demo_passwords_check
+        from .sessions import session_expiry_on_login
+
+        user_logged_in.connect(
+            session_expiry_on_login, sender=get_user_model(), dispatch_uid="accounts.session_expiry_on_login"
+        )
+        checks.register(demo_passwords_check, checks.Tags.security, deploy=True)
