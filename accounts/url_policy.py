@@ -11,6 +11,7 @@ tests.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .roles import allows
@@ -40,6 +41,8 @@ class Rule:
             return user.is_superuser or any(user.has_perm(name) for name in self.names)
         if self.kind == "superuser":
             return user.is_superuser
+        if self.kind == "nobody":
+            return False
         raise ValueError(f"Unknown rule kind {self.kind!r}.")
 
 
@@ -49,6 +52,7 @@ WEBHOOK = Rule("webhook")  # a provider's signature on the request is the author
 SIGNED_IN = Rule("signed_in")  # any signed-in user, acting on their own data only
 STAFF = Rule("staff")  # any active staff member
 SUPERUSER = Rule("superuser")
+NOBODY = Rule("nobody")  # a page that exists but refuses everyone, superusers included
 
 
 def action(*names: str) -> Rule:
@@ -62,7 +66,7 @@ def perm(*names: str) -> Rule:
 URL_POLICY: dict[str, Rule] = {
     "set_language": PUBLIC,
     "login": PUBLIC,
-    "logout": SIGNED_IN,
+    "logout": PUBLIC,  # signing out does nothing for someone who is not signed in
     # Password reset and invitations: the form and its answers are public; the token in the
     # link is what lets someone choose a password.
     "password_reset": PUBLIC,
@@ -95,7 +99,7 @@ URL_POLICY: dict[str, Rule] = {
     # The admin shell.
     "admin:index": STAFF,
     "admin:login": PUBLIC,
-    "admin:logout": SIGNED_IN,
+    "admin:logout": PUBLIC,
     "admin:password_change": STAFF,
     "admin:password_change_done": STAFF,
     "admin:jsi18n": STAFF,
@@ -139,6 +143,18 @@ URL_POLICY: dict[str, Rule] = {
 # The admin's own pages of every registered model: changelist, add, history, delete, change.
 ADMIN_MODEL_VIEWS = {"changelist": "view", "add": "add", "history": "view", "delete": "delete", "change": "view"}
 
+# Records, not settings: nobody adds or deletes them in the admin, superusers included (the
+# ledger, receipts, the audit log, runs, captured mail, task results, sign-in logs).
+RECORD_MODELS = frozenset({
+    "notifications.delivery", "notifications.deliveryevent", "notifications.auditentry", "notifications.campaignrun",
+    "channels_adapters.capturedmessage", "django_tasks_database.dbtaskresult", "axes.accesslog",
+})
+NEVER_ADDED = RECORD_MODELS | {
+    "channels_adapters.webpushsubscription",  # browsers subscribe themselves
+    "axes.accessattempt",  # failed sign-ins are recorded, not typed in
+}
+NEVER_DELETED = RECORD_MODELS | {"dashboard.importjob"}  # an import's history stays
+
 
 def admin_model_rule(app_label: str, model_name: str, view: str) -> Rule:
     """The rule of a stock model admin page: the model permission Django's admin checks.
@@ -146,7 +162,23 @@ def admin_model_rule(app_label: str, model_name: str, view: str) -> Rule:
     The change page opens read-only for those who may only view; what they may change is each
     admin's ``has_change_permission`` (for users, ``staff.manage`` or ``recipient.manage``).
     """
+    label = f"{app_label}.{model_name}"
+    if (view == "add" and label in NEVER_ADDED) or (view == "delete" and label in NEVER_DELETED):
+        return NOBODY
     return perm(f"{app_label}.{ADMIN_MODEL_VIEWS[view]}_{model_name}")
+
+
+# URL patterns without a name: the admin's own redirects and catch-all, and the site root.
+_ADMIN_OBJECT_REDIRECT = re.compile(r"^admin/\w+/\w+/<path:object_id>/$")  # old links to a change page
+
+
+def unnamed_rule(route: str) -> Rule | None:
+    """The rule of an unnamed pattern, from its route text; None if it is not one we know."""
+    if route == "":
+        return PUBLIC  # redirects to the inbox (which asks for a sign-in)
+    if route == "admin/(?P<url>.*)$" or _ADMIN_OBJECT_REDIRECT.match(route):
+        return STAFF  # redirects within the admin, whose pages apply their own rules
+    return None
 
 
 def rule_for(name: str) -> Rule | None:
