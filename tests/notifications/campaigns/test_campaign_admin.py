@@ -37,7 +37,7 @@ def test_a_marketer_builds_a_campaign_with_ordered_channels(client, staff, templ
     [
         ({"schedule": "once"}, "send_at", "Required for this schedule"),
         ({"schedule": "recurring", "rrule": "FREQ=SOMETIMES", "recurrence_start_0": "2026-01-01",
-          "recurrence_start_1": "09:00"}, "rrule", "Not a valid recurrence rule"),
+          "recurrence_start_1": "09:00"}, "rrule", "FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY."),
         ({"schedule": "recurring", "rrule": "FREQ=MINUTELY", "recurrence_start_0": "2026-01-01",
           "recurrence_start_1": "09:00"}, "rrule", "at most hourly"),
         ({"channel_2": "email"}, "channel_2", "chosen once"),
@@ -118,4 +118,4 @@ def test_the_schedule_preview_lists_the_next_five_local_times(client, staff):
     page = response.content.decode()
     assert page.count("<li>") == 5 and "09:00 (CST)" in page and "01:00 UTC" in page
     bad = client.get(reverse("admin:notifications_campaign_schedule_preview"), {"rrule": "nonsense"})
-    assert "Not a valid recurrence rule" in bad.content.decode()
+    assert "“nonsense” is not a rule part" in bad.content.decode()
