@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -25,7 +25,9 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminSelectWidget
 
 from ..campaigns import services
-from ..campaigns.schedules import RecurrenceSpec, ScheduleError, recurrence_preview
+from ..campaigns.schedules import (
+    RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
+)
 from ..campaigns.services import CampaignError
 from ..models import Campaign, CampaignRun, Channel, Delivery
 from ..services import audit_record
@@ -99,19 +101,33 @@ class CampaignForm(forms.ModelForm):
         for name in required:
             if not data.get(name):
                 self.add_error(name, _("Required for this schedule."))
+        self._clean_schedule(data, schedule, now=timezone.now())
+        return data
+
+    def _clean_schedule(self, data: dict, schedule: str, *, now: datetime) -> None:
+        """Dates in 2000..2100; a recurrence that reads, recurs at most hourly and occurs within
+        the horizon (``recurrence_check``). Each problem is a sentence next to its field."""
         if schedule == Campaign.Schedule.RECURRING and data.get("rrule") and data.get("recurrence_start"):
             try:
-                if not recurrence_preview(_spec_from(data), after=timezone.now(), count=1):
-                    self.add_error("rrule", _("The rule has no future occurrence."))
+                recurrence_check(_spec_from(data), now=now)
             except ScheduleError as error:
-                self.add_error("rrule", str(error))
-        if schedule == Campaign.Schedule.ONCE and data.get("send_at") and data["send_at"] < timezone.now():
-            self.add_error("send_at", _("The send time is in the past."))
-        return data
+                self.add_error(SCHEDULE_ERROR_FIELDS.get(error.part, "rrule"), str(error))
+        dated = {Campaign.Schedule.ONCE: "send_at", Campaign.Schedule.LOCAL_TIME: "local_send_date"}.get(schedule)
+        if dated and data.get(dated):
+            try:
+                schedule_date_check(data[dated])
+            except ScheduleError as error:
+                self.add_error(dated, str(error))
+            else:
+                if dated == "send_at" and data["send_at"] < now:
+                    self.add_error("send_at", _("The send time is in the past."))
 
     def save(self, commit=True):
         self.instance.channels = self.cleaned_data["channels"]
         return super().save(commit=commit)
+
+
+SCHEDULE_ERROR_FIELDS = {"start": "recurrence_start", "timezone": "schedule_timezone"}  # else "rrule"
 
 
 def _spec_from(data) -> RecurrenceSpec:
@@ -287,23 +303,37 @@ class CampaignAdmin(ModelAdmin):
         return TemplateResponse(request, "notifications/admin/campaign_status.html#panel", context)
 
     def schedule_preview_view(self, request: HttpRequest) -> HttpResponse:
-        """The next 5 occurrences of the RRULE being typed (htmx, GET: it changes nothing)."""
+        """The next 5 occurrences of the RRULE being typed (htmx, GET: it changes nothing).
+
+        Checked as the form checks it (``recurrence_check``, bounded), so a problem shows as the
+        same sentence the form would give, never as Python's text.
+        """
         if not self.has_view_permission(request):
             raise PermissionDenied
         error, occurrences = "", []
         tz = request.GET.get("schedule_timezone") or "UTC"
         try:
-            # The admin's split date/time widget sends the start as two fields.
-            day, clock = request.GET.get("recurrence_start_0", ""), request.GET.get("recurrence_start_1", "")
-            start_at = datetime.fromisoformat(f"{day}T{clock or '00:00'}") if day else timezone.now()
-            found = recurrence_preview(RecurrenceSpec(request.GET.get("rrule", ""), tz, start_at), after=timezone.now())
+            spec = RecurrenceSpec(request.GET.get("rrule", ""), tz, _preview_start(request.GET))
+            found = recurrence_check(spec, now=timezone.now())[:5]
             occurrences = [(when, when.astimezone(zoneinfo.ZoneInfo(tz))) for when in found]
-        except (ScheduleError, ValueError) as exc:
+        except ScheduleError as exc:
             error = str(exc)
         return TemplateResponse(
             request, "notifications/admin/campaign_schedule_preview.html",
             {"next_occurrences": occurrences, "error": error},
         )
+
+
+def _preview_start(query) -> datetime:
+    """The start the admin's split date/time widget sends, read as the form reads it (a date and
+    a time in the current time zone); now when there is none yet."""
+    day, clock = query.get("recurrence_start_0", "").strip(), query.get("recurrence_start_1", "").strip()
+    if not day:
+        return timezone.now()
+    try:
+        return forms.SplitDateTimeField().clean([day, clock or "00:00"])
+    except ValidationError as error:
+        raise ScheduleError(" ".join(error.messages), part="start") from error
 
 
 def _lacks_permission(user, action: str) -> bool:

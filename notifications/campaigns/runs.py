@@ -22,7 +22,7 @@ from ..services import audit_record
 from ..signals import campaign_finished
 from .approvals import campaign_approval_check
 from .planning import template_deliveries_plan
-from .schedules import local_send_times, local_time_window
+from .schedules import ScheduleError, local_send_times, local_time_window
 from .services import OPEN_DELIVERY, campaign_next_occurrence
 
 RunStatus = CampaignRun.Status
@@ -62,6 +62,16 @@ def _deadline(campaign: Campaign, occurrence: datetime) -> datetime:
     return occurrence + campaign.max_lateness
 
 
+def _schedule_failed(campaign: Campaign, *, occurrence: datetime, reason: str, now: datetime) -> None:
+    """Fail a scheduled campaign whose rule cannot be expanded; nothing is sent, the note says why."""
+    note = (_("Stopped, nothing sent: %(reason)s") % {"reason": reason})[:255]
+    if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SCHEDULED, next_run_at=occurrence).update(
+        status=Campaign.Status.FAILED, next_run_at=None, status_note=note, updated_at=now
+    ):
+        audit_record(actor=None, action="campaign.schedule_failed", target=campaign,
+                     changes={"due": occurrence.isoformat(), "note": note})
+
+
 def campaign_run_start(*, campaign_id: int, occurrence: datetime, now: datetime | None = None) -> CampaignRun | None:
     """Start the run due at ``occurrence`` if nobody else has; None when another process won."""
     now = now or timezone.now()
@@ -71,7 +81,11 @@ def campaign_run_start(*, campaign_id: int, occurrence: datetime, now: datetime 
             return None
         late = now > _deadline(campaign, occurrence)
         # A recurring campaign moves on to its next occurrence (after now: missed ones are not replayed).
-        nxt = campaign_next_occurrence(campaign=campaign, after=max(occurrence, now) if late else occurrence)
+        try:
+            nxt = campaign_next_occurrence(campaign=campaign, after=max(occurrence, now) if late else occurrence)
+        except ScheduleError as error:  # a rule stored before schedules were bounded: stop it, say why
+            _schedule_failed(campaign, occurrence=occurrence, reason=str(error), now=now)
+            return None
         if late:
             note = _lateness_note(occurrence, now, campaign.max_lateness)
             fields = {"status": Campaign.Status.SCHEDULED if nxt else Campaign.Status.FAILED, "next_run_at": nxt}

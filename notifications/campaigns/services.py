@@ -20,7 +20,9 @@ from accounts.roles import allows
 from ..models import Campaign, CampaignRun, Delivery
 from ..services import audit_record
 from .approvals import ApprovalCheck, campaign_approval_check, campaign_fingerprint
-from .schedules import RecurrenceSpec, ScheduleError, local_time_window, recurrence_after
+from .schedules import (
+    RecurrenceSpec, ScheduleError, local_time_window, recurrence_after, recurrence_check, schedule_date_check,
+)
 
 Status = Campaign.Status
 OPEN_DELIVERY = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED, Delivery.Status.PAUSED)
@@ -67,24 +69,27 @@ def campaign_needs_approval(*, campaign: Campaign, size: int | None = None) -> b
 
 
 def campaign_first_run_at(*, campaign: Campaign, now: datetime) -> datetime:
-    """When the campaign's first (or next) run is due, given its schedule; raises ScheduleError."""
+    """When the campaign's first (or next) run is due, given its schedule; raises ScheduleError.
+
+    The schedule is held to what the campaign form checks (dates 2000..2100; a recurrence that
+    reads, recurs at most hourly and occurs within the horizon), whatever interface saved it.
+    """
     kind = campaign.schedule
     if kind == Campaign.Schedule.NOW:
         return now
     if kind == Campaign.Schedule.ONCE:
         if campaign.send_at is None:
             raise ScheduleError(_("Choose when to send."))
+        schedule_date_check(campaign.send_at)
         if campaign.send_at < now - campaign.max_lateness:
             raise ScheduleError(_("The send time is in the past."))
         return campaign.send_at
     if kind == Campaign.Schedule.RECURRING:
-        nxt = recurrence_after(_spec(campaign), now, inclusive=True)
-        if nxt is None:
-            raise ScheduleError(_("The recurrence rule has no future occurrence."))
-        return nxt
+        return recurrence_check(_spec(campaign), now=now)[0]
     if kind == Campaign.Schedule.LOCAL_TIME:
         if campaign.local_send_date is None or campaign.local_send_time is None:
             raise ScheduleError(_("Choose the local date and time."))
+        schedule_date_check(campaign.local_send_date)
         first, last = local_time_window(day=campaign.local_send_date, at=campaign.local_send_time)
         if last < now - campaign.max_lateness:
             raise ScheduleError(_("That local time has passed everywhere."))
@@ -98,7 +103,9 @@ def _spec(campaign: Campaign) -> RecurrenceSpec:
 
 
 def campaign_next_occurrence(*, campaign: Campaign, after: datetime) -> datetime | None:
-    """The recurring campaign's next due time strictly after ``after``; None for one-off schedules."""
+    """The recurring campaign's next due time strictly after ``after``; None for one-off schedules
+    and a rule that has ended. Raises ScheduleError, quickly, for a stored rule that cannot be
+    expanded (saved before schedules were bounded): the scheduler fails the campaign with it."""
     if campaign.schedule != Campaign.Schedule.RECURRING:
         return None
     return recurrence_after(_spec(campaign), after)
