@@ -30,10 +30,10 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
+from ..csvsafe import looks_like_formula, neutralise
 from . import data
 from .data import ReportFilters
 
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_SIZE = 2000
 CSV_ROWS_PER_CHUNK = 500
 XLSX_MAX_ROWS_PER_SHEET = 1_048_575  # Excel's 1,048,576 rows, less the header
@@ -43,16 +43,6 @@ DELIVERIES = "deliveries"
 RECEIPTS = "receipts"
 CAMPAIGNS = "campaigns"
 KINDS = (DELIVERIES, RECEIPTS, CAMPAIGNS)
-
-
-def looks_like_formula(text: str) -> bool:
-    """Whether a spreadsheet could read ``text`` as a formula (leading spaces are no protection)."""
-    return text.lstrip(" ")[:1] in FORMULA_TRIGGERS
-
-
-def neutralise(text: str) -> str:
-    """The CSV form of a text cell: a leading ``'`` when it could be read as a formula."""
-    return "'" + text if looks_like_formula(text) else text
 
 
 def _local(value: datetime) -> datetime:
