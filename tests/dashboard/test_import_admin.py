@@ -117,6 +117,13 @@ def test_operator_imports_good_and_bad_rows_sees_reasons_confirms_and_users_exis
     assert url("progress", job.pk) not in detail  # finished: no more polling
 
 
+def test_the_upload_page_says_truthfully_how_imported_users_sign_in(operator_client):
+    """Imported users get an unusable password; the page must not suggest they can just sign in."""
+    html = operator_client.get(url("upload")).content.decode()
+    assert "Imported users get no password: they can sign in only once they have chosen one" in html
+    assert "“Forgot your password?”" in html and "invitation email" in html
+
+
 def test_gbk_file_with_chinese_names_imports_through_the_pages(operator_client):
     data = "邮箱,姓名,手机,时区\nwei@example.com,张伟,+86 138 0013 8000,Asia/Shanghai\n".encode("gbk")
     operator_client.post(url("upload"), {"file": csv_file(data, "名单.csv"), "mode": "all_or_nothing"})
