@@ -53,6 +53,7 @@ from .models import ImportJob
 IMPORT_PERMISSIONS = ("dashboard.import_users", "dashboard.add_importjob", "auth.add_user", "auth.change_user")
 AUDIENCE_PERMISSION = "notifications.add_audiencemember"
 PROBLEMS_PER_PAGE = 25
+HEADER_LABEL_CHARS = 60  # a header may be a whole line long; the selects show its start
 Status = ImportJob.Status
 LIVE = (Status.QUEUED, Status.RUNNING)
 DELIMITER_NAMES = {",": _("comma"), ";": _("semicolon"), "\t": _("tab"), "|": _("pipe")}
@@ -83,8 +84,8 @@ class ImportUploadForm(forms.Form):
         max_bytes, max_rows = conf.import_max_bytes(), conf.import_max_rows()
         self.fields["file"].help_text = _(
             "UTF-8 (with or without BOM) or GBK; comma, semicolon, tab or pipe separated; a header row first. "
-            "At most %(mb)s MB and %(rows)s rows."
-        ) % {"mb": f"{max_bytes / 1048576:g}", "rows": f"{max_rows:,}"}
+            "At most %(mb)s MB, %(rows)s rows and %(columns)s columns."
+        ) % {"mb": f"{max_bytes / 1048576:g}", "rows": f"{max_rows:,}", "columns": f"{conf.import_max_columns():,}"}
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -107,7 +108,7 @@ class ImportMappingForm(forms.Form):
         sample = job.details.get("sample", [])
         choices = [("", _("— not imported —"))]
         for index, header in enumerate(headers):
-            label = header or _("Column %(number)d") % {"number": index + 1}
+            label = header[:HEADER_LABEL_CHARS] or _("Column %(number)d") % {"number": index + 1}
             example = next((row[index] for row in sample if index < len(row) and row[index]), "")
             choices.append((str(index), f"{label} — {example[:40]}" if example else str(label)))
         self.column_count = len(headers)
@@ -265,6 +266,7 @@ class ImportJobAdmin(ModelAdmin):
         context = {
             "job": job, "page": page, "samples": preview.get("samples", {}),
             "shown_problems": problems.count, "confirm_form": ImportConfirmForm(initial={"mode": job.mode}),
+            "formula_rows": preview.get("formula_rows", 0), "formulas": preview.get("formulas", []),
             "background": import_job_is_background(job), "file_facts": self._file_facts(job),
             "mapped": [(f.label, job.details.get("headers", [])[job.mapping[f.key]]) for f in FIELDS
                        if f.key in job.mapping],

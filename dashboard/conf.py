@@ -4,6 +4,8 @@
 |---|---|---|
 | ``SIGNALBOX_IMPORT_MAX_BYTES`` | 20 MB | largest CSV file an operator may upload |
 | ``SIGNALBOX_IMPORT_MAX_ROWS`` | 200,000 | most data rows in one file |
+| ``SIGNALBOX_IMPORT_MAX_COLUMNS`` | 200 | most columns (values on one line) in one file |
+| ``SIGNALBOX_IMPORT_MAX_LINE_CHARS`` | 100,000 | most characters on one line (or in one record that spans lines) |
 | ``SIGNALBOX_IMPORT_SYNC_ROWS`` | 5,000 | files with more rows are imported by a background task |
 | ``SIGNALBOX_IMPORT_PHONE_REGION`` | ``""`` | ISO country (``"CN"``, ``"US"``) for phone numbers written without ``+``; empty: only international numbers are accepted |
 """
@@ -45,3 +47,13 @@ def import_phone_region() -> str | None:
             f"SIGNALBOX_IMPORT_PHONE_REGION={region!r} is not a region phonenumbers knows (e.g. 'CN', 'US')."
         )
     return region
+
+
+def import_max_columns() -> int:
+    """Most columns a file may have (the header and every line): the mapping page lists them all."""
+    return _positive_int("SIGNALBOX_IMPORT_MAX_COLUMNS", 200)
+
+
+def import_max_line_chars() -> int:
+    """Most characters on one line of a file (and in one record spanning lines)."""
+    return _positive_int("SIGNALBOX_IMPORT_MAX_LINE_CHARS", 100_000)

@@ -10,8 +10,9 @@ The public API (views, the task and the benchmark use only these):
 - :class:`UserImport` — the engine, for code that has CSV text rather than a job (the benchmark)
 """
 
-from .engine import ImportPlan, ImportResult, UserImport
+from .engine import UserImport
 from .fields import FIELDS, FIELDS_BY_KEY, mapping_errors, mapping_guess
+from .plan import ImportPlan, ImportResult
 from .reading import ImportFileError, csv_decode, csv_inspect, csv_sniff_delimiter
 from .services import (
     ImportMappingError,

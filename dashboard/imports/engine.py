@@ -23,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
+from operator import attrgetter
 from typing import TypeVar
 
 from django.contrib.auth import get_user_model
@@ -33,21 +33,21 @@ from django.db import transaction
 from django.db.models import Max
 from django.db.models.functions import Lower
 from django.utils import timezone as dj_timezone
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 
 from notifications.models import RecipientProfile
 
 from .bulk import InQuery, db_values, insert_many, update_many
+from .plan import DEFAULT_LOCALE, DEFAULT_TIMEZONE, ImportPlan, ImportResult, UserUpdate
 from .reading import SourceRow, csv_records, csv_split_header
 from .validation import CleanRow, RowProblem, RowValidator
 
 T = TypeVar("T")
 
 CHUNK_ROWS = 10_000
+CHUNK_CHARS = 2_000_000
+CHUNK_STEP = 64
 WRITE_BATCH = 2_000
-SAMPLE_SIZE = 20
-DEFAULT_TIMEZONE = "UTC"
-DEFAULT_LOCALE = RecipientProfile.Locale.EN
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
 
 
@@ -56,8 +56,24 @@ def _batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _chunks(records: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
-    while chunk := list(islice(records, size)):
+_line = attrgetter("line")
+_cells = attrgetter("cells")
+
+
+def _chunks(records: Iterator[SourceRow], size: int, max_chars: int = CHUNK_CHARS) -> Iterator[list[SourceRow]]:
+    """Lists of ``size`` records, or fewer once their cells hold ``max_chars`` characters (wide rows).
+
+    Counted a few records at a time, in C: memory follows the chunk, never the width of the rows.
+    """
+    chunk: list[SourceRow] = []
+    chars = 0
+    while step := list(islice(records, min(CHUNK_STEP, size - len(chunk)))):
+        chunk += step
+        chars += sum(map(len, chain.from_iterable(filter(None, map(_cells, step)))))
+        if len(chunk) >= size or chars >= max_chars:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
         yield chunk
 
 
@@ -65,82 +81,16 @@ class ImportConflictError(RuntimeError):
     """The database changed between the check and the write in a way that makes the plan wrong."""
 
 
-@dataclass(slots=True)
-class UserUpdate:
-    """An existing user whose row changes something. ``profile_id`` is None when they have no profile yet."""
-
-    line: int
-    user_id: int
-    email: str
-    first_name: str
-    last_name: str
-    profile_id: int | None
-    phone: str
-    timezone: str
-    locale: str
-    user_changed: bool
-    profile_changed: bool
-    changes: dict[str, list[str]]
-
-
-@dataclass
-class ImportPlan:
-    """The outcome of the check: what writing would do, row by row. Nothing is written yet."""
-
-    headers: list[str]
-    total: int = 0
-    new: list[CleanRow] = field(default_factory=list)
-    updates: list[UserUpdate] = field(default_factory=list)
-    unchanged_user_ids: list[int] = field(default_factory=list)
-    problems: list[RowProblem] = field(default_factory=list)
-    user_id_watermark: int = 0  # the highest user id when the check started
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {
-            "total": self.total,
-            "new": len(self.new),
-            "updated": len(self.updates),
-            "unchanged": len(self.unchanged_user_ids),
-            "invalid": len(self.problems),
-        }
-
-    def samples(self, size: int = SAMPLE_SIZE) -> dict[str, list[dict]]:
-        """The first rows of each kind, for the preview page (plain data, stored as JSON)."""
-        return {
-            "new": [
-                {"line": row.line, "email": row.email, "username": row.username,
-                 "first_name": row.first_name or "", "last_name": row.last_name or "",
-                 "phone": row.phone or "", "timezone": row.timezone or DEFAULT_TIMEZONE,
-                 "locale": row.locale or DEFAULT_LOCALE}
-                for row in self.new[:size]
-            ],
-            "updated": [
-                {"line": update.line, "email": update.email,
-                 "changes": [[name, old, new] for name, (old, new) in update.changes.items()]}
-                for update in self.updates[:size]
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    new: int
-    updated: int
-    unchanged: int
-    invalid: int
-    audience_added: int = 0
-
-
 class UserImport:
     """Imports users from CSV text with a column mapping (see the module docstring)."""
 
     def __init__(
-        self, *, text: str, delimiter: str, mapping: dict[str, int], phone_region: str | None = None,
-        progress: Callable[[int], None] | None = None, chunk_rows: int = CHUNK_ROWS,
+        self, *, mapping: dict[str, int], records: Iterator[SourceRow] | None = None, text: str = "",
+        delimiter: str = ",", phone_region: str | None = None, progress: Callable[[int], None] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
     ):
-        self.text = text
-        self.delimiter = delimiter
+        """Read ``records`` (streamed from a file: see ``reading.csv_open_records``), else CSV ``text``."""
+        self.records = records if records is not None else csv_records(text, delimiter)
         self.mapping = mapping
         self.phone_region = phone_region
         self.progress = progress
@@ -159,8 +109,10 @@ class UserImport:
 
     # --- phase 1 -------------------------------------------------------------------------------
 
-    def check(self) -> ImportPlan:
-        header, records = csv_split_header(csv_records(self.text, self.delimiter))
+    def check(self, *, after_chunk: Callable[[ImportPlan], None] | None = None) -> ImportPlan:
+        """Sort every row into the plan. ``after_chunk`` sees the plan after each chunk, its problems
+        in line order; a dry run takes the rows out there (counts, samples), so they are not all kept."""
+        header, records = csv_split_header(self.records)
         plan = ImportPlan(headers=header.cells)
         plan.user_id_watermark = self.User.objects.aggregate(last=Max("pk"))["last"] or 0
         validator = RowValidator(self.mapping, column_count=len(header.cells), phone_region=self.phone_region)
@@ -175,9 +127,13 @@ class UserImport:
                     plan.problems.append(outcome)
             self._classify(clean, plan, cells_by_line={record.line: record.cells for record in chunk})
             plan.total += len(chunk)
+            if after_chunk is not None:
+                plan.problems.sort(key=_line)
+                after_chunk(plan)
             if self.progress is not None:
                 self.progress(plan.total)
-        plan.problems.sort(key=lambda problem: problem.line)
+            del chunk, clean, record, outcome  # one chunk in memory at a time, not this one and the next
+        plan.problems.sort(key=_line)
         return plan
 
     def _classify(self, rows: list[CleanRow], plan: ImportPlan, *, cells_by_line: dict[int, list[str] | None]) -> None:
@@ -195,7 +151,7 @@ class UserImport:
             elif len(matches) > 1:
                 plan.problems.append(RowProblem(
                     row.line,
-                    _g("%(count)d existing users have the email address %(email)s; merge them first")
+                    gettext("%(count)d existing users have the email address %(email)s; merge them first")
                     % {"count": len(matches), "email": row.email},
                     cells_by_line[row.line] or [],
                 ))
@@ -206,7 +162,8 @@ class UserImport:
                 elif any(matches[0][-2:]):  # is_staff, is_superuser
                     plan.problems.append(RowProblem(
                         row.line,
-                        _g("%(email)s is a staff account: imports do not change staff accounts; edit it in the admin")
+                        gettext("%(email)s is a staff account: imports do not change staff accounts; "
+                                "edit it in the admin")
                         % {"email": row.email},
                         cells_by_line[row.line] or [],
                     ))
@@ -260,9 +217,9 @@ class UserImport:
         taken = {username for (username,) in self._usernames_taken([row.username for row in given])}
         for row in given:
             if row.username in taken:
-                reason = _g("username “%(username)s” already belongs to another user") % {"username": row.username}
+                reason = gettext("username “%(username)s” already belongs to another user") % {"username": row.username}
             elif row.username in assigned:
-                reason = _g("username “%(username)s” was already given to a user made from an earlier line") % {
+                reason = gettext("username “%(username)s” was already given to a user made from an earlier line") % {
                     "username": row.username}
             else:
                 assigned.add(row.username)
@@ -288,7 +245,7 @@ class UserImport:
             pending = still_pending
         for row in pending:  # four rounds of clashes: practically never
             plan.problems.append(RowProblem(
-                row.line, _g("no free username could be made from %(email)s; give one in the file")
+                row.line, gettext("no free username could be made from %(email)s; give one in the file")
                 % {"email": row.email}, cells_by_line[row.line] or [],
             ))
         plan.new.sort(key=lambda row: row.line)
@@ -333,8 +290,8 @@ class UserImport:
         clashes = sorted(recent.intersection(row.email_key for row in plan.new))
         if clashes:
             raise ImportConflictError(
-                _g("%(count)d of the new users were created by someone else while this import was being "
-                   "checked (%(examples)s). Nothing was imported; import the file again.")
+                gettext("%(count)d of the new users were created by someone else while this import was being "
+                        "checked (%(examples)s). Nothing was imported; import the file again.")
                 % {"count": len(clashes), "examples": ", ".join(clashes[:3])}
             )
 

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -92,20 +92,20 @@ def mapping_errors(mapping: dict[str, int], *, column_count: int) -> list[str]:
     """Why a mapping cannot be used (empty when it can)."""
     errors = []
     if "email" not in mapping:
-        errors.append(_g("Choose the column that holds the email address."))
+        errors.append(gettext("Choose the column that holds the email address."))
     unknown = set(mapping) - FIELDS_BY_KEY.keys()
     if unknown:
-        errors.append(_g("Unknown fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
+        errors.append(gettext("Unknown fields: %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
     if any(not isinstance(index, int) or not 0 <= index < column_count for index in mapping.values()):
-        errors.append(_g("A chosen column is not in the file."))
+        errors.append(gettext("A chosen column is not in the file."))
     used: dict[int, str] = {}
     for key, index in mapping.items():
         if index in used and key in FIELDS_BY_KEY and used[index] in FIELDS_BY_KEY:
             errors.append(
-                _g("One column is chosen for both “%(a)s” and “%(b)s”.")
+                gettext("One column is chosen for both “%(a)s” and “%(b)s”.")
                 % {"a": FIELDS_BY_KEY[used[index]].label, "b": FIELDS_BY_KEY[key].label}
             )
         used.setdefault(index, key)
     if "full_name" in mapping and ("first_name" in mapping or "last_name" in mapping):
-        errors.append(_g("Choose either a full name column or first/last name columns, not both."))
+        errors.append(gettext("Choose either a full name column or first/last name columns, not both."))
     return errors

@@ -9,13 +9,15 @@ task imports once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from django.core.files.base import ContentFile
+from django.core.files.base import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import ngettext
 
 from notifications.models import Audience
@@ -23,10 +25,10 @@ from notifications.services import audit_record
 
 from .. import conf
 from ..models import ImportJob
-from .engine import ImportConflictError, ImportPlan, ImportResult, UserImport
+from .engine import ImportConflictError, ImportResult, UserImport
 from .fields import mapping_errors, mapping_guess
-from .reading import ImportFileError, csv_decode, csv_inspect
-from .report import error_report_csv, problems_for_preview
+from .reading import ImportFileError, csv_inspect, csv_open_records
+from .report import CheckSummary, ErrorReport
 
 logger = logging.getLogger(__name__)
 
@@ -49,48 +51,56 @@ def import_job_upload(
 ) -> ImportJob:
     """Store an uploaded CSV as a new job, with its encoding, delimiter, row count and a guessed mapping.
 
-    Raises :class:`ImportFileError` (nothing stored) when the file is over a cap, is not text
-    or not CSV. The size is checked before the file is read into memory.
+    Raises :class:`ImportFileError` (nothing stored) when the file is over a cap (bytes, rows,
+    columns, characters on a line), is not text or not CSV. The upload is streamed from where
+    Django put it (memory or a temporary file) and checked before it is stored; the caps are
+    enforced while reading, so a hostile file costs at most one line of memory to refuse.
     """
     max_bytes = conf.import_max_bytes()
     if upload.size is not None and upload.size > max_bytes:
         raise ImportFileError(
-            _g("The file is %(size)s; the largest file you can import is %(max)s. Split it into smaller files.")
+            gettext("The file is %(size)s; the largest file you can import is %(max)s. Split it into smaller files.")
             % {"size": f"{upload.size / 1048576:.1f} MB", "max": f"{max_bytes / 1048576:.1f} MB"}
         )
     if audience is not None and audience.kind != Audience.Kind.STATIC:
         raise ValueError("Imported users can only be added to a static audience.")
-    data = upload.read(max_bytes + 1)
-    inspection = csv_inspect(data, max_bytes=max_bytes, max_rows=conf.import_max_rows())
+    inspection = csv_inspect(
+        upload, max_bytes=max_bytes, max_rows=conf.import_max_rows(), max_columns=conf.import_max_columns(),
+        max_line_chars=conf.import_max_line_chars(),
+    )
     name = Path(upload.name or "users.csv").name[:MAX_NAME]
     job = ImportJob(
-        original_name=name, size=len(data), encoding=inspection.encoding, delimiter=inspection.delimiter,
+        original_name=name, size=inspection.size, encoding=inspection.encoding, delimiter=inspection.delimiter,
         mapping=mapping_guess(inspection.headers), mode=mode, audience=audience, status=Status.UPLOADED,
         total_rows=inspection.row_count, created_by=actor if getattr(actor, "pk", None) else None,
         details={"headers": inspection.headers, "sample": inspection.sample},
     )
-    job.file.save(name, ContentFile(data), save=False)
+    upload.seek(0)
+    job.file.save(name, upload, save=False)  # streamed in chunks (or the temporary file moved)
     job.save()
     return job
 
 
-def import_job_preview(*, job: ImportJob, mapping: dict[str, int]) -> ImportPlan:
+def import_job_preview(*, job: ImportJob, mapping: dict[str, int]) -> ImportJob:
     """The dry run: check every row with ``mapping`` and store the counts, samples and error report.
 
     Writes nothing but the job. May be repeated with another mapping until the job is confirmed.
+    Rows are not kept: the preview holds the counts and the first rows of each kind (new,
+    updated, invalid, formula-like), so a big file previews in bounded memory.
     """
     if job.status not in (Status.UPLOADED, Status.PREVIEWED):
-        raise ImportStateError(_g("This import was already confirmed or cancelled."))
+        raise ImportStateError(gettext("This import was already confirmed or cancelled."))
     errors = mapping_errors(mapping, column_count=len(job.details.get("headers", [])))
     if errors:
         raise ImportMappingError(errors)
     job.mapping = mapping
-    plan = _user_import(job).check()
-    _store_check(job, plan)
+    with _user_import(job) as importer, CheckSummary(mapping=mapping) as summary:
+        plan = importer.check(after_chunk=summary)  # the summary keeps counts and samples, not the rows
+        _store_check(job, total=plan.total, counts=summary.counts, report=summary.report)
     job.status = Status.PREVIEWED
-    job.details = {**job.details, "preview": {"samples": plan.samples(), "problems": problems_for_preview(plan.problems)}}
+    job.details = {**job.details, "preview": summary.preview()}
     job.save()
-    return plan
+    return job
 
 
 def import_job_confirm(
@@ -107,7 +117,7 @@ def import_job_confirm(
             status=Status.QUEUED, mode=mode or job.mode
         )
         if not claimed:
-            raise ImportStateError(_g("This import was already confirmed or cancelled."))
+            raise ImportStateError(gettext("This import was already confirmed or cancelled."))
         job.refresh_from_db()
         job.details = {**job.details, "language": language or translation.get_language(), "phase": "queued"}
         job.processed_rows = 0
@@ -132,7 +142,7 @@ def import_job_cancel(*, job: ImportJob, actor=None) -> ImportJob:
         status=Status.CANCELLED, finished_at=timezone.now()
     )
     if not claimed:
-        raise ImportStateError(_g("Only an import that was not confirmed yet can be cancelled."))
+        raise ImportStateError(gettext("Only an import that was not confirmed yet can be cancelled."))
     job.refresh_from_db()
     return job
 
@@ -154,11 +164,11 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
             _fail(job, str(exc))
         except IntegrityError as exc:
             logger.warning("User import %s collided with concurrent changes: %s", job.pk, exc)
-            _fail(job, _g("Some users changed while this import ran, so nothing was imported (%(error)s). "
-                          "Import the file again.") % {"error": exc})
+            _fail(job, gettext("Some users changed while this import ran, so nothing was imported (%(error)s). "
+                               "Import the file again.") % {"error": exc})
         except Exception as exc:
             logger.exception("User import %s failed", job.pk)
-            _fail(job, _g("The import failed and nothing was imported: %(error)s") % {"error": exc})
+            _fail(job, gettext("The import failed and nothing was imported: %(error)s") % {"error": exc})
     job.refresh_from_db()
     return job
 
@@ -167,10 +177,18 @@ def _run(job: ImportJob) -> None:
     def progress(rows: int) -> None:
         ImportJob.objects.filter(pk=job.pk).update(processed_rows=rows)
 
-    importer = _user_import(job, progress=progress)
     _set_phase(job, "checking")
-    plan = importer.check()
-    _store_check(job, plan)
+    with _user_import(job, progress=progress) as importer:
+        plan = importer.check()
+    report = None
+    if plan.problems:
+        report = ErrorReport(plan.headers)
+        report.write(plan.problems)
+    try:
+        _store_check(job, total=plan.total, counts=plan.counts, report=report)
+    finally:
+        if report is not None:
+            report.close()
     if job.mode == ImportJob.Mode.ALL_OR_NOTHING and plan.problems:
         _fail(job, ngettext(
             "%(count)d row is invalid, so nothing was imported (all or nothing). "
@@ -214,21 +232,16 @@ def _set_phase(job: ImportJob, phase: str) -> None:
     ImportJob.objects.filter(pk=job.pk).update(details=job.details)
 
 
-def _store_check(job: ImportJob, plan: ImportPlan) -> None:
+def _store_check(job: ImportJob, *, total: int, counts: dict[str, int], report: ErrorReport | None) -> None:
     """Counts and the error report of a check, on the job (saved by the caller or here)."""
-    counts = plan.counts
-    job.total_rows = counts["total"]
-    job.processed_rows = counts["total"]
+    job.total_rows = job.processed_rows = total
     job.new_rows, job.updated_rows = counts["new"], counts["updated"]
     job.unchanged_rows, job.invalid_rows = counts["unchanged"], counts["invalid"]
     if job.error_report:
         job.error_report.delete(save=False)
-    if plan.problems:
-        stem = Path(job.original_name).stem or "import"
-        job.error_report.save(
-            f"{stem}-errors.csv", ContentFile(error_report_csv(headers=plan.headers, problems=plan.problems)),
-            save=False,
-        )
+    if report is not None:
+        name = f"{Path(job.original_name).stem or 'import'}-errors.csv"
+        job.error_report.save(name, File(report.finished(), name=name), save=False)
     if job.status in (Status.RUNNING, Status.QUEUED):
         ImportJob.objects.filter(pk=job.pk).update(
             total_rows=job.total_rows, processed_rows=job.processed_rows, new_rows=job.new_rows,
@@ -237,14 +250,23 @@ def _store_check(job: ImportJob, plan: ImportPlan) -> None:
         )
 
 
-def _user_import(job: ImportJob, *, progress=None) -> UserImport:
+@contextmanager
+def _user_import(job: ImportJob, *, progress=None) -> Iterator[UserImport]:
+    """An importer reading the job's stored file as it checks (the file is open until the block ends).
+
+    The encoding and delimiter are the ones found at upload; the caps are enforced again, so a
+    file stored under older, looser settings is refused rather than read whole.
+    """
     with job.file.open("rb") as handle:
-        data = handle.read()
-    text, _encoding = csv_decode(data)
-    return UserImport(
-        text=text, delimiter=job.delimiter or ",", mapping={key: int(index) for key, index in job.mapping.items()},
-        phone_region=conf.import_phone_region(), progress=progress,
-    )
+        records = csv_open_records(
+            handle, encoding=job.encoding or "utf-8", delimiter=job.delimiter or ",",
+            max_bytes=conf.import_max_bytes(), max_columns=conf.import_max_columns(),
+            max_line_chars=conf.import_max_line_chars(),
+        )
+        yield UserImport(
+            records=records, mapping={key: int(index) for key, index in job.mapping.items()},
+            phone_region=conf.import_phone_region(), progress=progress,
+        )
 
 
 def import_job_is_background(job: ImportJob) -> bool:

@@ -15,10 +15,11 @@ import phonenumbers
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import ngettext
 from phonenumbers.phonemetadata import PhoneMetadata
 
+from ..csvsafe import FORMULA_TRIGGERS, looks_like_formula
 from .reading import SourceRow
 
 NAME_MAX = 150
@@ -35,6 +36,7 @@ _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _PHONE_PUNCTUATION = re.compile(r"[\s\-.()/]+")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_MAYBE_FORMULA = frozenset((*FORMULA_TRIGGERS, " "))  # looks_like_formula skips leading spaces
 _email_validator = EmailValidator()
 _username_validator = UnicodeUsernameValidator()
 # Two-character Chinese family names; the rest are one character.
@@ -71,6 +73,10 @@ class CleanRow:
     phone: str | None
     timezone: str | None
     locale: str | None
+    # The free-text fields whose value a spreadsheet would read as a formula (``=…``, ``-…``): they
+    # are imported as typed, and the preview shows them. Phone, time zone and language are checked
+    # against strict formats (an E.164 number's leading "+" is its form, not a formula).
+    formula_fields: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -85,13 +91,13 @@ class RowProblem:
 def clean_email(value: str) -> str:
     """The address as stored: the domain in lower case, the local part as given."""
     if len(value) > EMAIL_MAX:
-        raise ValueError(_g("email address “%(value)s…” is longer than %(max)d characters") % {
+        raise ValueError(gettext("email address “%(value)s…” is longer than %(max)d characters") % {
             "value": value[:40], "max": EMAIL_MAX})
     if not _PLAIN_EMAIL.fullmatch(value):
         try:
             _email_validator(value)
         except ValidationError:
-            raise ValueError(_g("“%(value)s” is not a valid email address") % {"value": value}) from None
+            raise ValueError(gettext("“%(value)s” is not a valid email address") % {"value": value}) from None
     local, _, domain = value.rpartition("@")
     return f"{local}@{domain.lower()}"
 
@@ -107,17 +113,17 @@ def clean_phone(value: str, region: str | None) -> str:
         compact = "+" + compact[2:]
     if region is None and not compact.startswith("+"):
         raise ValueError(
-            _g("phone “%(value)s” needs its country code, e.g. +86 138 0013 8000") % {"value": value}
+            gettext("phone “%(value)s” needs its country code, e.g. +86 138 0013 8000") % {"value": value}
         )
     if _E164.fullmatch(compact) and _e164_is_valid(compact):
         return compact
     try:
         number = phonenumbers.parse(compact if _E164.fullmatch(compact) else value, region)
     except phonenumbers.NumberParseException:
-        raise ValueError(_g("“%(value)s” is not a phone number") % {"value": value}) from None
+        raise ValueError(gettext("“%(value)s” is not a phone number") % {"value": value}) from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError(
-            _g("phone “%(value)s” is not a valid number for country code +%(code)d")
+            gettext("phone “%(value)s” is not a valid number for country code +%(code)d")
             % {"value": value, "code": number.country_code}
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -223,25 +229,25 @@ def clean_timezone(value: str) -> str:
     zones = _timezones()
     name = zones.get(value) or zones.get(value.casefold())
     if name is None:
-        raise ValueError(_g("unknown time zone “%(value)s” (use a name like Asia/Shanghai)") % {"value": value})
+        raise ValueError(gettext("unknown time zone “%(value)s” (use a name like Asia/Shanghai)") % {"value": value})
     return name
 
 
 def clean_locale(value: str) -> str:
     locale = LOCALE_ALIASES.get(value.casefold().replace("_", "-"))
     if locale is None:
-        raise ValueError(_g("unknown language “%(value)s” (use en or zh-hans)") % {"value": value})
+        raise ValueError(gettext("unknown language “%(value)s” (use en or zh-hans)") % {"value": value})
     return locale
 
 
 def clean_username(value: str) -> str:
     if len(value) > USERNAME_MAX:
-        raise ValueError(_g("username is longer than %(max)d characters") % {"max": USERNAME_MAX})
+        raise ValueError(gettext("username is longer than %(max)d characters") % {"max": USERNAME_MAX})
     try:
         _username_validator(value)
     except ValidationError:
         raise ValueError(
-            _g("username “%(value)s” may only contain letters, digits and @ . + - _") % {"value": value}
+            gettext("username “%(value)s” may only contain letters, digits and @ . + - _") % {"value": value}
         ) from None
     return value
 
@@ -296,7 +302,7 @@ class RowValidator:
         if record.end_line > record.line and any("\n" in cells[i] for i in self.mapping.values()):
             return RowProblem(
                 record.line,
-                _g("a value runs from line %(start)d to line %(end)d; is a quote not closed?")
+                gettext("a value runs from line %(start)d to line %(end)d; is a quote not closed?")
                 % {"start": record.line, "end": record.end_line},
                 cells,
             )
@@ -308,7 +314,7 @@ class RowValidator:
         email = email_key = ""
         raw_email = cells[email_at]
         if not raw_email:
-            reasons.append(_g("email address is missing"))
+            reasons.append(gettext("email address is missing"))
         else:
             try:
                 email = clean_email(raw_email)
@@ -318,7 +324,7 @@ class RowValidator:
         if email_key:
             first_line = self.seen_emails.setdefault(email_key, record.line)
             if first_line != record.line:
-                reasons.append(_g("duplicate of line %(line)d (same email address)") % {"line": first_line})
+                reasons.append(gettext("duplicate of line %(line)d (same email address)") % {"line": first_line})
 
         username = cells[username_at] if username_at is not None else ""
         if username:
@@ -330,7 +336,7 @@ class RowValidator:
             else:
                 first_line = self.seen_usernames.setdefault(username, record.line)
                 if first_line != record.line:
-                    reasons.append(_g("duplicate of line %(line)d (same username)") % {"line": first_line})
+                    reasons.append(gettext("duplicate of line %(line)d (same username)") % {"line": first_line})
 
         first_name = last_name = None
         if full_name_at is not None:
@@ -340,9 +346,9 @@ class RowValidator:
             first_name = (cells[first_name_at] if first_name_at is not None else "") or None
             last_name = (cells[last_name_at] if last_name_at is not None else "") or None
         if first_name and len(first_name) > NAME_MAX:
-            reasons.append(_g("first name is longer than %(max)d characters") % {"max": NAME_MAX})
+            reasons.append(gettext("first name is longer than %(max)d characters") % {"max": NAME_MAX})
         if last_name and len(last_name) > NAME_MAX:
-            reasons.append(_g("last name is longer than %(max)d characters") % {"max": NAME_MAX})
+            reasons.append(gettext("last name is longer than %(max)d characters") % {"max": NAME_MAX})
 
         phone = timezone = locale = None
         if phone_at is not None and (raw := cells[phone_at]):
@@ -363,7 +369,15 @@ class RowValidator:
 
         if reasons:
             return RowProblem(record.line, "; ".join(reasons), cells)
+        formula_fields = ()
+        # A cheap look at first characters (a superset of what can look like a formula) spares the
+        # exact check on almost every row.
+        if (email[:1] in _MAYBE_FORMULA or username[:1] in _MAYBE_FORMULA
+                or (first_name or "")[:1] in _MAYBE_FORMULA or (last_name or "")[:1] in _MAYBE_FORMULA):
+            free_text = (("email", email), ("username", username), ("first_name", first_name), ("last_name", last_name))
+            formula_fields = tuple(name for name, value in free_text if value and looks_like_formula(value))
         return CleanRow(
             line=record.line, email=email, email_key=email_key, username=username,
             first_name=first_name, last_name=last_name, phone=phone, timezone=timezone, locale=locale,
+            formula_fields=formula_fields,
         )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import codecs
+import io
+import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dashboard.imports import ImportFileError, csv_decode, csv_inspect, csv_sniff_delimiter
-from dashboard.imports.reading import csv_records, csv_split_header
+from dashboard.imports.reading import csv_line_batches, csv_records, csv_split_header
 
 CAPS = {"max_bytes": 1024 * 1024, "max_rows": 1000}
 CHINESE = "邮箱,姓名,手机,时区\nwei@example.com,张伟,+86 138 0013 8000,Asia/Shanghai\n"
@@ -103,3 +107,42 @@ def test_row_cap():
 def test_gbk_is_not_mistaken_for_utf8():
     text, encoding = csv_decode("姓名\n王芳\n".encode("gbk"))
     assert (text, encoding) == ("姓名\n王芳\n", "gb18030")
+
+
+# --- streaming ------------------------------------------------------------------------------------
+
+LINE = st.text(alphabet='ab,"\'中 \x85\u2028', max_size=18)
+ENDING = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+@given(lines=st.lists(st.tuples(LINE, ENDING), max_size=40), last=LINE, encoding=st.sampled_from(["utf-8", "utf-16"]))
+def test_lines_come_out_the_same_whatever_the_chunk_boundaries(lines, last, encoding):
+    """Chunks of 40 characters cut lines, "\r\n" pairs and multi-byte characters anywhere."""
+    text = "".join(line + ending for line, ending in lines) + last
+    batches = csv_line_batches(io.BytesIO(text.encode(encoding)), encoding=encoding, max_bytes=10**6,
+                               max_line_chars=19, chunk_chars=1)
+    assert list(itertools.chain.from_iterable(batches)) == io.StringIO(text, newline="").readlines()
+
+
+@pytest.mark.parametrize("ending", ["", "\n", "\r\n", "\r"])
+def test_a_line_of_exactly_the_cap_is_read_and_one_more_character_is_refused(ending):
+    ok = f"email\n{'a' * 30}{ending}"
+    assert inspect(ok.encode(), max_line_chars=30).row_count == 1
+    with pytest.raises(ImportFileError, match="Line 2 is longer than 30 characters"):
+        inspect(f"email\n{'a' * 31}{ending}".encode(), max_line_chars=30)
+
+
+def test_gbk_found_late_in_a_big_file_is_read_again_from_the_start():
+    data = ("email,name\n" + "a@example.com,Ada\n" * 40_000 + "wang@example.com,王芳\n").encode("gbk")
+    found = inspect(data, max_bytes=len(data), max_rows=50_000)
+    assert (found.encoding, found.row_count, found.size) == ("gb18030", 40_001, len(data))
+
+
+def test_binary_data_late_in_a_file_is_refused():
+    with pytest.raises(ImportFileError, match="binary data"):
+        inspect(b"email\n" + b"a@example.com\n" * 50_000 + b"\x00\x01\x02\n", max_rows=60_000)
+
+
+def test_a_cell_neutralised_by_a_signalbox_csv_is_read_as_typed():
+    _, records = csv_split_header(csv_records("email,name\na@example.com,'-Bob\nb@example.com,'Connor\n", ","))
+    assert [r.cells for r in records] == [["a@example.com", "-Bob"], ["b@example.com", "'Connor"]]
