@@ -107,6 +107,18 @@ def test_the_column_cap_is_a_setting(operator_client, media, settings):
     assert "At most 20 MB, 200,000 rows and 3 columns." in operator_client.get(url("upload")).content.decode()
 
 
+def test_a_big_valid_upload_is_checked_while_streamed_and_stored_whole(operator_client, media):
+    """Above 2.5 MB Django spools the upload to a temporary file: it is read from there and moved."""
+    data = b"email,first_name\n" + b"".join(b"user%d@example.com,Ada\n" % i for i in range(150_000))
+    assert len(data) > 2.5 * MB
+    response = operator_client.post(url("upload"), {"file": csv_file(data), "mode": "valid_rows"})
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == url("mapping", job.pk)
+    assert (job.total_rows, job.size, job.encoding) == (150_000, len(data), "utf-8")
+    with job.file.open("rb") as stored:
+        assert stored.read() == data
+
+
 # --- in Chinese ---------------------------------------------------------------------------------
 
 
