@@ -32,7 +32,12 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
-from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminRadioSelectWidget, UnfoldAdminSelectWidget
+from unfold.widgets import (
+    UnfoldAdminFileFieldWidget,
+    UnfoldAdminRadioSelectWidget,
+    UnfoldAdminSelectWidget,
+    UnfoldBooleanSwitchWidget,
+)
 
 from notifications.models import Audience
 
@@ -127,6 +132,11 @@ class ImportMappingForm(forms.Form):
 
 class ImportConfirmForm(forms.Form):
     mode = forms.ChoiceField(choices=ImportJob.Mode.choices, widget=UnfoldAdminRadioSelectWidget())
+    invite = forms.BooleanField(
+        label=_("Email each new user an invitation to choose a password"), required=False,
+        widget=UnfoldBooleanSwitchWidget(attrs={"data-testid": "confirm-invite"}),
+        help_text=_("Without it, new users can sign in only after “Forgot your password?”."),
+    )
 
 
 @admin.register(ImportJob)
@@ -286,6 +296,7 @@ class ImportJobAdmin(ModelAdmin):
         try:
             job = import_job_confirm(
                 job=job, actor=request.user, mode=form.cleaned_data["mode"], language=request.LANGUAGE_CODE,
+                invite=form.cleaned_data["invite"],
             )
         except ImportStateError as exc:
             self.message_user(request, str(exc), level=messages.ERROR)
@@ -349,6 +360,7 @@ class ImportJobAdmin(ModelAdmin):
             "percent": min(percent, 100),
             "phase": job.details.get("phase", ""),
             "audience_added": job.details.get("audience_added"),
+            "invited": job.details.get("invited"),
             "continue_url": (
                 reverse("admin:dashboard_importjob_preview" if job.status == Status.PREVIEWED
                         else "admin:dashboard_importjob_mapping", args=[job.pk]) if flow else ""

@@ -269,7 +269,7 @@ class UserImport:
                 audience_added = audience_members_add(audience=audience, user_ids=member_ids, actor=actor)
         return ImportResult(
             new=len(plan.new), updated=len(plan.updates), unchanged=len(plan.unchanged_user_ids),
-            invalid=len(plan.problems), audience_added=audience_added,
+            invalid=len(plan.problems), audience_added=audience_added, new_ids=tuple(new_ids),
         )
 
     def _refuse_users_created_since_check(self, plan: ImportPlan) -> None:

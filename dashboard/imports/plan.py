@@ -78,3 +78,4 @@ class ImportResult:
     unchanged: int
     invalid: int
     audience_added: int = 0
+    new_ids: tuple[int, ...] = ()  # the users this import created, e.g. to invite them

@@ -104,17 +104,19 @@ def import_job_preview(*, job: ImportJob, mapping: dict[str, int]) -> ImportJob:
 
 
 def import_job_confirm(
-    *, job: ImportJob, actor=None, mode: str | None = None, language: str | None = None
+    *, job: ImportJob, actor=None, mode: str | None = None, language: str | None = None, invite: bool | None = None
 ) -> ImportJob:
     """Start the import of a previewed job: in this request when small, else as a background task.
 
     ``mode`` (valid rows / all or nothing) may still be changed here, after seeing the preview.
+    With ``invite`` each user the import creates is emailed an invitation to choose a password
+    once the import has committed (``accounts.passwords.invitations_send``).
     """
     if mode is not None and mode not in ImportJob.Mode.values:
         raise ValueError(f"Unknown import mode {mode!r}.")
     with transaction.atomic():
         claimed = ImportJob.objects.filter(pk=job.pk, status=Status.PREVIEWED).update(
-            status=Status.QUEUED, mode=mode or job.mode
+            status=Status.QUEUED, mode=mode or job.mode, invite=job.invite if invite is None else invite
         )
         if not claimed:
             raise ImportStateError(gettext("This import was already confirmed or cancelled."))
@@ -123,7 +125,7 @@ def import_job_confirm(
         job.processed_rows = 0
         job.save(update_fields=["details", "processed_rows"])
         audit_record(actor=actor, action="users.import_confirmed", target=job,
-                     changes={"rows": job.total_rows, "mode": job.mode})
+                     changes={"rows": job.total_rows, "mode": job.mode, "invite": job.invite})
         background = job.total_rows > conf.import_sync_rows()
         if background:
             from ..tasks import import_users_task
@@ -203,6 +205,22 @@ def _run(job: ImportJob) -> None:
     with transaction.atomic():
         result = importer.write(plan, audience=audience, actor=job.created_by)
         _complete(job, result)
+    if job.invite and result.new_ids:
+        _invite(job, result.new_ids)
+
+
+def _invite(job: ImportJob, user_ids) -> None:
+    """After the import committed: invite the new users to choose a password. A failure here
+    (the mail channel down...) does not undo the import; the job says how many were invited."""
+    from accounts.passwords import invitations_send
+
+    try:
+        invited = invitations_send(user_ids=list(user_ids), actor=job.created_by)
+    except Exception:
+        logger.exception("Invitations for user import %s failed", job.pk)
+        invited = 0
+    job.details = {**job.details, "invited": invited}
+    ImportJob.objects.filter(pk=job.pk).update(details=job.details)
 
 
 def _complete(job: ImportJob, result: ImportResult) -> None:
