@@ -30,7 +30,6 @@ from ..campaigns.schedules import (
 )
 from ..campaigns.services import CampaignError
 from ..models import Campaign, CampaignRun, Channel, Delivery
-from ..services import audit_record
 from .ledger import ReadOnlyAdminMixin
 
 CHANNEL_SLOTS = 3
@@ -43,6 +42,7 @@ TRANSITIONS = {
     "pause": services.campaign_pause,
     "resume": services.campaign_resume,
     "cancel": services.campaign_cancel,
+    "release": services.campaign_run_release,
 }
 DONE = {
     "submit": _("Submitted for approval."),
@@ -52,6 +52,7 @@ DONE = {
     "pause": _("Paused: nothing more goes out until you resume."),
     "resume": _("Resumed."),
     "cancel": _("Cancelled: unsent messages will not go out."),
+    "release": _("Approved for its audience as it is now; the run carries on."),
 }
 
 
@@ -207,18 +208,22 @@ class CampaignAdmin(ModelAdmin):
         return self.fieldsets
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.author = request.user
-        super().save_model(request, obj, form, change)
-        if change and form.changed_data:
-            services.campaign_approval_reset(campaign=obj, actor=request.user)
-            audit_record(actor=request.user, action="campaign.edit", target=obj, changes={"fields": form.changed_data})
-        elif not change:
-            audit_record(actor=request.user, action="campaign.create", target=obj)
+        # Through the services, so the rules (audit, approval voided by an edit) hold for every
+        # interface; a refusal there (the campaign was launched meanwhile) is a message, not a 500.
+        try:
+            if change:
+                services.campaign_update(campaign=obj, actor=request.user, changed=list(form.changed_data))
+            else:
+                services.campaign_create(campaign=obj, actor=request.user)
+        except CampaignError as error:
+            raise PermissionDenied(str(error)) from error
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context.update(self._status_context(request, obj))
+            if obj.status not in EDITABLE and "adminform" in context:
+                # Read-only: no schedule field for Unfold's show/hide conditions to watch.
+                context["adminform"].model_admin = _WithoutConditions(self)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def _status_context(self, request: HttpRequest, obj: Campaign) -> dict:
@@ -230,8 +235,12 @@ class CampaignAdmin(ModelAdmin):
         actions = []
         if status == Campaign.Status.DRAFT and can_edit:
             actions.append(("submit", _("Submit for approval"), "secondary"))
-        if status == Campaign.Status.PENDING_APPROVAL and can_approve and not obj.approved_by_id:
+        approval = services.campaign_approval(campaign=obj) if status in EDITABLE else None
+        held = obj.runs.filter(status=CampaignRun.Status.AWAITING_APPROVAL).exists()
+        if status == Campaign.Status.PENDING_APPROVAL and can_approve and (approval is None or approval.needed):
             actions += [("approve", _("Approve"), "primary"), ("reject", _("Send back"), "secondary")]
+        if held and can_approve:
+            actions.append(("release", _("Approve and send"), "primary"))
         if status in EDITABLE and can_launch:
             actions.append(("launch", _("Launch"), "primary"))
         if status == Campaign.Status.RUNNING and can_launch:
@@ -251,6 +260,7 @@ class CampaignAdmin(ModelAdmin):
                 preview = []
         return {
             "campaign": obj,
+            "approval": approval,
             "campaign_actions": actions,
             "next_occurrences": [(when, when.astimezone(zoneinfo.ZoneInfo(obj.schedule_timezone))) for when in preview],
             **self._progress_context(obj),
@@ -336,9 +346,22 @@ def _preview_start(query) -> datetime:
         raise ScheduleError(" ".join(error.messages), part="start") from error
 
 
+class _WithoutConditions:
+    """The admin as the read-only form sees it: no conditional fields (their inputs are gone)."""
+
+    conditional_fields: dict = {}
+
+    def __init__(self, model_admin) -> None:
+        self._model_admin = model_admin
+
+    def __getattr__(self, name):
+        return getattr(self._model_admin, name)
+
+
 def _lacks_permission(user, action: str) -> bool:
     needed = {
         "approve": "notifications.approve_campaign", "reject": "notifications.approve_campaign",
+        "release": "notifications.approve_campaign",
         "submit": "notifications.change_campaign",
     }.get(action, "notifications.launch_campaign")
     return not user.has_perm(needed)
