@@ -31,7 +31,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.utils.text import capfirst
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext as _
 
 from ..jsonsafe import JSONInputError, json_loads_safe
 from .registry import AudienceField, AudienceOp, audience_fields
@@ -72,11 +72,11 @@ def audience_rules_parse(*, text: str | None) -> Any:
         return json_loads_safe(text, max_chars=MAX_RULES_JSON_CHARS, max_depth=MAX_JSON_DEPTH)
     except JSONInputError as exc:
         if exc.code == "too_long":
-            message = _g("The rules are too long (at most %(max)d characters).") % {"max": MAX_RULES_JSON_CHARS}
+            message = _("The rules are too long (at most %(max)d characters).") % {"max": MAX_RULES_JSON_CHARS}
         elif exc.code == "too_deep":
-            message = _g("The rules are nested too deeply.")
+            message = _("The rules are nested too deeply.")
         elif exc.code == "invalid":
-            message = _g("The rules are not valid JSON (%(error)s).") % {"error": exc.detail or exc.message}
+            message = _("The rules are not valid JSON (%(error)s).") % {"error": exc.detail or exc.message}
         else:
             message = exc.message
         raise AudienceRuleError([message]) from None
@@ -105,8 +105,8 @@ class _RuleCompiler:
             return
         where = _where(path)
         if about is not None:
-            where = _g("%(where)s (%(field)s)") % {"where": where, "field": about}
-        self.errors.append(_g("%(where)s: %(problem)s") % {"where": where, "problem": problem})
+            where = _("%(where)s (%(field)s)") % {"where": where, "field": about}
+        self.errors.append(_("%(where)s: %(problem)s") % {"where": where, "problem": problem})
 
     def compile(self, rules: Any) -> Q | None:
         if rules is None or rules == {}:
@@ -118,10 +118,10 @@ class _RuleCompiler:
         if self.nodes > MAX_NODES:
             if not self.too_big:
                 self.too_big = True
-                self.errors.append(_g("The rules have more than %(max)d conditions and groups.") % {"max": MAX_NODES})
+                self.errors.append(_("The rules have more than %(max)d conditions and groups.") % {"max": MAX_NODES})
             return None
         if not isinstance(node, dict):
-            self.error(path, _g("expected a group or a condition, found %(type)s") % {"type": type_name(node)})
+            self.error(path, _("expected a group or a condition, found %(type)s") % {"type": type_name(node)})
             return None
         if _is_group(node):
             return self.group(node, path=path, depth=depth)
@@ -129,17 +129,17 @@ class _RuleCompiler:
 
     def group(self, node: dict, *, path: tuple, depth: int) -> Q | None:
         if len(node) != 1:
-            self.error(path, _g('a group has exactly one key: "all", "any" or "not"'))
+            self.error(path, _('a group has exactly one key: "all", "any" or "not"'))
             return None
         if depth >= MAX_DEPTH:
-            self.error(path, _g("groups are nested more than %(max)d deep") % {"max": MAX_DEPTH})
+            self.error(path, _("groups are nested more than %(max)d deep") % {"max": MAX_DEPTH})
             return None
         (kind, children), = node.items()
         if kind == "not":
             inner = self.node(children, path=path, depth=depth + 1)
             return ~inner if inner is not None else None
         if not isinstance(children, list):
-            self.error(path, _g('"%(kind)s" must hold a list of conditions and groups') % {"kind": kind})
+            self.error(path, _('"%(kind)s" must hold a list of conditions and groups') % {"kind": kind})
             return None
         compiled = []
         for index, child in enumerate(children, start=1):
@@ -156,28 +156,28 @@ class _RuleCompiler:
     def condition(self, node: dict, *, path: tuple) -> Q | None:
         unknown = [key for key in node if key not in CONDITION_KEYS]
         if unknown:
-            self.error(path, _g("unknown key %(key)s in a condition") % {"key": quote_value(unknown[0])})
+            self.error(path, _("unknown key %(key)s in a condition") % {"key": quote_value(unknown[0])})
             return None
         key = node.get("field")
         if not isinstance(key, str) or not key:
-            self.error(path, _g("choose a field"))
+            self.error(path, _("choose a field"))
             return None
         audience_field = audience_fields.get(key)
         if audience_field is None:
-            self.error(path, _g("unknown field %(key)s") % {"key": quote_value(key)})
+            self.error(path, _("unknown field %(key)s") % {"key": quote_value(key)})
             return None
         op = node.get("op")
         spec = audience_field.ops.get(op) if isinstance(op, str) else None
         if spec is None:
             self.error(
                 path,
-                _g("%(op)s is not one of its operators (%(ops)s)")
+                _("%(op)s is not one of its operators (%(ops)s)")
                 % {"op": quote_value(op), "ops": ", ".join(audience_field.ops)},
                 about=audience_field.label,
             )
             return None
         if spec.value_type != "none" and "value" not in node:
-            self.error(path, _g("enter a value"), about=audience_field.label)
+            self.error(path, _("enter a value"), about=audience_field.label)
             return None
         try:
             value = VALUE_TYPES[spec.value_type](node.get("value"), self._choices(audience_field, spec))
@@ -187,7 +187,7 @@ class _RuleCompiler:
         if isinstance(value, list):
             self.values += len(value)
             if self.values > MAX_TOTAL_VALUES:
-                self.error(path, _g("the rules list more than %(max)d values in total") % {"max": MAX_TOTAL_VALUES})
+                self.error(path, _("the rules list more than %(max)d values in total") % {"max": MAX_TOTAL_VALUES})
                 return None
         q = audience_field.to_q(op, value)
         return q if isinstance(q, Q) else Q(q)
@@ -206,12 +206,12 @@ class _RuleCompiler:
 def _where(path: Sequence[tuple[str, int]]) -> str:
     """``(("group", 1), ("condition", 2))`` -> "Condition 2 of group 1"."""
     if not path:
-        return _g("The rules")
-    labels = {"group": _g("group %(n)d"), "condition": _g("condition %(n)d")}
+        return _("The rules")
+    labels = {"group": _("group %(n)d"), "condition": _("condition %(n)d")}
     text = ""
     for kind, index in path:
         piece = labels[kind] % {"n": index}
-        text = piece if not text else _g("%(inner)s of %(outer)s") % {"inner": piece, "outer": text}
+        text = piece if not text else _("%(inner)s of %(outer)s") % {"inner": piece, "outer": text}
     return capfirst(text)
 
 

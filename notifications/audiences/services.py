@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext as _
 
 from ..models import Audience, AudienceMember
 from ..services import audit_record
@@ -44,7 +44,7 @@ def _batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 def _require_static(audience: Audience) -> None:
     if audience.kind != Audience.Kind.STATIC:
-        raise AudienceNotStaticError(_g("Only a static audience has members to add or remove."))
+        raise AudienceNotStaticError(_("Only a static audience has members to add or remove."))
 
 
 def _touch(audience: Audience) -> None:
@@ -117,7 +117,7 @@ def _decode(data: bytes) -> str:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
-        raise AudienceImportError(_g("The file is not UTF-8 or GBK text.")) from None
+        raise AudienceImportError(_("The file is not UTF-8 or GBK text.")) from None
 
 
 def _identifiers(text: str) -> tuple[int, list[str]]:
@@ -150,12 +150,12 @@ def _identifiers(text: str) -> tuple[int, list[str]]:
                 continue
             rows += 1
             if rows > MAX_IMPORT_ROWS:
-                raise AudienceImportError(_g("The file has more than %(max)d rows.") % {"max": MAX_IMPORT_ROWS})
+                raise AudienceImportError(_("The file has more than %(max)d rows.") % {"max": MAX_IMPORT_ROWS})
             value = cells[column] if column < len(cells) else ""
             if value:
                 seen.setdefault(value, None)
     except csv.Error as exc:
-        raise AudienceImportError(_g("The file is not valid CSV (%(error)s).") % {"error": exc}) from None
+        raise AudienceImportError(_("The file is not valid CSV (%(error)s).") % {"error": exc}) from None
     return rows, list(seen)
 
 
@@ -197,11 +197,11 @@ def audience_members_import_csv(*, audience: Audience, data: bytes, actor=None) 
     _require_static(audience)
     if len(data) > MAX_IMPORT_BYTES:
         raise AudienceImportError(
-            _g("The file is larger than %(max)d MB.") % {"max": MAX_IMPORT_BYTES // (1024 * 1024)}
+            _("The file is larger than %(max)d MB.") % {"max": MAX_IMPORT_BYTES // (1024 * 1024)}
         )
     text = _decode(data)
     if "\x00" in text:
-        raise AudienceImportError(_g("The file is not a text file."))
+        raise AudienceImportError(_("The file is not a text file."))
     rows, identifiers = _identifiers(text)
     ids, unknown = _match_users(identifiers)
     added = audience_members_add(audience=audience, user_ids=ids, actor=actor)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext as _
 
 MAX_LIST_ITEMS = 500
 MAX_TEXT_LENGTH = 200
@@ -39,15 +39,15 @@ def quote_value(value: Any) -> str:
 
 def type_name(value: Any) -> str:
     if isinstance(value, bool):
-        return _g("true/false")
+        return _("true/false")
     if isinstance(value, (int, float)):
-        return _g("a number")
+        return _("a number")
     if isinstance(value, str):
-        return _g("text")
+        return _("text")
     if isinstance(value, list):
-        return _g("a list")
+        return _("a list")
     if value is None:
-        return _g("null")
+        return _("null")
     return type(value).__name__
 
 
@@ -57,51 +57,51 @@ def _is_int(value: Any) -> bool:
 
 def _clean_string(value: Any) -> str:
     if not isinstance(value, str):
-        raise InvalidValue(_g("the value must be text"))
+        raise InvalidValue(_("the value must be text"))
     value = value.strip()
     if not value:
-        raise InvalidValue(_g("enter a value"))
+        raise InvalidValue(_("enter a value"))
     if len(value) > MAX_TEXT_LENGTH:
-        raise InvalidValue(_g("the value is longer than %(max)d characters") % {"max": MAX_TEXT_LENGTH})
+        raise InvalidValue(_("the value is longer than %(max)d characters") % {"max": MAX_TEXT_LENGTH})
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidValue(_g("the value contains characters that cannot be stored")) from None
+        raise InvalidValue(_("the value contains characters that cannot be stored")) from None
     if "\x00" in value:
-        raise InvalidValue(_g("the value contains characters that cannot be stored"))
+        raise InvalidValue(_("the value contains characters that cannot be stored"))
     return value
 
 
 def _clean_none(value: Any, choices: frozenset | None) -> None:
     if value is not None:
-        raise InvalidValue(_g("this operator takes no value"))
+        raise InvalidValue(_("this operator takes no value"))
 
 
 def _clean_bool(value: Any, choices: frozenset | None) -> bool:
     if not isinstance(value, bool):
-        raise InvalidValue(_g("the value must be true or false"))
+        raise InvalidValue(_("the value must be true or false"))
     return value
 
 
 def _clean_text(value: Any, choices: frozenset | None) -> str:
     value = _clean_string(value)
     if choices is not None and value not in choices:
-        raise InvalidValue(_g("%(value)s is not one of the choices") % {"value": quote_value(value)})
+        raise InvalidValue(_("%(value)s is not one of the choices") % {"value": quote_value(value)})
     return value
 
 
 def _clean_list(value: Any, choices: frozenset | None, *, item: Callable[[Any], Any]) -> list:
     if not isinstance(value, list):
-        raise InvalidValue(_g("the value must be a list"))
+        raise InvalidValue(_("the value must be a list"))
     if not value:
-        raise InvalidValue(_g("choose at least one value"))
+        raise InvalidValue(_("choose at least one value"))
     if len(value) > MAX_LIST_ITEMS:
-        raise InvalidValue(_g("choose at most %(max)d values") % {"max": MAX_LIST_ITEMS})
+        raise InvalidValue(_("choose at most %(max)d values") % {"max": MAX_LIST_ITEMS})
     cleaned = []
     for raw in value:
         one = item(raw)
         if choices is not None and one not in choices:
-            raise InvalidValue(_g("%(value)s is not one of the choices") % {"value": quote_value(one)})
+            raise InvalidValue(_("%(value)s is not one of the choices") % {"value": quote_value(one)})
         if one not in cleaned:
             cleaned.append(one)
     return cleaned
@@ -113,7 +113,7 @@ def _clean_choices(value: Any, choices: frozenset | None) -> list[str]:
 
 def _clean_id(value: Any) -> int:
     if not _is_int(value) or not 1 <= value <= 2**62:
-        raise InvalidValue(_g("%(value)s is not an id") % {"value": quote_value(value)})
+        raise InvalidValue(_("%(value)s is not an id") % {"value": quote_value(value)})
     return value
 
 
@@ -123,40 +123,40 @@ def _clean_ids(value: Any, choices: frozenset | None) -> list[int]:
 
 def _bounded_int(value: Any, *, low: int, high: int, what: str) -> int:
     if not _is_int(value):
-        raise InvalidValue(_g("%(what)s must be a whole number") % {"what": what})
+        raise InvalidValue(_("%(what)s must be a whole number") % {"what": what})
     if not low <= value <= high:
         raise InvalidValue(
-            _g("%(what)s must be between %(low)d and %(high)d") % {"what": what, "low": low, "high": high}
+            _("%(what)s must be between %(low)d and %(high)d") % {"what": what, "low": low, "high": high}
         )
     return value
 
 
 def _clean_days(value: Any, choices: frozenset | None) -> int:
-    return _bounded_int(value, low=1, high=MAX_DAYS, what=_g("the number of days"))
+    return _bounded_int(value, low=1, high=MAX_DAYS, what=_("the number of days"))
 
 
 def _clean_integer(value: Any, choices: frozenset | None) -> int:
-    return _bounded_int(value, low=0, high=MAX_COUNT, what=_g("the number"))
+    return _bounded_int(value, low=0, high=MAX_COUNT, what=_("the number"))
 
 
 def _clean_date(value: Any, choices: frozenset | None) -> dt.date:
     if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise InvalidValue(_g("the value must be a date like 2025-01-31"))
+        raise InvalidValue(_("the value must be a date like 2025-01-31"))
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise InvalidValue(_g("%(value)s is not a real date") % {"value": value}) from None
+        raise InvalidValue(_("%(value)s is not a real date") % {"value": value}) from None
     if not MIN_YEAR <= day.year <= MAX_YEAR:
-        raise InvalidValue(_g("the year must be between %(low)d and %(high)d") % {"low": MIN_YEAR, "high": MAX_YEAR})
+        raise InvalidValue(_("the year must be between %(low)d and %(high)d") % {"low": MIN_YEAR, "high": MAX_YEAR})
     return day
 
 
 def _clean_count_days(value: Any, choices: frozenset | None) -> dict[str, int]:
     if not isinstance(value, dict) or set(value) != {"count", "days"}:
-        raise InvalidValue(_g('the value must be {"count": number, "days": number}'))
+        raise InvalidValue(_('the value must be {"count": number, "days": number}'))
     return {
-        "count": _bounded_int(value["count"], low=1, high=MAX_COUNT, what=_g("the count")),
-        "days": _bounded_int(value["days"], low=1, high=MAX_DAYS, what=_g("the number of days")),
+        "count": _bounded_int(value["count"], low=1, high=MAX_COUNT, what=_("the count")),
+        "days": _bounded_int(value["days"], low=1, high=MAX_DAYS, what=_("the number of days")),
     }
 
 
