@@ -21,6 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.require_services"]
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in English: a request in another language leaves it active in the thread
+    (LocaleMiddleware does not switch back), and services called directly would speak it."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 @pytest.fixture
 def password() -> str:
     return PASSWORD
