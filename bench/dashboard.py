@@ -368,7 +368,7 @@ def _delivery_row(columns, vendor, *, pk, i, user, channel, category, run_id, cr
 
 def _event_row(columns, vendor, *, pk, kind, delivery_id, when, data):
     values = {"id": pk, "delivery_id": delivery_id, "kind": kind, "source": "bench", "provider_event_id": None,
-              "occurred_at": when, "data": data}
+              "occurred_at": when, "data": data, "hits": 1}
     return tuple(_value(column, values[column], vendor) for column in columns)
 
 
