@@ -1,17 +1,23 @@
 """The base class every channel adapter extends (STYLE.md "Backends and adapters").
 
-``BaseChannel.send_batch`` owns the sequence of steps; adapters fill in hooks. The pipeline
-only ever calls ``send_batch`` and reads the ``SendResult`` list it returns.
+``BaseChannel.send_batch`` owns the sequence of steps; adapters fill in hooks and declare what
+their channel can do in ``features`` (``channels_adapters.features``). The pipeline calls
+``send_batch(messages, on_result=..., on_handoff=...)`` and learns each outcome through
+``on_result`` as soon as it is known.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ChannelConfigurationError, ChannelError
+from .errors import ChannelConfigurationError, ChannelError, TransientChannelError
+from .features import ChannelFeatures
 
 
 @dataclass(frozen=True)
@@ -20,7 +26,9 @@ class OutboundMessage:
 
     ``subject`` is the email subject, or the title of a push/in-app/chat message. ``metadata``
     carries facts adapters may act on, e.g. ``category_kind`` ("marketing", ...) and
-    ``unsubscribe_url``.
+    ``unsubscribe_url``. ``idempotency_key`` is the same for every attempt of one delivery and
+    different for any two deliveries: adapters derive what the provider sees from it (email's
+    Message-ID, an ESP's idempotency key), so a re-send is recognisably the same message.
     """
 
     delivery_id: int
@@ -32,6 +40,7 @@ class OutboundMessage:
     headers: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     locale: str = "en"
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,25 +56,56 @@ class SendResult:
         return self.error is None
 
 
+#: ``on_result(result)``: one call per message, in the calling thread.
+ResultCallback = Callable[[SendResult], object]
+#: ``on_handoff(delivery_ids)``: called in the calling thread just before these messages start
+#: their irrevocable step. Returns the ids that may go out (``None``: all of them); the others
+#: are not sent and come back with a ``TransientChannelError(reason="not_handed_off")``.
+HandoffCallback = Callable[[list[int]], "Collection[int] | None"]
+
+
+def _lease_lost(message: OutboundMessage) -> SendResult:
+    return SendResult(
+        message.delivery_id,
+        error=TransientChannelError("Not sent: the caller no longer owns this delivery.", reason="not_handed_off"),
+    )
+
+
+@dataclass
+class _Ready:
+    index: int
+    message: OutboundMessage
+    payload: Any
+
+
 class BaseChannel:
     """A channel adapter, built by ``channels_adapters.handler.channels`` from its alias.
 
     The contract of ``send_batch`` (do not override it; fill in the hooks):
 
     1. Refuse a batch larger than ``max_batch_size`` with ``ValueError`` (a caller bug).
-    2. ``open()`` once for the whole batch (one SMTP connection, one HTTP session).
-    3. For each message, in order: ``normalise_address()``, ``build_payload()``,
-       ``send_payload()``. A ``ChannelError`` from any of them becomes that message's failed
-       ``SendResult`` and the batch continues; ``InvalidAddressError`` from
-       ``normalise_address()`` therefore fails the message without contacting the provider.
-       A ``ChannelError`` from ``open()`` fails every message with that error.
-    4. ``close()`` always, also when an unexpected exception propagates. Such an exception
-       loses the results of messages already sent in this batch, so adapters must translate
-       every provider failure they can foresee into a ``ChannelError``.
+    2. ``open()`` once for the whole batch. A ``ChannelError`` from it fails every message.
+    3. For each message, in the calling thread: ``normalise_address()``, ``build_payload()``.
+       A ``ChannelError`` fails that message at once, without contacting the provider.
+    4. Send the rest over at most ``features.concurrency`` *lanes* at once. A lane is one
+       connection or session (``open_lane()``, lazily on its first message; ``close_lane()``
+       at the end) that sends one message at a time with ``send_payload()``. With more than
+       one lane each lane runs in a thread of its own: ``open_lane``/``send_payload``/
+       ``close_lane`` must not touch the database (Django connections are per thread).
+       Before messages are handed to lanes, ``on_handoff(ids)`` is called for them (a *wave*);
+       a wave is at most as large as the number of idle lanes, so at most ``concurrency``
+       messages are ever handed off without an outcome.
+    5. Each outcome goes to ``after_send()`` (the adapter's own bookkeeping, calling thread),
+       then to ``on_result`` exactly once, in the calling thread, as soon as it is known.
+    6. ``close()`` always, also when an unexpected exception propagates. Such an exception
+       stops the batch: messages already reported keep their results, the rest get none, so
+       adapters must translate every provider failure they can foresee into a ``ChannelError``.
+
+    ``send_batch`` also returns the results, in the order of ``messages``.
 
     Limits: ``max_batch_size`` and ``max_per_second`` (``None`` for no limit) are class
-    attributes each adapter declares; ``OPTIONS`` may override them per alias. The base class
-    enforces the batch size; the caller paces sends to ``max_per_second``.
+    attributes each adapter declares; ``OPTIONS`` may override them and ``concurrency`` per
+    alias. The base class enforces the batch size; the caller paces sends to ``max_per_second``.
 
     An instance is reused for many batches by one thread (the handler caches one per thread),
     so per-batch state set in ``open()`` must be cleared in ``close()``.
@@ -73,12 +113,7 @@ class BaseChannel:
 
     max_batch_size: int = 100
     max_per_second: float | None = None
-    #: Set by the caller for one batch: ``handoff(delivery_id, provider_message_id)`` is called
-    #: by adapters that can tell the moment a message becomes irrevocable (the SMTP final ".")
-    #: just *before* it, so a crash right after can be told apart from one before. If it returns
-    #: a callable, the adapter calls that right *after* the irrevocable step (the caller may
-    #: send its record and collect the reply later, so both leave the process back to back).
-    handoff = None
+    features: ChannelFeatures = ChannelFeatures()
 
     def __init__(self, alias: str, **options: Any) -> None:
         self.alias = alias
@@ -89,7 +124,19 @@ class BaseChannel:
             self.max_per_second = None if rate is None else float(rate)
         if self.max_batch_size < 1:
             raise ValueError(f"{type(self).__name__} {alias!r}: max_batch_size must be at least 1.")
+        self.features = self.declared_features()
+        if "concurrency" in options:
+            concurrency = options.pop("concurrency")
+            if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+                raise ChannelConfigurationError(
+                    f"{type(self).__name__} {alias!r}: concurrency must be a whole number of at least 1, not {concurrency!r}."
+                )
+            self.features = self.features.replace(concurrency=concurrency)
         self.options = options
+
+    def declared_features(self) -> ChannelFeatures:
+        """The features of this alias before OPTIONS; stand-in adapters borrow another channel's."""
+        return type(self).features
 
     def refuse_unknown_options(self) -> None:
         """For adapters that take every option as a keyword: a typo in OPTIONS is an error."""
@@ -101,8 +148,14 @@ class BaseChannel:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"
 
-    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
-        """Send ``messages`` and return one ``SendResult`` per message, in the same order."""
+    def send_batch(
+        self,
+        messages: Sequence[OutboundMessage],
+        *,
+        on_result: ResultCallback,
+        on_handoff: HandoffCallback | None = None,
+    ) -> list[SendResult]:
+        """Send ``messages``; report each outcome to ``on_result`` and return them in order."""
         if len(messages) > self.max_batch_size:
             raise ValueError(
                 f"{type(self).__name__} {self.alias!r} sends at most {self.max_batch_size} messages per batch, "
@@ -110,30 +163,144 @@ class BaseChannel:
             )
         if not messages:
             return []
+        results: dict[int, SendResult] = {}
+
+        def report(index: int, payload: Any, result: SendResult) -> None:
+            results[index] = result
+            self.after_send(payload, result)
+            on_result(result)
+
         try:
             try:
                 self.open()
             except ChannelError as error:
-                return [SendResult(message.delivery_id, error=error) for message in messages]
-            return [self._send_one(message) for message in messages]
+                for index, message in enumerate(messages):
+                    report(index, None, SendResult(message.delivery_id, error=error))
+                return [results[i] for i in range(len(messages))]
+            ready: list[_Ready] = []
+            for index, message in enumerate(messages):
+                try:
+                    address = self.normalise_address(message.address)
+                    if address != message.address:
+                        message = dataclasses.replace(message, address=address)
+                    payload = self.build_payload(message)
+                except ChannelError as error:
+                    report(index, None, SendResult(message.delivery_id, error=error))
+                    continue
+                ready.append(_Ready(index, message, payload))
+            lanes = min(self.features.concurrency, len(ready))
+            if lanes <= 1:
+                self._send_in_this_thread(ready, report, on_handoff)
+            else:
+                self._send_over_lanes(ready, lanes, report, on_handoff)
         finally:
             self.close()
+        return [results[i] for i in sorted(results)]
 
-    def _send_one(self, message: OutboundMessage) -> SendResult:
+    def _send_one(self, item: _Ready, lane: Any) -> SendResult:
         try:
-            address = self.normalise_address(message.address)
-            if address != message.address:
-                message = dataclasses.replace(message, address=address)
-            payload = self.build_payload(message)
-            provider_message_id = self.send_payload(payload, message)
+            provider_message_id = self.send_payload(item.payload, item.message, lane)
         except ChannelError as error:
-            return SendResult(message.delivery_id, error=error)
-        return SendResult(message.delivery_id, provider_message_id=provider_message_id)
+            return SendResult(item.message.delivery_id, error=error)
+        return SendResult(item.message.delivery_id, provider_message_id=provider_message_id)
+
+    def _send_in_this_thread(self, ready: list[_Ready], report, on_handoff: HandoffCallback | None) -> None:
+        """One lane, no threads: hand off and send one message at a time."""
+        lane, opened = None, False
+        try:
+            for item in ready:
+                if on_handoff is not None:
+                    allowed = on_handoff([item.message.delivery_id])
+                    if allowed is not None and item.message.delivery_id not in allowed:
+                        report(item.index, item.payload, _lease_lost(item.message))
+                        continue
+                if not opened:
+                    lane, opened = self._open_lane_or_error(item)
+                    if isinstance(lane, SendResult):
+                        report(item.index, item.payload, lane)
+                        lane, opened = None, False
+                        continue
+                report(item.index, item.payload, self._send_one(item, lane))
+        finally:
+            if opened:
+                self.close_lane(lane)
+
+    def _open_lane_or_error(self, item: _Ready) -> tuple[Any, bool]:
+        try:
+            return self.open_lane(), True
+        except ChannelError as error:
+            return SendResult(item.message.delivery_id, error=error), False
+
+    def _send_over_lanes(self, ready: list[_Ready], lanes: int, report, on_handoff: HandoffCallback | None) -> None:
+        """``lanes`` threads, each owning one lane; hand-offs and results stay in this thread.
+
+        Invariant: messages handed to lanes without a reported outcome never exceed ``lanes``,
+        because a wave only fills lanes that are idle.
+        """
+        work: queue.SimpleQueue = queue.SimpleQueue()
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        threads = [
+            threading.Thread(target=self._lane_loop, args=(work, done), name=f"{self.alias}-lane-{n}", daemon=True)
+            for n in range(lanes)
+        ]
+        for thread in threads:
+            thread.start()
+        pending = deque(ready)
+        busy = 0
+        failure: BaseException | None = None
+        try:
+            while pending or busy:
+                if pending and failure is None and busy < lanes:
+                    wave = [pending.popleft() for _ in range(min(lanes - busy, len(pending)))]
+                    allowed = on_handoff([item.message.delivery_id for item in wave]) if on_handoff else None
+                    for item in wave:
+                        if allowed is not None and item.message.delivery_id not in allowed:
+                            report(item.index, item.payload, _lease_lost(item.message))
+                        else:
+                            work.put(item)
+                            busy += 1
+                    continue
+                if not busy:
+                    break  # a lane failed: what was not handed off gets no result
+                item, outcome = done.get()
+                busy -= 1
+                if isinstance(outcome, BaseException):
+                    failure = failure or outcome
+                    continue
+                report(item.index, item.payload, outcome)
+        finally:
+            for _ in threads:
+                work.put(None)
+            for thread in threads:
+                thread.join()
+        if failure is not None:
+            raise failure
+
+    def _lane_loop(self, work: queue.SimpleQueue, done: queue.SimpleQueue) -> None:
+        lane, opened = None, False
+        try:
+            while (item := work.get()) is not None:
+                try:
+                    if not opened:
+                        lane, opened = self._open_lane_or_error(item)
+                        if isinstance(lane, SendResult):
+                            done.put((item, lane))
+                            lane, opened = None, False
+                            continue
+                    done.put((item, self._send_one(item, lane)))
+                except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread
+                    done.put((item, error))
+        finally:
+            if opened:
+                try:
+                    self.close_lane(lane)
+                except Exception:  # noqa: BLE001 - every message of this lane has its outcome already
+                    pass
 
     # Hooks ---------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Acquire what the whole batch shares (a connection, a session). Default: nothing.
+        """Acquire what the whole batch shares. Default: nothing.
 
         Raise ``TransientChannelError`` when the provider cannot be reached.
         """
@@ -143,6 +310,17 @@ class BaseChannel:
         failed part-way, so it must tolerate a half-open state. Default: nothing.
         """
 
+    def open_lane(self) -> Any:
+        """One connection or session, used by one lane for one message at a time. Default: None.
+
+        Called on the lane's first message; a ``ChannelError`` fails that message (the next
+        message of the lane tries again).
+        """
+        return None
+
+    def close_lane(self, lane: Any) -> None:
+        """Release what ``open_lane()`` returned, once the batch is done. Default: nothing."""
+
     def normalise_address(self, address: str) -> str:
         """Return the address in the form the provider expects, or raise ``InvalidAddressError``.
 
@@ -151,13 +329,20 @@ class BaseChannel:
         return address.strip()
 
     def build_payload(self, message: OutboundMessage) -> Any:
-        """Turn a message (with its normalised address) into the provider's request. Required."""
+        """Turn a message (with its normalised address) into the provider's request. Required.
+
+        Runs in the calling thread: the place for database lookups the payload needs.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement build_payload()")
 
-    def send_payload(self, payload: Any, message: OutboundMessage) -> str:
-        """Hand one payload to the provider and return the provider's message id. Required.
+    def send_payload(self, payload: Any, message: OutboundMessage, lane: Any) -> str:
+        """Hand one payload to the provider over ``lane`` and return the provider's message id. Required.
 
         Return only once the provider has accepted the message; otherwise raise the
         ``ChannelError`` subclass that says whether a retry is safe.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement send_payload()")
+
+    def after_send(self, payload: Any, result: SendResult) -> None:
+        """The adapter's own bookkeeping for one outcome, in the calling thread (``payload`` is
+        ``None`` when the message failed before it had one). Default: nothing."""

@@ -2,8 +2,10 @@
 
 ``make run`` and any setup without real provider settings use it for email, SMS, web push and
 chat (see ``config.settings``), so trying Signalbox with demo data can never email, text or
-post to anyone. Like the inbox channel it writes only to our database (``local = True``), so
-the captured row and the ledger's ``sent`` are one transaction.
+post to anyone. Like the inbox channel it writes only to our database (``features.local``), so
+the captured row and the ledger's ``sent`` are one transaction. It stands in for the channel its
+alias names (OPTIONS ``like`` for another alias name): captured email keeps email's tracking
+links and unsubscribe headers, as the real message would have them.
 """
 
 from __future__ import annotations

@@ -41,20 +41,32 @@ refusal by the guard therefore becomes ``TransientChannelError`` (a retry is saf
 post that was not accepted); a webhook that refuses for good (e.g. a deleted Slack hook) is
 retried until the pipeline gives up. Apprise gives no message id, so the provider id is a
 generated uuid4 hex.
+
+A batch goes out over ``concurrency`` lanes (default 4), each with its own kept-alive HTTP
+session. Apprise's plugins call ``requests.post``/``requests.request`` (a new connection each
+time); inside a lane those calls are routed to the lane's session (``_lane_session``), in the
+lane's context only, so posts to one webhook reuse one checked connection. A chat post has no
+idempotency key: one in flight when its worker died is ``unknown`` and never re-sent.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import apprise
+import requests
+import requests.api
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .base import BaseChannel, OutboundMessage
+from .features import CHAT
+from .http import keepalive_session
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
@@ -212,8 +224,34 @@ def validate_chat_ids(value: Any, *, policy: AddressPolicy | None = None) -> Non
     validate_chat_address(address, policy=policy)
 
 
+_lane_session: ContextVar[requests.Session | None] = ContextVar("signalbox_chat_lane_session", default=None)
+_routing_lock = threading.Lock()
+_original_request: list = []
+
+
+def _route_requests_to_lane_sessions() -> None:
+    """Once per process: module-level ``requests`` calls made in a context that has a lane
+    session go through that session (kept-alive connections); every other call is untouched."""
+    with _routing_lock:
+        if _original_request:
+            return
+        original = requests.api.request
+        _original_request.append(original)
+
+        def request(method, url, **kwargs):
+            session = _lane_session.get()
+            if session is None:
+                return original(method, url, **kwargs)
+            return session.request(method=method, url=url, **kwargs)
+
+        # ``requests.post`` & co. call ``requests.api.request``; Apprise also calls ``requests.request``.
+        requests.api.request = request
+        requests.request = request
+
+
 class ChatChannel(BaseChannel):
     max_batch_size = 100
+    features = CHAT
     # Slack and Teams incoming webhooks accept about one message per second.
     max_per_second = 1.0
 
@@ -242,15 +280,26 @@ class ChatChannel(BaseChannel):
             raise PermanentChannelError(_("The message has no text, subject or URL to post."), reason="empty_message")
         return ChatPayload(target=target, title=message.subject, body=body)
 
-    def send_payload(self, payload: ChatPayload, message: OutboundMessage) -> str:
+    def open_lane(self) -> requests.Session:
+        _route_requests_to_lane_sessions()
+        return keepalive_session()
+
+    def close_lane(self, lane: requests.Session) -> None:
+        lane.close()
+
+    def send_payload(self, payload: ChatPayload, message: OutboundMessage, lane: requests.Session) -> str:
         target = payload.target
         if target.host:
             # Early and with a clear DNS error; the guard below is what holds at connect time.
             check_host(target.host, target.port, policy=self.address_policy)
         notifier = apprise.Apprise()
         notifier.add(target.service)
-        with guarded_connections(policy=self.address_policy) as guard:
-            accepted = notifier.notify(body=payload.body, title=payload.title)
+        token = _lane_session.set(lane)
+        try:
+            with guarded_connections(policy=self.address_policy) as guard:
+                accepted = notifier.notify(body=payload.body, title=payload.title)
+        finally:
+            _lane_session.reset(token)
         if guard.refusal is not None:
             raise guard.refusal
         if not accepted:

@@ -4,20 +4,42 @@ OPTIONS (all optional):
 
 - ``backend``: dotted path of a Django mail backend; default ``settings.EMAIL_BACKEND``.
 - ``connection``: keyword arguments for that backend, e.g. ``{"host": ..., "port": ...,
-  "timeout": 10}``; unset values fall back to the ``EMAIL_*`` settings.
+  "timeout": 10}`` for SMTP or ``{"api_key": ..., "api_url": ...}`` for an anymail ESP; unset
+  values fall back to the ``EMAIL_*`` / ``ANYMAIL`` settings.
 - ``from_email``: default ``settings.DEFAULT_FROM_EMAIL``.
 - ``message_id_domain``: the right-hand side of Message-IDs; default the domain of
   ``from_email`` (avoids a slow reverse DNS lookup of the host name).
+- ``concurrency``: connections per batch (default 10, as listmonk's pool).
 
-One connection is opened per batch (on its first valid message) and each message is sent with its own
-``send_messages([msg])`` call, so a refused recipient fails only its own message.
+Each lane of a batch owns one backend connection (one SMTP session, one ESP HTTP session),
+opened on its first message, and sends its messages one ``send_messages([msg])`` at a time, so
+a refused recipient fails only its own message. Lanes are threads, each with its own
+``smtplib`` connection: smtplib blocks on the socket with the GIL released, no new dependency
+is needed (aiosmtplib would be one), and every connection stays a plain Django mail backend, so
+anymail ESPs and any other backend get the same pool.
+
+SMTP (Django's SMTP backend, plain-ASCII addresses) takes a fast path: the message is
+serialised once in the calling thread and the lane speaks the transaction itself. When the
+server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA leave in one write and their replies
+are read together, so a message costs two round trips instead of four.
+
+ESPs through anymail: one API request per message over the lane's kept-alive session. Batch
+sending (one request for many recipients with ``merge_data``) does not apply: every message
+carries per-recipient content and links (open pixel, click links, unsubscribe URL) that the
+pipeline renders, not the ESP. The provider id is the ESP's message id (its tracking webhooks
+name it); anymail exposes no idempotency key for any ESP, so a re-send carries the same
+Message-ID header and nothing more.
+
+Message-ID: derived from the delivery's ``idempotency_key``, so every attempt of one delivery
+(a re-send after a crash under an ``at_least_once`` category) carries the same one.
 """
 
 from __future__ import annotations
 
 import smtplib
 import socket
-import uuid
+import threading
+from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
@@ -28,124 +50,60 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.validators import validate_email
 
 from .base import BaseChannel, OutboundMessage
-from .mime import fast_alternative_bytes
 from .errors import ChannelError, InvalidAddressError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
+from .features import EMAIL
+from .http import nothing_was_sent
+from .mime import fast_alternative_bytes
+from .smtp import smtp_error, smtp_transaction
 
 
-class _Email(EmailMultiAlternatives):
-    """Sets the MIME boundary up front.
+@dataclass
+class EmailPayload:
+    email: EmailMultiAlternatives
+    message_id: str  # without <>
+    raw: bytes | None  # the wire bytes for the SMTP fast path, else None
 
-    Without one, the standard library's generator invents a random boundary and compiles a
-    regular expression per message to check the body does not contain it (about half a
-    millisecond each). A random 128-bit boundary needs no such check.
+
+@dataclass
+class EmailLane:
+    """One lane's backend connection; ``connected`` once it is open."""
+
+    backend: Any
+    connected: bool = False
+
+
+def esp_error(error: Exception) -> ChannelError:
+    """Translate an anymail failure by what it says about the message.
+
+    No connection: transient. A request that may have left without an answer: unknown. An HTTP
+    error reply: 429/5xx and 401/403 (credentials get fixed, then retried) transient, any other
+    4xx permanent. Refused recipients and anything else anymail refuses before sending: permanent.
     """
+    from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 
-    def message(self, *args: Any, **kwargs: Any):
-        msg = super().message(*args, **kwargs)
-        if msg.is_multipart() and not msg.get_boundary():
-            msg.set_boundary(f"=_signalbox_{uuid.uuid4().hex}")
-        return msg
-
-
-def smtp_error(error: smtplib.SMTPException | OSError) -> ChannelError:
-    """Translate an SMTP failure: 4xx may be retried, 5xx never; no reply at all is transient.
-
-    A dropped connection counts as "not accepted" (transient): SMTP only accepts a message with
-    the reply to the final ".", which the client never saw.
-    """
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        # One recipient per message, so there is one refusal.
-        code, reply = next(iter(error.recipients.values()))
-    elif isinstance(error, smtplib.SMTPResponseException):
-        code, reply = error.smtp_code, error.smtp_error
-    else:
-        return TransientChannelError(f"SMTP connection failed: {error}", reason="smtp_connection")
-    if isinstance(reply, bytes):
-        reply = reply.decode("utf-8", "replace")
-    text = f"SMTP {code} {reply}"
-    if 500 <= code < 600:
-        return PermanentChannelError(text, reason=f"smtp_{code}")
-    return TransientChannelError(text, reason=f"smtp_{code}")
-
-
-# The most of a message's end sent after the hand-off mark, in one write (see ``_send_smtp``).
-FINAL_WRITE = 8192
+    status = getattr(error, "status_code", None)
+    text = f"{type(error).__name__}: {str(error)[:500]}"
+    if isinstance(error, AnymailRecipientsRefused):
+        return PermanentChannelError(text, reason="esp_rejected")
+    if status is None and isinstance(error, OSError):  # a requests exception inside anymail's
+        if nothing_was_sent(error):
+            return TransientChannelError(text, reason="esp_connect")
+        return UnknownOutcomeError(text, reason="esp_no_reply")
+    if status is not None:
+        if status == 429 or status >= 500 or status in (401, 403):
+            return TransientChannelError(text, reason=f"esp_http_{status}")
+        if 400 <= status < 500:
+            return PermanentChannelError(text, reason=f"esp_http_{status}")
+        # A success status whose body anymail could not read: accepted, id unknown.
+        return UnknownOutcomeError(text, reason="esp_bad_reply")
+    if isinstance(error, AnymailAPIError):
+        return UnknownOutcomeError(text, reason="esp_bad_reply")
+    return PermanentChannelError(text, reason="esp_refused")
 
 
 class EmailChannel(BaseChannel):
     max_batch_size = 100
-
-    def _smtp_fast_path_ok(self, message: OutboundMessage) -> bool:
-        """Django's SMTP backend with plain-ASCII addresses: hand the bytes to smtplib directly.
-
-        Django's ``_send`` re-parses both addresses for every message (``sanitize_address``);
-        ours were validated in ``normalise_address`` and the sender once per batch, so that
-        work is skipped. Non-ASCII addresses (IDNA, SMTPUTF8) keep Django's full path.
-        """
-        return (
-            isinstance(self._connection, SMTPBackend)
-            and getattr(self._connection, "connection", None) is not None
-            and message.address.isascii()
-            and self._envelope_from is not None
-        )
-
-    def _send_smtp(self, payload: EmailMultiAlternatives, message: OutboundMessage) -> None:
-        """One SMTP transaction in two phases around ``handoff``.
-
-        MAIL, RCPT and DATA go first (and for a big message most of its body); the server
-        discards a DATA section that never gets its final ".", so a crash before ``handoff``
-        cannot deliver anything. ``handoff`` durably records "about to commit"; then the rest
-        of the message and the final "." go out in one write. A crash after that leaves a
-        delivery the recovery treats as sent, since the server has it. Only a crash inside that
-        one write (microseconds; it lands in the kernel's socket buffer) could lose a message.
-        """
-        smtp = self._connection.connection
-        if not getattr(smtp, "_signalbox_nodelay", False):
-            # The final "." goes out as its own small write; without TCP_NODELAY, Nagle's
-            # algorithm holds it for the server's delayed ACK (~40 ms a message).
-            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            smtp._signalbox_nodelay = True
-        raw = fast_alternative_bytes(payload) or payload.message().as_bytes(linesep="\r\n")
-        smtp.ehlo_or_helo_if_needed()
-        # Both addresses were validated already (the sender once per batch, the recipient by
-        # ``normalise_address``) and are plain ASCII here: send them as they are, without
-        # smtplib's per-command address parsing (``quoteaddr``).
-        smtp.putcmd("mail", f"FROM:<{self._envelope_from}>")
-        code, reply = smtp.getreply()
-        if code != 250:
-            smtp.rset()
-            raise smtplib.SMTPSenderRefused(code, reply, self._envelope_from)
-        smtp.putcmd("rcpt", f"TO:<{message.address}>")
-        code, reply = smtp.getreply()
-        if code not in (250, 251):
-            smtp.rset()
-            raise smtplib.SMTPRecipientsRefused({message.address: (code, reply)})
-        code, reply = smtp.docmd("data")
-        if code != 354:
-            smtp.rset()
-            raise smtplib.SMTPDataError(code, reply)
-        body = smtplib._quote_periods(raw)  # the dot-stuffing smtplib.data() applies
-        body = body if body.endswith(b"\r\n") else body + b"\r\n"
-        # The end of the message goes out in one write with the final "." right after the mark.
-        # A small message is that one write (the server reads it in one go); of a big one, all
-        # but the last few kilobytes go first, so the step after the mark stays one short write.
-        head, tail = (body[:-FINAL_WRITE], body[-FINAL_WRITE:]) if len(body) > 4 * FINAL_WRITE else (b"", body)
-        if head:
-            smtp.send(head)
-        collect = None
-        if self.handoff is not None:
-            collect = self.handoff(message.delivery_id, payload.extra_headers["Message-ID"].strip("<>"))
-        smtp.send(tail + b".\r\n")
-        if collect is not None:
-            collect()
-        try:
-            code, reply = smtp.getreply()
-        except (smtplib.SMTPException, OSError) as error:
-            raise UnknownOutcomeError(
-                f"The server received the whole message but its reply was lost: {error}", reason="smtp_no_reply"
-            ) from error
-        if code != 250:
-            raise smtplib.SMTPDataError(code, reply)
+    features = EMAIL
 
     def __init__(
         self,
@@ -163,43 +121,62 @@ class EmailChannel(BaseChannel):
         self.connection_options = dict(connection or {})
         self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
         self.message_id_domain = message_id_domain or parseaddr(self.from_email)[1].rpartition("@")[2] or None
-        self._connection = None
-        self._connected = False
-        self._connect_error: TransientChannelError | None = None
         envelope = parseaddr(self.from_email)[1]
         self._envelope_from = envelope if envelope and envelope.isascii() else None
+        self._smtp = False
+        self._connect_error: TransientChannelError | None = None
+        self._lock = threading.Lock()
+
+    def _backend(self):
+        # fail_silently=False: a swallowed error would be recorded as "sent".
+        return get_connection(backend=self.backend, fail_silently=False, **self.connection_options)
 
     def open(self) -> None:
-        # fail_silently=False: a swallowed SMTP error would be recorded as "sent".
-        self._connection = get_connection(backend=self.backend, fail_silently=False, **self.connection_options)
-        self._connected = False
+        self._smtp = isinstance(self._backend(), SMTPBackend)
         self._connect_error = None
 
-    def _connect(self) -> None:
-        """Connect on the first message that needs it: a batch of invalid addresses never
-        touches the server, and a failed connect is not retried for every message."""
+    def close(self) -> None:
+        self._connect_error = None
+
+    def open_lane(self) -> EmailLane:
+        return EmailLane(self._backend())
+
+    def close_lane(self, lane: EmailLane) -> None:
+        if lane.connected:
+            try:
+                lane.backend.close()
+            except (smtplib.SMTPException, OSError):
+                # Every message already has its outcome; a failed QUIT changes none of them.
+                pass
+
+    def _connect(self, lane: EmailLane) -> None:
+        """Connect a lane on the first message that needs it: a batch of invalid addresses never
+        touches the server, and once one lane failed to connect the others do not try again
+        for every message of this batch."""
+        if lane.connected:
+            return
         if self._connect_error is not None:
             raise self._connect_error
-        if self._connected:
-            return
         try:
-            self._connection.open()
+            lane.backend.open()
         except (smtplib.SMTPException, OSError) as error:
             # Whatever the reply, nothing was sent; a misconfigured server is fixed, then retried.
-            self._connect_error = TransientChannelError(
-                f"Could not open the mail connection: {error}", reason="smtp_connect"
-            )
+            with self._lock:
+                self._connect_error = self._connect_error or TransientChannelError(
+                    f"Could not open the mail connection: {error}", reason="smtp_connect"
+                )
             raise self._connect_error from error
-        self._connected = True
+        lane.connected = True
+        smtp = getattr(lane.backend, "connection", None)
+        if smtp is not None and getattr(smtp, "sock", None) is not None:
+            # Replies are small and each write waits for one: never hold a write for an ACK.
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and self._connected:
-            try:
-                connection.close()
-            except (smtplib.SMTPException, OSError):
-                # Every message already has its result; a failed QUIT changes none of them.
-                pass
+    def _drop(self, lane: EmailLane) -> None:
+        """Forget a connection that failed mid-transaction; the lane's next message reconnects."""
+        self.close_lane(lane)
+        lane.connected = False
+        lane.backend = self._backend()
 
     def normalise_address(self, address: str) -> str:
         address = address.strip()
@@ -209,39 +186,77 @@ class EmailChannel(BaseChannel):
             raise InvalidAddressError(f"Not a valid email address: {address!r}.") from error
         return address
 
-    def build_payload(self, message: OutboundMessage) -> EmailMultiAlternatives:
+    def message_id(self, message: OutboundMessage) -> str:
+        """``<key@domain>`` for a message with an idempotency key: the same on every attempt."""
+        if message.idempotency_key:
+            return f"<{message.idempotency_key}@{self.message_id_domain or 'signalbox'}>"
+        return make_msgid(domain=self.message_id_domain)
+
+    def build_payload(self, message: OutboundMessage) -> EmailPayload:
         headers = dict(message.headers)
-        headers["Message-ID"] = make_msgid(domain=self.message_id_domain)
+        headers["Message-ID"] = self.message_id(message)
         unsubscribe_url = message.metadata.get("unsubscribe_url")
         if message.metadata.get("category_kind") == "marketing" and unsubscribe_url:
             # RFC 8058 one-click unsubscribe.
             headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        email = _Email(
-            subject=message.subject,
-            body=message.text,
-            from_email=self.from_email,
-            to=[message.address],
-            headers=headers,
-            connection=self._connection,
+        email = EmailMultiAlternatives(
+            subject=message.subject, body=message.text, from_email=self.from_email, to=[message.address], headers=headers,
         )
         if message.html:
             email.attach_alternative(message.html, "text/html")
-        return email
+        raw = None
+        if self._smtp and self._envelope_from is not None and message.address.isascii():
+            # Django's SMTP backend would re-parse both addresses per message (validated already:
+            # the sender once per batch, the recipient by ``normalise_address``) and serialise
+            # through the standard library's generator; do both once, here.
+            try:
+                raw = fast_alternative_bytes(email) or email.message().as_bytes(linesep="\r\n")
+            except BadHeaderError as error:
+                raise PermanentChannelError(f"Header contains a newline: {error}", reason="bad_header") from error
+        return EmailPayload(email=email, message_id=headers["Message-ID"].strip("<>"), raw=raw)
 
-    def send_payload(self, payload: EmailMultiAlternatives, message: OutboundMessage) -> str:
-        self._connect()
+    def send_payload(self, payload: EmailPayload, message: OutboundMessage, lane: EmailLane) -> str:
+        self._connect(lane)
+        if payload.raw is not None:
+            smtp = lane.backend.connection
+            try:
+                smtp_transaction(smtp, sender=self._envelope_from, recipient=message.address, raw=payload.raw)
+            except UnknownOutcomeError:
+                self._drop(lane)
+                raise
+            except smtplib.SMTPResponseException as error:
+                if error.smtp_code == 421:  # the server is closing this session
+                    self._drop(lane)
+                raise smtp_error(error) from error
+            except (smtplib.SMTPException, OSError) as error:
+                if not isinstance(error, smtplib.SMTPRecipientsRefused):
+                    self._drop(lane)
+                raise smtp_error(error) from error
+            return payload.message_id
+        payload.email.connection = lane.backend
         try:
-            if self._smtp_fast_path_ok(message):
-                self._send_smtp(payload, message)
-                return payload.extra_headers["Message-ID"].strip("<>")
-            sent = self._connection.send_messages([payload])
+            sent = lane.backend.send_messages([payload.email])
         except BadHeaderError as error:
             raise PermanentChannelError(f"Header contains a newline: {error}", reason="bad_header") from error
-        except UnknownOutcomeError:
-            raise
         except (smtplib.SMTPException, OSError) as error:
+            if _is_anymail(error):
+                raise esp_error(error) from error
+            if not isinstance(error, smtplib.SMTPRecipientsRefused):
+                self._drop(lane)
             raise smtp_error(error) from error
+        except Exception as error:
+            if _is_anymail(error):
+                raise esp_error(error) from error
+            raise
         if not sent:
             raise TransientChannelError("The mail backend did not accept the message.", reason="not_accepted")
-        return payload.extra_headers["Message-ID"].strip("<>")
+        status = getattr(payload.email, "anymail_status", None)
+        esp_id = getattr(status, "message_id", None) if status is not None else None
+        return str(esp_id) if isinstance(esp_id, str) and esp_id else payload.message_id
+
+
+def _is_anymail(error: Exception) -> bool:
+    return type(error).__module__.startswith("anymail.") or any(
+        cls.__module__.startswith("anymail.") for cls in type(error).__mro__
+    )

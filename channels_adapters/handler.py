@@ -22,6 +22,7 @@ from django.utils.module_loading import import_string
 from .base import BaseChannel
 from .conf import DEFAULT_CHANNELS
 from .errors import ChannelConfigurationError
+from .features import ChannelFeatures, features_for_alias
 
 
 class ChannelHandler(BaseConnectionHandler):
@@ -51,6 +52,18 @@ class ChannelHandler(BaseConnectionHandler):
                 f"No channel {alias!r} in {self.settings_name} (configured: {configured})."
             )
         return super().__getitem__(alias)
+
+    def features(self, alias: str) -> ChannelFeatures:
+        """What the channel ``alias`` can do: its adapter's features, or, for an alias that is not
+        configured here, those of the standard channel of that name (an SMS number arriving on a
+        webhook is compared in E.164 even where SMS is not sent)."""
+        if alias in self.settings:
+            return self[alias].features
+        return features_for_alias(alias)
+
+    def aliases_where(self, fact: str) -> list[str]:
+        """The configured aliases whose adapter declares ``fact`` (a boolean feature)."""
+        return [alias for alias in self.settings if getattr(self[alias].features, fact)]
 
     def create_connection(self, alias: str) -> BaseChannel:
         config = self.settings[alias]

@@ -1,8 +1,11 @@
 """Channels whose "provider" is our own database (the inbox, the capture Outbox).
 
-They buffer one row per message and write them all in ``close()``. The pipeline sees
-``local = True`` and runs the batch and its ledger update in one transaction, so a row exists
-exactly when its delivery is recorded ``sent``.
+They buffer one row per message and write them all in ``close()``. Their features say
+``local``: the pipeline runs the batch and its ledger update in one transaction, so a row exists
+exactly when its delivery is recorded ``sent``, and nothing is ever in flight.
+
+A subclass that does not declare ``features`` of its own stands in for the channel its alias
+names (or OPTIONS ``like``): captured email is still email (tracked, digestible, quiet hours).
 """
 
 from __future__ import annotations
@@ -10,22 +13,31 @@ from __future__ import annotations
 from typing import Any
 
 from .base import BaseChannel, OutboundMessage
+from .features import ChannelFeatures, features_for_alias
 
 
 class LocalRowsChannel(BaseChannel):
-    local = True
     max_batch_size = 1000
     id_prefix = "local"
+    features = ChannelFeatures(local=True)
 
-    def __init__(self, alias: str, **options: Any) -> None:
+    def __init__(self, alias: str, *, like: str | None = None, **options: Any) -> None:
+        self.like = like
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         self._pending: list = []
 
+    def declared_features(self) -> ChannelFeatures:
+        declared = type(self).features
+        if declared is LocalRowsChannel.features:
+            # One transaction with the ledger: nothing to send concurrently.
+            return features_for_alias(self.like or self.alias).replace(local=True, concurrency=1)
+        return declared
+
     def open(self) -> None:
         self._pending = []
 
-    def send_payload(self, payload, message: OutboundMessage) -> str:
+    def send_payload(self, payload, message: OutboundMessage, lane: Any) -> str:
         self._pending.append(payload)
         return f"{self.id_prefix}:{message.delivery_id}"
 

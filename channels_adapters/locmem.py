@@ -8,6 +8,8 @@ chosen addresses (compared after ``normalise_address``)::
      "OPTIONS": {"fail_transient": {"a@example.com"}, "fail_permanent": set(), "unknown_outcome": set()}}
 
 A message with an unknown outcome is not put in the outbox: the simulated provider "lost" it.
+Its features are those of the channel its alias names (OPTIONS ``like`` for another name), sent
+one message at a time so the outbox keeps the batch's order.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .base import BaseChannel, OutboundMessage
+from .features import ChannelFeatures, features_for_alias
 from .errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
 
 
@@ -43,18 +46,23 @@ class LocmemChannel(BaseChannel):
         fail_transient: Iterable[str] = (),
         fail_permanent: Iterable[str] = (),
         unknown_outcome: Iterable[str] = (),
+        like: str | None = None,
         **options: Any,
     ) -> None:
+        self.like = like
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         self.fail_transient = frozenset(fail_transient)
         self.fail_permanent = frozenset(fail_permanent)
         self.unknown_outcome = frozenset(unknown_outcome)
 
+    def declared_features(self) -> ChannelFeatures:
+        return features_for_alias(self.like or self.alias).replace(concurrency=1)
+
     def build_payload(self, message: OutboundMessage) -> LocmemPayload:
         return LocmemPayload(alias=self.alias, message=message)
 
-    def send_payload(self, payload: LocmemPayload, message: OutboundMessage) -> str:
+    def send_payload(self, payload: LocmemPayload, message: OutboundMessage, lane: Any) -> str:
         address = message.address
         if address in self.fail_transient:
             raise TransientChannelError(f"Simulated transient failure for {address}.", reason="simulated_transient")

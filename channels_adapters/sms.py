@@ -15,9 +15,13 @@ Limits: ``max_per_second`` is 10, which suits a Messaging Service or a toll-free
 A single US/CA long code is only allowed about 1 message/s (Twilio queues the excess and
 eventually fails it with error 30001), so set ``"max_per_second": 1`` in OPTIONS for one.
 
-One ``Client`` (one HTTP session, so one kept-alive connection) is built per batch in
-``open()``. Each message is one ``messages.create`` call, so a refused number fails only its
-own message. What each failure means for a retry:
+A batch goes out over ``concurrency`` lanes (default 8): each lane has its own ``Client`` and
+SDK ``http_client`` (one kept-alive HTTPS connection), so up to that many requests are in flight
+at once while the shared ``max_per_second`` limit paces them. Each message is one
+``messages.create`` call, so a refused number fails only its own message. Twilio's Messages API
+takes no idempotency key: a message that was in flight when its worker died is ``unknown``,
+whatever its category's policy, and never re-sent automatically. What each failure means for a
+retry:
 
 - HTTP 400/404 and other 4xx (e.g. 21211 invalid "To", 21610 unsubscribed recipient):
   ``PermanentChannelError`` with reason ``"twilio:<code>"``; except the 4xx codes in
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,9 +52,10 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from .base import BaseChannel, OutboundMessage
+from .features import SMS
+from .http import nothing_was_sent
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
@@ -163,17 +169,9 @@ def twilio_error(error: TwilioRestException | TwilioServiceException, response: 
     return PermanentChannelError(text, reason=reason)
 
 
-def _nothing_was_sent(error: requests.exceptions.ConnectionError) -> bool:
-    """True when the connection could not be made, so no request left this machine."""
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return True
-    cause = error.args[0] if error.args else None
-    return isinstance(cause, MaxRetryError) and isinstance(cause.reason, (NewConnectionError, ConnectTimeoutError))
-
-
 def request_error(error: requests.exceptions.RequestException) -> ChannelError:
     """Translate a failure to get a reply: transient only if the request never left."""
-    if isinstance(error, requests.exceptions.ConnectionError) and _nothing_was_sent(error):
+    if nothing_was_sent(error):
         return TransientChannelError(f"Could not connect to Twilio: {error}", reason="twilio_connect")
     if isinstance(error, requests.exceptions.Timeout):
         return UnknownOutcomeError(
@@ -185,9 +183,16 @@ def request_error(error: requests.exceptions.RequestException) -> ChannelError:
     )
 
 
+@dataclass
+class SmsLane:
+    client: Client
+    http_client: RedirectingHttpClient
+
+
 class SmsChannel(BaseChannel):
     max_batch_size = 100
     max_per_second = 10.0
+    features = SMS
 
     def __init__(
         self,
@@ -224,18 +229,14 @@ class SmsChannel(BaseChannel):
         self.timeout = float(timeout)
         if self.timeout <= 0:
             raise ChannelConfigurationError(f"{type(self).__name__} {alias!r}: timeout must be positive.")
-        self._client: Client | None = None
-        self._http_client: RedirectingHttpClient | None = None
 
-    def open(self) -> None:
-        # Building the client makes no request: connecting happens on the first valid message.
-        self._http_client = RedirectingHttpClient(base_url=self.base_url, timeout=self.timeout)
-        self._client = Client(self.account_sid, self.auth_token, http_client=self._http_client)
+    def open_lane(self) -> SmsLane:
+        # Building the client makes no request: connecting happens on the lane's first message.
+        http_client = RedirectingHttpClient(base_url=self.base_url, timeout=self.timeout)
+        return SmsLane(Client(self.account_sid, self.auth_token, http_client=http_client), http_client)
 
-    def close(self) -> None:
-        http_client, self._http_client, self._client = self._http_client, None, None
-        if http_client is not None:
-            http_client.close()
+    def close_lane(self, lane: SmsLane) -> None:
+        lane.http_client.close()
 
     def normalise_address(self, address: str) -> str:
         """Return the number in E.164. Only international numbers ("+" and country code) are
@@ -257,12 +258,11 @@ class SmsChannel(BaseChannel):
             payload["status_callback"] = self.status_callback
         return payload
 
-    def send_payload(self, payload: dict[str, Any], message: OutboundMessage) -> str:
-        assert self._client is not None and self._http_client is not None, "send_payload() outside a batch"
+    def send_payload(self, payload: dict[str, Any], message: OutboundMessage, lane: SmsLane) -> str:
         try:
-            created = self._client.messages.create(**payload)
+            created = lane.client.messages.create(**payload)
         except (TwilioRestException, TwilioServiceException) as error:
-            raise twilio_error(error, self._http_client.last_response) from error
+            raise twilio_error(error, lane.http_client.last_response) from error
         except requests.exceptions.RequestException as error:
             raise request_error(error) from error
         except (TwilioException, json.JSONDecodeError) as error:

@@ -17,8 +17,10 @@ OPTIONS:
 Responses: 2xx accepted (the provider id is the ``Location`` header, the push service's
 message URL, else a uuid4 hex); 404/410 the subscription is gone, so its row is deleted and
 the message fails with ``PermanentChannelError(reason="webpush:gone")``; 429 and 5xx are
-transient (honouring ``Retry-After`` in seconds); any other 4xx is permanent. One HTTP session
-is shared by the batch; redirects are refused (``webpush:redirect``).
+transient (honouring ``Retry-After`` in seconds); any other 4xx is permanent. A batch goes out
+over ``concurrency`` lanes (default 8), each with its own kept-alive HTTP session; redirects are
+refused (``webpush:redirect``). Subscriptions are read and updated in the calling thread
+(``build_payload``, ``after_send``), never by the lanes.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from django.utils import timezone
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
-from .base import BaseChannel, OutboundMessage
+from .base import BaseChannel, OutboundMessage, SendResult
+from .features import WEBPUSH
+from .http import keepalive_session
 from .errors import (
     ChannelConfigurationError,
     InvalidAddressError,
@@ -77,6 +81,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 class WebPushChannel(BaseChannel):
     max_batch_size = 100
+    features = WEBPUSH
 
     def __init__(
         self,
@@ -102,17 +107,15 @@ class WebPushChannel(BaseChannel):
         self.ttl = int(ttl)
         self.timeout = float(timeout)
         self.allow_private = bool(allow_private)
-        self._session: requests.Session | None = None
 
-    def open(self) -> None:
-        self._session = requests.Session()
+    def open_lane(self) -> requests.Session:
+        session = keepalive_session()
         # Push services never redirect; following one would bypass the SSRF check.
-        self._session.max_redirects = 0
+        session.max_redirects = 0
+        return session
 
-    def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+    def close_lane(self, lane: requests.Session) -> None:
+        lane.close()
 
     def build_payload(self, message: OutboundMessage) -> WebPushPayload:
         from .models import WebPushSubscription
@@ -132,7 +135,7 @@ class WebPushChannel(BaseChannel):
             )
         return WebPushPayload(subscription=subscription, data=data)
 
-    def send_payload(self, payload: WebPushPayload, message: OutboundMessage) -> str:
+    def send_payload(self, payload: WebPushPayload, message: OutboundMessage, lane: requests.Session) -> str:
         subscription = payload.subscription
         if not self.allow_private:
             assert_public_url(subscription.endpoint)
@@ -145,7 +148,7 @@ class WebPushChannel(BaseChannel):
                 vapid_claims={"sub": self.vapid_subject},
                 ttl=self.ttl,
                 timeout=self.timeout,
-                requests_session=self._session,
+                requests_session=lane,
             )
         except WebPushException as error:
             raise self._refusal(error, subscription) from error
@@ -159,8 +162,16 @@ class WebPushChannel(BaseChannel):
         except (ValueError, TypeError) as error:
             # The stored keys cannot be used to encrypt (not a P-256 point, wrong length).
             raise PermanentChannelError(f"Unusable subscription keys: {error}", reason="webpush:bad_keys") from error
-        type(subscription).objects.filter(pk=subscription.pk).update(last_used_at=timezone.now())
         return response.headers.get("Location") or uuid.uuid4().hex
+
+    def after_send(self, payload: WebPushPayload | None, result: SendResult) -> None:
+        if payload is None:
+            return
+        subscription = payload.subscription
+        if result.ok:
+            type(subscription).objects.filter(pk=subscription.pk).update(last_used_at=timezone.now())
+        elif result.error.reason == "webpush:gone":
+            type(subscription).objects.filter(pk=subscription.pk).delete()
 
     def _refusal(self, error: WebPushException, subscription: Any) -> Exception:
         status = error.status_code
@@ -168,7 +179,6 @@ class WebPushChannel(BaseChannel):
             return PermanentChannelError(f"Web push failed: {error.message}", reason="webpush:error")
         text = f"Push service answered {status}"
         if status in (404, 410):
-            type(subscription).objects.filter(pk=subscription.pk).delete()
             return PermanentChannelError(f"{text}: the subscription is gone and was deleted.", reason="webpush:gone")
         if status == 429 or status >= 500:
             return TransientChannelError(

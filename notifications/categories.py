@@ -25,7 +25,9 @@ from .models import Category, Channel, Preference
 from .services import audit_record
 
 # The fields staff may set, in form order.
-EDITABLE_FIELDS: tuple[str, ...] = ("name", "key", "description", "kind", "user_can_opt_out", "default_enabled")
+EDITABLE_FIELDS: tuple[str, ...] = (
+    "name", "key", "description", "kind", "user_can_opt_out", "default_enabled", "resend_policy",
+)
 
 
 class CategoryChangeRefused(PermissionDenied):
@@ -124,6 +126,8 @@ def category_create(*, actor, fields: dict) -> Category:
     if not (actor is not None and actor.is_active and actor.has_perm("notifications.add_category")):
         raise PermissionDenied(_("You may not add categories."))
     _refuse_unknown(fields)
+    if not fields.get("resend_policy"):  # not chosen: what its kind suggests
+        fields = {**fields, "resend_policy": Category.ResendPolicy.for_kind(fields.get("kind", Category.Kind.MARKETING))}
     with transaction.atomic():
         category = Category(**fields)
         category.full_clean()

@@ -15,11 +15,16 @@ from datetime import datetime, time, timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from channels_adapters.features import STANDARD_FEATURES
+from channels_adapters.handler import channels as channel_adapters
+
 from .models import Category, Channel, Delivery, Preference, Suppression
 from .querysets import normalise_address
 
-# Channels that interrupt someone; quiet hours hold them back. The inbox waits silently anyway.
-INTERRUPTING = frozenset({Channel.EMAIL, Channel.SMS, Channel.WEBPUSH, Channel.CHAT})
+# Which channels interrupt someone (quiet hours hold them back; the inbox waits silently
+# anyway) and which may be folded into a digest is each adapter's ``features``; these sets
+# describe the standard channels for integrators (re-exported by ``notifications.api``).
+INTERRUPTING = frozenset(alias for alias, features in STANDARD_FEATURES.items() if features.interrupts)
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,7 @@ class Decision:
     digest: str = ""  # "hourly"/"daily" when held for the recipient's digest
 
 
-# Channels whose messages may be batched into a digest.
-DIGESTIBLE = frozenset({Channel.INAPP, Channel.EMAIL})
+DIGESTIBLE = frozenset(alias for alias, features in STANDARD_FEATURES.items() if features.digestible)
 DAILY_DIGEST_AT = time(8, 0)
 
 
@@ -110,9 +114,10 @@ def channel_decision(*, facts: RecipientFacts, channel: str, category: Category,
         and (facts.marketing_sent_today or {}).get(channel, 0) >= facts.daily_cap
     ):
         return Decision(reason="suppressed:frequency_cap")
-    digest = (facts.digest or {}).get(channel, "") if channel in DIGESTIBLE else ""
+    features = channel_adapters.features(channel)
+    digest = (facts.digest or {}).get(channel, "") if features.digestible else ""
     when = next_digest_at(now=now, tz=facts.timezone, digest=digest) if digest else None
-    if facts.quiet_hours and channel in INTERRUPTING:
+    if facts.quiet_hours and features.interrupts:
         # Quiet hours are checked at the moment the message would go out; if they end later, they win.
         until = quiet_hours_end(
             now=when or now, tz=facts.timezone, start=facts.quiet_hours[0], end=facts.quiet_hours[1]

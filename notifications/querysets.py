@@ -54,11 +54,19 @@ def normalise_address(channel: str, address: str) -> str:
     ``address_validate`` where bad input must be refused.
     """
     address = (address or "").strip()
-    if channel == "email":
+    form = _address_form(channel)
+    if form == "email":
         return address.lower()
-    if channel == "sms" and address:
+    if form == "phone" and address:
         return _phone_e164(address, _phone_region()) or address
     return address
+
+
+def _address_form(channel: str) -> str:
+    """How ``channel`` writes addresses, as its adapter declares (``features.address_form``)."""
+    from channels_adapters.handler import channels
+
+    return channels.features(channel).address_form
 
 
 def address_validate(channel: str, address: str) -> str:
@@ -66,12 +74,13 @@ def address_validate(channel: str, address: str) -> str:
     normalised = normalise_address(channel, address)
     if not normalised:
         raise ValidationError(_("Enter an address."), code="required")
-    if channel == "email":
+    form = _address_form(channel)
+    if form == "email":
         try:
             validate_email(normalised)
         except ValidationError:
             raise ValidationError(_("Enter a valid email address."), code="invalid") from None
-    elif channel == "sms" and _phone_e164(normalised, _phone_region()) is None:
+    elif form == "phone" and _phone_e164(normalised, _phone_region()) is None:
         raise ValidationError(
             _("Enter a valid phone number in international form, e.g. +14155550123."), code="invalid"
         )

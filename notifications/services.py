@@ -108,7 +108,8 @@ def _announce_read(*, user, notification_ids: list[int]) -> None:
 
 def category_ensure(*, key: str, name: str, kind: str, user_can_opt_out: bool = True) -> Category:
     category, _ = Category.objects.get_or_create(
-        key=key, defaults={"name": name, "kind": kind, "user_can_opt_out": user_can_opt_out}
+        key=key, defaults={"name": name, "kind": kind, "user_can_opt_out": user_can_opt_out,
+                           "resend_policy": Category.ResendPolicy.for_kind(kind)}
     )
     return category
 

@@ -34,6 +34,17 @@ class CategoryForm(forms.ModelForm):
         model = Category
         fields = list(categories.EDITABLE_FIELDS)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        policy = self.fields.get("resend_policy")
+        if policy is not None and self.instance.pk is None:
+            # A new category gets what its kind suggests unless someone chooses.
+            policy.required = False
+            policy.choices = [("", _("As its kind suggests: at least once if transactional, else at most once")),
+                              *Category.ResendPolicy.choices]
+            if "resend_policy" not in (kwargs.get("initial") or {}):
+                self.initial["resend_policy"] = ""
+
     def clean(self):
         cleaned = super().clean()
         if self.instance.pk is None:

@@ -97,6 +97,26 @@ class Category(models.Model):
         _("on by default"), default=True, help_text=_("Used when a recipient has not chosen for a channel.")
     )
 
+    class ResendPolicy(models.TextChoices):
+        AT_MOST_ONCE = "at_most_once", _("At most once: never send twice")
+        AT_LEAST_ONCE = "at_least_once", _("At least once: re-send with the same identity")
+
+        @classmethod
+        def for_kind(cls, kind: str) -> str:
+            """The policy a new category of ``kind`` gets unless someone chose: a receipt or a
+            password reset had better arrive twice than never; marketing and notices never twice."""
+            return cls.AT_LEAST_ONCE if kind == Category.Kind.TRANSACTIONAL else cls.AT_MOST_ONCE
+
+    resend_policy = models.CharField(
+        _("after a crash"), max_length=16, choices=ResendPolicy.choices, default=ResendPolicy.AT_MOST_ONCE,
+        help_text=_(
+            "When a worker stops while a message is with the provider, nobody knows whether it arrived. "
+            "At most once records it as 'Outcome unknown' and never sends it again. At least once sends it "
+            "again, as the same message, on channels that can (email keeps its Message-ID); a recipient may "
+            "then get it twice. Marketing usually wants at most once, transactional at least once."
+        ),
+    )
+
     class Meta:
         verbose_name = _("category")
         verbose_name_plural = _("categories")

@@ -14,8 +14,9 @@ from django.db import transaction
 from django.db.models import F
 
 from channels_adapters.errors import ChannelError, PermanentChannelError
+from channels_adapters.handler import channels
 
-from ..decisions import INTERRUPTING, quiet_hours_end
+from ..decisions import quiet_hours_end
 from ..models import Category, Delivery, Preference, Suppression
 from ..querysets import normalise_address
 from .planning import _enqueue_batches
@@ -93,7 +94,7 @@ def hold_for_recipient(claimed: list[Delivery], *, owner: str, now: datetime, su
             continue
         window = quiet.get(delivery.recipient_id)
         until = None
-        if window and delivery.channel in INTERRUPTING:
+        if window and channels.features(delivery.channel).interrupts:
             until = quiet_hours_end(now=now, tz=window[0], start=window[1], end=window[2])
         if until is None:
             keep.append(delivery)

@@ -5,44 +5,65 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
+from channels_adapters.handler import channels
 
-from ..models import STATUS_RANK, Delivery, DeliveryEvent
+from ..models import STATUS_RANK, Category, Delivery
 from ..signals import delivery_status_changed
 
 from .planning import _enqueue_batches
-from .sending import HANDED_OFF
+from .recording import DIGEST_PREFIX, IN_FLIGHT
 
 Status = Delivery.Status
 
-# A lost lease on these channels may hide a message the provider already accepted.
-UNKNOWN_ON_LOST_LEASE = frozenset({"sms"})
-
 
 def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
-    """Put deliveries whose worker died mid-batch back in line (or ``unknown`` where unsafe)."""
+    """Settle deliveries whose worker died mid-batch (their lease ran out while ``sending``).
+
+    * Never handed to the provider (no in-flight mark): nothing left, so it is put back in line
+      (``deferred``, due now, the attempt given back) and re-enqueued.
+    * In flight (marked, no outcome recorded): the provider may or may not have it. Under an
+      ``at_least_once`` category, on a channel whose adapter says a re-send is safe, it is sent
+      again (the same Message-ID); otherwise it is ``unknown`` and never re-sent automatically.
+      Never ``sent``: only the provider's acceptance makes a delivery sent.
+
+    Returns how many deliveries it settled.
+    """
     now = now or timezone.now()
     expired = Delivery.objects.filter(status=Status.SENDING, lease_expires_at__lt=now)
+    released = {"lease_owner": "", "lease_expires_at": None}
+    resendable = channels.aliases_where("safe_to_resend_after_lost_lease")
     with transaction.atomic():
-        # The provider had the message before the worker died: it was sent, never send again.
-        recovered = list(expired.filter(status_reason=HANDED_OFF).values_list("id", flat=True))
-        Delivery.objects.filter(pk__in=recovered).update(
-            status=Status.SENT, sent_at=now, status_reason="recovered_after_crash", lease_owner="", lease_expires_at=None
+        in_flight = expired.filter(status_reason=IN_FLIGHT)
+        resend_rule = Q(category__resend_policy=Category.ResendPolicy.AT_LEAST_ONCE, channel__in=resendable)
+        resend = list(in_flight.filter(resend_rule).values_list("id", "channel"))
+        Delivery.objects.filter(pk__in=[pk for pk, _ in resend], status=Status.SENDING).update(
+            status=Status.DEFERRED, status_reason="resend_after_lost_lease", next_attempt_at=now, **released
         )
-        DeliveryEvent.objects.bulk_create(
-            DeliveryEvent(delivery_id=pk, kind="sent", source="recovery", occurred_at=now) for pk in recovered
+        unknown = list(in_flight.exclude(resend_rule).values_list("id", flat=True))
+        Delivery.objects.filter(pk__in=unknown, status=Status.SENDING).update(
+            status=Status.UNKNOWN, status_reason="lost_in_flight",
+            last_error="The worker stopped while the provider had the message; its answer never came back.",
+            **released,
         )
-        unknown = expired.filter(channel__in=UNKNOWN_ON_LOST_LEASE).update(
-            status=Status.UNKNOWN, status_reason="lease_expired", lease_owner="", lease_expires_at=None
+        untouched = list(expired.exclude(status_reason=IN_FLIGHT).values_list("id", "channel"))
+        back = Delivery.objects.filter(pk__in=[pk for pk, _ in untouched], status=Status.SENDING)
+        # A digest delivery keeps its reason, so it is folded into its digest again.
+        back.filter(status_reason__startswith=DIGEST_PREFIX).update(
+            status=Status.DEFERRED, next_attempt_at=now, attempts=F("attempts") - 1, **released
         )
-        ids = list(expired.values_list("id", "channel"))
-        expired.filter(pk__in=[i for i, _ in ids]).update(
-            status=Status.DEFERRED, status_reason="lease_expired", lease_owner="", lease_expires_at=None,
-            next_attempt_at=now,
+        back.update(
+            status=Status.DEFERRED, status_reason="lease_expired", next_attempt_at=now,
+            attempts=F("attempts") - 1, **released,
         )
-        _enqueue_batches(ids)
-    return len(recovered) + unknown + len(ids)
+        _enqueue_batches(resend + untouched)
+        for pk in unknown:
+            transaction.on_commit(
+                lambda pk=pk: delivery_status_changed.send(sender=Delivery, delivery_id=pk, status=Status.UNKNOWN)
+            )
+    return len(resend) + len(unknown) + len(untouched)
 
 
 def deliveries_retry_failed(*, deliveries, actor=None) -> int:

@@ -1,31 +1,33 @@
-"""Send: claim a batch under a lease, re-check, hand it to the channel adapter, record results."""
+"""Send: claim a batch under a lease, re-check, hand it to the channel adapter, record results.
+
+What the channel can do is asked of its adapter (``channels.features(alias)``), never read
+from its name. Outcomes are written as they come back (``recording.ResultRecorder``); before a
+message leaves, it is marked in flight, so a crash leaves at most the messages on the wire to
+the category's resend policy (``recovery.deliveries_sweep_expired_leases``).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
+from django.utils.crypto import salted_hmac
 from django.utils.html import escape
 from django.utils.translation import ngettext
 
 from channels_adapters.base import OutboundMessage, SendResult
-from channels_adapters.errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from channels_adapters.handler import channels
 
 from .. import conf, ratelimit
-from ..models import Delivery, DeliveryEvent
-from ..signals import delivery_status_changed, notification_sent
+from ..models import Category, Delivery
 
 from . import rechecks
-from .rows import insert_rows
-from .planning import _chunks, _enqueue_batches, worker_id
+from .planning import _chunks, worker_id
+from .recording import DIGEST_PREFIX, ResultRecorder, SendSummary, deliveries_record_results
 
 Status = Delivery.Status
 
@@ -50,16 +52,6 @@ def deliveries_claim(*, delivery_ids: Sequence[int], owner: str, now: datetime) 
         .select_related("category")
         .order_by("id")
     )
-
-
-@dataclass
-class SendSummary:
-    claimed: int = 0
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    unknown: int = 0
-    suppressed: int = 0
 
 
 def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None) -> SendSummary:
@@ -106,30 +98,31 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
         for chunk_units in _chunks(channel_units, step):
             if rate:
                 ratelimit.acquire(channel=channel, count=len(chunk_units), rate=rate)
-            members = {unit[0].pk: [d.pk for d in unit] for unit in chunk_units}
-            chunk = [d for unit in chunk_units for d in unit]
-            messages = [outbound_message(unit[0]) if len(unit) == 1 else digest_message(unit) for unit in chunk_units]
-            adapter.handoff = lambda delivery_id, provider_id, members=members: _mark_handed_off(
-                delivery_ids=members.get(delivery_id, [delivery_id]), provider_message_id=provider_id, owner=owner
+            recorder = ResultRecorder(
+                deliveries=[d for unit in chunk_units for d in unit],
+                members={unit[0].pk: [d.pk for d in unit] for unit in chunk_units},
+                owner=owner, summary=summary,
             )
-            if getattr(adapter, "local", False):
-                # Local channels (the inbox) write to our own database: make the write and the
-                # ledger update one transaction, so they happen exactly once together.
+            messages = [outbound_message(unit[0]) if len(unit) == 1 else digest_message(unit) for unit in chunk_units]
+            if adapter.features.local:
+                # Local channels (the inbox, the Outbox) write to our own database: the rows and
+                # the ledger update are one transaction, so they happen exactly once together.
                 with transaction.atomic():
-                    results = _results_for_members(adapter.send_batch(messages), members)
-                    deliveries_record_results(deliveries=chunk, results=results, owner=owner, summary=summary)
-            else:
-                results = _results_for_members(adapter.send_batch(messages), members)
-                deliveries_record_results(deliveries=chunk, results=results, owner=owner, summary=summary)
+                    adapter.send_batch(messages, on_result=recorder.on_result)
+                    recorder.flush()
+                continue
+            try:
+                adapter.send_batch(messages, on_result=recorder.on_result, on_handoff=recorder.on_handoff)
+            finally:
+                # What came back is written even when the batch stopped on an unexpected error;
+                # what did not stays in flight for the sweeper.
+                recorder.flush()
     run_ids = {d.run_id for d in claimed if d.run_id}
     if run_ids:
         from ..campaigns.runs import runs_finish_if_done
 
         runs_finish_if_done(run_ids=sorted(run_ids))
     return summary
-
-
-DIGEST_PREFIX = "digest:"
 
 
 def _claim_digest_siblings(claimed: Sequence[Delivery], *, owner: str, now: datetime) -> list[Delivery]:
@@ -147,15 +140,6 @@ def _claim_digest_siblings(claimed: Sequence[Delivery], *, owner: str, now: date
         .values_list("id", flat=True)
     )
     return deliveries_claim(delivery_ids=ids, owner=owner, now=now) if ids else []
-
-
-def _results_for_members(results: Sequence[SendResult], members: dict[int, list[int]]) -> list[SendResult]:
-    """One result per delivery: a digest message's result applies to every delivery in it."""
-    return [
-        dataclasses.replace(result, delivery_id=pk)
-        for result in results
-        for pk in members.get(result.delivery_id, [result.delivery_id])
-    ]
 
 
 def digest_message(deliveries: Sequence[Delivery]) -> OutboundMessage:
@@ -186,59 +170,6 @@ def digest_message(deliveries: Sequence[Delivery]) -> OutboundMessage:
     )
 
 
-HANDED_OFF = "handed_off"
-
-
-def _mark_handed_off(*, delivery_ids: Sequence[int], provider_message_id: str, owner: str):
-    """Durably note that the provider is about to have this message; one UPDATE, autocommit.
-
-    If the worker dies before recording the result, the sweeper reads this mark as "sent"
-    instead of sending again. The mark and the provider's irrevocable step must go out
-    together: a crash between them loses the message (mark, no send). On SQLite the commit is
-    local and done when ``execute`` returns. On PostgreSQL waiting for the reply would leave a
-    window of a network round trip in which the server has committed but the worker has not
-    yet sent, so the statement is only *sent* here, and the returned callable collects its
-    result after the adapter's irrevocable step. The server commits a statement it received
-    even if the worker dies meanwhile.
-    """
-    params = [HANDED_OFF, provider_message_id[:255], *delivery_ids, owner, Status.SENDING]
-    quote = connection.ops.quote_name
-
-    def statement(marks: list[str]) -> str:
-        return (
-            f"UPDATE {quote(Delivery._meta.db_table)} SET {quote('status_reason')} = {marks[0]}, "
-            f"{quote('provider_message_id')} = {marks[1]} WHERE {quote('id')} IN ({', '.join(marks[2:-2])}) "
-            f"AND {quote('lease_owner')} = {marks[-2]} AND {quote('status')} = {marks[-1]}"
-        )
-
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        sql = statement([f"${i}" for i in range(1, len(params) + 1)])
-        connection.ensure_connection()
-        pgconn = connection.connection.pgconn
-        pgconn.send_query_params(sql.encode(), [str(value).encode() for value in params])
-        while pgconn.flush():
-            pass
-
-        def collect() -> None:
-            error = None
-            while (result := pgconn.get_result()) is not None:
-                if result.error_message:
-                    error = result.error_message.decode(errors="replace")
-            if error:
-                raise DatabaseError(f"Could not record the hand-off mark: {error}")
-
-        return collect
-    if connection.vendor == "sqlite" and not connection.in_atomic_block:
-        # Once per email: skip the ORM cursor wrapper. In autocommit, the statement is committed
-        # (durable in the WAL) when ``execute`` returns.
-        connection.ensure_connection()
-        connection.connection.execute(statement(["?"] * len(params)), params)
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(statement(["%s"] * len(params)), params)
-    return None
-
-
 def outbound_message(delivery: Delivery, *, content: dict | None = None) -> OutboundMessage:
     """The channel-neutral message for a claimed delivery, with tracking where the channel has it.
 
@@ -253,16 +184,16 @@ def outbound_message(delivery: Delivery, *, content: dict | None = None) -> Outb
     html = content.get("html", "")
     metadata = {"recipient_id": delivery.recipient_id, "category_id": delivery.category_id, "category_kind": kind,
                 **content.get("metadata", {})}
-    if delivery.channel == "email":
-        if html:
-            pixel = f'<img src="{tracking.open_pixel_url(delivery)}" width="1" height="1" alt="">'
-            html = tracking.links_rewrite(delivery=delivery, html=html)
-            # Inside the body of a whole document (a templated email's layout), else at the end.
-            at = html.rfind("</body>")
-            html = html[:at] + pixel + html[at:] if at != -1 else html + pixel
-        if kind == "marketing":
-            if "unsubscribe_url" not in metadata:  # a rendered template carries it already
-                metadata["unsubscribe_url"] = tracking.unsubscribe_url(delivery)
+    features = channels.features(delivery.channel)
+    if html and features.tracks_clicks:
+        html = tracking.links_rewrite(delivery=delivery, html=html)
+    if html and features.tracks_opens:
+        pixel = f'<img src="{tracking.open_pixel_url(delivery)}" width="1" height="1" alt="">'
+        # Inside the body of a whole document (a templated email's layout), else at the end.
+        at = html.rfind("</body>")
+        html = html[:at] + pixel + html[at:] if at != -1 else html + pixel
+    if features.one_click_unsubscribe and kind == Category.Kind.MARKETING and "unsubscribe_url" not in metadata:
+        metadata["unsubscribe_url"] = tracking.unsubscribe_url(delivery)  # a rendered template carries it already
     return OutboundMessage(
         delivery_id=delivery.pk,
         address=delivery.address,
@@ -272,109 +203,12 @@ def outbound_message(delivery: Delivery, *, content: dict | None = None) -> Outb
         url=content.get("url", ""),
         metadata=metadata,
         locale=content.get("locale", "en"),
+        idempotency_key=delivery_message_key(delivery),
     )
 
 
-def retry_delay(attempt: int, *, retry_after: float | None = None, rng: random.Random | None = None) -> timedelta:
-    """Exponential backoff with jitter: about base·2^(attempt-1), capped, never before ``retry_after``."""
-    base, cap = conf.retry_base_seconds(), conf.retry_max_seconds()
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
-    seconds = (rng or random).uniform(ceiling / 2, ceiling)
-    if retry_after is not None:
-        seconds = max(seconds, retry_after)
-    return timedelta(seconds=seconds)
-
-
-def deliveries_record_results(
-    *, deliveries: Sequence[Delivery], results: Sequence[SendResult], owner: str, summary: SendSummary
-) -> None:
-    """Write each result to the ledger, only for rows whose lease is still ``owner``'s."""
-    now = timezone.now()
-    by_id = {d.pk: d for d in deliveries}
-    still_ours = set(
-        Delivery.objects.filter(pk__in=list(by_id), lease_owner=owner, status=Status.SENDING).values_list("id", flat=True)
-    )
-    changed: list[Delivery] = []
-    events: list[tuple] = []  # (delivery id, kind, source, occurred_at, data): EVENT_FIELDS
-    max_attempts = conf.max_attempts()
-    retry_at: dict[int, datetime] = {}  # one retry time per error, so a digest's rows stay together
-    for result in results:
-        delivery = by_id[result.delivery_id]
-        if delivery.pk not in still_ours:
-            continue
-        delivery.lease_owner, delivery.lease_expires_at = "", None
-        error = result.error
-        if error is None:
-            delivery.status, delivery.sent_at = Status.SENT, now
-            delivery.provider_message_id = result.provider_message_id[:255]
-            delivery.status_reason = delivery.last_error = ""
-            events.append((delivery.pk, "sent", delivery.channel, now, {}))
-            summary.sent += 1
-        elif isinstance(error, TransientChannelError) and delivery.attempts < max_attempts:
-            delivery.status = Status.DEFERRED
-            delivery.next_attempt_at = retry_at.setdefault(
-                id(error), now + retry_delay(delivery.attempts, retry_after=error.retry_after)
-            )
-            # A digest delivery keeps its reason so the retry is batched again (the error is in last_error).
-            digest = delivery.status_reason.startswith(DIGEST_PREFIX)
-            delivery.status_reason = delivery.status_reason if digest else error.reason[:100]
-            delivery.last_error = error.message
-            summary.deferred += 1
-        elif isinstance(error, UnknownOutcomeError):
-            delivery.status, delivery.status_reason, delivery.last_error = Status.UNKNOWN, error.reason[:100], error.message
-            summary.unknown += 1
-        else:
-            reason = error.reason if isinstance(error, PermanentChannelError) else f"gave_up:{error.reason}"
-            delivery.status, delivery.failed_at = Status.FAILED, now
-            delivery.status_reason, delivery.last_error = reason[:100], error.message
-            events.append(
-                (delivery.pk, "failed", delivery.channel, now, {"reason": reason, "error": error.message[:500]})
-            )
-            summary.failed += 1
-        changed.append(delivery)
-    with transaction.atomic():
-        _write_results(changed, owner=owner)
-        insert_rows(DeliveryEvent, fields=EVENT_FIELDS, rows=events, ignore_conflicts=False)
-        retries = [d for d in changed if d.status == Status.DEFERRED]
-        if retries:
-            # One task for this batch's retries, due when the last of them is.
-            _enqueue_batches([(d.pk, d.channel) for d in retries], run_after=max(d.next_attempt_at for d in retries))
-        sent_ids = [d.pk for d in changed if d.status == Status.SENT]
-        final = [(d.pk, d.status) for d in changed]
-        transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
-
-
-EVENT_FIELDS = ("delivery", "kind", "source", "occurred_at", "data")
-RESULT_FIELDS = ("status", "status_reason", "last_error", "provider_message_id", "sent_at", "failed_at", "next_attempt_at")
-
-
-def _write_results(changed: Sequence[Delivery], *, owner: str) -> None:
-    """One parameterised UPDATE per row, sent with ``executemany``.
-
-    ``bulk_update`` builds a CASE expression per field per row, which costs more than sending
-    the mail; ``executemany`` of a single prepared statement is cheap on SQLite and PostgreSQL.
-    The WHERE clause repeats the lease check, so a row another worker took over is left alone.
-    """
-    if not changed:
-        return
-    fields = [Delivery._meta.get_field(name) for name in RESULT_FIELDS]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    sql = (
-        f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments}, "
-        f"{quote('lease_owner')} = '', {quote('lease_expires_at')} = NULL "
-        f"WHERE {quote('id')} = %s AND {quote('lease_owner')} = %s AND {quote('status')} = %s"
-    )
-    params = [
-        [f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields] + [d.pk, owner, Status.SENDING]
-        for d in changed
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
-def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
-    if sent_ids:
-        notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
-    for delivery_id, status in final:
-        delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
+def delivery_message_key(delivery: Delivery) -> str:
+    """The identity every attempt of ``delivery`` carries to the provider (email's Message-ID
+    left-hand side): the same on a re-send, unguessable from outside, unique per delivery."""
+    digest = salted_hmac("signalbox.delivery.message-key", delivery.idempotency_key).hexdigest()[:20]
+    return f"sb.{delivery.pk}.{digest}"

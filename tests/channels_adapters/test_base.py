@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from channels_adapters.base import BaseChannel, OutboundMessage, SendResult
+from tests.channels_adapters.helpers import send
 from channels_adapters.errors import (
     InvalidAddressError,
     PermanentChannelError,
@@ -35,7 +36,7 @@ class RecordingChannel(BaseChannel):
         self.calls.append(("build", message.address))
         return {"to": message.address}
 
-    def send_payload(self, payload: dict, message: OutboundMessage) -> str:
+    def send_payload(self, payload: dict, message: OutboundMessage, lane) -> str:
         self.calls.append(("send", payload["to"]))
         if payload["to"].startswith("busy"):
             raise TransientChannelError("try later", retry_after=30)
@@ -51,15 +52,15 @@ def message(delivery_id: int, address: str) -> OutboundMessage:
 def test_send_batch_runs_the_hooks_in_order_with_one_open_and_close():
     channel = RecordingChannel("test")
 
-    results = channel.send_batch([message(1, " A@X "), message(2, "b@x")])
+    results = send(channel, [message(1, " A@X "), message(2, "b@x")])
 
     assert channel.calls == [
         ("open",),
         ("normalise", " A@X "),
         ("build", "a@x"),
-        ("send", "a@x"),
         ("normalise", "b@x"),
         ("build", "b@x"),
+        ("send", "a@x"),
         ("send", "b@x"),
         ("close",),
     ]
@@ -70,7 +71,7 @@ def test_send_batch_runs_the_hooks_in_order_with_one_open_and_close():
 def test_invalid_address_fails_that_message_without_sending_it():
     channel = RecordingChannel("test")
 
-    results = channel.send_batch([message(1, "bad-one"), message(2, "b@x")])
+    results = send(channel, [message(1, "bad-one"), message(2, "b@x")])
 
     assert ("build", "bad-one") not in channel.calls and ("send", "bad-one") not in channel.calls
     assert not results[0].ok and isinstance(results[0].error, InvalidAddressError)
@@ -82,7 +83,7 @@ def test_invalid_address_fails_that_message_without_sending_it():
 def test_channel_error_fails_only_its_message_and_keeps_retry_after():
     channel = RecordingChannel("test")
 
-    results = channel.send_batch([message(1, "busy@x"), message(2, "b@x")])
+    results = send(channel, [message(1, "busy@x"), message(2, "b@x")])
 
     assert isinstance(results[0].error, TransientChannelError)
     assert results[0].error.retry_after == 30
@@ -94,7 +95,7 @@ def test_unexpected_exception_propagates_after_close():
     channel = RecordingChannel("test")
 
     with pytest.raises(RuntimeError, match="adapter bug"):
-        channel.send_batch([message(1, "boom@x"), message(2, "b@x")])
+        send(channel, [message(1, "boom@x"), message(2, "b@x")])
 
     assert channel.calls[-1] == ("close",)
     assert ("send", "b@x") not in channel.calls
@@ -107,7 +108,7 @@ def test_open_failure_fails_every_message_and_still_closes():
 
     channel = Unreachable("test")
 
-    results = channel.send_batch([message(1, "a@x"), message(2, "b@x")])
+    results = send(channel, [message(1, "a@x"), message(2, "b@x")])
 
     assert [result.error.reason for result in results] == ["connect", "connect"]
     assert channel.calls == [("close",)]
@@ -117,7 +118,7 @@ def test_batch_larger_than_max_batch_size_is_refused_before_opening():
     channel = RecordingChannel("test")
 
     with pytest.raises(ValueError, match="at most 3"):
-        channel.send_batch([message(n, f"u{n}@x") for n in range(4)])
+        send(channel, [message(n, f"u{n}@x") for n in range(4)])
 
     assert channel.calls == []
 
@@ -133,7 +134,7 @@ def test_options_override_the_declared_limits():
 def test_empty_batch_does_not_open_a_connection():
     channel = RecordingChannel("test")
 
-    assert channel.send_batch([]) == []
+    assert send(channel, []) == []
     assert channel.calls == []
 
 
@@ -149,7 +150,7 @@ def test_missing_required_hook_names_the_subclass(hook):
     channel = NothingDone("half") if hook == "build_payload" else HalfDone("half")
 
     with pytest.raises(NotImplementedError, match=rf"^{type(channel).__name__} must implement {hook}\(\)$"):
-        channel.send_batch([message(1, "a@x")])
+        send(channel, [message(1, "a@x")])
 
 
 def test_send_result_ok_and_message_defaults():

@@ -15,6 +15,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
+from tests.channels_adapters.helpers import send
 from channels_adapters.base import OutboundMessage
 from channels_adapters.chat import ChatChannel, inspect_chat_address
 from channels_adapters.errors import ChannelConfigurationError, InvalidAddressError, PermanentChannelError, TransientChannelError
@@ -100,7 +101,7 @@ def fake_dns(monkeypatch, answers: dict[str, list[str]]):
 def test_a_json_webhook_receives_title_and_message(settings, http_sink):
     channel = chat_channel(settings, allow_private=True)
 
-    [result] = channel.send_batch([message(1, hook_url(http_sink), url="https://signalbox.test/n/1")])
+    [result] = send(channel, [message(1, hook_url(http_sink), url="https://signalbox.test/n/1")])
 
     assert result.ok, result.error
     assert len(result.provider_message_id) == 32 and int(result.provider_message_id, 16) >= 0
@@ -114,7 +115,7 @@ def test_a_json_webhook_receives_title_and_message(settings, http_sink):
 
 def test_each_message_gets_its_own_provider_id(settings, http_sink):
     channel = chat_channel(settings, allow_private=True)
-    results = channel.send_batch([message(1, hook_url(http_sink, "/a")), message(2, hook_url(http_sink, "/b"))])
+    results = send(channel, [message(1, hook_url(http_sink, "/a")), message(2, hook_url(http_sink, "/b"))])
     assert all(result.ok for result in results)
     assert results[0].provider_message_id != results[1].provider_message_id
     assert [request.path for request in http_sink.received] == ["/a", "/b"]
@@ -122,7 +123,7 @@ def test_each_message_gets_its_own_provider_id(settings, http_sink):
 
 def test_the_shared_url_option_sends_every_message_to_the_team_channel(settings, http_sink):
     channel = chat_channel(settings, url=hook_url(http_sink, "/team"), allow_private=True)
-    results = channel.send_batch([message(1, ""), message(2, "ignored")])
+    results = send(channel, [message(1, ""), message(2, "ignored")])
     assert all(result.ok for result in results)
     assert [request.path for request in http_sink.received] == ["/team", "/team"]
 
@@ -131,7 +132,7 @@ def test_a_name_that_resolves_to_an_allowed_address_is_posted_to_that_address(se
     asked = fake_dns(monkeypatch, {"hooks.example": ["127.0.0.1"]})
     channel = chat_channel(settings, allow_private=["127.0.0.1"])
 
-    [result] = channel.send_batch([message(1, f"json://hooks.example:{http_sink.port}/hook")])
+    [result] = send(channel, [message(1, f"json://hooks.example:{http_sink.port}/hook")])
 
     assert result.ok, result.error
     assert [request.headers["Host"] for request in http_sink.received] == [f"hooks.example:{http_sink.port}"]
@@ -144,7 +145,7 @@ def test_a_name_that_resolves_to_an_allowed_address_is_posted_to_that_address(se
 def test_a_webhook_on_a_private_address_is_refused_and_never_contacted(settings, http_sink):
     channel = chat_channel(settings)
 
-    [result] = channel.send_batch([message(1, hook_url(http_sink))])
+    [result] = send(channel, [message(1, hook_url(http_sink))])
 
     assert isinstance(result.error, PermanentChannelError)
     assert result.error.reason == "ssrf"
@@ -156,7 +157,7 @@ def test_dns_rebinding_between_the_check_and_the_connection_is_refused(settings,
     asked = fake_dns(monkeypatch, {"rebind.example": ["93.184.216.34", "127.0.0.1"]})
     channel = chat_channel(settings)
 
-    [result] = channel.send_batch([message(1, f"json://rebind.example:{http_sink.port}/hook")])
+    [result] = send(channel, [message(1, f"json://rebind.example:{http_sink.port}/hook")])
 
     assert isinstance(result.error, PermanentChannelError) and result.error.reason == "ssrf"
     assert "127.0.0.1" in result.error.message
@@ -169,7 +170,7 @@ def test_a_fixed_host_service_whose_name_resolves_inside_is_refused(settings, mo
     asked = fake_dns(monkeypatch, {"hooks.slack.com": ["10.0.0.7"]})
     channel = chat_channel(settings)
 
-    [result] = channel.send_batch([message(1, SLACK)])
+    [result] = send(channel, [message(1, SLACK)])
 
     assert isinstance(result.error, PermanentChannelError) and result.error.reason == "ssrf"
     assert "10.0.0.7" in result.error.message
@@ -178,14 +179,14 @@ def test_a_fixed_host_service_whose_name_resolves_inside_is_refused(settings, mo
 
 def test_allow_private_never_reaches_the_metadata_service(settings):
     channel = chat_channel(settings, allow_private=True)
-    [result] = channel.send_batch([message(1, "json://169.254.169.254/latest/meta-data/")])
+    [result] = send(channel, [message(1, "json://169.254.169.254/latest/meta-data/")])
     assert isinstance(result.error, PermanentChannelError) and result.error.reason == "ssrf"
 
 
 def test_allow_private_with_a_list_reaches_only_those_networks(settings, http_sink, internal_sink):
     channel = chat_channel(settings, allow_private=["127.0.0.1/32"])
 
-    results = channel.send_batch([message(1, hook_url(http_sink)), message(2, hook_url(internal_sink))])
+    results = send(channel, [message(1, hook_url(http_sink)), message(2, hook_url(internal_sink))])
 
     assert results[0].ok, results[0].error
     assert results[1].error.reason == "ssrf"
@@ -203,7 +204,7 @@ def test_a_redirect_is_a_failure_and_never_followed(settings, http_sink, interna
     http_sink.status = status
     http_sink.response_headers = {"Location": f"http://127.0.0.2:{internal_sink.port}/stolen"}
 
-    [result] = channel.send_batch([message(1, hook_url(http_sink))])
+    [result] = send(channel, [message(1, hook_url(http_sink))])
 
     assert isinstance(result.error, PermanentChannelError) and result.error.reason == "ssrf"
     assert "redirect" in result.error.message
@@ -216,7 +217,7 @@ def test_a_redirect_to_the_metadata_service_is_not_followed(settings, http_sink)
     http_sink.status = 307
     http_sink.response_headers = {"Location": "http://169.254.169.254/latest/meta-data/iam/"}
 
-    [result] = channel.send_batch([message(1, hook_url(http_sink))])
+    [result] = send(channel, [message(1, hook_url(http_sink))])
 
     assert isinstance(result.error, PermanentChannelError) and result.error.reason == "ssrf"
     assert len(http_sink.received) == 1
@@ -227,7 +228,7 @@ def test_asking_apprise_to_follow_redirects_changes_nothing(settings, http_sink,
     http_sink.status = 302
     http_sink.response_headers = {"Location": f"http://127.0.0.2:{internal_sink.port}/stolen"}
 
-    [result] = channel.send_batch([message(1, hook_url(http_sink) + "?redirect=yes")])
+    [result] = send(channel, [message(1, hook_url(http_sink) + "?redirect=yes")])
 
     assert result.error.reason == "ssrf"
     assert internal_sink.received == []
@@ -240,7 +241,7 @@ def test_asking_apprise_to_follow_redirects_changes_nothing(settings, http_sink,
 def test_other_services_to_loopback_are_refused_at_send(settings, http_sink, scheme):
     channel = chat_channel(settings, allow_private=True)  # even a deployment that allows private hosts
 
-    [result] = channel.send_batch([message(1, FORBIDDEN[scheme].format(host="127.0.0.1", port=http_sink.port))])
+    [result] = send(channel, [message(1, FORBIDDEN[scheme].format(host="127.0.0.1", port=http_sink.port))])
 
     assert isinstance(result.error, PermanentChannelError) and result.error.reason == "ssrf"
     assert "Slack" in result.error.message and f"{scheme}://" in result.error.message
@@ -250,20 +251,20 @@ def test_other_services_to_loopback_are_refused_at_send(settings, http_sink, sch
 @pytest.mark.parametrize("scheme", sorted(FORBIDDEN))
 def test_other_services_to_the_metadata_service_are_refused_at_send(settings, scheme):
     channel = chat_channel(settings)
-    [result] = channel.send_batch([message(1, FORBIDDEN[scheme].format(host="169.254.169.254", port=80))])
+    [result] = send(channel, [message(1, FORBIDDEN[scheme].format(host="169.254.169.254", port=80))])
     assert isinstance(result.error, PermanentChannelError) and result.error.reason == "ssrf"
 
 
 def test_every_generic_webhook_scheme_is_checked(settings, http_sink):
     channel = chat_channel(settings)
-    results = channel.send_batch([message(n, f"{scheme}://127.0.0.1:{http_sink.port}/hook") for n, scheme in enumerate(["json", "jsons", "form", "xml"])])
+    results = send(channel, [message(n, f"{scheme}://127.0.0.1:{http_sink.port}/hook") for n, scheme in enumerate(["json", "jsons", "form", "xml"])])
     assert [result.error.reason for result in results] == ["ssrf"] * 4
     assert http_sink.received == []
 
 
 def test_the_template_parameter_is_refused(settings):
     channel = chat_channel(settings)
-    [result] = channel.send_batch([message(1, f"{SLACK}?template=file:///etc/passwd")])
+    [result] = send(channel, [message(1, f"{SLACK}?template=file:///etc/passwd")])
     assert result.error.reason == "ssrf"
     assert "template" in result.error.message
 
@@ -299,14 +300,14 @@ def test_allowed_services_and_the_host_each_one_names(url, host, port):
 @pytest.mark.parametrize("address", ["not a url", "nosuchservice://token", "https://hooks.slack.com/x", "", "   "])
 def test_an_invalid_or_unsupported_url_fails_without_sending(settings, http_sink, address):
     channel = chat_channel(settings, allow_private=True)
-    [result] = channel.send_batch([message(1, address)])
+    [result] = send(channel, [message(1, address)])
     assert isinstance(result.error, InvalidAddressError)
     assert http_sink.received == []
 
 
 def test_the_error_message_does_not_leak_the_webhook_token(settings):
     channel = chat_channel(settings)
-    results = channel.send_batch(
+    results = send(channel, 
         [message(1, "nosuchservice://SECRET-TOKEN/x"), message(2, "json://127.0.0.1/SECRET-TOKEN")]
     )
     assert [result.error.reason for result in results] == ["ssrf", "ssrf"]
@@ -320,7 +321,7 @@ def test_a_server_error_is_transient(settings, http_sink):
     http_sink.status = 500
     channel = chat_channel(settings, allow_private=True)
 
-    [result] = channel.send_batch([message(1, hook_url(http_sink))])
+    [result] = send(channel, [message(1, hook_url(http_sink))])
 
     assert isinstance(result.error, TransientChannelError)
     assert result.error.reason == "chat_not_accepted"
@@ -329,7 +330,7 @@ def test_a_server_error_is_transient(settings, http_sink):
 
 def test_an_unreachable_server_is_transient(settings, unused_port):
     channel = chat_channel(settings, allow_private=True)
-    [result] = channel.send_batch([message(1, f"json://127.0.0.1:{unused_port}/hook")])
+    [result] = send(channel, [message(1, f"json://127.0.0.1:{unused_port}/hook")])
     assert isinstance(result.error, TransientChannelError)
 
 
@@ -339,20 +340,20 @@ def test_a_name_that_does_not_resolve_is_transient(settings, monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", no_answer)
     channel = chat_channel(settings)
-    [result] = channel.send_batch([message(1, "jsons://hooks.example/hook")])
+    [result] = send(channel, [message(1, "jsons://hooks.example/hook")])
     assert isinstance(result.error, TransientChannelError) and result.error.reason == "dns"
 
 
 def test_one_failure_does_not_stop_the_batch(settings, http_sink):
     channel = chat_channel(settings, allow_private=True)
-    results = channel.send_batch([message(1, "bogus"), message(2, hook_url(http_sink))])
+    results = send(channel, [message(1, "bogus"), message(2, hook_url(http_sink))])
     assert [result.ok for result in results] == [False, True]
     assert len(http_sink.received) == 1
 
 
 def test_an_empty_message_is_refused(settings, http_sink):
     channel = chat_channel(settings, allow_private=True)
-    [result] = channel.send_batch([message(1, hook_url(http_sink), subject="", text="")])
+    [result] = send(channel, [message(1, hook_url(http_sink), subject="", text="")])
     assert result.error.reason == "empty_message"
     assert http_sink.received == []
 

@@ -7,6 +7,7 @@ import email.policy
 
 import pytest
 
+from tests.channels_adapters.helpers import send
 from channels_adapters.base import OutboundMessage
 from channels_adapters.email import EmailChannel
 from channels_adapters.errors import InvalidAddressError, PermanentChannelError, TransientChannelError
@@ -46,7 +47,7 @@ def parse(raw: bytes):
 def test_a_batch_of_50_arrives_as_multipart_messages_over_one_connection(email_channel, smtp_sink):
     batch = [message(n, f"user{n}@example.com") for n in range(50)]
 
-    results = email_channel.send_batch(batch)
+    results = send(email_channel, batch)
 
     assert all(result.ok for result in results)
     assert len(smtp_sink.handler.received) == 50
@@ -64,7 +65,7 @@ def test_a_batch_of_50_arrives_as_multipart_messages_over_one_connection(email_c
 
 
 def test_provider_id_is_the_message_id_the_server_received(email_channel, smtp_sink):
-    results = email_channel.send_batch([message(1, "a@example.com"), message(2, "b@example.com")])
+    results = send(email_channel, [message(1, "a@example.com"), message(2, "b@example.com")])
 
     received_ids = [parse(mail.content)["Message-ID"] for mail in smtp_sink.handler.received]
     assert received_ids == [f"<{result.provider_message_id}>" for result in results]
@@ -74,7 +75,7 @@ def test_provider_id_is_the_message_id_the_server_received(email_channel, smtp_s
 
 def test_marketing_mail_carries_one_click_unsubscribe_and_transactional_does_not(email_channel, smtp_sink):
     url = "https://signalbox.test/u/opaque-token"
-    email_channel.send_batch([
+    send(email_channel, [
         message(1, "a@example.com", metadata={"category_kind": "marketing", "unsubscribe_url": url}),
         message(2, "b@example.com", metadata={"category_kind": "transactional", "unsubscribe_url": url}),
     ])
@@ -89,7 +90,7 @@ def test_marketing_mail_carries_one_click_unsubscribe_and_transactional_does_not
 def test_refused_recipients_fail_by_reply_code_and_the_rest_still_arrive(email_channel, smtp_sink):
     smtp_sink.handler.refuse = {"full@example.com": 450, "gone@example.com": 550}
 
-    results = email_channel.send_batch([
+    results = send(email_channel, [
         message(1, "a@example.com"),
         message(2, "full@example.com"),
         message(3, "gone@example.com"),
@@ -104,7 +105,7 @@ def test_refused_recipients_fail_by_reply_code_and_the_rest_still_arrive(email_c
 
 
 def test_invalid_address_fails_without_contacting_the_server(email_channel, smtp_sink):
-    [result] = email_channel.send_batch([message(1, "not an address")])
+    [result] = send(email_channel, [message(1, "not an address")])
 
     assert isinstance(result.error, InvalidAddressError)
     assert smtp_sink.handler.received == []
@@ -116,14 +117,14 @@ def test_unreachable_server_fails_the_batch_as_transient(unused_port):
         "email", backend=SMTP_BACKEND, connection={"host": "127.0.0.1", "port": unused_port, "timeout": 5}
     )
 
-    results = channel.send_batch([message(1, "a@example.com"), message(2, "b@example.com")])
+    results = send(channel, [message(1, "a@example.com"), message(2, "b@example.com")])
 
     assert [type(result.error) for result in results] == [TransientChannelError, TransientChannelError]
     assert {result.error.reason for result in results} == {"smtp_connect"}
 
 
 def test_text_only_message_is_sent_as_plain_text(email_channel, smtp_sink):
-    email_channel.send_batch([message(1, "a@example.com", html="")])
+    send(email_channel, [message(1, "a@example.com", html="")])
 
     parsed = parse(smtp_sink.handler.received[0].content)
     assert parsed.get_content_type() == "text/plain"
@@ -131,7 +132,7 @@ def test_text_only_message_is_sent_as_plain_text(email_channel, smtp_sink):
 
 
 def test_header_injection_fails_only_that_message(email_channel, smtp_sink):
-    results = email_channel.send_batch([
+    results = send(email_channel, [
         message(1, "a@example.com", subject="Hi\nBcc: victim@example.com"),
         message(2, "b@example.com"),
     ])
@@ -142,7 +143,7 @@ def test_header_injection_fails_only_that_message(email_channel, smtp_sink):
 
 
 def test_chinese_subject_and_body_arrive_intact(email_channel, smtp_sink):
-    [result] = email_channel.send_batch(
+    [result] = send(email_channel, 
         [message(1, "li@example.com", subject="您的订单已发货", text="包裹正在路上。", html="<p>包裹正在路上。</p>")]
     )
     assert result.ok
@@ -155,6 +156,6 @@ def test_chinese_subject_and_body_arrive_intact(email_channel, smtp_sink):
 
 
 def test_non_ascii_address_takes_djangos_full_path(email_channel, smtp_sink):
-    [result] = email_channel.send_batch([message(2, "user@exämple.com")])
+    [result] = send(email_channel, [message(2, "user@exämple.com")])
     assert result.ok
     assert smtp_sink.handler.received[0].rcpt_tos == ["user@xn--exmple-cua.com"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from tests.channels_adapters.helpers import send
 from channels_adapters.base import OutboundMessage
 from channels_adapters.errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from channels_adapters.handler import channels
@@ -13,7 +14,7 @@ def message(delivery_id: int, address: str) -> OutboundMessage:
 def test_accepted_messages_land_in_the_outbox_with_alias_and_provider_id(settings):
     settings.NOTIFICATION_CHANNELS = {"inapp": {"BACKEND": "channels_adapters.locmem.LocmemChannel"}}
 
-    results = channels["inapp"].send_batch([message(1, " ada "), message(2, "grace")])
+    results = send(channels["inapp"], [message(1, " ada "), message(2, "grace")])
 
     assert [sent.message.address for sent in LocmemChannel.outbox] == ["ada", "grace"]
     assert {sent.alias for sent in LocmemChannel.outbox} == {"inapp"}
@@ -28,7 +29,7 @@ def test_simulated_failures_are_typed_and_leave_the_rest_of_the_batch_alone():
         "sms", fail_transient={"+1555001"}, fail_permanent={"+1555002"}, unknown_outcome={"+1555003"}
     )
 
-    results = channel.send_batch([message(n, f"+155500{n}") for n in range(1, 5)])
+    results = send(channel, [message(n, f"+155500{n}") for n in range(1, 5)])
 
     assert isinstance(results[0].error, TransientChannelError)
     assert isinstance(results[1].error, PermanentChannelError)
@@ -40,7 +41,7 @@ def test_simulated_failures_are_typed_and_leave_the_rest_of_the_batch_alone():
 def test_failure_addresses_are_matched_after_normalising():
     channel = LocmemChannel("sms", fail_permanent=["+1555002"])
 
-    [result] = channel.send_batch([message(1, "  +1555002 ")])
+    [result] = send(channel, [message(1, "  +1555002 ")])
 
     assert isinstance(result.error, PermanentChannelError)
     assert LocmemChannel.outbox == []

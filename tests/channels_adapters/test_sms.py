@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.channels_adapters.helpers import send
 from channels_adapters import sms as sms_module
 from channels_adapters.base import OutboundMessage
 from channels_adapters.errors import (
@@ -52,7 +53,7 @@ def sms_channel(settings, fake_twilio) -> SmsChannel:
 
 
 def test_accepted_message_returns_the_sid_the_server_issued(sms_channel, fake_twilio):
-    [result] = sms_channel.send_batch([message(1, number(1), text="Your code is 1234")])
+    [result] = send(sms_channel, [message(1, number(1), text="Your code is 1234")])
 
     assert result.ok
     assert SID_PATTERN.match(result.provider_message_id)
@@ -64,7 +65,7 @@ def test_accepted_message_returns_the_sid_the_server_issued(sms_channel, fake_tw
 
 
 def test_requests_carry_basic_auth_with_the_account_credentials(sms_channel, fake_twilio):
-    sms_channel.send_batch([message(1, number(1))])
+    send(sms_channel, [message(1, number(1))])
 
     credentials = base64.b64encode(f"{fake_twilio.account_sid}:{fake_twilio.auth_token}".encode()).decode()
     assert fake_twilio.requests[0].authorization == f"Basic {credentials}"
@@ -75,14 +76,14 @@ def test_wrong_credentials_are_refused_by_the_server_and_fail_as_transient(fake_
         "sms", account_sid=fake_twilio.account_sid, auth_token="wrong", from_number=FROM, base_url=fake_twilio.base_url
     )
 
-    [result] = channel.send_batch([message(1, number(1))])
+    [result] = send(channel, [message(1, number(1))])
 
     assert isinstance(result.error, TransientChannelError) and result.error.reason == "twilio:20003"
     assert fake_twilio.requests == []
 
 
 def test_numbers_are_sent_in_e164(sms_channel, fake_twilio):
-    [result] = sms_channel.send_batch([message(1, " +1 (415) 555-0002 ")])
+    [result] = send(sms_channel, [message(1, " +1 (415) 555-0002 ")])
 
     assert result.ok
     assert fake_twilio.messages[0].to == number(2)
@@ -91,7 +92,7 @@ def test_numbers_are_sent_in_e164(sms_channel, fake_twilio):
 def test_invalid_number_reply_fails_permanently_without_a_retry(sms_channel, fake_twilio):
     fake_twilio.invalid_numbers.add(number(1))
 
-    results = sms_channel.send_batch([message(1, number(1)), message(2, number(2))])
+    results = send(sms_channel, [message(1, number(1)), message(2, number(2))])
 
     assert isinstance(results[0].error, PermanentChannelError)
     assert not isinstance(results[0].error, InvalidAddressError)
@@ -105,8 +106,8 @@ def test_service_unavailable_fails_as_transient_and_a_later_retry_is_accepted(sm
     fake_twilio.unavailable[number(1)] = 1
     fake_twilio.retry_after = "30"
 
-    [first] = sms_channel.send_batch([message(1, number(1))])
-    [retried] = sms_channel.send_batch([message(1, number(1))])
+    [first] = send(sms_channel, [message(1, number(1))])
+    [retried] = send(sms_channel, [message(1, number(1))])
 
     assert isinstance(first.error, TransientChannelError)
     assert first.error.reason == "twilio:20503"
@@ -118,7 +119,7 @@ def test_service_unavailable_fails_as_transient_and_a_later_retry_is_accepted(sm
 def test_service_unavailable_without_retry_after_has_no_retry_after(sms_channel, fake_twilio):
     fake_twilio.unavailable[number(1)] = None
 
-    [result] = sms_channel.send_batch([message(1, number(1))])
+    [result] = send(sms_channel, [message(1, number(1))])
 
     assert isinstance(result.error, TransientChannelError) and result.error.retry_after is None
 
@@ -126,7 +127,7 @@ def test_service_unavailable_without_retry_after_has_no_retry_after(sms_channel,
 def test_timeout_after_the_request_was_received_is_an_unknown_outcome(sms_channel, fake_twilio):
     fake_twilio.slow_numbers.add(number(1))
 
-    results = sms_channel.send_batch([message(1, number(1)), message(2, number(2))])
+    results = send(sms_channel, [message(1, number(1)), message(2, number(2))])
 
     assert isinstance(results[0].error, UnknownOutcomeError)
     assert results[0].error.reason == "twilio_timeout"
@@ -138,7 +139,7 @@ def test_timeout_after_the_request_was_received_is_an_unknown_outcome(sms_channe
 def test_connection_dropped_after_the_request_was_received_is_an_unknown_outcome(sms_channel, fake_twilio):
     fake_twilio.dropped_numbers.add(number(1))
 
-    results = sms_channel.send_batch([message(1, number(1)), message(2, number(2))])
+    results = send(sms_channel, [message(1, number(1)), message(2, number(2))])
 
     assert isinstance(results[0].error, UnknownOutcomeError)
     assert results[0].error.reason == "twilio_no_reply"
@@ -152,7 +153,7 @@ def test_unreachable_server_is_transient_because_nothing_was_sent(unused_port):
         base_url=f"http://127.0.0.1:{unused_port}", timeout=2,
     )
 
-    results = channel.send_batch([message(1, number(1)), message(2, number(2))])
+    results = send(channel, [message(1, number(1)), message(2, number(2))])
 
     assert [type(result.error) for result in results] == [TransientChannelError, TransientChannelError]
     assert {result.error.reason for result in results} == {"twilio_connect"}
@@ -160,7 +161,7 @@ def test_unreachable_server_is_transient_because_nothing_was_sent(unused_port):
 
 @pytest.mark.parametrize("address", ["12345", "+1 555", "not a number", "", "+44 7700 900123"])
 def test_invalid_numbers_fail_without_contacting_the_server(sms_channel, fake_twilio, address):
-    [result] = sms_channel.send_batch([message(1, address)])
+    [result] = send(sms_channel, [message(1, address)])
 
     assert isinstance(result.error, InvalidAddressError)
     assert result.error.reason == "invalid_address"
@@ -178,7 +179,7 @@ def test_a_batch_of_20_uses_one_client_and_one_connection(sms_channel, fake_twil
 
     monkeypatch.setattr(sms_module, "Client", counting_client)
 
-    results = sms_channel.send_batch([message(n, number(n)) for n in range(20)])
+    results = send(sms_channel, [message(n, number(n)) for n in range(20)])
 
     assert all(result.ok for result in results)
     assert len(built) == 1
@@ -188,12 +189,18 @@ def test_a_batch_of_20_uses_one_client_and_one_connection(sms_channel, fake_twil
     assert len({request.peer for request in fake_twilio.requests}) == 1
 
 
-def test_each_batch_gets_a_fresh_client_and_releases_it(sms_channel, fake_twilio):
-    sms_channel.send_batch([message(1, number(1))])
-    assert sms_channel._client is None and sms_channel._http_client is None
-    sms_channel.send_batch([message(2, number(2))])
+def test_each_batch_gets_fresh_clients_and_releases_them(sms_channel, fake_twilio, monkeypatch):
+    opened, closed = [], []
+    real_open, real_close = SmsChannel.open_lane, SmsChannel.close_lane
+    monkeypatch.setattr(SmsChannel, "open_lane", lambda self: opened.append(real_open(self)) or opened[-1])
+    monkeypatch.setattr(SmsChannel, "close_lane", lambda self, lane: closed.append(lane) or real_close(self, lane))
+
+    send(sms_channel, [message(1, number(1))])
+    send(sms_channel, [message(2, number(2))])
 
     assert len(fake_twilio.messages) == 2
+    assert len(opened) == 2 and opened[0] is not opened[1]
+    assert closed == opened
 
 
 def test_limits_are_declared_and_can_be_overridden():

@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from py_vapid import Vapid01
 
+from tests.channels_adapters.helpers import send
 from channels_adapters.base import OutboundMessage
 from channels_adapters.errors import (
     ChannelConfigurationError,
@@ -113,7 +114,7 @@ def test_the_push_service_gets_an_encrypted_vapid_signed_post(settings, vapid, h
     http_sink.response_headers = {"Location": http_sink.url("/message/m-1")}
     channel = push_channel(settings, vapid, allow_private=True, vapid_private_key=key_form(vapid))
 
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
 
     assert result.ok, result.error
     assert result.provider_message_id == http_sink.url("/message/m-1")
@@ -143,7 +144,7 @@ def test_the_push_service_gets_an_encrypted_vapid_signed_post(settings, vapid, h
 def test_without_a_location_header_the_provider_id_is_a_uuid(settings, vapid, http_sink, subscription):
     http_sink.status = 201
     channel = push_channel(settings, vapid, allow_private=True)
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
     assert result.ok and len(result.provider_message_id) == 32
 
 
@@ -152,7 +153,7 @@ def test_a_gone_subscription_is_deleted(settings, vapid, http_sink, subscription
     http_sink.status = status
     channel = push_channel(settings, vapid, allow_private=True)
 
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
 
     assert isinstance(result.error, PermanentChannelError)
     assert result.error.reason == "webpush:gone"
@@ -165,7 +166,7 @@ def test_overload_and_server_errors_are_transient(settings, vapid, http_sink, su
     http_sink.response_headers = {"Retry-After": "30"}
     channel = push_channel(settings, vapid, allow_private=True)
 
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
 
     assert isinstance(result.error, TransientChannelError)
     assert result.error.retry_after == 30
@@ -176,7 +177,7 @@ def test_overload_and_server_errors_are_transient(settings, vapid, http_sink, su
 def test_other_client_errors_are_permanent_and_keep_the_subscription(settings, vapid, http_sink, subscription, status):
     http_sink.status = status
     channel = push_channel(settings, vapid, allow_private=True)
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
     assert type(result.error) is PermanentChannelError
     assert result.error.reason == f"webpush_{status}"
     assert WebPushSubscription.objects.filter(pk=subscription.pk).exists()
@@ -186,21 +187,21 @@ def test_a_redirect_is_not_followed(settings, vapid, http_sink, subscription):
     http_sink.status = 307
     http_sink.response_headers = {"Location": "http://169.254.169.254/latest/"}
     channel = push_channel(settings, vapid, allow_private=True)
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
     assert result.error.reason == "webpush:redirect"
     assert len(http_sink.received) == 1
 
 
 def test_a_private_endpoint_is_refused_without_allow_private(settings, vapid, http_sink, subscription):
     channel = push_channel(settings, vapid)
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
     assert result.error.reason == "ssrf"
     assert http_sink.received == []
 
 
 def test_an_unknown_endpoint_is_an_invalid_address(settings, vapid, http_sink, subscription):
     channel = push_channel(settings, vapid, allow_private=True)
-    [result] = channel.send_batch([message(1, http_sink.url("/push/unknown"))])
+    [result] = send(channel, [message(1, http_sink.url("/push/unknown"))])
     assert isinstance(result.error, InvalidAddressError)
     assert http_sink.received == []
 
@@ -209,7 +210,7 @@ def test_an_unreachable_push_service_is_transient(settings, vapid, subscription,
     subscription.endpoint = f"http://127.0.0.1:{unused_port}/push/abc"
     subscription.save()
     channel = push_channel(settings, vapid, allow_private=True)
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
     assert isinstance(result.error, TransientChannelError)
 
 
@@ -217,14 +218,14 @@ def test_unusable_subscription_keys_are_permanent(settings, vapid, http_sink, su
     subscription.p256dh = b64url(b"\x04" + b"\x01" * 64)  # not a point on the curve
     subscription.save()
     channel = push_channel(settings, vapid, allow_private=True)
-    [result] = channel.send_batch([message(1, subscription.endpoint)])
+    [result] = send(channel, [message(1, subscription.endpoint)])
     assert result.error.reason == "webpush:bad_keys"
     assert http_sink.received == []
 
 
 def test_an_oversized_payload_is_refused_before_sending(settings, vapid, http_sink, subscription):
     channel = push_channel(settings, vapid, allow_private=True)
-    [result] = channel.send_batch([message(1, subscription.endpoint, text="x" * 5000)])
+    [result] = send(channel, [message(1, subscription.endpoint, text="x" * 5000)])
     assert result.error.reason == "webpush:too_large"
     assert http_sink.received == []
 

@@ -50,7 +50,8 @@ def change(client, category, **fields):
     data = {
         "name": category.name, "key": category.key, "description": category.description, "kind": category.kind,
         "default_enabled": "on" if category.default_enabled else "",
-        "user_can_opt_out": "on" if category.user_can_opt_out else "", "_save": "Save", **fields,
+        "user_can_opt_out": "on" if category.user_can_opt_out else "", "resend_policy": category.resend_policy,
+        "_save": "Save", **fields,
     }
     data = {name: value for name, value in data.items() if value != ""}
     return client.post(reverse("admin:notifications_category_change", args=[category.pk]), data)

@@ -137,19 +137,92 @@ def test_unsubscribe_after_planning_wins_at_send_time(people, transactional):
     assert Delivery.objects.get(recipient=people[1]).status_reason == "suppressed:unsubscribe"
 
 
-def test_sweeper_requeues_lost_leases_but_never_resends_sms(people, transactional, django_capture_on_commit_callbacks):
+def test_sweeper_requeues_deliveries_that_never_left_on_every_channel(
+    people, transactional, django_capture_on_commit_callbacks
+):
+    """A worker that died after claiming but before handing anything off sent nothing: the
+    sweeper puts every such delivery back in line, SMS too (it used to mark SMS unknown)."""
     notify(people, title="Hi", channels=["email", "sms"], category=transactional)
     ids = planned_ids()
     past = timezone.now() - timedelta(hours=1)
     pipeline.deliveries_claim(delivery_ids=ids, owner="dead-worker", now=past)  # lease long expired
     with django_capture_on_commit_callbacks() as callbacks:
         assert pipeline.deliveries_sweep_expired_leases() == 6
+    assert set(Delivery.objects.values_list("status", "attempts")) == {("deferred", 0)}
+    assert len(callbacks) == 2  # one send batch per channel
+    summary = pipeline.deliveries_send(delivery_ids=ids)
+    assert summary.sent == 6
+    assert sorted(p.message.address for p in LocmemChannel.outbox) == sorted(
+        [p.email for p in people] + [p.recipient_profile.phone for p in people]
+    )
+
+
+def _die_in_flight(ids: list[int]) -> None:
+    """A worker claims, marks the deliveries in flight and dies before any answer comes back."""
+    past = timezone.now() - timedelta(hours=1)
+    pipeline.deliveries_claim(delivery_ids=ids, owner="dead-worker", now=past)
+    assert pipeline.mark_in_flight(delivery_ids=ids, owner="dead-worker") == len(ids)
+
+
+def test_in_flight_deliveries_of_an_at_most_once_category_become_unknown_never_sent(people, marketing):
+    notify(people, title="Sale", channels=["email", "sms"], category=marketing)
+    ids = planned_ids()
+    _die_in_flight(ids)
+
+    assert pipeline.deliveries_sweep_expired_leases() == 6
+
+    assert set(Delivery.objects.values_list("status", "status_reason")) == {("unknown", "lost_in_flight")}
+    assert not DeliveryEvent.objects.filter(kind="sent").exists()
+    assert pipeline.deliveries_send(delivery_ids=ids).claimed == 0  # never re-sent
+    assert LocmemChannel.outbox == []
+
+
+def test_in_flight_deliveries_of_an_at_least_once_category_are_resent_where_the_channel_allows(
+    people, transactional
+):
+    transactional.resend_policy = "at_least_once"
+    transactional.save()
+    notify(people, title="Receipt", channels=["email", "sms"], category=transactional)
+    ids = planned_ids()
+    _die_in_flight(ids)
+
+    pipeline.deliveries_sweep_expired_leases()
+
+    # Email can go again as the same message; an SMS sent twice is two texts.
+    assert set(Delivery.objects.filter(channel="email").values_list("status", "status_reason")) == {
+        ("deferred", "resend_after_lost_lease")
+    }
     assert set(Delivery.objects.filter(channel="sms").values_list("status", flat=True)) == {"unknown"}
-    assert set(Delivery.objects.filter(channel="email").values_list("status", flat=True)) == {"deferred"}
-    assert len(callbacks) == 1  # one re-send batch for the email deliveries
     summary = pipeline.deliveries_send(delivery_ids=ids)
     assert summary.sent == 3
     assert {p.message.address for p in LocmemChannel.outbox} == {p.email for p in people}
+    keys = {p.message.delivery_id: p.message.idempotency_key for p in LocmemChannel.outbox}
+    assert keys == {d.pk: pipeline.delivery_message_key(d) for d in Delivery.objects.filter(channel="email")}
+
+
+def test_a_wave_is_marked_in_flight_before_it_leaves_and_results_are_recorded_as_they_come(
+    people, transactional, settings
+):
+    """What the adapter sees in the ledger at each step: its messages marked in flight before
+    they go, the previous message's outcome already recorded."""
+    seen: list[tuple] = []
+
+    class Observing(LocmemChannel):
+        def send_payload(self, payload, message, lane):
+            seen.append({(d.pk, d.status, d.status_reason) for d in Delivery.objects.filter(channel="email")})
+            return super().send_payload(payload, message, lane)
+
+    settings.NOTIFICATION_CHANNELS = {**settings.NOTIFICATION_CHANNELS, "email": {
+        "BACKEND": f"{__name__}.Observing", "OPTIONS": {},
+    }}
+    globals()["Observing"] = Observing
+    notify(people[:2], title="Receipt", channels=["email"], category=transactional)
+    first, second = planned_ids()
+
+    pipeline.deliveries_send(delivery_ids=[first, second])
+
+    assert seen[0] == {(first, "sending", "in_flight"), (second, "sending", "")}
+    assert seen[1] == {(first, "sent", ""), (second, "sending", "in_flight")}
 
 
 def test_results_of_a_lost_lease_are_not_recorded(people, transactional):

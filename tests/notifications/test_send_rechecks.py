@@ -55,7 +55,8 @@ def test_quiet_hours_that_began_after_planning_hold_the_message_until_they_end(
     from django_tasks_db.models import DBTaskResult
 
     user = RecipientProfileFactory(user=UserFactory(username="night_owl"), timezone="Asia/Shanghai").user
-    (email, inbox) = _planned(user, promos, channels=("email", "inapp"))
+    by_channel = {d.channel: d for d in _planned(user, promos, channels=("email", "inapp"))}
+    email, inbox = by_channel["email"], by_channel["inapp"]
     # 23:30 in Shanghai; the recipient has just set quiet hours 22:00-07:00.
     profile = user.recipient_profile
     profile.quiet_hours_start, profile.quiet_hours_end = datetime(2026, 1, 1, 22).time(), datetime(2026, 1, 1, 7).time()

@@ -1,0 +1,78 @@
+"""What a channel can do, declared by its adapter (as Django's ``db.backends.base.features``).
+
+The domain never compares channel names (``channel == "email"``); it asks the adapter of the
+alias through ``channels.features(alias)`` and reads one of these facts. Two kinds live here:
+
+* what the *medium* is (an email tracks opens, an SMS interrupts, an inbox message may be
+  folded into a digest, how addresses are written), which a stand-in adapter (the capture
+  Outbox, the locmem test twin) borrows from the channel it stands in for;
+* what the *transport* guarantees (it writes only to our database; a re-send after a lost
+  lease cannot reach the recipient as a second, different message; how many messages it sends
+  at once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+AddressForm = Literal["email", "phone", "text"]
+
+
+@dataclass(frozen=True)
+class ChannelFeatures:
+    #: The "provider" is our own database (the inbox, the capture Outbox): the pipeline runs the
+    #: batch and its ledger update in one transaction, so a row exists exactly when its delivery
+    #: is ``sent``. Nothing leaves the machine, so nothing is ever in flight.
+    local: bool = False
+    #: HTML bodies get an open pixel / opaque click links (``notifications.tracking``).
+    tracks_opens: bool = False
+    tracks_clicks: bool = False
+    #: Marketing messages carry RFC 8058 one-click unsubscribe headers.
+    one_click_unsubscribe: bool = False
+    #: The message interrupts someone, so the recipient's quiet hours hold it back.
+    interrupts: bool = True
+    #: Several messages of one category may be folded into one hourly/daily digest.
+    digestible: bool = False
+    #: How addresses are normalised and compared: lower-cased email, E.164 phone, trimmed text.
+    address_form: AddressForm = "text"
+    #: The message carries an identity chosen by us and kept across re-sends (email's
+    #: Message-ID), so a second copy is recognisably the same message.
+    supports_message_id: bool = False
+    #: The provider takes an idempotency key and drops a second request with the same key.
+    provider_idempotency: bool = False
+    #: A delivery that was in flight when its worker died may be sent again under a category
+    #: whose policy is ``at_least_once``: a re-send either cannot duplicate (the provider's
+    #: idempotency key) or arrives as the same message (the same Message-ID, which mailbox
+    #: providers and mail clients fold). False where a re-send is a second, separate message
+    #: (an SMS, a chat post, a push notification).
+    safe_to_resend_after_lost_lease: bool = False
+    #: How many messages of one batch are sent at once (connections or requests in flight);
+    #: ``OPTIONS["concurrency"]`` overrides it per alias.
+    concurrency: int = 1
+
+    def replace(self, **changes) -> ChannelFeatures:
+        return dataclasses.replace(self, **changes)
+
+
+EMAIL = ChannelFeatures(
+    tracks_opens=True, tracks_clicks=True, one_click_unsubscribe=True, digestible=True, address_form="email",
+    supports_message_id=True, safe_to_resend_after_lost_lease=True,
+)
+SMS = ChannelFeatures(address_form="phone")
+INAPP = ChannelFeatures(local=True, interrupts=False, digestible=True)
+WEBPUSH = ChannelFeatures()
+CHAT = ChannelFeatures()
+
+#: The media of the standard aliases (``config.settings.NOTIFICATION_CHANNELS``), for adapters
+#: that stand in for another one (capture, locmem) and for an alias that is not configured at
+#: all (an SMS number arriving on a webhook is still compared in E.164).
+STANDARD_FEATURES: dict[str, ChannelFeatures] = {
+    "email": EMAIL, "sms": SMS, "inapp": INAPP, "webpush": WEBPUSH, "chat": CHAT,
+}
+
+
+def features_for_alias(alias: str) -> ChannelFeatures:
+    """The medium a standard alias name stands for; plain defaults for any other name."""
+    return STANDARD_FEATURES.get(alias, ChannelFeatures())

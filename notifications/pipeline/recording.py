@@ -1,0 +1,244 @@
+"""Record: outcomes written as they come back, and the in-flight mark that makes a crash honest.
+
+A batch's messages move through three durable states in the ledger:
+
+1. ``sending`` under a lease, no mark: claimed, nothing has left. A crash here loses nothing;
+   the sweeper re-queues the delivery (``recovery``).
+2. ``sending`` with ``status_reason = "in_flight"`` (``IN_FLIGHT``): the worker is about to hand
+   the message to the provider. ``mark_in_flight`` writes it for a whole wave in one UPDATE, in
+   autocommit, *before* the first byte of those messages leaves. A crash here leaves the
+   provider's answer unknown; the category's ``resend_policy`` decides (``recovery``).
+3. The outcome (``sent`` only when the provider accepted, ``deferred``, ``failed``,
+   ``unknown``), written by ``ResultRecorder`` in small transactions as results arrive.
+
+``ResultRecorder`` writes what came back *before* it marks the next wave, so at any moment at
+most one wave per lane is marked without an outcome: a crash leaves at most the adapter's
+``concurrency`` deliveries of a batch to the policy, never the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from channels_adapters.base import SendResult
+from channels_adapters.errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
+from channels_adapters.handler import channels
+
+from .. import conf
+from ..models import Category, Delivery, DeliveryEvent
+from ..signals import delivery_status_changed, notification_sent
+from .planning import _enqueue_batches
+from .rows import insert_rows
+
+Status = Delivery.Status
+
+IN_FLIGHT = "in_flight"
+DIGEST_PREFIX = "digest:"
+EVENT_FIELDS = ("delivery", "kind", "source", "occurred_at", "data")
+RESULT_FIELDS = ("status", "status_reason", "last_error", "provider_message_id", "sent_at", "failed_at", "next_attempt_at")
+
+
+def resend_allowed(delivery: Delivery) -> bool:
+    """May a delivery whose outcome is unknown be sent again? Only when its category asks for
+    at-least-once delivery and its channel can re-send without a second, different message."""
+    category = delivery.category
+    if category is None or category.resend_policy != Category.ResendPolicy.AT_LEAST_ONCE:
+        return False
+    return channels.features(delivery.channel).safe_to_resend_after_lost_lease
+
+
+def mark_in_flight(*, delivery_ids: Sequence[int], owner: str) -> int:
+    """Durably mark ``delivery_ids`` as about to be handed to the provider; one UPDATE.
+
+    Only rows still ``sending`` under ``owner``'s lease are marked; returns how many were. In
+    autocommit the mark is committed when this returns, so it precedes anything the adapter
+    sends. (Inside a transaction, e.g. a test's, it is as durable as that transaction.)
+    """
+    if not delivery_ids:
+        return 0
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(delivery_ids))
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} SET {quote('status_reason')} = %s "
+        f"WHERE {quote('id')} IN ({marks}) AND {quote('lease_owner')} = %s AND {quote('status')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [IN_FLIGHT, *delivery_ids, owner, Status.SENDING])
+        return cursor.rowcount
+
+
+@dataclass
+class SendSummary:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    suppressed: int = 0
+
+
+class ResultRecorder:
+    """The ``on_result``/``on_handoff`` pair the pipeline gives an adapter for one batch.
+
+    ``members`` maps each message's delivery id to the deliveries it stands for (a digest
+    message stands for several). Results are buffered and written by ``flush()``: before each
+    new wave is marked, when ``flush_size`` results are waiting, and at the end of the batch.
+    """
+
+    def __init__(
+        self, *, deliveries: Sequence[Delivery], members: dict[int, list[int]], owner: str, summary: SendSummary,
+        flush_size: int = 50,
+    ) -> None:
+        self.deliveries = {d.pk: d for d in deliveries}
+        self.members = members
+        self.owner = owner
+        self.summary = summary
+        self.flush_size = flush_size
+        self.pending: list[SendResult] = []
+
+    def on_result(self, result: SendResult) -> None:
+        self.pending.append(result)
+        if len(self.pending) >= self.flush_size:
+            self.flush()
+
+    def on_handoff(self, delivery_ids: list[int]) -> Collection[int] | None:
+        self.flush()
+        ids = [pk for message_id in delivery_ids for pk in self.members.get(message_id, [message_id])]
+        if mark_in_flight(delivery_ids=ids, owner=self.owner) == len(ids):
+            return None
+        # Some lease was lost (the sweeper took the row from a worker it thought dead): send
+        # only what is still ours, so the new owner's send is the only one.
+        ours = set(
+            Delivery.objects.filter(pk__in=ids, lease_owner=self.owner, status=Status.SENDING, status_reason=IN_FLIGHT)
+            .values_list("id", flat=True)
+        )
+        return {m for m in delivery_ids if all(pk in ours for pk in self.members.get(m, [m]))}
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        results = [
+            dataclasses.replace(result, delivery_id=pk)
+            for result in pending
+            for pk in self.members.get(result.delivery_id, [result.delivery_id])
+        ]
+        deliveries_record_results(
+            deliveries=[self.deliveries[r.delivery_id] for r in results], results=results, owner=self.owner,
+            summary=self.summary,
+        )
+
+
+def retry_delay(attempt: int, *, retry_after: float | None = None, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with jitter: about base·2^(attempt-1), capped, never before ``retry_after``."""
+    base, cap = conf.retry_base_seconds(), conf.retry_max_seconds()
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    seconds = (rng or random).uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        seconds = max(seconds, retry_after)
+    return timedelta(seconds=seconds)
+
+
+def deliveries_record_results(
+    *, deliveries: Sequence[Delivery], results: Sequence[SendResult], owner: str, summary: SendSummary
+) -> None:
+    """Write each result to the ledger in one short transaction, only for rows whose lease is
+    still ``owner``'s. A delivery is ``sent`` only on the provider's acceptance; an unknown
+    outcome is re-sent only where ``resend_allowed`` says so, else it stays ``unknown``."""
+    now = timezone.now()
+    by_id = {d.pk: d for d in deliveries}
+    with transaction.atomic():
+        ours = Delivery.objects.filter(pk__in=list(by_id), lease_owner=owner, status=Status.SENDING)
+        if connection.features.has_select_for_update:
+            ours = ours.select_for_update()
+        still_ours = set(ours.values_list("id", flat=True))
+        changed: list[Delivery] = []
+        events: list[tuple] = []  # (delivery id, kind, source, occurred_at, data): EVENT_FIELDS
+        max_attempts = conf.max_attempts()
+        retry_at: dict[int, datetime] = {}  # one retry time per error, so a digest's rows stay together
+        for result in results:
+            delivery = by_id[result.delivery_id]
+            if delivery.pk not in still_ours:
+                continue
+            delivery.lease_owner, delivery.lease_expires_at = "", None
+            error = result.error
+            if isinstance(error, UnknownOutcomeError) and resend_allowed(delivery) and delivery.attempts < max_attempts:
+                # At least once: the same message (same Message-ID) goes again.
+                error = TransientChannelError(error.message, reason=f"resend:{error.reason}")
+            if error is None:
+                delivery.status, delivery.sent_at = Status.SENT, now
+                delivery.provider_message_id = result.provider_message_id[:255]
+                delivery.status_reason = delivery.last_error = ""
+                events.append((delivery.pk, "sent", delivery.channel, now, {}))
+                summary.sent += 1
+            elif isinstance(error, TransientChannelError) and delivery.attempts < max_attempts:
+                delivery.status = Status.DEFERRED
+                delivery.next_attempt_at = retry_at.setdefault(
+                    id(result.error), now + retry_delay(delivery.attempts, retry_after=getattr(error, "retry_after", None))
+                )
+                # A digest delivery keeps its reason so the retry is batched again (the error is in last_error).
+                digest = delivery.status_reason.startswith(DIGEST_PREFIX)
+                delivery.status_reason = delivery.status_reason if digest else error.reason[:100]
+                delivery.last_error = error.message
+                summary.deferred += 1
+            elif isinstance(error, UnknownOutcomeError):
+                delivery.status, delivery.status_reason, delivery.last_error = Status.UNKNOWN, error.reason[:100], error.message
+                summary.unknown += 1
+            else:
+                reason = error.reason if isinstance(error, PermanentChannelError) else f"gave_up:{error.reason}"
+                delivery.status, delivery.failed_at = Status.FAILED, now
+                delivery.status_reason, delivery.last_error = reason[:100], error.message
+                events.append(
+                    (delivery.pk, "failed", delivery.channel, now, {"reason": reason, "error": error.message[:500]})
+                )
+                summary.failed += 1
+            changed.append(delivery)
+        _write_results(changed, owner=owner)
+        insert_rows(DeliveryEvent, fields=EVENT_FIELDS, rows=events, ignore_conflicts=False)
+        retries = [d for d in changed if d.status == Status.DEFERRED]
+        if retries:
+            # One task for these retries, due when the last of them is.
+            _enqueue_batches([(d.pk, d.channel) for d in retries], run_after=max(d.next_attempt_at for d in retries))
+        sent_ids = [d.pk for d in changed if d.status == Status.SENT]
+        final = [(d.pk, d.status) for d in changed]
+        if final:
+            transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
+
+
+def _write_results(changed: Sequence[Delivery], *, owner: str) -> None:
+    """One parameterised UPDATE per row, sent with ``executemany``.
+
+    ``bulk_update`` builds a CASE expression per field per row, which costs more than sending
+    the mail; ``executemany`` of a single prepared statement is cheap on SQLite and PostgreSQL.
+    The WHERE clause repeats the lease check, so a row another worker took over is left alone.
+    """
+    if not changed:
+        return
+    fields = [Delivery._meta.get_field(name) for name in RESULT_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments}, "
+        f"{quote('lease_owner')} = '', {quote('lease_expires_at')} = NULL "
+        f"WHERE {quote('id')} = %s AND {quote('lease_owner')} = %s AND {quote('status')} = %s"
+    )
+    params = [
+        [f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields] + [d.pk, owner, Status.SENDING]
+        for d in changed
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
+    if sent_ids:
+        notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
+    for delivery_id, status in final:
+        delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
