@@ -55,11 +55,14 @@ class Processes:
             log.close()
 
 
+# The worker production runs (README "Growing past one machine").
+RQ_WORKER_ARGS = ("--with-scheduler", "--job-class", "django_tasks_rq.Job", "--worker-class", "config.rq.Worker")
+
+
 def start_worker(processes: Processes) -> None:
     backend = settings.TASKS["default"]["BACKEND"]
     if backend == "django_tasks_rq.RQBackend":
-        processes.start("worker", "manage.py", "rqworker", "default", "--with-scheduler", "--job-class",
-                        "django_tasks_rq.Job")
+        processes.start("worker", "manage.py", "rqworker", "default", *RQ_WORKER_ARGS)
     elif backend == "django_tasks_db.DatabaseBackend":
         processes.start("worker", "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.05")
     else:
@@ -82,7 +85,7 @@ def worker_run_until_idle() -> None:
 
     backend = settings.TASKS["default"]["BACKEND"]
     if backend == "django_tasks_rq.RQBackend":
-        manage("rqworker", "default", "--burst", "--with-scheduler", "--job-class", "django_tasks_rq.Job")
+        manage("rqworker", "default", "--burst", *RQ_WORKER_ARGS)
     elif backend == "django_tasks_db.DatabaseBackend":
         manage("db_worker", "--batch", "--no-reload", "--no-startup-delay")
     else:
