@@ -82,6 +82,8 @@ URL_POLICY: dict[str, Rule] = {
     "notifications:mark_all_read": SIGNED_IN,
     "notifications:mark_read": SIGNED_IN,
     "notifications:open": SIGNED_IN,
+    "notifications:broadcast_read": SIGNED_IN,  # a broadcast the user does not see is a 404
+    "notifications:broadcast_open": SIGNED_IN,
     "notifications:preferences": SIGNED_IN,
     "notifications:track_open": TOKEN,
     "notifications:track_click": TOKEN,
@@ -130,6 +132,13 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_messagetemplate_preview": perm("notifications.view_messagetemplate"),
     "admin:notifications_messagetemplate_open_preview": perm("notifications.view_messagetemplate"),
     "admin:notifications_signaltrigger_approve": action("campaign.approve"),
+    # Broadcasts (notifications/admin/broadcasts.py): read with the inbox notifications; sending
+    # and withdrawing need notifications.services.BROADCAST_PERMISSION.
+    **{f"admin:notifications_broadcast_{view}": perm("notifications.view_notification",
+                                                     "notifications.add_notification")
+       for view in ("changelist", "history", "change")},
+    "admin:notifications_broadcast_add": perm("notifications.add_notification"),
+    "admin:notifications_broadcast_delete": perm("notifications.add_notification"),
     "admin:auth_user_password_change": action("staff.manage"),
     "admin:dashboard_importjob_upload": action("users.import"),
     "admin:dashboard_importjob_mapping": action("users.import"),

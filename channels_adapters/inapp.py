@@ -1,22 +1,28 @@
 """The in-app inbox channel: a delivery becomes a ``Notification`` row in our own database.
 
-``local = True`` tells the pipeline to run the batch and the ledger update in one transaction,
-so an inbox row exists exactly when its delivery is ``sent`` (``Notification.delivery`` is
-unique, so even a replayed batch cannot add a second row). Open inbox pages are told after
-commit (polling or Redis pub/sub, see ``notifications.live``).
+A local channel: its rows and the ledger's ``sent`` are one transaction, so an inbox row exists
+exactly when its delivery is recorded sent (``Notification.delivery`` is unique, so even a
+replayed batch cannot add a second row). Due deliveries never wait for a send task: planning
+hands them to ``deliver_planned`` (``notifications.pipeline.local``); the ones held for later (a
+digest, a throttled campaign) come through ``send_batch`` like any channel's. Either way the rows
+are written by ``notifications.services.inbox_rows_write``: a message shared by several
+recipients is stored once, and open inbox pages are told after commit (``notifications.live``).
 """
 
 from __future__ import annotations
 
-from django.db import transaction
+from collections.abc import Sequence
 
 from .base import OutboundMessage
-from .errors import InvalidAddressError
+from .errors import ChannelError, InvalidAddressError
+from .features import INAPP
 from .local import LocalRowsChannel
 
 
 class InappChannel(LocalRowsChannel):
     id_prefix = "inapp"
+    # Whatever its alias is called: local, never interrupts (quiet hours do not hold it), digestible.
+    features = INAPP
 
     def normalise_address(self, address: str) -> str:
         # The address of an inbox is its owner's user id.
@@ -25,21 +31,45 @@ class InappChannel(LocalRowsChannel):
         return address.strip()
 
     def build_payload(self, message: OutboundMessage):
-        from notifications.models import Notification
-
-        return Notification(
-            recipient_id=int(message.address),
-            title=(message.subject or message.text)[:200],
-            body=message.text if message.subject else "",
-            url=message.url,
-            category_id=message.metadata.get("category_id"),
-            delivery_id=message.delivery_id,
-        )
+        return (int(message.address), _inbox_message(message), message.delivery_id)
 
     def write_rows(self, rows: list) -> None:
-        from notifications import live
-        from notifications.models import Notification
+        from notifications.services import inbox_rows_write
 
-        Notification.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-        user_ids = [n.recipient_id for n in rows]
-        transaction.on_commit(lambda: live.publish_inbox_changed(user_ids))
+        inbox_rows_write(rows=rows)
+
+    def deliver_planned(self, messages: Sequence[OutboundMessage]) -> dict[int, ChannelError]:
+        """Put ``messages`` in their inboxes now, in the caller's transaction (planning's).
+
+        Returns the refused messages' errors by delivery id; every other message is in its
+        inbox once the transaction commits. Messages with the same title, body, link and
+        category are one ``InboxMessage``, so their text is stored once.
+        """
+        from notifications.services import inbox_rows_write
+
+        failures: dict[int, ChannelError] = {}
+        distinct: dict[tuple, object] = {}
+        rows = []
+        for message in messages:
+            try:
+                address = self.normalise_address(message.address)
+            except ChannelError as error:
+                failures[message.delivery_id] = error
+                continue
+            key = (message.subject, message.text, message.url, message.metadata.get("category_id"))
+            if key not in distinct:
+                distinct[key] = _inbox_message(message)
+            rows.append((int(address), distinct[key], message.delivery_id))
+        inbox_rows_write(rows=rows)
+        return failures
+
+
+def _inbox_message(message: OutboundMessage):
+    from notifications.services import InboxMessage
+
+    return InboxMessage(
+        title=(message.subject or message.text)[:200],
+        body=message.text if message.subject else "",
+        url=message.url,
+        category_id=message.metadata.get("category_id"),
+    )

@@ -388,6 +388,13 @@ UNFOLD = {
                     _model_item(_("Campaign runs"), "play_circle", "notifications.campaignrun"),
                     _model_item(_("Categories"), "label", "notifications.category"),
                     _model_item(_("Inbox notifications"), "notifications", "notifications.notification"),
+                    {
+                        "title": _("Broadcasts"),
+                        "icon": "campaign",
+                        "link": reverse_lazy("admin:notifications_broadcast_changelist"),
+                        # As notifications/admin/broadcasts.py decides (BROADCAST_PERMISSION to send).
+                        "permission": lambda request: request.user.has_perm("notifications.view_notification"),
+                    },
                 ],
             },
             {

@@ -1,4 +1,4 @@
-"""The public Python API for integrating code: ``notify()``.
+"""The public Python API for integrating code: ``notify()`` and ``broadcast()``.
 
 Transactional and system messages from code go through the same ledger pipeline as campaigns,
 with the same guarantees: suppression and opt-outs respected (transactional categories bypass
@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from .decisions import (  # noqa: F401
 )
 from .models import Category, Channel, MessageTemplate
 from .pipeline import PlannedDelivery, PlanResult, deliveries_plan
+from .selectors import recipients_for_decisions
 
 DEFAULT_CHANNELS = ("inapp",)
 
@@ -81,7 +81,7 @@ def notify(
                 key_prefix=key, context=dict(context or {}),
             )
 
-    users = list(get_user_model().objects.filter(pk__in=ids).select_related("recipient_profile"))
+    users = recipients_for_decisions(user_ids=ids)
     content = {"subject": title, "text": body, "html": html, "url": url}
     now = timezone.now()
 
@@ -103,3 +103,18 @@ def notify(
 
     with transaction.atomic():
         return deliveries_plan(planned=planned())
+
+
+def broadcast(*, title: str, body: str = "", url: str = "", category: str | Category | None = None, actor=None):
+    """Announce ``title`` in every inbox, or, with ``category`` (a key or instance), in the inboxes
+    of those who have not opted out of that category: one row however many people see it.
+
+    Each user sees the broadcasts made since they joined; their read marks are kept only once
+    they read one. The inbox page, the unread badge and the live stream count it like any
+    notification. ``actor`` is the user sending it (checked and audited); ``None`` is code.
+    """
+    from .services import broadcast_send
+
+    if category is not None and not isinstance(category, Category):
+        category = Category.objects.get(key=category)
+    return broadcast_send(title=title, body=body, url=url, category=category, actor=actor)

@@ -5,7 +5,10 @@ Two transports, chosen by settings and invisible to callers:
 * embedded (no Redis): the stream view polls the recipient's inbox state, two index-only
   queries every ``SIGNALBOX_LIVE_POLL_SECONDS``;
 * Redis: writers publish on ``signalbox:inbox:<user id>`` after commit and the stream view waits
-  on that channel, touching the database only when something was published.
+  on that channel, touching the database only when something was published. A broadcast is
+  published once, on ``signalbox:inbox:broadcasts``, which every stream also listens to; each
+  then reads its own user's counts (one query), so a broadcast costs the same to announce
+  whether ten people or a million can see it.
 
 The stream speaks Server-Sent Events. Each event's ``id`` is the inbox state it describes, so a
 reconnecting browser (which sends ``Last-Event-ID``) is told only about changes it has not seen.
@@ -24,38 +27,49 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 
 from . import conf
-from .models import Notification
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "signalbox:inbox:"
+BROADCAST_CHANNEL = f"{CHANNEL_PREFIX}broadcasts"
 KEEPALIVE_SECONDS = 15.0
 RECONNECT_MS = 1000
 
 
 @dataclass(frozen=True)
 class InboxState:
+    """What an open page knows: unread items, the newest notification and the newest broadcast."""
+
     unread: int
     latest_id: int
+    latest_broadcast_id: int = 0
 
     @property
     def event_id(self) -> str:
-        return f"{self.unread}-{self.latest_id}"
+        # "unread-latest[-latest broadcast]": the short form while no broadcast was ever seen.
+        tail = f"-{self.latest_broadcast_id}" if self.latest_broadcast_id else ""
+        return f"{self.unread}-{self.latest_id}{tail}"
 
     @classmethod
     def parse(cls, value: str | None) -> InboxState | None:
-        """Read a state the browser sent back (``Last-Event-ID`` or query); None if malformed."""
+        """Read a state the browser sent back (``Last-Event-ID`` or query); None if malformed.
+
+        Two numbers are a state with no broadcast seen.
+        """
         try:
-            unread, latest = (value or "").split("-", 1)
-            return cls(unread=int(unread), latest_id=int(latest))
+            numbers = [int(part) for part in (value or "").split("-")]
         except ValueError:
             return None
+        if len(numbers) not in (2, 3) or min(numbers) < 0:
+            return None
+        return cls(*numbers)
 
 
 def inbox_state(user_id: int) -> InboxState:
-    mine = Notification.objects.filter(recipient_id=user_id)
-    latest = mine.newest_first().values_list("id", flat=True).first()
-    return InboxState(unread=mine.unread().count(), latest_id=latest or 0)
+    from .selectors import inbox_counts
+
+    counts = inbox_counts(user_id=user_id)
+    return InboxState(counts.unread, counts.latest_notification_id, counts.latest_broadcast_id)
 
 
 def channel_name(user_id: int) -> str:
@@ -94,8 +108,19 @@ def publish_inbox_changed(user_ids: Iterable[int]) -> None:
         logger.exception("Could not publish live inbox update for %d user(s)", len(ids))
 
 
+def publish_broadcast() -> None:
+    """Announce that a broadcast was sent or withdrawn: one message every stream hears."""
+    url = conf.live_inbox().redis_url
+    if not url:
+        return
+    try:
+        _redis(url).publish(BROADCAST_CHANNEL, "changed")
+    except Exception:  # noqa: BLE001 - as publish_inbox_changed: the committed write stands.
+        logger.exception("Could not publish a live broadcast update")
+
+
 def format_event(state: InboxState) -> str:
-    data = json.dumps({"unread": state.unread, "latest": state.latest_id})
+    data = json.dumps({"unread": state.unread, "latest": state.latest_id, "latest_broadcast": state.latest_broadcast_id})
     return f"id: {state.event_id}\nevent: inbox\ndata: {data}\n\n"
 
 
@@ -129,7 +154,7 @@ def event_stream(user_id: int, known: InboxState | None) -> Iterator[str]:
     pubsub = None
     if settings.redis_url:
         pubsub = _redis(settings.redis_url).pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(channel_name(user_id))
+        pubsub.subscribe(channel_name(user_id), BROADCAST_CHANNEL)
     try:
         check = True  # always look once: something may have changed before we subscribed
         while time.monotonic() < deadline:
@@ -163,7 +188,7 @@ async def aevent_stream(user_id: int, known: InboxState | None) -> AsyncIterator
 
         client = redis.asyncio.Redis.from_url(settings.redis_url)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(channel_name(user_id))
+        await pubsub.subscribe(channel_name(user_id), BROADCAST_CHANNEL)
     try:
         check = True
         while loop.time() < deadline:

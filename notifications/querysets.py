@@ -25,6 +25,48 @@ class NotificationQuerySet(models.QuerySet):
         return self.order_by("-created_at", "-id")
 
 
+class BroadcastQuerySet(models.QuerySet):
+    """Broadcasts as one inbox sees them (``notifications.models.inbox``).
+
+    A broadcast is in a user's inbox when it was made since they joined and their inbox is not
+    suppressed, and it has no category or one they have not left on the ``inapp`` channel
+    (transactional and non-optional categories cannot be left): the same rules a delivery
+    follows (``decisions.channel_decision``), applied when the inbox is read.
+    """
+
+    def visible_to(self, user_id: int) -> BroadcastQuerySet:
+        from django.contrib.auth import get_user_model
+
+        from .models import Category, Channel, Preference, Suppression
+
+        User = get_user_model()
+        qs = self
+        if any(f.name == "date_joined" for f in User._meta.concrete_fields):
+            joined = User._default_manager.filter(pk=user_id).values("date_joined")[:1]
+            qs = qs.filter(created_at__gte=models.Subquery(joined))
+        inapp = Preference.objects.filter(user_id=user_id, category=models.OuterRef("pk"), channel=Channel.INAPP)
+        left = (
+            Category.objects.exclude(kind="transactional")
+            .filter(user_can_opt_out=True)
+            .filter(
+                models.Exists(inapp.filter(enabled=False))
+                | Q(default_enabled=False) & ~models.Exists(inapp.filter(enabled=True))
+            )
+            .values("pk")
+        )
+        suppressed = Suppression.objects.filter(channel=Channel.INAPP, address=str(user_id))
+        return qs.filter(~models.Exists(suppressed)).filter(Q(category__isnull=True) | ~Q(category__in=left))
+
+    def unread_by(self, user_id: int) -> BroadcastQuerySet:
+        from .models import BroadcastRead
+
+        read = BroadcastRead.objects.filter(user_id=user_id, broadcast=models.OuterRef("pk"))
+        return self.filter(~models.Exists(read))
+
+    def newest_first(self) -> BroadcastQuerySet:
+        return self.order_by("-created_at", "-id")
+
+
 class PreferenceQuerySet(models.QuerySet):
     def for_user(self, user) -> PreferenceQuerySet:
         return self.filter(user=user)

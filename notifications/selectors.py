@@ -2,37 +2,237 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import NamedTuple
 
+from django.contrib.auth import get_user_model
 from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import CharField, F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
 
 from . import conf
-from .models import Notification
+from .models import Broadcast, BroadcastRead, Notification
+from .models.inbox import safe_link
+
+
+class ProfileRow(NamedTuple):
+    phone: str
+    chat_ids: dict
+    timezone: str
+    quiet_hours_start: object
+    quiet_hours_end: object
+    frequency_cap_per_day: int | None
+    locale: str
+
+
+class RecipientRow(NamedTuple):
+    """A user as ``decisions.recipient_facts`` reads one: ``pk``, ``email``, ``recipient_profile``."""
+
+    pk: int
+    email: str
+    recipient_profile: ProfileRow | None
+
+
+_PROFILE = tuple(f"recipient_profile__{name}" for name in ProfileRow._fields)
+
+
+def recipients_for_decisions(*, user_ids: Iterable[int]) -> list[RecipientRow]:
+    """The users among ``user_ids`` with what deciding their channels needs: one query, no model
+    instances (building 10,000 users and profiles costs more than planning their deliveries)."""
+    rows = get_user_model()._default_manager.filter(pk__in=list(user_ids)).values_list(
+        "pk", "email", "recipient_profile__id", *_PROFILE
+    )
+    return [
+        RecipientRow(pk, email or "", ProfileRow(*profile) if profile_id is not None else None)
+        for pk, email, profile_id, *profile in rows
+    ]
+
+
+# --- The inbox: notifications and broadcasts, merged ------------------------------------------------
+
+# A user id no row has: the counting statement is compiled once with it and run with the real one.
+_SOMEONE = -7_310_417
+
+
+@dataclass(frozen=True)
+class InboxCounts:
+    """What the badge and the live stream compare: unread items and the newest of each kind."""
+
+    unread: int
+    latest_notification_id: int
+    latest_broadcast_id: int
+
+
+@lru_cache(maxsize=8)
+def _counts_statement(vendor: str, alias: str) -> tuple[str, tuple]:
+    """The inbox counts as one SQL statement, built by the ORM from the querysets that define
+    them (``unread()``, ``visible_to()``, ``unread_by()``), with ``_SOMEONE`` as the user.
+
+    Compiling those querysets costs several times what SQLite takes to run them, and the badge
+    and every open stream ask all the time; so they are compiled once per database.
+    """
+    def sql(queryset) -> tuple[str, tuple]:
+        return queryset.query.get_compiler(using=alias).as_sql()
+
+    parts = [
+        sql(Notification.objects.filter(recipient_id=_SOMEONE).unread().order_by().values("id")),
+        sql(Broadcast.objects.visible_to(_SOMEONE).unread_by(_SOMEONE).order_by().values("id")),
+        sql(Notification.objects.filter(recipient_id=_SOMEONE).newest_first().values("id")[:1]),
+        sql(Broadcast.objects.visible_to(_SOMEONE).newest_first().values("id")[:1]),
+    ]
+    statement = (
+        f"SELECT (SELECT COUNT(*) FROM ({parts[0][0]}) unread_n), (SELECT COUNT(*) FROM ({parts[1][0]}) unread_b), "
+        f"({parts[2][0]}), ({parts[3][0]})"
+    )
+    return statement, tuple(param for _sql, params in parts for param in params)
+
+
+def inbox_counts(*, user_id: int) -> InboxCounts:
+    """Unread notifications and broadcasts of one user, and the newest id of each: one query.
+
+    The unread notifications come from the partial index ``notification_unread_idx``; the
+    broadcasts from ``broadcast_created_idx`` (those made since the user joined), each probed
+    once in ``broadcastread_unique_user_broadcast``.
+    """
+    statement, template = _counts_statement(connection.vendor, connection.alias)
+    someone = str(_SOMEONE)
+    params = [user_id if p == _SOMEONE else str(user_id) if p == someone else p for p in template]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        unread_n, unread_b, latest_n, latest_b = cursor.fetchone()
+    return InboxCounts(unread=unread_n + unread_b, latest_notification_id=latest_n or 0,
+                       latest_broadcast_id=latest_b or 0)
 
 
 def unread_count(*, user) -> int:
-    """The badge figure. Served by the partial index ``notification_unread_idx``."""
-    return Notification.objects.for_recipient(user).unread().count()
+    """The badge figure: unread notifications plus unread broadcasts (``inbox_counts``)."""
+    return inbox_counts(user_id=user.pk).unread
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One entry of an inbox page: a notification or a broadcast, shaped alike for the template."""
+
+    kind: str  # "notification" or "broadcast"
+    pk: int
+    title: str
+    body: str
+    url: str
+    category_name: str | None
+    created_at: datetime
+    read_at: datetime | None
+
+    @property
+    def is_broadcast(self) -> bool:
+        return self.kind == "broadcast"
+
+    @property
+    def dom_id(self) -> str:
+        return f"{self.kind}-{self.pk}"
+
+    @property
+    def safe_url(self) -> str:
+        return safe_link(self.url)
+
+    @property
+    def mark_read_url(self) -> str:
+        name = "notifications:broadcast_read" if self.is_broadcast else "notifications:mark_read"
+        return reverse(name, args=[self.pk])
+
+    @property
+    def open_url(self) -> str:
+        name = "notifications:broadcast_open" if self.is_broadcast else "notifications:open"
+        return reverse(name, args=[self.pk])
 
 
 @dataclass(frozen=True)
 class InboxPage:
     page: Page
     unread: int
+    counts: InboxCounts
+
+
+def inbox_items(*, user_id: int):
+    """Everything in one inbox, newest first, as ``InboxItem`` fields: the user's notifications
+    (shared text read through ``content``) and the broadcasts they see, with their own read
+    time. One UNION ALL; each side walks its own index in order.
+
+    Every column is an annotation, made in the same order on both sides, so the two SELECTs
+    line up column by column.
+    """
+    text = CharField()
+    notifications = Notification.objects.filter(recipient_id=user_id).annotate(
+        item_kind=Value("notification", output_field=text),
+        item_id=F("id"),
+        item_title=Coalesce("content__title", "title"),
+        item_body=Coalesce("content__body", "body"),
+        item_url=Coalesce("content__url", "url"),
+        item_category=F("category__name"),
+        item_created=F("created_at"),
+        item_read=F("read_at"),
+    )
+    read_at = BroadcastRead.objects.filter(user_id=user_id, broadcast=OuterRef("pk")).values("read_at")[:1]
+    broadcasts = Broadcast.objects.visible_to(user_id).annotate(
+        item_kind=Value("broadcast", output_field=text),
+        item_id=F("id"),
+        item_title=F("title"),
+        item_body=F("body"),
+        item_url=F("url"),
+        item_category=F("category__name"),
+        item_created=F("created_at"),
+        item_read=Subquery(read_at),
+    )
+    columns = ("item_kind", "item_id", "item_title", "item_body", "item_url", "item_category", "item_created",
+               "item_read")
+    return (
+        notifications.order_by().values_list(*columns)
+        .union(broadcasts.order_by().values_list(*columns), all=True)
+        .order_by("-item_created", "-item_id")
+    )
+
+
+class _InboxList:
+    """``inbox_items`` for the paginator, counted side by side: counting the UNION itself would
+    join every notification to its content and category just to count it."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        self.items = inbox_items(user_id=user_id)
+
+    def count(self) -> int:
+        parts = [
+            queryset.query.get_compiler(using=connection.alias).as_sql()
+            for queryset in (
+                Notification.objects.filter(recipient_id=self.user_id).order_by().values("id"),
+                Broadcast.objects.visible_to(self.user_id).order_by().values("id"),
+            )
+        ]
+        statement = " + ".join(f"(SELECT COUNT(*) FROM ({sql}) part)" for sql, _params in parts)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {statement}", [param for _sql, params in parts for param in params])
+            return cursor.fetchone()[0]
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def __len__(self) -> int:
+        return self.count()
 
 
 def inbox_page(*, user, page_number: int | str | None = 1) -> InboxPage:
-    """One newest-first page of ``user``'s inbox plus the unread count: three queries at most.
+    """One newest-first page of ``user``'s inbox, broadcasts included, plus its counts: four
+    queries (the page, how many notifications and broadcasts in all, the counts).
 
     An out-of-range or malformed page number gives the last or first page rather than an error,
     as a recipient following an old link would expect.
     """
-    notifications = (
-        Notification.objects.for_recipient(user)
-        .newest_first()
-        .select_related("category")
-        .only("id", "title", "body", "url", "created_at", "read_at", "category__name", "category__key")
-    )
-    paginator = Paginator(notifications, conf.inbox_page_size())
+    paginator = Paginator(_InboxList(user.pk), conf.inbox_page_size())
     page = paginator.get_page(page_number)
-    return InboxPage(page=page, unread=unread_count(user=user))
+    page.object_list = [InboxItem(*row) for row in page.object_list]
+    counts = inbox_counts(user_id=user.pk)
+    return InboxPage(page=page, unread=counts.unread, counts=counts)

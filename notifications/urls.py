@@ -11,6 +11,8 @@ urlpatterns = [
     path("read-all/", views.mark_all_read, name="mark_all_read"),
     path("<int:pk>/read/", views.mark_read, name="mark_read"),
     path("<int:pk>/open/", views.open_notification, name="open"),
+    path("broadcasts/<int:pk>/read/", views.broadcast_read, name="broadcast_read"),
+    path("broadcasts/<int:pk>/open/", views.broadcast_open, name="broadcast_open"),
     # Reached from messages; the signed token is the authorisation (notifications.tokens).
     path("t/o/<str:token>/", recipient_views.track_open, name="track_open"),
     path("t/c/<str:token>/", recipient_views.track_click, name="track_click"),

@@ -1,4 +1,5 @@
-"""Recipient-facing views: the inbox, its badge, read marks and the live stream.
+"""Recipient-facing views: the inbox (notifications and broadcasts), its badge, read marks and
+the live stream.
 
 Thin by design: they check the method and the owner, call a selector or a service, and render.
 With htmx they render only the region that changed (``page.html#partial``).
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from . import live, selectors, services
-from .models import Notification
+from .models import Broadcast, Notification
 
 INBOX_TEMPLATE = "notifications/inbox.html"
 
@@ -26,8 +27,8 @@ def _page_number(request: HttpRequest) -> str:
 
 def _render_inbox(request: HttpRequest, *, partial: str | None = None) -> HttpResponse:
     inbox = selectors.inbox_page(user=request.user, page_number=_page_number(request))
-    newest = inbox.page.object_list[0].pk if inbox.page.number == 1 and inbox.page.object_list else 0
-    state = live.InboxState(unread=inbox.unread, latest_id=newest)
+    counts = inbox.counts
+    state = live.InboxState(counts.unread, counts.latest_notification_id, counts.latest_broadcast_id)
     context = {"inbox": inbox, "page": inbox.page, "unread": inbox.unread, "live_state": state.event_id}
     template = f"{INBOX_TEMPLATE}#{partial}" if partial else INBOX_TEMPLATE
     return render(request, template, context)
@@ -76,6 +77,29 @@ def open_notification(request: HttpRequest, pk: int) -> HttpResponse:
     except Notification.DoesNotExist:
         raise Http404 from None
     return redirect(notification.safe_url or "notifications:inbox")
+
+
+@login_required
+@require_POST
+def broadcast_read(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        services.broadcast_mark_read(user=request.user, broadcast_id=pk)
+    except Broadcast.DoesNotExist:
+        # A broadcast this user does not see (another category's, older than the account) is
+        # indistinguishable from a missing one.
+        raise Http404 from None
+    return _after_change(request)
+
+
+@login_required
+@require_POST
+def broadcast_open(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark a broadcast read and follow its link (only to this site or an http(s) URL)."""
+    try:
+        broadcast = services.broadcast_mark_read(user=request.user, broadcast_id=pk)
+    except Broadcast.DoesNotExist:
+        raise Http404 from None
+    return redirect(broadcast.safe_url or "notifications:inbox")
 
 
 def _after_change(request: HttpRequest) -> HttpResponse:

@@ -6,3 +6,4 @@ from . import audiences  # noqa: F401
 from . import campaigns  # noqa: F401
 from . import triggers  # noqa: F401
 from . import templates  # noqa: F401
+from . import broadcasts  # noqa: F401

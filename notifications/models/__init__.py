@@ -2,6 +2,7 @@
 
 ``ledger``: recipients, their choices, the inbox and the delivery ledger.
 ``campaigns``: audiences, message templates, campaigns, runs and signal triggers.
+``inbox``: shared inbox content and broadcasts.
 """
 
 from .campaigns import (
@@ -15,6 +16,7 @@ from .campaigns import (
     SignalTrigger,
     TriggerState,
 )
+from .inbox import Broadcast, BroadcastRead, NotificationContent
 from .ledger import (
     STATUS_RANK,
     AuditEntry,
@@ -33,8 +35,9 @@ from .ledger import (
 )
 
 __all__ = [
-    "STATUS_RANK", "Audience", "AudienceMember", "AuditEntry", "Campaign", "CampaignRun", "Category",
-    "Channel", "Delivery", "DeliveryEvent", "MessageParts", "MessageTemplate", "MessageTemplateVariant",
-    "Notification", "Preference", "RateWindow", "RecipientProfile", "SignalTrigger", "Suppression",
-    "TrackedLink", "TriggerState", "e164_validator", "validate_timezone",
+    "STATUS_RANK", "Audience", "AudienceMember", "AuditEntry", "Broadcast", "BroadcastRead", "Campaign",
+    "CampaignRun", "Category", "Channel", "Delivery", "DeliveryEvent", "MessageParts", "MessageTemplate",
+    "MessageTemplateVariant", "Notification", "NotificationContent", "Preference", "RateWindow",
+    "RecipientProfile", "SignalTrigger", "Suppression", "TrackedLink", "TriggerState", "e164_validator",
+    "validate_timezone",
 ]

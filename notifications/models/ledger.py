@@ -7,7 +7,6 @@ Models hold fields, constraints and small properties only. Every state change go
 from __future__ import annotations
 
 import zoneinfo
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -197,15 +196,25 @@ class Suppression(models.Model):
 class Notification(models.Model):
     """A message in a recipient's in-app inbox."""
 
+    # No index of its own: notification_inbox_idx leads with the recipient (every row written
+    # costs one index update per index, and a fan-out writes ten thousand at a time).
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient")
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("recipient"),
+        db_index=False,
     )
     category = models.ForeignKey(
         Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("category")
     )
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(_("title"), max_length=200, blank=True)
     body = models.TextField(_("body"), blank=True)
     url = models.CharField(_("link"), max_length=500, blank=True)
+    # Set when the message is shared (one notify() to many): title, body and link are read from
+    # it and left empty here. See ``shown_title``. Not indexed: a shared content is only ever
+    # reached from its notifications, never the other way.
+    content = models.ForeignKey(
+        "notifications.NotificationContent", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        verbose_name=_("shared content"), db_index=False,
+    )
     delivery = models.OneToOneField(
         "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="notification",
         verbose_name=_("delivery"),
@@ -227,21 +236,32 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title
+        return self.shown_title
 
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
 
+    # What the recipient sees: the row's own text, or the shared content's (select_related
+    # "content" where many rows are shown).
+    @property
+    def shown_title(self) -> str:
+        return self.content.title if self.content_id else self.title
+
+    @property
+    def shown_body(self) -> str:
+        return self.content.body if self.content_id else self.body
+
+    @property
+    def shown_url(self) -> str:
+        return self.content.url if self.content_id else self.url
+
     @property
     def safe_url(self) -> str:
         """The link if it is site-relative or http(s); never ``javascript:`` and friends."""
-        url = self.url.strip()
-        if url.startswith("/") and not url.startswith("//"):
-            return url
-        if urlsplit(url).scheme in ("http", "https"):
-            return url
-        return ""
+        from .inbox import safe_link
+
+        return safe_link(self.shown_url)
 
 
 class Delivery(models.Model):

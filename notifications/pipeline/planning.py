@@ -41,10 +41,15 @@ class PlannedDelivery:
 
 @dataclass
 class PlanResult:
+    """What planning did. ``planned`` counts new deliveries that will go out (or already went
+    out: ``delivered`` of them were written by planning itself, see ``pipeline.local``)."""
+
     planned: int = 0
     suppressed: int = 0
     already_known: int = 0
     batches: int = 0
+    delivered: int = 0
+    failed: int = 0
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -66,14 +71,34 @@ PLAN_FIELDS = (
 def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 1000) -> PlanResult:
     """Write ledger rows in chunks (streamed, never all in memory) and enqueue send batches.
 
-    Must run inside the caller's transaction or autocommit; batches are enqueued on commit, so a
-    rolled-back plan sends nothing.
+    Due deliveries on a channel whose adapter delivers while planning (the inbox) are written
+    as delivered here instead (``pipeline.local``). Must run inside the caller's transaction
+    (it is one when called in autocommit); batches are enqueued and live updates published on
+    commit, so a rolled-back plan sends nothing and shows nobody anything.
     """
+    from .local import deliveries_deliver_planned, delivers_while_planning
+
     result = PlanResult()
+    local: dict[str, bool] = {}
     for chunk in _chunks(planned, chunk_size):
+        now = timezone.now()
+        for p in chunk:
+            if p.channel not in local:
+                local[p.channel] = delivers_while_planning(p.channel)
+        due_local = [p for p in chunk if p.status == Status.PLANNED and p.not_before is None and local[p.channel]]
+        if due_local:
+            with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction
+                delivered, failed, known = deliveries_deliver_planned(planned=due_local, now=now)
+            result.planned += delivered + failed
+            result.delivered += delivered
+            result.failed += failed
+            result.already_known += known
+            if len(due_local) == len(chunk):
+                continue
+            taken = {id(p) for p in due_local}
+            chunk = [p for p in chunk if id(p) not in taken]
         keys = [p.idempotency_key for p in chunk]
         before = Delivery.objects.filter(idempotency_key__in=keys).count()
-        now = timezone.now()
         insert_rows(
             Delivery,
             fields=PLAN_FIELDS,
