@@ -9,16 +9,20 @@ later, in other apps' ``ready()``, connect at once). A receiver:
 2. checks each trigger's event filter, "field changed to" filter and conditions against the
    instance's attributes (``pre_save`` reads the old values, one query by primary key, only when
    a trigger watches a field and the new value is one it waits for);
-3. queues the matches to be enqueued as one ``trigger_fire_task`` per transaction (per savepoint
-   level) with ``transaction.on_commit``: a rolled-back save notifies no one.
+3. queues the matches for one ``transaction.on_commit`` callback per transaction (per savepoint
+   level): a rolled-back save notifies no one. After commit, that callback delivers each
+   firing's in-app part at once (``inline``: no queue hop for what needs no network) and
+   enqueues the rest as ``trigger_fire_task``; anything that goes wrong there falls back to
+   enqueuing the whole firing.
 
-No receiver writes to the database or resolves recipients; that is the task's work. Triggers see
+No receiver writes to the database or resolves recipients; that happens after commit. Triggers see
 what sends signals: ``save()``, ``delete()``, relation managers; ``QuerySet.update()`` and
 ``bulk_create()`` send none, so they fire no trigger (as with any Django receiver).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -32,6 +36,8 @@ from django.utils import timezone
 from . import cache
 from . import registry as reg
 from .conditions import CompiledTrigger, normalised
+
+logger = logging.getLogger(__name__)
 
 # Set on an instance by pre_save, taken by post_save: (snapshot, old values or None).
 _STASH = "_signalbox_trigger_stash"
@@ -329,7 +335,7 @@ def _fire(
     connection = connections[using]
     if not connection.in_atomic_block:
         # Autocommit: the save has committed, and on_commit runs the callback at once.
-        transaction.on_commit(lambda: _enqueue(firings), using=using, robust=True)
+        transaction.on_commit(lambda: _deliver(firings), using=using, robust=True)
         return
     _open_batch(connection).firings.extend(firings)
 
@@ -358,12 +364,29 @@ def _open_batch(connection) -> _Batch:
 
     def enqueue_trigger_firings() -> None:
         batch.done = True
-        _enqueue(batch.firings)
+        _deliver(batch.firings)
 
     # robust: the save has committed by then; failing the request over a queue outage would tell
     # the user their change failed when it did not. Django logs the error.
     transaction.on_commit(enqueue_trigger_firings, using=connection.alias, robust=True)
     return batch
+
+
+def _deliver(firings: list[dict]) -> None:
+    """After commit: the in-app part of the first firings now (``inline``), the rest queued."""
+    from .inline import INLINE_FIRINGS_PER_TRANSACTION, trigger_fire_local
+
+    queued = list(firings[INLINE_FIRINGS_PER_TRANSACTION:])
+    for firing in firings[:INLINE_FIRINGS_PER_TRANSACTION]:
+        try:
+            rest = trigger_fire_local(firing=firing)
+        except Exception:  # noqa: BLE001 - the save committed; the task will plan the whole firing
+            logger.exception("Trigger %s: in-app part failed after commit; queued instead.", firing.get("trigger_id"))
+            rest = firing
+        if rest is not None:
+            queued.append(rest)
+    if queued:
+        _enqueue(queued)
 
 
 def _enqueue(firings: list[dict]) -> None:

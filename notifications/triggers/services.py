@@ -234,6 +234,11 @@ def trigger_key_prefix(
     return f"trigger:{trigger_id}:{model}:{pk if pk is not None else '-'}:{bucket}"
 
 
+def trigger_active(*, trigger_id: int) -> SignalTrigger | None:
+    """The trigger if it still exists and is active, with its category and audience."""
+    return SignalTrigger.objects.select_related("category", "audience").filter(pk=trigger_id, is_active=True).first()
+
+
 def trigger_fire(
     *,
     trigger_id: int,
@@ -246,6 +251,9 @@ def trigger_fire(
     refs: Mapping[str, list] | None = None,
     change: Mapping[str, Any] | None = None,
     check_conditions: bool = False,
+    channels: list[str] | None = None,
+    counted: bool = True,
+    trigger: SignalTrigger | None = None,
 ) -> PlanResult | None:
     """Send a fired trigger's message to its recipients; ``None`` if it no longer applies.
 
@@ -254,14 +262,18 @@ def trigger_fire(
     path, followed from the instance (re-read; for a delete, from the snapshot's foreign keys) or
     from a custom signal's provided objects, or from the audience. ``fields`` is the instance as
     it was when the signal fired; it is the template's ``instance``.
+
+    ``channels`` narrows the firing to those of the trigger's channels (the in-app part planned
+    at once, the rest in the task: ``triggers.inline``); ``counted=False`` is a later part of a
+    firing already counted, which neither counts it again nor records a hold twice. Every part
+    checks the per-event cap and the approval, and all parts share the ledger keys. ``trigger``
+    is the trigger ``trigger_id`` names, read just now by the caller (active, with its category
+    and audience), so it is not read twice.
     """
     from ..campaigns.planning import template_deliveries_plan
 
-    trigger = (
-        SignalTrigger.objects.select_related("category", "audience")
-        .filter(pk=trigger_id, is_active=True)
-        .first()
-    )
+    if trigger is None or trigger.pk != trigger_id:
+        trigger = trigger_active(trigger_id=trigger_id)
     if trigger is None:
         logger.info("Trigger %s is gone or inactive; firing for %s %s skipped.", trigger_id, model, pk)
         return None
@@ -290,7 +302,8 @@ def trigger_fire(
         user_ids = list(user_ids)
         count = len(user_ids)
     if problem := _fanout_problem(trigger, count):
-        trigger_hold(trigger=trigger, reason=problem, at=when)
+        if counted:
+            trigger_hold(trigger=trigger, reason=problem, at=when)
         return None
     context = {
         "instance": fields,
@@ -307,16 +320,17 @@ def trigger_fire(
         result = template_deliveries_plan(
             template_id=trigger.template_id,
             user_ids=user_ids,
-            channels=list(trigger.channels),
+            channels=[c for c in trigger.channels if channels is None or c in channels],
             category=trigger.category,
             key_prefix=key_prefix,
             context=context,
             trigger_id=trigger.pk,
         )
-        SignalTrigger.objects.filter(pk=trigger.pk).update(
-            fired_count=F("fired_count") + 1,
-            last_fired_at=Greatest(Coalesce(F("last_fired_at"), Value(when)), Value(when)),
-        )
+        if counted:
+            SignalTrigger.objects.filter(pk=trigger.pk).update(
+                fired_count=F("fired_count") + 1,
+                last_fired_at=Greatest(Coalesce(F("last_fired_at"), Value(when)), Value(when)),
+            )
     return result
 
 

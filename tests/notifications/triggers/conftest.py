@@ -87,13 +87,19 @@ def make_trigger(db, paid_template, order_updates):
 
 
 def firings(callbacks) -> list[list[dict]]:
-    """Run captured on_commit callbacks with the task's enqueue recorded instead: one list per task."""
+    """Run captured on_commit callbacks with the task's enqueue recorded instead: one list per task.
+
+    The in-app part that the callback delivers at once (``notifications.triggers.inline``) is
+    left out, so every matched firing reaches the recorded task whole; the inline delivery has
+    its own tests (tests/notifications/triggers/test_inline_inapp.py).
+    """
     from unittest import mock
 
     tasks: list[list[dict]] = []
     fake = mock.Mock()
     fake.enqueue.side_effect = lambda *, firings: tasks.append(firings)
-    with mock.patch("notifications.triggers.tasks.trigger_fire_task", fake):
+    with mock.patch("notifications.triggers.tasks.trigger_fire_task", fake), \
+            mock.patch("notifications.triggers.inline.trigger_fire_local", lambda *, firing: dict(firing)):
         for callback in callbacks:
             callback()
     return tasks

@@ -49,7 +49,9 @@ def pay_and_collect(order: Order, capture) -> list[dict]:
     enqueued: list[dict] = []
     task = mock.Mock()
     task.enqueue.side_effect = lambda *, firings: enqueued.extend(firings)
-    with mock.patch("notifications.triggers.tasks.trigger_fire_task", task), capture(execute=True):
+    # The in-app part delivered at once (triggers.inline) is left out: every firing is enqueued.
+    inline = mock.patch("notifications.triggers.inline.trigger_fire_local", lambda *, firing: dict(firing))
+    with mock.patch("notifications.triggers.tasks.trigger_fire_task", task), inline, capture(execute=True):
         with transaction.atomic():
             order.status = Order.Status.PAID if order.status != Order.Status.PAID else Order.Status.PENDING
             order.save()
