@@ -81,7 +81,7 @@ def notify(
                 key_prefix=key, context=dict(context or {}),
             )
 
-    users = recipients_for_decisions(user_ids=ids)
+    users = recipients_for_decisions(user_ids=ids, channels=channels)
     content = {"subject": title, "text": body, "html": html, "url": url}
     now = timezone.now()
 

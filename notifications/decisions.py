@@ -165,18 +165,24 @@ def recipient_facts(
             "created_at", "id"
         ).values_list("user_id", "endpoint"):
             push_endpoints[user_id] = endpoint
+    def chat_target(profile) -> str:
+        # A personal chat target is an Apprise URL kept under "apprise" in the profile.
+        chat_ids = getattr(profile, "chat_ids", None) or {}
+        return chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else ""
+
+    address_of = {
+        Channel.EMAIL: lambda user, profile: normalise_address("email", user.email or ""),
+        Channel.SMS: lambda user, profile: normalise_address("sms", getattr(profile, "phone", "") or ""),
+        Channel.INAPP: lambda user, profile: str(user.pk),
+        Channel.WEBPUSH: lambda user, profile: push_endpoints.get(user.pk, ""),
+        Channel.CHAT: lambda user, profile: chat_target(profile),
+    }
+    # Only the channels asked about: a fan-out to 10,000 inboxes normalises no email address.
+    wanted_addresses = [(channel, of) for channel, of in address_of.items() if channel in channels]
     addresses = {}
     for user in users:
         profile = getattr(user, "recipient_profile", None)
-        chat_ids = getattr(profile, "chat_ids", None) or {}
-        addresses[user.pk] = {
-            Channel.EMAIL: normalise_address("email", user.email or ""),
-            Channel.SMS: normalise_address("sms", getattr(profile, "phone", "") or ""),
-            Channel.INAPP: str(user.pk),
-            Channel.WEBPUSH: push_endpoints.get(user.pk, ""),
-            # A personal chat target is an Apprise URL kept under "apprise" in the profile.
-            Channel.CHAT: chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else "",
-        }
+        addresses[user.pk] = {channel: of(user, profile) for channel, of in wanted_addresses}
     sent_today: dict[int, dict[str, int]] = {}
     if category.kind == Category.Kind.MARKETING:
         capped = [
