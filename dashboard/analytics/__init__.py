@@ -9,8 +9,10 @@ Public API (everything else in the package is internal):
   ``campaign_recipients(...)``, ``delivery_timeline(*, delivery_id)`` for the per-campaign page
   (``recipients``).
 * ``analytics_charts(figures)``: plotly figure dicts.
+* ``broadcast_figures(*, filters)``: the period's broadcasts and their reads (``broadcasts``).
 """
 
+from .broadcasts import BroadcastFigures, broadcast_figures
 from .charts import analytics_charts, funnel_stages, status_labels
 from .figures import STATUS_GROUPS, Counters, DayRange, Grid
 from .home import RunProgress, recent_failures, runs_progress, scheduled_campaigns
@@ -29,9 +31,9 @@ from .selectors import (
 )
 
 __all__ = [
-    "NO_CAMPAIGN", "STATUS_GROUPS", "AnalyticsFigures", "AnalyticsFilters", "Counters", "DayRange", "Grid", "Kpi",
+    "NO_CAMPAIGN", "STATUS_GROUPS", "AnalyticsFigures", "AnalyticsFilters", "BroadcastFigures", "Counters", "DayRange", "Grid", "Kpi",
     "KpiPeriod", "RecipientPage", "RollupResult", "RunProgress", "analytics_charts", "analytics_figures",
-    "analytics_rollup_refresh", "analytics_rollup_tick", "campaign_days", "campaign_names", "campaign_recipients",
+    "analytics_rollup_refresh", "analytics_rollup_tick", "broadcast_figures", "campaign_days", "campaign_names", "campaign_recipients",
     "campaign_runs", "delivery_timeline", "filter_choices", "funnel_stages", "kpis_compare", "recent_failures",
     "runs_progress", "scheduled_campaigns", "status_labels",
 ]

@@ -116,7 +116,8 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
         days=form.days(), campaign_id=form.value("campaign"), channel=form.value("channel") or None,
         category_id=form.value("category"),
     )
-    context = {"form": form, "filters": filters, **_figures_context(filters)}
+    context = {"form": form, "filters": filters, **_figures_context(filters),
+               "broadcasts": sel.broadcast_figures(filters=filters)}
     if request.htmx:
         return TemplateResponse(request, "dashboard/analytics.html#analytics-body", context)
     return TemplateResponse(request, "dashboard/analytics.html", {**_admin_context(request, _("Analytics")), **context})
