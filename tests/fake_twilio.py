@@ -8,6 +8,7 @@ on 127.0.0.1 and answers like Twilio. Behaviour per destination number ("To")::
     server.unavailable["+15005550003"] = None    # 503 every time
     server.slow_numbers.add("+15005550004")      # received, then no reply for slow_seconds
     server.dropped_numbers.add("+15005550005")   # received, then the connection is closed
+    server.latency = 0.1                          # every answer comes 100 ms later
 
 Every POST that passes auth is recorded in ``server.requests`` (also refused and slow ones);
 accepted messages are also in ``server.messages``. ``connections`` counts TCP connections.
@@ -20,6 +21,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -49,11 +51,12 @@ class FakeTwilioServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, account_sid: str, auth_token: str, *, slow_seconds: float = 2.0) -> None:
+    def __init__(self, account_sid: str, auth_token: str, *, slow_seconds: float = 2.0, latency: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), FakeTwilioHandler)
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.slow_seconds = slow_seconds
+        self.latency = latency  # seconds before every answer, as a provider far away
         self.invalid_numbers: set[str] = set()
         self.unavailable: dict[str, int | None] = {}
         self.retry_after: str | None = None  # sent with 503s when set
@@ -135,7 +138,11 @@ class FakeTwilioHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode()
+        raw = self.rfile.read(length)
+        if len(raw) < length:  # the client went away mid-request: Twilio never got a whole request
+            self.close_connection = True
+            return
+        raw = raw.decode()
         match = MESSAGES_PATH.match(self.path.split("?", 1)[0])
         if not match:
             self.send_json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
@@ -143,6 +150,8 @@ class FakeTwilioHandler(BaseHTTPRequestHandler):
         if not self.authorized() or match["sid"] != self.server.account_sid:
             self.send_json(401, {"code": 20003, "message": "Authenticate", "status": 401})
             return
+        if self.server.latency:
+            time.sleep(self.server.latency)
         form = {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
         to = form.get("To", "")
         outcome = self.server.outcome_for(to)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -23,7 +25,9 @@ class ReceivedMail:
 class SinkHandler:
     """Stores what arrives; ``refuse[address] = 450`` (or 550) refuses that recipient at RCPT.
 
-    ``connections`` counts TCP connections, ``sessions`` EHLO greetings.
+    ``connections`` counts TCP connections, ``sessions`` EHLO greetings. ``data_delay`` seconds
+    pass before the reply to a message's final "." (a relay that takes its time to accept);
+    ``pipelining`` advertises PIPELINING (RFC 2920) in the EHLO reply.
     """
 
     def __init__(self) -> None:
@@ -31,10 +35,14 @@ class SinkHandler:
         self.sessions = 0
         self.connections = 0
         self.refuse: dict[str, int] = {}
+        self.data_delay = 0.0
+        self.pipelining = False
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.sessions += 1
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -46,6 +54,8 @@ class SinkHandler:
 
     async def handle_DATA(self, server, session, envelope):
         self.received.append(ReceivedMail(session.peer, envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         return "250 Message accepted for delivery"
 
 
@@ -118,6 +128,7 @@ class HttpSink:
         self.received: list[ReceivedRequest] = []
         self.status = 200
         self.response_headers: dict[str, str] = {}
+        self.latency = 0.0  # seconds between receiving a request and answering it
 
     def url(self, path: str = "/", scheme: str = "http") -> str:
         return f"{scheme}://{self.host}:{self.port}{path}"
@@ -133,7 +144,12 @@ def _sink_handler(sink_holder: list):
             sink = sink_holder[0]
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if len(body) < length:  # the client went away mid-request: nothing was posted
+                self.close_connection = True
+                return
             sink.received.append(ReceivedRequest(self.command, self.path, dict(self.headers.items()), body))
+            if sink.latency:
+                time.sleep(sink.latency)
             self.send_response(sink.status)
             for name, value in sink.response_headers.items():
                 self.send_header(name, value)
