@@ -58,12 +58,12 @@ class ChannelFeatures:
 
 EMAIL = ChannelFeatures(
     tracks_opens=True, tracks_clicks=True, one_click_unsubscribe=True, digestible=True, address_form="email",
-    supports_message_id=True, safe_to_resend_after_lost_lease=True,
+    supports_message_id=True, safe_to_resend_after_lost_lease=True, concurrency=10,
 )
-SMS = ChannelFeatures(address_form="phone")
+SMS = ChannelFeatures(address_form="phone", concurrency=8)
 INAPP = ChannelFeatures(local=True, interrupts=False, digestible=True)
-WEBPUSH = ChannelFeatures()
-CHAT = ChannelFeatures()
+WEBPUSH = ChannelFeatures(concurrency=8)
+CHAT = ChannelFeatures(concurrency=4)
 
 #: The media of the standard aliases (``config.settings.NOTIFICATION_CHANNELS``), for adapters
 #: that stand in for another one (capture, locmem) and for an alias that is not configured at

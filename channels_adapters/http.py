@@ -15,7 +15,13 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 
 def nothing_was_sent(error: BaseException) -> bool:
-    """True when the connection could not be made, so no request left this machine."""
+    """True when the connection could not be made, so no request left this machine.
+
+    Libraries that wrap the ``requests`` exception (anymail) are looked through to its cause.
+    """
+    cause = error.__cause__
+    if isinstance(cause, requests.exceptions.RequestException) and nothing_was_sent(cause):
+        return True
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return True
     if not isinstance(error, requests.exceptions.ConnectionError):

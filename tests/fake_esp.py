@@ -3,7 +3,8 @@
 It serves ``POST /email`` (JSON, ``X-Postmark-Server-Token``) on 127.0.0.1, as
 ``api.postmarkapp.com`` does, and answers after ``latency`` seconds. Point the backend at it
 with the connection option ``api_url`` (anymail's ``POSTMARK_API_URL``). Every accepted message
-is recorded in ``received`` with the recipient and the Message-ID header it carried.
+is recorded in ``received`` with the recipient and the Message-ID header it carried;
+``refuse[to] = (status, reply)`` answers that recipient with an error instead.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class FakePostmarkServer(ThreadingHTTPServer):
         self.server_token = server_token
         self.latency = latency
         self.received: list[EspMessage] = []
+        self.refuse: dict[str, tuple[int, dict]] = {}  # recipient -> (HTTP status, JSON reply)
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -83,6 +85,9 @@ class FakePostmarkHandler(BaseHTTPRequestHandler):
             return
         if self.server.latency:
             time.sleep(self.server.latency)
+        if data.get("To", "") in self.server.refuse:
+            self.reply(*self.server.refuse[data["To"]])
+            return
         headers = {h.get("Name", "").lower(): h.get("Value", "") for h in data.get("Headers") or []}
         esp_id = str(uuid.uuid4())
         message = EspMessage(

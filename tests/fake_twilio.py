@@ -11,7 +11,8 @@ on 127.0.0.1 and answers like Twilio. Behaviour per destination number ("To")::
     server.latency = 0.1                          # every answer comes 100 ms later
 
 Every POST that passes auth is recorded in ``server.requests`` (also refused and slow ones);
-accepted messages are also in ``server.messages``. ``connections`` counts TCP connections.
+accepted messages are also in ``server.messages``. ``connections`` counts TCP connections,
+``max_in_flight`` the most requests it was handling at once.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class FakeTwilioServer(ThreadingHTTPServer):
         self.dropped_numbers: set[str] = set()
         self.requests: list[ReceivedRequest] = []
         self.connections = 0
+        self.in_flight = 0  # requests being handled right now
+        self.max_in_flight = 0  # the most handled at once
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,6 +140,16 @@ class FakeTwilioHandler(BaseHTTPRequestHandler):
         self.send_json(405, {"code": 20004, "message": "Method not allowed", "status": 405})
 
     def do_POST(self) -> None:
+        with self.server.lock:
+            self.server.in_flight += 1
+            self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+        try:
+            self.handle_post()
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def handle_post(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         if len(raw) < length:  # the client went away mid-request: Twilio never got a whole request

@@ -117,6 +117,7 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: tuple = ()  # the client's (host, port): one per TCP connection
 
 
 class HttpSink:
@@ -147,7 +148,9 @@ def _sink_handler(sink_holder: list):
             if len(body) < length:  # the client went away mid-request: nothing was posted
                 self.close_connection = True
                 return
-            sink.received.append(ReceivedRequest(self.command, self.path, dict(self.headers.items()), body))
+            sink.received.append(
+                ReceivedRequest(self.command, self.path, dict(self.headers.items()), body, self.client_address)
+            )
             if sink.latency:
                 time.sleep(sink.latency)
             self.send_response(sink.status)

@@ -118,7 +118,18 @@ def test_each_message_gets_its_own_provider_id(settings, http_sink):
     results = send(channel, [message(1, hook_url(http_sink, "/a")), message(2, hook_url(http_sink, "/b"))])
     assert all(result.ok for result in results)
     assert results[0].provider_message_id != results[1].provider_message_id
-    assert [request.path for request in http_sink.received] == ["/a", "/b"]
+    assert sorted(request.path for request in http_sink.received) == ["/a", "/b"]
+
+
+def test_a_batch_posts_over_concurrency_kept_alive_connections(settings, http_sink):
+    """Apprise opens a connection per post; inside a lane its posts reuse the lane's session."""
+    channel = chat_channel(settings, allow_private=True, concurrency=2)
+
+    results = send(channel, [message(n, hook_url(http_sink, f"/hook/{n}")) for n in range(8)])
+
+    assert all(result.ok for result in results), [r.error for r in results]
+    assert sorted(request.path for request in http_sink.received) == sorted(f"/hook/{n}" for n in range(8))
+    assert len({request.peer for request in http_sink.received}) == 2
 
 
 def test_the_shared_url_option_sends_every_message_to_the_team_channel(settings, http_sink):

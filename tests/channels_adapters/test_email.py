@@ -44,17 +44,20 @@ def parse(raw: bytes):
     return email.message_from_bytes(raw, policy=email.policy.default)
 
 
-def test_a_batch_of_50_arrives_as_multipart_messages_over_one_connection(email_channel, smtp_sink):
+def test_a_batch_of_50_arrives_as_multipart_messages_over_a_pool_of_kept_connections(email_channel, smtp_sink):
     batch = [message(n, f"user{n}@example.com") for n in range(50)]
 
     results = send(email_channel, batch)
 
     assert all(result.ok for result in results)
     assert len(smtp_sink.handler.received) == 50
-    assert smtp_sink.handler.connections == 1
-    assert smtp_sink.handler.sessions == 1
-    assert len({mail.peer for mail in smtp_sink.handler.received}) == 1
-    for n, mail in enumerate(smtp_sink.handler.received):
+    # One connection per lane (the adapter's default concurrency, 10), each used for many messages.
+    assert smtp_sink.handler.connections == email_channel.features.concurrency == 10
+    assert smtp_sink.handler.sessions == 10
+    assert len({mail.peer for mail in smtp_sink.handler.received}) == 10
+    by_recipient = {mail.rcpt_tos[0]: mail for mail in smtp_sink.handler.received}
+    for n in range(50):
+        mail = by_recipient[f"user{n}@example.com"]
         parsed = parse(mail.content)
         assert mail.rcpt_tos == [f"user{n}@example.com"]
         assert parsed.get_content_type() == "multipart/alternative"
@@ -67,8 +70,10 @@ def test_a_batch_of_50_arrives_as_multipart_messages_over_one_connection(email_c
 def test_provider_id_is_the_message_id_the_server_received(email_channel, smtp_sink):
     results = send(email_channel, [message(1, "a@example.com"), message(2, "b@example.com")])
 
-    received_ids = [parse(mail.content)["Message-ID"] for mail in smtp_sink.handler.received]
-    assert received_ids == [f"<{result.provider_message_id}>" for result in results]
+    received_ids = {mail.rcpt_tos[0]: parse(mail.content)["Message-ID"] for mail in smtp_sink.handler.received}
+    assert received_ids == {
+        "a@example.com": f"<{results[0].provider_message_id}>", "b@example.com": f"<{results[1].provider_message_id}>",
+    }
     assert all(result.provider_message_id.endswith("@signalbox.test") for result in results)
     assert results[0].provider_message_id != results[1].provider_message_id
 
@@ -80,7 +85,8 @@ def test_marketing_mail_carries_one_click_unsubscribe_and_transactional_does_not
         message(2, "b@example.com", metadata={"category_kind": "transactional", "unsubscribe_url": url}),
     ])
 
-    marketing, transactional = (parse(mail.content) for mail in smtp_sink.handler.received)
+    by_recipient = {mail.rcpt_tos[0]: parse(mail.content) for mail in smtp_sink.handler.received}
+    marketing, transactional = by_recipient["a@example.com"], by_recipient["b@example.com"]
     assert marketing["List-Unsubscribe"] == f"<{url}>"
     assert marketing["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert transactional["List-Unsubscribe"] is None
@@ -100,8 +106,8 @@ def test_refused_recipients_fail_by_reply_code_and_the_rest_still_arrive(email_c
     assert isinstance(results[1].error, TransientChannelError) and results[1].error.reason == "smtp_450"
     assert isinstance(results[2].error, PermanentChannelError) and results[2].error.reason == "smtp_550"
     assert results[0].ok and results[3].ok
-    assert [mail.rcpt_tos for mail in smtp_sink.handler.received] == [["a@example.com"], ["b@example.com"]]
-    assert smtp_sink.handler.sessions == 1
+    assert sorted(mail.rcpt_tos for mail in smtp_sink.handler.received) == [["a@example.com"], ["b@example.com"]]
+    assert smtp_sink.handler.sessions <= 4  # one per lane, none re-opened after a refusal
 
 
 def test_invalid_address_fails_without_contacting_the_server(email_channel, smtp_sink):

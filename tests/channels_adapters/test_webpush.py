@@ -108,6 +108,26 @@ def message(delivery_id: int, address: str, **kwargs) -> OutboundMessage:
 # --- The adapter --------------------------------------------------------------------------
 
 
+def test_a_batch_goes_over_concurrency_kept_alive_connections(settings, vapid, http_sink, browser, django_user_model):
+    http_sink.status = 201
+    user = django_user_model.objects.create_user("ada", "ada@example.com", "pw")
+    endpoints = [
+        WebPushSubscription.objects.create(
+            user=user, endpoint=http_sink.url(f"/push/{n}"), p256dh=browser.p256dh, auth=browser.auth
+        ).endpoint
+        for n in range(9)
+    ]
+    channel = push_channel(settings, vapid, allow_private=True, concurrency=3)
+
+    results = send(channel, [message(n, endpoint) for n, endpoint in enumerate(endpoints)])
+
+    assert all(result.ok for result in results), [r.error for r in results]
+    assert sorted(request.path for request in http_sink.received) == sorted(f"/push/{n}" for n in range(9))
+    assert len({request.peer for request in http_sink.received}) == 3
+    # Subscriptions are touched by the calling thread, after each answer.
+    assert WebPushSubscription.objects.filter(last_used_at__isnull=False).count() == 9
+
+
 @pytest.mark.parametrize("key_form", [vapid_pem, vapid_raw])
 def test_the_push_service_gets_an_encrypted_vapid_signed_post(settings, vapid, http_sink, subscription, browser, key_form):
     http_sink.status = 201
