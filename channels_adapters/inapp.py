@@ -38,12 +38,14 @@ class InappChannel(LocalRowsChannel):
 
         inbox_rows_write(rows=rows)
 
-    def deliver_planned(self, messages: Sequence[OutboundMessage]) -> dict[int, ChannelError]:
+    def deliver_planned(self, messages: Sequence[OutboundMessage], *, shared: dict | None = None) -> dict[int, ChannelError]:
         """Put ``messages`` in their inboxes now, in the caller's transaction (planning's).
 
         Returns the refused messages' errors by delivery id; every other message is in its
         inbox once the transaction commits. Messages with the same title, body, link and
-        category are one ``InboxMessage``, so their text is stored once.
+        category are one ``InboxMessage``, so their text is stored once. ``shared`` is kept by
+        the caller for the rest of its transaction (planning's chunks): the texts stored for
+        earlier chunks are found there and not stored again.
         """
         from notifications.services import inbox_rows_write
 
@@ -60,7 +62,7 @@ class InappChannel(LocalRowsChannel):
             if key not in distinct:
                 distinct[key] = _inbox_message(message)
             rows.append((int(address), distinct[key], message.delivery_id))
-        inbox_rows_write(rows=rows)
+        inbox_rows_write(rows=rows, stored=shared.setdefault("inbox_contents", {}) if shared is not None else None)
         return failures
 
 

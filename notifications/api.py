@@ -81,11 +81,16 @@ def notify(
                 key_prefix=key, context=dict(context or {}),
             )
 
-    users = recipients_for_decisions(user_ids=ids, channels=channels)
     content = {"subject": title, "text": body, "html": html, "url": url}
     now = timezone.now()
 
     def planned():
+        # A thousand recipients at a time, read and decided, as planning writes them: what is
+        # alive at once stays small, instead of one object graph per recipient of the audience.
+        for start in range(0, len(ids), 1000):
+            yield from planned_for(recipients_for_decisions(user_ids=ids[start:start + 1000], channels=channels))
+
+    def planned_for(users):
         for facts in recipient_facts(users, category=category, channels=channels):
             for channel in channels:
                 decision = channel_decision(facts=facts, channel=channel, category=category, now=now)

@@ -46,14 +46,19 @@ class InboxMessage:
 NOTIFICATION_FIELDS = ("recipient", "category", "title", "body", "url", "content", "delivery", "created_at")
 
 
-def inbox_rows_write(*, rows: Sequence[tuple[int, InboxMessage, int | None]], now: datetime | None = None) -> int:
+def inbox_rows_write(
+    *, rows: Sequence[tuple[int, InboxMessage, int | None]], now: datetime | None = None,
+    stored: dict[InboxMessage, int] | None = None,
+) -> int:
     """Insert one inbox notification per ``(recipient id, message, delivery id or None)``.
 
     A message that two rows or more carry is stored once, as a ``NotificationContent`` the rows
     reference; a message only one row carries (a template rendered for its recipient) keeps its
-    text on its row. The rows go in as one prepared statement run many times; a delivery that
-    already has its notification is skipped (``Notification.delivery`` is unique). Open inbox
-    pages are told after commit, so a rolled-back transaction shows nobody anything.
+    text on its row. ``stored`` maps messages already stored in the caller's transaction to their
+    content (a fan-out written in chunks stores its text once), and is updated. The rows go in as
+    one prepared statement run many times; a delivery that already has its notification is
+    skipped (``Notification.delivery`` is unique). Open inbox pages are told after commit, so a
+    rolled-back transaction shows nobody anything.
     """
     from django.db import connection
 
@@ -63,15 +68,15 @@ def inbox_rows_write(*, rows: Sequence[tuple[int, InboxMessage, int | None]], no
         return 0
     now = now or timezone.now()
     created_at = Notification._meta.get_field("created_at").get_db_prep_save(now, connection)
+    content_ids = stored if stored is not None else {}
     counts = Counter(message for _user_id, message, _delivery_id in rows)
-    shared = [message for message, n in counts.items() if n > 1]
-    content_ids: dict[InboxMessage, int] = {}
+    shared = [message for message, n in counts.items() if n > 1 and message not in content_ids]
     with transaction.atomic(savepoint=False):  # the caller's transaction when there is one
         if shared:
             created = NotificationContent.objects.bulk_create(
                 NotificationContent(title=m.title[:200], body=m.body, url=m.url[:500], created_at=now) for m in shared
             )
-            content_ids = {message: content.pk for message, content in zip(shared, created, strict=True)}
+            content_ids.update({message: content.pk for message, content in zip(shared, created, strict=True)})
         values = []
         for user_id, message, delivery_id in rows:
             content_id = content_ids.get(message)

@@ -3,7 +3,8 @@
 ``notification_read``
     Sent after inbox notifications were marked read by their recipient.
     Arguments: ``sender`` = ``Notification``, ``user`` (the recipient), ``notification_ids``
-    (list of ids that changed from unread to read; empty changes send nothing).
+    (list of ids that changed from unread to read), ``broadcast_ids`` (broadcasts the user read
+    now); when nothing changed, nothing is sent.
 
 ``notification_sent``
     Sent after a batch of deliveries was accepted by their providers and recorded ``sent``.

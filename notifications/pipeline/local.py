@@ -53,10 +53,12 @@ def delivers_while_planning(channel: str) -> bool:
     return adapter.features.local and callable(getattr(adapter, "deliver_planned", None))
 
 
-def deliveries_deliver_planned(*, planned: Sequence, now: datetime) -> tuple[int, int, int]:
+def deliveries_deliver_planned(*, planned: Sequence, now: datetime, shared: dict | None = None) -> tuple[int, int, int]:
     """Write ``planned`` (``PlannedDelivery``, all due, all on local channels) as delivered.
 
     Returns ``(delivered, failed, already_known)``. Must run inside the planner's transaction.
+    ``shared`` is handed to the adapters for the rest of that transaction (one per channel):
+    what they stored for an earlier chunk, such as a message's text, they need not store again.
     """
     unique = list({p.idempotency_key: p for p in reversed(planned)}.values())[::-1]
     new = _insert_sent(unique, now=now)
@@ -77,7 +79,8 @@ def deliveries_deliver_planned(*, planned: Sequence, now: datetime) -> tuple[int
             locale=content.get("locale", "en"),
         ))
     for channel, messages in by_channel.items():
-        failures.update(channels[channel].deliver_planned(messages))
+        state = shared.setdefault(channel, {}) if shared is not None else None
+        failures.update(channels[channel].deliver_planned(messages, shared=state))
     _record(new, failures, now=now)
     return len(new) - len(failures), len(failures), len(planned) - len(new)
 
@@ -108,20 +111,19 @@ def _insert_sent(planned: Sequence, *, now: datetime) -> list[tuple[int, object]
             f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([row_marks] * len(chunk))} "
             f"ON CONFLICT DO NOTHING RETURNING {quote('id')}, {quote('idempotency_key')}"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            inserted += [(delivery_id, by_key[key]) for delivery_id, key in cursor.fetchall()]
+        inserted += [(delivery_id, by_key[key]) for delivery_id, key in _execute(sql, params)]
     inserted.sort(key=lambda pair: pair[0])
     return inserted
 
 
 def insert_values(model, *, fields: Sequence[str], rows: Sequence[Sequence], ignore_conflicts: bool = False) -> None:
     """INSERT rows whose values are already what the database driver takes (ints, strings,
-    datetimes prepared with ``get_db_prep_save``), as one prepared statement run many times.
+    datetimes prepared with ``get_db_prep_save``), many rows per statement.
 
     ``rows.insert_rows`` prepares every value; at ten thousand rows of one message that is
     most of the cost, and here every value but the JSON and datetimes (prepared once by the
-    caller) is plain already.
+    caller) is plain already. Multi-row VALUES lists beat ``executemany`` of one row by about a
+    third on SQLite.
     """
     if not rows:
         return
@@ -129,9 +131,28 @@ def insert_values(model, *, fields: Sequence[str], rows: Sequence[Sequence], ign
     quote = connection.ops.quote_name
     columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
     conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}){conflict}"
+    marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    step = rows_per_statement(len(fields))
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([marks] * len(chunk))}{conflict}"
+        _execute(sql, [value for row in chunk for value in row])
+
+
+def _execute(sql: str, params: list) -> list[tuple]:
+    """Run one of these multi-row statements and return its rows (RETURNING), if any.
+
+    On SQLite the statement goes to the driver with its ``?`` marks written directly: Django's
+    cursor rewrites ``%s`` with a regular expression on every call, which for a thousand rows of
+    sixteen values costs more than SQLite takes to insert them. (So these statements do not show
+    in Django's query log; they run in the same connection and transaction.)
+    """
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        return connection.connection.execute(sql.replace("%s", "?"), params).fetchall()
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def rows_per_statement(columns: int, *, most: int = 1000) -> int:

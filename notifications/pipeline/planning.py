@@ -80,6 +80,7 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
 
     result = PlanResult()
     local: dict[str, bool] = {}
+    shared: dict = {}  # what local adapters keep between chunks (the inbox: texts already stored)
     for chunk in _chunks(planned, chunk_size):
         now = timezone.now()
         for p in chunk:
@@ -88,7 +89,7 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
         due_local = [p for p in chunk if p.status == Status.PLANNED and p.not_before is None and local[p.channel]]
         if due_local:
             with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction
-                delivered, failed, known = deliveries_deliver_planned(planned=due_local, now=now)
+                delivered, failed, known = deliveries_deliver_planned(planned=due_local, now=now, shared=shared)
             result.planned += delivered + failed
             result.delivered += delivered
             result.failed += failed

@@ -166,3 +166,21 @@ def test_a_template_that_cannot_render_fails_its_delivery_with_the_reason(client
     assert list(DeliveryEvent.objects.values_list("kind", flat=True)) == ["failed"]
     assert not Notification.objects.exists()
     assert "Order" not in inbox_html(client, people[0])
+
+
+def test_a_fan_out_planned_in_several_chunks_stores_its_text_once(client, people, system):
+    from notifications.pipeline import PlannedDelivery, deliveries_plan
+
+    content = {"subject": "Maintenance tonight", "text": "Read-only."}
+    planned = [
+        PlannedDelivery(idempotency_key=f"chunks:{p.pk}:inapp", channel="inapp", address=str(p.pk), recipient_id=p.pk,
+                        category_id=system.pk, content=content)
+        for p in people
+    ]
+    with transaction.atomic():
+        result = deliveries_plan(planned=planned, chunk_size=3)  # two chunks
+
+    assert result.delivered == 4
+    assert NotificationContent.objects.count() == 1
+    assert set(Notification.objects.values_list("content__title", flat=True)) == {"Maintenance tonight"}
+    assert "Maintenance tonight" in inbox_html(client, people[-1])
