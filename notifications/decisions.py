@@ -140,7 +140,7 @@ def recipient_facts(
     digests: dict[int, dict[str, str]] = {}
     # One query for opt-outs and digest choices.
     for user_id, channel, enabled, digest in (
-        Preference.objects.filter(user_id__in_list=user_ids, category=category)
+        Preference.objects.filter(user_id__in_list=set(user_ids), category=category)
         .filter(Q(enabled=False) | ~Q(digest=Preference.Digest.IMMEDIATE))
         .values_list("user_id", "channel", "enabled", "digest")
     ):
@@ -150,7 +150,7 @@ def recipient_facts(
             digests.setdefault(user_id, {})[channel] = digest
     if not category.default_enabled:
         enabled = set(
-            Preference.objects.filter(user_id__in_list=user_ids, category=category, enabled=True).values_list(
+            Preference.objects.filter(user_id__in_list=set(user_ids), category=category, enabled=True).values_list(
                 "user_id", "channel"
             )
         )
@@ -205,7 +205,7 @@ def recipient_facts(
     suppressions = dict(
         ((channel, address), reason)
         for channel, address, reason in Suppression.objects.filter(
-            channel__in={c for c, _ in wanted}, address__in_list=sorted({a for _, a in wanted})
+            channel__in={c for c, _ in wanted}, address__in_list={a for _, a in wanted}
         ).values_list("channel", "address", "reason")
     )
     return [

@@ -21,13 +21,14 @@ class InList(models.Lookup):
 
     Django prepares an ``__in`` list value by value, which for the thousand ids of a planning
     chunk costs more than running the query. On SQLite the whole list goes as one JSON parameter
-    (``IN (SELECT value FROM json_each(%s))``); elsewhere this is exactly ``__in``.
+    (``IN (SELECT value FROM json_each(%s))``); elsewhere this is exactly ``__in``. Pass a set
+    (any iterable but a list or tuple, which the query walks value by value before any lookup).
     """
 
     lookup_name = "in_list"
 
     def get_prep_lookup(self):
-        return list(self.rhs)
+        return sorted(self.rhs)
 
     def as_sql(self, compiler, connection):
         if connection.vendor != "sqlite":

@@ -62,7 +62,7 @@ def recipients_for_decisions(*, user_ids: Iterable[int], channels: Sequence[str]
         and (not name.startswith("quiet_hours") or interrupting)
     ]
     email = "email" if wanted(Channel.EMAIL) else "pk"
-    rows = get_user_model()._default_manager.filter(pk__in_list=list(user_ids)).values_list(
+    rows = get_user_model()._default_manager.filter(pk__in_list=set(user_ids)).values_list(
         "pk", email, "recipient_profile__id", *(f"recipient_profile__{name}" for name in profile_fields)
     )
     fetched_email = email == "email"

@@ -22,7 +22,7 @@ from .rows import insert_rows
 Status = Delivery.Status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: ten thousand of these are made per fan-out
 class PlannedDelivery:
     """A ledger row to create. ``status`` is ``planned``, or ``suppressed`` with a reason."""
 
