@@ -123,13 +123,18 @@ class SuppressionAdmin(ModelAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ModelAdmin):
-    list_display = ["title", "recipient", "category", "created_at", "read_at"]
+    list_display = ["shown_title", "recipient", "category", "created_at", "read_at"]
     list_filter = [("created_at", RangeDateTimeFilter), "category"]
-    search_fields = ["title", "recipient__username", "recipient__email"]
-    list_select_related = ["recipient", "category"]
-    readonly_fields = ["delivery", "created_at", "read_at"]
+    search_fields = ["title", "content__title", "recipient__username", "recipient__email"]
+    list_select_related = ["recipient", "category", "content"]
+    readonly_fields = ["delivery", "content", "created_at", "read_at"]
     autocomplete_fields = ["recipient"]
     show_full_result_count = False
+
+    @admin.display(description=_("title"))
+    def shown_title(self, obj: Notification) -> str:
+        # A fan-out's text is stored once, in the shared content the row points at.
+        return obj.shown_title
 
 
 class DeliveryEventInline(ReadOnlyAdminMixin, TabularInline):

@@ -184,3 +184,13 @@ def test_a_fan_out_planned_in_several_chunks_stores_its_text_once(client, people
     assert NotificationContent.objects.count() == 1
     assert set(Notification.objects.values_list("content__title", flat=True)) == {"Maintenance tonight"}
     assert "Maintenance tonight" in inbox_html(client, people[-1])
+
+
+def test_staff_see_a_fan_out_s_shared_text_in_the_notification_admin(client, people, system):
+    from django.contrib.auth import get_user_model
+
+    notify(people, title="Maintenance tonight", category=system, idempotency_key="admin-list")
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    changelist = reverse("admin:notifications_notification_changelist")
+    assert client.get(changelist).content.decode().count("Maintenance tonight") == 4
+    assert client.get(changelist, {"q": "Maintenance"}).content.decode().count("Maintenance tonight") == 4
