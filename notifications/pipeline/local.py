@@ -169,45 +169,25 @@ def rows_per_statement(columns: int, *, most: int = 1000) -> int:
 
 
 def _render_templated(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError]) -> dict[int, dict]:
-    """Render templated contents now (each template compiled once), as the send step would."""
+    """Render templated contents now, exactly as the send step does (``rechecks.render_templates``:
+    each template compiled once, failures permanent with the reason), on unsaved stand-ins of
+    the rows just inserted."""
     templated = [(pk, p) for pk, p in new if (p.content or {}).get("template_id")]
     if not templated:
         return {}
-    from django.contrib.auth import get_user_model
+    from ..models import Category
+    from .rechecks import render_templates
 
-    from .. import tracking
-    from ..models import Category, MessageTemplate
-    from ..templating import TemplateRenderError, compile_template, message_context
-
-    template_ids = {p.content["template_id"] for _pk, p in templated}
-    compiled = {
-        t.pk: compile_template(t)
-        for t in MessageTemplate.objects.filter(pk__in=template_ids).prefetch_related("variants")
-    }
-    users = {
-        u.pk: u for u in get_user_model().objects.filter(pk__in={p.recipient_id for _pk, p in templated})
-        .select_related("recipient_profile")
-    }
-    kinds = dict(Category.objects.filter(pk__in={p.category_id for _pk, p in templated}).values_list("pk", "kind"))
-    rendered: dict[int, dict] = {}
-    for delivery_id, p in templated:
-        try:
-            template = compiled.get(p.content["template_id"])
-            if template is None:
-                raise TemplateRenderError("The message template was deleted.")
-            user = users.get(p.recipient_id)
-            if user is None:
-                raise TemplateRenderError("The recipient was deleted.")
-            marketing = kinds.get(p.category_id) == Category.Kind.MARKETING
-            unsubscribe = tracking.unsubscribe_url(Delivery(pk=delivery_id)) if marketing else ""
-            context = message_context(user=user, extra=p.content.get("context") or {}, unsubscribe_url=unsubscribe)
-            profile = getattr(user, "recipient_profile", None)
-            rendered[delivery_id] = template.render(
-                channel=p.channel, locale=getattr(profile, "locale", "") or "en", context=context
-            )
-        except TemplateRenderError as error:
-            failures[delivery_id] = PermanentChannelError(str(error), reason="template_error")
-    return rendered
+    categories = Category.objects.in_bulk({p.category_id for _pk, p in templated if p.category_id})
+    stand_ins = [
+        Delivery(pk=pk, recipient_id=p.recipient_id, channel=p.channel, address=p.address, content=p.content,
+                 category=categories.get(p.category_id))
+        for pk, p in templated
+    ]
+    rendered, unrenderable = render_templates(stand_ins)
+    for delivery, error in unrenderable:
+        failures[delivery.pk] = error
+    return {delivery.pk: delivery.content for delivery in rendered}
 
 
 def _record(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError], *, now: datetime) -> None:
