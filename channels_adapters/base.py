@@ -9,10 +9,10 @@ their channel can do in ``features`` (``channels_adapters.features``). The pipel
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import queue
 import threading
-from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +85,9 @@ class BaseChannel:
 
     1. Refuse a batch larger than ``max_batch_size`` with ``ValueError`` (a caller bug).
     2. ``open()`` once for the whole batch. A ``ChannelError`` from it fails every message.
-    3. For each message, in the calling thread: ``normalise_address()``, ``build_payload()``.
-       A ``ChannelError`` fails that message at once, without contacting the provider.
+    3. For each message, in the calling thread, just before its wave is handed off:
+       ``normalise_address()``, ``build_payload()``. A ``ChannelError`` fails that message at
+       once, without contacting the provider.
     4. Send the rest over at most ``features.concurrency`` *lanes* at once. A lane is one
        connection or session (``open_lane()``, lazily on its first message; ``close_lane()``
        at the end) that sends one message at a time with ``send_payload()``. With more than
@@ -177,18 +178,8 @@ class BaseChannel:
                 for index, message in enumerate(messages):
                     report(index, None, SendResult(message.delivery_id, error=error))
                 return [results[i] for i in range(len(messages))]
-            ready: list[_Ready] = []
-            for index, message in enumerate(messages):
-                try:
-                    address = self.normalise_address(message.address)
-                    if address != message.address:
-                        message = dataclasses.replace(message, address=address)
-                    payload = self.build_payload(message)
-                except ChannelError as error:
-                    report(index, None, SendResult(message.delivery_id, error=error))
-                    continue
-                ready.append(_Ready(index, message, payload))
-            lanes = min(self.features.concurrency, len(ready))
+            ready = self._prepared(messages, report)
+            lanes = min(self.features.concurrency, len(messages))
             if lanes <= 1:
                 self._send_in_this_thread(ready, report, on_handoff)
             else:
@@ -197,6 +188,20 @@ class BaseChannel:
             self.close()
         return [results[i] for i in sorted(results)]
 
+    def _prepared(self, messages: Sequence[OutboundMessage], report) -> Iterator[_Ready]:
+        """Normalise and build each message when it is about to be handed off (so the first
+        wave leaves at once); a message that cannot be built is reported failed right away."""
+        for index, message in enumerate(messages):
+            try:
+                address = self.normalise_address(message.address)
+                if address != message.address:
+                    message = dataclasses.replace(message, address=address)
+                payload = self.build_payload(message)
+            except ChannelError as error:
+                report(index, None, SendResult(message.delivery_id, error=error))
+                continue
+            yield _Ready(index, message, payload)
+
     def _send_one(self, item: _Ready, lane: Any) -> SendResult:
         try:
             provider_message_id = self.send_payload(item.payload, item.message, lane)
@@ -204,7 +209,7 @@ class BaseChannel:
             return SendResult(item.message.delivery_id, error=error)
         return SendResult(item.message.delivery_id, provider_message_id=provider_message_id)
 
-    def _send_in_this_thread(self, ready: list[_Ready], report, on_handoff: HandoffCallback | None) -> None:
+    def _send_in_this_thread(self, ready: Iterator[_Ready], report, on_handoff: HandoffCallback | None) -> None:
         """One lane, no threads: hand off and send one message at a time."""
         lane, opened = None, False
         try:
@@ -231,43 +236,56 @@ class BaseChannel:
         except ChannelError as error:
             return SendResult(item.message.delivery_id, error=error), False
 
-    def _send_over_lanes(self, ready: list[_Ready], lanes: int, report, on_handoff: HandoffCallback | None) -> None:
-        """``lanes`` threads, each owning one lane; hand-offs and results stay in this thread.
+    def _send_over_lanes(self, ready: Iterator[_Ready], lanes: int, report, on_handoff: HandoffCallback | None) -> None:
+        """Up to ``lanes`` threads, each owning one lane; hand-offs and results stay in this thread.
 
         Invariant: messages handed to lanes without a reported outcome never exceed ``lanes``,
         because a wave only fills lanes that are idle.
         """
         work: queue.SimpleQueue = queue.SimpleQueue()
         done: queue.SimpleQueue = queue.SimpleQueue()
-        threads = [
-            threading.Thread(target=self._lane_loop, args=(work, done), name=f"{self.alias}-lane-{n}", daemon=True)
-            for n in range(lanes)
-        ]
-        for thread in threads:
-            thread.start()
-        pending = deque(ready)
+        threads: list[threading.Thread] = []
         busy = 0
         failure: BaseException | None = None
+        exhausted = False
         try:
-            while pending or busy:
-                if pending and failure is None and busy < lanes:
-                    wave = [pending.popleft() for _ in range(min(lanes - busy, len(pending)))]
-                    allowed = on_handoff([item.message.delivery_id for item in wave]) if on_handoff else None
-                    for item in wave:
-                        if allowed is not None and item.message.delivery_id not in allowed:
-                            report(item.index, item.payload, _lease_lost(item.message))
-                        else:
+            while True:
+                if not exhausted and failure is None and busy < lanes:
+                    wave = list(itertools.islice(ready, lanes - busy))
+                    exhausted = len(wave) < lanes - busy
+                    if wave:
+                        allowed = on_handoff([item.message.delivery_id for item in wave]) if on_handoff else None
+                        for item in wave:
+                            if allowed is not None and item.message.delivery_id not in allowed:
+                                report(item.index, item.payload, _lease_lost(item.message))
+                                continue
                             work.put(item)
                             busy += 1
-                    continue
+                        while len(threads) < min(busy, lanes):  # a thread per lane in use, no more
+                            thread = threading.Thread(
+                                target=self._lane_loop, args=(work, done), name=f"{self.alias}-lane-{len(threads)}",
+                                daemon=True,
+                            )
+                            thread.start()
+                            threads.append(thread)
+                        continue
                 if not busy:
-                    break  # a lane failed: what was not handed off gets no result
-                item, outcome = done.get()
-                busy -= 1
-                if isinstance(outcome, BaseException):
-                    failure = failure or outcome
-                    continue
-                report(item.index, item.payload, outcome)
+                    break  # all sent, or a lane failed: what was not handed off gets no result
+                # Wait for one outcome, then take every other one already there: the next wave
+                # refills all idle lanes at once (one hand-off, one write of outcomes), so the
+                # busier this thread is, the larger its waves.
+                finished = [done.get()]
+                while True:
+                    try:
+                        finished.append(done.get_nowait())
+                    except queue.Empty:
+                        break
+                for item, outcome in finished:
+                    busy -= 1
+                    if isinstance(outcome, BaseException):
+                        failure = failure or outcome
+                        continue
+                    report(item.index, item.payload, outcome)
         finally:
             for _ in threads:
                 work.put(None)

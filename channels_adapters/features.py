@@ -58,9 +58,13 @@ class ChannelFeatures:
 
 EMAIL = ChannelFeatures(
     tracks_opens=True, tracks_clicks=True, one_click_unsubscribe=True, digestible=True, address_form="email",
-    supports_message_id=True, safe_to_resend_after_lost_lease=True, concurrency=10,
+    # Twenty connections, as Postfix's default per-destination concurrency; a small relay may
+    # want fewer (OPTIONS["concurrency"]).
+    supports_message_id=True, safe_to_resend_after_lost_lease=True, concurrency=20,
 )
-SMS = ChannelFeatures(address_form="phone", concurrency=8)
+# Sixteen requests in flight per worker, well inside the account's limit of concurrent API
+# requests (100 by default at Twilio); the shared max_per_second still paces the account.
+SMS = ChannelFeatures(address_form="phone", concurrency=16)
 INAPP = ChannelFeatures(local=True, interrupts=False, digestible=True)
 WEBPUSH = ChannelFeatures(concurrency=8)
 CHAT = ChannelFeatures(concurrency=4)

@@ -15,7 +15,7 @@ Limits: ``max_per_second`` is 10, which suits a Messaging Service or a toll-free
 A single US/CA long code is only allowed about 1 message/s (Twilio queues the excess and
 eventually fails it with error 30001), so set ``"max_per_second": 1`` in OPTIONS for one.
 
-A batch goes out over ``concurrency`` lanes (default 8): each lane has its own ``Client`` and
+A batch goes out over ``concurrency`` lanes (default 16): each lane has its own ``Client`` and
 SDK ``http_client`` (one kept-alive HTTPS connection), so up to that many requests are in flight
 at once while the shared ``max_per_second`` limit paces them. Each message is one
 ``messages.create`` call, so a refused number fails only its own message. Twilio's Messages API

@@ -28,6 +28,7 @@ class EspMessage:
 class FakePostmarkServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # a worker's lanes connect at once
 
     def __init__(self, server_token: str, *, latency: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), FakePostmarkHandler)

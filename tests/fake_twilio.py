@@ -51,6 +51,7 @@ class ReceivedRequest:
 class FakeTwilioServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # a worker's lanes connect at once
 
     def __init__(self, account_sid: str, auth_token: str, *, slow_seconds: float = 2.0, latency: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), FakeTwilioHandler)

@@ -57,9 +57,10 @@ def resend_allowed(delivery: Delivery) -> bool:
 def mark_in_flight(*, delivery_ids: Sequence[int], owner: str) -> int:
     """Durably mark ``delivery_ids`` as about to be handed to the provider; one UPDATE.
 
-    Only rows still ``sending`` under ``owner``'s lease are marked; returns how many were. In
-    autocommit the mark is committed when this returns, so it precedes anything the adapter
-    sends. (Inside a transaction, e.g. a test's, it is as durable as that transaction.)
+    Only rows still ``sending`` under ``owner``'s lease are marked; returns how many were. The
+    caller commits it before anything of those messages is sent (``ResultRecorder.on_handoff``:
+    in autocommit the block commits on return; inside a test's transaction it is as durable as
+    that transaction).
     """
     if not delivery_ids:
         return 0
@@ -109,9 +110,13 @@ class ResultRecorder:
             self.flush()
 
     def on_handoff(self, delivery_ids: list[int]) -> Collection[int] | None:
-        self.flush()
         ids = [pk for message_id in delivery_ids for pk in self.members.get(message_id, [message_id])]
-        if mark_in_flight(delivery_ids=ids, owner=self.owner) == len(ids):
+        # What came back and the next wave's mark in one commit; the mark is durable when it
+        # returns, before anything of the wave leaves.
+        with transaction.atomic():
+            self.flush()
+            marked = mark_in_flight(delivery_ids=ids, owner=self.owner)
+        if marked == len(ids):
             return None
         # Some lease was lost (the sweeper took the row from a worker it thought dead): send
         # only what is still ours, so the new owner's send is the only one.
@@ -154,11 +159,8 @@ def deliveries_record_results(
     outcome is re-sent only where ``resend_allowed`` says so, else it stays ``unknown``."""
     now = timezone.now()
     by_id = {d.pk: d for d in deliveries}
-    with transaction.atomic():
-        ours = Delivery.objects.filter(pk__in=list(by_id), lease_owner=owner, status=Status.SENDING)
-        if connection.features.has_select_for_update:
-            ours = ours.select_for_update()
-        still_ours = set(ours.values_list("id", flat=True))
+    with transaction.atomic(savepoint=False):
+        still_ours = _still_ours(list(by_id), owner=owner)
         changed: list[Delivery] = []
         events: list[tuple] = []  # (delivery id, kind, source, occurred_at, data): EVENT_FIELDS
         max_attempts = conf.max_attempts()
@@ -210,6 +212,26 @@ def deliveries_record_results(
         final = [(d.pk, d.status) for d in changed]
         if final:
             transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
+
+
+def _still_ours(delivery_ids: list[int], *, owner: str) -> set[int]:
+    """Which of ``delivery_ids`` are still ``sending`` under ``owner``'s lease, locked for the
+    rest of the transaction where the database can (a sweeper waits instead of racing us).
+
+    Plain SQL: this runs once per wave, and building the same query through the ORM each time
+    cost more than the write it guards.
+    """
+    if not delivery_ids:
+        return set()
+    quote = connection.ops.quote_name
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = (
+        f"SELECT {quote('id')} FROM {quote(Delivery._meta.db_table)} WHERE {quote('id')} IN "
+        f"({', '.join(['%s'] * len(delivery_ids))}) AND {quote('lease_owner')} = %s AND {quote('status')} = %s{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*delivery_ids, owner, Status.SENDING])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _write_results(changed: Sequence[Delivery], *, owner: str) -> None:

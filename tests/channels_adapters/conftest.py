@@ -173,7 +173,10 @@ def http_sink():
     from http.server import ThreadingHTTPServer
 
     holder: list = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _sink_handler(holder))
+    class SinkServer(ThreadingHTTPServer):
+        request_queue_size = 128  # a worker's lanes connect at once
+
+    server = SinkServer(("127.0.0.1", 0), _sink_handler(holder))
     server.daemon_threads = True
     sink = HttpSink(server)
     holder.append(sink)

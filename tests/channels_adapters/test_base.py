@@ -58,9 +58,9 @@ def test_send_batch_runs_the_hooks_in_order_with_one_open_and_close():
         ("open",),
         ("normalise", " A@X "),
         ("build", "a@x"),
+        ("send", "a@x"),
         ("normalise", "b@x"),
         ("build", "b@x"),
-        ("send", "a@x"),
         ("send", "b@x"),
         ("close",),
     ]

@@ -123,6 +123,7 @@ def test_each_message_gets_its_own_provider_id(settings, http_sink):
 
 def test_a_batch_posts_over_concurrency_kept_alive_connections(settings, http_sink):
     """Apprise opens a connection per post; inside a lane its posts reuse the lane's session."""
+    http_sink.latency = 0.02  # both lanes busy at once
     channel = chat_channel(settings, allow_private=True, concurrency=2)
 
     results = send(channel, [message(n, hook_url(http_sink, f"/hook/{n}")) for n in range(8)])

@@ -51,10 +51,12 @@ def test_a_batch_of_50_arrives_as_multipart_messages_over_a_pool_of_kept_connect
 
     assert all(result.ok for result in results)
     assert len(smtp_sink.handler.received) == 50
-    # One connection per lane (the adapter's default concurrency, 10), each used for many messages.
-    assert smtp_sink.handler.connections == email_channel.features.concurrency == 10
-    assert smtp_sink.handler.sessions == 10
-    assert len({mail.peer for mail in smtp_sink.handler.received}) == 10
+    # One connection per lane (at most the adapter's default concurrency, 20), each kept for
+    # several messages.
+    assert email_channel.features.concurrency == 20
+    assert 2 <= smtp_sink.handler.connections <= 20
+    assert smtp_sink.handler.sessions == smtp_sink.handler.connections
+    assert len({mail.peer for mail in smtp_sink.handler.received}) == smtp_sink.handler.connections
     by_recipient = {mail.rcpt_tos[0]: mail for mail in smtp_sink.handler.received}
     for n in range(50):
         mail = by_recipient[f"user{n}@example.com"]

@@ -169,7 +169,7 @@ def test_invalid_numbers_fail_without_contacting_the_server(sms_channel, fake_tw
     assert fake_twilio.connections == 0
 
 
-def test_a_batch_of_20_goes_over_8_lanes_each_with_one_client_and_one_kept_connection(
+def test_a_batch_of_20_goes_over_16_lanes_each_with_one_client_and_one_kept_connection(
     sms_channel, fake_twilio, monkeypatch
 ):
     built = []
@@ -184,11 +184,14 @@ def test_a_batch_of_20_goes_over_8_lanes_each_with_one_client_and_one_kept_conne
     results = send(sms_channel, [message(n, number(n)) for n in range(20)])
 
     assert all(result.ok for result in results)
-    assert len(built) == sms_channel.features.concurrency == 8
+    # Up to 16 lanes (a lane that is quick may take a second message before the last one
+    # starts), each with its own client and one kept-alive connection.
+    assert sms_channel.features.concurrency == 16
+    assert 2 <= len(built) <= 16
     assert sorted(request.to for request in fake_twilio.messages) == sorted(number(n) for n in range(20))
     assert len({result.provider_message_id for result in results}) == 20
-    assert fake_twilio.connections == 8
-    assert len({request.peer for request in fake_twilio.requests}) == 8
+    assert fake_twilio.connections == len(built)
+    assert len({request.peer for request in fake_twilio.requests}) == len(built)
 
 
 def test_each_batch_gets_fresh_clients_and_releases_them(sms_channel, fake_twilio, monkeypatch):

@@ -110,6 +110,7 @@ def message(delivery_id: int, address: str, **kwargs) -> OutboundMessage:
 
 def test_a_batch_goes_over_concurrency_kept_alive_connections(settings, vapid, http_sink, browser, django_user_model):
     http_sink.status = 201
+    http_sink.latency = 0.02  # every lane busy at once
     user = django_user_model.objects.create_user("ada", "ada@example.com", "pw")
     endpoints = [
         WebPushSubscription.objects.create(
