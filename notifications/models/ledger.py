@@ -287,10 +287,14 @@ class Delivery(models.Model):
         BOUNCED = "bounced", _("Bounced")
         FAILED = "failed", _("Failed")
 
-    idempotency_key = models.CharField(_("idempotency key"), max_length=255, unique=True)
+    # Unique through Meta.constraints: a unique=True CharField also gets a LIKE-pattern index on
+    # PostgreSQL, which nothing reads and every insert would pay for.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255)
+    # Foreign keys whose own index a composite index below already serves (it starts with the
+    # same column) go without one: every ledger insert maintains each index.
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries",
-        verbose_name=_("recipient"),
+        verbose_name=_("recipient"), db_index=False,
     )
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
     category = models.ForeignKey(
@@ -302,11 +306,11 @@ class Delivery(models.Model):
     content = models.JSONField(_("content"), default=dict, blank=True, help_text=_("Message parts for ad-hoc sends."))
     run = models.ForeignKey(
         "notifications.CampaignRun", null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries",
-        verbose_name=_("campaign run"),
+        verbose_name=_("campaign run"), db_index=False,
     )
     trigger = models.ForeignKey(
         "notifications.SignalTrigger", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries",
-        verbose_name=_("trigger"),
+        verbose_name=_("trigger"), db_index=False,
     )
     provider_message_id = models.CharField(_("provider id"), max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
@@ -343,7 +347,11 @@ class Delivery(models.Model):
             models.Index(
                 fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="delivery_provider_id_idx"
             ),
+            # A trigger's deliveries (and SET NULL when one is deleted); campaign and notify() rows
+            # have none and stay out of it.
+            models.Index(fields=["trigger"], condition=Q(trigger__isnull=False), name="delivery_trigger_idx"),
         ]
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="delivery_unique_idempotency_key")]
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} → {self.address or self.recipient_id} ({self.get_status_display()})"
@@ -383,7 +391,10 @@ class DeliveryEvent(models.Model):
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
         FAILED = "failed", _("Failed")
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events", verbose_name=_("delivery"))
+    # Indexed by deliveryevent_delivery_idx (delivery, occurred_at), which serves lookups by delivery.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="events", verbose_name=_("delivery"), db_index=False
+    )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     source = models.CharField(_("source"), max_length=32, help_text=_("system, smtp, twilio, anymail, pixel, click, inbox…"))
     provider_event_id = models.CharField(_("provider event id"), max_length=255, null=True, blank=True)

@@ -97,6 +97,17 @@ def _insert_sent(planned: Sequence, *, now: datetime) -> list[tuple[int, object]
     sent_at = meta.get_field("sent_at").get_db_prep_save(now, connection)
     by_key = {p.idempotency_key: p for p in planned}
     inserted: list[tuple[int, object]] = []
+    if connection.vendor == "postgresql":
+        rows = []
+        for p in planned:
+            if id(p.content) not in prepared:
+                prepared[id(p.content)] = content_field.get_db_prep_save(p.content, connection)
+            rows.append((p.idempotency_key, p.recipient_id, p.channel, p.address, p.category_id,
+                         prepared[id(p.content)], Status.SENT, "", p.run_id, p.trigger_id, "", 1, "", "", sent_at, sent_at))
+        returned = _insert_columns(Delivery, fields=LEDGER_FIELDS, rows=rows, ignore_conflicts=True,
+                                   returning=("id", "idempotency_key"))
+        inserted = sorted((delivery_id, by_key[key]) for delivery_id, key in returned)
+        return inserted
     for start in range(0, len(planned), rows_per_statement(len(fields))):
         chunk = planned[start:start + rows_per_statement(len(fields))]
         params: list = []
@@ -127,6 +138,9 @@ def insert_values(model, *, fields: Sequence[str], rows: Sequence[Sequence], ign
     """
     if not rows:
         return
+    if connection.vendor == "postgresql":
+        _insert_columns(model, fields=fields, rows=rows, ignore_conflicts=ignore_conflicts)
+        return
     meta = model._meta
     quote = connection.ops.quote_name
     columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
@@ -137,6 +151,38 @@ def insert_values(model, *, fields: Sequence[str], rows: Sequence[Sequence], ign
         chunk = rows[start:start + step]
         sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([marks] * len(chunk))}{conflict}"
         _execute(sql, [value for row in chunk for value in row])
+
+
+def _insert_columns(model, *, fields: Sequence[str], rows: Sequence[Sequence], ignore_conflicts: bool = False,
+                    returning: Sequence[str] = ()) -> list[tuple]:
+    """PostgreSQL: the rows through ``COPY`` (psycopg formats them in C), not as statement text.
+
+    A multi-row ``VALUES`` statement of ten thousand placeholders costs more to build, quote and
+    parse than the insert itself. ``COPY`` streams the rows; where the insert must skip rows that
+    exist (``ON CONFLICT``) or say which it wrote (``RETURNING``), the rows are copied into a
+    session-local temporary table first and moved with one ``INSERT ... SELECT``.
+    """
+    meta = model._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
+    table = quote(meta.db_table)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        if not ignore_conflicts and not returning:
+            with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return []
+        staging = quote(f"sb_staging_{meta.db_table}")
+        raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WITH NO DATA")
+        raw.execute(f"TRUNCATE {staging}")
+        with raw.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+        tail = f" RETURNING {', '.join(quote(meta.get_field(name).column) for name in returning)}" if returning else ""
+        raw.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}{tail}")
+        return raw.fetchall() if returning else []
 
 
 def _execute(sql: str, params: list) -> list[tuple]:
