@@ -113,9 +113,14 @@ class ResultRecorder:
         ids = [pk for message_id in delivery_ids for pk in self.members.get(message_id, [message_id])]
         # What came back and the next wave's mark in one commit; the mark is durable when it
         # returns, before anything of the wave leaves.
-        with transaction.atomic():
-            self.flush()
-            marked = mark_in_flight(delivery_ids=ids, owner=self.owner)
+        unwritten = list(self.pending)
+        try:
+            with transaction.atomic():
+                self.flush()
+                marked = mark_in_flight(delivery_ids=ids, owner=self.owner)
+        except Exception:
+            self.pending = unwritten + self.pending  # rolled back: the batch's last flush tries again
+            raise
         if marked == len(ids):
             return None
         # Some lease was lost (the sweeper took the row from a worker it thought dead): send

@@ -47,6 +47,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 RECIPIENTS = 1000
 KILLS = 5
 CONCURRENCY = 6
+BATCH = 100  # deliveries per send task: kills land in many batches
 LEASE_SECONDS = 3
 LATENCY = 0.01  # every provider answers 10 ms after it has the message
 UNSETTLED = ("planned", "deferred", "sending")
@@ -129,9 +130,14 @@ def run_crash_test(provider: Provider, *, policy: str, settings) -> None:
             workers.append(worker)
             before = len(provider.received())
             deadline = time.monotonic() + 30
-            # Wait until this worker is sending, then kill it at a random moment.
+            last_recovery = time.monotonic()
+            # Wait until this worker is sending, then kill it at a random moment. Meanwhile the
+            # scheduler's tick goes on: what earlier kills stranded comes back once its lease ends.
             while len(provider.received()) == before and time.monotonic() < deadline:
                 time.sleep(0.02)
+                if time.monotonic() - last_recovery > 0.5:
+                    recover()
+                    last_recovery = time.monotonic()
             time.sleep(rng.uniform(0.05, 0.8))
             worker.send_signal(signal.SIGKILL)
             worker.wait()
@@ -189,7 +195,7 @@ def smtp_provider(smtp_sink) -> Provider:
         options={"BACKEND": "channels_adapters.email.EmailChannel", "OPTIONS": {
             "backend": "django.core.mail.backends.smtp.EmailBackend",
             "connection": {"host": smtp_sink.host, "port": smtp_sink.port, "timeout": 10},
-            "from_email": "Signalbox <noreply@signalbox.test>", "concurrency": CONCURRENCY,
+            "from_email": "Signalbox <noreply@signalbox.test>", "concurrency": CONCURRENCY, "max_batch_size": BATCH,
         }},
         received=lambda: [(m.rcpt_tos[0], message_id(m.content)) for m in list(smtp_sink.handler.received)],
     )
@@ -208,6 +214,7 @@ def esp_provider() -> Provider:
                 "backend": "anymail.backends.postmark.EmailBackend",
                 "connection": {"server_token": "postmark-test-token", "api_url": server.api_url},
                 "from_email": "Signalbox <noreply@signalbox.test>", "concurrency": CONCURRENCY,
+                "max_batch_size": BATCH,
             }},
             received=lambda: [(m.to, m.message_id_header) for m in list(server.received)],
         )
@@ -227,7 +234,7 @@ def sms_provider() -> Provider:
             options={"BACKEND": "channels_adapters.sms.SmsChannel", "OPTIONS": {
                 "account_sid": server.account_sid, "auth_token": server.auth_token, "from_number": "+15005550006",
                 "base_url": server.base_url, "status_callback": "", "max_per_second": None,
-                "concurrency": CONCURRENCY,
+                "concurrency": CONCURRENCY, "max_batch_size": BATCH,
             }},
             received=lambda: [(r.to, r.sid) for r in list(server.requests) if r.outcome == "accepted"],
         )
@@ -242,7 +249,7 @@ def chat_provider(http_sink) -> Provider:
     return Provider(
         alias="chat",
         options={"BACKEND": "channels_adapters.chat.ChatChannel", "OPTIONS": {
-            "allow_private": True, "max_per_second": None, "concurrency": CONCURRENCY,
+            "allow_private": True, "max_per_second": None, "concurrency": CONCURRENCY, "max_batch_size": BATCH,
         }},
         chat_url=base,
         received=lambda: [(r.path, "") for r in list(http_sink.received)],
