@@ -15,7 +15,7 @@ def layout_context(request) -> dict:
     visitor (these pages are public, so anyone may open them signed in)."""
     if not request.user.is_authenticated:
         return {}
-    from notifications.selectors import unread_count
+    from notifications.inbox.selectors import unread_count
 
     return {"unread": unread_count(user=request.user)}
 

@@ -71,7 +71,7 @@ def run(argv: list[str]) -> dict:
 
     from notifications.api import broadcast
     from notifications.models import Broadcast, Category
-    from notifications.selectors import unread_count
+    from notifications.inbox.selectors import unread_count
 
     _use_cached_sqlite()
     _ensure_users(opts.users)

@@ -4,7 +4,7 @@ Target: >= 30k rows/s on SQLite (the simplest peer, django-notifications' ``noti
 one ``bulk_create``, does 13.5-15k here), >= 20k on PostgreSQL. Everything a notify() does is
 in the figure: reading the recipients, their decisions (opt-outs, suppressions, caps), the ledger
 rows, the inbox rows and the receipts, one transaction; the inbox is written while planning
-(``notifications.pipeline.local``), so no send task runs. A notify() to two people warms the
+(``notifications.ledger.local``), so no send task runs. A notify() to two people warms the
 process up first (imports, compiled statements), and the heap is collected before the clock
 starts (``gc.collect()``); collections during the run count.
 """

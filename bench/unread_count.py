@@ -39,7 +39,7 @@ def run(argv: list[str]) -> dict:
     from django.utils import timezone
 
     from notifications.models import Broadcast, BroadcastRead, Category, Notification, Preference
-    from notifications.selectors import inbox_page, unread_count
+    from notifications.inbox.selectors import inbox_page, unread_count
 
     User = get_user_model()
     long_ago = timezone.now() - timedelta(days=400)

@@ -26,7 +26,7 @@ class ChannelFeatures:
     #: batch and its ledger update in one transaction, so a row exists exactly when its delivery
     #: is ``sent``. Nothing leaves the machine, so nothing is ever in flight.
     local: bool = False
-    #: HTML bodies get an open pixel / opaque click links (``notifications.tracking``).
+    #: HTML bodies get an open pixel / opaque click links (``notifications.receipts.tracking``).
     tracks_opens: bool = False
     tracks_clicks: bool = False
     #: Marketing messages carry RFC 8058 one-click unsubscribe headers.

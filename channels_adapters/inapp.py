@@ -3,10 +3,10 @@
 A local channel: its rows and the ledger's ``sent`` are one transaction, so an inbox row exists
 exactly when its delivery is recorded sent (``Notification.delivery`` is unique, so even a
 replayed batch cannot add a second row). Due deliveries never wait for a send task: planning
-hands them to ``deliver_planned`` (``notifications.pipeline.local``); the ones held for later (a
+hands them to ``deliver_planned`` (``notifications.ledger.local``); the ones held for later (a
 digest, a throttled campaign) come through ``send_batch`` like any channel's. Either way the rows
-are written by ``notifications.services.inbox_rows_write``: a message shared by several
-recipients is stored once, and open inbox pages are told after commit (``notifications.live``).
+are written by ``notifications.inbox.services.inbox_rows_write``: a message shared by several
+recipients is stored once, and open inbox pages are told after commit (``notifications.inbox.live``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class InappChannel(LocalRowsChannel):
         return (int(message.address), _inbox_message(message), message.delivery_id)
 
     def write_rows(self, rows: list) -> None:
-        from notifications.services import inbox_rows_write
+        from notifications.inbox.services import inbox_rows_write
 
         inbox_rows_write(rows=rows)
 
@@ -47,7 +47,7 @@ class InappChannel(LocalRowsChannel):
         the caller for the rest of its transaction (planning's chunks): the texts stored for
         earlier chunks are found there and not stored again.
         """
-        from notifications.services import inbox_rows_write
+        from notifications.inbox.services import inbox_rows_write
 
         failures: dict[int, ChannelError] = {}
         distinct: dict[tuple, object] = {}
@@ -67,7 +67,7 @@ class InappChannel(LocalRowsChannel):
 
 
 def _inbox_message(message: OutboundMessage):
-    from notifications.services import InboxMessage
+    from notifications.inbox.services import InboxMessage
 
     return InboxMessage(
         title=(message.subject or message.text)[:200],

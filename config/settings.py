@@ -8,7 +8,6 @@ inbox to Redis pub/sub; setting ``DATABASE_URL`` moves to PostgreSQL. Nothing el
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -221,22 +220,23 @@ USE_TZ = True
 
 # --- Static ---------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise wants it even before the first collectstatic
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
+# Filled by collectstatic, which `make run` and `make prod` run before serving (config/serve.py).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise wants it even before the first collectstatic
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     # plotly.js from inside the plotly wheel (no CDN): {% static "plotly/plotly.min.js" %}.
-    ("plotly", Path(importlib.util.find_spec("plotly").submodule_search_locations[0]) / "package_data"),
+    "config.storage.PlotlyFinder",
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    },
+    # Hashed names, .gz and .br siblings, far-future caching; a file missing from the manifest is
+    # served under its plain name, never a 500 (config/storage.py).
+    "staticfiles": {"BACKEND": "config.storage.StaticStorage"},
 }
-# Serve straight from the finders when nobody ran collectstatic (DEBUG, tests).
+# In DEBUG, files not collected yet (added since the last collectstatic) are found in the apps.
 WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = VAR_DIR / "media"
 
@@ -392,8 +392,9 @@ UNFOLD = {
                         "title": _("Broadcasts"),
                         "icon": "campaign",
                         "link": reverse_lazy("admin:notifications_broadcast_changelist"),
-                        # As notifications/admin/broadcasts.py decides (BROADCAST_PERMISSION to send).
-                        "permission": lambda request: request.user.has_perm("notifications.view_notification"),
+                        # As accounts.url_policy decides: readers of inbox notifications and senders.
+                        "permission": lambda request: request.user.has_perm("notifications.view_notification")
+                        or request.user.has_perm("notifications.send_broadcast"),
                     },
                 ],
             },

@@ -19,15 +19,15 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),  # password reset, invitations
     path("notifications/", include("notifications.urls")),
-    path("webhooks/", include("notifications.webhook_urls")),
+    path("webhooks/", include("notifications.receipts.webhook_urls")),
     path("push/", include("channels_adapters.urls")),
     path("", RedirectView.as_view(pattern_name="notifications:inbox", permanent=False)),
 ]
 
 # ESP tracking webhooks (bounces, opens, complaints...) feed the ledger's receipts. Always mounted:
 # a guard answers 404 while ANYMAIL_WEBHOOK_SECRET is unset and 403, never a 500, for unsigned
-# posts or an ESP whose signing key is missing (notifications/anymail_urls.py).
-urlpatterns.append(path("webhooks/anymail/", include("notifications.anymail_urls")))
+# posts or an ESP whose signing key is missing (notifications/receipts/anymail_urls.py).
+urlpatterns.append(path("webhooks/anymail/", include("notifications.receipts.anymail_urls")))
 
 if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns

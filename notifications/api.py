@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 # Re-exported: the decision is part of what integrators may reason about (and test against).
-from .decisions import (  # noqa: F401
+from .ledger.decisions import (  # noqa: F401
     DIGESTIBLE,
     INTERRUPTING,
     Decision,
@@ -28,8 +28,8 @@ from .decisions import (  # noqa: F401
     recipient_facts,
 )
 from .models import Category, Channel, MessageTemplate
-from .pipeline import PlannedDelivery, PlanResult, deliveries_plan
-from .selectors import recipients_for_decisions
+from .ledger import PlannedDelivery, PlanResult, deliveries_plan
+from .recipients.selectors import recipients_for_decisions
 
 DEFAULT_CHANNELS = ("inapp",)
 
@@ -118,7 +118,7 @@ def broadcast(*, title: str, body: str = "", url: str = "", category: str | Cate
     they read one. The inbox page, the unread badge and the live stream count it like any
     notification. ``actor`` is the user sending it (checked and audited); ``None`` is code.
     """
-    from .services import broadcast_send
+    from .inbox.services import broadcast_send
 
     if category is not None and not isinstance(category, Category):
         category = Category.objects.get(key=category)

@@ -10,12 +10,12 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         from anymail.signals import tracking
 
-        from .anymail_receipts import tracking_receive
+        from .receipts.anymail import tracking_receive
 
         # No sender: anymail sends ``tracking`` with the ESP's webhook view class as sender
         # (PostmarkTrackingWebhookView, SendGridTrackingWebhookView, ...), which depends on the
         # ESP in use, so we take every sender. dispatch_uid keeps it connected once.
-        tracking.connect(tracking_receive, dispatch_uid="notifications.anymail_receipts.tracking_receive")
+        tracking.connect(tracking_receive, dispatch_uid="notifications.receipts.anymail.tracking_receive")
 
         from . import triggers
 
@@ -23,6 +23,6 @@ class NotificationsConfig(AppConfig):
 
         from django.core import checks
 
-        from .checks import anymail_webhook_check
+        from .receipts.checks import anymail_webhook_check
 
         checks.register(anymail_webhook_check, checks.Tags.security)

@@ -1,21 +1,23 @@
 from django.urls import path
 
-from . import recipient_views, views
+from .inbox import views as inbox_views
+from .receipts import views as receipt_views
+from .recipients import views as recipient_views
 
 app_name = "notifications"
 
 urlpatterns = [
-    path("", views.inbox, name="inbox"),
-    path("badge/", views.badge, name="badge"),
-    path("stream/", views.stream, name="stream"),
-    path("read-all/", views.mark_all_read, name="mark_all_read"),
-    path("<int:pk>/read/", views.mark_read, name="mark_read"),
-    path("<int:pk>/open/", views.open_notification, name="open"),
-    path("broadcasts/<int:pk>/read/", views.broadcast_read, name="broadcast_read"),
-    path("broadcasts/<int:pk>/open/", views.broadcast_open, name="broadcast_open"),
+    path("", inbox_views.inbox, name="inbox"),
+    path("badge/", inbox_views.badge, name="badge"),
+    path("stream/", inbox_views.stream, name="stream"),
+    path("read-all/", inbox_views.mark_all_read, name="mark_all_read"),
+    path("<int:pk>/read/", inbox_views.mark_read, name="mark_read"),
+    path("<int:pk>/open/", inbox_views.open_notification, name="open"),
+    path("broadcasts/<int:pk>/read/", inbox_views.broadcast_read, name="broadcast_read"),
+    path("broadcasts/<int:pk>/open/", inbox_views.broadcast_open, name="broadcast_open"),
     # Reached from messages; the signed token is the authorisation (notifications.tokens).
-    path("t/o/<str:token>/", recipient_views.track_open, name="track_open"),
-    path("t/c/<str:token>/", recipient_views.track_click, name="track_click"),
+    path("t/o/<str:token>/", receipt_views.track_open, name="track_open"),
+    path("t/c/<str:token>/", receipt_views.track_click, name="track_click"),
     path("u/<str:token>/", recipient_views.unsubscribe, name="unsubscribe"),
     path("preferences/", recipient_views.preferences_mine, name="preferences"),
     path("preferences/<str:token>/", recipient_views.preferences_by_token, name="preferences_token"),

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
-from .. import services
+from ..inbox import services
 from ..models import Broadcast
 
 VIEW_PERMISSION = "notifications.view_notification"

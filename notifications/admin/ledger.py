@@ -11,7 +11,8 @@ from unfold.contrib.filters.admin import RangeDateTimeFilter
 from accounts.roles import allows
 from channels_adapters.forms import ChatIdsAdminForm
 
-from .. import categories, tracking
+from .. import categories
+from ..receipts import tracking
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from ..redaction import inert_value
 from ..models import (

@@ -1,6 +1,6 @@
 """Admin forms for categories and suppressions: the checks a person sees as form errors.
 
-The services (``notifications.categories``, ``notifications.tracking``) decide; these forms ask
+The services (``notifications.categories``, ``notifications.receipts.tracking``) decide; these forms ask
 them first, so a refused change comes back as a sentence on the form instead of a 403.
 """
 

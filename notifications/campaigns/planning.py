@@ -3,7 +3,7 @@
 Recipients are streamed as chunks of user ids; each chunk costs a fixed number of queries
 (users with profiles, the decision facts, the ledger insert). The message is stored as a
 reference to its template plus plain context and rendered at send time, once per batch
-(``notifications.pipeline``), so a planned-but-unsent delivery always goes out with the
+(``notifications.ledger``), so a planned-but-unsent delivery always goes out with the
 template's current wording.
 """
 
@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from ..decisions import RecipientFacts, channel_decision, hold_reason, recipient_facts
+from ..ledger.decisions import RecipientFacts, channel_decision, hold_reason, recipient_facts
 from ..models import Category, Delivery
-from ..pipeline import PlannedDelivery, PlanResult, deliveries_plan
+from ..ledger import PlannedDelivery, PlanResult, deliveries_plan
 
 SendAt = Callable[[RecipientFacts], datetime | None]
 

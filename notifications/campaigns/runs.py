@@ -112,7 +112,7 @@ def campaign_run_start(*, campaign_id: int, occurrence: datetime, now: datetime 
             changes={"run": run.pk, "due": occurrence.isoformat(), **({"note": note} if note else {})},
         )
         if not late:
-            from ..tasks import campaign_run_plan_task
+            from .tasks import campaign_run_plan_task
 
             transaction.on_commit(lambda: campaign_run_plan_task.enqueue(run_id=run.pk))
     return run
@@ -236,7 +236,7 @@ def announce_finished(*, run_id: int, campaign_id: int, status: str) -> None:
 
 def runs_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
     """The scheduler's backstop: re-plan runs whose planning task was lost, finish idle runs."""
-    from ..tasks import campaign_run_plan_task
+    from .tasks import campaign_run_plan_task
 
     now = now or timezone.now()
     stale = list(

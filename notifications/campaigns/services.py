@@ -225,7 +225,7 @@ def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -
             changes={"audience_size": size, "due": due.isoformat(), "schedule": campaign.schedule},
         )
         if due <= now:
-            from ..tasks import campaigns_launch_due_task
+            from .tasks import campaigns_launch_due_task
 
             transaction.on_commit(lambda: campaigns_launch_due_task.enqueue())
 
@@ -253,7 +253,7 @@ def campaign_pause(*, campaign: Campaign, actor) -> int:
 
 def campaign_resume(*, campaign: Campaign, actor) -> int:
     """Carry on where the pause stopped: paused deliveries are planned and enqueued again."""
-    from ..pipeline import deliveries_enqueue
+    from ..ledger import deliveries_enqueue
 
     _require_launch(actor)
     with transaction.atomic():
@@ -304,8 +304,8 @@ def campaign_cancel(*, campaign: Campaign, actor) -> int:
 def campaign_run_release(*, campaign: Campaign, actor, now: datetime | None = None) -> int:
     """A Manager approves a held run: the campaign is approved as it is now, for the audience
     as it is now, and the run carries on planning and sending. Returns the runs released."""
-    from ..pipeline import deliveries_enqueue
-    from ..tasks import campaign_run_plan_task
+    from ..ledger import deliveries_enqueue
+    from .tasks import campaign_run_plan_task
 
     _require_approver(actor, campaign.author_id)
     size = campaign_audience_size(campaign=campaign)

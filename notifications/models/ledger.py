@@ -1,7 +1,8 @@
 """The Signalbox domain: recipients, their choices, the inbox and the delivery ledger.
 
-Models hold fields, constraints and small properties only. Every state change goes through
-``notifications.services``; reads that shape data for a page live in ``notifications.selectors``.
+Models hold fields, constraints and small properties only. Every state change goes through a
+room's services (``notifications.ledger``, ``inbox.services``, ``campaigns.services``, ...); reads
+that shape data for a page live in its selectors (``inbox.selectors``, ``recipients.selectors``).
 """
 
 from __future__ import annotations
@@ -476,7 +477,7 @@ class TrackedLink(models.Model):
 
 
 class RateWindow(models.Model):
-    """Sends taken on one channel in one fixed one-second window (``notifications.ratelimit``).
+    """Sends taken on one channel in one fixed one-second window (``notifications.ledger.ratelimit``).
 
     Only used without Redis; rows older than a minute are deleted as the limiter goes.
     """

@@ -35,7 +35,7 @@ def trigger_fire_local(*, firing: Mapping) -> dict | None:
     (all delivered, or the firing no longer applies: trigger disabled, held, instance gone).
     Raises whatever planning raises; the caller then enqueues the whole firing.
     """
-    from ..pipeline.local import delivers_while_planning
+    from ..ledger.local import delivers_while_planning
     from .services import trigger_active, trigger_fire
 
     trigger = trigger_active(trigger_id=firing["trigger_id"])

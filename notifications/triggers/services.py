@@ -35,7 +35,7 @@ from accounts.roles import allows
 from .. import conf
 from ..campaigns.approvals import ApprovalCheck, trigger_approval_check, trigger_fingerprint
 from ..models import SignalTrigger
-from ..pipeline import PlanResult
+from ..ledger import PlanResult
 from ..services import audit_record
 from . import registry as reg
 from .cache import trigger_state_bump

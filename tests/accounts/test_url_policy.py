@@ -133,7 +133,7 @@ def objects(user) -> dict[str, object]:
 
 
 def _task_result():
-    from notifications.tasks import campaigns_launch_due_task
+    from notifications.campaigns.tasks import campaigns_launch_due_task
 
     with override_settings(TASKS={"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}):
         campaigns_launch_due_task.enqueue()

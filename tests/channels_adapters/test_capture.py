@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from channels_adapters.models import CapturedMessage
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery
 from tests.factories import RecipientProfileFactory, UserFactory
@@ -29,7 +29,7 @@ def test_captured_messages_are_sent_in_the_ledger_and_visible_in_the_outbox(clie
     user = RecipientProfileFactory(user=UserFactory(username="li", email="li@example.com"), phone="+8613800138000").user
     category = Category.objects.create(key="orders", name="Orders", kind="transactional", user_can_opt_out=False)
     notify([user], title="Order paid", body="Thanks!", channels=["email", "sms"], category=category)
-    pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
 
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
     captured = {m.channel: m for m in CapturedMessage.objects.all()}

@@ -387,7 +387,7 @@ def test_a_malformed_allow_private_is_a_configuration_error(settings, value):
 @pytest.mark.django_db
 def test_a_delivery_to_a_refused_address_fails_with_a_reason_a_marketer_can_read(settings, http_sink):
     """An address saved before these checks existed (or written around the admin) fails at send."""
-    from notifications import pipeline
+    from notifications import ledger
     from notifications.api import notify
     from notifications.models import Delivery
     from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactory
@@ -399,7 +399,7 @@ def test_a_delivery_to_a_refused_address_fails_with_a_reason_a_marketer_can_read
     category = CategoryFactory(key="deploys", name="Deploys", kind="transactional", user_can_opt_out=False)
     notify([profile.user], title="Deploy", body="Build 7 is green", channels=["chat"], category=category)
 
-    summary = pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    summary = ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
 
     delivery = Delivery.objects.get()
     assert (summary.sent, summary.failed) == (0, 1)

@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery, RateWindow, RecipientProfile
 from tests.channels_adapters.conftest import CountingSMTP, SinkHandler, free_port
@@ -99,7 +99,7 @@ def plan_emails(settings, sink, n: int, *, concurrency: int) -> list[int]:
 def test_one_batch_goes_out_over_several_smtp_connections_at_once(settings, latency_sink):
     ids = plan_emails(settings, latency_sink, 24, concurrency=4)
 
-    summary = pipeline.deliveries_send(delivery_ids=ids)  # one worker, one batch
+    summary = ledger.deliveries_send(delivery_ids=ids)  # one worker, one batch
 
     handler = latency_sink.handler
     assert summary.sent == 24 and Delivery.objects.filter(status="sent").count() == 24
@@ -112,7 +112,7 @@ def test_smtp_pipelining_sends_mail_rcpt_and_data_in_one_write_when_offered(sett
     latency_sink.handler.pipelining = True
     ids = plan_emails(settings, latency_sink, 12, concurrency=2)
 
-    pipeline.deliveries_send(delivery_ids=ids)
+    ledger.deliveries_send(delivery_ids=ids)
 
     chunks = latency_sink.handler.chunks
     envelopes = [c for c in chunks if c.startswith(b"MAIL FROM:")]
@@ -125,7 +125,7 @@ def test_smtp_pipelining_sends_mail_rcpt_and_data_in_one_write_when_offered(sett
 def test_without_pipelining_each_command_waits_for_its_reply(settings, latency_sink):
     ids = plan_emails(settings, latency_sink, 6, concurrency=2)
 
-    pipeline.deliveries_send(delivery_ids=ids)
+    ledger.deliveries_send(delivery_ids=ids)
 
     chunks = latency_sink.handler.chunks
     assert sum(c.startswith(b"MAIL FROM:") for c in chunks) == 6
@@ -138,7 +138,7 @@ def test_a_refused_recipient_in_a_pipelined_envelope_fails_alone(settings, laten
     latency_sink.handler.refuse = {"c1@example.com": 550, "c2@example.com": 450}
     ids = plan_emails(settings, latency_sink, 5, concurrency=2)
 
-    pipeline.deliveries_send(delivery_ids=ids)
+    ledger.deliveries_send(delivery_ids=ids)
 
     outcome = {d.address: (d.status, d.status_reason) for d in Delivery.objects.all()}
     assert outcome["c1@example.com"] == ("failed", "smtp_550")
@@ -161,7 +161,7 @@ def test_sms_requests_are_in_flight_together_within_the_shared_rate(settings, fa
     codes = Category.objects.create(key="codes", name="Codes", kind="transactional", user_can_opt_out=False)
     notify(list(User.objects.values_list("id", flat=True)), title="Code", body="1234", channels=["sms"], category=codes)
 
-    summary = pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    summary = ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
 
     assert summary.sent == 12 and len(fake_twilio.messages) == 12
     # Five a second everywhere: each second's window holds at most five, and a chunk of five

@@ -37,7 +37,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery, RecipientProfile
 from tests.conftest import ROOT, child_env
@@ -84,8 +84,8 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 def recover() -> None:
     """What ``signalbox_scheduler`` does each tick, without its grace period."""
-    pipeline.deliveries_sweep_expired_leases()
-    pipeline.deliveries_requeue_stale(grace=timedelta(0))
+    ledger.deliveries_sweep_expired_leases()
+    ledger.deliveries_requeue_stale(grace=timedelta(0))
 
 
 def make_recipients(n: int, *, chat_url: str = "") -> list[int]:
@@ -143,7 +143,7 @@ def run_crash_test(provider: Provider, *, policy: str, settings) -> None:
             worker.wait()
             its_rows = Delivery.objects.filter(status="sending", lease_owner__contains=f":{worker.pid}:")
             kills_mid_send += its_rows.exists()
-            in_flight_at_kill.append(its_rows.filter(status_reason=pipeline.IN_FLIGHT).count())
+            in_flight_at_kill.append(its_rows.filter(status_reason=ledger.IN_FLIGHT).count())
             recover()
         workers.append(start_worker(env))
         deadline = time.monotonic() + 150

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery
 
@@ -44,7 +44,7 @@ def make_users(n: int) -> list[int]:
 def send_all_due(*, now=None) -> None:
     ids = list(Delivery.objects.due(now or timezone.now()).order_by("id").values_list("id", flat=True))
     for start in range(0, len(ids), 100):
-        pipeline.deliveries_send(delivery_ids=ids[start:start + 100], now=now)
+        ledger.deliveries_send(delivery_ids=ids[start:start + 100], now=now)
 
 
 def test_1000_marketing_emails_arrive_exactly_once_as_multipart_with_unsubscribe_headers(smtp_channels):

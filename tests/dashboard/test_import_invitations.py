@@ -16,7 +16,7 @@ from django.test import Client
 
 from channels_adapters.models import CapturedMessage
 from dashboard.models import ImportJob
-from notifications import pipeline
+from notifications import ledger
 from notifications.models import Delivery
 from tests.dashboard.test_import_admin import operator, operator_client, post_mapping, upload, url  # noqa: F401
 
@@ -54,7 +54,7 @@ def test_new_users_get_an_invitation_that_lets_them_choose_a_password_and_sign_i
     assert job.status == ImportJob.Status.COMPLETED and job.invite
     assert job.details["invited"] == 1
     assert "1 new user was emailed an invitation" in operator_client.get(url("change", job.pk)).content.decode()
-    pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
     (mail,) = CapturedMessage.objects.all()
     assert mail.address == "ada@example.com"
     link = re.search(r"https?://[^/\s]+(/accounts/invitation/[^\s\"<]+)", mail.text).group(1)

@@ -95,7 +95,7 @@ def test_recipient_pages_run_under_the_strict_policy(page: Page, live_server, re
         " && document.body['htmx-internal-data'].sseEventSource.readyState === 1"
     )
     run_python(
-        "from notifications.services import notifications_create, InboxMessage\n"
+        "from notifications.inbox.services import notifications_create, InboxMessage\n"
         f"notifications_create(recipient_ids=[{reader.pk}], message=InboxMessage(title='Shipped', body='1Z999'))"
     )
     expect(badge).to_have_text("3", timeout=5000)

@@ -41,7 +41,7 @@ def test_badge_and_list_update_live_and_read_marks_count_down(page: Page, live_s
     page.wait_for_function("() => document.body['htmx-internal-data'] && document.body['htmx-internal-data'].sseEventSource && document.body['htmx-internal-data'].sseEventSource.readyState === 1")
 
     run_python(
-        "from notifications.services import notifications_create, InboxMessage\n"
+        "from notifications.inbox.services import notifications_create, InboxMessage\n"
         f"notifications_create(recipient_ids=[{reader.pk}], "
         "message=InboxMessage(title='<b>Your order shipped</b>', body='Tracking: 1Z999'))"
     )

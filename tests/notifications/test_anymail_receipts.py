@@ -122,7 +122,7 @@ def test_uninteresting_events_are_ignored(delivery, event_type):
 
 
 def test_unknown_message_id_changes_nothing(delivery, caplog):
-    with caplog.at_level("INFO", logger="notifications.anymail_receipts"):
+    with caplog.at_level("INFO", logger="notifications.receipts.anymail"):
         send("bounced", message_id="<nobody@signalbox.test>", event_id="b1")
     assert not DeliveryEvent.objects.exists() and not Suppression.objects.exists()
     assert "unknown message id" in caplog.text

@@ -78,7 +78,7 @@ def assert_nothing_changed(delivery) -> None:
 @pytest.mark.parametrize("credentials", [{}, BASIC], ids=["unsigned", "with the secret"])
 def test_an_esp_without_its_signing_key_refuses_with_403_and_logs(client, anymail, delivery, caplog, esp,
                                                                   credentials):
-    with caplog.at_level("ERROR", logger="notifications.anymail_urls"):
+    with caplog.at_level("ERROR", logger="notifications.receipts.anymail_urls"):
         response = client.post(url(esp), event_body(), content_type="application/json", **credentials)
 
     assert response.status_code == 403

@@ -16,8 +16,8 @@ from django.utils import timezone
 from accounts.roles import roles_ensure
 from notifications.api import broadcast
 from notifications.models import AuditEntry, Broadcast, BroadcastRead, Notification, Preference, Suppression
-from notifications.selectors import unread_count
-from notifications.services import broadcast_send
+from notifications.inbox.selectors import unread_count
+from notifications.inbox.services import broadcast_send
 from notifications.signals import notification_read
 from tests.factories import CategoryFactory, NotificationFactory, RecipientProfileFactory, UserFactory
 

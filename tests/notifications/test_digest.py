@@ -8,7 +8,7 @@ import pytest
 from freezegun import freeze_time
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import Decision, RecipientFacts, channel_decision, next_digest_at, notify
 from notifications.models import Category, Delivery, Preference
 from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactory
@@ -116,11 +116,11 @@ def test_hourly_digest_batches_into_one_message(kolkata, promos):
         assert delivery.next_attempt_at == top_of_next_local_hour
 
     # Not due yet: nothing goes out.
-    assert pipeline.deliveries_send(delivery_ids=[first.pk], now=utc(2026, 3, 10, 10, 29)).claimed == 0
+    assert ledger.deliveries_send(delivery_ids=[first.pk], now=utc(2026, 3, 10, 10, 29)).claimed == 0
     assert LocmemChannel.outbox == []
 
     # The task of the first delivery also takes the second (which sits in another task).
-    summary = pipeline.deliveries_send(delivery_ids=[first.pk], now=top_of_next_local_hour)
+    summary = ledger.deliveries_send(delivery_ids=[first.pk], now=top_of_next_local_hour)
     assert (summary.claimed, summary.sent) == (2, 2)
     assert len(LocmemChannel.outbox) == 1
     message = LocmemChannel.outbox[0].message
@@ -135,7 +135,7 @@ def test_hourly_digest_batches_into_one_message(kolkata, promos):
     assert first.provider_message_id and first.provider_message_id == second.provider_message_id
 
     # The second delivery's own task finds nothing left to do.
-    assert pipeline.deliveries_send(delivery_ids=[second.pk], now=top_of_next_local_hour).claimed == 0
+    assert ledger.deliveries_send(delivery_ids=[second.pk], now=top_of_next_local_hour).claimed == 0
     assert len(LocmemChannel.outbox) == 1
 
 
@@ -146,7 +146,7 @@ def test_digest_failure_is_recorded_on_every_delivery(kolkata, promos, locmem_ch
         notify([kolkata], title="One", channels=["email"], category=promos)
         notify([kolkata], title="Two", channels=["email"], category=promos)
     first, second = held()
-    summary = pipeline.deliveries_send(delivery_ids=[second.pk], now=utc(2026, 3, 10, 10, 30))
+    summary = ledger.deliveries_send(delivery_ids=[second.pk], now=utc(2026, 3, 10, 10, 30))
     assert (summary.claimed, summary.failed) == (2, 2)
     assert {(d.status, d.status_reason) for d in held()} == {("failed", "simulated_permanent")}
 
@@ -159,7 +159,7 @@ def test_inapp_digest_writes_one_inbox_entry(kolkata, promos):
         notify([kolkata], title="One", channels=["inapp"], category=promos)
         notify([kolkata], title="Two", channels=["inapp"], category=promos)
     ids = [d.pk for d in held()]
-    assert pipeline.deliveries_send(delivery_ids=ids, now=utc(2026, 3, 10, 10, 30)).sent == 2
+    assert ledger.deliveries_send(delivery_ids=ids, now=utc(2026, 3, 10, 10, 30)).sent == 2
     assert list(Notification.objects.values_list("title", flat=True)) == ["2 updates: Promos"]
 
 
@@ -170,7 +170,7 @@ def test_without_preference_messages_go_out_at_once(kolkata, promos):
     notify([other], title="Two", channels=["email"], category=promos)
     deliveries = held()
     assert {(d.status_reason, d.next_attempt_at) for d in deliveries} == {("", None)}
-    assert pipeline.deliveries_send(delivery_ids=[d.pk for d in deliveries]).sent == 2
+    assert ledger.deliveries_send(delivery_ids=[d.pk for d in deliveries]).sent == 2
     assert sorted(p.message.subject for p in LocmemChannel.outbox) == ["One", "Two"]
 
 
@@ -180,7 +180,7 @@ def test_transactional_categories_ignore_the_digest(kolkata):
     notify([kolkata], title="Receipt", channels=["email"], category=receipts)
     (delivery,) = held()
     assert (delivery.status, delivery.status_reason, delivery.next_attempt_at) == ("planned", "", None)
-    assert pipeline.deliveries_send(delivery_ids=[delivery.pk]).sent == 1
+    assert ledger.deliveries_send(delivery_ids=[delivery.pk]).sent == 1
 
 
 def test_daily_digest_waits_for_8am_local_next_day(promos):
@@ -192,5 +192,5 @@ def test_daily_digest_waits_for_8am_local_next_day(promos):
     assert (delivery.status, delivery.status_reason) == ("planned", "digest:daily")
     assert delivery.next_attempt_at == utc(2026, 3, 8, 12, 0)  # 08:00 EDT
     # A single held delivery goes out as itself, not as "1 update".
-    assert pipeline.deliveries_send(delivery_ids=[delivery.pk], now=utc(2026, 3, 8, 12, 0)).sent == 1
+    assert ledger.deliveries_send(delivery_ids=[delivery.pk], now=utc(2026, 3, 8, 12, 0)).sent == 1
     assert LocmemChannel.outbox[0].message.subject == "Weekend deals"

@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 import pytest
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery, MessageTemplate
 from notifications.templating import TemplateRenderError
@@ -198,7 +198,7 @@ def test_a_sent_templated_email_carries_no_script(locmem_channels):
     )
 
     notify([ada], template=template, context={"link": "javascript:alert(3)"}, channels=["email"])
-    pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
 
     [sent] = [p.message for p in LocmemChannel.outbox if p.message.address == "ada@example.com"]
     found = audit(sent.html)

@@ -169,7 +169,7 @@ def test_a_template_that_cannot_render_fails_its_delivery_with_the_reason(client
 
 
 def test_a_fan_out_planned_in_several_chunks_stores_its_text_once(client, people, system):
-    from notifications.pipeline import PlannedDelivery, deliveries_plan
+    from notifications.ledger import PlannedDelivery, deliveries_plan
 
     content = {"subject": "Maintenance tonight", "text": "Read-only."}
     planned = [

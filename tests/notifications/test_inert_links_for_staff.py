@@ -17,11 +17,11 @@ from django.urls import reverse
 
 from accounts.roles import roles_ensure
 from channels_adapters.models import CapturedMessage
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery, MessageTemplate, Preference
 from notifications.redaction import inert_links
-from notifications.tracking import preferences_url, unsubscribe_url
+from notifications.receipts.tracking import preferences_url, unsubscribe_url
 from tests.factories import RecipientProfileFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -98,7 +98,7 @@ def test_posting_a_link_from_a_staff_page_anonymously_changes_nobodys_choices(cl
 
 def test_the_outbox_shows_a_captured_marketing_email_with_inert_links(client, capture, marketer, ada, template):
     notify([ada], template="news", channels=["email"])
-    pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
     captured = CapturedMessage.objects.get()
     assert token_links(captured.html), "the message as sent carries the recipient's links"
 
@@ -112,7 +112,7 @@ def test_the_outbox_shows_a_captured_marketing_email_with_inert_links(client, ca
 
 def test_a_superuser_sees_the_message_exactly_as_sent(client, capture, ada, template):
     notify([ada], template="news", channels=["email"])
-    pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
     captured = CapturedMessage.objects.get()
     root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
     client.force_login(root)

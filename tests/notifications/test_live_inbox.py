@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from notifications import live
+from notifications.inbox import live
 from tests.conftest import run_python
 from tests.factories import NotificationFactory
 
@@ -53,7 +53,7 @@ def test_stream_reports_notification_from_another_process(recipient_client, reci
     def create_elsewhere() -> None:
         time.sleep(0.5)
         run_python(
-            "from notifications.services import notifications_create, InboxMessage\n"
+            "from notifications.inbox.services import notifications_create, InboxMessage\n"
             f"notifications_create(recipient_ids=[{recipient.pk}], message=InboxMessage(title='From elsewhere'))"
         )
 
@@ -117,7 +117,7 @@ def test_async_stream_for_asgi_reports_a_change(recipient, short_streams):
         writer = loop.run_in_executor(
             None,
             lambda: run_python(
-                "from notifications.services import notifications_create, InboxMessage\n"
+                "from notifications.inbox.services import notifications_create, InboxMessage\n"
                 f"notifications_create(recipient_ids=[{recipient.pk}], message=InboxMessage(title='Async hello'))"
             ),
         )

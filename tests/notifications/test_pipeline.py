@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import notify
 from notifications.models import Delivery, DeliveryEvent, Notification, Preference, Suppression
 from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactory
@@ -50,14 +50,14 @@ def test_notify_inapp_sends_each_recipient_once(people, transactional, django_ca
     with django_capture_on_commit_callbacks() as callbacks:
         result = notify(people, title="Order shipped", body="Tracking 1Z", category=transactional, idempotency_key="o-1")
     assert (result.planned, result.delivered, result.batches, len(callbacks)) == (3, 3, 0, 2)
-    assert pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True))).claimed == 0
+    assert ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True))).claimed == 0
     assert Notification.objects.filter(content__title="Order shipped", content__body="Tracking 1Z").count() == 3
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
     assert DeliveryEvent.objects.filter(kind="sent").count() == 3
 
     again = notify(people, title="Order shipped", body="Tracking 1Z", category=transactional, idempotency_key="o-1")
     assert (again.planned, again.already_known) == (0, 3)
-    assert pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True))).claimed == 0
+    assert ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True))).claimed == 0
     assert Notification.objects.count() == 3
 
 
@@ -90,16 +90,16 @@ def test_transient_errors_retry_with_backoff_then_fail(people, transactional, lo
     }
     notify(people, title="Hi", channels=["email"], category=transactional)
     start = timezone.now()
-    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    summary = ledger.deliveries_send(delivery_ids=planned_ids())
     assert (summary.sent, summary.deferred) == (2, 1)
     deferred = Delivery.objects.get(recipient=victim)
     assert deferred.status == "deferred" and deferred.attempts == 1
     assert start + timedelta(seconds=5) <= deferred.next_attempt_at <= timezone.now() + timedelta(seconds=10)
     # Not due yet: nothing to claim.
-    assert pipeline.deliveries_send(delivery_ids=[deferred.pk]).claimed == 0
+    assert ledger.deliveries_send(delivery_ids=[deferred.pk]).claimed == 0
     for attempt in (2, 3):
         later = deferred.next_attempt_at + timedelta(seconds=1)
-        pipeline.deliveries_send(delivery_ids=[deferred.pk], now=later)
+        ledger.deliveries_send(delivery_ids=[deferred.pk], now=later)
         deferred.refresh_from_db()
         assert deferred.attempts == attempt
     assert deferred.status == "failed"
@@ -113,7 +113,7 @@ def test_permanent_and_unknown_outcomes(people, transactional, locmem_channels):
         "email": {"BACKEND": LOCMEM, "OPTIONS": {"fail_permanent": {refused.email}, "unknown_outcome": {lost.email}}},
     }
     notify(people, title="Hi", channels=["email"], category=transactional)
-    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    summary = ledger.deliveries_send(delivery_ids=planned_ids())
     assert (summary.sent, summary.failed, summary.unknown, summary.deferred) == (1, 1, 1, 0)
     assert Delivery.objects.get(recipient=refused).status_reason == "simulated_permanent"
     assert Delivery.objects.get(recipient=lost).status == "unknown"
@@ -124,15 +124,15 @@ def test_a_claimed_batch_cannot_be_claimed_again(people, transactional):
     notify(people, title="Hi", channels=["email"], category=transactional)
     ids = planned_ids()
     now = timezone.now()
-    first = pipeline.deliveries_claim(delivery_ids=ids, owner="w1", now=now)
-    second = pipeline.deliveries_claim(delivery_ids=ids, owner="w2", now=now)
+    first = ledger.deliveries_claim(delivery_ids=ids, owner="w1", now=now)
+    second = ledger.deliveries_claim(delivery_ids=ids, owner="w2", now=now)
     assert len(first) == 3 and second == []
 
 
 def test_unsubscribe_after_planning_wins_at_send_time(people, transactional):
     notify(people, title="Hi", channels=["email"], category=transactional)
     Suppression.objects.create(channel="email", address=people[1].email, reason="unsubscribe")
-    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    summary = ledger.deliveries_send(delivery_ids=planned_ids())
     assert (summary.sent, summary.suppressed) == (2, 1)
     assert people[1].email not in {p.message.address for p in LocmemChannel.outbox}
     assert Delivery.objects.get(recipient=people[1]).status_reason == "suppressed:unsubscribe"
@@ -146,12 +146,12 @@ def test_sweeper_requeues_deliveries_that_never_left_on_every_channel(
     notify(people, title="Hi", channels=["email", "sms"], category=transactional)
     ids = planned_ids()
     past = timezone.now() - timedelta(hours=1)
-    pipeline.deliveries_claim(delivery_ids=ids, owner="dead-worker", now=past)  # lease long expired
+    ledger.deliveries_claim(delivery_ids=ids, owner="dead-worker", now=past)  # lease long expired
     with django_capture_on_commit_callbacks() as callbacks:
-        assert pipeline.deliveries_sweep_expired_leases() == 6
+        assert ledger.deliveries_sweep_expired_leases() == 6
     assert set(Delivery.objects.values_list("status", "attempts")) == {("deferred", 0)}
     assert len(callbacks) == 2  # one send batch per channel
-    summary = pipeline.deliveries_send(delivery_ids=ids)
+    summary = ledger.deliveries_send(delivery_ids=ids)
     assert summary.sent == 6
     assert sorted(p.message.address for p in LocmemChannel.outbox) == sorted(
         [p.email for p in people] + [p.recipient_profile.phone for p in people]
@@ -161,8 +161,8 @@ def test_sweeper_requeues_deliveries_that_never_left_on_every_channel(
 def _die_in_flight(ids: list[int]) -> None:
     """A worker claims, marks the deliveries in flight and dies before any answer comes back."""
     past = timezone.now() - timedelta(hours=1)
-    pipeline.deliveries_claim(delivery_ids=ids, owner="dead-worker", now=past)
-    assert pipeline.mark_in_flight(delivery_ids=ids, owner="dead-worker") == len(ids)
+    ledger.deliveries_claim(delivery_ids=ids, owner="dead-worker", now=past)
+    assert ledger.mark_in_flight(delivery_ids=ids, owner="dead-worker") == len(ids)
 
 
 def test_in_flight_deliveries_of_an_at_most_once_category_become_unknown_never_sent(people, marketing):
@@ -170,11 +170,11 @@ def test_in_flight_deliveries_of_an_at_most_once_category_become_unknown_never_s
     ids = planned_ids()
     _die_in_flight(ids)
 
-    assert pipeline.deliveries_sweep_expired_leases() == 6
+    assert ledger.deliveries_sweep_expired_leases() == 6
 
     assert set(Delivery.objects.values_list("status", "status_reason")) == {("unknown", "lost_in_flight")}
     assert not DeliveryEvent.objects.filter(kind="sent").exists()
-    assert pipeline.deliveries_send(delivery_ids=ids).claimed == 0  # never re-sent
+    assert ledger.deliveries_send(delivery_ids=ids).claimed == 0  # never re-sent
     assert LocmemChannel.outbox == []
 
 
@@ -187,18 +187,18 @@ def test_in_flight_deliveries_of_an_at_least_once_category_are_resent_where_the_
     ids = planned_ids()
     _die_in_flight(ids)
 
-    pipeline.deliveries_sweep_expired_leases()
+    ledger.deliveries_sweep_expired_leases()
 
     # Email can go again as the same message; an SMS sent twice is two texts.
     assert set(Delivery.objects.filter(channel="email").values_list("status", "status_reason")) == {
         ("deferred", "resend_after_lost_lease")
     }
     assert set(Delivery.objects.filter(channel="sms").values_list("status", flat=True)) == {"unknown"}
-    summary = pipeline.deliveries_send(delivery_ids=ids)
+    summary = ledger.deliveries_send(delivery_ids=ids)
     assert summary.sent == 3
     assert {p.message.address for p in LocmemChannel.outbox} == {p.email for p in people}
     keys = {p.message.delivery_id: p.message.idempotency_key for p in LocmemChannel.outbox}
-    assert keys == {d.pk: pipeline.delivery_message_key(d) for d in Delivery.objects.filter(channel="email")}
+    assert keys == {d.pk: ledger.delivery_message_key(d) for d in Delivery.objects.filter(channel="email")}
 
 
 def test_a_wave_is_marked_in_flight_before_it_leaves_and_results_are_recorded_as_they_come(
@@ -220,7 +220,7 @@ def test_a_wave_is_marked_in_flight_before_it_leaves_and_results_are_recorded_as
     notify(people[:2], title="Receipt", channels=["email"], category=transactional)
     first, second = planned_ids()
 
-    pipeline.deliveries_send(delivery_ids=[first, second])
+    ledger.deliveries_send(delivery_ids=[first, second])
 
     assert seen[0] == {(first, "sending", "in_flight"), (second, "sending", "")}
     assert seen[1] == {(first, "sent", ""), (second, "sending", "in_flight")}
@@ -228,12 +228,12 @@ def test_a_wave_is_marked_in_flight_before_it_leaves_and_results_are_recorded_as
 
 def test_results_of_a_lost_lease_are_not_recorded(people, transactional):
     notify(people[:1], title="Hi", channels=["email"], category=transactional)
-    [delivery] = pipeline.deliveries_claim(delivery_ids=planned_ids(), owner="slow", now=timezone.now())
+    [delivery] = ledger.deliveries_claim(delivery_ids=planned_ids(), owner="slow", now=timezone.now())
     Delivery.objects.filter(pk=delivery.pk).update(lease_owner="someone-else")
     from channels_adapters.base import SendResult
 
-    summary = pipeline.SendSummary()
-    pipeline.deliveries_record_results(
+    summary = ledger.SendSummary()
+    ledger.deliveries_record_results(
         deliveries=[delivery], results=[SendResult(delivery.pk, provider_message_id="x")], owner="slow", summary=summary
     )
     assert summary.sent == 0
@@ -242,10 +242,10 @@ def test_results_of_a_lost_lease_are_not_recorded(people, transactional):
 
 def test_status_only_moves_forward(people, transactional):
     notify(people[:1], title="Hi", channels=["email"], category=transactional)
-    pipeline.deliveries_send(delivery_ids=planned_ids())
+    ledger.deliveries_send(delivery_ids=planned_ids())
     delivery = Delivery.objects.get()
-    assert pipeline.delivery_advance_status(delivery=delivery, status="opened")
-    assert not pipeline.delivery_advance_status(delivery=delivery, status="delivered")  # late receipt
+    assert ledger.delivery_advance_status(delivery=delivery, status="opened")
+    assert not ledger.delivery_advance_status(delivery=delivery, status="delivered")  # late receipt
     delivery.refresh_from_db()
     assert delivery.status == "opened" and delivery.opened_at is not None and delivery.delivered_at is None
 
@@ -256,10 +256,10 @@ def test_retry_delay_grows_and_is_capped(settings):
     settings.SIGNALBOX_RETRY_BASE_SECONDS = 30
     settings.SIGNALBOX_RETRY_MAX_SECONDS = 600
     rng = random.Random(1)
-    delays = [pipeline.retry_delay(n, rng=rng).total_seconds() for n in range(1, 8)]
+    delays = [ledger.retry_delay(n, rng=rng).total_seconds() for n in range(1, 8)]
     assert 15 <= delays[0] <= 30 and 30 <= delays[1] <= 60 and 60 <= delays[2] <= 120
     assert all(d <= 600 for d in delays) and delays[-1] >= 300
-    assert pipeline.retry_delay(1, retry_after=900).total_seconds() == 900
+    assert ledger.retry_delay(1, retry_after=900).total_seconds() == 900
 
 
 def test_notify_refuses_bad_arguments(people, transactional):
@@ -278,9 +278,9 @@ def test_a_retry_is_enqueued_for_when_it_is_due(people, transactional, locmem_ch
     }
     notify(people, title="Hi", channels=["email"], category=transactional)
     with django_capture_on_commit_callbacks(execute=True):
-        pipeline.deliveries_send(delivery_ids=planned_ids())
+        ledger.deliveries_send(delivery_ids=planned_ids())
     deferred = Delivery.objects.get(recipient=people[0])
-    retry = DBTaskResult.objects.get(task_path="notifications.tasks.deliveries_send_task")
+    retry = DBTaskResult.objects.get(task_path="notifications.ledger.tasks.deliveries_send_task")
     assert retry.args_kwargs["kwargs"] == {"delivery_ids": [deferred.pk]}
     assert retry.run_after == deferred.next_attempt_at
 
@@ -306,11 +306,11 @@ def test_retry_failed_gives_failed_deliveries_new_attempts_but_never_unknown_one
         "email": {"BACKEND": LOCMEM, "OPTIONS": {"fail_permanent": {refused.email}, "unknown_outcome": {lost.email}}},
     }
     notify(people, title="Hi", channels=["email"], category=transactional)
-    pipeline.deliveries_send(delivery_ids=planned_ids())
+    ledger.deliveries_send(delivery_ids=planned_ids())
     locmem_channels.NOTIFICATION_CHANNELS = {"email": {"BACKEND": LOCMEM, "OPTIONS": {}}}  # the fix
 
-    assert pipeline.deliveries_retry_failed(deliveries=Delivery.objects.all(), actor=fine) == 1
-    summary = pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+    assert ledger.deliveries_retry_failed(deliveries=Delivery.objects.all(), actor=fine) == 1
+    summary = ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
     assert summary.sent == 1
     assert Delivery.objects.get(recipient=refused).status == "sent"
     assert Delivery.objects.get(recipient=lost).status == "unknown"
@@ -318,7 +318,7 @@ def test_retry_failed_gives_failed_deliveries_new_attempts_but_never_unknown_one
 
 
 def test_declared_rates_pace_sends_through_the_shared_limiter(people, transactional, locmem_channels, monkeypatch):
-    from notifications import ratelimit
+    from notifications.ledger import ratelimit
 
     locmem_channels.NOTIFICATION_CHANNELS = {"sms": {"BACKEND": LOCMEM, "OPTIONS": {"max_per_second": 2}}}
     calls = []
@@ -327,17 +327,17 @@ def test_declared_rates_pace_sends_through_the_shared_limiter(people, transactio
         person.recipient_profile.phone = f"+1415555{person.pk:04d}"
         person.recipient_profile.save()
     notify(people, title="Code 1234", channels=["sms"], category=transactional)
-    summary = pipeline.deliveries_send(delivery_ids=planned_ids())
+    summary = ledger.deliveries_send(delivery_ids=planned_ids())
     assert summary.sent == 3
     assert calls == [{"channel": "sms", "count": 2, "rate": 2.0}, {"channel": "sms", "count": 1, "rate": 2.0}]
 
 
 def test_inbox_reads_are_receipts(people, transactional):
-    from notifications.services import notification_mark_read, notifications_mark_all_read
+    from notifications.inbox.services import notification_mark_read, notifications_mark_all_read
 
     notify(people[:1], title="One", category=transactional)
     notify(people[:1], title="Two", category=transactional)
-    pipeline.deliveries_send(delivery_ids=planned_ids())
+    ledger.deliveries_send(delivery_ids=planned_ids())
     first, second = Notification.objects.order_by("id")
     notification_mark_read(user=people[0], notification_id=first.pk)
     assert Delivery.objects.get(pk=first.delivery_id).status == "read"

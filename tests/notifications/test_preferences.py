@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from notifications import tokens
 from notifications.models import Preference
-from notifications.preferences import PREFERENCE_CHANNELS, preferences_state
+from notifications.recipients.preferences import PREFERENCE_CHANNELS, preferences_state
 from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -203,7 +203,7 @@ def test_anonymous_is_sent_to_login(client):
 
 
 def test_service_ignores_choices_for_non_opt_out_categories(user, categories):
-    from notifications.preferences import preferences_update
+    from notifications.recipients.preferences import preferences_update
 
     marketing, _, transactional = categories
     preferences_update(user=user, choices=set(), quiet_hours=None, timezone="UTC", digest={transactional.pk: "daily"})

@@ -1,4 +1,4 @@
-"""The shared per-channel send-rate limit (``notifications.ratelimit``).
+"""The shared per-channel send-rate limit (``notifications.ledger.ratelimit``).
 
 Every test runs on the database store; with REDIS_URL set (CI's live stage) each also runs on
 Redis. Time is a fake clock: nothing here reads or asserts on the wall clock.
@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.db.models import Sum
 
-from notifications import ratelimit
+from notifications.ledger import ratelimit
 from notifications.models import RateWindow
 
 BACKENDS = ["db"] + (["redis"] if django_settings.REDIS_URL else [])

@@ -8,7 +8,7 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from notifications import tracking
+from notifications.receipts import tracking
 from notifications.models import DeliveryEvent
 from tests.factories import DeliveryFactory
 

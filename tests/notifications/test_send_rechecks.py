@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline
+from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery, Preference
 from tests.factories import RecipientProfileFactory, UserFactory
@@ -30,7 +30,7 @@ def test_an_opt_out_after_planning_stops_the_send(locmem_channels, promos):
     (delivery,) = _planned(user, promos)
     Preference.objects.create(user=user, category=promos, channel="email", enabled=False)
 
-    summary = pipeline.deliveries_send(delivery_ids=[delivery.pk])
+    summary = ledger.deliveries_send(delivery_ids=[delivery.pk])
 
     delivery.refresh_from_db()
     assert LocmemChannel.outbox == []
@@ -44,7 +44,7 @@ def test_transactional_mail_ignores_a_later_opt_out(locmem_channels):
     (delivery,) = _planned(user, receipts)
     Preference.objects.create(user=user, category=receipts, channel="email", enabled=False)
 
-    pipeline.deliveries_send(delivery_ids=[delivery.pk])
+    ledger.deliveries_send(delivery_ids=[delivery.pk])
 
     assert [m.message.address for m in LocmemChannel.outbox] == [user.email]
 
@@ -64,7 +64,7 @@ def test_quiet_hours_that_began_after_planning_hold_the_message_until_they_end(
     night = datetime(2026, 11, 23, 15, 30, tzinfo=UTC)
 
     with django_capture_on_commit_callbacks(execute=True):
-        pipeline.deliveries_send(delivery_ids=[email.pk, inbox.pk], now=night)
+        ledger.deliveries_send(delivery_ids=[email.pk, inbox.pk], now=night)
 
     email.refresh_from_db()
     inbox.refresh_from_db()
@@ -75,5 +75,5 @@ def test_quiet_hours_that_began_after_planning_hold_the_message_until_they_end(
     assert email.next_attempt_at == morning
     assert DBTaskResult.objects.filter(run_after=morning, args_kwargs__kwargs__delivery_ids=[email.pk]).exists()
 
-    pipeline.deliveries_send(delivery_ids=[email.pk], now=morning + timedelta(seconds=1))
+    ledger.deliveries_send(delivery_ids=[email.pk], now=morning + timedelta(seconds=1))
     assert [m.message.address for m in LocmemChannel.outbox] == [user.email]

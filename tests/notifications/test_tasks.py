@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 
 from notifications.models import Notification
-from notifications.tasks import inbox_fanout
+from notifications.inbox.tasks import inbox_fanout
 from tests.processes import worker_run_until_idle
 from tests.factories import CategoryFactory, UserFactory
 

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline
+from notifications import ledger
 from notifications.models import AuditEntry, Delivery, MessageTemplate, Notification
 from tests.factories import (
     MessageTemplateFactory,
@@ -271,7 +271,7 @@ def test_send_a_test_delivers_the_preview_to_me(marketer_client, marketer, grace
     assert not Delivery.objects.filter(recipient=grace).exists()
     assert deliveries[0].content["subject"] == "[Test] Hello Grace"
 
-    pipeline.deliveries_send(delivery_ids=[d.pk for d in deliveries])
+    ledger.deliveries_send(delivery_ids=[d.pk for d in deliveries])
     notification = Notification.objects.get(recipient=marketer)
     assert notification.title == "[Test] Welcome, Grace" and notification.url == "/notifications/"
     [email] = [p for p in LocmemChannel.outbox if p.alias == "email"]

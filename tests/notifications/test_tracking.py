@@ -7,7 +7,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from notifications import tokens, tracking
+from notifications import tokens
+from notifications.receipts import tracking
 from notifications.models import Delivery, DeliveryEvent, Suppression, TrackedLink
 from tests.factories import DeliveryFactory
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notifications.models import Notification
-from notifications.selectors import unread_count
+from notifications.inbox.selectors import unread_count
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline, tokens, tracking
+from notifications import ledger, tokens
+from notifications.receipts import tracking
 from notifications.api import notify
 from notifications.models import Delivery, DeliveryEvent, Preference, Suppression
 from tests.factories import CategoryFactory, DeliveryFactory, RecipientProfileFactory, UserFactory
@@ -182,7 +183,7 @@ def test_waiting_mail_of_that_category_stops_and_everything_else_goes(mail_clien
     assert statuses[receipt.pk] == statuses[other_marketing.pk] == "planned"
     assert statuses[other_channel.pk] == statuses[someone_else.pk] == "planned"
 
-    pipeline.deliveries_send(delivery_ids=[d.pk for d in (planned, deferred, receipt, other_marketing, other_channel,
+    ledger.deliveries_send(delivery_ids=[d.pk for d in (planned, deferred, receipt, other_marketing, other_channel,
                                                           someone_else)])
     sent = sorted((p.message.delivery_id for p in LocmemChannel.outbox))
     assert sent == sorted([receipt.pk, other_marketing.pk, other_channel.pk, someone_else.pk])
@@ -193,7 +194,7 @@ def test_delivery_planned_before_unsubscribe_but_claimed_after_is_not_sent(deliv
     claimed = DeliveryFactory(recipient=user, address="ada@example.com", status="planned", category=delivery.category)
     tracking.unsubscribe(delivery=delivery, source="test")
     Delivery.objects.filter(pk=claimed.pk).update(status="planned", status_reason="")
-    summary = pipeline.deliveries_send(delivery_ids=[claimed.pk])
+    summary = ledger.deliveries_send(delivery_ids=[claimed.pk])
     assert (summary.sent, summary.suppressed) == (0, 1)
     assert LocmemChannel.outbox == []
 
@@ -201,7 +202,7 @@ def test_delivery_planned_before_unsubscribe_but_claimed_after_is_not_sent(deliv
 def test_transactional_mail_still_reaches_someone_who_left_marketing(mail_client, user, newsletter, orders):
     """End to end: a marketing email's List-Unsubscribe URL, then an order receipt by notify()."""
     notify([user], title="November news", body="News.", channels=["email"], category=newsletter)
-    pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("pk", flat=True)))
+    ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("pk", flat=True)))
     [marketing_mail] = LocmemChannel.outbox
     one_click_url = marketing_mail.message.metadata["unsubscribe_url"]  # what List-Unsubscribe carries
     assert mail_client.post(urlsplit(one_click_url).path, ONE_CLICK).status_code == 200
@@ -215,7 +216,7 @@ def test_transactional_mail_still_reaches_someone_who_left_marketing(mail_client
         "planned", "suppressed", "suppressed:opted_out"
     )
     assert receipt.planned == 1 and more_news.planned == 0
-    pipeline.deliveries_send(delivery_ids=[receipt_row.pk, news_row.pk])
+    ledger.deliveries_send(delivery_ids=[receipt_row.pk, news_row.pk])
     assert [(p.message.address, p.message.subject) for p in LocmemChannel.outbox] == [
         ("ada@example.com", "Your order SO-1")
     ]

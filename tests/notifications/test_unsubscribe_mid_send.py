@@ -10,7 +10,8 @@ from django.contrib.auth.hashers import make_password
 from django.test import Client
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline, tracking
+from notifications import ledger
+from notifications.receipts import tracking
 from notifications.api import notify
 from notifications.models import Category, Delivery
 
@@ -30,7 +31,7 @@ def test_unsubscribe_between_batches_stops_the_rest(settings):
         notify(users[-1:], title=f"News {campaign_repeat}", channels=["email"], category=newsletter)
     ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
 
-    pipeline.deliveries_send(delivery_ids=ids[:100])  # the first batch went out
+    ledger.deliveries_send(delivery_ids=ids[:100])  # the first batch went out
     first_mail = Delivery.objects.get(pk=ids[0])
     target = Delivery.objects.get(recipient_id=users[-1], content__subject="News")
     # The recipient's mail client POSTs the List-Unsubscribe URL of an earlier message: no cookies.
@@ -38,7 +39,7 @@ def test_unsubscribe_between_batches_stops_the_rest(settings):
     assert response.status_code == 200
 
     for start in range(100, len(ids), 100):
-        pipeline.deliveries_send(delivery_ids=ids[start:start + 100])
+        ledger.deliveries_send(delivery_ids=ids[start:start + 100])
     sent_to = [p.message.address for p in LocmemChannel.outbox]
     assert f"n{len(users) - 1}@example.com" not in sent_to
     assert len(sent_to) == 299 and len(set(sent_to)) == 299

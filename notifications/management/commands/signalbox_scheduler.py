@@ -15,7 +15,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from dashboard.analytics import analytics_rollup_tick
-from notifications import pipeline
+from notifications import ledger
 from notifications.campaigns.runs import campaigns_launch_due, runs_housekeeping
 
 
@@ -36,8 +36,8 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"re-planned {housekeeping['replanned']} run(s), finished {housekeeping['finished']} run(s)"
                 )
-            swept = pipeline.deliveries_sweep_expired_leases()
-            requeued = pipeline.deliveries_requeue_stale()
+            swept = ledger.deliveries_sweep_expired_leases()
+            requeued = ledger.deliveries_requeue_stale()
             if swept or requeued or once:
                 self.stdout.write(f"swept {swept} expired lease(s), re-queued {requeued} stale delivery(ies)")
             rolled = analytics_rollup_tick()  # at most every SIGNALBOX_ANALYTICS_REFRESH_SECONDS

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline
+from notifications import ledger
 from notifications.campaigns.runs import campaign_run_plan, campaigns_launch_due
 from notifications.models import Audience, Campaign, CampaignRun, Delivery, MessageTemplate
 
@@ -115,7 +115,7 @@ def test_a_run_whose_audience_grew_past_the_threshold_is_held_until_a_manager_ap
     assert "the run carries on" in transition(client, campaign, "release").content.decode()
     campaign_run_plan(run_id=run_id)  # the planning task the release enqueued
     with django_capture_on_commit_callbacks(execute=True):
-        pipeline.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+        ledger.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
 
     assert CampaignRun.objects.get(pk=run_id).status == "completed"
     assert len(LocmemChannel.outbox) == 17

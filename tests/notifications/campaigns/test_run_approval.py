@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline
+from notifications import ledger
 from notifications.campaigns import runs as campaign_runs
 from notifications.campaigns import services
 from notifications.campaigns.runs import campaign_run_plan, campaigns_launch_due
@@ -43,7 +43,7 @@ def start_run(campaign) -> CampaignRun:
 
 def send_everything() -> None:
     ids = list(Delivery.objects.filter(status="planned").values_list("id", flat=True))
-    pipeline.deliveries_send(delivery_ids=ids)
+    ledger.deliveries_send(delivery_ids=ids)
 
 
 def test_a_run_whose_audience_grew_past_the_threshold_is_held_and_sends_nothing(

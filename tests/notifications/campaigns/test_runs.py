@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from channels_adapters.locmem import LocmemChannel
-from notifications import pipeline
+from notifications import ledger
 from notifications.campaigns import services
 from notifications.campaigns.runs import campaign_run_plan, campaigns_launch_due, runs_housekeeping
 from notifications.models import Campaign, CampaignRun, Delivery
@@ -29,7 +29,7 @@ def _start(campaign, actor, *, now=None):
 
 def _send_all(ids, *, batch=250, now=None):
     for start in range(0, len(ids), batch):
-        pipeline.deliveries_send(delivery_ids=ids[start:start + batch], now=now)
+        ledger.deliveries_send(delivery_ids=ids[start:start + batch], now=now)
 
 
 def test_a_run_sends_the_rendered_template_to_each_member_and_completes(

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 
 from demo_shop.models import Customer, Order
 from notifications.models import Category, Delivery, MessageTemplate, Notification, SignalTrigger
-from notifications.tasks import inbox_fanout
+from notifications.inbox.tasks import inbox_fanout
 from tests.processes import Processes, free_port, start_worker, wait_for
 from tests.factories import PASSWORD, RecipientProfileFactory, UserFactory
 

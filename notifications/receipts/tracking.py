@@ -6,7 +6,7 @@ suppressions, whoever makes them (bounces, complaints, SMS STOP/START, the admin
 
 * a receipt with a provider event id is recorded once per source (replays change nothing; the
   pixel and click redirects count repeats in ``hits`` instead of adding rows),
-* a delivery's status only moves forward (``pipeline.delivery_advance_status``),
+* a delivery's status only moves forward (``ledger.delivery_advance_status``),
 * a suppression's address is stored normalised (``querysets.normalise_address``), and
 * an unsubscribe leaves a category (a preference), never the whole channel, while the
   recipient exists: transactional mail still reaches people who left marketing.
@@ -25,10 +25,10 @@ from django.db.models import F
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
-from . import conf, tokens
-from .models import Category, Delivery, DeliveryEvent, Suppression, TrackedLink
-from .pipeline import delivery_advance_status
-from .querysets import normalise_address
+from .. import conf, tokens
+from ..models import Category, Delivery, DeliveryEvent, Suppression, TrackedLink
+from ..ledger import delivery_advance_status
+from ..querysets import normalise_address
 
 Kind = DeliveryEvent.Kind
 Status = Delivery.Status
@@ -265,7 +265,7 @@ def suppression_lift(*, suppression: Suppression, actor=None, via: str = "") -> 
 
 
 def _audit(*, actor, action: str, suppression: Suppression, via: str = "") -> None:
-    from .services import audit_record
+    from ..services import audit_record
 
     changes = {"channel": suppression.channel, "address": suppression.address, "reason": suppression.reason,
                "user_id": suppression.user_id}
@@ -321,7 +321,7 @@ def unsubscribe(*, delivery: Delivery, source: str, scope: str = Scope.CATEGORY)
     ``unsubscribe``), which is what they asked for at the least. The receipt is recorded once
     per delivery and scope. Returns whether anything was turned off.
     """
-    from .preferences import preferences_opt_out
+    from ..recipients.preferences import preferences_opt_out
 
     categories = unsubscribe_categories(delivery=delivery, scope=scope)
     with transaction.atomic():

@@ -1,4 +1,6 @@
-"""Pages and endpoints reached from a message: open pixel, click redirect, unsubscribe, preferences.
+"""Recipient pages reached from a message: unsubscribe and the preference centre.
+
+(The open pixel and click redirects are receipts: ``notifications.receipts.views``.)
 
 These arrive without a session (a mail client fetching an image, a recipient clicking in a
 webmail tab where they are not logged in), so the signed token in the URL is the authorisation.
@@ -7,7 +9,6 @@ A tampered, expired or wrong-purpose token changes nothing and gets a 4xx.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 from django import forms
@@ -15,19 +16,20 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods
 
-from . import preferences, selectors, tokens, tracking
-from .models import Channel, Delivery, Preference, TrackedLink
+from .. import tokens
+from ..inbox import selectors
+from ..models import Channel, Delivery, Preference
+from ..receipts import tracking
+from . import preferences
 
-# The smallest transparent GIF (1x1, 43 bytes).
-PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 ONE_CLICK_BODY = "One-Click"
 
 
@@ -36,38 +38,6 @@ def _render(request: HttpRequest, template: str, context: dict, *, status: int =
     if request.user.is_authenticated:
         context = {**context, "unread": selectors.unread_count(user=request.user)}
     return render(request, template, context, status=status)
-
-
-def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
-
-
-# --- Open pixel and click redirect ----------------------------------------------------------
-
-@require_safe
-def track_open(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        delivery = Delivery.objects.get(pk=tokens.read_open_token(token))
-    except (tokens.BadToken, Delivery.DoesNotExist):
-        raise Http404 from None
-    # One receipt per delivery (and one flagged for a machine open); repeats count in its hits.
-    tracking.open_record(delivery=delivery, user_agent=request.headers.get("User-Agent", ""), ip=_client_ip(request))
-    response = HttpResponse(PIXEL_GIF, content_type="image/gif")
-    response["Cache-Control"] = "no-store, private"
-    return response
-
-
-@require_safe
-def track_click(request: HttpRequest, token: str) -> HttpResponse:
-    """Redirect to the URL stored at send time; nothing in the request can change the target."""
-    try:
-        link = TrackedLink.objects.select_related("delivery").get(pk=tokens.read_click_token(token))
-    except (tokens.BadToken, TrackedLink.DoesNotExist):
-        raise Http404 from None
-    tracking.click_record(link=link)
-    response = HttpResponseRedirect(link.url)
-    response["Cache-Control"] = "no-store, private"
-    return response
 
 
 # --- Unsubscribe ----------------------------------------------------------------------------

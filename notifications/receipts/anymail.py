@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from .models import Delivery, DeliveryEvent
+from ..models import Delivery, DeliveryEvent
 from .tracking import receipt_record, unsubscribe
 
 logger = logging.getLogger(__name__)

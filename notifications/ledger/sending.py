@@ -22,10 +22,9 @@ from django.utils.translation import ngettext
 from channels_adapters.base import OutboundMessage, SendResult
 from channels_adapters.handler import channels
 
-from .. import conf, ratelimit
+from .. import conf
 from ..models import Category, Delivery
-
-from . import rechecks
+from . import ratelimit, rechecks
 from .planning import _chunks, worker_id
 from .recording import DIGEST_PREFIX, ResultRecorder, SendSummary, deliveries_record_results
 
@@ -177,7 +176,7 @@ def outbound_message(delivery: Delivery, *, content: dict | None = None) -> Outb
     open pixel; marketing mail carries the one-click unsubscribe URL for the adapter's headers.
     ``content`` replaces the delivery's own (a digest's combined content).
     """
-    from .. import tracking  # tracking records receipts through this module
+    from ..receipts import tracking  # tracking records receipts through this module
 
     content = (delivery.content or {}) if content is None else content
     kind = delivery.category.kind if delivery.category else ""

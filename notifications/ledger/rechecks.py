@@ -16,9 +16,9 @@ from django.db.models import F
 from channels_adapters.errors import ChannelError, PermanentChannelError
 from channels_adapters.handler import channels
 
-from ..decisions import quiet_hours_end
 from ..models import Category, Delivery, Preference, Suppression
 from ..querysets import normalise_address
+from .decisions import quiet_hours_end
 from .planning import _enqueue_batches
 
 Status = Delivery.Status
@@ -122,7 +122,7 @@ def render_templates(
     templated = [d for d in claimed if (d.content or {}).get("template_id")]
     if not templated:
         return claimed, []
-    from .. import tracking
+    from ..receipts import tracking
     from ..models import MessageTemplate
     from ..templating import TemplateRenderError, compile_template, message_context
 

@@ -18,8 +18,8 @@ from django.utils import timezone
 from channels_adapters.features import STANDARD_FEATURES
 from channels_adapters.handler import channels as channel_adapters
 
-from .models import Category, Channel, Delivery, Preference, Suppression
-from .querysets import normalise_address
+from ..models import Category, Channel, Delivery, Preference, Suppression
+from ..querysets import normalise_address
 
 # Which channels interrupt someone (quiet hours hold them back; the inbox waits silently
 # anyway) and which may be folded into a digest is each adapter's ``features``; these sets

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 
-from . import conf
+from .. import conf
 
 logger = logging.getLogger(__name__)
 

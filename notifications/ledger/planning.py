@@ -42,7 +42,7 @@ class PlannedDelivery:
 @dataclass
 class PlanResult:
     """What planning did. ``planned`` counts new deliveries that will go out (or already went
-    out: ``delivered`` of them were written by planning itself, see ``pipeline.local``)."""
+    out: ``delivered`` of them were written by planning itself, see ``ledger.local``)."""
 
     planned: int = 0
     suppressed: int = 0
@@ -72,7 +72,7 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
     """Write ledger rows in chunks (streamed, never all in memory) and enqueue send batches.
 
     Due deliveries on a channel whose adapter delivers while planning (the inbox) are written
-    as delivered here instead (``pipeline.local``). Must run inside the caller's transaction
+    as delivered here instead (``ledger.local``). Must run inside the caller's transaction
     (it is one when called in autocommit); batches are enqueued and live updates published on
     commit, so a rolled-back plan sends nothing and shows nobody anything.
     """
@@ -140,7 +140,7 @@ def deliveries_enqueue(*, waiting) -> PlanResult:
 
 def _enqueue_batches(due: Sequence[tuple[int, str]], *, run_after: datetime | None = None) -> int:
     """Enqueue send tasks for (id, channel) pairs after commit, optionally not before ``run_after``."""
-    from ..tasks import deliveries_send_task
+    from .tasks import deliveries_send_task
 
     task = deliveries_send_task.using(run_after=run_after) if run_after else deliveries_send_task
     by_channel: dict[str, list[int]] = defaultdict(list)

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from .models import Category, Channel, Delivery, Preference, RecipientProfile, validate_timezone
+from ..models import Category, Channel, Delivery, Preference, RecipientProfile, validate_timezone
 
 # The channels a recipient chooses between, in display order.
 PREFERENCE_CHANNELS: tuple[str, ...] = tuple(Channel.values)

@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
+from ..models import Broadcast, Notification
 from . import live, selectors, services
-from .models import Broadcast, Notification
 
 INBOX_TEMPLATE = "notifications/inbox.html"
 

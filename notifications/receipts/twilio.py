@@ -21,9 +21,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from . import conf, tracking
-from .models import Delivery, Suppression
-from .querysets import normalise_address
+from .. import conf
+from ..models import Delivery, Suppression
+from ..querysets import normalise_address
+from . import tracking
 
 logger = logging.getLogger(__name__)
 

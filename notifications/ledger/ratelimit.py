@@ -104,7 +104,7 @@ def _take_redis(channel: str, window: int, want: int, cap: int) -> int:
 
 # --- Database -------------------------------------------------------------------------------
 def _take_db(channel: str, window: int, want: int, cap: int) -> int:
-    from .models import RateWindow
+    from ..models import RateWindow
 
     _maybe_cleanup(window)
     RateWindow.objects.bulk_create([RateWindow(channel=channel, window=window, used=0)], ignore_conflicts=True)
@@ -128,7 +128,7 @@ def _maybe_cleanup(window: int) -> None:
     global _last_cleanup
     if window - _last_cleanup < _CLEANUP_EVERY_SECONDS:
         return
-    from .models import RateWindow
+    from ..models import RateWindow
 
     _last_cleanup = window
     RateWindow.objects.filter(window__lt=window - KEEP_WINDOWS_SECONDS).delete()

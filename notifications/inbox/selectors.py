@@ -1,79 +1,20 @@
-"""Selectors: the reads pages and APIs need, shaped for them, with pinned query counts."""
+"""Inbox reads: unread counts, the merged inbox page, shaped for pages, with pinned query counts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import NamedTuple
 
-from django.contrib.auth import get_user_model
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import CharField, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
-from . import conf
-from .models import Broadcast, BroadcastRead, Channel, Notification
-from .models.inbox import safe_link
-
-
-class ProfileRow(NamedTuple):
-    phone: str
-    chat_ids: dict
-    timezone: str
-    quiet_hours_start: object
-    quiet_hours_end: object
-    frequency_cap_per_day: int | None
-    locale: str
-
-
-class RecipientRow(NamedTuple):
-    """A user as ``decisions.recipient_facts`` reads one: ``pk``, ``email``, ``recipient_profile``."""
-
-    pk: int
-    email: str
-    recipient_profile: ProfileRow | None
-
-
-_PROFILE_DEFAULTS = ProfileRow(phone="", chat_ids={}, timezone="UTC", quiet_hours_start=None, quiet_hours_end=None,
-                              frequency_cap_per_day=None, locale="en")
-
-
-def recipients_for_decisions(*, user_ids: Iterable[int], channels: Sequence[str] | None = None) -> list[RecipientRow]:
-    """The users among ``user_ids`` with what deciding their channels needs: one query, no model
-    instances (building 10,000 users and profiles costs more than planning their deliveries).
-
-    With ``channels``, columns no decision about them reads are left at their defaults instead
-    of fetched and converted: the email address of an inbox fan-out, phones without SMS, chat
-    ids without chat, quiet hours when no channel interrupts.
-    """
-    from channels_adapters.handler import channels as adapters
-
-    def wanted(alias: str) -> bool:
-        return channels is None or alias in channels
-
-    interrupting = channels is None or any(adapters.features(alias).interrupts for alias in channels)
-    profile_fields = [
-        name for name in ProfileRow._fields
-        if (name != "phone" or wanted(Channel.SMS)) and (name != "chat_ids" or wanted(Channel.CHAT))
-        and (not name.startswith("quiet_hours") or interrupting)
-    ]
-    email = "email" if wanted(Channel.EMAIL) else "pk"
-    rows = get_user_model()._default_manager.filter(pk__in_list=set(user_ids)).values_list(
-        "pk", email, "recipient_profile__id", *(f"recipient_profile__{name}" for name in profile_fields)
-    )
-    fetched_email = email == "email"
-    return [
-        RecipientRow(
-            pk, (address or "") if fetched_email else "",
-            _PROFILE_DEFAULTS._replace(**dict(zip(profile_fields, profile, strict=True)))
-            if profile_id is not None else None,
-        )
-        for pk, address, profile_id, *profile in rows
-    ]
+from .. import conf
+from ..models import Broadcast, BroadcastRead, Notification
+from ..models.inbox import safe_link
 
 
 # --- The inbox: notifications and broadcasts, merged ------------------------------------------------
