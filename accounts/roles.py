@@ -64,6 +64,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("notifications.recipientprofile", VIEW),
         *_perms("notifications.category", MANAGE),
         *_perms("notifications.notification", MANAGE),
+        # Announcements to every inbox (or a category's subscribers): one row, no approval.
+        "notifications.send_broadcast",
         *_perms("notifications.delivery", VIEW),
         *_perms("notifications.deliveryevent", VIEW),
         *_perms("channels_adapters.capturedmessage", VIEW),
@@ -129,6 +131,9 @@ ACTIONS: dict[str, Action] = {
     "trigger.edit": Action(
         ("notifications.change_signaltrigger", "notifications.launch_campaign"),
         description="create, edit, enable and disable signal triggers",
+    ),
+    "broadcast.send": Action(
+        ("notifications.send_broadcast",), description="send and withdraw broadcasts to every inbox"
     ),
     "category.edit": Action(("notifications.change_category",), description="edit categories"),
     "category.override_optouts": Action(

@@ -133,12 +133,12 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_messagetemplate_open_preview": perm("notifications.view_messagetemplate"),
     "admin:notifications_signaltrigger_approve": action("campaign.approve"),
     # Broadcasts (notifications/admin/broadcasts.py): read with the inbox notifications; sending
-    # and withdrawing need notifications.services.BROADCAST_PERMISSION.
+    # and withdrawing are the "broadcast.send" action.
     **{f"admin:notifications_broadcast_{view}": perm("notifications.view_notification",
-                                                     "notifications.add_notification")
+                                                     "notifications.send_broadcast")
        for view in ("changelist", "history", "change")},
-    "admin:notifications_broadcast_add": perm("notifications.add_notification"),
-    "admin:notifications_broadcast_delete": perm("notifications.add_notification"),
+    "admin:notifications_broadcast_add": action("broadcast.send"),
+    "admin:notifications_broadcast_delete": action("broadcast.send"),
     "admin:auth_user_password_change": action("staff.manage"),
     "admin:dashboard_importjob_upload": action("users.import"),
     "admin:dashboard_importjob_mapping": action("users.import"),

@@ -3,7 +3,7 @@
 The add page is the "send" form: saving calls ``services.broadcast_send`` (one row whatever the
 audience, audited, open inboxes told at once). A sent broadcast is not edited; deleting it
 withdraws it from every inbox (``services.broadcast_withdraw``, audited). Who may do what is
-``services.BROADCAST_PERMISSION`` (send, withdraw) and viewing inbox notifications (read); the
+the ``broadcast.send`` action (send, withdraw) and viewing inbox notifications (read); the
 same rules are in ``accounts.url_policy`` for these pages.
 """
 
@@ -16,6 +16,8 @@ from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
+
+from accounts.roles import allows
 
 from ..inbox import services
 from ..models import Broadcast
@@ -73,19 +75,19 @@ class BroadcastAdmin(ModelAdmin):
 
     # Permissions: the broadcast rules, not the stock model permissions (see the module docstring).
     def has_view_permission(self, request, obj=None):
-        return request.user.has_perm(VIEW_PERMISSION) or request.user.has_perm(services.BROADCAST_PERMISSION)
+        return request.user.has_perm(VIEW_PERMISSION) or allows(request.user, services.BROADCAST_ACTION)
 
     def has_module_permission(self, request):
         return self.has_view_permission(request)
 
     def has_add_permission(self, request):
-        return request.user.has_perm(services.BROADCAST_PERMISSION)
+        return allows(request.user, services.BROADCAST_ACTION)
 
     def has_change_permission(self, request, obj=None):
         return False  # an announcement that went out is not rewritten; withdraw it instead
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.has_perm(services.BROADCAST_PERMISSION)
+        return allows(request.user, services.BROADCAST_ACTION)
 
     def history_view(self, request, object_id, extra_context=None):
         # Django looks the object up before the permission here; refuse first, as the other pages

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.roles import allows
+
 from ..models import (
     STATUS_RANK,
     Broadcast,
@@ -159,9 +161,8 @@ def _announce_read(*, user, notification_ids: list[int], broadcast_ids: Sequence
 
 # --- Broadcasts: one row for every inbox, read state kept per user once read ----------------------
 
-# Who may send a broadcast. To become "notifications.send_broadcast" (declared on the model) once
-# accounts.roles grants that to a role; until then Marketers' right to add inbox notifications.
-BROADCAST_PERMISSION = "notifications.add_notification"
+# Who may send and withdraw broadcasts: the policy's action (``accounts.roles.ACTIONS``).
+BROADCAST_ACTION = "broadcast.send"
 
 
 def broadcast_send(
@@ -171,11 +172,11 @@ def broadcast_send(
     """Announce ``title`` in every inbox, or, with ``category``, in the inboxes of those who have
     not opted out of it (``BroadcastQuerySet.visible_to``): one INSERT whatever the audience.
 
-    ``actor`` ``None`` is code (trusted as the deployer); a user needs ``BROADCAST_PERMISSION``.
+    ``actor`` ``None`` is code (trusted as the deployer); a user needs the ``broadcast.send`` action.
     Audited as ``broadcast.send``. Open inbox pages are told after commit with one publish, not
     one per recipient; each page then reads its own unread count.
     """
-    if actor is not None and not actor.has_perm(BROADCAST_PERMISSION):
+    if actor is not None and not allows(actor, BROADCAST_ACTION):
         raise PermissionDenied(_("You may not send broadcasts."))
     errors = broadcast_problems(title=title, url=url)
     if errors:
@@ -203,7 +204,7 @@ def broadcast_problems(*, title: str, url: str) -> dict[str, list[str]]:
 
 def broadcast_withdraw(*, broadcast: Broadcast, actor) -> None:
     """Take a broadcast out of every inbox (its read marks go with it). Audited."""
-    if actor is not None and not actor.has_perm(BROADCAST_PERMISSION):
+    if actor is not None and not allows(actor, BROADCAST_ACTION):
         raise PermissionDenied(_("You may not withdraw broadcasts."))
     with transaction.atomic():
         audit_record(actor=actor, action="broadcast.withdraw", target=broadcast, changes={"title": broadcast.title})

@@ -78,8 +78,7 @@ class Broadcast(models.Model):
             models.Index(fields=["created_at", "category"], name="broadcast_created_idx"),
         ]
         permissions = [
-            # Not granted to a role yet: the admin asks notifications.add_notification meanwhile
-            # (``notifications.services.BROADCAST_PERMISSION``).
+            # Marketers hold it (``accounts.roles``: the "broadcast.send" action).
             ("send_broadcast", _("Can send broadcasts to every inbox")),
         ]
 

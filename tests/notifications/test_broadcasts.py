@@ -210,6 +210,26 @@ def test_managers_see_broadcasts_and_operators_do_not_send_them(client):
     assert Broadcast.objects.count() == 1
 
 
+def test_sending_a_broadcast_is_its_own_permission_not_adding_inbox_notifications(client):
+    """A group that may add single inbox notifications may not announce to everyone."""
+    from django.contrib.auth.models import Permission
+    from django.core.exceptions import PermissionDenied
+
+    writer = UserFactory(username="wren", is_staff=True)
+    writer.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="notifications", codename__in=["view_notification", "add_notification"]))
+    client.force_login(writer)
+    assert client.get(ADD).status_code == 403
+    assert client.post(ADD, {"title": "Hi all"}).status_code == 403
+    with pytest.raises(PermissionDenied):
+        broadcast_send(title="Hi all", actor=writer)
+    assert not Broadcast.objects.exists()
+
+    writer.user_permissions.add(Permission.objects.get(codename="send_broadcast"))
+    writer = type(writer).objects.get(pk=writer.pk)  # permissions are cached per instance
+    assert broadcast_send(title="Hi all", actor=writer).title == "Hi all"
+
+
 def test_withdrawing_takes_it_out_of_every_inbox(client, ada):
     sent = broadcast(title="Wrong date")
     client.force_login(staff("maya", "Marketers"))
