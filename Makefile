@@ -34,14 +34,10 @@ install-dev: $(VENV)/.dev
 	@printf 'DEBUG=1\n' > .env
 	@echo "Wrote .env (DEBUG=1). Edit it or set environment variables to configure Signalbox."
 
+# Migrate, demo data (prints the logins), collectstatic, then uvicorn + task worker + scheduler as
+# one unit that Ctrl-C stops (config/serve.py).
 run: install .env fonts
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	@echo "Starting the web server on http://$(HOST):$(PORT)/, a task worker and the scheduler. Ctrl-C stops them all."
-	@trap 'kill 0' INT TERM EXIT; \
-	$(PY) manage.py db_worker --no-reload & \
-	$(PY) manage.py signalbox_scheduler & \
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) -m config.serve run --host $(HOST) --port $(PORT)
 
 # Debian's Chromium for the browser tests: installed when missing and we are root.
 chromium:
