@@ -10,3 +10,9 @@ class DashboardConfig(AppConfig):
         from .privileges import connect_privilege_audit
 
         connect_privilege_audit()
+
+        from notifications.scheduling import register_tick
+
+        from .analytics.rollups import analytics_tick
+
+        register_tick("analytics", analytics_tick, order=30)

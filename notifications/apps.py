@@ -21,6 +21,28 @@ class NotificationsConfig(AppConfig):
 
         triggers.connect_receivers()
 
+        # The ledger announces; the rooms above it listen and add (STYLE.md: the ground floor).
+        from .ledger import outbound
+        from .models import Delivery
+        from .receipts import tracking as receipts
+        from .signals import deliveries_batch_recorded
+
+        outbound.register_decorator(receipts.outbound_decorate)
+        outbound.register_unsubscribe_url(receipts.unsubscribe_url)
+
+        from .campaigns.receivers import campaigns_tick, runs_finish_after_batch
+
+        deliveries_batch_recorded.connect(
+            runs_finish_after_batch, sender=Delivery, dispatch_uid="notifications.campaigns.runs_finish_after_batch"
+        )
+
+        # Periodic work for ``manage.py signalbox_scheduler``, in this order each tick.
+        from .ledger.recovery import ledger_tick
+        from .scheduling import register_tick
+
+        register_tick("campaigns", campaigns_tick, order=10)
+        register_tick("ledger", ledger_tick, order=20)
+
         from django.core import checks
 
         from .receipts.checks import anymail_webhook_check

@@ -14,6 +14,12 @@
     Sent after a delivery's status moved (sent, deferred, failed, unknown, delivered, opened...).
     Arguments: ``sender`` = ``Delivery``, ``delivery_id``, ``status`` (the new status).
 
+``deliveries_batch_recorded``
+    Sent after a send task recorded the outcomes of the batch it claimed (sent, deferred, failed,
+    in flight...). Arguments: ``sender`` = ``Delivery``, ``delivery_ids`` (the claimed ids),
+    ``run_ids`` (sorted ids of the campaign runs those deliveries belong to; may be empty).
+    Campaigns listen to finish runs with nothing left to send.
+
 ``campaign_finished``
     Sent after a campaign run finished (every delivery reached a final state) or was cancelled.
     Arguments: ``sender`` = ``CampaignRun``, ``run_id``, ``campaign_id``, ``status``
@@ -28,3 +34,4 @@ notification_read = Signal()
 notification_sent = Signal()
 delivery_status_changed = Signal()
 campaign_finished = Signal()
+deliveries_batch_recorded = Signal()

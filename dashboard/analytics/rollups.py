@@ -238,3 +238,10 @@ def _first_day() -> date | None:
 
 def _tz_name() -> str:
     return str(site_tz())
+
+
+def analytics_tick(*, once: bool = False) -> list[str]:
+    """The scheduler's analytics round (registered in ``DashboardConfig.ready()``): the rollups,
+    at most every ``SIGNALBOX_ANALYTICS_REFRESH_SECONDS``."""
+    rolled = analytics_rollup_tick()
+    return ["refreshed the analytics rollups"] if rolled is not None and once else []

@@ -18,6 +18,7 @@ from channels_adapters.handler import channels
 
 from ..models import Category, Delivery, Preference, Suppression
 from ..querysets import normalise_address
+from . import outbound
 from .decisions import quiet_hours_end
 from .planning import _enqueue_batches
 
@@ -122,7 +123,6 @@ def render_templates(
     templated = [d for d in claimed if (d.content or {}).get("template_id")]
     if not templated:
         return claimed, []
-    from ..receipts import tracking
     from ..models import MessageTemplate
     from ..templating import TemplateRenderError, compile_template, message_context
 
@@ -150,7 +150,7 @@ def render_templates(
             if user is None:
                 raise TemplateRenderError("The recipient was deleted.")
             marketing = delivery.category is not None and delivery.category.kind == Category.Kind.MARKETING
-            unsubscribe = tracking.unsubscribe_url(delivery) if marketing else ""
+            unsubscribe = outbound.unsubscribe_url(delivery) if marketing else ""
             context = message_context(user=user, extra=content.get("context") or {}, unsubscribe_url=unsubscribe)
             profile = getattr(user, "recipient_profile", None)
             delivery.content = compiled[template_id].render(

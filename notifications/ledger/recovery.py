@@ -123,3 +123,13 @@ def delivery_advance_status(*, delivery: Delivery, status: str, at: datetime | N
             lambda: delivery_status_changed.send(sender=Delivery, delivery_id=delivery.pk, status=status)
         )
     return bool(updated)
+
+
+def ledger_tick(*, once: bool = False) -> list[str]:
+    """The scheduler's ledger round: re-queue deliveries whose worker died mid-batch (expired
+    leases) and deliveries due for a while without a task (a lost task)."""
+    swept = deliveries_sweep_expired_leases()
+    requeued = deliveries_requeue_stale()
+    if swept or requeued or once:
+        return [f"swept {swept} expired lease(s), re-queued {requeued} stale delivery(ies)"]
+    return []

@@ -23,8 +23,9 @@ from channels_adapters.base import OutboundMessage, SendResult
 from channels_adapters.handler import channels
 
 from .. import conf
-from ..models import Category, Delivery
-from . import ratelimit, rechecks
+from ..models import Delivery
+from ..signals import deliveries_batch_recorded
+from . import outbound, ratelimit, rechecks
 from .planning import _chunks, worker_id
 from .recording import DIGEST_PREFIX, ResultRecorder, SendSummary, deliveries_record_results
 
@@ -116,11 +117,13 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
                 # What came back is written even when the batch stopped on an unexpected error;
                 # what did not stays in flight for the sweeper.
                 recorder.flush()
-    run_ids = {d.run_id for d in claimed if d.run_id}
-    if run_ids:
-        from ..campaigns.runs import runs_finish_if_done
-
-        runs_finish_if_done(run_ids=sorted(run_ids))
+    if claimed:
+        # Campaigns finish their runs on this (``campaigns.receivers``); the ledger only announces.
+        delivery_ids = [d.pk for d in claimed]
+        run_ids = sorted({d.run_id for d in claimed if d.run_id})
+        transaction.on_commit(
+            lambda: deliveries_batch_recorded.send(sender=Delivery, delivery_ids=delivery_ids, run_ids=run_ids)
+        )
     return summary
 
 
@@ -170,29 +173,17 @@ def digest_message(deliveries: Sequence[Delivery]) -> OutboundMessage:
 
 
 def outbound_message(delivery: Delivery, *, content: dict | None = None) -> OutboundMessage:
-    """The channel-neutral message for a claimed delivery, with tracking where the channel has it.
-
-    Email HTML gets its links replaced by opaque click links (stored as ``TrackedLink``) and an
-    open pixel; marketing mail carries the one-click unsubscribe URL for the adapter's headers.
-    ``content`` replaces the delivery's own (a digest's combined content).
+    """The channel-neutral message for a claimed delivery, as the registered decorators leave it
+    (``outbound``: receipts add click links, an open pixel and the one-click unsubscribe URL
+    where the channel has them). ``content`` replaces the delivery's own (a digest's combined
+    content).
     """
-    from ..receipts import tracking  # tracking records receipts through this module
-
     content = (delivery.content or {}) if content is None else content
     kind = delivery.category.kind if delivery.category else ""
     html = content.get("html", "")
     metadata = {"recipient_id": delivery.recipient_id, "category_id": delivery.category_id, "category_kind": kind,
                 **content.get("metadata", {})}
-    features = channels.features(delivery.channel)
-    if html and features.tracks_clicks:
-        html = tracking.links_rewrite(delivery=delivery, html=html)
-    if html and features.tracks_opens:
-        pixel = f'<img src="{tracking.open_pixel_url(delivery)}" width="1" height="1" alt="">'
-        # Inside the body of a whole document (a templated email's layout), else at the end.
-        at = html.rfind("</body>")
-        html = html[:at] + pixel + html[at:] if at != -1 else html + pixel
-    if features.one_click_unsubscribe and kind == Category.Kind.MARKETING and "unsubscribe_url" not in metadata:
-        metadata["unsubscribe_url"] = tracking.unsubscribe_url(delivery)  # a rendered template carries it already
+    html, metadata = outbound.decorate(delivery, html=html, metadata=metadata)
     return OutboundMessage(
         delivery_id=delivery.pk,
         address=delivery.address,

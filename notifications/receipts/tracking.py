@@ -25,9 +25,11 @@ from django.db.models import F
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
+from channels_adapters.handler import channels
+
 from .. import conf, tokens
-from ..models import Category, Delivery, DeliveryEvent, Suppression, TrackedLink
 from ..ledger import delivery_advance_status
+from ..models import Category, Delivery, DeliveryEvent, Suppression, TrackedLink
 from ..querysets import normalise_address
 
 Kind = DeliveryEvent.Kind
@@ -89,6 +91,24 @@ def unsubscribe_url(delivery: Delivery) -> str:
 
 def preferences_url(user_id: int) -> str:
     return _token_url("notifications:preferences_token", tokens.preferences_token(user_id))
+
+
+def outbound_decorate(delivery: Delivery, *, html: str, metadata: dict) -> tuple[str, dict]:
+    """Tracking on a message leaving the ledger (registered with ``ledger.outbound``), where its
+    channel has it: HTML links replaced by opaque click links (stored as ``TrackedLink``), an
+    open pixel, and for marketing the one-click unsubscribe URL for the adapter's headers."""
+    features = channels.features(delivery.channel)
+    if html and features.tracks_clicks:
+        html = links_rewrite(delivery=delivery, html=html)
+    if html and features.tracks_opens:
+        pixel = f'<img src="{open_pixel_url(delivery)}" width="1" height="1" alt="">'
+        # Inside the body of a whole document (a templated email's layout), else at the end.
+        at = html.rfind("</body>")
+        html = html[:at] + pixel + html[at:] if at != -1 else html + pixel
+    marketing = delivery.category is not None and delivery.category.kind == Category.Kind.MARKETING
+    if features.one_click_unsubscribe and marketing and "unsubscribe_url" not in metadata:
+        metadata["unsubscribe_url"] = unsubscribe_url(delivery)  # a rendered template carries it already
+    return html, metadata
 
 
 def links_rewrite(*, delivery: Delivery, html: str) -> str:
