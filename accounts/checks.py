@@ -19,7 +19,7 @@ def demo_passwords_check(app_configs=None, **kwargs) -> list[Error]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import check_password
 
-    from notifications.demo_data import DEMO_PASSWORD, DEMO_RECIPIENT, LOGINS
+    from demo_shop.seeding.data import DEMO_PASSWORD, DEMO_RECIPIENT, LOGINS
 
     User = get_user_model()
     usernames = [login[0] for login in LOGINS] + [DEMO_RECIPIENT.username]

@@ -21,7 +21,7 @@ from .models import Customer, Order
 
 ORDER_PAID_TEMPLATE = "order-paid"
 ORDER_PAID_TRIGGER = "Order paid → customer"
-# The transactional category the demo data uses for order messages (notifications/demo_data.py).
+# The transactional category the demo data uses for order messages (demo_shop/seeding/data.py).
 ORDER_CATEGORY = ("order-updates", "Order updates")
 
 ORDER_PAID_EN = {
@@ -103,7 +103,7 @@ def demo_triggers_ensure() -> DemoTriggers:
 
 def _demo_pending_order_ensure() -> None:
     """Created pending (which fires nothing) and never reset: once paid, it stays paid."""
-    from notifications.demo_data import DEMO_RECIPIENT
+    from demo_shop.seeding.data import DEMO_RECIPIENT
 
     customer = Customer.objects.filter(user__username=DEMO_RECIPIENT.username).first()
     if customer is None:

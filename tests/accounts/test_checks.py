@@ -7,7 +7,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from notifications.demo_data import DEMO_PASSWORD, _logins_ensure
+from demo_shop.seeding.data import DEMO_PASSWORD, _logins_ensure
 from tests.conftest import manage
 from tests.factories import UserFactory
 

@@ -39,7 +39,7 @@ def test_demo_triggers_ensure_is_idempotent():
 def test_the_demo_login_gets_a_pending_order_to_try_it_on():
     from demo_shop.demo import DEMO_PENDING_ORDER
     from demo_shop.models import Customer
-    from notifications.demo_data import DEMO_RECIPIENT
+    from demo_shop.seeding.data import DEMO_RECIPIENT
 
     demo_triggers_ensure()  # no demo recipient yet: nothing to add
     assert not Order.objects.exists()

@@ -1,7 +1,7 @@
 """Demo data for trying Signalbox: recipients, staff logins, a shop, and weeks of delivery history.
 
-People, logins and the shop are seeded here; the delivery history in ``demo_history``; audiences,
-templates, campaigns and the demo trigger in ``demo_campaigns``. Everything is deterministic and
+People, logins and the shop are seeded here; the delivery history in ``history``; audiences,
+templates, campaigns and the demo trigger in ``campaigns``. Everything is deterministic and
 idempotent, so ``seed_demo`` can run on every ``make run``:
 
 - Recipients come from ``random.Random(SEED)`` and seeded Fakers, in index order (``r00001``...),
@@ -35,14 +35,14 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import roles_ensure
-from demo_shop.models import Customer, Order
-
-from . import services
-from .models import (
+from notifications import services
+from notifications.models import (
     Audience, Campaign, Category, Delivery, DeliveryEvent, MessageTemplate, Notification, Preference,
     RecipientProfile, SignalTrigger, Suppression,
 )
-from .querysets import normalise_address
+from notifications.querysets import normalise_address
+
+from ..models import Customer, Order
 
 DEMO_PASSWORD = "signalbox-demo"
 SEED = 2026
@@ -165,11 +165,11 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
         logins = _logins_ensure(password=password, now=now)
         specs = [DEMO_RECIPIENT, *recipient_specs(count=users)]
         recipients = _recipients_ensure(specs=specs, password=password, now=now, categories=categories)
-        from .demo_history import history_insert, history_plan
+        from .history import history_insert, history_plan
 
         plans = history_plan(recipients=recipients, days=days, now=now, categories=categories)
         history_insert(plans=plans, categories=categories)
-        from .demo_campaigns import demo_campaigns_ensure
+        from .campaigns import demo_campaigns_ensure
 
         marketer = User.objects.filter(username="marketer").first()
         demo_campaigns_ensure(categories=categories, author=marketer, now=now)

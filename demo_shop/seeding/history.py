@@ -1,6 +1,6 @@
 """Weeks of demo delivery history: deliveries, receipts and inbox rows, deterministic per day.
 
-Split from ``demo_data`` (which seeds people and logins and calls this). Each day of history draws
+Split from ``data`` (which seeds people and logins and calls this). Each day of history draws
 from its own ``Random(f"{SEED}:{date}")`` and every delivery has the key
 ``demo:<date>:<user id>:<channel>:<n>``, so re-running a day inserts nothing.
 """
@@ -15,16 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .demo_data import (
-    BATCH_SIZE,
-    DAILY_RATE,
-    DEMO_UNREAD,
-    SEED,
-    Recipient,
-    _chunks,
-    _weighted,
-)
-from .models import (
+from notifications.models import (
     Category,
     Channel,
     Delivery,
@@ -33,7 +24,17 @@ from .models import (
     Preference,
     Suppression,
 )
-from .querysets import normalise_address
+from notifications.querysets import normalise_address
+
+from .data import (
+    BATCH_SIZE,
+    DAILY_RATE,
+    DEMO_UNREAD,
+    SEED,
+    Recipient,
+    _chunks,
+    _weighted,
+)
 
 CHANNEL_WEIGHTS = {"email": 45, "inapp": 35, "sms": 8, "webpush": 7, "chat": 5}
 CATEGORY_WEIGHTS = {

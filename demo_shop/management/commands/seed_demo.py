@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from notifications.demo_data import DEMO_PASSWORD, demo_data_seed
+from demo_shop.seeding.data import DEMO_PASSWORD, demo_data_seed
 
 
 def _non_negative(value: str) -> int:

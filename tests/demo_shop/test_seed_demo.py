@@ -14,7 +14,7 @@ from freezegun import freeze_time
 
 from accounts.roles import ROLE_PERMISSIONS
 from demo_shop.models import Customer, Order
-from notifications.demo_data import DEMO_PASSWORD
+from demo_shop.seeding.data import DEMO_PASSWORD
 from notifications.models import (
     Category,
     Delivery,

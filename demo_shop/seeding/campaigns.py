@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 
-from .models import Audience, AudienceMember, Campaign, Category, MessageTemplate, MessageTemplateVariant
+from notifications.models import Audience, AudienceMember, Campaign, Category, MessageTemplate, MessageTemplateVariant
 
 TEMPLATES = [
     {
@@ -81,7 +81,7 @@ def demo_campaigns_ensure(*, categories: dict[str, Category], author, now: datet
         Campaign.objects.get_or_create(
             name=spec.pop("name"), defaults={**spec, "category": categories["promotions"], "author": author}
         )
-    from demo_shop.demo import demo_triggers_ensure
+    from ..demo import demo_triggers_ensure
 
     demo_triggers_ensure()
 
