@@ -7,10 +7,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-dev chromium fonts messages bench clean help
+.PHONY: run prod test install install-dev chromium fonts messages bench clean help
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve http://$(HOST):$(PORT) with a task worker"
+	@echo "make prod   - production profile: DEBUG=0, PostgreSQL + Redis, uvicorn and RQ workers, scheduler"
 	@echo "make test   - install test dependencies and run the whole suite (SQLite, Chromium)"
 	@echo "make bench NAME=unread_count - run one benchmark"
 
@@ -38,6 +39,11 @@ install-dev: $(VENV)/.dev
 # one unit that Ctrl-C stops (config/serve.py).
 run: install .env fonts
 	$(PY) -m config.serve run --host $(HOST) --port $(PORT)
+
+# The production profile on this machine (README "Deploying"): DEBUG=0, PostgreSQL and Redis from
+# DATABASE_URL/REDIS_URL, WEB_WORKERS uvicorn workers, RQ_WORKERS RQ workers and the scheduler.
+prod: install fonts
+	$(PY) -m config.serve prod --host $(HOST) --port $(PORT)
 
 # Debian's Chromium for the browser tests: installed when missing and we are root.
 chromium:

@@ -1,0 +1,191 @@
+"""``make prod`` (issue 11, point 2): ``python -m config.serve prod`` as an operator runs it.
+
+Refusals need no service. The start/stop tests run the real stack (uvicorn workers, RQ workers,
+the scheduler) on a throwaway PostgreSQL database and a Redis database, then stop it the ways an
+operator or a process manager does and look for any process left behind.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.processes import free_port
+
+PG_SERVER = os.environ.get("CI_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("SIGNALBOX_LAUNCHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+STATIC_ROOT = ROOT / "var" / "test_staticfiles"  # shared with tests/test_serving.py: compressed once
+
+pytestmark = pytest.mark.slow
+
+
+def launcher_env(**values: str) -> dict[str, str]:
+    """A clean environment: only what the test gives (plus PATH), never the suite's settings."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "STATIC_ROOT": str(STATIC_ROOT), **values}
+
+
+def launch(env: dict[str, str], *, port: int = 0, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "config.serve", "prod", "--port", str(port or free_port())],
+        cwd=ROOT, env=env, **popen,
+    )
+
+
+def refusal(env: dict[str, str]) -> str:
+    process = launch(env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("signalbox: refusing to start: "), err
+    return lines[0]
+
+
+SECRET = {"SECRET_KEY": "launcher-tests-only-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"}
+
+
+def test_refuses_without_a_secret_key():
+    assert "SECRET_KEY is not set" in refusal(launcher_env(DATABASE_URL="postgres://x@h/db", REDIS_URL=REDIS))
+
+
+def test_refuses_without_postgresql():
+    assert "DATABASE_URL must point at PostgreSQL" in refusal(launcher_env(**SECRET, REDIS_URL=REDIS))
+    line = refusal(launcher_env(**SECRET, DATABASE_URL="sqlite:///var/x.sqlite3", REDIS_URL=REDIS))
+    assert "not sqlite" in line
+
+
+def test_refuses_without_redis():
+    assert "REDIS_URL must point at Redis" in refusal(launcher_env(**SECRET, DATABASE_URL="postgres://x@h/db"))
+
+
+def test_refuses_a_worker_count_that_is_not_a_positive_number():
+    env = launcher_env(**SECRET, DATABASE_URL="postgres://x@h/db", REDIS_URL=REDIS, RQ_WORKERS="two")
+    assert "RQ_WORKERS must be a whole number" in refusal(env)
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A fresh PostgreSQL database for the module (the first start migrates it)."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL is not reachable at {PG_SERVER}: {error}")
+    name = f"signalbox_launcher_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_SERVER.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=5).ping()
+    except redis.exceptions.ConnectionError as error:
+        pytest.skip(f"Redis is not reachable at {REDIS}: {error}")
+    return REDIS
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc), at any depth."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until_serving(process: subprocess.Popen, port: int, log: Path, *, expected_children: int) -> set[int]:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-4000:]
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/accounts/login/")
+            status = connection.getresponse().status
+            connection.close()
+            tree = descendants(process.pid)
+            # 2 uvicorn workers + their master, 2 RQ workers, the scheduler (and helpers they fork).
+            if status == 200 and len(tree) >= expected_children:
+                return tree
+        except OSError:
+            pass
+        time.sleep(0.25)
+    pytest.fail("make prod did not serve within 240 s\n" + log.read_text()[-4000:])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "sigkill"])
+def test_prod_serves_then_stops_with_no_process_left_behind(database, redis_url, tmp_path, signum):
+    port = free_port()
+    log = tmp_path / "prod.log"
+    env = launcher_env(**SECRET, DATABASE_URL=database, REDIS_URL=redis_url, ALLOWED_HOSTS="127.0.0.1",
+                       WEB_WORKERS="2", RQ_WORKERS="2")
+    with log.open("w") as out:
+        # Its own session, as in a terminal: the launcher leads the group a Ctrl-C reaches.
+        process = launch(env, port=port, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            tree = wait_until_serving(process, port, log, expected_children=6)
+            if signum == signal.SIGINT:
+                os.killpg(process.pid, signum)  # a terminal's Ctrl-C goes to the foreground group
+            else:
+                os.kill(process.pid, signum)
+            status = process.wait(timeout=60)
+            deadline = time.monotonic() + 30  # after a SIGKILL the children stop on their own signal
+            while time.monotonic() < deadline and any(alive(pid) for pid in tree):
+                time.sleep(0.2)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    left = {pid for pid in tree if alive(pid)}
+    for pid in left:  # never leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"left behind: {left}\n{log.read_text()[-4000:]}"
+    assert status == (-signal.SIGKILL if signum == signal.SIGKILL else 0), log.read_text()[-4000:]
+    if signum != signal.SIGKILL:
+        assert "signalbox: stopped." in log.read_text()
+
+
+def test_prod_refuses_demo_passwords_in_the_database(database, redis_url):
+    code = (
+        "import django; django.setup()\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from demo_shop.seeding.data import DEMO_PASSWORD\n"
+        "get_user_model().objects.create_user('marketer', password=DEMO_PASSWORD)\n"
+    )
+    env = launcher_env(**SECRET, DATABASE_URL=database, REDIS_URL=redis_url, DEBUG="0",
+                       DJANGO_SETTINGS_MODULE="config.settings")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    line = refusal(launcher_env(**SECRET, DATABASE_URL=database, REDIS_URL=redis_url))
+    assert line.endswith("Demo logins still use the published demo password: marketer. [accounts.E001]")
