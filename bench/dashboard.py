@@ -301,6 +301,14 @@ def _generate(opts, *, now: datetime) -> None:
                 cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
 
 
+# Per channel: bounces after a send (of every send, failures included), what a seen message is
+# recorded as, unsubscribes after a click, the address shape.
+BOUNCE_RATE = {"email": 0.06}
+SEEN_KIND = {"inapp": "read"}
+UNSUBSCRIBE_RATE = {"email": 0.02}
+ADDRESS = {"email": "bd{user}@example.com"}
+
+
 def _outcome(rng: random.Random, *, channel: str, created: datetime, now: datetime, live: bool):
     """What became of one delivery: its status, timestamps and receipts (kind, when, data)."""
     row = dict(status="sent", sent_at=None, delivered_at=None, opened_at=None, read_at=None, clicked_at=None,
@@ -319,7 +327,7 @@ def _outcome(rng: random.Random, *, channel: str, created: datetime, now: dateti
         return row, [("failed", at, {"reason": "timeout"})]
     row["sent_at"] = at
     steps.append(("sent", at, {}))
-    if channel == "email" and roll < 0.06:
+    if roll < BOUNCE_RATE.get(channel, 0.0):
         bounced = min(now, at + timedelta(seconds=rng.uniform(5, 600)))
         row.update(status="bounced", reason="hard_bounce:550")
         steps.append(("bounced", bounced, {"reason": "550 5.1.1 user unknown"}))
@@ -332,7 +340,7 @@ def _outcome(rng: random.Random, *, channel: str, created: datetime, now: dateti
     if engage < opens:
         opened = at + timedelta(seconds=rng.expovariate(1 / 10800))
         if opened <= now:
-            kind = "read" if channel == "inapp" else "opened"
+            kind = SEEN_KIND.get(channel, "opened")
             row.update(status=kind, **{f"{kind}_at": opened})
             steps.append((kind, opened, {}))
             at = opened
@@ -341,7 +349,7 @@ def _outcome(rng: random.Random, *, channel: str, created: datetime, now: dateti
         if clicked <= now:
             row.update(status="clicked", clicked_at=clicked)
             steps.append(("clicked", clicked, {}))
-            if channel == "email" and rng.random() < 0.02:
+            if channel in UNSUBSCRIBE_RATE and rng.random() < UNSUBSCRIBE_RATE[channel]:
                 steps.append(("unsubscribed", min(now, clicked + timedelta(seconds=30)), {}))
     return row, steps
 
@@ -357,7 +365,7 @@ def _value(column: str, value, vendor: str):
 def _delivery_row(columns, vendor, *, pk, i, user, channel, category, run_id, created, status, reason, **stamps):
     values = {
         "id": pk, "idempotency_key": f"{PREFIX}{i}", "recipient_id": user, "channel": channel, "category_id": category,
-        "address": f"bd{user}@example.com" if channel == "email" else f"{channel}:{user}", "status": status,
+        "address": ADDRESS.get(channel, "{channel}:{user}").format(channel=channel, user=user), "status": status,
         "status_reason": reason, "content": {}, "run_id": run_id, "trigger_id": None, "provider_message_id": "",
         "attempts": 1 if stamps.get("sent_at") else 0, "next_attempt_at": None, "lease_owner": "",
         "lease_expires_at": None, "last_error": reason if status in ("failed", "bounced") else "", "created_at": created,

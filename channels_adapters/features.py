@@ -37,6 +37,9 @@ class ChannelFeatures:
     digestible: bool = False
     #: How addresses are normalised and compared: lower-cased email, E.164 phone, trimmed text.
     address_form: AddressForm = "text"
+    #: The text goes out in segments (SMS: 160 GSM-7 or 70 UCS-2 characters each), which the
+    #: template preview counts.
+    segmented_text: bool = False
     #: The message carries an identity chosen by us and kept across re-sends (email's
     #: Message-ID), so a second copy is recognisably the same message.
     supports_message_id: bool = False
@@ -52,6 +55,12 @@ class ChannelFeatures:
     #: ``OPTIONS["concurrency"]`` overrides it per alias.
     concurrency: int = 1
 
+    @property
+    def addresses_ignore_case(self) -> bool:
+        """Two addresses differing only in case reach the same recipient (email); a stored
+        delivery address may keep the case it was given, so lookups compare without it."""
+        return self.address_form == "email"
+
     def replace(self, **changes) -> ChannelFeatures:
         return dataclasses.replace(self, **changes)
 
@@ -64,7 +73,7 @@ EMAIL = ChannelFeatures(
 )
 # Sixteen requests in flight per worker, well inside the account's limit of concurrent API
 # requests (100 by default at Twilio); the shared max_per_second still paces the account.
-SMS = ChannelFeatures(address_form="phone", concurrency=16)
+SMS = ChannelFeatures(address_form="phone", segmented_text=True, concurrency=16)
 INAPP = ChannelFeatures(local=True, interrupts=False, digestible=True)
 WEBPUSH = ChannelFeatures(concurrency=8)
 CHAT = ChannelFeatures(concurrency=4)

@@ -45,6 +45,8 @@ from notifications.querysets import normalise_address
 from ..models import Customer, Order
 
 DEMO_PASSWORD = "signalbox-demo"
+# Which of a recipient's addresses a suppression on each channel holds.
+SUPPRESSED_ADDRESS = {"email": "email", "sms": "phone"}
 SEED = 2026
 # Mean deliveries per recipient per day (~18 over 60 days); weekends are quieter, Tuesdays
 # carry the newsletter.
@@ -321,7 +323,7 @@ def _recipients_ensure(
         batch_size=BATCH_SIZE, ignore_conflicts=True,
     )
     Suppression.objects.bulk_create(
-        [Suppression(channel=channel, address=normalise_address(channel, s.email if channel == "email" else s.phone),
+        [Suppression(channel=channel, address=normalise_address(channel, getattr(s, SUPPRESSED_ADDRESS[channel])),
                      reason=reason, user_id=ids[s.username], note="demo")
          for s in specs for channel, reason in s.suppressions],
         batch_size=BATCH_SIZE, ignore_conflicts=True,

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from notifications.models import (
     Category,
-    Channel,
     Delivery,
     DeliveryEvent,
     Notification,
@@ -86,6 +85,36 @@ FAILURES = {
     "webpush": ("webpush", "webpush:410 subscription expired"),
     "chat": ("chat", "chat:404 channel not found"),
 }
+
+
+@dataclass(frozen=True)
+class _Medium:
+    """How one channel's demo history goes: its receipts' source and the odds of each outcome."""
+
+    source: str  # the source of its sent/delivered receipts
+    needs: str = ""  # a recipient without this attribute gets ``instead`` (no phone: email)
+    instead: str = ""
+    failure_rate: float = 0.0  # refused by the provider before delivery (``FAILURES``)
+    bounce: tuple[float, str, str] | None = None  # (rate, receipt kind, reason) after the send
+    delivered_after: tuple[float, float] = (1, 90)  # seconds after the send
+    seen: tuple[str, str, float, float] | None = None  # (kind, source, rate, mean seconds later)
+    clicked: tuple[float, tuple[float, float] | float] | None = None  # (rate, (min, max) s after seen | mean s)
+    message_id: str = ""  # the provider's message id, from a digest of the key
+    in_inbox: bool = False  # delivered means a row in the recipient's inbox
+
+
+MEDIA = {
+    "email": _Medium(source="smtp", failure_rate=0.012, bounce=(0.032, "bounced", "hard_bounce:550 5.1.1 user unknown"),
+                     seen=("opened", "pixel", 0.38, 10800), clicked=(0.11, (5, 600)),
+                     message_id="<{digest}@signalbox.local>"),
+    "sms": _Medium(source="twilio", needs="phone", instead="email", failure_rate=0.015,
+                   bounce=(0.035, "failed", "twilio:30005 unknown destination"), clicked=(0.08, 1200),
+                   message_id="SM{digest}"),
+    "inapp": _Medium(source="inbox", delivered_after=(0.1, 2), seen=("read", "inbox", 0.65, 28800),
+                     clicked=(0.15, (2, 120)), in_inbox=True),
+    "webpush": _Medium(source="webpush", failure_rate=0.03, clicked=(0.08, 1200)),
+    "chat": _Medium(source="chat", needs="chat_ids", instead="inapp", failure_rate=0.02),
+}
 STEP_FIELDS = {"sent": "sent_at", "delivered": "delivered_at", "opened": "opened_at", "read": "read_at",
                "clicked": "clicked_at", "bounced": "failed_at", "failed": "failed_at"}
 
@@ -140,7 +169,7 @@ def history_plan(
                     plans.append(plan)
     # The demo login keeps up with its inbox except for the newest messages, so the unread badge
     # and the "mark all read" button have something to show.
-    demo_inbox = sorted((p for p in plans if p.recipient.is_demo and p.channel == "inapp"),
+    demo_inbox = sorted((p for p in plans if p.recipient.is_demo and MEDIA[p.channel].in_inbox),
                         key=lambda p: p.created_at, reverse=True)
     for plan in demo_inbox[:DEMO_UNREAD]:
         plan.steps = [step for step in plan.steps if step[0] in ("sent", "delivered")]
@@ -155,10 +184,9 @@ def history_plan(
 
 def _delivery_plan(rng: random.Random, *, recipient: Recipient, day: date, now: datetime, channel: str,
                    category: str | None, suppressed: dict, opted_out: set) -> _Plan:
-    if channel == "sms" and not recipient.phone:
-        channel = "email"
-    if channel == "chat" and not recipient.chat_ids:
-        channel = "inapp"
+    medium = MEDIA[channel]
+    if medium.needs and not getattr(recipient, medium.needs):
+        channel = medium.instead  # sms without a phone: email; chat without a chat id: the inbox
     category = category or _weighted(rng, CATEGORY_WEIGHTS[channel])
     if category == "order-updates" and not recipient.is_customer:
         category = "promotions"
@@ -192,30 +220,27 @@ def _outcome(rng: random.Random, *, channel: str, created: datetime) -> tuple[li
     """The receipts one delivery collects: mostly delivered, some engagement, ~2-3 % failures."""
     at = created + timedelta(seconds=rng.uniform(0.2, 40))
     roll = rng.random()
-    if channel in FAILURES and roll < {"email": 0.012, "sms": 0.015, "webpush": 0.03, "chat": 0.02}[channel]:
+    medium = MEDIA[channel]
+    if channel in FAILURES and roll < medium.failure_rate:
         source, reason = FAILURES[channel]
         return [("failed", at + timedelta(seconds=rng.uniform(30, 600)), source)], reason
-    source = {"email": "smtp", "sms": "twilio", "inapp": "inbox", "webpush": "webpush", "chat": "chat"}[channel]
+    source = medium.source
     steps = [("sent", at, source)]
-    if (channel == "email" and roll < 0.032) or (channel == "sms" and roll < 0.035):
-        kind = "bounced" if channel == "email" else "failed"
-        reason = "hard_bounce:550 5.1.1 user unknown" if channel == "email" else "twilio:30005 unknown destination"
+    if medium.bounce and roll < medium.bounce[0]:
+        _rate, kind, reason = medium.bounce
         return [*steps, (kind, at + timedelta(seconds=rng.uniform(5, 600)), source)], reason
-    at += timedelta(seconds=rng.uniform(0.1, 2) if channel == "inapp" else rng.uniform(1, 90))
+    at += timedelta(seconds=rng.uniform(*medium.delivered_after))
     steps.append(("delivered", at, source))
     engage = rng.random()
-    if channel == "email" and engage < 0.38:
-        at += timedelta(seconds=rng.expovariate(1 / 10800))
-        steps.append(("opened", at, "pixel"))
-        if engage < 0.11:
-            steps.append(("clicked", at + timedelta(seconds=rng.uniform(5, 600)), "click"))
-    elif channel == "inapp" and engage < 0.65:
-        at += timedelta(seconds=rng.expovariate(1 / 28800))
-        steps.append(("read", at, "inbox"))
-        if engage < 0.15:
-            steps.append(("clicked", at + timedelta(seconds=rng.uniform(2, 120)), "click"))
-    elif channel in ("sms", "webpush") and engage < 0.08:
-        steps.append(("clicked", at + timedelta(seconds=rng.expovariate(1 / 1200)), "click"))
+    if medium.seen:
+        kind, seen_source, rate, mean = medium.seen
+        if engage < rate:
+            at += timedelta(seconds=rng.expovariate(1 / mean))
+            steps.append((kind, at, seen_source))
+            if medium.clicked and engage < medium.clicked[0]:
+                steps.append(("clicked", at + timedelta(seconds=rng.uniform(*medium.clicked[1])), "click"))
+    elif medium.clicked and engage < medium.clicked[0]:
+        steps.append(("clicked", at + timedelta(seconds=rng.expovariate(1 / medium.clicked[1])), "click"))
     return steps, ""
 
 
@@ -245,7 +270,7 @@ def history_insert(*, plans: Sequence[_Plan], categories: dict[str, Category]) -
                           body=plan.body, delivery_id=delivery.pk, created_at=delivery.delivered_at,
                           read_at=delivery.read_at)
              for plan, delivery in zip(new_plans, deliveries, strict=True)
-             if delivery.channel == Channel.INAPP and delivery.delivered_at]
+             if MEDIA[delivery.channel].in_inbox and delivery.delivered_at]
     Notification.objects.bulk_create(inbox, batch_size=BATCH_SIZE)
 
 
@@ -264,7 +289,8 @@ def _delivery(plan: _Plan, *, categories: dict[str, Category]) -> Delivery:
     if delivery.status in (Delivery.Status.FAILED, Delivery.Status.BOUNCED):
         delivery.last_error = plan.reason
         delivery.attempts = 3 if delivery.sent_at is None else 1
-    if delivery.sent_at and plan.channel in ("email", "sms"):
+    message_id = MEDIA[plan.channel].message_id
+    if delivery.sent_at and message_id:
         digest = hashlib.sha256(plan.key.encode()).hexdigest()[:32]
-        delivery.provider_message_id = f"<{digest}@signalbox.local>" if plan.channel == "email" else f"SM{digest}"
+        delivery.provider_message_id = message_id.format(digest=digest)
     return delivery

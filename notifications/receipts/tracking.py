@@ -250,7 +250,8 @@ def address_suppress(
             channel=channel, address=address, defaults={"reason": reason, "user_id": user_id, "note": note}
         )
         waiting = Delivery.objects.filter(channel=channel, status__in=[Status.PLANNED, Status.DEFERRED])
-        waiting = waiting.filter(address__iexact=address) if channel == "email" else waiting.filter(address=address)
+        same_address = "address__iexact" if channels.features(channel).addresses_ignore_case else "address"
+        waiting = waiting.filter(**{same_address: address})
         waiting.update(status=Status.SUPPRESSED, status_reason=f"suppressed:{suppression.reason}")
         if created and actor is not None:
             _audit(actor=actor, action="suppression.create", suppression=suppression)

@@ -23,6 +23,9 @@ CHANNEL_PARTS: dict[str, tuple[str, ...]] = {
     "webpush": ("push_title", "push_body", "inapp_url"),
     "chat": ("chat_text",),
 }
+# The shape of the content each channel's parts render into: an email (subject, text, HTML
+# document), one text (an SMS, a chat post), or a titled message (title, body, link).
+CONTENT_SHAPE: dict[str, str] = {"email": "email", "sms": "text", "chat": "text", "inapp": "titled", "webpush": "titled"}
 PUSH_FALLBACK = {"push_title": "inapp_title", "push_body": "inapp_body"}
 REQUIRED_PARTS = {
     "email": ("email_subject", "email_body"), "sms": ("sms_text",), "inapp": ("inapp_title",),
@@ -143,10 +146,11 @@ class CompiledTemplate:
             raise ValueError(f"Unknown channel: {channel!r}.")
         chosen = self.pick_locale(locale)
         ctx = {**self._defaults, **context}
-        if channel == "email":
+        shape = CONTENT_SHAPE[channel]
+        if shape == "email":
             return self._render_email(chosen, ctx)
-        if channel in ("sms", "chat"):
-            part = CHANNEL_PARTS[channel][0]
+        if shape == "text":
+            (part,) = CHANNEL_PARTS[channel]
             return {"text": self._render(chosen, part, ctx, required=True), "locale": chosen}
         title, body, url = CHANNEL_PARTS[channel]
         return {

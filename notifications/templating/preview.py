@@ -14,10 +14,11 @@ from django.db import transaction
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from channels_adapters.handler import channels as adapters
 from channels_adapters.sms import sms_segments
 
 from ..models import Category, MessageTemplate
-from .compiled import CompiledTemplate, compile_template, part_label
+from .compiled import CONTENT_SHAPE, CompiledTemplate, compile_template, part_label
 from .context import message_context
 from .sandbox import TemplateRenderError
 
@@ -83,7 +84,7 @@ def _render_channel(compiled: CompiledTemplate, channel: str, *, locale: str, co
         content = compiled.render(channel=channel, locale=locale, context=context)
     except TemplateRenderError as exc:
         return ChannelPreview(channel, label, error=str(exc), error_part=part_label(exc.part) if exc.part else "")
-    if channel == "sms":
+    if adapters.features(channel).segmented_text:
         encoding, segments = sms_segments(content["text"])
         return ChannelPreview(channel, label, content, sms_encoding=encoding, sms_segments=segments)
     return ChannelPreview(channel, label, content)
@@ -140,7 +141,7 @@ def template_send_test(*, template: MessageTemplate, to: Any, recipient: Any | N
                 errors.append(f"{shown.label}: {shown.error}")
                 continue
             content = shown.content
-            if channel == "email":
+            if CONTENT_SHAPE[channel] == "email":
                 result = notify([to], title=f"{prefix} {content['subject']}", body=content["text"],
                                 html=content["html"], channels=["email"], category=category)
             else:

@@ -1,8 +1,12 @@
-"""The ledger is the ground floor (STYLE.md).
+"""The ledger is the ground floor (STYLE.md), and channel facts live on the adapter.
 
-No module under ``notifications/ledger/`` reaches campaigns, triggers, receipts, the dashboard
-or the demo shop, through any chain of imports (module-level or inside functions); a self-check
-on a synthetic project keeps the check from passing by finding nothing.
+Two checks over the source, each with a self-check on a synthetic project so it cannot pass
+by finding nothing:
+
+* no module under ``notifications/ledger/`` reaches campaigns, triggers, receipts, the
+  dashboard or the demo shop, through any chain of imports (module-level or inside functions);
+* no code outside ``channels_adapters/`` compares a channel with a literal name
+  (``channel == "email"``, ``delivery.channel in ("sms", "chat")``).
 """
 
 from __future__ import annotations
@@ -113,3 +117,55 @@ def test_the_import_check_finds_an_offending_import(tmp_path):
 
     (tmp_path / "notifications/ledger/helpers.py").write_text("def after():\n    from ..models import Thing\n")
     assert forbidden_paths(project_modules(tmp_path, packages=("notifications",)), start=LEDGER) == []
+
+
+# --- channel names --------------------------------------------------------------------------
+
+def _is_channel(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Name) and node.id == "channel") or (
+        isinstance(node, ast.Attribute) and node.attr == "channel"
+    )
+
+
+def _is_channel_literal(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return bool(node.elts) and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
+    return False
+
+
+def channel_name_comparisons(source: str, filename: str = "<source>") -> list[int]:
+    """Lines comparing ``channel``/``x.channel`` with a string or a collection of strings."""
+    lines = []
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        for left, right in zip(operands, operands[1:]):
+            if (_is_channel(left) and _is_channel_literal(right)) or (_is_channel(right) and _is_channel_literal(left)):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_code_outside_the_adapters_compares_channel_names():
+    skipped = SKIPPED_PARTS | {"channels_adapters", "tests", "var", "static", "locale", "templates"}
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if skipped.intersection(relative.parts) or relative.parts[0].startswith("."):
+            continue
+        found += [f"{relative}:{line}" for line in channel_name_comparisons(path.read_text(encoding="utf-8"), str(path))]
+    assert not found, "ask the adapter (channels.features(alias)) instead of comparing names:\n" + "\n".join(found)
+
+
+def test_the_channel_check_finds_each_shape():
+    source = (
+        'if channel == "email": pass\n'
+        'if delivery.channel in ("sms", "chat"): pass\n'
+        'ok = "inapp" != self.channel\n'
+        'if channel in {"webpush"}: pass\n'
+        'if channel == other: pass\n'  # not a literal: allowed
+        'if kind == "email": pass\n'  # not a channel: allowed
+    )
+    assert channel_name_comparisons(source) == [1, 2, 3, 4]
