@@ -75,6 +75,9 @@ URL_POLICY: dict[str, Rule] = {
     "password_reset_confirm": TOKEN,
     "invitation_accept": TOKEN,
     "admin_password_reset": PUBLIC,  # redirects to password_reset
+    # Health checks for load balancers and monitors (ops/): no sign-in, nothing personal in them.
+    "ops:healthz": PUBLIC,
+    "ops:readyz": PUBLIC,
     # Recipient pages: each shows or changes only the signed-in user's own rows.
     "notifications:inbox": SIGNED_IN,
     "notifications:badge": SIGNED_IN,

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "channels_adapters",
     "dashboard",
     "demo_shop",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -318,6 +319,11 @@ SIGNALBOX_IMPORT_PHONE_REGION = env.str("SIGNALBOX_IMPORT_PHONE_REGION", default
 SIGNALBOX_REPORT_INLINE_ROWS = env.int("SIGNALBOX_REPORT_INLINE_ROWS", default=50_000)
 SIGNALBOX_TRIGGER_VERSION_CHECK = env.str("SIGNALBOX_TRIGGER_VERSION_CHECK", default="auto")
 SIGNALBOX_ANALYTICS_REFRESH_SECONDS = env.int("SIGNALBOX_ANALYTICS_REFRESH_SECONDS", default=300)
+# Heartbeats behind /readyz (read through ops.conf): how often the scheduler asks a worker for one,
+# and the ages past which the worker or the scheduler check turns red.
+SIGNALBOX_HEARTBEAT_SECONDS = env.float("SIGNALBOX_HEARTBEAT_SECONDS", default=15)
+SIGNALBOX_WORKER_MAX_AGE_SECONDS = env.float("SIGNALBOX_WORKER_MAX_AGE_SECONDS", default=120)
+SIGNALBOX_SCHEDULER_MAX_AGE_SECONDS = env.float("SIGNALBOX_SCHEDULER_MAX_AGE_SECONDS", default=60)
 
 # --- Forms and admin shell -------------------------------------------------------------------
 CRISPY_ALLOWED_TEMPLATE_PACKS = ["unfold_crispy"]

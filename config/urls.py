@@ -21,6 +21,7 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     path("webhooks/", include("notifications.receipts.webhook_urls")),
     path("push/", include("channels_adapters.urls")),
+    path("", include("ops.urls")),  # /healthz, /readyz
     path("", RedirectView.as_view(pattern_name="notifications:inbox", permanent=False)),
 ]
 

@@ -27,11 +27,12 @@ class Processes:
         self.running: list[tuple[str, subprocess.Popen]] = []
         self.files: list = []
 
-    def start(self, name: str, *argv: str) -> subprocess.Popen:
+    def start(self, name: str, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start ``python *argv`` against the test database; ``env`` adds variables (settings)."""
         log = (self.tmp_path / f"{name}.log").open("w")
         self.files.append(log)
         process = subprocess.Popen(
-            [sys.executable, *argv], cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, *argv], cwd=ROOT, env=child_env(**(env or {})), stdout=log, stderr=subprocess.STDOUT
         )
         self.running.append((name, process))
         return process
@@ -59,12 +60,14 @@ class Processes:
 RQ_WORKER_ARGS = ("--with-scheduler", "--job-class", "django_tasks_rq.Job", "--worker-class", "config.rq.Worker")
 
 
-def start_worker(processes: Processes) -> None:
+def start_worker(processes: Processes, *, name: str = "worker", env: dict[str, str] | None = None) -> subprocess.Popen:
     backend = settings.TASKS["default"]["BACKEND"]
     if backend == "django_tasks_rq.RQBackend":
-        processes.start("worker", "manage.py", "rqworker", "default", *RQ_WORKER_ARGS)
+        return processes.start(name, "manage.py", "rqworker", "default", *RQ_WORKER_ARGS, env=env)
     elif backend == "django_tasks_db.DatabaseBackend":
-        processes.start("worker", "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.05")
+        return processes.start(
+            name, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.05", env=env
+        )
     else:
         pytest.fail(f"No worker for {backend}")
 

@@ -124,12 +124,25 @@ def objects(user) -> dict[str, object]:
         "django_tasks_database.dbtaskresult": _task_result(),
         "demo_shop.customer": CustomerFactory(),
         "demo_shop.order": OrderFactory(),
+        # Fresh heartbeats: without them /readyz answers 503 (its answer, not a failure of the page).
+        "ops.heartbeat": _fresh_heartbeats(),
     }
     for model in admin.site._registry:
         label = model._meta.label_lower
         if label not in found:
             found[label] = model._default_manager.first()
     return found
+
+
+def _fresh_heartbeats():
+    from django.utils import timezone
+
+    from ops.models import Heartbeat
+    from ops.services import heartbeat_record
+
+    for name in (Heartbeat.SCHEDULER, Heartbeat.WORKER):
+        heartbeat_record(name=name, now=timezone.now())
+    return Heartbeat.objects.first()
 
 
 def _task_result():
