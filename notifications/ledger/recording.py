@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,6 +76,24 @@ def mark_in_flight(*, delivery_ids: Sequence[int], owner: str) -> int:
         return cursor.rowcount
 
 
+def renew_lease(*, delivery_ids: Sequence[int], owner: str, seconds: int) -> int:
+    """Push the lease of ``delivery_ids`` still ``sending`` under ``owner`` ``seconds`` ahead; one
+    UPDATE. Rows the sweeper already took stay theirs (the WHERE clause); returns how many renewed."""
+    if not delivery_ids:
+        return 0
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(delivery_ids))
+    expires = timezone.now() + timedelta(seconds=seconds)
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} SET {quote('lease_expires_at')} = %s "
+        f"WHERE {quote('id')} IN ({marks}) AND {quote('lease_owner')} = %s AND {quote('status')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Delivery._meta.get_field("lease_expires_at").get_db_prep_save(expires, connection),
+                             *delivery_ids, owner, Status.SENDING])
+        return cursor.rowcount
+
+
 @dataclass
 class SendSummary:
     claimed: int = 0
@@ -91,6 +110,10 @@ class ResultRecorder:
     ``members`` maps each message's delivery id to the deliveries it stands for (a digest
     message stands for several). Results are buffered and written by ``flush()``: before each
     new wave is marked, when ``flush_size`` results are waiting, and at the end of the batch.
+
+    The lease is renewed as the batch goes (``renew_lease``, at the first hand-off and then every
+    third of the lease): a slow provider, a rate-limit wait or a descheduled process must not let
+    the sweeper take a batch from a worker that is still sending it.
     """
 
     def __init__(
@@ -103,6 +126,7 @@ class ResultRecorder:
         self.summary = summary
         self.flush_size = flush_size
         self.pending: list[SendResult] = []
+        self.lease_renewed_at: float | None = None  # time.monotonic(); None: not since the claim
 
     def on_result(self, result: SendResult) -> None:
         self.pending.append(result)
@@ -117,6 +141,7 @@ class ResultRecorder:
         try:
             with transaction.atomic():
                 self.flush()
+                self._renew_lease_when_due()
                 marked = mark_in_flight(delivery_ids=ids, owner=self.owner)
         except Exception:
             self.pending = unwritten + self.pending  # rolled back: the batch's last flush tries again
@@ -130,6 +155,14 @@ class ResultRecorder:
             .values_list("id", flat=True)
         )
         return {m for m in delivery_ids if all(pk in ours for pk in self.members.get(m, [m]))}
+
+    def _renew_lease_when_due(self) -> None:
+        seconds = conf.lease_seconds()
+        now = time.monotonic()
+        if self.lease_renewed_at is not None and now - self.lease_renewed_at < seconds / 3:
+            return
+        renew_lease(delivery_ids=list(self.deliveries), owner=self.owner, seconds=seconds)
+        self.lease_renewed_at = now
 
     def flush(self) -> None:
         pending, self.pending = self.pending, []

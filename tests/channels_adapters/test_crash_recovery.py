@@ -154,8 +154,10 @@ def run_crash_test(provider: Provider, *, policy: str, settings) -> None:
         stop(burners)
         stop(workers)
 
-    context = f"seed={seed} kills mid-send={kills_mid_send} in flight at each kill={in_flight_at_kill}"
     deliveries = {provider.recipient_of(d): d for d in Delivery.objects.all()}
+    unknown_reasons = Counter(d.status_reason for d in deliveries.values() if d.status == "unknown")
+    context = (f"seed={seed} kills mid-send={kills_mid_send} in flight at each kill={in_flight_at_kill} "
+               f"unknown by reason={dict(unknown_reasons)}")
     statuses = Counter(d.status for d in deliveries.values())
     identities: dict[str, set[str]] = defaultdict(set)
     receipts: Counter = Counter()

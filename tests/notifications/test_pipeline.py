@@ -240,6 +240,38 @@ def test_results_of_a_lost_lease_are_not_recorded(people, transactional):
     assert Delivery.objects.get(pk=delivery.pk).status == "sending"
 
 
+def test_a_worker_slower_than_its_lease_keeps_the_batch_it_is_still_sending(people, transactional, settings):
+    """The lease is renewed as waves go out: the sweeper does not take a batch from a live worker
+    whose provider, rate limit or CPU share made it slower than one lease (which would leave the
+    messages it then sends ``unknown`` and the rest sent by someone else)."""
+    from freezegun import freeze_time
+
+    from channels_adapters.base import SendResult
+    from notifications.ledger.recording import ResultRecorder
+
+    settings.SIGNALBOX_LEASE_SECONDS = 60
+    notify(people, title="Receipt", channels=["email"], category=transactional)
+    start = timezone.now()
+    with freeze_time(start) as clock:
+        claimed = ledger.deliveries_claim(delivery_ids=planned_ids(), owner="slow", now=start)
+        summary = ledger.SendSummary()
+        recorder = ResultRecorder(deliveries=claimed, members={d.pk: [d.pk] for d in claimed}, owner="slow",
+                                  summary=summary)
+        # One message a wave, forty seconds apart (a slow provider): the batch outlives its lease.
+        for wave, delivery in enumerate(claimed):
+            if wave:
+                clock.tick(timedelta(seconds=40))
+                assert ledger.deliveries_sweep_expired_leases() == 0  # another scheduler's sweep
+            assert recorder.on_handoff([delivery.pk]) is None  # still ours: nothing was taken
+            recorder.on_result(SendResult(delivery.pk, provider_message_id=f"m{delivery.pk}"))
+        clock.tick(timedelta(seconds=30))  # 110 s after the claim: well past the first lease
+        assert ledger.deliveries_sweep_expired_leases() == 0
+        recorder.flush()
+
+    assert summary.sent == 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
 def test_status_only_moves_forward(people, transactional):
     notify(people[:1], title="Hi", channels=["email"], category=transactional)
     ledger.deliveries_send(delivery_ids=planned_ids())
