@@ -96,7 +96,7 @@ URL_POLICY: dict[str, Rule] = {
     "push:unsubscribe": SIGNED_IN,
     "webhooks:twilio_status": WEBHOOK,
     "webhooks:twilio_inbound": WEBHOOK,
-    # ESP tracking webhooks behind a guard (notifications/anymail_urls.py): the secret and signature.
+    # ESP tracking webhooks behind a guard (notifications/receipts/anymail_urls.py): the secret and signature.
     **{f"anymail:{esp}_tracking_webhook": WEBHOOK for esp in (
         "amazon_ses", "brevo", "mailersend", "mailgun", "mailjet", "mailtrap", "mandrill", "postal", "postmark",
         "resend", "sendgrid", "sendinblue", "sparkpost", "unisender_go")},

@@ -14,7 +14,7 @@ The guard answers, before anymail runs or after it refuses:
   accepted, and an error is logged for the operator (``check`` warns about it too).
 
 Only the tracking webhooks are mounted: Signalbox listens to ``anymail.signals.tracking``
-(``anymail_receipts``) and nothing to inbound mail, so those endpoints would only be surface.
+(``receipts.anymail``) and nothing to inbound mail, so those endpoints would only be surface.
 """
 
 from __future__ import annotations
