@@ -131,3 +131,66 @@ def test_hashed_names_are_used_in_debug_too_once_collected(tmp_path, settings):
         {"version": "1.1", "paths": {"signalbox/app.css": "signalbox/app.0123456789ab.css"}, "hash": "x"}
     ))
     assert StaticStorage(location=tmp_path, base_url="/static/").url("signalbox/app.css").endswith(".0123456789ab.css")
+
+
+def threads_of(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+@pytest.mark.live
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_live_inbox_streams_hold_no_thread_under_uvicorn(processes, recipient, client):
+    """Forty open SSE streams in one uvicorn process: its thread count stays put, pages still answer."""
+    import socket
+
+    from notifications.inbox.services import InboxMessage, notifications_create
+
+    client.force_login(recipient)  # a database session the server process reads too
+    session = client.cookies["sessionid"].value
+    port = free_port()
+    env = {"SIGNALBOX_LIVE_STREAM_SECONDS": "30", "SIGNALBOX_LIVE_POLL_SECONDS": "0.5"}
+    server = processes.start(
+        "web", "-m", "uvicorn", "config.asgi:application", "--port", str(port), "--lifespan", "off", env=env
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            get(port, "/healthz")
+            break
+        except OSError:
+            assert time.monotonic() < deadline, processes.logs()
+            time.sleep(0.1)
+    get(port, "/notifications/stream/")  # warm up: imports and the first thread pools
+    before = threads_of(server.pid)
+    streams = []
+    for _ in range(40):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(f"GET /notifications/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sessionid={session}\r\n"
+                     "Accept: text/event-stream\r\n\r\n".encode())
+        streams.append(sock)
+    try:
+        for sock in streams:
+            head = sock.recv(4096).decode("latin-1")
+            assert head.startswith("HTTP/1.1 200") and "text/event-stream" in head, head[:300]
+        time.sleep(2)  # every stream has polled a few times
+        during = threads_of(server.pid)
+        started = time.monotonic()
+        status, _, _ = get(port, "/accounts/login/")
+        page_seconds = time.monotonic() - started
+        # And they work: a notification created elsewhere reaches every open stream.
+        notifications_create(recipient_ids=[recipient.pk], message=InboxMessage(title="Elsewhere"))
+        for sock in streams:
+            received, deadline = b"", time.monotonic() + 15
+            while b'"unread": 1' not in received:
+                assert time.monotonic() < deadline, received[-500:]
+                received += sock.recv(4096)
+    finally:
+        for sock in streams:
+            sock.close()
+    print(f"uvicorn threads: {before} before, {during} with 40 open streams; a page took {page_seconds:.2f} s")
+    assert status == 200
+    assert during <= before + 4, f"{during} threads with 40 streams open (from {before})"
