@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.processes import free_port
+from tests.processes import alive, descendants, free_port
 
 PG_SERVER = os.environ.get("CI_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("SIGNALBOX_LAUNCHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -97,32 +97,6 @@ def redis_url():
     except redis.exceptions.ConnectionError as error:
         pytest.skip(f"Redis is not reachable at {REDIS}: {error}")
     return REDIS
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc), at any depth."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def wait_until_serving(process: subprocess.Popen, port: int, log: Path, *, expected_children: int) -> set[int]:

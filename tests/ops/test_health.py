@@ -20,7 +20,7 @@ from django.utils import timezone
 from ops.models import Heartbeat
 from ops.selectors import readiness
 from ops.services import heartbeat_record, heartbeats_tick, worker_heartbeat_request
-from tests.processes import free_port, start_worker, wait_for
+from tests.processes import descendants, free_port, start_worker, wait_for
 
 
 @pytest.fixture
@@ -161,7 +161,9 @@ def test_killing_the_worker_turns_readyz_red_and_a_new_worker_green(processes):
 
     wait_for(lambda: readyz_is(200, worker_ok=True), seconds=90, what="/readyz green", processes=processes)
 
-    os.kill(worker.pid, signal.SIGKILL)
+    # The worker and what it forked (RQ's --with-scheduler process), all at once, as a crash would.
+    for pid in {worker.pid, *descendants(worker.pid)}:
+        os.kill(pid, signal.SIGKILL)
     worker.wait(timeout=10)
     killed_at = time.monotonic()
     wait_for(lambda: readyz_is(503, worker_ok=False), seconds=30, what="/readyz red after the kill",
