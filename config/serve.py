@@ -25,9 +25,11 @@ Invariants:
   that a terminal's Ctrl-C reaches them once, through here, not twice; each asks the kernel for
   SIGTERM should this launcher die without stopping them (``PR_SET_PDEATHSIG``), so none is
   orphaned even by a SIGKILL.
-- A child that exits by itself within ``START_WINDOW`` seconds of starting (a port in use, a bad
-  setting) stops everything: it would only fail again. Later it is restarted after a back-off
-  (1 s, doubling to 30 s while it keeps dying), and the restart is printed.
+- A child that exits by itself takes its process group with it (SIGTERM to what it forked, e.g.
+  RQ's scheduler process after a worker was SIGKILLed). If it exits within ``START_WINDOW``
+  seconds of starting (a port in use, a bad setting), everything stops: it would only fail again.
+  Later it is restarted after a back-off (1 s, doubling to 30 s while it keeps dying), and the
+  restart is printed.
 """
 
 from __future__ import annotations
@@ -222,6 +224,8 @@ def supervise(children: list[Child]) -> int:
             if code is None:
                 continue
             child.exits.append(code)
+            # What it forked (RQ's scheduler process, uvicorn's workers) is still in its group: stop it too.
+            signal_group(child, signal.SIGTERM)
             if now - child.started_at < START_WINDOW:
                 print(f"signalbox: {child.name} exited with status {code} right after starting: stopping everything.",
                       file=sys.stderr, flush=True)

@@ -149,6 +149,55 @@ def test_prod_serves_then_stops_with_no_process_left_behind(database, redis_url,
         assert "signalbox: stopped." in log.read_text()
 
 
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_a_crashed_worker_is_restarted_and_what_it_forked_goes_with_it(database, redis_url, tmp_path):
+    port = free_port()
+    log = tmp_path / "prod.log"
+    env = launcher_env(**SECRET, DATABASE_URL=database, REDIS_URL=redis_url, ALLOWED_HOSTS="127.0.0.1",
+                       WEB_WORKERS="1", RQ_WORKERS="1")
+    with log.open("w") as out:
+        process = launch(env, port=port, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until_serving(process, port, log, expected_children=4)
+            worker = next(pid for pid in descendants(process.pid)
+                          if "rqworker" in cmdline(pid) and pid in _children(process.pid))
+            deadline = time.monotonic() + 60  # RQ forks its scheduler process once the worker is up
+            while not descendants(worker) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            forked = descendants(worker)
+            assert forked, "the RQ worker forked no scheduler process"
+            os.kill(worker, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while "signalbox: restarted rq-worker-1" not in log.read_text() or any(alive(p) for p in forked):
+                assert time.monotonic() < deadline, log.read_text()[-4000:]
+                time.sleep(0.2)
+            tree = descendants(process.pid)
+            os.kill(process.pid, signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    time.sleep(1)
+    assert not {pid for pid in tree | forked if alive(pid)}, log.read_text()[-4000:]
+
+
+def _children(pid: int) -> set[int]:
+    return {child for child in descendants(pid) if _ppid(child) == pid}
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
 def test_prod_refuses_demo_passwords_in_the_database(database, redis_url):
     code = (
         "import django; django.setup()\n"
