@@ -249,6 +249,10 @@ def supervise(children: list[Child]) -> int:
     return status
 
 
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m config.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("profile", choices=["run", "prod"])
@@ -256,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
     os.chdir(BASE_DIR)
+    # During set-up, Ctrl-C and SIGTERM interrupt the step running (subprocess.run kills it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.profile == "prod":
             os.environ["DEBUG"] = "0"  # before .env: a development .env cannot turn DEBUG back on
@@ -269,10 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     except Refusal as refusal:
         print(f"signalbox: refusing to start: {refusal}", file=sys.stderr)
         return 2
-    step("applying migrations", manage("migrate", "--noinput"))
-    if args.profile == "run":
-        step("loading demo data", manage("seed_demo"), quiet=False)  # prints the logins
-    step("collecting static files", manage("collectstatic", "--noinput", "--verbosity", "0"))
+    try:
+        step("applying migrations", manage("migrate", "--noinput"))
+        if args.profile == "run":
+            step("loading demo data", manage("seed_demo"), quiet=False)  # prints the logins
+        step("collecting static files", manage("collectstatic", "--noinput", "--verbosity", "0"))
+    except KeyboardInterrupt:  # Ctrl-C during set-up: the step got it too and stopped; nothing runs yet
+        print("signalbox: interrupted during set-up; nothing was started.", file=sys.stderr)
+        return 130
     print(f"signalbox: serving http://{args.host}:{args.port}/", flush=True)
     return supervise(children)
 
