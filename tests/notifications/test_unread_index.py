@@ -47,5 +47,7 @@ def test_unread_count_uses_the_partial_index(busy_inboxes):
     assert len(captured.captured_queries) == 1
     plan = explain(captured.captured_queries[0]["sql"])
     assert "notification_unread_idx" in plan, plan
-    # Not a scan of the whole table or of the recipient's full history.
-    assert "Seq Scan" not in plan and "SCAN notifications_notification" not in plan
+    # Not a scan of the whole inbox table or of the recipient's full history. (The broadcast part
+    # of the statement reads the user's join date and suppressions: tiny lookups a planner may scan.)
+    assert "Seq Scan on notifications_notification " not in plan, plan
+    assert "SCAN notifications_notification" not in plan, plan
