@@ -138,7 +138,16 @@ def run_crash_test(provider: Provider, *, policy: str, settings) -> None:
                 if time.monotonic() - last_recovery > 0.5:
                     recover()
                     last_recovery = time.monotonic()
-            time.sleep(rng.uniform(0.05, 0.8))
+            # A random moment, short enough that five workers do not send everything between them
+            # (a kill after the work ran out proves nothing), then the next moment this worker has
+            # messages on the wire.
+            time.sleep(rng.uniform(0.02, 0.3))
+            on_the_wire = Delivery.objects.filter(
+                status="sending", status_reason=ledger.IN_FLIGHT, lease_owner__contains=f":{worker.pid}:"
+            )
+            deadline = time.monotonic() + 5
+            while not on_the_wire.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
             worker.send_signal(signal.SIGKILL)
             worker.wait()
             its_rows = Delivery.objects.filter(status="sending", lease_owner__contains=f":{worker.pid}:")
