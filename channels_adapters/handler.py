@@ -34,6 +34,10 @@ class ChannelHandler(BaseConnectionHandler):
         # BaseConnectionHandler overwrites ``_settings`` once configured; keep what was passed
         # so ``reset()`` can tell "read the Django setting again" from "use this dict".
         self._explicit_settings = settings
+        # Features never differ between threads (every thread builds its adapter from the same
+        # setting), so they are kept once per alias: planning asks for them per recipient, and
+        # each adapter lookup goes through a thread-local.
+        self._features: dict[str, ChannelFeatures] = {}
 
     def configure_settings(self, settings: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
         if settings is None:
@@ -57,9 +61,11 @@ class ChannelHandler(BaseConnectionHandler):
         """What the channel ``alias`` can do: its adapter's features, or, for an alias that is not
         configured here, those of the standard channel of that name (an SMS number arriving on a
         webhook is compared in E.164 even where SMS is not sent)."""
-        if alias in self.settings:
-            return self[alias].features
-        return features_for_alias(alias)
+        features = self._features.get(alias)
+        if features is None:
+            features = self[alias].features if alias in self.settings else features_for_alias(alias)
+            self._features[alias] = features
+        return features
 
     def aliases_where(self, fact: str) -> list[str]:
         """The configured aliases whose adapter declares ``fact`` (a boolean feature)."""
@@ -88,6 +94,7 @@ class ChannelHandler(BaseConnectionHandler):
         """Forget the built adapters (in every thread) and re-read the setting on next use."""
         self._connections = Local(self.thread_critical)
         self._settings = self._explicit_settings
+        self._features = {}
         self.__dict__.pop("settings", None)
 
 

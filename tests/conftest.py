@@ -13,12 +13,21 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.factories import PASSWORD, RecipientProfileFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ["tests.require_services"]
+
+# Property tests judge results, never time: on a loaded 2-core machine one example can take longer
+# than hypothesis's default 200 ms deadline, which then fails a correct test as "DeadlineExceeded".
+hypothesis_settings.register_profile(
+    "signalbox", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("signalbox")
 
 
 @pytest.fixture(autouse=True)
