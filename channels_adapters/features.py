@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 AddressForm = Literal["email", "phone", "text"]
+#: Where a recipient's address for the channel is kept: the user's email, the profile's phone,
+#: the user id itself (the inbox), their newest web push subscription, the profile's chat target.
+AddressSource = Literal["user_email", "profile_phone", "user_id", "push_subscription", "profile_chat", ""]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class ChannelFeatures:
     digestible: bool = False
     #: How addresses are normalised and compared: lower-cased email, E.164 phone, trimmed text.
     address_form: AddressForm = "text"
+    #: Where planning finds each recipient's address (``notifications.ledger.decisions``); an
+    #: alias with none ("") has no recipient addresses, so every delivery on it is suppressed.
+    address_source: AddressSource = ""
     #: The text goes out in segments (SMS: 160 GSM-7 or 70 UCS-2 characters each), which the
     #: template preview counts.
     segmented_text: bool = False
@@ -67,16 +73,17 @@ class ChannelFeatures:
 
 EMAIL = ChannelFeatures(
     tracks_opens=True, tracks_clicks=True, one_click_unsubscribe=True, digestible=True, address_form="email",
+    address_source="user_email",
     # Twenty connections, as Postfix's default per-destination concurrency; a small relay may
     # want fewer (OPTIONS["concurrency"]).
     supports_message_id=True, safe_to_resend_after_lost_lease=True, concurrency=20,
 )
 # Sixteen requests in flight per worker, well inside the account's limit of concurrent API
 # requests (100 by default at Twilio); the shared max_per_second still paces the account.
-SMS = ChannelFeatures(address_form="phone", segmented_text=True, concurrency=16)
-INAPP = ChannelFeatures(local=True, interrupts=False, digestible=True)
-WEBPUSH = ChannelFeatures(concurrency=8)
-CHAT = ChannelFeatures(concurrency=4)
+SMS = ChannelFeatures(address_form="phone", address_source="profile_phone", segmented_text=True, concurrency=16)
+INAPP = ChannelFeatures(local=True, interrupts=False, digestible=True, address_source="user_id")
+WEBPUSH = ChannelFeatures(address_source="push_subscription", concurrency=8)
+CHAT = ChannelFeatures(address_source="profile_chat", concurrency=4)
 
 #: The media of the standard aliases (``config.settings.NOTIFICATION_CHANNELS``), for adapters
 #: that stand in for another one (capture, locmem) and for an alias that is not configured at

@@ -68,14 +68,14 @@ class BroadcastQuerySet(models.QuerySet):
     def visible_to(self, user_id: int) -> BroadcastQuerySet:
         from django.contrib.auth import get_user_model
 
-        from .models import Category, Channel, Preference, Suppression
+        from .models import Category, Preference, Suppression
 
         User = get_user_model()
         qs = self
         if any(f.name == "date_joined" for f in User._meta.concrete_fields):
             joined = User._default_manager.filter(pk=user_id).values("date_joined")[:1]
             qs = qs.filter(created_at__gte=models.Subquery(joined))
-        inapp = Preference.objects.filter(user_id=user_id, category=models.OuterRef("pk"), channel=Channel.INAPP)
+        inapp = Preference.objects.filter(user_id=user_id, category=models.OuterRef("pk"), channel=self.model.CHANNEL)
         left = (
             Category.objects.exclude(kind="transactional")
             .filter(user_can_opt_out=True)
@@ -85,7 +85,7 @@ class BroadcastQuerySet(models.QuerySet):
             )
             .values("pk")
         )
-        suppressed = Suppression.objects.filter(channel=Channel.INAPP, address=str(user_id))
+        suppressed = Suppression.objects.filter(channel=self.model.CHANNEL, address=str(user_id))
         return qs.filter(~models.Exists(suppressed)).filter(Q(category__isnull=True) | ~Q(category__in=left))
 
     def unread_by(self, user_id: int) -> BroadcastQuerySet:

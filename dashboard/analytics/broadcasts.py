@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from django.db.models import Count
 
-from notifications.models import Broadcast, Channel
+from notifications.models import Broadcast
 
 from .selectors import AnalyticsFilters
 
@@ -29,7 +29,7 @@ def broadcast_figures(*, filters: AnalyticsFilters, shown: int = 10) -> Broadcas
     Two queries: the period's count and reads (``broadcast_created_idx``), the newest rows with
     their reads counted (``broadcastread_broadcast_idx``).
     """
-    if filters.campaign_id or (filters.channel and filters.channel != Channel.INAPP):
+    if filters.campaign_id or (filters.channel and filters.channel != Broadcast.CHANNEL):
         return None
     start, end = filters.days.bounds()
     in_period = Broadcast.objects.filter(created_at__gte=start, created_at__lt=end)

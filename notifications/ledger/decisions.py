@@ -18,7 +18,7 @@ from django.utils import timezone
 from channels_adapters.features import STANDARD_FEATURES
 from channels_adapters.handler import channels as channel_adapters
 
-from ..models import Category, Channel, Delivery, Preference, Suppression
+from ..models import Category, Delivery, Preference, Suppression
 from ..querysets import normalise_address
 
 # Which channels interrupt someone (quiet hours hold them back; the inbox waits silently
@@ -156,8 +156,9 @@ def recipient_facts(
         )
         for user_id in user_ids:
             opted_out.setdefault(user_id, set()).update(c for c in channels if (user_id, c) not in enabled)
+    sources = {channel: channel_adapters.features(channel).address_source for channel in channels}
     push_endpoints: dict[int, str] = {}
-    if Channel.WEBPUSH in channels:
+    if "push_subscription" in sources.values():
         from channels_adapters.models import WebPushSubscription
 
         # The most recently subscribed browser of each recipient.
@@ -165,20 +166,25 @@ def recipient_facts(
             "created_at", "id"
         ).values_list("user_id", "endpoint"):
             push_endpoints[user_id] = endpoint
+
     def chat_target(profile) -> str:
         # A personal chat target is an Apprise URL kept under "apprise" in the profile.
         chat_ids = getattr(profile, "chat_ids", None) or {}
         return chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else ""
 
-    address_of = {
-        Channel.EMAIL: lambda user, profile: normalise_address("email", user.email or ""),
-        Channel.SMS: lambda user, profile: normalise_address("sms", getattr(profile, "phone", "") or ""),
-        Channel.INAPP: lambda user, profile: str(user.pk),
-        Channel.WEBPUSH: lambda user, profile: push_endpoints.get(user.pk, ""),
-        Channel.CHAT: lambda user, profile: chat_target(profile),
-    }
+    def address_of(channel: str):
+        """How to read one recipient's address on ``channel``: from where its adapter keeps it."""
+        readers = {
+            "user_email": lambda user, profile: normalise_address(channel, user.email or ""),
+            "profile_phone": lambda user, profile: normalise_address(channel, getattr(profile, "phone", "") or ""),
+            "user_id": lambda user, profile: str(user.pk),
+            "push_subscription": lambda user, profile: push_endpoints.get(user.pk, ""),
+            "profile_chat": lambda user, profile: chat_target(profile),
+        }
+        return readers.get(sources[channel], lambda user, profile: "")
+
     # Only the channels asked about: a fan-out to 10,000 inboxes normalises no email address.
-    wanted_addresses = [(channel, of) for channel, of in address_of.items() if channel in channels]
+    wanted_addresses = [(channel, address_of(channel)) for channel in dict.fromkeys(channels)]
     addresses = {}
     for user in users:
         profile = getattr(user, "recipient_profile", None)

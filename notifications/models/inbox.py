@@ -51,7 +51,13 @@ class NotificationContent(models.Model):
 
 
 class Broadcast(models.Model):
-    """An announcement shown in every matching inbox; one row however many people see it."""
+    """An announcement shown in every matching inbox; one row however many people see it.
+
+    Broadcasts live on the inbox channel (``CHANNEL``): its opt-outs and suppressions hide them,
+    and analytics filtered to any other channel leave them out.
+    """
+
+    CHANNEL = "inapp"
 
     title = models.CharField(_("title"), max_length=200)
     body = models.TextField(_("body"), blank=True)

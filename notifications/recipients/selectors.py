@@ -7,8 +7,6 @@ from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 
-from ..models import Channel
-
 
 class ProfileRow(NamedTuple):
     phone: str
@@ -42,16 +40,17 @@ def recipients_for_decisions(*, user_ids: Iterable[int], channels: Sequence[str]
     """
     from channels_adapters.handler import channels as adapters
 
-    def wanted(alias: str) -> bool:
-        return channels is None or alias in channels
+    def wanted(source: str) -> bool:
+        # Some channel asked about keeps its addresses there (``features.address_source``).
+        return channels is None or any(adapters.features(alias).address_source == source for alias in channels)
 
     interrupting = channels is None or any(adapters.features(alias).interrupts for alias in channels)
     profile_fields = [
         name for name in ProfileRow._fields
-        if (name != "phone" or wanted(Channel.SMS)) and (name != "chat_ids" or wanted(Channel.CHAT))
+        if (name != "phone" or wanted("profile_phone")) and (name != "chat_ids" or wanted("profile_chat"))
         and (not name.startswith("quiet_hours") or interrupting)
     ]
-    email = "email" if wanted(Channel.EMAIL) else "pk"
+    email = "email" if wanted("user_email") else "pk"
     rows = get_user_model()._default_manager.filter(pk__in_list=set(user_ids)).values_list(
         "pk", email, "recipient_profile__id", *(f"recipient_profile__{name}" for name in profile_fields)
     )

@@ -122,21 +122,28 @@ def test_the_import_check_finds_an_offending_import(tmp_path):
 # --- channel names --------------------------------------------------------------------------
 
 def _is_channel(node: ast.expr) -> bool:
-    return (isinstance(node, ast.Name) and node.id == "channel") or (
-        isinstance(node, ast.Attribute) and node.attr == "channel"
+    """``channel``, ``x.channel``, or a collection of them (``channels``, ``x.channels``)."""
+    return (isinstance(node, ast.Name) and node.id in ("channel", "channels")) or (
+        isinstance(node, ast.Attribute) and node.attr in ("channel", "channels")
     )
 
 
-def _is_channel_literal(node: ast.expr) -> bool:
+def _is_channel_name(node: ast.expr) -> bool:
+    """A channel's name written out: ``"email"`` or the enum member ``Channel.EMAIL``."""
     if isinstance(node, ast.Constant):
         return isinstance(node.value, str)
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Channel"
+
+
+def _is_channel_literal(node: ast.expr) -> bool:
     if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return bool(node.elts) and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
-    return False
+        return bool(node.elts) and all(_is_channel_name(e) for e in node.elts)
+    return _is_channel_name(node)
 
 
 def channel_name_comparisons(source: str, filename: str = "<source>") -> list[int]:
-    """Lines comparing ``channel``/``x.channel`` with a string or a collection of strings."""
+    """Lines comparing ``channel``/``x.channel`` (or testing ``channels`` for membership) with a
+    channel's name, a ``Channel`` member or a collection of them."""
     lines = []
     for node in ast.walk(ast.parse(source, filename=filename)):
         if not isinstance(node, ast.Compare):
@@ -167,5 +174,8 @@ def test_the_channel_check_finds_each_shape():
         'if channel in {"webpush"}: pass\n'
         'if channel == other: pass\n'  # not a literal: allowed
         'if kind == "email": pass\n'  # not a channel: allowed
+        'if Channel.WEBPUSH in channels: pass\n'
+        'if filters.channel != Channel.INAPP: pass\n'
+        'if channel in channels: pass\n'  # no name written out: allowed
     )
-    assert channel_name_comparisons(source) == [1, 2, 3, 4]
+    assert channel_name_comparisons(source) == [1, 2, 3, 4, 7, 8]
