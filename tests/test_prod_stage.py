@@ -241,10 +241,25 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def patient_expectations():
+    """Two uvicorn workers, two RQ workers, PostgreSQL and Chromium share two busy cores here: a
+    page may take longer than Playwright's 5 s to show what it will show."""
+    expect.set_options(timeout=20_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
+def browser_context(browser: Browser, stack: Stack) -> BrowserContext:
+    context = browser.new_context(base_url=stack.base_url)
+    context.set_default_timeout(60_000)
+    return context
+
+
 @pytest.fixture(scope="module")
 def staff(browser: Browser, stack: Stack):
     """The superuser's browser context, signed in."""
-    context = browser.new_context(base_url=stack.base_url)
+    context = browser_context(browser, stack)
     page = context.new_page()
     page.goto("/admin/login/?next=/admin/")
     page.locator("input[name=username]").fill(SUPERUSER)
@@ -286,8 +301,7 @@ def test_staff_launch_a_campaign_and_a_recipient_inbox_updates_live(browser: Bro
     rules = {"all": [{"field": "user.email", "op": "endswith", "value": f"@{RECIPIENT_DOMAIN}"},
                      {"field": "user.username", "op": "startswith", "value": "prod-reader-"}]}
     page.locator("textarea[name=rules]").fill(json.dumps(rules))
-    expect(page.get_by_test_id("audience-count")).to_have_attribute("data-count", str(len(RECIPIENTS)),
-                                                                   timeout=15_000)
+    expect(page.get_by_test_id("audience-count")).to_have_attribute("data-count", str(len(RECIPIENTS)))
     page.locator("button[name=_save]").click()
     expect(page.locator("body")).to_contain_text("Production readers")
 
@@ -312,7 +326,7 @@ def test_staff_launch_a_campaign_and_a_recipient_inbox_updates_live(browser: Bro
     expect(page).to_have_url(re.compile(r"/campaign/\d+/change/"))
 
     # The first recipient signs in elsewhere and keeps the inbox open, its live stream connected.
-    reader_context = browser.new_context(base_url=stack.base_url)
+    reader_context = browser_context(browser, stack)
     try:
         inbox = reader_context.new_page()
         inbox.goto("/notifications/")
