@@ -30,6 +30,17 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("signalbox")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The production stage (marker ``prod``) runs only when the marker expression names it
+    (``-m prod``, as ``.ci/run`` does): never in ``make test`` or another stage, whatever their ``-m``."""
+    if "prod" in (config.option.markexpr or ""):
+        return
+    stage = [item for item in items if item.get_closest_marker("prod")]
+    if stage:
+        config.hook.pytest_deselected(items=stage)
+        items[:] = [item for item in items if not item.get_closest_marker("prod")]
+
+
 @pytest.fixture(autouse=True)
 def _default_language():
     """Each test starts in English: a request in another language leaves it active in the thread
