@@ -303,6 +303,9 @@ NOTIFICATION_CHANNELS = {
 }
 
 # --- Signalbox (read through notifications.conf) ---------------------------------------------
+# Erased people's suppressions are kept as keyed hashes (notifications/privacy); set a key of its
+# own so that rotating SECRET_KEY does not un-suppress them.
+SIGNALBOX_SUPPRESSION_KEY = env.str("SIGNALBOX_SUPPRESSION_KEY", default="")
 SIGNALBOX_INBOX_PAGE_SIZE = env.int("SIGNALBOX_INBOX_PAGE_SIZE", default=20)
 SIGNALBOX_LEASE_SECONDS = env.int("SIGNALBOX_LEASE_SECONDS", default=300)
 SIGNALBOX_MAX_ATTEMPTS = env.int("SIGNALBOX_MAX_ATTEMPTS", default=5)

@@ -27,6 +27,19 @@ def live_inbox() -> LiveInboxSettings:
     )
 
 
+def suppression_keys() -> list[str]:
+    """Keys of the hashes erased people's suppressions are kept as, current first.
+
+    ``SIGNALBOX_SUPPRESSION_KEY`` when set (then rotating ``SECRET_KEY`` leaves them working);
+    else ``SECRET_KEY`` and its ``SECRET_KEY_FALLBACKS``, so after a rotation the old hashes
+    still match while the old key is listed there.
+    """
+    dedicated = getattr(settings, "SIGNALBOX_SUPPRESSION_KEY", "") or ""
+    if dedicated:
+        return [dedicated]
+    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+
+
 def inbox_page_size() -> int:
     return int(getattr(settings, "SIGNALBOX_INBOX_PAGE_SIZE", 20))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from functools import lru_cache
 
@@ -105,7 +107,19 @@ class PreferenceQuerySet(models.QuerySet):
 
 class SuppressionQuerySet(models.QuerySet):
     def for_address(self, channel: str, address: str) -> SuppressionQuerySet:
-        return self.filter(channel=channel, address=normalise_address(channel, address))
+        """The suppression of ``address``: stored as typed, or as an erased person's keyed hash."""
+        return self.filter(channel=channel, address__in=suppression_keys(channel, normalise_address(channel, address)))
+
+    def matching(self, pairs: set[tuple[str, str]]) -> SuppressionQuerySet:
+        """Suppressions of any of ``pairs`` ((channel, normalised address)), plain or hashed.
+
+        Read the result through ``suppression_reasons``, which maps hashed rows back to the
+        address asked about.
+        """
+        return self.filter(
+            channel__in={channel for channel, _ in pairs},
+            address__in_list={key for channel, address in pairs for key in suppression_keys(channel, address)},
+        )
 
 
 class DeliveryQuerySet(models.QuerySet):
@@ -133,6 +147,49 @@ def normalise_address(channel: str, address: str) -> str:
     if form == "phone" and address:
         return _phone_e164(address, _phone_region()) or address
     return address
+
+
+SUPPRESSION_HASH_PREFIX = "hmac-sha256:"
+
+
+def suppression_hash(channel: str, address: str, *, secret: str | None = None) -> str:
+    """The keyed hash an erased person's suppression is kept as (``address`` already normalised).
+
+    HMAC-SHA256 under ``SIGNALBOX_SUPPRESSION_KEY`` (else ``SECRET_KEY``), with a key per
+    channel: the row still stops mail to the address, but nobody can read the address from it,
+    and without the key nobody can test guesses against it.
+    """
+    from . import conf
+
+    key = _suppression_hash_key(channel, secret or conf.suppression_keys()[0])
+    return SUPPRESSION_HASH_PREFIX + hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _suppression_hash_key(channel: str, secret: str) -> bytes:
+    # Derived once per key and channel: planning hashes every recipient's address.
+    return hashlib.sha256(f"signalbox.suppression.{channel}".encode() + secret.encode()).digest()
+
+
+def suppression_keys(channel: str, address: str) -> list[str]:
+    """Every stored form a suppression of ``address`` may have: the address, and its keyed hash
+    under the current key and each older one (``SECRET_KEY_FALLBACKS`` when derived from it)."""
+    if not address:
+        return []
+    from . import conf
+
+    return [address, *(suppression_hash(channel, address, secret=key) for key in conf.suppression_keys())]
+
+
+def suppression_reasons(rows, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """``{(channel, address): reason}`` for ``pairs`` from ``(channel, stored address, reason)`` rows."""
+    asked = {(channel, key): address for channel, address in pairs for key in suppression_keys(channel, address)}
+    reasons = {}
+    for channel, stored, reason in rows:
+        address = asked.get((channel, stored))
+        if address is not None:
+            reasons.setdefault((channel, address), reason)
+    return reasons
 
 
 def _address_form(channel: str) -> str:

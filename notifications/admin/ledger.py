@@ -4,6 +4,7 @@ they record what happened, and nobody edits history from a form."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeDateTimeFilter
@@ -14,10 +15,12 @@ from channels_adapters.forms import ChatIdsAdminForm
 from .. import categories
 from ..receipts import tracking
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
+from ..querysets import normalise_address, suppression_keys
 from ..redaction import inert_value
 from ..models import (
     AuditEntry,
     Category,
+    Channel,
     Delivery,
     DeliveryEvent,
     Notification,
@@ -106,6 +109,18 @@ class SuppressionAdmin(ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Searching for an address also finds it kept as an erased person's keyed hash (the row
+        shows only the hash), so it can be lifted when its owner asks to be reachable again."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            hashed = Q()
+            for channel in (Channel.EMAIL, Channel.SMS):
+                hashed |= Q(channel=channel, address__in=suppression_keys(channel, normalise_address(channel, term)))
+            results = results | queryset.filter(hashed)
+        return results, may_have_duplicates
 
     def save_model(self, request, obj, form, change):
         tracking.address_suppress(

@@ -19,7 +19,7 @@ from channels_adapters.features import STANDARD_FEATURES
 from channels_adapters.handler import channels as channel_adapters
 
 from ..models import Category, Delivery, Preference, Suppression
-from ..querysets import normalise_address
+from ..querysets import normalise_address, suppression_reasons
 
 # Which channels interrupt someone (quiet hours hold them back; the inbox waits silently
 # anyway) and which may be folded into a digest is each adapter's ``features``; these sets
@@ -208,11 +208,9 @@ def recipient_facts(
         for user_id, channel, n in counts:
             sent_today.setdefault(user_id, {})[channel] = n
     wanted = {(c, a) for per_user in addresses.values() for c, a in per_user.items() if a and c in channels}
-    suppressions = dict(
-        ((channel, address), reason)
-        for channel, address, reason in Suppression.objects.filter(
-            channel__in={c for c, _ in wanted}, address__in_list={a for _, a in wanted}
-        ).values_list("channel", "address", "reason")
+    # Plain rows and erased people's hashed ones alike: an erased address stays suppressed.
+    suppressions = suppression_reasons(
+        Suppression.objects.matching(wanted).values_list("channel", "address", "reason"), wanted
     )
     return [
         RecipientFacts(
