@@ -108,6 +108,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("dashboard.report", ("view", "add")),
         "dashboard.export_data",
         "dashboard.download_reports",
+        # A person's access and erasure requests (GDPR): the export holds everything about them,
+        # including what they were sent, which Operators may not read; erasure cannot be undone.
+        "notifications.export_personal_data",
+        "notifications.erase_personal_data",
     ],
 }
 
@@ -149,6 +153,13 @@ ACTIONS: dict[str, Action] = {
     "suppression.manage": Action(("notifications.add_suppression",), description="add and lift suppressions"),
     "preference.manage": Action(("notifications.change_preference",), description="change recipients' choices"),
     "users.import": Action(("dashboard.import_users",), description="import users from CSV"),
+    "person.export": Action(
+        ("notifications.export_personal_data",), description="export everything held about one person (ZIP)"
+    ),
+    "person.erase": Action(
+        ("notifications.erase_personal_data",),
+        description="erase one person's personal data (anonymise their ledger, keep suppressions hashed)",
+    ),
     "data.export": Action(("dashboard.export_data",), description="export CSV/XLSX"),
     "reports.download": Action(("dashboard.download_reports",), description="download PDF reports"),
     "analytics.view": Action(("notifications.view_delivery",), description="see analytics and the ledger"),

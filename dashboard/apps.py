@@ -16,3 +16,9 @@ class DashboardConfig(AppConfig):
         from .analytics.rollups import analytics_tick
 
         register_tick("analytics", analytics_tick, order=30)
+
+        from notifications.privacy.kinds import kind_register
+
+        from .imports.personal_data import ImportRowsKind
+
+        kind_register(ImportRowsKind())  # rows of uploaded CSV files that mention a person

@@ -12,3 +12,10 @@ class DemoShopConfig(AppConfig):
     def ready(self) -> None:
         from . import audiences  # noqa: F401  (registers the shop's audience conditions)
         from . import triggers  # noqa: F401  (registers Customer and Order for signal triggers)
+
+        from notifications.privacy.kinds import kind_register
+
+        from .personal_data import KINDS
+
+        for kind in KINDS:
+            kind_register(kind)  # the shop's rows about a person, in exports and erasure

@@ -64,6 +64,11 @@ class RecipientProfile(models.Model):
     class Meta:
         verbose_name = _("recipient profile")
         verbose_name_plural = _("recipient profiles")
+        permissions = [
+            # One person's data (notifications.privacy): Managers hold both (``accounts.roles``).
+            ("export_personal_data", _("Can export everything held about a person")),
+            ("erase_personal_data", _("Can erase a person's personal data")),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(quiet_hours_start__isnull=True, quiet_hours_end__isnull=True)
