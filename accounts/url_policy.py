@@ -143,6 +143,9 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_broadcast_add": action("broadcast.send"),
     "admin:notifications_broadcast_delete": action("broadcast.send"),
     "admin:auth_user_password_change": action("staff.manage"),
+    # One person's data (notifications.privacy): a ZIP of everything, and erasure after a typed confirmation.
+    "admin:auth_user_export_personal_data": action("person.export"),
+    "admin:auth_user_erase_personal_data": action("person.erase"),
     "admin:dashboard_importjob_upload": action("users.import"),
     "admin:dashboard_importjob_mapping": action("users.import"),
     "admin:dashboard_importjob_preview": action("users.import"),

@@ -21,10 +21,17 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, StackedInline
+from unfold.decorators import action
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 from unfold.overrides import FORMFIELD_OVERRIDES_INLINE
 from unfold.widgets import UnfoldAdminEmailInputWidget, UnfoldAdminTextInputWidget
@@ -35,6 +42,7 @@ from notifications.jsonsafe import safe_json_formfields
 from notifications.models import RecipientProfile
 
 from .privileges import acting_as
+from .reports.exports import async_chunks
 
 User = get_user_model()
 
@@ -84,6 +92,7 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     inlines = [RecipientProfileInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "date_joined"]
     actions = ["send_password_reset"]
+    actions_detail = ["export_personal_data", "erase_personal_data"]
 
     # --- Who may change whom -------------------------------------------------------------------
 
@@ -174,6 +183,93 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
                 "%(count)d staff account was skipped: only superusers manage staff.",
                 "%(count)d staff accounts were skipped: only superusers manage staff.", skipped) % {"count": skipped},
                 messages.WARNING)
+
+
+    # --- One person's data (notifications.privacy): export and erase ------------------------------
+
+    def has_export_personal_data_permission(self, request, object_id=None) -> bool:
+        return allows(request.user, "person.export")
+
+    def has_erase_personal_data_permission(self, request, object_id=None) -> bool:
+        return allows(request.user, "person.erase")
+
+    def _person_or_404(self, request, object_id: str):
+        user = self.get_object(request, unquote(str(object_id)))
+        if user is None:
+            raise Http404(_("No such person."))
+        return user
+
+    @action(
+        description=_("Export personal data"), url_path="export-personal-data", icon="download",
+        permissions=["export_personal_data"],
+    )
+    def export_personal_data(self, request, object_id: str):
+        """Everything held about this person as a ZIP of JSON and CSV, streamed as it is written."""
+        from notifications.privacy import person_load
+        from notifications.privacy.export import person_export_stream
+
+        person = person_load(self._person_or_404(request, object_id))
+        pieces = person_export_stream(person=person, actor=request.user)
+        chunks = async_chunks(pieces) if isinstance(request, ASGIRequest) else pieces
+        response = StreamingHttpResponse(chunks, content_type="application/zip")
+        response["Content-Disposition"] = content_disposition_header(
+            as_attachment=True, filename=f"signalbox-person-{person.pk}.zip"
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @action(
+        description=_("Erase personal data"), url_path="erase-personal-data", icon="person_remove",
+        permissions=["erase_personal_data"],
+    )
+    def erase_personal_data(self, request, object_id: str):
+        """A confirmation page (GET); erasing needs a POST with the person's id typed in."""
+        from notifications.privacy import ErasureRefused, person_erase, person_load
+
+        user = self._person_or_404(request, object_id)
+        form = PersonEraseForm(request.POST or None, person_id=user.pk)
+        if request.method == "POST" and form.is_valid():
+            try:
+                rows = person_erase(person=person_load(user), actor=request.user)
+            except ErasureRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, _(
+                    "Person #%(id)d was erased: %(deliveries)d deliveries and %(inbox)d inbox messages kept "
+                    "without anything that says who they were; their suppressions kept as keyed hashes."
+                ) % {"id": user.pk, "deliveries": rows.get("deliveries", 0), "inbox": rows.get("inbox", 0)},
+                    messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:auth_user_change", args=[user.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": user,
+            "title": _("Erase the personal data of person #%(id)d") % {"id": user.pk},
+            "form": form,
+            "person_id": user.pk,
+            "refused": _is_privileged(user),
+            "change_url": reverse("admin:auth_user_change", args=[user.pk]),
+        }
+        return TemplateResponse(request, "dashboard/person_erase.html", context,
+                                status=400 if request.method == "POST" else 200)
+
+
+class PersonEraseForm(forms.Form):
+    """Typing the person's id is the confirmation: erasing cannot be undone."""
+
+    confirmation = forms.CharField(
+        label=_("Type the person's id to confirm"), max_length=20, widget=UnfoldAdminTextInputWidget,
+    )
+
+    def __init__(self, *args, person_id: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.person_id = person_id
+
+    def clean_confirmation(self) -> str:
+        value = self.cleaned_data["confirmation"].strip().lstrip("#")
+        if value != str(self.person_id):
+            raise forms.ValidationError(_("Type %(id)d to confirm.") % {"id": self.person_id})
+        return value
 
 
 @admin.register(Group)
