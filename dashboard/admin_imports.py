@@ -277,6 +277,7 @@ class ImportJobAdmin(ModelAdmin):
             "job": job, "page": page, "samples": preview.get("samples", {}),
             "shown_problems": problems.count, "confirm_form": ImportConfirmForm(initial={"mode": job.mode}),
             "formula_rows": preview.get("formula_rows", 0), "formulas": preview.get("formulas", []),
+            "suppressed_rows": preview.get("suppressed_rows", 0),
             "background": import_job_is_background(job), "file_facts": self._file_facts(job),
             "mapped": [(f.label, job.details.get("headers", [])[job.mapping[f.key]]) for f in FIELDS
                        if f.key in job.mapping],

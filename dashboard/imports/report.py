@@ -100,6 +100,25 @@ def _formula_cell(name: str, value: str, *, headers: Sequence[str], mapping: dic
     return {"column": column, "field": str(FIELDS_BY_KEY[name].label), "value": value[:PREVIEW_FORMULA_CHARS]}
 
 
+def suppressed_rows(plan: ImportPlan) -> int:
+    """Rows to import (new or updated) whose email or phone is suppressed, also as an erased
+    person's keyed hash: they are imported, and stay unreachable there until someone lifts the
+    suppression. One query per chunk."""
+    from notifications.models import Suppression
+    from notifications.querysets import normalise_address, suppression_reasons
+
+    rows = [(row.email, row.phone) for row in plan.new] + [(u.email, u.phone) for u in plan.updates]
+    pairs = {("email", normalise_address("email", email)) for email, _ in rows if email}
+    pairs |= {("sms", phone) for _, phone in rows if phone}
+    if not pairs:
+        return 0
+    found = suppression_reasons(Suppression.objects.matching(pairs).values_list("channel", "address", "reason"), pairs)
+    return sum(
+        1 for email, phone in rows
+        if ("email", normalise_address("email", email or "")) in found or ("sms", phone or "") in found
+    )
+
+
 class CheckSummary:
     """What a dry run shows, taken from the plan after each chunk (``UserImport.check(after_chunk=…)``).
 
@@ -115,6 +134,7 @@ class CheckSummary:
         self.problems: list[dict] = []
         self.formula_rows = 0
         self.formulas: list[dict] = []
+        self.suppressed_rows = 0
         self.report: ErrorReport | None = None
 
     def __call__(self, plan: ImportPlan) -> None:
@@ -125,6 +145,7 @@ class CheckSummary:
         for kind, rows in plan.samples(SAMPLE_SIZE).items():
             self.samples[kind].extend(rows[: SAMPLE_SIZE - len(self.samples[kind])])
         self.problems.extend(problems_for_preview(plan.problems, PREVIEW_PROBLEMS - len(self.problems)))
+        self.suppressed_rows += suppressed_rows(plan)
         flagged = formula_rows(plan, mapping=self.mapping)
         self.formula_rows += len(flagged)
         self.formulas.extend(flagged[: PREVIEW_FORMULAS - len(self.formulas)])
@@ -140,7 +161,7 @@ class CheckSummary:
     def preview(self) -> dict:
         """Plain data for the preview page (stored on the job as JSON)."""
         return {"samples": self.samples, "problems": self.problems, "formula_rows": self.formula_rows,
-                "formulas": self.formulas}
+                "formulas": self.formulas, "suppressed_rows": self.suppressed_rows}
 
     def __enter__(self) -> CheckSummary:
         return self
