@@ -173,9 +173,12 @@ def _suppression_hash_key(channel: str, secret: str) -> bytes:
 
 def suppression_keys(channel: str, address: str) -> list[str]:
     """Every stored form a suppression of ``address`` may have: the address, and its keyed hash
-    under the current key and each older one (``SECRET_KEY_FALLBACKS`` when derived from it)."""
+    under the current key and each older one (``SECRET_KEY_FALLBACKS`` when derived from it).
+    Channels addressed by user id (the inbox) keep suppressions as they are: only the address."""
     if not address:
         return []
+    if _address_source(channel) == "user_id":
+        return [address]  # a user id is never hashed (the fan-out to 10,000 inboxes hashes nothing)
     from . import conf
 
     return [address, *(suppression_hash(channel, address, secret=key) for key in conf.suppression_keys())]
@@ -190,6 +193,14 @@ def suppression_reasons(rows, pairs: set[tuple[str, str]]) -> dict[tuple[str, st
         if address is not None:
             reasons.setdefault((channel, address), reason)
     return reasons
+
+
+def _address_source(channel: str) -> str:
+    """Where ``channel`` finds a recipient's address (``features.address_source``): an inbox's is
+    the user id, which names nobody by itself, so its suppressions are never hashed."""
+    from channels_adapters.handler import channels
+
+    return channels.features(channel).address_source
 
 
 def _address_form(channel: str) -> str:

@@ -21,7 +21,6 @@ from django.utils.translation import gettext as _
 from accounts.roles import allows
 
 from ..models import Channel, Suppression
-from ..querysets import suppression_hash
 from ..services import audit_record
 from .kinds import kinds
 from .people import Person, person_load
@@ -53,11 +52,10 @@ def person_erase(*, person: Person, actor) -> dict[str, int]:
             raise ErasureRefused(_("This person was already erased."))
         person = person_load(locked)
         touched = {kind.name: kind.erase(person) for kind in kinds()}
-        # Their inbox must stay empty: the shell has no other address, and a hashed in-app
-        # suppression keeps notify() and campaigns away from it (any channel planning asks).
+        # Their inbox must stay empty: the shell keeps its id, which is the inbox's address, and
+        # an in-app suppression of it keeps notify() and campaigns away (an id names nobody).
         Suppression.objects.get_or_create(
-            channel=Channel.INAPP, address=suppression_hash(Channel.INAPP, str(person.pk)),
-            defaults={"reason": Suppression.Reason.MANUAL},
+            channel=Channel.INAPP, address=str(person.pk), defaults={"reason": Suppression.Reason.MANUAL},
         )
         audit_record(actor=actor, action="person.erased", target=locked,
                      changes={"person_id": person.pk, "rows": touched})

@@ -34,7 +34,7 @@ from ..models import (
     Suppression,
     TrackedLink,
 )
-from ..querysets import suppression_hash
+from ..querysets import SUPPRESSION_HASH_PREFIX, suppression_hash, suppression_keys
 from .people import Person
 
 CHUNK = 2000
@@ -121,7 +121,9 @@ def _suppression_wipe(person: Person, queryset) -> int:
     """Each suppression stays, its address replaced by the keyed hash: mail to it stays stopped."""
     done = 0
     for suppression in list(queryset):
-        if suppression.address.startswith("hmac-sha256:"):
+        if suppression_keys(suppression.channel, suppression.address) == [suppression.address]:
+            hashed = suppression.address  # an inbox's user id, or already a hash: nothing to hide
+        elif suppression.address.startswith(SUPPRESSION_HASH_PREFIX):
             hashed = suppression.address
         else:
             hashed = suppression_hash(suppression.channel, suppression.address)
