@@ -135,8 +135,8 @@ def _rewrite_without(field, encoding: str, delimiter: str, mentions: _Mentions) 
             out.seek(0)
             name = field.name.rsplit("/", 1)[-1]
             storage, old_name = field.storage, field.name
+            field.save(name, File(out, name=name), save=False)  # the new file first: never neither
             storage.delete(old_name)
-            field.save(name, File(out, name=name), save=False)
             text.detach()
         type(field.instance).objects.filter(pk=field.instance.pk).update(**{field.field.name: field.name})
         return removed

@@ -9,6 +9,7 @@ import io
 import json
 import zipfile
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt, AccessLog
@@ -311,7 +312,7 @@ def leftovers(secrets: list[str]) -> list[tuple[str, str]]:
     return [(where, s) for where, text in stored_strings() for s in lowered if s in text.lower()]
 
 
-def test_erase_leaves_nothing_that_names_them_and_keeps_the_other_person(world, manager):
+def test_erase_leaves_nothing_that_names_them_and_keeps_the_other_person(world, manager, settings):
     ada, bob = world["ada"], world["bob"]
     assert leftovers(ada["secrets"])  # the check can fail: before erasing, they are everywhere
 
@@ -342,6 +343,9 @@ def test_erase_leaves_nothing_that_names_them_and_keeps_the_other_person(world, 
     with job.file.open("rb") as handle:
         text = handle.read().decode()
     assert "Bobfirst" in text and "Eve" in text and "Adafirst" not in text
+    stored = [path.read_bytes().decode("utf-8-sig", errors="replace").lower()
+              for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
+    assert stored and not [text for text in stored if ada["email"] in text or "adafirst" in text]
 
 
 def test_erase_keeps_campaign_figures_and_analytics(world, manager):
