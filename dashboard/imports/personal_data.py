@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from django.core.files.base import File
 
 from notifications.privacy.kinds import Kind
-from notifications.privacy.people import Person
-from notifications.querysets import normalise_address
+from notifications.privacy.people import Person, phone_e164
 
 from .. import conf
 from ..models import ImportJob
@@ -42,7 +41,7 @@ class _Mentions:
         if self.email and "@" in value and value.lower() == self.email:
             return True
         if self.phone_tail and _NOT_DIGITS.sub("", value).endswith(self.phone_tail):
-            return normalise_address("sms", value) == self.phone
+            return phone_e164(value) == self.phone
         return False
 
     def row(self, cells) -> bool:

@@ -104,19 +104,26 @@ def suppressed_rows(plan: ImportPlan) -> int:
     """Rows to import (new or updated) whose email or phone is suppressed, also as an erased
     person's keyed hash: they are imported, and stay unreachable there until someone lifts the
     suppression. One query per chunk."""
+    from channels_adapters.features import STANDARD_FEATURES
+    from channels_adapters.handler import channels
     from notifications.models import Suppression
     from notifications.querysets import normalise_address, suppression_reasons
 
     rows = [(row.email, row.phone) for row in plan.new] + [(u.email, u.phone) for u in plan.updates]
-    pairs = {("email", normalise_address("email", email)) for email, _ in rows if email}
-    pairs |= {("sms", phone) for _, phone in rows if phone}
+    if not rows:
+        return 0
+    aliases = dict.fromkeys([*channels.settings, *STANDARD_FEATURES])
+    sources = {alias: channels.features(alias).address_source for alias in aliases}
+    by_row = [
+        {(alias, normalise_address(alias, value)) for alias, source in sources.items()
+         for value in ({"user_email": email, "profile_phone": phone}.get(source) or "",) if value}
+        for email, phone in rows
+    ]
+    pairs = set().union(*by_row)
     if not pairs:
         return 0
     found = suppression_reasons(Suppression.objects.matching(pairs).values_list("channel", "address", "reason"), pairs)
-    return sum(
-        1 for email, phone in rows
-        if ("email", normalise_address("email", email or "")) in found or ("sms", phone or "") in found
-    )
+    return sum(1 for row_pairs in by_row if row_pairs & found.keys())
 
 
 class CheckSummary:

@@ -10,6 +10,8 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from accounts.roles import allows
+from channels_adapters.features import STANDARD_FEATURES
+from channels_adapters.handler import channels
 from channels_adapters.forms import ChatIdsAdminForm
 
 from .. import categories
@@ -20,7 +22,6 @@ from ..redaction import inert_value
 from ..models import (
     AuditEntry,
     Category,
-    Channel,
     Delivery,
     DeliveryEvent,
     Notification,
@@ -117,7 +118,7 @@ class SuppressionAdmin(ModelAdmin):
         term = search_term.strip()
         if term:
             hashed = Q()
-            for channel in (Channel.EMAIL, Channel.SMS):
+            for channel in dict.fromkeys([*channels.settings, *STANDARD_FEATURES]):
                 hashed |= Q(channel=channel, address__in=suppression_keys(channel, normalise_address(channel, term)))
             results = results | queryset.filter(hashed)
         return results, may_have_duplicates

@@ -20,7 +20,9 @@ from django.utils.translation import gettext as _
 
 from accounts.roles import allows
 
-from ..models import Channel, Suppression
+from channels_adapters.handler import channels as channel_adapters
+
+from ..models import Suppression
 from ..services import audit_record
 from .kinds import kinds
 from .people import Person, person_load
@@ -53,10 +55,12 @@ def person_erase(*, person: Person, actor) -> dict[str, int]:
         person = person_load(locked)
         touched = {kind.name: kind.erase(person) for kind in kinds()}
         # Their inbox must stay empty: the shell keeps its id, which is the inbox's address, and
-        # an in-app suppression of it keeps notify() and campaigns away (an id names nobody).
-        Suppression.objects.get_or_create(
-            channel=Channel.INAPP, address=str(person.pk), defaults={"reason": Suppression.Reason.MANUAL},
-        )
+        # a suppression of it keeps notify() and campaigns away (an id names nobody).
+        for channel, address in person.addresses:
+            if channel_adapters.features(channel).address_source == "user_id":
+                Suppression.objects.get_or_create(
+                    channel=channel, address=address, defaults={"reason": Suppression.Reason.MANUAL}
+                )
         audit_record(actor=actor, action="person.erased", target=locked,
                      changes={"person_id": person.pk, "rows": touched})
     return touched

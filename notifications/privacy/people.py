@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from ..models import Channel, RecipientProfile, Suppression
+from ..models import RecipientProfile, Suppression
 from ..querysets import normalise_address
 
 
@@ -34,21 +34,34 @@ class Person:
 
     @property
     def addresses(self) -> set[tuple[str, str]]:
-        """``(channel, normalised address)`` pairs: where suppressions and sends find them."""
-        pairs = {(Channel.INAPP.value, str(self.user.pk))}
-        if self.email:
-            pairs.add((Channel.EMAIL.value, self.email))
-        if self.phone:
-            pairs.add((Channel.SMS.value, self.phone))
-        pairs.update((Channel.WEBPUSH.value, endpoint) for endpoint in self.push_endpoints)
-        if self.chat_target:
-            pairs.add((Channel.CHAT.value, self.chat_target))
+        """``(channel, normalised address)`` pairs: where suppressions and sends find them, on every
+        configured and standard channel, by where its adapter keeps addresses (``address_source``)."""
+        from channels_adapters.features import STANDARD_FEATURES
+        from channels_adapters.handler import channels
+
+        by_source = {
+            "user_email": (self.user.email or "",), "profile_phone": (self.phone,), "user_id": (str(self.user.pk),),
+            "push_subscription": self.push_endpoints, "profile_chat": (self.chat_target,),
+        }
+        pairs = set()
+        for alias in dict.fromkeys([*channels.settings, *STANDARD_FEATURES]):
+            for value in by_source.get(channels.features(alias).address_source, ()):
+                if address := normalise_address(alias, value):
+                    pairs.add((alias, address))
         return pairs
 
     @property
     def sign_in_names(self) -> set[str]:
         """What they may have typed to sign in (sign-in records keep it)."""
         return {name for name in (self.user.get_username(), self.user.email) if name}
+
+
+def phone_e164(number: str) -> str:
+    """A phone number in the one form profiles and suppressions keep (E.164, ``normalise_address``)."""
+    from channels_adapters.features import STANDARD_FEATURES
+
+    sms = next(alias for alias, features in STANDARD_FEATURES.items() if features.address_form == "phone")
+    return normalise_address(sms, number)
 
 
 def person_load(user) -> Person:
@@ -59,8 +72,8 @@ def person_load(user) -> Person:
     chat_ids = (profile.chat_ids if profile else None) or {}
     person = Person(
         user=user,
-        email=normalise_address(Channel.EMAIL, user.email or ""),
-        phone=normalise_address(Channel.SMS, profile.phone) if profile and profile.phone else "",
+        email=(user.email or "").strip().lower(),
+        phone=phone_e164(profile.phone) if profile and profile.phone else "",
         push_endpoints=tuple(
             WebPushSubscription.objects.filter(user=user).order_by("pk").values_list("endpoint", flat=True)
         ),
@@ -89,7 +102,7 @@ def person_find(identifier: str) -> Person:
     elif "@" in identifier:
         users = User._default_manager.filter(email__iexact=identifier)
     else:
-        phone = normalise_address(Channel.SMS, identifier)
+        phone = phone_e164(identifier)
         users = User._default_manager.filter(recipient_profile__phone=phone)
     found = list(users.order_by("pk")[:2])
     if not found:
