@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run prod test install install-dev chromium fonts messages bench clean help
+.PHONY: run prod test install install-dev assets npm chromium fonts messages bench clean help
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve http://$(HOST):$(PORT) with a task worker"
@@ -30,6 +30,25 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# Browser assets pinned in package.json + package-lock.json (plotly.js's basic bundle, served from
+# our static files by config/storage.py): `npm ci`, no install scripts, nothing fetched at run time.
+assets: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json | npm
+	@if command -v npm >/dev/null; then \
+		npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "Without npm the analytics charts stay empty: sudo apt-get install -y nodejs npm"; \
+	fi
+
+# Debian's nodejs and npm: installed when missing and we are root.
+npm:
+	@if command -v npm >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's nodejs and npm for the static assets..."; \
+		(apt-get install -y -qq nodejs npm >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)); \
+	fi
+
 # Local development settings; real environment variables override them.
 .env:
 	@printf 'DEBUG=1\n' > .env
@@ -37,12 +56,12 @@ install-dev: $(VENV)/.dev
 
 # Migrate, demo data (prints the logins), collectstatic, then uvicorn + task worker + scheduler as
 # one unit that Ctrl-C stops (config/serve.py).
-run: install .env fonts
+run: install assets .env fonts
 	$(PY) -m config.serve run --host $(HOST) --port $(PORT)
 
 # The production profile on this machine (README "Deploying"): DEBUG=0, PostgreSQL and Redis from
 # DATABASE_URL/REDIS_URL, WEB_WORKERS uvicorn workers, RQ_WORKERS RQ workers and the scheduler.
-prod: install fonts
+prod: install assets fonts
 	$(PY) -m config.serve prod --host $(HOST) --port $(PORT)
 
 # Debian's Chromium for the browser tests: installed when missing and we are root.
@@ -65,14 +84,14 @@ fonts:
 		echo "PDF reports need a CJK font for Chinese text: sudo apt-get install -y fonts-noto-cjk"; \
 	fi
 
-test: install-dev chromium fonts
+test: install-dev assets chromium fonts
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 messages: install
 	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=staticfiles --no-obsolete
 	$(PY) manage.py compilemessages --ignore=.venv
 
-bench: install-dev
+bench: install-dev assets chromium
 	$(PY) -m bench $(NAME)
 
 clean:

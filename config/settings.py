@@ -228,7 +228,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    # plotly.js from inside the plotly wheel (no CDN): {% static "plotly/plotly.min.js" %}.
+    # plotly.js's basic bundle from node_modules (package-lock.json; no CDN): {% static "plotly/plotly-basic.min.js" %}.
     "config.storage.PlotlyFinder",
 ]
 STORAGES = {

@@ -41,14 +41,19 @@ def status_labels() -> dict[str, str]:
     }
 
 
-def funnel_stages(totals: Counters) -> list[tuple[str, str, int]]:
-    """(key, label, count) from planned to clicked; each stage includes the later ones."""
-    return [
+def funnel_stages(totals: Counters) -> list[dict]:
+    """From planned to clicked, each stage with its count and its share of planned (whole percent);
+    each stage includes the later ones. The page's funnel table and chart both read this."""
+    stages = [
         ("planned", _("Planned"), totals.total),
         ("sent", _("Sent"), totals.reached_sent),
         ("delivered", _("Delivered"), totals.reached_delivered),
         ("opened", _("Opened / read"), totals.reached_opened),
         ("clicked", _("Clicked"), totals.reached_clicked),
+    ]
+    return [
+        {"key": key, "label": label, "count": count, "percent": round(100 * count / totals.total) if totals.total else 0}
+        for key, label, count in stages
     ]
 
 
@@ -85,17 +90,27 @@ def volume_figure(figures: AnalyticsFigures) -> dict:
 
 
 def funnel_figure(figures: AnalyticsFigures) -> dict:
+    """Planned → clicked as horizontal bars, each labelled with its count and share of planned.
+
+    Bars rather than plotly's ``funnel`` trace: every chart here is a bar chart, so the pages load
+    plotly.js's basic bundle (``config/storage.py``), which has no ``funnel``.
+    """
     stages = funnel_stages(figures.totals)
     data = [
         {
-            "type": "funnel",
-            "y": [label for _key, label, _count in stages],
-            "x": [count for _key, _label, count in stages],
-            "textinfo": "value+percent initial",
+            "type": "bar",
+            "orientation": "h",
+            "y": [stage["label"] for stage in stages],
+            "x": [stage["count"] for stage in stages],
+            "customdata": [stage["percent"] for stage in stages],
+            "texttemplate": "%{x:,} (%{customdata}%)",
+            "textposition": "auto",
+            "hovertemplate": "%{y}: %{x:,} (%{customdata}%)<extra></extra>",
             "marker": {"color": ["#94a3b8", "#60a5fa", "#2563eb", "#7c3aed", "#16a34a"]},
         }
     ]
-    return {"data": data, "layout": _layout(margin={"l": 110, "r": 16, "t": 16, "b": 24})}
+    layout = _layout(margin={"l": 110, "r": 16, "t": 16, "b": 24}, yaxis={"autorange": "reversed"}, bargap=0.25)
+    return {"data": data, "layout": layout}
 
 
 def channel_figure(figures: AnalyticsFigures) -> dict:
@@ -124,21 +139,40 @@ def channel_figure(figures: AnalyticsFigures) -> dict:
 
 
 def heatmap_figure(grid: Grid) -> dict:
-    """Opens and reads by weekday (rows, Monday first) and hour of day (site time zone)."""
+    """Opens and reads by weekday (rows, Monday first) and hour of day (site time zone).
+
+    A heatmap drawn as one bar trace: each cell is a bar one hour long starting at its hour
+    (``base``), coloured by its count. plotly.js's basic bundle has no ``heatmap`` trace (see
+    ``funnel_figure``).
+    """
     weekdays = [str(WEEKDAYS_ABBR[day]) for day in range(7)]
+    cells = [(weekdays[day], hour, count) for day, row in enumerate(grid.cells) for hour, count in enumerate(row)]
     data = [
         {
-            "type": "heatmap",
-            "z": grid.cells,
-            "x": [f"{hour:02d}" for hour in range(24)],
-            "y": weekdays,
-            "colorscale": [[0, "#f5f3ff"], [1, "#6d28d9"]],
-            "hovertemplate": "%{y} %{x}:00 · %{z:,}<extra></extra>",
-            "xgap": 1,
-            "ygap": 1,
+            "type": "bar",
+            "orientation": "h",
+            "y": [day for day, _hour, _count in cells],
+            "base": [hour for _day, hour, _count in cells],
+            "x": [1] * len(cells),
+            "customdata": [[f"{hour:02d}", count] for _day, hour, count in cells],
+            "hovertemplate": "%{y} %{customdata[0]}:00 · %{customdata[1]:,}<extra></extra>",
+            "marker": {
+                "color": [count for _day, _hour, count in cells],
+                "colorscale": [[0, "#f5f3ff"], [1, "#6d28d9"]],
+                "cmin": 0,
+                "showscale": True,
+                "colorbar": {"thickness": 12},
+                "line": {"width": 1, "color": "#ffffff"},
+            },
         }
     ]
-    return {"data": data, "layout": _layout(yaxis={"autorange": "reversed"}, xaxis={"title": {"text": _("Hour of day")}})}
+    xaxis = {
+        "title": {"text": _("Hour of day")}, "range": [0, 24], "showgrid": False, "zeroline": False,
+        "tickvals": [hour + 0.5 for hour in range(0, 24, 2)], "ticktext": [f"{hour:02d}" for hour in range(0, 24, 2)],
+    }
+    yaxis = {"autorange": "reversed", "type": "category", "showgrid": False}
+    layout = _layout(barmode="overlay", bargap=0.08, hovermode="closest", xaxis=xaxis, yaxis=yaxis)
+    return {"data": data, "layout": layout}
 
 
 def analytics_charts(figures: AnalyticsFigures) -> dict[str, dict]:

@@ -92,11 +92,7 @@ def _figures_context(filters: AnalyticsFilters) -> dict:
         "totals": figures.totals,
         "tiles": _tiles(figures.totals),
         "time_zone": timezone.get_default_timezone_name(),
-        "funnel": [
-            {"key": key, "label": label, "count": count,
-             "percent": round(100 * count / figures.totals.total) if figures.totals.total else 0}
-            for key, label, count in funnel_stages(figures.totals)
-        ],
+        "funnel": funnel_stages(figures.totals),
         "charts": analytics_charts(figures),
         "top_campaigns": top,
         "outside_campaigns": outside,
