@@ -4,7 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+from tests.e2e.conftest import CHROMIUM
 
 
 def test_unread_count_bench_prints_one_json_line(tmp_path):
@@ -49,3 +52,30 @@ def test_dashboard_bench_prints_one_json_line(tmp_path):
     assert figures["deliveries"] == 3000 and figures["receipts"] == 9000
     assert figures["analytics_page_ms"] > 0
     assert all(value > 0 for key, value in figures.items() if key.endswith("_ms"))
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_analytics_page_load_bench_prints_one_json_line(tmp_path):
+    """Seeds, serves and loads the page in Chromium at a tiny scale, the new bundle and the baseline."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "analytics_page_load", "--deliveries", "2000", "--days", "20", "--loads", "1"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'bench.sqlite3'}",
+             "SIGNALBOX_CHROMIUM": str(CHROMIUM)},
+        capture_output=True,
+        text=True,
+        timeout=900,  # the first run brotli-compresses the baseline's full plotly bundle (kept in var/)
+        check=True,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout
+    figures = json.loads(lines[0])
+    assert next(iter(figures)) == "analytics_interactive_ms"
+    assert figures["deliveries"] == 2000 and figures["receipts"] > 2000
+    assert all(figures[key] > 0 for key in ("analytics_interactive_ms", "charts_drawn_ms", "baseline_interactive_ms"))
+    assert figures["charts_drawn_ms"] >= figures["analytics_interactive_ms"]
+    assert 0 < figures["plotly_bytes"] < figures["baseline_js_bytes"]  # the basic bundle, not the full one
+    assert figures["console_errors"] == 0 and figures["csp_violations"] == 0
