@@ -24,6 +24,8 @@ Figures, medians over the loads, times from the start of the navigation:
 - ``server_ms``: the page's time to first byte (the view at this volume, over loopback).
 - ``baseline_*`` and ``ratio_*`` (baseline / new): the same with the full bundle.
 - ``console_errors`` / ``csp_violations``: seen during all the loads (both should be 0).
+- ``load_avg``: the machine's 1-minute load average before and after the loads (other work shares
+  its cores; every figure above grows with it).
 
 The data is kept in ``var/bench_page_load.sqlite3`` (without ``DATABASE_URL``) and reused while
 its size matches and it was generated today; the static files in ``var/bench_staticfiles``.
@@ -129,6 +131,7 @@ def run(argv: list[str]) -> dict:
     _collectstatic(env)
     full_plotly = "/static/" + json.loads((STATIC_ROOT / "staticfiles.json").read_text())["paths"]["plotly/plotly.min.js"]
     port = _free_port()
+    load_before = os.getloadavg()[0]
     server = _start_server(env, port)
     try:
         new, baseline, problems = _measure(f"http://127.0.0.1:{port}", full_plotly=full_plotly, loads=opts.loads)
@@ -160,6 +163,8 @@ def run(argv: list[str]) -> dict:
         "csp_violations": problems["csp_violations"],
         "deliveries": deliveries,
         "receipts": receipts,
+        # Other work on the machine's cores during the loads (1-minute averages, before and after).
+        "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "rollup_build_s": round(rollup_build_s, 1),
         "seed_s": seed_s,
         "loads": opts.loads,

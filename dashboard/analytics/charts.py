@@ -159,7 +159,8 @@ def heatmap_figure(grid: Grid) -> dict:
             "marker": {
                 "color": [count for _day, _hour, count in cells],
                 "colorscale": [[0, "#f5f3ff"], [1, "#6d28d9"]],
-                "cmin": 0,
+                "cmin": 0,  # an empty hour stays the palest; plotly needs both bounds to use them
+                "cmax": max([1, *(count for _day, _hour, count in cells)]),
                 "showscale": True,
                 "colorbar": {"thickness": 12},
                 "line": {"width": 1, "color": "#ffffff"},
