@@ -16,7 +16,7 @@ Run with ``pytest -m prod tests/test_prod_stage.py`` (``.ci/run``'s production s
 run deselects the ``prod`` marker (pytest.ini). The tests share the stack and run in file order:
 the stop is last.
 
-The launcher is started with the command ``make -n prod`` prints, after ``make install fonts``
+The launcher is started with the command ``make -n prod`` prints, after ``make install assets fonts``
 (``make prod``'s prerequisites), rather than under ``make`` itself: GNU make answers a signal to
 its process group with its own status (``Interrupt``, -2, for a Ctrl-C; 2 with "wait: No child
 processes" for SIGTERM) whatever its child did, so only the launcher's own status says whether the
@@ -151,7 +151,7 @@ def empty_redis() -> None:
 
 def make_prod_command(*, port: int, env: dict[str, str]) -> list[str]:
     """``make prod``'s prerequisites run for real; its own command as ``make -n`` prints it."""
-    subprocess.run(["make", "-s", "install", "fonts"], cwd=ROOT, env=env, check=True, timeout=600)
+    subprocess.run(["make", "-s", "install", "assets", "fonts"], cwd=ROOT, env=env, check=True, timeout=600)
     dry_run = subprocess.run(["make", "-n", "prod", "HOST=127.0.0.1", f"PORT={port}"], cwd=ROOT, env=env,
                              capture_output=True, text=True, check=True).stdout
     command = dry_run.strip().splitlines()[-1]
