@@ -94,6 +94,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("notifications.audiencemember", ("view", "add")),
         *_perms("dashboard.importjob", ("view", "add")),
         "dashboard.import_users",
+        # They run the day-to-day: whether workers take tasks, queues drain, imports finish.
+        "ops.view_system_status",
     ],
     # Approves large campaigns, downloads reports: reads everything, including the audit log.
     # Approval is theirs alone, and never for a campaign they wrote (checked by the service).
@@ -112,6 +114,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         # including what they were sent, which Operators may not read; erasure cannot be undone.
         "notifications.export_personal_data",
         "notifications.erase_personal_data",
+        "ops.view_system_status",
     ],
 }
 
@@ -164,6 +167,9 @@ ACTIONS: dict[str, Action] = {
     "reports.download": Action(("dashboard.download_reports",), description="download PDF reports"),
     "analytics.view": Action(("notifications.view_delivery",), description="see analytics and the ledger"),
     "audit.view": Action(("notifications.view_auditentry",), description="read the audit log"),
+    # Health checks, queue depth, unknown outcomes, job states: figures, nothing about a person.
+    # Operators and Managers (and superusers); Marketers watch their campaigns' progress instead.
+    "system.view_status": Action(("ops.view_system_status",), description="see the system status page"),
     "outbox.view": Action(("channels_adapters.view_capturedmessage",), description="read captured messages"),
     # Captured messages carry recipients' working links (unsubscribe, preferences, password reset).
     "outbox.reveal": Action(superuser_only=True, description="see captured messages with working links"),

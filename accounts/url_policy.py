@@ -19,7 +19,8 @@ from .roles import allows
 
 @dataclass(frozen=True)
 class Rule:
-    """Who may open a URL. ``kind``: public, token, webhook, signed_in, staff, action, perm."""
+    """Who may open a URL. ``kind``: public, token, webhook, scraper, signed_in, staff, action, perm,
+    superuser, nobody."""
 
     kind: str
     names: tuple[str, ...] = ()  # actions or permissions, any of which suffices
@@ -27,6 +28,8 @@ class Rule:
     def admits(self, user) -> bool:
         if self.kind in ("public", "token", "webhook"):
             return True
+        if self.kind == "scraper":
+            return False  # a monitoring system's token or address decides, never a signed-in role
         if user is None or not user.is_authenticated or not user.is_active:
             return False
         if self.kind == "signed_in":
@@ -53,6 +56,9 @@ SIGNED_IN = Rule("signed_in")  # any signed-in user, acting on their own data on
 STAFF = Rule("staff")  # any active staff member
 SUPERUSER = Rule("superuser")
 NOBODY = Rule("nobody")  # a page that exists but refuses everyone, superusers included
+# Prometheus' /metrics: a bearer token or an allowed client address is the authorisation
+# (ops.metrics); being signed in, even as a superuser, admits nobody.
+SCRAPER = Rule("scraper")
 
 
 def action(*names: str) -> Rule:
@@ -78,6 +84,8 @@ URL_POLICY: dict[str, Rule] = {
     # Health checks for load balancers and monitors (ops/): no sign-in, nothing personal in them.
     "ops:healthz": PUBLIC,
     "ops:readyz": PUBLIC,
+    "ops:metrics": SCRAPER,
+    "ops:system_status": action("system.view_status"),
     # Recipient pages: each shows or changes only the signed-in user's own rows.
     "notifications:inbox": SIGNED_IN,
     "notifications:badge": SIGNED_IN,

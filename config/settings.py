@@ -327,6 +327,13 @@ SIGNALBOX_ANALYTICS_REFRESH_SECONDS = env.int("SIGNALBOX_ANALYTICS_REFRESH_SECON
 SIGNALBOX_HEARTBEAT_SECONDS = env.float("SIGNALBOX_HEARTBEAT_SECONDS", default=15)
 SIGNALBOX_WORKER_MAX_AGE_SECONDS = env.float("SIGNALBOX_WORKER_MAX_AGE_SECONDS", default=120)
 SIGNALBOX_SCHEDULER_MAX_AGE_SECONDS = env.float("SIGNALBOX_SCHEDULER_MAX_AGE_SECONDS", default=60)
+# /metrics (ops.metrics): who may scrape it (a bearer token, or client addresses/networks; with
+# neither, nobody), how often the scheduler counts the ledger by channel and status, and how far back
+# send latency and provider errors look.
+SIGNALBOX_METRICS_TOKEN = env.str("SIGNALBOX_METRICS_TOKEN", default="")
+SIGNALBOX_METRICS_ALLOWED_IPS = env.list("SIGNALBOX_METRICS_ALLOWED_IPS", default=[])
+SIGNALBOX_METRICS_COUNT_SECONDS = env.float("SIGNALBOX_METRICS_COUNT_SECONDS", default=60)
+SIGNALBOX_METRICS_WINDOW_SECONDS = env.float("SIGNALBOX_METRICS_WINDOW_SECONDS", default=300)
 
 # --- Forms and admin shell -------------------------------------------------------------------
 CRISPY_ALLOWED_TEMPLATE_PACKS = ["unfold_crispy"]
@@ -370,6 +377,12 @@ UNFOLD = {
                         "icon": "monitoring",
                         "link": reverse_lazy("dashboard:analytics"),
                         "permission": lambda request: request.user.has_perm("notifications.view_delivery"),
+                    },
+                    {
+                        "title": _("System status"),
+                        "icon": "monitor_heart",
+                        "link": reverse_lazy("ops:system_status"),
+                        "permission": "ops.views.can_view_status",  # accounts.roles: system.view_status
                     },
                 ],
             },

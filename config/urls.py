@@ -6,6 +6,8 @@ from django.views.generic import RedirectView
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
+    # /healthz, /readyz, /metrics and the admin's System status page (before the admin's catch-all).
+    path("", include("ops.urls")),
     path("admin/reports/", include("dashboard.report_urls")),
     path("admin/analytics/", include("dashboard.urls")),  # staff analytics pages, inside the admin shell
     # The name Unfold's login page looks for to show "Forgotten your password?": one reset flow.
@@ -21,7 +23,6 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     path("webhooks/", include("notifications.receipts.webhook_urls")),
     path("push/", include("channels_adapters.urls")),
-    path("", include("ops.urls")),  # /healthz, /readyz
     path("", RedirectView.as_view(pattern_name="notifications:inbox", permanent=False)),
 ]
 

@@ -20,6 +20,13 @@
     ``run_ids`` (sorted ids of the campaign runs those deliveries belong to; may be empty).
     Campaigns listen to finish runs with nothing left to send.
 
+``deliveries_swept``
+    Sent after the lease sweep settled deliveries whose worker stopped mid-batch. Arguments:
+    ``sender`` = ``Delivery``, ``counts`` (how many it settled, by outcome: ``requeued`` never left
+    and wait again, ``resent`` were in flight and go again under at-least-once, ``unknown`` were in
+    flight and are now "outcome unknown"). Not sent when it settled none. ``ops`` counts these for
+    ``/metrics``.
+
 ``campaign_finished``
     Sent after a campaign run finished (every delivery reached a final state) or was cancelled.
     Arguments: ``sender`` = ``CampaignRun``, ``run_id``, ``campaign_id``, ``status``
@@ -35,3 +42,4 @@ notification_sent = Signal()
 delivery_status_changed = Signal()
 campaign_finished = Signal()
 deliveries_batch_recorded = Signal()
+deliveries_swept = Signal()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -31,4 +32,37 @@ def heartbeats() -> HeartbeatSettings:
         every=timedelta(seconds=every),
         worker_max_age=timedelta(seconds=worker),
         scheduler_max_age=timedelta(seconds=scheduler),
+    )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    token: str  # a scraper sending "Authorization: Bearer <token>" may read /metrics; "" for none
+    allowed_networks: tuple[IPv4Network | IPv6Network, ...]  # clients from these may read it without one
+    count_every: timedelta  # how often the scheduler counts the ledger by channel and status
+    window: timedelta  # send latency and provider errors look this far back
+    latency_sample: int  # at most this many of the latest sends make the latency histogram
+
+
+def metrics() -> MetricsSettings:
+    """``/metrics`` access and what it measures. A malformed address or network is an
+    ``ImproperlyConfigured`` naming it (also reported by the ``ops.E001`` system check)."""
+    networks = []
+    for entry in getattr(settings, "SIGNALBOX_METRICS_ALLOWED_IPS", []) or []:
+        try:
+            networks.append(ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"SIGNALBOX_METRICS_ALLOWED_IPS: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)."
+            ) from None
+    count_every = float(getattr(settings, "SIGNALBOX_METRICS_COUNT_SECONDS", 60))
+    window = float(getattr(settings, "SIGNALBOX_METRICS_WINDOW_SECONDS", 300))
+    if count_every <= 0 or window <= 0:
+        raise ImproperlyConfigured("SIGNALBOX_METRICS_COUNT_SECONDS and SIGNALBOX_METRICS_WINDOW_SECONDS must be positive.")
+    return MetricsSettings(
+        token=str(getattr(settings, "SIGNALBOX_METRICS_TOKEN", "") or ""),
+        allowed_networks=tuple(networks),
+        count_every=timedelta(seconds=count_every),
+        window=timedelta(seconds=window),
+        latency_sample=10_000,
     )

@@ -62,3 +62,58 @@ def heartbeats_tick(*, once: bool) -> list[str]:
     if once:
         return ["recorded the scheduler heartbeat" + (", asked a worker for one" if requested else "")]
     return []
+
+
+def counters_add(*, amounts: dict[str, int], now: datetime) -> None:
+    """Add ``amounts`` to the named counters (created at zero the first time); one UPDATE each."""
+    from django.db.models import F
+
+    from .models import Counter
+
+    for name, amount in amounts.items():
+        if not amount:
+            continue
+        Counter.objects.get_or_create(name=name)
+        Counter.objects.filter(name=name).update(value=F("value") + amount, updated_at=now)
+
+
+def ledger_count(*, now: datetime, force: bool = False) -> bool:
+    """Count the ledger by channel and status into ``LedgerCount`` when the last count is older
+    than ``SIGNALBOX_METRICS_COUNT_SECONDS`` (or ``force``); whether it counted.
+
+    Two schedulers never both count the same round: each first claims the round by moving the
+    ``ledger_count`` heartbeat's ``requested_at`` (compare-and-set). The count itself reads the
+    whole table once (about a second at a million deliveries on PostgreSQL), off the request path.
+    """
+    from django.db.models import Count
+
+    from notifications.models import Delivery
+
+    from .models import LedgerCount
+
+    every = conf.metrics().count_every
+    Heartbeat.objects.get_or_create(name=Heartbeat.LEDGER_COUNT)
+    claim = Heartbeat.objects.filter(name=Heartbeat.LEDGER_COUNT)
+    if not force:
+        claim = claim.filter(Q(requested_at__isnull=True) | Q(requested_at__lte=now - every))
+    if not claim.update(requested_at=now):
+        return False
+    rows = [
+        LedgerCount(channel=row["channel"], status=row["status"], deliveries=row["n"])
+        for row in Delivery.objects.order_by().values("channel", "status").annotate(n=Count("id"))
+    ]
+    with transaction.atomic():
+        LedgerCount.objects.all().delete()
+        LedgerCount.objects.bulk_create(rows)
+        Heartbeat.objects.filter(name=Heartbeat.LEDGER_COUNT).update(beat_at=now, source=_source())
+    return True
+
+
+def ledger_count_tick(*, once: bool) -> list[str]:
+    """The scheduler's tick (``notifications.scheduling``): the ledger count, when one is due."""
+    from django.utils import timezone
+
+    counted = ledger_count(now=timezone.now())
+    if counted and once:
+        return ["counted the ledger by channel and status"]
+    return []

@@ -11,7 +11,7 @@ from django.utils import timezone
 from channels_adapters.handler import channels
 
 from ..models import STATUS_RANK, Category, Delivery
-from ..signals import delivery_status_changed
+from ..signals import deliveries_swept, delivery_status_changed
 
 from .planning import _enqueue_batches
 from .recording import DIGEST_PREFIX, IN_FLIGHT
@@ -63,6 +63,9 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
             transaction.on_commit(
                 lambda pk=pk: delivery_status_changed.send(sender=Delivery, delivery_id=pk, status=Status.UNKNOWN)
             )
+        counts = {"requeued": len(untouched), "resent": len(resend), "unknown": len(unknown)}
+        if any(counts.values()):
+            transaction.on_commit(lambda: deliveries_swept.send(sender=Delivery, counts=counts))
     return len(resend) + len(unknown) + len(untouched)
 
 

@@ -1,0 +1,163 @@
+"""The figures ``/metrics`` and the staff "System status" page show: one read for both.
+
+Each query is cheap at a million deliveries, because each reads an index range that grows with
+the backlog or the recent window, never with the ledger (README "Deploying", "Metrics"):
+
+* unknown outcomes: ``delivery_due_idx`` (status, next_attempt_at), status = unknown only;
+* queue depth and the oldest due delivery: the same index, the due rows only;
+* send latency and provider errors: ``deliveryevent_occurred_idx`` (occurred_at, kind) over the
+  window, then each delivery by primary key (latency: the latest ``latency_sample`` sends at most);
+* deliveries by channel and status: the scheduler's last count (``ops.LedgerCount``), since a
+  count of the whole table costs about a second at that size;
+* import and report jobs, heartbeats, counters: small tables.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from . import conf
+from .models import Counter, Heartbeat, LedgerCount
+
+# Upper bounds (seconds) of the send latency histogram's buckets; +Inf is implied.
+LATENCY_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
+
+
+@dataclass(frozen=True)
+class LatencyHistogram:
+    """Queued → sent seconds of one channel's recent sends: cumulative counts per bucket bound."""
+
+    buckets: tuple[tuple[float, int], ...]  # (upper bound, sends at or under it), ascending
+    count: int
+    total_seconds: float
+
+    def quantile_bound(self, q: float) -> float | None:
+        """The smallest bucket bound at or under which at least ``q`` of the sends fall (None: above all)."""
+        for bound, cumulative in self.buckets:
+            if self.count and cumulative >= q * self.count:
+                return bound
+        return None
+
+
+@dataclass(frozen=True)
+class SystemFigures:
+    now: datetime
+    window: timedelta
+    latency_sample: int
+    deliveries: dict[tuple[str, str], int]  # (channel, status) -> rows, at ``deliveries_counted_at``
+    deliveries_counted_at: datetime | None  # None: the scheduler has not counted yet
+    unknown_outcomes: int
+    queue_depth: int
+    oldest_due_at: datetime | None  # None: nothing is due
+    lease_sweeps: dict[str, int]  # outcome -> deliveries the lease sweep settled so, ever
+    provider_errors: dict[str, int]  # channel -> failed receipts recorded within the window
+    latency: dict[str, LatencyHistogram]  # channel -> histogram of the window's latest sends
+    import_jobs: dict[str, int]  # status -> jobs
+    report_jobs: dict[str, int]  # status -> jobs
+    heartbeats: dict[str, datetime | None] = field(default_factory=dict)  # name -> beat_at
+
+    @property
+    def oldest_due_age_seconds(self) -> float:
+        if self.oldest_due_at is None:
+            return 0.0
+        return max(0.0, (self.now - self.oldest_due_at).total_seconds())
+
+    def heartbeat_age_seconds(self, name: str) -> float | None:
+        beat_at = self.heartbeats.get(name)
+        return None if beat_at is None else max(0.0, (self.now - beat_at).total_seconds())
+
+    @property
+    def deliveries_count_age_seconds(self) -> float | None:
+        return self.heartbeat_age_seconds(Heartbeat.LEDGER_COUNT)
+
+
+def _latency(*, since: datetime, sample: int) -> dict[str, LatencyHistogram]:
+    """One aggregate over the latest ``sample`` deliveries the providers accepted since ``since``."""
+    from notifications.models import Delivery, DeliveryEvent
+
+    recent = (
+        DeliveryEvent.objects.filter(occurred_at__gte=since, kind=DeliveryEvent.Kind.SENT)
+        .order_by("-occurred_at")
+        .values("delivery_id")[:sample]
+    )
+    latency = ExpressionWrapper(F("sent_at") - F("created_at"), output_field=DurationField())
+    aggregates = {
+        f"le_{index}": Count("id", filter=Q(latency__lte=timedelta(seconds=bound)))
+        for index, bound in enumerate(LATENCY_BUCKETS)
+    }
+    rows = (
+        Delivery.objects.filter(pk__in=Subquery(recent), sent_at__isnull=False)
+        .alias(latency=latency)
+        .order_by()
+        .values("channel")
+        .annotate(n=Count("id"), total=Sum("latency"), **aggregates)
+    )
+    histograms = {}
+    for row in rows:
+        total = row["total"]
+        seconds = total.total_seconds() if isinstance(total, timedelta) else (total or 0) / 1_000_000
+        histograms[row["channel"]] = LatencyHistogram(
+            buckets=tuple((bound, row[f"le_{index}"]) for index, bound in enumerate(LATENCY_BUCKETS)),
+            count=row["n"],
+            total_seconds=max(0.0, seconds),
+        )
+    return histograms
+
+
+def system_figures(*, now: datetime) -> SystemFigures:
+    """Everything ``/metrics`` exports, in nine queries whatever the ledger's size."""
+    from dashboard.models import ImportJob, Report
+    from notifications.models import Delivery, DeliveryEvent
+
+    settings = conf.metrics()
+    since = now - settings.window
+    heartbeats = dict(Heartbeat.objects.values_list("name", "beat_at"))
+    counted_at = heartbeats.get(Heartbeat.LEDGER_COUNT)
+    deliveries = {
+        (channel, status): n for channel, status, n in LedgerCount.objects.values_list("channel", "status", "deliveries")
+    }
+    due = Delivery.objects.due(now).aggregate(
+        n=Count("id"), oldest=Min(Coalesce("next_attempt_at", "created_at"))
+    )
+    unknown = Delivery.objects.filter(status=Delivery.Status.UNKNOWN).count()
+    sweeps = {
+        name.removeprefix(Counter.LEASE_SWEEPS_PREFIX): value
+        for name, value in Counter.objects.filter(name__startswith=Counter.LEASE_SWEEPS_PREFIX).values_list(
+            "name", "value"
+        )
+    }
+    errors = dict(
+        DeliveryEvent.objects.filter(occurred_at__gte=since, kind=DeliveryEvent.Kind.FAILED)
+        .order_by()
+        .values("delivery__channel")
+        .annotate(n=Count("id"))
+        .values_list("delivery__channel", "n")
+    )
+
+    def by_status(model) -> dict[str, int]:
+        counts = defaultdict(int)
+        for status, n in model.objects.order_by().values("status").annotate(n=Count("id")).values_list("status", "n"):
+            counts[status] += n
+        return dict(counts)
+
+    return SystemFigures(
+        now=now,
+        window=settings.window,
+        latency_sample=settings.latency_sample,
+        deliveries=deliveries if counted_at else {},
+        deliveries_counted_at=counted_at,
+        unknown_outcomes=unknown,
+        queue_depth=due["n"],
+        oldest_due_at=due["oldest"],
+        lease_sweeps=sweeps,
+        provider_errors=errors,
+        latency=_latency(since=since, sample=settings.latency_sample),
+        import_jobs=by_status(ImportJob),
+        report_jobs=by_status(Report),
+        heartbeats=heartbeats,
+    )
