@@ -64,5 +64,5 @@ def metrics() -> MetricsSettings:
         allowed_networks=tuple(networks),
         count_every=timedelta(seconds=count_every),
         window=timedelta(seconds=window),
-        latency_sample=10_000,
+        latency_sample=2_000,
     )

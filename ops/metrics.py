@@ -92,12 +92,21 @@ class LedgerCollector(Collector):
         window = int(figures.window.total_seconds())
         errors = GaugeMetricFamily(
             "signalbox_provider_errors",
-            f"Failed receipts (provider refusals, retries given up) recorded in the last {window} s, by channel.",
+            f"Sends that failed in the last {window} s (the provider refused, or transient errors ran out of "
+            f"retries), by channel; retries still pending are signalbox_deliveries{{status=\"deferred\"}}.",
             labels=["channel"],
         )
         for channel in self._channels(figures.provider_errors):
             errors.add_metric([channel], figures.provider_errors.get(channel, 0))
         yield errors
+        reports = GaugeMetricFamily(
+            "signalbox_provider_failure_reports",
+            f"Failures a provider reported later through its webhook in the last {window} s, by source.",
+            labels=["source"],
+        )
+        for source, n in sorted(figures.failure_reports.items()):
+            reports.add_metric([source], n)
+        yield reports
         latency = HistogramMetricFamily(
             "signalbox_send_latency_seconds",
             f"Seconds from a delivery's ledger row (queued) to the provider's acceptance (sent), including "

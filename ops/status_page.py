@@ -98,6 +98,9 @@ def status_context(*, now: datetime) -> dict:
         "provider_errors": [
             {"channel": c, "label": channel_labels.get(c, c), "count": n}
             for c, n in sorted(figures.provider_errors.items())
+        ] + [
+            {"channel": source, "label": _("Reported by %(source)s") % {"source": source}, "count": n}
+            for source, n in sorted(figures.failure_reports.items())
         ],
         "latency": latency,
         "import_jobs": [(s, import_labels.get(s, s), n) for s, n in sorted(figures.import_jobs.items())],

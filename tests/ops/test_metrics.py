@@ -129,6 +129,8 @@ def test_the_figures_are_the_ledgers_rows(client, token, django_capture_on_commi
     deliveries(2, channel="email", status="unknown")
     failed = DeliveryFactory(channel="sms", status="failed", failed_at=now)
     DeliveryEvent.objects.create(delivery=failed, kind="failed", source="sms", occurred_at=now - timedelta(seconds=5))
+    # Accepted, then reported undelivered by Twilio's status webhook.
+    DeliveryEvent.objects.create(delivery=slow, kind="failed", source="twilio", occurred_at=now)
     deliveries(1, channel="email", status="planned", created_at=now - timedelta(minutes=10))
     deliveries(1, channel="email", status="deferred", next_attempt_at=now - timedelta(minutes=4))
     deliveries(1, channel="email", status="deferred", next_attempt_at=now + timedelta(minutes=4))  # not due yet
@@ -168,6 +170,7 @@ def test_the_figures_are_the_ledgers_rows(client, token, django_capture_on_commi
     assert figures[("signalbox_lease_sweeps_total", ("outcome", "resent"))] == 0
     assert figures[("signalbox_provider_errors", ("channel", "sms"))] == 1
     assert figures[("signalbox_provider_errors", ("channel", "email"))] == 0
+    assert figures[("signalbox_provider_failure_reports", ("source", "twilio"))] == 1
 
     assert figures[("signalbox_send_latency_seconds_count", ("channel", "email"))] == 3
     assert figures[("signalbox_send_latency_seconds_bucket", ("channel", "email"), ("le", "2.5"))] == 0
