@@ -9,6 +9,7 @@ reason instead of being sent late.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -16,6 +17,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+
+from config.logs import log_context
 
 from ..models import Campaign, CampaignRun, Delivery
 from ..services import audit_record
@@ -26,6 +29,7 @@ from .schedules import ScheduleError, local_send_times, local_time_window
 from .services import OPEN_DELIVERY, campaign_next_occurrence
 
 RunStatus = CampaignRun.Status
+logger = logging.getLogger(__name__)
 UNFINISHED = (
     Delivery.Status.PLANNED, Delivery.Status.DEFERRED, Delivery.Status.PAUSED, Delivery.Status.SENDING,
 )
@@ -130,15 +134,21 @@ def campaign_run_plan(*, run_id: int, now: datetime | None = None, chunk_size: i
     Planning also stops and holds the run if the audience grows past the limit while it is being
     frozen, so a run never sends to more people than were approved (or than the threshold).
     """
+    # Every line logged while planning names the run and, once known, its campaign.
+    with log_context(run_id=run_id) as log_ids:
+        _campaign_run_plan(run_id=run_id, now=now or timezone.now(), chunk_size=chunk_size, log_ids=log_ids)
+
+
+def _campaign_run_plan(*, run_id: int, now: datetime, chunk_size: int, log_ids: dict) -> None:
     from ..audiences import audience_user_ids, audience_users
 
-    now = now or timezone.now()
     run = CampaignRun.objects.select_related(
         "campaign__category", "campaign__audience", "campaign__template"
     ).filter(pk=run_id).first()
     if run is None or run.status not in (RunStatus.PLANNING, RunStatus.PAUSED):
         return
     campaign = run.campaign
+    log_ids["campaign_id"] = campaign.pk
     approval = campaign_approval_check(campaign=campaign, size=audience_users(audience=campaign.audience).count())
     if approval.needed:
         campaign_run_hold(run_id=run_id, reason=approval.reason, size=approval.size)
@@ -182,6 +192,8 @@ def campaign_run_plan(*, run_id: int, now: datetime | None = None, chunk_size: i
             suppressed=counts["suppressed"],
         )
         CampaignRun.objects.filter(pk=run_id, status=RunStatus.PLANNING).update(status=RunStatus.SENDING)
+    logger.info("Run %s of campaign %s planned: %d deliveries for %d recipients, %d suppressed", run_id, campaign.pk,
+                counts["total"] - counts["suppressed"], counts["recipients"], counts["suppressed"])
     runs_finish_if_done(run_ids=[run_id])
 
 
@@ -205,6 +217,8 @@ def runs_finish_if_done(*, run_ids) -> list[int]:
                 to = Campaign.Status.SCHEDULED if campaign.next_run_at else Campaign.Status.COMPLETED
                 Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(status=to, updated_at=now)
             announce_finished(run_id=run_id, campaign_id=campaign.pk, status=RunStatus.COMPLETED)
+        with log_context(run_id=run_id, campaign_id=campaign.pk):
+            logger.info("Run %s of campaign %s completed", run_id, campaign.pk)
         finished.append(run_id)
     return finished
 

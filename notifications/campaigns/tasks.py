@@ -13,9 +13,12 @@ def campaigns_launch_due_task() -> list[int]:
     return campaigns_launch_due()
 
 
-@task()
-def campaign_run_plan_task(*, run_id: int) -> None:
+@task(takes_context=True)
+def campaign_run_plan_task(context, *, run_id: int) -> None:
     """Freeze a run's audience into planned deliveries. Planning twice plans nothing new."""
+    from config.logs import log_context
+
     from .runs import campaign_run_plan
 
-    campaign_run_plan(run_id=run_id)
+    with log_context(task_id=context.task_result.id):
+        campaign_run_plan(run_id=run_id)

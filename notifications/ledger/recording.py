@@ -19,6 +19,7 @@ most one wave per lane is marked without an outcome: a crash leaves at most the 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import time
 from collections.abc import Collection, Sequence
@@ -31,6 +32,7 @@ from django.utils import timezone
 from channels_adapters.base import SendResult
 from channels_adapters.errors import PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from channels_adapters.handler import channels
+from config.logs import log_context
 
 from .. import conf
 from ..models import Category, Delivery, DeliveryEvent
@@ -39,6 +41,7 @@ from .planning import _enqueue_batches
 from .rows import insert_rows
 
 Status = Delivery.Status
+logger = logging.getLogger(__name__)
 
 IN_FLIGHT = "in_flight"
 DIGEST_PREFIX = "digest:"
@@ -242,6 +245,9 @@ def deliveries_record_results(
             changed.append(delivery)
         _write_results(changed, owner=owner)
         insert_rows(DeliveryEvent, fields=EVENT_FIELDS, rows=events, ignore_conflicts=False)
+        for delivery in changed:
+            if delivery.status != Status.SENT:
+                _log_outcome(delivery)
         retries = [d for d in changed if d.status == Status.DEFERRED]
         if retries:
             # One task for these retries, due when the last of them is.
@@ -250,6 +256,21 @@ def deliveries_record_results(
         final = [(d.pk, d.status) for d in changed]
         if final:
             transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
+
+
+def _log_outcome(delivery: Delivery) -> None:
+    """One log line for a delivery that was not sent, carrying its ids (``config.logs``)."""
+    ids = {"delivery_id": delivery.pk, "run_id": delivery.run_id, "campaign_id": getattr(delivery, "log_campaign_id", None)}
+    with log_context(**ids):
+        if delivery.status == Status.DEFERRED:
+            logger.info("Delivery %s (%s) will be retried at %s: %s", delivery.pk, delivery.channel,
+                        delivery.next_attempt_at.isoformat(), delivery.last_error[:300])
+        elif delivery.status == Status.UNKNOWN:
+            logger.warning("Delivery %s (%s): outcome unknown, not re-sent automatically (%s): %s", delivery.pk,
+                           delivery.channel, delivery.status_reason, delivery.last_error[:300])
+        else:
+            logger.warning("Delivery %s (%s) failed (%s): %s", delivery.pk, delivery.channel, delivery.status_reason,
+                           delivery.last_error[:300])
 
 
 def _still_ours(delivery_ids: list[int], *, owner: str) -> set[int]:

@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import logging
+
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
@@ -21,6 +23,7 @@ from django.utils.translation import ngettext
 
 from channels_adapters.base import OutboundMessage, SendResult
 from channels_adapters.handler import channels
+from config.logs import log_context
 
 from .. import conf
 from ..models import Delivery
@@ -30,6 +33,7 @@ from .planning import _chunks, worker_id
 from .recording import DIGEST_PREFIX, ResultRecorder, SendSummary, deliveries_record_results
 
 Status = Delivery.Status
+logger = logging.getLogger(__name__)
 
 
 def deliveries_claim(*, delivery_ids: Sequence[int], owner: str, now: datetime) -> list[Delivery]:
@@ -50,6 +54,7 @@ def deliveries_claim(*, delivery_ids: Sequence[int], owner: str, now: datetime) 
     return list(
         Delivery.objects.filter(pk__in=delivery_ids, status=Status.SENDING, lease_owner=owner)
         .select_related("category")
+        .annotate(log_campaign_id=F("run__campaign_id"))  # for the log lines' campaign_id (config.logs)
         .order_by("id")
     )
 
@@ -65,6 +70,21 @@ def deliveries_send(*, delivery_ids: Sequence[int], now: datetime | None = None)
     now = now or timezone.now()
     claimed = deliveries_claim(delivery_ids=delivery_ids, owner=owner, now=now)
     claimed += _claim_digest_siblings(claimed, owner=owner, now=now)
+    runs = {(d.run_id, d.log_campaign_id) for d in claimed}
+    run_id, campaign_id = next(iter(runs)) if len(runs) == 1 else (None, None)
+    # Every line logged while this batch is sent names its run and campaign when it has one.
+    with log_context(run_id=run_id, campaign_id=campaign_id):
+        summary = _send_claimed(claimed, owner=owner, now=now)
+        if claimed:
+            logger.info(
+                "Sent a batch of %d: %d sent, %d retrying, %d failed, %d unknown, %d suppressed",
+                summary.claimed, summary.sent, summary.deferred, summary.failed, summary.unknown, summary.suppressed,
+            )
+    return summary
+
+
+def _send_claimed(claimed: list[Delivery], *, owner: str, now: datetime) -> SendSummary:
+    """Re-check, render, send and record what ``deliveries_send`` claimed."""
     summary = SendSummary(claimed=len(claimed))
     sendable = rechecks.drop_suppressed(claimed, owner=owner, summary=summary)
     sendable = rechecks.hold_for_recipient(sendable, owner=owner, now=now, summary=summary)

@@ -5,14 +5,17 @@ from __future__ import annotations
 from django_tasks import task
 
 
-@task()
-def deliveries_send_task(*, delivery_ids: list[int]) -> dict:
+@task(takes_context=True)
+def deliveries_send_task(context, *, delivery_ids: list[int]) -> dict:
     """Send one planned batch. Claiming makes a duplicate or retried task harmless."""
     from dataclasses import asdict
 
+    from config.logs import log_context
+
     from .sending import deliveries_send
 
-    return asdict(deliveries_send(delivery_ids=delivery_ids))
+    with log_context(task_id=context.task_result.id):
+        return asdict(deliveries_send(delivery_ids=delivery_ids))
 
 
 @task()
