@@ -142,10 +142,7 @@ def system_figures(*, now: datetime) -> SystemFigures:
     )
 
     def by_status(model) -> dict[str, int]:
-        counts = defaultdict(int)
-        for status, n in model.objects.order_by().values("status").annotate(n=Count("id")).values_list("status", "n"):
-            counts[status] += n
-        return dict(counts)
+        return dict(model.objects.order_by().values("status").annotate(n=Count("id")).values_list("status", "n"))
 
     return SystemFigures(
         now=now,

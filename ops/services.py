@@ -1,4 +1,5 @@
-"""Heartbeats: the scheduler's own each tick, and a worker's through a task the scheduler enqueues.
+"""Heartbeats (the scheduler's own each tick, and a worker's through a task the scheduler
+enqueues), the ledger count behind ``signalbox_deliveries``, and the counters behind ``/metrics``.
 
 Invariants:
 - A heartbeat row only moves forward in time (``beat_at`` is the latest proof of life).
@@ -6,6 +7,7 @@ Invariants:
   the last was run (then every ``SIGNALBOX_HEARTBEAT_SECONDS``), or when it has waited longer than
   the worker threshold (a lost task). A queue without workers therefore never fills with them.
 - The task is enqueued after the row's commit, so a worker never runs one the database forgot.
+- Counters only go up; the ledger count is replaced whole, by one scheduler per round.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import socket
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, F, Q
 
 from . import conf
-from .models import Heartbeat
+from .models import Counter, Heartbeat, LedgerCount
 
 
 def _source() -> str:
@@ -66,10 +68,6 @@ def heartbeats_tick(*, once: bool) -> list[str]:
 
 def counters_add(*, amounts: dict[str, int], now: datetime) -> None:
     """Add ``amounts`` to the named counters (created at zero the first time); one UPDATE each."""
-    from django.db.models import F
-
-    from .models import Counter
-
     for name, amount in amounts.items():
         if not amount:
             continue
@@ -85,11 +83,7 @@ def ledger_count(*, now: datetime, force: bool = False) -> bool:
     ``ledger_count`` heartbeat's ``requested_at`` (compare-and-set). The count itself reads the
     whole table once (about a second at a million deliveries on PostgreSQL), off the request path.
     """
-    from django.db.models import Count
-
     from notifications.models import Delivery
-
-    from .models import LedgerCount
 
     every = conf.metrics().count_every
     Heartbeat.objects.get_or_create(name=Heartbeat.LEDGER_COUNT)
