@@ -334,6 +334,16 @@ SIGNALBOX_METRICS_TOKEN = env.str("SIGNALBOX_METRICS_TOKEN", default="")
 SIGNALBOX_METRICS_ALLOWED_IPS = env.list("SIGNALBOX_METRICS_ALLOWED_IPS", default=[])
 SIGNALBOX_METRICS_COUNT_SECONDS = env.float("SIGNALBOX_METRICS_COUNT_SECONDS", default=60)
 SIGNALBOX_METRICS_WINDOW_SECONDS = env.float("SIGNALBOX_METRICS_WINDOW_SECONDS", default=300)
+# Data retention (read through ops.conf; README "Data retention"): days each kind is kept, "" or 0
+# keeps it forever. Ledger rows go only once the analytics rollups cover their day.
+SIGNALBOX_RETAIN_DELIVERIES_DAYS = env.str("SIGNALBOX_RETAIN_DELIVERIES_DAYS", default="180")
+SIGNALBOX_RETAIN_OUTBOX_DAYS = env.str("SIGNALBOX_RETAIN_OUTBOX_DAYS", default="30")
+SIGNALBOX_RETAIN_IMPORTS_DAYS = env.str("SIGNALBOX_RETAIN_IMPORTS_DAYS", default="30")
+SIGNALBOX_RETAIN_REPORTS_DAYS = env.str("SIGNALBOX_RETAIN_REPORTS_DAYS", default="90")
+SIGNALBOX_RETAIN_AUDIT_DAYS = env.str("SIGNALBOX_RETAIN_AUDIT_DAYS", default="730")
+SIGNALBOX_RETENTION_BATCH = env.int("SIGNALBOX_RETENTION_BATCH", default=5_000)
+SIGNALBOX_RETENTION_TICK_SECONDS = env.float("SIGNALBOX_RETENTION_TICK_SECONDS", default=2.0)
+SIGNALBOX_RETENTION_INTERVAL_SECONDS = env.float("SIGNALBOX_RETENTION_INTERVAL_SECONDS", default=600)
 
 # --- Forms and admin shell -------------------------------------------------------------------
 CRISPY_ALLOWED_TEMPLATE_PACKS = ["unfold_crispy"]

@@ -191,6 +191,9 @@ class AnalyticsRollupState(models.Model):
     """One row: how far the rollups reach. Days after ``covered_through`` are computed live."""
 
     covered_through = models.DateField(_("rollups cover days up to"), null=True, blank=True)
+    # Days up to this one may have lost ledger rows to data retention (``ops.retention``): their
+    # rollups are final and never rebuilt from what is left. Never after ``covered_through``.
+    frozen_through = models.DateField(_("rollups final up to"), null=True, blank=True)
     last_event_id = models.BigIntegerField(_("last receipt seen"), default=0)
     timezone = models.CharField(_("time zone"), max_length=64, blank=True)
     refreshed_at = models.DateTimeField(_("refreshed"), null=True, blank=True)

@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class OpsConfig(AppConfig):
-    """Running Signalbox: health endpoints, /metrics, the system status page and what feeds them."""
+    """Running Signalbox: health endpoints, /metrics, the system status page and what feeds them, and data retention."""
 
     name = "ops"
     verbose_name = _("Operations")
@@ -17,8 +17,11 @@ class OpsConfig(AppConfig):
 
         from .checks import metrics_settings_check
         from .receivers import lease_sweeps_count
+        from .retention import retention_tick
         from .services import heartbeats_tick, ledger_count_tick
 
+        # After the analytics rollups (order 30): a round purges only days they cover.
+        register_tick("retention", retention_tick, order=40)
         register_tick("ledger_count", ledger_count_tick, order=80)
         # Last in the round: a scheduler heartbeat says a whole tick got through, not just that it started.
         register_tick("heartbeats", heartbeats_tick, order=90)

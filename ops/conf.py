@@ -66,3 +66,53 @@ def metrics() -> MetricsSettings:
         window=timedelta(seconds=window),
         latency_sample=2_000,
     )
+
+
+# --- Data retention (``ops.retention``) ------------------------------------------------------
+# The kinds of data that are purged, in the order a round purges them, with their setting and
+# default in days. Each default is explained in README "Data retention".
+RETENTION_KINDS: dict[str, tuple[str, int]] = {
+    "deliveries": ("SIGNALBOX_RETAIN_DELIVERIES_DAYS", 180),
+    "outbox": ("SIGNALBOX_RETAIN_OUTBOX_DAYS", 30),
+    "imports": ("SIGNALBOX_RETAIN_IMPORTS_DAYS", 30),
+    "reports": ("SIGNALBOX_RETAIN_REPORTS_DAYS", 90),
+    "audit": ("SIGNALBOX_RETAIN_AUDIT_DAYS", 730),
+}
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    days: dict[str, int | None]  # kind -> days kept; None keeps it forever
+    batch: int  # most rows one DELETE statement removes (and one short transaction holds)
+    tick_budget: timedelta  # how long one scheduler round may keep purging
+    interval: timedelta  # how often the scheduler starts a round when the last one finished its work
+
+
+def _retain_days(name: str, default: int) -> int | None:
+    raw = getattr(settings, name, default)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        days = int(raw)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(f"{name} must be a whole number of days (0 or empty keeps forever), not {raw!r}.") from None
+    if days < 0:
+        raise ImproperlyConfigured(f"{name} must not be negative (0 or empty keeps forever).")
+    return days or None
+
+
+def retention() -> RetentionSettings:
+    batch = int(getattr(settings, "SIGNALBOX_RETENTION_BATCH", 5_000))
+    budget = float(getattr(settings, "SIGNALBOX_RETENTION_TICK_SECONDS", 2.0))
+    interval = float(getattr(settings, "SIGNALBOX_RETENTION_INTERVAL_SECONDS", 600))
+    if batch <= 0 or budget <= 0 or interval < 0:
+        raise ImproperlyConfigured(
+            "SIGNALBOX_RETENTION_BATCH and SIGNALBOX_RETENTION_TICK_SECONDS must be positive, "
+            "SIGNALBOX_RETENTION_INTERVAL_SECONDS not negative."
+        )
+    return RetentionSettings(
+        days={kind: _retain_days(name, default) for kind, (name, default) in RETENTION_KINDS.items()},
+        batch=batch,
+        tick_budget=timedelta(seconds=budget),
+        interval=timedelta(seconds=interval),
+    )

@@ -9,6 +9,10 @@ more than the last refresh and today is always exact.
 Rebuilding a day is a delete and re-insert in one transaction: idempotent, safe to repeat, and
 safe with several schedulers (the state row is locked first; on SQLite the write lock is taken
 at BEGIN anyway). Nothing in the send pipeline writes here.
+
+Days up to ``AnalyticsRollupState.frozen_through`` are final: data retention (``ops.retention``)
+froze them before it deleted their ledger rows, so they are never rebuilt from what is left
+(not by a late receipt, a full rebuild or a change of ``TIME_ZONE``).
 """
 
 from __future__ import annotations
@@ -77,14 +81,17 @@ def analytics_rollup_refresh(*, since: date | None, until: date | None = None, n
     last_event_id = DeliveryEvent.objects.aggregate(last=Max("id"))["last"] or 0
     rebuild = since is None or state.covered_through is None or state.timezone != _tz_name()
     if rebuild:
-        since = _first_day() or until
+        since = _first_day(after_frozen=state.frozen_through) or until
     else:
         since = min(since, state.covered_through + timedelta(days=1))
     days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
     if rebuild:  # rows of days outside the new range are left from deleted deliveries or another zone
         with transaction.atomic():
             for model in (DeliveryDailyStat, OpenHourStat):
-                model.objects.exclude(day__gte=since, day__lte=until).delete()
+                stale = model.objects.exclude(day__gte=since, day__lte=until)
+                if state.frozen_through:
+                    stale = stale.exclude(day__lte=state.frozen_through)
+                stale.delete()
     return _refresh(days, until=until, last_event_id=last_event_id, now=now, reset=rebuild)
 
 
@@ -111,7 +118,7 @@ def analytics_rollup_tick(
         return None  # another scheduler took this turn
     yesterday = site_today(now) - timedelta(days=1)
     if state.covered_through is None or state.timezone != _tz_name():
-        first = _first_day() or yesterday
+        first = _first_day(after_frozen=state.frozen_through) or yesterday
         until = min(yesterday, first + timedelta(days=max_days - 1))
         result = analytics_rollup_refresh(since=None, until=until, now=now)
     else:
@@ -131,7 +138,9 @@ def _refresh(days: list[date], *, until: date, last_event_id: int, now: datetime
     daily_rows = hour_rows = 0
     for day in days:
         with transaction.atomic():
-            AnalyticsRollupState.objects.select_for_update().filter(pk=STATE_PK).first()
+            locked = AnalyticsRollupState.objects.select_for_update().filter(pk=STATE_PK).first()
+            if locked and locked.frozen_through and day <= locked.frozen_through:
+                continue  # final: its ledger rows may be gone
             daily, hourly = _day_rows(day)
             DeliveryDailyStat.objects.filter(day=day).delete()
             OpenHourStat.objects.filter(day=day).delete()
@@ -231,9 +240,37 @@ def _days_touched(*, after_event_id: int, upto: int) -> Iterable[date]:
     return touched
 
 
-def _first_day() -> date | None:
+def _first_day(*, after_frozen: date | None = None) -> date | None:
+    """Where a full rebuild starts: the first delivery's day, or the day after the frozen ones
+    (whose rows stay; a later day may hold opens of a delivery made on a frozen day)."""
+    if after_frozen:
+        return after_frozen + timedelta(days=1)
     first = Delivery.objects.order_by("created_at").values_list("created_at", flat=True).first()
     return local_day_hour(first)[0] if first else None
+
+
+def analytics_rollup_freeze(*, through: date) -> date | None:
+    """Make the rollups of every day up to ``through`` final, before their ledger rows are purged.
+
+    Only covered days can be frozen: returns the last frozen day, which is ``through`` or the
+    rollups' end if that is earlier (``None`` when nothing is covered). Never moves back. Locks
+    the state row, so a refresh that is rebuilding a day finishes first and no later refresh
+    rebuilds a frozen one (``_refresh`` checks under the same lock).
+    """
+    with transaction.atomic():
+        state = AnalyticsRollupState.objects.select_for_update().filter(pk=STATE_PK).first()
+        if state is None or state.covered_through is None:
+            return None
+        frozen = max(min(through, state.covered_through), state.frozen_through or date.min)
+        if frozen != state.frozen_through:
+            state.frozen_through = frozen
+            state.save(update_fields=["frozen_through"])
+        return frozen
+
+
+def rollups_frozen_through() -> date | None:
+    """The last day whose ledger rows retention may have purged (readers' notes): one query."""
+    return AnalyticsRollupState.objects.filter(pk=STATE_PK).values_list("frozen_through", flat=True).first()
 
 
 def _tz_name() -> str:
