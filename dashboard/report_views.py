@@ -32,6 +32,7 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.analytics.rollups import details_purged_before
 from dashboard.models import Report
 from notifications.models import AuditEntry, Campaign
 
@@ -118,6 +119,7 @@ def _render_index(request: HttpRequest, **forms) -> TemplateResponse:
         "campaign_form": forms.get("campaign_form") or (CampaignReportForm(prefix="campaign") if can_pdf else None),
         "period_form": forms.get("period_form") or (PeriodReportForm(prefix="period") if can_pdf else None),
         "inline_rows": services.inline_row_limit(),
+        "purged_before": details_purged_before(),
         **_my_reports_context(request),
     }
     return TemplateResponse(request, INDEX_TEMPLATE, context)

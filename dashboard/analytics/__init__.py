@@ -4,6 +4,7 @@ Public API (everything else in the package is internal):
 
 * ``analytics_rollup_refresh(*, since, until=None)`` / ``analytics_rollup_tick(*, now=None)``:
   services that (re)build the daily rollups; the scheduler calls the tick.
+  ``details_purged_before(*, since)``: where data retention left only the rollups (for notes).
 * Selectors: ``analytics_figures(*, filters)`` and ``kpis_compare(*, days)`` (``selectors``);
   ``runs_progress()``, ``recent_failures()``, ``scheduled_campaigns()`` for the home (``home``);
   ``campaign_recipients(...)``, ``delivery_timeline(*, delivery_id)`` for the per-campaign page
@@ -17,7 +18,7 @@ from .charts import analytics_charts, funnel_stages, status_labels
 from .figures import STATUS_GROUPS, Counters, DayRange, Grid
 from .home import RunProgress, recent_failures, runs_progress, scheduled_campaigns
 from .recipients import RecipientPage, campaign_days, campaign_recipients, campaign_runs, delivery_timeline
-from .rollups import RollupResult, analytics_rollup_refresh, analytics_rollup_tick
+from .rollups import RollupResult, analytics_rollup_refresh, analytics_rollup_tick, details_purged_before
 from .selectors import (
     NO_CAMPAIGN,
     AnalyticsFigures,
@@ -34,6 +35,6 @@ __all__ = [
     "NO_CAMPAIGN", "STATUS_GROUPS", "AnalyticsFigures", "AnalyticsFilters", "BroadcastFigures", "Counters", "DayRange", "Grid", "Kpi",
     "KpiPeriod", "RecipientPage", "RollupResult", "RunProgress", "analytics_charts", "analytics_figures",
     "analytics_rollup_refresh", "analytics_rollup_tick", "broadcast_figures", "campaign_days", "campaign_names", "campaign_recipients",
-    "campaign_runs", "delivery_timeline", "filter_choices", "funnel_stages", "kpis_compare", "recent_failures",
+    "campaign_runs", "delivery_timeline", "details_purged_before", "filter_choices", "funnel_stages", "kpis_compare", "recent_failures",
     "runs_progress", "scheduled_campaigns", "status_labels",
 ]

@@ -268,9 +268,15 @@ def analytics_rollup_freeze(*, through: date) -> date | None:
         return frozen
 
 
-def rollups_frozen_through() -> date | None:
-    """The last day whose ledger rows retention may have purged (readers' notes): one query."""
-    return AnalyticsRollupState.objects.filter(pk=STATE_PK).values_list("frozen_through", flat=True).first()
+def details_purged_before(*, since: date | None = None) -> date | None:
+    """For pages that list or count ledger rows themselves (a campaign's recipients, exports, PDF
+    reports): the first day whose rows are all still there, when data retention may have purged
+    rows created from ``since`` on (``None``: from the beginning); otherwise ``None``. One query.
+    The analytics figures are unaffected: they read the rollups of those days."""
+    frozen = AnalyticsRollupState.objects.filter(pk=STATE_PK).values_list("frozen_through", flat=True).first()
+    if frozen is None or (since is not None and since > frozen):
+        return None
+    return frozen + timedelta(days=1)
 
 
 def _tz_name() -> str:

@@ -23,6 +23,8 @@ from django.utils.translation import gettext as _
 
 from notifications.models import Campaign, CampaignRun, Channel, Delivery, DeliveryEvent
 
+from ..analytics.rollups import details_purged_before
+
 SENT = ("sent", "delivered", "opened", "read", "clicked")
 DELIVERED = ("delivered", "opened", "read", "clicked")
 OPENED = ("opened", "read", "clicked")
@@ -356,6 +358,9 @@ class ReportContent:
     campaign: Campaign | None = None
     filters: ReportFilters = field(default_factory=ReportFilters)
     failure_reasons: list[FailureReason] = field(default_factory=list)
+    # Data retention deleted the deliveries made before this day (they are not in these figures;
+    # the Analytics page still counts them from its daily rollups).
+    purged_before: date | None = None
 
     @property
     def rows(self) -> int:
@@ -376,6 +381,7 @@ def campaign_report_content(*, campaign_id: int) -> ReportContent:
         channels=outcomes_by_channel(deliveries=deliveries),
         runs=outcomes_by_run(deliveries=deliveries, runs=CampaignRun.objects.filter(campaign_id=campaign.pk)),
         failure_reasons=failure_reasons(deliveries=deliveries),
+        purged_before=details_purged_before(since=timezone.localdate(campaign.created_at)),
     )
 
 
@@ -395,6 +401,7 @@ def period_report_content(*, filters: ReportFilters) -> ReportContent:
         channels=outcomes_by_channel(deliveries=deliveries),
         runs=outcomes_by_run(deliveries=deliveries),
         failure_reasons=failure_reasons(deliveries=deliveries),
+        purged_before=details_purged_before(since=filters.date_from),
     )
 
 

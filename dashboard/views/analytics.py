@@ -143,9 +143,15 @@ def campaign_page(request: HttpRequest, pk: int) -> HttpResponse:
     context.update(
         recipients_form=recipients_form,
         recipients=sel.campaign_recipients(run_ids=[run.pk for run in runs]),
+        purged_before=_purged_before(campaign, runs),
         **progress_context(campaign_id=campaign.pk),
     )
     return TemplateResponse(request, "dashboard/campaign.html", {**_admin_context(request, campaign.name), **context})
+
+
+def _purged_before(campaign, runs) -> object:
+    """The day before which data retention deleted this campaign's recipient rows, if it did."""
+    return sel.details_purged_before(since=sel.campaign_days(campaign=campaign, runs=runs).start)
 
 
 def _run_label(run) -> str:
@@ -168,7 +174,10 @@ def campaign_recipients_partial(request: HttpRequest, pk: int) -> HttpResponse:
         before=form.value("before"),
         after=form.value("after"),
     )
-    context = {"campaign": campaign, "recipients_form": form, "recipients": page, "status_labels": status_labels()}
+    context = {
+        "campaign": campaign, "recipients_form": form, "recipients": page, "status_labels": status_labels(),
+        "purged_before": _purged_before(campaign, runs),
+    }
     return TemplateResponse(request, "dashboard/campaign.html#recipients", context)
 
 
