@@ -267,10 +267,23 @@ class CampaignAdmin(ModelAdmin):
         }
 
     def _progress_context(self, obj: Campaign) -> dict:
+        # The staff UI reads the retention horizon from the dashboard's rollup state (imported
+        # here: the dashboard imports this admin at module level).
+        from dashboard.analytics.figures import day_start, local_day_hour  # noqa: PLC0415
+        from dashboard.analytics.rollups import details_purged_before  # noqa: PLC0415
+
         runs = list(obj.runs.order_by("-started_at")[:5])
         progress = run_progress([r.pk for r in runs])
+        purged_before = details_purged_before(since=local_day_hour(runs[-1].started_at)[0]) if runs else None
+        # A finished run from before the retention boundary lost its ledger rows: counting what is
+        # left would be wrong, so its figures are on the campaign's analytics page instead.
+        purged = {
+            run.pk for run in runs
+            if purged_before and run.started_at < day_start(purged_before) and run.finished_at is not None
+        }
         return {
-            "runs": [(run, progress.get(run.pk)) for run in runs],
+            "runs": [(run, None if run.pk in purged else progress.get(run.pk)) for run in runs],
+            "purged_runs": purged,
             "live": obj.status in (Campaign.Status.RUNNING, Campaign.Status.SCHEDULED),
         }
 

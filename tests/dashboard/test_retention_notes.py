@@ -62,3 +62,15 @@ def test_reports_say_what_retention_deleted(manager_client, purged_ledger):
     assert data.period_report_content(filters=later).purged_before is None
     earlier = data.ReportFilters(date_from=date(2026, 3, 1), date_to=date(2026, 3, 11))
     assert data.period_report_content(filters=earlier).purged_before == date(2026, 3, 10)
+
+
+def test_the_campaign_admin_does_not_count_what_retention_left_of_a_finished_run(admin_client, purged_ledger):
+    url = reverse("admin:notifications_campaign_change", args=[purged_ledger.campaign.pk])
+    html = admin_client.get(url).content.decode()
+    assert 'data-testid="run-percent"' in html and 'data-testid="run-purged"' not in html
+
+    retention_apply(now=NOW)
+
+    html = admin_client.get(url).content.decode()
+    assert 'data-testid="run-percent"' not in html
+    assert 'data-testid="run-purged"' in html and "deleted by data retention" in html
