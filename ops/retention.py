@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from channels_adapters.models import CapturedMessage
@@ -155,8 +155,6 @@ def _boundary(kind: str, days: int | None, *, now: datetime, freeze: bool) -> tu
 def retention_plan(*, now: datetime | None = None) -> list[KindPlan]:
     """The dry run: per kind, how many rows would go now and when the oldest and newest were
     created. Reads only (a count and a min/max per kind)."""
-    from django.db.models import Count, Max, Min
-
     now = now or timezone.now()
     settings = conf.retention()
     plans = []
