@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from channels_adapters.models import CapturedMessage
@@ -110,24 +110,26 @@ def _deliveries_boundary(*, days: int, now: datetime, freeze: bool) -> tuple[dat
 
 
 def _deliveries(before: datetime) -> QuerySet:
+    """Deliveries that may go by their own row; ``_deliveries_kept`` then drops, per batch, those
+    that something else still holds (two index probes per batch: as a correlated NOT EXISTS in
+    this query, PostgreSQL may plan a nested loop over every unread inbox row instead)."""
     unfinished_runs = list(CampaignRun.objects.filter(status__in=RUN_UNFINISHED).values_list("id", flat=True))
-    unread = Notification.objects.filter(delivery_id=OuterRef("pk"), read_at__isnull=True)
-    qs = (
-        Delivery.objects.filter(created_at__lt=before)
-        .exclude(status__in=DELIVERY_KEPT)
-        .exclude(Exists(unread))
-        .exclude(Exists(_opened_since(before)))
-    )
+    qs = Delivery.objects.filter(created_at__lt=before).exclude(status__in=DELIVERY_KEPT)
     if unfinished_runs:
         qs = qs.exclude(run_id__in=unfinished_runs)
     return qs
 
 
-def _opened_since(before: datetime) -> QuerySet:
-    """A delivery's opens on days the rollups may still rebuild. The hour-of-day rollup counts an
-    open on the day it happened, so a delivery opened after ``before`` waits until that day is
-    frozen too (else rebuilding that day would lose the open)."""
-    return DeliveryEvent.objects.filter(delivery_id=OuterRef("pk"), occurred_at__gte=before, kind__in=OPEN_KINDS)
+def _deliveries_kept(ids: list[int], *, before: datetime) -> set[int]:
+    """Of ``ids``, those an unread inbox row still shows, and those opened after ``before``: the
+    hour-of-day rollup counts an open on the day it happened, so such a delivery waits until that
+    day is past the boundary too (else rebuilding that day would lose the open)."""
+    unread = Notification.objects.filter(delivery_id__in=ids, read_at__isnull=True).values_list("delivery_id", flat=True)
+    opened = (
+        DeliveryEvent.objects.filter(delivery_id__in=ids, occurred_at__gte=before, kind__in=OPEN_KINDS)
+        .values_list("delivery_id", flat=True).distinct()
+    )
+    return {*unread, *opened}
 
 
 def _candidates(kind: str, before: datetime) -> QuerySet:
@@ -154,7 +156,7 @@ def _boundary(kind: str, days: int | None, *, now: datetime, freeze: bool) -> tu
 
 def retention_plan(*, now: datetime | None = None) -> list[KindPlan]:
     """The dry run: per kind, how many rows would go now and when the oldest and newest were
-    created. Reads only (a count and a min/max per kind)."""
+    created. Reads only: the purge's own walk, counted."""
     now = now or timezone.now()
     settings = conf.retention()
     plans = []
@@ -163,21 +165,25 @@ def retention_plan(*, now: datetime | None = None) -> list[KindPlan]:
         if before is None:
             plans.append(KindPlan(kind=kind, days=days, before=None, note=note))
             continue
-        figures = _candidates(kind, before).aggregate(n=Count("pk"), oldest=Min("created_at"), newest=Max("created_at"))
-        plans.append(
-            KindPlan(kind=kind, days=days, before=before, count=figures["n"], oldest=figures["oldest"],
-                     newest=figures["newest"], note=note)
-        )
+        count, oldest, newest = 0, None, None
+        for rows in _id_batches(kind, before, size=settings.batch):  # the same walk as the purge, counted
+            if rows:
+                count += len(rows)
+                oldest = oldest or rows[0][0]
+                newest = rows[-1][0]
+        plans.append(KindPlan(kind=kind, days=days, before=before, count=count, oldest=oldest, newest=newest, note=note))
     return plans
 
 
 # --- Deleting --------------------------------------------------------------------------------
 
 
-def _id_batches(qs: QuerySet, *, size: int) -> Iterator[list[tuple]]:
-    """``(created_at, pk)`` rows of ``qs``, oldest first, ``size`` at a time: a keyset walk
-    on ``(created_at, pk)``, so every query is an index range scan from where the last one
-    stopped (rows that are kept are not read again), never an OFFSET."""
+def _id_batches(kind: str, before: datetime, *, size: int) -> Iterator[list[tuple]]:
+    """``(created_at, pk)`` rows of ``kind`` that may go, oldest first, at most ``size`` at a time:
+    a keyset walk on ``(created_at, pk)``, so every query is an index range scan from where the
+    last one stopped (rows that are kept are not read again), never an OFFSET. A batch may be
+    empty when everything in it is kept."""
+    qs = _candidates(kind, before)
     after: tuple[datetime, int] | None = None
     while True:
         page = qs
@@ -187,10 +193,13 @@ def _id_batches(qs: QuerySet, *, size: int) -> Iterator[list[tuple]]:
         rows = list(page.order_by("created_at", "pk").values_list("created_at", "pk")[:size])
         if not rows:
             return
+        fetched, after = len(rows), rows[-1]
+        if kind == "deliveries":
+            kept = _deliveries_kept([pk for _at, pk in rows], before=before)
+            rows = [row for row in rows if row[1] not in kept]
         yield rows
-        if len(rows) < size:
+        if fetched < size:
             return
-        after = (rows[-1][0], rows[-1][1])
 
 
 def _delete_deliveries(ids: list[int], *, before: datetime) -> int:
@@ -283,10 +292,12 @@ def retention_apply(
         before, _note = _boundary(kind, days, now=now, freeze=True)
         if before is None:
             continue
-        for rows in _id_batches(_candidates(kind, before), size=batch):
+        for rows in _id_batches(kind, before, size=batch):
             if time.monotonic() >= deadline:
                 outcome.finished = False
                 break
+            if not rows:
+                continue
             ids = [row[1] for row in rows]
             started = time.perf_counter()
             names: list[str] = []
