@@ -85,7 +85,6 @@ def run(argv: list[str]) -> dict:
 
     before = readings()
     sender = None if opts.no_sender else _Sender()
-    deleted_events = receipts
     start = time.perf_counter()
     result = retention_apply(kinds=["deliveries"], batch=opts.batch, budget=timedelta.max)
     purge_s = time.perf_counter() - start
@@ -93,6 +92,7 @@ def run(argv: list[str]) -> dict:
     after = readings()
     [deliveries] = result.kinds
     left = Delivery.objects.filter(idempotency_key__startswith=PREFIX).count()
+    deleted_events = receipts - DeliveryEvent.objects.filter(delivery__idempotency_key__startswith=PREFIX).count()
     return {
         "deleted_rows_per_s": round((deliveries.deleted + deleted_events) / purge_s),
         "longest_delete_ms": round(deliveries.longest_ms, 1),
