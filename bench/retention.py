@@ -7,7 +7,8 @@ completed campaign run; builds the analytics rollups; reads the analytics of tho
 starts ``bench._retention_sender`` in its own process (``notify()`` to 50 people at a time,
 email and inbox, through the whole pipeline) and purges with ``retention_apply`` (no time
 budget, batches of ``--batch``) while it sends. Prints rows deleted per second (deliveries and
-their receipts), the longest single delete transaction, whether the analytics of the purged
+their receipts), the longest single delete transaction (and the median and 95th percentile of
+all of them), whether the analytics of the purged
 days read the same afterwards, and what the sender saw (errors, its slowest call).
 
 Uses ``var/bench_retention.sqlite3`` unless ``DATABASE_URL`` is set; the purge removes what it
@@ -20,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,7 +88,10 @@ def run(argv: list[str]) -> dict:
     before = readings()
     sender = None if opts.no_sender else _Sender()
     start = time.perf_counter()
-    result = retention_apply(kinds=["deliveries"], batch=opts.batch, budget=timedelta.max)
+    batch_ms: list[float] = []
+    result = retention_apply(
+        kinds=["deliveries"], batch=opts.batch, budget=timedelta.max, on_batch=lambda _k, _n, ms: batch_ms.append(ms)
+    )
     purge_s = time.perf_counter() - start
     sent = sender.finish() if sender else {}
     after = readings()
@@ -96,6 +101,8 @@ def run(argv: list[str]) -> dict:
     return {
         "deleted_rows_per_s": round((deliveries.deleted + deleted_events) / purge_s),
         "longest_delete_ms": round(deliveries.longest_ms, 1),
+        "median_delete_ms": round(statistics.median(batch_ms), 1) if batch_ms else 0,
+        "p95_delete_ms": round(sorted(batch_ms)[int(0.95 * (len(batch_ms) - 1))], 1) if batch_ms else 0,
         "analytics_unchanged": after == before,
         "deliveries_deleted": deliveries.deleted,
         "receipts_deleted": deleted_events,
