@@ -39,7 +39,7 @@ def run(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench retention")
     parser.add_argument("--deliveries", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30, help="days the old deliveries are spread over")
-    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--no-sender", action="store_true", help="purge without the concurrent sender")
     opts = parser.parse_args(argv)
 

@@ -102,7 +102,7 @@ def _retain_days(name: str, default: int) -> int | None:
 
 
 def retention() -> RetentionSettings:
-    batch = int(getattr(settings, "SIGNALBOX_RETENTION_BATCH", 5_000))
+    batch = int(getattr(settings, "SIGNALBOX_RETENTION_BATCH", 1_000))
     budget = float(getattr(settings, "SIGNALBOX_RETENTION_TICK_SECONDS", 2.0))
     interval = float(getattr(settings, "SIGNALBOX_RETENTION_INTERVAL_SECONDS", 600))
     if batch <= 0 or budget <= 0 or interval < 0:
