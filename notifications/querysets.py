@@ -110,16 +110,22 @@ class SuppressionQuerySet(models.QuerySet):
         """The suppression of ``address``: stored as typed, or as an erased person's keyed hash."""
         return self.filter(channel=channel, address__in=suppression_keys(channel, normalise_address(channel, address)))
 
-    def matching(self, pairs: set[tuple[str, str]]) -> SuppressionQuerySet:
-        """Suppressions of any of ``pairs`` ((channel, normalised address)), plain or hashed.
-
-        Read the result through ``suppression_reasons``, which maps hashed rows back to the
-        address asked about.
-        """
-        return self.filter(
-            channel__in={channel for channel, _ in pairs},
-            address__in_list={key for channel, address in pairs for key in suppression_keys(channel, address)},
-        )
+    def reasons(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """``{(channel, address): reason}`` for those of ``pairs`` ((channel, normalised address))
+        that are suppressed, whether stored as typed or as an erased person's keyed hash. One
+        query; each address is hashed once."""
+        asked = {(channel, key): address for channel, address in pairs for key in suppression_keys(channel, address)}
+        if not asked:
+            return {}
+        rows = self.filter(
+            channel__in={channel for channel, _ in asked}, address__in_list={key for _, key in asked}
+        ).values_list("channel", "address", "reason")
+        reasons: dict[tuple[str, str], str] = {}
+        for channel, stored, reason in rows:
+            address = asked.get((channel, stored))
+            if address is not None:
+                reasons.setdefault((channel, address), reason)
+        return reasons
 
 
 class DeliveryQuerySet(models.QuerySet):
@@ -182,17 +188,6 @@ def suppression_keys(channel: str, address: str) -> list[str]:
     from . import conf
 
     return [address, *(suppression_hash(channel, address, secret=key) for key in conf.suppression_keys())]
-
-
-def suppression_reasons(rows, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """``{(channel, address): reason}`` for ``pairs`` from ``(channel, stored address, reason)`` rows."""
-    asked = {(channel, key): address for channel, address in pairs for key in suppression_keys(channel, address)}
-    reasons = {}
-    for channel, stored, reason in rows:
-        address = asked.get((channel, stored))
-        if address is not None:
-            reasons.setdefault((channel, address), reason)
-    return reasons
 
 
 def _address_source(channel: str) -> str:

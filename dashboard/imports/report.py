@@ -107,7 +107,7 @@ def suppressed_rows(plan: ImportPlan) -> int:
     from channels_adapters.features import STANDARD_FEATURES
     from channels_adapters.handler import channels
     from notifications.models import Suppression
-    from notifications.querysets import normalise_address, suppression_reasons
+    from notifications.querysets import normalise_address
 
     rows = [(row.email, row.phone) for row in plan.new] + [(u.email, u.phone) for u in plan.updates]
     if not rows:
@@ -122,7 +122,7 @@ def suppressed_rows(plan: ImportPlan) -> int:
     pairs = set().union(*by_row)
     if not pairs:
         return 0
-    found = suppression_reasons(Suppression.objects.matching(pairs).values_list("channel", "address", "reason"), pairs)
+    found = Suppression.objects.reasons(pairs)
     return sum(1 for row_pairs in by_row if row_pairs & found.keys())
 
 

@@ -19,7 +19,7 @@ from channels_adapters.features import STANDARD_FEATURES
 from channels_adapters.handler import channels as channel_adapters
 
 from ..models import Category, Delivery, Preference, Suppression
-from ..querysets import normalise_address, suppression_reasons
+from ..querysets import normalise_address
 
 # Which channels interrupt someone (quiet hours hold them back; the inbox waits silently
 # anyway) and which may be folded into a digest is each adapter's ``features``; these sets
@@ -209,9 +209,7 @@ def recipient_facts(
             sent_today.setdefault(user_id, {})[channel] = n
     wanted = {(c, a) for per_user in addresses.values() for c, a in per_user.items() if a and c in channels}
     # Plain rows and erased people's hashed ones alike: an erased address stays suppressed.
-    suppressions = suppression_reasons(
-        Suppression.objects.matching(wanted).values_list("channel", "address", "reason"), wanted
-    )
+    suppressions = Suppression.objects.reasons(wanted)
     return [
         RecipientFacts(
             user_id=user.pk,

@@ -17,7 +17,7 @@ from channels_adapters.errors import ChannelError, PermanentChannelError
 from channels_adapters.handler import channels
 
 from ..models import Category, Delivery, Preference, Suppression
-from ..querysets import normalise_address, suppression_reasons
+from ..querysets import normalise_address
 from . import outbound
 from .decisions import quiet_hours_end
 from .planning import _enqueue_batches
@@ -30,9 +30,7 @@ def drop_suppressed(claimed: list[Delivery], *, owner: str, summary) -> list[Del
     if not claimed:
         return []
     addresses = {(d.channel, normalise_address(d.channel, d.address)) for d in claimed}
-    reasons = suppression_reasons(
-        Suppression.objects.matching(addresses).values_list("channel", "address", "reason"), addresses
-    )
+    reasons = Suppression.objects.reasons(addresses)
     keep = []
     for delivery in claimed:
         reason = reasons.get((delivery.channel, normalise_address(delivery.channel, delivery.address)))

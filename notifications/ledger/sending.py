@@ -8,11 +8,10 @@ the category's resend policy (``recovery.deliveries_sweep_expired_leases``).
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-
-import logging
 
 from django.db import connection, transaction
 from django.db.models import F, Q
