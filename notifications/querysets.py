@@ -183,19 +183,19 @@ def suppression_keys(channel: str, address: str) -> list[str]:
     Channels addressed by user id (the inbox) keep suppressions as they are: only the address."""
     if not address:
         return []
-    if _address_source(channel) == "user_id":
+    if not suppression_is_hashed(channel):
         return [address]  # a user id is never hashed (the fan-out to 10,000 inboxes hashes nothing)
     from . import conf
 
     return [address, *(suppression_hash(channel, address, secret=key) for key in conf.suppression_keys())]
 
 
-def _address_source(channel: str) -> str:
-    """Where ``channel`` finds a recipient's address (``features.address_source``): an inbox's is
-    the user id, which names nobody by itself, so its suppressions are never hashed."""
+def suppression_is_hashed(channel: str) -> bool:
+    """Whether an erased person's suppressions on ``channel`` are kept as keyed hashes: not where
+    the address is the user id (the inbox's, ``features.address_source``), which names nobody."""
     from channels_adapters.handler import channels
 
-    return channels.features(channel).address_source
+    return channels.features(channel).address_source != "user_id"
 
 
 def _address_form(channel: str) -> str:

@@ -34,7 +34,7 @@ from ..models import (
     Suppression,
     TrackedLink,
 )
-from ..querysets import SUPPRESSION_HASH_PREFIX, suppression_hash, suppression_keys
+from ..querysets import SUPPRESSION_HASH_PREFIX, suppression_hash, suppression_is_hashed
 from .people import Person
 
 CHUNK = 2000
@@ -121,10 +121,8 @@ def _suppression_wipe(person: Person, queryset) -> int:
     """Each suppression stays, its address replaced by the keyed hash: mail to it stays stopped."""
     done = 0
     for suppression in list(queryset):
-        if suppression_keys(suppression.channel, suppression.address) == [suppression.address]:
-            hashed = suppression.address  # an inbox's user id, or already a hash: nothing to hide
-        elif suppression.address.startswith(SUPPRESSION_HASH_PREFIX):
-            hashed = suppression.address
+        if suppression.address.startswith(SUPPRESSION_HASH_PREFIX) or not suppression_is_hashed(suppression.channel):
+            hashed = suppression.address  # already a hash, or an inbox's user id: nothing to hide
         else:
             hashed = suppression_hash(suppression.channel, suppression.address)
         if Suppression.objects.filter(channel=suppression.channel, address=hashed).exclude(pk=suppression.pk).exists():
