@@ -119,3 +119,16 @@ class MessageTemplateVariantFactory(factory.django.DjangoModelFactory):
 
     template = factory.SubFactory(MessageTemplateFactory)
     locale = "zh-hans"
+
+
+def staff_in(group: str | None, username: str):
+    """A staff member in one role group (``accounts.roles``), or a superuser when ``group`` is None."""
+    from django.contrib.auth.models import Group
+
+    from accounts.roles import roles_ensure
+
+    roles_ensure()
+    user = UserFactory(username=username, is_staff=True, is_superuser=group is None)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user

@@ -8,10 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group
 
-from accounts.roles import roles_ensure
-from tests.factories import RecipientProfileFactory, UserFactory
+from tests.factories import RecipientProfileFactory, UserFactory, staff_in
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = {"BACKEND": "channels_adapters.capture.CaptureChannel", "OPTIONS": {}}
@@ -52,14 +50,6 @@ def chinese(settings, tmp_path):
 @pytest.fixture
 def ada(db):
     return RecipientProfileFactory(user=UserFactory(username="ada", email="ada@example.com")).user
-
-
-def staff_in(group: str | None, username: str):
-    roles_ensure()
-    user = UserFactory(username=username, is_staff=True, is_superuser=group is None)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 @pytest.fixture

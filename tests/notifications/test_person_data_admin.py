@@ -8,22 +8,12 @@ import zipfile
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
-from accounts.roles import roles_ensure
 from notifications.models import AuditEntry, Delivery
-from tests.factories import RecipientProfileFactory, UserFactory
+from tests.factories import RecipientProfileFactory, UserFactory, staff_in
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
-
-
-def staff_in(group: str | None, username: str):
-    roles_ensure()
-    user = UserFactory(username=username, is_staff=True, is_superuser=group is None)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 @pytest.fixture

@@ -5,25 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from accounts.roles import roles_ensure
 from notifications.models import DeliveryEvent
 from ops.models import Heartbeat
 from ops.services import heartbeat_record, ledger_count
-from tests.factories import DeliveryFactory, UserFactory
+from tests.factories import DeliveryFactory, UserFactory, staff_in
 
 URL = "/admin/status/"
 pytestmark = pytest.mark.django_db
-
-
-def staff(group: str | None, username: str):
-    roles_ensure()
-    user = UserFactory(username=username, is_staff=True, is_superuser=group is None)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 @pytest.fixture
@@ -40,7 +30,7 @@ def ledger():
 
 @pytest.mark.parametrize("group", ["Operators", "Managers", None])
 def test_operators_managers_and_superusers_see_the_figures(client, ledger, group):
-    client.force_login(staff(group, "viewer"))
+    client.force_login(staff_in(group, "viewer"))
     response = client.get(URL)
     assert response.status_code == 200
     html = response.content.decode()
@@ -59,7 +49,7 @@ def test_operators_managers_and_superusers_see_the_figures(client, ledger, group
 
 @pytest.mark.parametrize("group", ["Marketers"])
 def test_other_staff_are_refused_and_not_shown_the_entry(client, group):
-    client.force_login(staff(group, "mara"))
+    client.force_login(staff_in(group, "mara"))
     assert client.get(URL).status_code == 403
     assert f'href="{URL}"' not in client.get("/admin/").content.decode()
 
@@ -71,7 +61,7 @@ def test_recipients_and_visitors_are_sent_to_the_login(client):
 
 
 def test_the_page_speaks_simplified_chinese(client, ledger):
-    client.force_login(staff("Operators", "oscar"))
+    client.force_login(staff_in("Operators", "oscar"))
     html = client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert '<html lang="zh-hans"' in html
     for text in ("系统状态", "就绪检查", "按渠道和状态的投递", "发送延迟", "结果未知"):
@@ -79,6 +69,6 @@ def test_the_page_speaks_simplified_chinese(client, ledger):
 
 
 def test_before_the_first_count_the_page_says_so(client):
-    client.force_login(staff("Managers", "meg"))
+    client.force_login(staff_in("Managers", "meg"))
     html = client.get(URL).content.decode()
     assert 'data-testid="deliveries-not-counted"' in html
