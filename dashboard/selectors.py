@@ -26,16 +26,14 @@ class OverviewKpis:
         return self.failed_7d / self.deliveries_7d if self.deliveries_7d else 0.0
 
 
-SENT_OR_LATER = ["sent", "delivered", "opened", "read", "clicked"]
-
-
 def overview_kpis(*, now=None, week: Counters | None = None) -> OverviewKpis:
     """Headline figures for the dashboard home.
 
     The deliveries of the last 7 days (today included, site time zone) come from the analytics
     rollups plus today's ledger rows (``analytics_figures``: four queries, a few milliseconds on
     1M deliveries) unless the caller has them already (``week``, e.g. ``kpis_compare(days=7).totals``);
-    ``sent`` is a current status of sent or later, ``failed`` failed or bounced. Then three
+    ``sent`` and ``failed`` are the headline figures of ``notifications.ledger.outcomes`` (the
+    same numbers as the "Sent" and "Failed / bounced" KPIs beside them). Then three
     counts, each on an index.
     """
     now = now or timezone.now()
@@ -45,8 +43,8 @@ def overview_kpis(*, now=None, week: Counters | None = None) -> OverviewKpis:
     return OverviewKpis(
         recipients=get_user_model().objects.filter(is_active=True).count(),
         deliveries_7d=week.total,
-        sent_7d=week.status_sent + week.status_delivered + week.status_opened + week.status_clicked,
-        failed_7d=week.status_failed,
+        sent_7d=week.sent,
+        failed_7d=week.failed,
         unread_inbox=Notification.objects.unread().count(),
         suppressions=Suppression.objects.count(),
     )

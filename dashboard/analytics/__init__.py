@@ -16,7 +16,7 @@ Public API (everything else in the package is internal):
 from .broadcasts import BroadcastFigures, broadcast_figures
 from .charts import analytics_charts, funnel_stages, status_labels
 from .figures import STATUS_GROUPS, Counters, DayRange, Grid
-from .home import RunProgress, recent_failures, runs_progress, scheduled_campaigns
+from .home import LiveRunProgress, RunProgress, recent_failures, runs_progress, scheduled_campaigns
 from .recipients import RecipientPage, campaign_days, campaign_recipients, campaign_runs, delivery_timeline
 from .rollups import RollupResult, analytics_rollup_refresh, analytics_rollup_tick, details_purged_before
 from .selectors import (
@@ -33,7 +33,7 @@ from .selectors import (
 
 __all__ = [
     "NO_CAMPAIGN", "STATUS_GROUPS", "AnalyticsFigures", "AnalyticsFilters", "BroadcastFigures", "Counters", "DayRange", "Grid", "Kpi",
-    "KpiPeriod", "RecipientPage", "RollupResult", "RunProgress", "analytics_charts", "analytics_figures",
+    "KpiPeriod", "LiveRunProgress", "RecipientPage", "RollupResult", "RunProgress", "analytics_charts", "analytics_figures",
     "analytics_rollup_refresh", "analytics_rollup_tick", "broadcast_figures", "campaign_days", "campaign_names", "campaign_recipients",
     "campaign_runs", "delivery_timeline", "details_purged_before", "filter_choices", "funnel_stages", "kpis_compare", "recent_failures",
     "runs_progress", "scheduled_campaigns", "status_labels",

@@ -8,33 +8,22 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from notifications.campaigns.progress import RunProgress, runs_progress_of
 from notifications.models import Campaign, CampaignRun, DeliveryEvent
 
 ACTIVE_RUN_STATUSES = (CampaignRun.Status.PLANNING, CampaignRun.Status.SENDING, CampaignRun.Status.PAUSED)
 RECENTLY_FINISHED = timedelta(minutes=15)
 RATE_WINDOW = timedelta(minutes=1)
 
+__all__ = ["LiveRunProgress", "RunProgress", "recent_failures", "runs_progress", "scheduled_campaigns"]
+
 
 @dataclass(frozen=True)
-class RunProgress:
-    run: CampaignRun
-    total: int
-    sent: int
-    failed: int
-    suppressed: int
-    waiting: int
-    sent_last_minute: int
-    measured_at: datetime
+class LiveRunProgress(RunProgress):
+    """A run's progress (``notifications.campaigns.progress``) with its pace over the last minute."""
 
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.suppressed
-
-    @property
-    def percent(self) -> int:
-        if not self.total:
-            return 100 if self.run.status not in ACTIVE_RUN_STATUSES else 0
-        return min(100, round(100 * self.done / self.total))
+    sent_last_minute: int = 0
+    measured_at: datetime | None = None
 
     @property
     def is_active(self) -> bool:
@@ -52,13 +41,14 @@ class RunProgress:
     @property
     def eta_at(self) -> datetime | None:
         eta = self.eta
-        return self.measured_at + eta if eta is not None else None
+        return self.measured_at + eta if eta is not None and self.measured_at else None
 
 
-def runs_progress(*, now: datetime | None = None, campaign_id: int | None = None, limit: int = 10) -> list[RunProgress]:
+def runs_progress(*, now: datetime | None = None, campaign_id: int | None = None, limit: int = 10) -> list[LiveRunProgress]:
     """Runs that are planning, sending or paused, and those that finished in the last 15 minutes
-    (so a bar is seen reaching 100 %). Three queries: runs, counts by outcome
-    (``delivery_run_status_idx``), sends in the last minute (``deliveryevent_occurred_idx``).
+    (so a bar is seen reaching 100 %). Four queries: runs, figures by run and reasons for the
+    waiting ones (``delivery_run_status_idx``; no reasons query when nothing waits), sends in the
+    last minute (``deliveryevent_occurred_idx``).
     """
     now = now or timezone.now()
     runs = CampaignRun.objects.filter(Q(status__in=ACTIVE_RUN_STATUSES) | Q(finished_at__gte=now - RECENTLY_FINISHED))
@@ -73,29 +63,21 @@ def runs_progress(*, now: datetime | None = None, campaign_id: int | None = None
     )
     if not runs:
         return []
-    # The campaign admin's per-run counts (one query on ``delivery_run_status_idx``); imported here
-    # so that importing the selectors never imports (and registers) the admin.
-    from notifications.admin.campaigns import run_progress  # noqa: PLC0415
-
     ids = [run.pk for run in runs]
-    progress = run_progress(ids)
+    progress = runs_progress_of(runs, now=now)
     recent = dict(
         DeliveryEvent.objects.filter(kind=DeliveryEvent.Kind.SENT, occurred_at__gte=now - RATE_WINDOW, delivery__run_id__in=ids)
         .values_list("delivery__run_id")
         .annotate(n=Count("id"))
         .order_by()
     )
-    result = []
-    for run in runs:
-        counts = progress.get(run.pk, {})
-        result.append(
-            RunProgress(
-                run=run, total=counts.get("total", 0), sent=counts.get("sent", 0), failed=counts.get("failed", 0),
-                suppressed=counts.get("suppressed", 0), waiting=counts.get("waiting", 0),
-                sent_last_minute=recent.get(run.pk, 0), measured_at=now,
-            )
+    return [
+        LiveRunProgress(
+            run=run, outcomes=progress[run.pk].outcomes, waiting_reasons=progress[run.pk].waiting_reasons,
+            sent_last_minute=recent.get(run.pk, 0), measured_at=now,
         )
-    return result
+        for run in runs
+    ]
 
 
 def recent_failures(

@@ -1,7 +1,7 @@
 """Daily rollups of the delivery ledger, so that the analytics stay fast on millions of rows.
 
 ``DeliveryDailyStat`` holds, per day (site time zone), channel, category and campaign run, the
-counters of ``figures.delivery_counters``; ``OpenHourStat`` holds human opens per hour. Readers
+counters of ``notifications.ledger.outcomes.delivery_counters``; ``OpenHourStat`` holds human opens per hour. Readers
 use the rollups for days up to ``AnalyticsRollupState.covered_through`` and compute the days
 after it (normally just today) live from the ledger's indexes, so the figures are never stale by
 more than the last refresh and today is always exact.

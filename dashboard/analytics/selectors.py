@@ -196,15 +196,8 @@ def _add_live(add, opens: Grid | None, *, filters: AnalyticsFilters, first: date
 
 # --- Home: KPIs with the change against the previous period -------------------------------
 
-KPI_FIELDS: tuple[tuple[str, str], ...] = (
-    # (key, counter attribute)
-    ("sent", "reached_sent"),
-    ("delivered", "reached_delivered"),
-    ("opened", "reached_opened"),
-    ("clicked", "reached_clicked"),
-    ("failed", "status_failed"),
-    ("unsubscribed", "unsubscribed"),
-)
+# Headline figures of ``notifications.ledger.outcomes.Outcomes``, by the same names.
+KPI_FIELDS: tuple[str, ...] = ("sent", "delivered", "opened", "clicked", "failed", "unsubscribed")
 
 
 @dataclass(frozen=True)
@@ -237,7 +230,7 @@ def kpis_compare(*, days: int, now: datetime | None = None) -> KpiPeriod:
     now_totals, before_totals = Counters(), Counters()
     for day, counters in figures.by_day.items():
         (now_totals if day >= current.start else before_totals).add(counters)
-    kpis = [Kpi(key, getattr(now_totals, attr), getattr(before_totals, attr)) for key, attr in KPI_FIELDS]
+    kpis = [Kpi(key, getattr(now_totals, key), getattr(before_totals, key)) for key in KPI_FIELDS]
     return KpiPeriod(days=days, current=current, kpis=kpis, totals=now_totals)
 
 

@@ -33,6 +33,7 @@ CJK_FONT_GLOBS = ["/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc", "/usr/shar
 SERIES = [
     ("sent", "#16a34a"),
     ("failed", "#dc2626"),
+    ("unknown", "#6b7280"),
     ("suppressed", "#9ca3af"),
     ("waiting", "#f59e0b"),
 ]
@@ -88,7 +89,11 @@ def _svg(fig: Figure) -> str:
 
 
 def series_labels() -> dict[str, str]:
-    return {"sent": _("Sent"), "failed": _("Failed"), "suppressed": _("Not sent"), "waiting": _("Waiting")}
+    # "sent" here is a partition (not failed since), not the headline Sent, which counts bounces too.
+    return {
+        "sent": _("Sent, not failed"), "failed": _("Failed"), "unknown": _("Outcome unknown"),
+        "suppressed": _("Not sent"), "waiting": _("Waiting"),
+    }
 
 
 def volume_chart_svg(volume: Volume) -> str:

@@ -2,12 +2,9 @@
 
 Every figure is an aggregate computed by the database (``Count`` with ``filter=``), grouped at most
 by day, channel, run or campaign, so a report over a million deliveries moves a few hundred rows
-into Python. Outcomes are cumulative, as a funnel: an opened email was also sent and delivered
-(``status`` only moves forward, see ``notifications.models.STATUS_RANK``). "Sent" and "failed"
-use the same statuses as the campaign page's progress bar, so the two always agree.
-
-Kept separate from ``dashboard/analytics`` on purpose for now (built in parallel); the two will be
-merged once both exist.
+into Python. What each figure and rate means is defined once, in ``notifications.ledger.outcomes``
+(``Outcomes``), which the analytics page, the home and campaign progress read too: a campaign shows
+the same Sent, Delivered, Opened, Clicked and Failed, and the same rates, on every surface.
 """
 
 from __future__ import annotations
@@ -16,23 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from notifications.ledger.outcomes import Outcomes, delivery_counters, group_q
 from notifications.models import Campaign, CampaignRun, Channel, Delivery, DeliveryEvent
 
 from ..analytics.rollups import details_purged_before
 
-SENT = ("sent", "delivered", "opened", "read", "clicked")
-DELIVERED = ("delivered", "opened", "read", "clicked")
-OPENED = ("opened", "read", "clicked")
-CLICKED = ("clicked",)
-# "unknown" (an SMS whose outcome never came back) counts as failed, as on the campaign page.
-FAILED = ("failed", "bounced", "unknown")
-SUPPRESSED = ("suppressed",)
-WAITING = ("planned", "paused", "deferred", "sending")
+__all__ = ["Outcomes"]  # re-exported for the PDF and export code
 
 # Longer than this many days, the volume chart groups by week instead of by day.
 DAILY_CHART_MAX_DAYS = 120
@@ -41,65 +32,8 @@ FAILURE_REASONS_SHOWN = 10
 
 
 def _outcome_counts() -> dict:
-    """The aggregate expressions behind ``Outcomes``, for ``aggregate()`` or ``annotate()``."""
-    return {
-        "planned": Count("id"),
-        "sent": Count("id", filter=Q(status__in=SENT)),
-        "delivered": Count("id", filter=Q(status__in=DELIVERED)),
-        "opened": Count("id", filter=Q(status__in=OPENED)),
-        "clicked": Count("id", filter=Q(status__in=CLICKED)),
-        "failed": Count("id", filter=Q(status__in=FAILED)),
-        "suppressed": Count("id", filter=Q(status__in=SUPPRESSED)),
-        "waiting": Count("id", filter=Q(status__in=WAITING)),
-    }
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
-@dataclass(frozen=True)
-class Outcomes:
-    """Deliveries by outcome. ``planned`` is every ledger row in scope (suppressed ones included)."""
-
-    planned: int = 0
-    sent: int = 0
-    delivered: int = 0
-    opened: int = 0
-    clicked: int = 0
-    failed: int = 0
-    suppressed: int = 0
-    waiting: int = 0
-    unsubscribed: int = 0
-
-    @classmethod
-    def from_row(cls, row: dict, *, unsubscribed: int = 0) -> Outcomes:
-        return cls(**{name: row.get(name) or 0 for name in _outcome_counts()}, unsubscribed=unsubscribed)
-
-    # Engagement is measured against what was sent; failures against what was planned.
-    @property
-    def sent_rate(self) -> float | None:
-        return _rate(self.sent, self.planned)
-
-    @property
-    def delivered_rate(self) -> float | None:
-        return _rate(self.delivered, self.sent)
-
-    @property
-    def open_rate(self) -> float | None:
-        return _rate(self.opened, self.sent)
-
-    @property
-    def click_rate(self) -> float | None:
-        return _rate(self.clicked, self.sent)
-
-    @property
-    def failure_rate(self) -> float | None:
-        return _rate(self.failed, self.planned)
-
-    @property
-    def unsubscribe_rate(self) -> float | None:
-        return _rate(self.unsubscribed, self.sent)
+    """The aggregate expressions behind ``Outcomes`` (unsubscribes are counted separately)."""
+    return delivery_counters(with_unsubscribed=False)
 
 
 @dataclass(frozen=True)
@@ -269,7 +203,7 @@ def outcomes_by_run(
         chosen = list(runs.select_related("campaign").order_by("-started_at")[:limit])
     else:
         total = len(counts)
-        largest = sorted(counts, key=lambda pk: -counts[pk]["planned"])[:limit]
+        largest = sorted(counts, key=lambda pk: -counts[pk]["total"])[:limit]
         chosen = list(CampaignRun.objects.filter(pk__in=largest).select_related("campaign"))
     chosen.sort(key=lambda run: (run.started_at, run.pk))
     rows = [
@@ -288,10 +222,16 @@ class FailureReason:
 def failure_reasons(*, deliveries: QuerySet[Delivery], limit: int = FAILURE_REASONS_SHOWN) -> list[FailureReason]:
     """The most frequent failure reasons (``status_reason`` is short and machine-readable)."""
     rows = (
-        deliveries.filter(status__in=FAILED).order_by().values("status_reason")
+        deliveries.filter(group_q("failed")).order_by().values("status_reason")
         .annotate(n=Count("id")).order_by("-n", "status_reason")[:limit]
     )
     return [FailureReason(reason=row["status_reason"] or _("(no reason recorded)"), count=row["n"]) for row in rows]
+
+
+# The volume chart stacks a partition of the deliveries by current outcome group
+# (``notifications.ledger.outcomes.STATUS_GROUPS``): settled without failure, failed or bounced,
+# outcome unknown, not sent, waiting. A bar's height is the day's deliveries.
+VOLUME_SERIES = ("sent", "failed", "unknown", "suppressed", "waiting")
 
 
 @dataclass(frozen=True)
@@ -299,14 +239,15 @@ class VolumeBucket:
     """Deliveries created in one day (or week) by outcome group."""
 
     start: date
-    sent: int = 0
+    sent: int = 0  # sent, delivered, opened or clicked, and not failed since
     failed: int = 0
+    unknown: int = 0
     suppressed: int = 0
     waiting: int = 0
 
     @property
     def total(self) -> int:
-        return self.sent + self.failed + self.suppressed + self.waiting
+        return self.sent + self.failed + self.unknown + self.suppressed + self.waiting
 
 
 @dataclass(frozen=True)
@@ -315,20 +256,20 @@ class Volume:
     weekly: bool
 
 
+def _volume_row(outcomes: Outcomes) -> dict[str, int]:
+    return {
+        "sent": outcomes.status_sent + outcomes.status_delivered + outcomes.status_opened + outcomes.status_clicked,
+        "failed": outcomes.failed, "unknown": outcomes.unknown, "suppressed": outcomes.suppressed,
+        "waiting": outcomes.waiting,
+    }
+
+
 def volume_over_time(
     *, deliveries: QuerySet[Delivery], first_day: date | None = None, last_day: date | None = None
 ) -> Volume:
     """Deliveries per day by outcome (one query), zero-filled; by week when the span is long."""
-    rows = (
-        deliveries.order_by().annotate(day=TruncDate("created_at")).values("day")
-        .annotate(
-            sent=Count("id", filter=Q(status__in=SENT)),
-            failed=Count("id", filter=Q(status__in=FAILED)),
-            suppressed=Count("id", filter=Q(status__in=SUPPRESSED)),
-            waiting=Count("id", filter=Q(status__in=WAITING)),
-        )
-    )
-    by_day = {row["day"]: row for row in rows if row["day"] is not None}
+    rows = deliveries.order_by().annotate(day=TruncDate("created_at")).values("day").annotate(**_outcome_counts())
+    by_day = {row["day"]: _volume_row(Outcomes.from_row(row)) for row in rows if row["day"] is not None}
     if not by_day and not (first_day and last_day):
         return Volume(buckets=[], weekly=False)
     first = first_day or min(by_day)
@@ -338,8 +279,8 @@ def volume_over_time(
     day = first
     while day <= last:
         key = day - timedelta(days=day.weekday()) if weekly else day
-        buckets.setdefault(key, {"sent": 0, "failed": 0, "suppressed": 0, "waiting": 0})
-        for name in ("sent", "failed", "suppressed", "waiting"):
+        buckets.setdefault(key, dict.fromkeys(VOLUME_SERIES, 0))
+        for name in VOLUME_SERIES:
             buckets[key][name] += by_day.get(day, {}).get(name, 0)
         day += timedelta(days=1)
     return Volume(buckets=[VolumeBucket(start=key, **counts) for key, counts in sorted(buckets.items())], weekly=weekly)

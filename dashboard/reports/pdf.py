@@ -23,6 +23,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from . import charts
+from notifications.ledger.outcomes import RATES
+
 from .data import Outcomes, ReportContent
 
 TEMPLATE = "reports/report.html"
@@ -46,14 +48,20 @@ def _percent(rate: float | None) -> str:
 
 
 def headline_figures(outcomes: Outcomes) -> list[Figure]:
+    """The figures and rates of ``notifications.ledger.outcomes`` (denominators from ``RATES``)."""
+    of = {"planned": _("%(rate)s of planned"), "sent": _("%(rate)s of sent"), "delivered": _("%(rate)s of delivered")}
+
+    def note(rate: str) -> str:
+        return of[RATES[rate][1]] % {"rate": _percent(outcomes.rate(rate))}
+
     return [
         Figure(_("Planned"), _count(outcomes.planned), _("%(n)s not sent (suppressed, opted out)") % {"n": _count(outcomes.suppressed)}),
-        Figure(_("Sent"), _count(outcomes.sent), _("%(rate)s of planned") % {"rate": _percent(outcomes.sent_rate)}),
-        Figure(_("Delivered"), _count(outcomes.delivered), _("%(rate)s of sent") % {"rate": _percent(outcomes.delivered_rate)}),
-        Figure(_("Opened"), _count(outcomes.opened), _("%(rate)s of sent") % {"rate": _percent(outcomes.open_rate)}),
-        Figure(_("Clicked"), _count(outcomes.clicked), _("%(rate)s of sent") % {"rate": _percent(outcomes.click_rate)}),
-        Figure(_("Failed"), _count(outcomes.failed), _("%(rate)s of planned") % {"rate": _percent(outcomes.failure_rate)}),
-        Figure(_("Unsubscribed"), _count(outcomes.unsubscribed), _("%(rate)s of sent") % {"rate": _percent(outcomes.unsubscribe_rate)}),
+        Figure(_("Sent"), _count(outcomes.sent), note("sent_rate")),
+        Figure(_("Delivered"), _count(outcomes.delivered), note("delivered_rate")),
+        Figure(_("Opened"), _count(outcomes.opened), note("open_rate")),
+        Figure(_("Clicked"), _count(outcomes.clicked), note("click_rate")),
+        Figure(_("Failed"), _count(outcomes.failed), note("failure_rate")),
+        Figure(_("Unsubscribed"), _count(outcomes.unsubscribed), note("unsubscribe_rate")),
     ]
 
 

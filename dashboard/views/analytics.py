@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from notifications.ledger.outcomes import RATES
 from notifications.models import Campaign, Delivery
 
 from .. import analytics as sel
@@ -50,31 +51,31 @@ def _admin_context(request: HttpRequest, title: str, **extra) -> dict:
 
 
 def _tiles(totals) -> list[dict]:
-    """The headline figures above the charts, each with its rate where one makes sense."""
+    """The headline figures above the charts, each with its rate: figures and denominators are
+    those of ``notifications.ledger.outcomes`` (``RATES``), as in exports and PDF reports."""
+    of = {
+        "planned": _("%(rate)s%% of planned"), "sent": _("%(rate)s%% of sent"),
+        "delivered": _("%(rate)s%% of delivered"),
+    }
 
-    def rate(part: int, whole: int, label: str) -> tuple[float | None, str]:
-        if not whole:
+    def rate(name: str | None) -> tuple[float | None, str]:
+        value = totals.rate(name) if name else None
+        if value is None:
             return None, ""
-        value = 100 * part / whole
-        return value, label % {"rate": f"{value:.1f}"}
+        return 100 * value, of[RATES[name][1]] % {"rate": f"{100 * value:.1f}"}
 
     tiles = [
-        ("planned", _("Planned"), totals.total, (None, "")),
-        ("sent", _("Sent"), totals.reached_sent, rate(totals.reached_sent, totals.total, _("%(rate)s%% of planned"))),
-        ("delivered", _("Delivered"), totals.reached_delivered,
-         rate(totals.reached_delivered, totals.reached_sent, _("%(rate)s%% of sent"))),
-        ("opened", _("Opened / read"), totals.reached_opened,
-         rate(totals.reached_opened, totals.reached_delivered, _("%(rate)s%% of delivered"))),
-        ("clicked", _("Clicked"), totals.reached_clicked,
-         rate(totals.reached_clicked, totals.reached_delivered, _("%(rate)s%% of delivered"))),
-        ("failed", _("Failed / bounced"), totals.status_failed,
-         rate(totals.status_failed, totals.total, _("%(rate)s%% of planned"))),
-        ("unsubscribed", _("Unsubscribed"), totals.unsubscribed,
-         rate(totals.unsubscribed, totals.reached_delivered, _("%(rate)s%% of delivered"))),
+        ("planned", _("Planned"), totals.planned, None),
+        ("sent", _("Sent"), totals.sent, "sent_rate"),
+        ("delivered", _("Delivered"), totals.delivered, "delivered_rate"),
+        ("opened", _("Opened / read"), totals.opened, "open_rate"),
+        ("clicked", _("Clicked"), totals.clicked, "click_rate"),
+        ("failed", _("Failed / bounced"), totals.failed, "failure_rate"),
+        ("unsubscribed", _("Unsubscribed"), totals.unsubscribed, "unsubscribe_rate"),
     ]
     return [
         {"key": key, "label": label, "value": value, "rate": r, "rate_label": r_label}
-        for key, label, value, (r, r_label) in tiles
+        for key, label, value, (r, r_label) in ((k, lab, v, rate(n)) for k, lab, v, n in tiles)
     ]
 
 

@@ -13,7 +13,6 @@ from datetime import datetime
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -25,6 +24,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminSelectWidget
 
 from ..campaigns import services
+from ..campaigns.progress import runs_progress_of
 from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
 )
@@ -148,27 +148,6 @@ class CampaignRunInline(ReadOnlyAdminMixin, TabularInline):
     tab = True
 
 
-def run_progress(run_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Per run: deliveries by outcome, in one query (``delivery_run_status_idx``)."""
-    rows = (
-        Delivery.objects.filter(run_id__in=run_ids)
-        .values("run_id")
-        .annotate(
-            total=Count("id"),
-            sent=Count("id", filter=Q(status__in=["sent", "delivered", "opened", "read", "clicked"])),
-            failed=Count("id", filter=Q(status__in=["failed", "bounced", "unknown"])),
-            suppressed=Count("id", filter=Q(status="suppressed")),
-            waiting=Count("id", filter=Q(status__in=["planned", "deferred", "sending", "paused"])),
-        )
-    )
-    progress = {}
-    for row in rows:
-        done = row["sent"] + row["failed"] + row["suppressed"]
-        row["percent"] = round(100 * done / row["total"]) if row["total"] else 100
-        progress[row.pop("run_id")] = row
-    return progress
-
-
 @admin.register(Campaign)
 class CampaignAdmin(ModelAdmin):
     form = CampaignForm
@@ -273,7 +252,7 @@ class CampaignAdmin(ModelAdmin):
         from dashboard.analytics.rollups import details_purged_before  # noqa: PLC0415
 
         runs = list(obj.runs.order_by("-started_at")[:5])
-        progress = run_progress([r.pk for r in runs])
+        progress = runs_progress_of(runs)
         purged_before = details_purged_before(since=local_day_hour(runs[-1].started_at)[0]) if runs else None
         # A finished run from before the retention boundary lost its ledger rows: counting what is
         # left would be wrong, so its figures are on the campaign's analytics page instead.

@@ -87,10 +87,12 @@ def pdf_text(content: bytes) -> str:
 def test_campaign_figures_are_a_cumulative_funnel(chinese_campaign):
     content = data.campaign_report_content(campaign_id=chinese_campaign.pk)
 
-    assert content.outcomes == Outcomes(
-        planned=10, sent=7, delivered=3, opened=2, clicked=1, failed=2, suppressed=1, waiting=0, unsubscribed=1
+    o = content.outcomes
+    assert (o.planned, o.sent, o.delivered, o.opened, o.clicked, o.failed, o.suppressed, o.waiting, o.unsubscribed) == (
+        10, 7, 3, 2, 1, 2, 1, 0, 1
     )
-    assert content.outcomes.open_rate == pytest.approx(2 / 7)
+    assert isinstance(o, Outcomes)
+    assert content.outcomes.open_rate == pytest.approx(2 / 3)  # over delivered, as on the analytics page
     assert [(r.reason, r.count) for r in content.failure_reasons] == [("hard_bounce", 1), ("smtp_550", 1)]
     assert {row.channel: row.outcomes.planned for row in content.channels} == {"email": 6, "sms": 4}
     assert [(row.outcomes.sent, row.outcomes.unsubscribed) for row in content.runs.rows] == [(7, 1)]
