@@ -111,6 +111,7 @@ def system_figures(*, now: datetime) -> SystemFigures:
     """Everything ``/metrics`` exports, in nine queries whatever the ledger's size."""
     from channels_adapters.handler import channels
     from dashboard.models import ImportJob, Report
+    from notifications.ledger.outcomes import group_q
     from notifications.models import Delivery, DeliveryEvent
 
     settings = conf.metrics()
@@ -124,7 +125,8 @@ def system_figures(*, now: datetime) -> SystemFigures:
     due = Delivery.objects.due(now).aggregate(
         n=Count("id"), oldest=Min(Coalesce("next_attempt_at", "created_at"))
     )
-    unknown = Delivery.objects.filter(status=Delivery.Status.UNKNOWN).count()
+    # The "Outcome unknown" group of notifications.ledger.outcomes (the analytics' figure too).
+    unknown = Delivery.objects.filter(group_q("unknown")).count()
     sweeps = {
         name.removeprefix(Counter.LEASE_SWEEPS_PREFIX): value
         for name, value in Counter.objects.filter(name__startswith=Counter.LEASE_SWEEPS_PREFIX).values_list(
