@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from ..ledger.outcomes import Outcomes, outcomes_by
+from ..ledger.outcomes import PROGRESS_COUNTERS, Outcomes, outcomes_by
 from ..ledger.waiting import WaitingReason, sort_reasons, waiting_reasons_by
 from ..models import CampaignRun, Delivery
 
@@ -64,7 +64,7 @@ def runs_progress_of(runs: list[CampaignRun], *, now: datetime | None = None) ->
     if not ids:
         return {}
     deliveries = Delivery.objects.filter(run__isnull=False, run_id__in=ids)
-    figures = outcomes_by(deliveries, "run_id", with_unsubscribed=False)
+    figures = outcomes_by(deliveries, "run_id", with_unsubscribed=False, only=PROGRESS_COUNTERS)
     reasons = waiting_reasons_by(deliveries, "run_id", now=now) if any(o.waiting for o in figures.values()) else {}
     result = {}
     for run in runs:

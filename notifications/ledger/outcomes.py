@@ -99,9 +99,10 @@ def group_q(name: str) -> Q:
     return Q(status__in=STATUS_GROUPS[name])
 
 
-def delivery_counters(*, with_unsubscribed: bool = True) -> dict:
+def delivery_counters(*, with_unsubscribed: bool = True, only: tuple[str, ...] | None = None) -> dict:
     """Aggregates over ``Delivery`` rows, one per counter, for ``.annotate()``/``.aggregate()``:
-    every figure of a slice in one pass over its rows.
+    every figure of a slice in one pass over its rows (``only``: just those counters; the others
+    read as 0, so ask for what the caller shows).
 
     ``unsubscribed`` is an EXISTS per delivery (one probe of ``deliveryevent_delivery_idx``
     each); callers counting a recent window count unsubscribes from the receipts instead.
@@ -116,6 +117,8 @@ def delivery_counters(*, with_unsubscribed: bool = True) -> dict:
             DeliveryEvent.objects.filter(delivery_id=OuterRef("pk"), kind=DeliveryEvent.Kind.UNSUBSCRIBED)
         )
         counters["unsubscribed"] = Count("id", filter=Q(unsubscribed))
+    if only is not None:
+        counters = {name: counters[name] for name in only if name in counters}
     return counters
 
 
@@ -245,7 +248,15 @@ def outcomes_of(deliveries: QuerySet[Delivery], *, with_unsubscribed: bool = Tru
     return Outcomes.from_row(deliveries.order_by().aggregate(**delivery_counters(with_unsubscribed=with_unsubscribed)))
 
 
-def outcomes_by(deliveries: QuerySet[Delivery], key: str, *, with_unsubscribed: bool = True) -> dict:
-    """Every figure of ``deliveries`` per value of ``key`` (e.g. ``run_id``), in one query."""
-    rows = deliveries.order_by().values(key).annotate(**delivery_counters(with_unsubscribed=with_unsubscribed))
+# What progress shows (planned, sent, failed, unknown, not sent, waiting): the status groups and
+# ``reached_sent``, without the engagement stages it does not show.
+PROGRESS_COUNTERS: tuple[str, ...] = ("total", *(f"status_{name}" for name in STATUS_GROUPS), "reached_sent")
+
+
+def outcomes_by(
+    deliveries: QuerySet[Delivery], key: str, *, with_unsubscribed: bool = True, only: tuple[str, ...] | None = None
+) -> dict:
+    """The figures of ``deliveries`` per value of ``key`` (e.g. ``run_id``), in one query."""
+    counters = delivery_counters(with_unsubscribed=with_unsubscribed, only=only)
+    rows = deliveries.order_by().values(key).annotate(**counters)
     return {row[key]: Outcomes.from_row(row) for row in rows}
