@@ -124,7 +124,8 @@ def _campaigns(filters: ReportFilters) -> Table:
     headers = [
         _("Campaign id"), _("Name"), _("Status"), _("Category"), _("Channels"), _("Author"), _("Created"),
         _("Runs"), _("Planned"), _("Sent"), _("Delivered"), _("Opened"), _("Clicked"), _("Failed"),
-        _("Not sent (suppressed)"), _("Unsubscribed"), _("Open rate %"), _("Click rate %"),
+        _("Not sent (suppressed)"), _("Outcome unknown"), _("Waiting"), _("Unsubscribed"), _("Open rate %"),
+        _("Click rate %"),
     ]
 
     def percent(rate: float | None) -> float | None:
@@ -137,7 +138,8 @@ def _campaigns(filters: ReportFilters) -> Table:
                 campaign.pk, campaign.name, campaign.status, campaign.category.key if campaign.category_id else None,
                 ", ".join(campaign.channels or []), campaign.author.get_username() if campaign.author_id else None,
                 campaign.created_at, summary.runs, outcomes.planned, outcomes.sent, outcomes.delivered,
-                outcomes.opened, outcomes.clicked, outcomes.failed, outcomes.suppressed, outcomes.unsubscribed,
+                outcomes.opened, outcomes.clicked, outcomes.failed, outcomes.suppressed, outcomes.unknown,
+                outcomes.waiting, outcomes.unsubscribed,
                 percent(outcomes.open_rate), percent(outcomes.click_rate),
             )
 

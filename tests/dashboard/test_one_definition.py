@@ -145,6 +145,7 @@ def test_every_surface_shows_the_same_figures_for_one_campaign(campaign, manager
     (row,) = [r for r in csv.DictReader(io.StringIO(body)) if r["Campaign id"] == str(campaign.pk)]
     seen["CSV"] = {name: int(row[name.capitalize()]) for name in EXPECTED}
     assert (row["Open rate %"], row["Click rate %"]) == (OPEN_RATE, CLICK_RATE)
+    assert (row["Outcome unknown"], row["Waiting"], row["Not sent (suppressed)"]) == ("1", "3", "1")
 
     book = openpyxl.load_workbook(io.BytesIO(b"".join(export("xlsx").streaming_content)))
     sheet = book["campaigns"]
