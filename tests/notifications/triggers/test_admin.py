@@ -141,7 +141,7 @@ def test_forms_render(client, marketer, make_trigger):
     for url in (ADD, change_url(trigger), CHANGELIST):
         response = client.get(url)
         assert response.status_code == 200
-    html = client.get(ADD).content.decode()
+    html = client.get(ADD + "?signal=model.post_save&model=demo_shop.order").content.decode()
     for text in ('value="model.post_save"', 'value="demo_shop.order"', 'value="customer.user"', 'value="inapp"'):
         assert text in html
 
