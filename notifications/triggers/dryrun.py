@@ -14,6 +14,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import models
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from ..models import SignalTrigger
@@ -89,9 +90,13 @@ def _event_for(trigger: SignalTrigger) -> str:
     return events[0] if events else "updated"
 
 
+def _label(model_field: models.Field | None, name: str) -> str:
+    return str(capfirst(model_field.verbose_name)) if model_field is not None else name
+
+
 def trigger_dry_run(*, trigger: SignalTrigger, pk: Any) -> DryRun:
     """What firing ``trigger`` for the instance ``pk`` would do now; sends nothing."""
-    from ..templating.preview import template_preview
+    from ..templating.preview import TemplatePreview, template_preview
     from .services import trigger_recipient_ids
 
     registered = trigger_subject_model(trigger)
@@ -124,19 +129,21 @@ def trigger_dry_run(*, trigger: SignalTrigger, pk: Any) -> DryRun:
         if compiled.changed_any:
             checks.append(DryRunCheck(
                 _("%(field)s changes (assumed: the test cannot see the previous value).")
-                % {"field": compiled.changed_field}, True,
+                % {"field": _label(compiled.changed_model_field, compiled.changed_field)}, True,
             ))
         else:
             checks.append(DryRunCheck(
                 _("%(field)s is %(value)s now; the trigger waits for %(wanted)s.")
-                % {"field": compiled.changed_field, "value": current, "wanted": compiled.changed_to},
+                % {"field": _label(compiled.changed_model_field, compiled.changed_field), "value": current,
+                   "wanted": compiled.changed_to},
                 current == compiled.changed_to,
             ))
     for condition in compiled.conditions:
         actual = value(condition.attname, condition.model_field)
         checks.append(DryRunCheck(
             _("%(field)s %(op)s %(value)s (it is %(actual)s).")
-            % {"field": condition.field, "op": OPS[condition.op], "value": condition.value, "actual": actual},
+            % {"field": _label(condition.model_field, condition.field), "op": OPS[condition.op],
+               "value": condition.value, "actual": actual},
             condition_holds(condition.op, actual, condition.value, typed=condition.model_field is not None),
         ))
     fields = reg.instance_fields(instance)
@@ -148,5 +155,8 @@ def trigger_dry_run(*, trigger: SignalTrigger, pk: Any) -> DryRun:
     users = list(get_user_model().objects.filter(pk__in=ids[:RECIPIENTS_SHOWN]).order_by("pk"))
     run = DryRun(instance=instance, event=event, checks=checks, recipients=users, recipient_count=len(ids))
     if users:
-        run.preview = template_preview(template=trigger.template, user=users[0], instance=instance)
+        preview = template_preview(template=trigger.template, user=users[0], instance=instance)
+        # Only what this trigger sends: the template may have parts for channels it does not use.
+        run.preview = TemplatePreview(locale=preview.locale, channels=[
+            c for c in preview.channels if c.channel in (trigger.channels or [])])
     return run

@@ -219,3 +219,12 @@ def test_managers_may_try_but_not_send(client, make_trigger, make_order):
     assert client.post(dry_run_url(trigger), {"instance": order.pk}).status_code == 403
     assert client.post(CHECK, {}).status_code == 403
     assert not Notification.objects.exists()
+
+
+def test_the_sentence_reads_in_chinese(client, marketer, make_trigger):
+    trigger = make_trigger()
+    html = client.get(reverse("admin:notifications_signaltrigger_change", args=[trigger.pk]),
+                      HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    for text in ("变化的字段", "变为", "条件", "信号", "模型", "用真实实例测试"):
+        assert text in html, text
+    assert "Field that changes" not in html
