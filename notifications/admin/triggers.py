@@ -135,9 +135,12 @@ class SignalTriggerAdmin(ModelAdmin):
             self.message_user(request, overlap_message(overlaps), messages.WARNING)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The warning is on the form from the start: for the trigger as saved, or as just posted.
         form = context["adminform"].form
-        overlaps = trigger_overlaps(trigger=draft_trigger(form.data, instance=obj) if form.is_bound else obj) if (
-            form.is_bound or obj is not None) else []
+        if form.is_bound:
+            overlaps = trigger_overlaps(trigger=draft_trigger(form.data, instance=obj))
+        else:
+            overlaps = trigger_overlaps(trigger=obj) if obj is not None else []
         context.update({
             "trigger_schema": builder_schema(),
             "check_url": reverse("admin:notifications_signaltrigger_check") + (f"?trigger={obj.pk}" if obj else ""),
