@@ -142,6 +142,8 @@ class SignalTriggerAdmin(ModelAdmin):
         else:
             overlaps = trigger_overlaps(trigger=obj) if obj is not None else []
         context.update({
+            # View permission only: every field is read-only, shown as the usual fieldsets.
+            "sentence": "signal" in form.fields and "signal" not in context["adminform"].readonly_fields,
             "trigger_schema": builder_schema(),
             "check_url": reverse("admin:notifications_signaltrigger_check") + (f"?trigger={obj.pk}" if obj else ""),
             "overlaps": overlaps,

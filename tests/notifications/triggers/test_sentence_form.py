@@ -214,6 +214,8 @@ def test_managers_may_try_but_not_send(client, make_trigger, make_order):
     client.force_login(manager)
     trigger = make_trigger()
     order = make_order(status=Order.Status.PAID)
+    page = client.get(reverse("admin:notifications_signaltrigger_change", args=[trigger.pk])).content.decode()
+    assert "customer.user" in page and "trigger_builder.js" not in page  # read-only values, no builder
     response = client.get(dry_run_url(trigger), {"instance": order.pk})
     assert response.status_code == 200 and 'data-testid="trigger-test-send"' not in response.content.decode()
     assert client.post(dry_run_url(trigger), {"instance": order.pk}).status_code == 403
