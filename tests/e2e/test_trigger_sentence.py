@@ -43,7 +43,16 @@ def build_trigger(page: Page, template: MessageTemplate, *, name: str) -> None:
     page.locator("select[name=category]").select_option(str(template.category_id))
 
 
-def test_sentence_trigger_warns_about_a_duplicate_and_fires_once(browser: Browser, live_server):
+LOCALES = {
+    # browser locale: (screenshot suffix, the sentence's first words, the shop's "marked as paid" message)
+    "en-US": ("", "When", "1 order marked as paid"),
+    "zh-CN": ("-zh", "变化的字段", "已将 1 个订单标记为已付款"),
+}
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES))
+def test_sentence_trigger_warns_about_a_duplicate_and_fires_once(browser: Browser, live_server, locale):
+    suffix, sentence_word, paid_message = LOCALES[locale]
     SHOTS.mkdir(parents=True, exist_ok=True)
     roles_ensure()
     marketer = get_user_model().objects.create_user("mia", "mia@staff.example", PASSWORD, is_staff=True)
@@ -58,7 +67,7 @@ def test_sentence_trigger_warns_about_a_duplicate_and_fires_once(browser: Browse
     cora = RecipientProfileFactory(user=UserFactory(username="cora", first_name="Cora")).user
     order = Order.objects.create(customer=Customer.objects.create(user=cora), number="E2E-1", total=Decimal("42"))
 
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(locale=locale, base_url=live_server.url, viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(f"{m.text} {m.location}"))
@@ -74,7 +83,8 @@ def test_sentence_trigger_warns_about_a_duplicate_and_fires_once(browser: Browse
         build_trigger(page, template, name=NAME)
         page.locator("input[name=is_active]").check()
         expect(page.get_by_test_id("trigger-duplicate")).to_have_count(0)
-        page.screenshot(path=str(SHOTS / "trigger-1-sentence.png"), full_page=True)
+        expect(page.get_by_test_id("trigger-sentence")).to_contain_text(sentence_word)
+        page.screenshot(path=str(SHOTS / f"trigger-1-sentence{suffix}.png"), full_page=True)
         page.locator("button[name=_save]").click()
         expect(page).to_have_url(f"{live_server.url}/admin/notifications/signaltrigger/")
         first = SignalTrigger.objects.get()
@@ -86,14 +96,14 @@ def test_sentence_trigger_warns_about_a_duplicate_and_fires_once(browser: Browse
         warning = page.get_by_test_id("trigger-duplicate")
         expect(warning).to_be_visible()
         expect(warning).to_contain_text(NAME)
-        page.screenshot(path=str(SHOTS / "trigger-2-duplicate.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"trigger-2-duplicate{suffix}.png"), full_page=True)
 
         page.goto("/admin/demo_shop/order/")
         page.locator(f"input[name=_selected_action][value='{order.pk}']").check()
         page.locator("select[name=action]").select_option("mark_paid")
         page.locator("button[name=index]").first.click()
-        expect(page.locator("body")).to_contain_text("1 order marked as paid")
-        page.screenshot(path=str(SHOTS / "trigger-3-marked-paid.png"), full_page=True)
+        expect(page.locator("body")).to_contain_text(paid_message)
+        page.screenshot(path=str(SHOTS / f"trigger-3-marked-paid{suffix}.png"), full_page=True)
 
         inbox = Notification.objects.filter(recipient=cora)
         assert list(inbox.values_list("title", flat=True)) == ["Order E2E-1 is paid"]
@@ -102,7 +112,7 @@ def test_sentence_trigger_warns_about_a_duplicate_and_fires_once(browser: Browse
         page.goto(f"/admin/notifications/signaltrigger/{first.pk}/test/?instance={order.pk}")
         expect(page.get_by_test_id("trigger-test-result")).to_have_attribute("data-fires", "yes")
         expect(page.get_by_test_id("trigger-test-inapp")).to_contain_text("Order E2E-1 is paid")
-        page.screenshot(path=str(SHOTS / "trigger-4-dry-run.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"trigger-4-dry-run{suffix}.png"), full_page=True)
         assert inbox.count() == 1  # the dry run sent nothing
         assert errors == [], errors
     finally:
