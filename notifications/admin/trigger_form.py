@@ -236,7 +236,7 @@ class SignalTriggerForm(forms.ModelForm):
         help_text=_("For model signals: the model whose saves, deletes or relations you watch."),
     )
     events = forms.MultipleChoiceField(
-        label=_("Events"), choices=SignalTrigger.Event.choices, required=False,
+        label=_("Events"), choices=list(reg.EVENT_LABELS.items()), required=False,
         widget=UnfoldAdminCheckboxSelectMultipleWidget(attrs={"data-trigger": "events"}),
     )
     changed_field = forms.CharField(

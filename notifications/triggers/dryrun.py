@@ -122,7 +122,7 @@ def trigger_dry_run(*, trigger: SignalTrigger, pk: Any) -> DryRun:
         return normalised(model_field, getattr(instance, attname, None))
 
     checks = [DryRunCheck(
-        _("The trigger listens for “%(event)s”.") % {"event": SignalTrigger.Event(event).label}, True,
+        _("The trigger listens for “%(event)s”.") % {"event": reg.EVENT_LABELS[event]}, True,
     )]
     if compiled.changed_field and compiled.changed_model_field is not None:
         current = value(compiled.changed_attname, compiled.changed_model_field)
