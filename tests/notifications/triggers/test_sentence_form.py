@@ -230,3 +230,37 @@ def test_the_sentence_reads_in_chinese(client, marketer, make_trigger):
     for text in ("变化的字段", "变为", "条件", "信号", "模型", "用真实实例测试"):
         assert text in html, text
     assert "Field that changes" not in html
+
+
+def test_a_duplicate_with_another_template_says_two_messages(client, marketer, rows, make_trigger, paid_template,
+                                                             order_updates):
+    other = type(paid_template).objects.create(key="other-dup", name="Other", category=order_updates,
+                                               inapp_title="Thanks")
+    make_trigger(name="Thank-you note", template=other)
+    html = client.post(CHECK, rows()).content.decode()
+    assert "Thank-you note" in html and "two messages" in html
+
+
+def test_audience_triggers_overlap_on_the_same_audience(client, marketer, rows, make_trigger):
+    from notifications.models import Audience
+
+    everyone, vips = Audience.objects.create(name="Everyone", kind="static"), Audience.objects.create(
+        name="VIPs", kind="static")
+    make_trigger(name="Tell everyone", recipient_path="", audience=everyone)
+    assert "Tell everyone" in client.post(CHECK, rows(recipient_path="", audience=everyone.pk)).content.decode()
+    assert "trigger-duplicate" not in client.post(CHECK, rows(recipient_path="", audience=vips.pk)).content.decode()
+    assert "trigger-duplicate" not in client.post(CHECK, rows()).content.decode()  # path, not the audience
+
+
+def test_a_trigger_on_a_custom_signal_cannot_be_tried_on_an_instance(client, marketer, make_trigger,
+                                                                     registry_snapshot):
+    from django.dispatch import Signal
+
+    from notifications.triggers import register_signal
+
+    register_signal("shop.refunded", Signal(), label="Refunded", provides=["user"], recipient_paths=["user"])
+    trigger = make_trigger(signal="shop.refunded", model="", events=["fired"], changed_field="", changed_to="",
+                           recipient_path="user")
+    response = client.get(dry_run_url(trigger), {"instance": "1"})
+    assert response.status_code == 200
+    assert "can be tried on an instance" in response.content.decode()
