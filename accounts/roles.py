@@ -139,6 +139,11 @@ ACTIONS: dict[str, Action] = {
         ("notifications.change_signaltrigger", "notifications.launch_campaign"),
         description="create, edit, enable and disable signal triggers",
     ),
+    # Trying a trigger on a real instance reads it, sends nothing (sending the test to oneself is
+    # "trigger.edit").
+    "trigger.dry_run": Action(
+        ("notifications.view_signaltrigger",), description="try a signal trigger on a real instance (dry run)"
+    ),
     "broadcast.send": Action(
         ("notifications.send_broadcast",), description="send and withdraw broadcasts to every inbox"
     ),

@@ -143,6 +143,9 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_messagetemplate_preview": perm("notifications.view_messagetemplate"),
     "admin:notifications_messagetemplate_open_preview": perm("notifications.view_messagetemplate"),
     "admin:notifications_signaltrigger_approve": action("campaign.approve"),
+    "admin:notifications_signaltrigger_check": action("trigger.edit"),
+    "admin:notifications_signaltrigger_test": action("trigger.dry_run"),
+    "admin:notifications_signaltrigger_test_with_instance": action("trigger.dry_run"),
     # Broadcasts (notifications/admin/broadcasts.py): read with the inbox notifications; sending
     # and withdrawing are the "broadcast.send" action.
     **{f"admin:notifications_broadcast_{view}": perm("notifications.view_notification",

@@ -8,28 +8,22 @@ in every running process on its next save, with no restart.
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
-from unfold.widgets import (
-    UnfoldAdminCheckboxSelectMultipleWidget,
-    UnfoldAdminSelectWidget,
-    UnfoldAdminTextareaWidget,
-)
 
 from accounts.roles import allows
 
-from ..jsonsafe import SafeJSONField
-from ..models import Channel, SignalTrigger
-from ..triggers import registry as trigger_registry
-from ..triggers.conditions import OPS, trigger_config_errors
+from ..models import SignalTrigger
+from ..triggers.dryrun import DryRunError, trigger_dry_run, trigger_instance_choices, trigger_subject_model
+from ..triggers.overlaps import trigger_overlaps
 from ..triggers.services import (
     trigger_approval,
     trigger_approve,
@@ -38,121 +32,28 @@ from ..triggers.services import (
     trigger_set_active,
     trigger_update,
 )
+from .trigger_form import SignalTriggerForm, builder_schema, draft_trigger
 
-EMPTY = [("", "—")]
-
-
-def _signal_choices():
-    return EMPTY + trigger_registry.signal_choices()
-
-
-def _model_choices():
-    return EMPTY + trigger_registry.model_choices()
+CHANGE_FORM_TEMPLATE = "notifications/admin/trigger_change_form.html"
+CHECK_TEMPLATE = "notifications/admin/trigger_sentence.html#check"
+TEST_TEMPLATE = "notifications/admin/trigger_test.html"
 
 
-def _field_choices():
-    return EMPTY + trigger_registry.field_choices()
-
-
-def _recipient_path_choices():
-    return EMPTY + trigger_registry.recipient_path_choices()
-
-
-class SignalTriggerForm(forms.ModelForm):
-    """The trigger form. Cross-field rules live in ``trigger_config_errors``, shared with the services."""
-
-    signal = forms.ChoiceField(label=_("signal"), choices=_signal_choices, widget=UnfoldAdminSelectWidget)
-    model = forms.ChoiceField(
-        label=_("model"), choices=_model_choices, required=False, widget=UnfoldAdminSelectWidget,
-        help_text=_("For model signals: the model whose saves, deletes or relations you watch."),
-    )
-    events = forms.MultipleChoiceField(
-        label=_("events"), choices=SignalTrigger.Event.choices, required=False,
-        widget=UnfoldAdminCheckboxSelectMultipleWidget,
-        help_text=_("Model signals: created / updated / deleted. Other signals: signal sent."),
-    )
-    changed_field = forms.ChoiceField(
-        label=_("when field"), choices=_field_choices, required=False, widget=UnfoldAdminSelectWidget,
-        help_text=_("Fire only when this field changes (to the value below, or to anything if that is empty)."),
-    )
-    recipient_path = forms.ChoiceField(
-        label=_("recipients"), choices=_recipient_path_choices, required=False, widget=UnfoldAdminSelectWidget,
-        help_text=_("Who gets the message, starting from the instance; or choose an audience instead."),
-    )
-    channels = forms.MultipleChoiceField(
-        label=_("channels"), choices=Channel.choices, widget=UnfoldAdminCheckboxSelectMultipleWidget,
-    )
-    conditions = SafeJSONField(  # nested or huge JSON is a form error, not a 500
-        label=_("conditions"), required=False,
-        widget=UnfoldAdminTextareaWidget(attrs={"rows": 4, "class": "font-mono text-xs", "spellcheck": "false"}),
-        error_messages={"invalid": _('Conditions are not valid JSON. Example: [{"field": "total", "op": "gte", '
-                                     '"value": 100}].')},
-    )
-
-    class Meta:
-        model = SignalTrigger
-        fields = [
-            "name", "is_active", "signal", "model", "events", "changed_field", "changed_to", "conditions",
-            "recipient_path", "audience", "max_recipients", "template", "category", "channels", "dedupe_window",
-        ]
-
-    max_recipients = forms.IntegerField(
-        label=_("most recipients per event"), required=False, min_value=1,
-        help_text=_("An event that would reach more people than this is held, not sent. "
-                    "Above the approval threshold, a Manager must approve the trigger."),
-    )
-
-    def clean_max_recipients(self):
-        value = self.cleaned_data.get("max_recipients")
-        return value or SignalTrigger._meta.get_field("max_recipients").get_default()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        ops = ", ".join(f"{op} ({label})" for op, label in OPS.items())
-        self.fields["conditions"].help_text = _(
-            'All must hold. A list of {"field", "op", "value"}; op is one of: %(ops)s.'
-        ) % {"ops": ops}
-
-    def clean_conditions(self):
-        return self.cleaned_data.get("conditions") or []
-
-    def clean(self):
-        cleaned = super().clean()
-        needed = ("signal", "model", "events", "changed_field", "changed_to", "conditions", "recipient_path",
-                  "channels", "dedupe_window")
-        if any(name in self.errors for name in needed):
-            return cleaned  # the field's own error says what to fix first
-        errors = trigger_config_errors(
-            signal=cleaned.get("signal", ""),
-            model=cleaned.get("model", ""),
-            events=list(cleaned.get("events") or []),
-            changed_field=cleaned.get("changed_field", ""),
-            changed_to=cleaned.get("changed_to", ""),
-            conditions=cleaned.get("conditions", []),
-            recipient_path=cleaned.get("recipient_path", ""),
-            has_audience=cleaned.get("audience") is not None,
-            channels=list(cleaned.get("channels") or []),
-            dedupe_window=cleaned.get("dedupe_window"),
-        )
-        for name, field_errors in errors.items():
-            for message in field_errors:
-                self.add_error(name if name in self.fields else None, message)
-        return cleaned
-
-    def _post_clean(self):
-        super()._post_clean()
-        # An active trigger that can reach more people than the approval threshold needs a
-        # Manager's approval of exactly this configuration: said here, on the form.
-        if not self.errors and self.instance.is_active:
-            approval = trigger_approval(trigger=self.instance)
-            if approval.needed:
-                self.add_error("is_active", approval.reason + " " + str(
-                    _("Save it inactive; once a Manager has approved it, enable it.")))
+def overlap_message(overlaps) -> str:
+    """The warning about other active triggers covering the same event and recipients."""
+    names = ", ".join(f"“{o.other.name}”" for o in overlaps)
+    if all(o.same_template for o in overlaps):
+        return str(_("Another active trigger covers the same event and recipients with the same template: %(names)s. "
+                     "Each person still gets it once per event, but one of the triggers is redundant.")
+                   % {"names": names})
+    return str(_("Another active trigger covers the same event and recipients: %(names)s. "
+                 "The same people will get two messages for one event.") % {"names": names})
 
 
 @admin.register(SignalTrigger)
 class SignalTriggerAdmin(ModelAdmin):
     form = SignalTriggerForm
+    change_form_template = CHANGE_FORM_TEMPLATE
     list_display = ["name", "signal", "model", "active_badge", "fired_count", "last_fired_at", "updated_at"]
     list_filter = ["is_active", "signal", "model"]
     search_fields = ["name"]
@@ -162,12 +63,12 @@ class SignalTriggerAdmin(ModelAdmin):
         "held_count", "last_held_at", "last_held_reason", "created_by", "created_at", "updated_at",
     ]
     actions = ["enable", "disable"]
-    actions_detail = ["approve"]
+    actions_detail = ["test_with_instance", "approve"]
+    # The first fieldset is drawn as a sentence (trigger_sentence.html); the rest as usual.
     fieldsets = [
-        (None, {"fields": ["name", "is_active"]}),
-        (_("When"), {"fields": ["signal", "model", "events", "changed_field", "changed_to", "conditions"]}),
-        (_("Who"), {"fields": ["recipient_path", "audience", "max_recipients"]}),
-        (_("What"), {"fields": ["template", "category", "channels", "dedupe_window"]}),
+        (None, {"fields": ["name", "is_active", "signal", "model", "events", "changed_field", "changed_to",
+                           "conditions", "recipient_path", "audience", "template", "channels"]}),
+        (_("Limits and delivery"), {"fields": ["category", "max_recipients", "dedupe_window"]}),
         (_("Approval"), {"fields": ["approval_state", "approved_by", "approved_at", "approved_size"]}),
         (_("History"), {"fields": [
             "fired_count", "last_fired_at", "held_count", "last_held_at", "last_held_reason", "created_by",
@@ -229,6 +130,109 @@ class SignalTriggerAdmin(ModelAdmin):
             trigger_update(trigger=obj, actor=request.user)
         else:
             trigger_create(trigger=obj, actor=request.user)
+        overlaps = trigger_overlaps(trigger=obj)
+        if overlaps:
+            self.message_user(request, overlap_message(overlaps), messages.WARNING)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The warning is on the form from the start: for the trigger as saved, or as just posted.
+        form = context["adminform"].form
+        if form.is_bound:
+            overlaps = trigger_overlaps(trigger=draft_trigger(form.data, instance=obj))
+        else:
+            overlaps = trigger_overlaps(trigger=obj) if obj is not None else []
+        context.update({
+            # View permission only: every field is read-only, shown as the usual fieldsets.
+            "sentence": "signal" in form.fields and "signal" not in context["adminform"].readonly_fields,
+            "trigger_schema": builder_schema(),
+            "check_url": reverse("admin:notifications_signaltrigger_check") + (f"?trigger={obj.pk}" if obj else ""),
+            "overlaps": overlaps,
+            "overlap_message": overlap_message(overlaps) if overlaps else "",
+        })
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def get_urls(self):
+        return [
+            path("check/", self.admin_site.admin_view(self.check_view), name="notifications_signaltrigger_check"),
+            path("<path:object_id>/test/", self.admin_site.admin_view(self.test_view),
+                 name="notifications_signaltrigger_test"),
+            *super().get_urls(),
+        ]
+
+    def check_view(self, request: HttpRequest) -> HttpResponse:
+        """The live warnings for the trigger being built (POST: the whole form)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not allows(request.user, "trigger.edit"):
+            raise PermissionDenied
+        instance = None
+        pk = request.GET.get("trigger", "")
+        if pk.isdigit():
+            instance = SignalTrigger.objects.filter(pk=int(pk)).first()
+        overlaps = trigger_overlaps(trigger=draft_trigger(request.POST, instance=instance))
+        return TemplateResponse(request, CHECK_TEMPLATE, {
+            "overlaps": overlaps, "overlap_message": overlap_message(overlaps) if overlaps else "",
+        })
+
+    def has_test_with_instance_permission(self, request: HttpRequest, object_id: str | None = None) -> bool:
+        return allows(request.user, "trigger.dry_run")
+
+    @action(description=_("Test with a real instance"), url_path="try", icon="science",
+            permissions=["test_with_instance"])
+    def test_with_instance(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:notifications_signaltrigger_test", args=[object_id]))
+
+    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: try the trigger on an instance (dry run: would it fire, to whom, saying what).
+        POST (``trigger.edit``): send that message to yourself, marked as a test."""
+        if not allows(request.user, "trigger.dry_run"):
+            raise PermissionDenied
+        trigger = self.get_object(request, unquote(object_id))
+        if trigger is None:
+            raise Http404
+        params = request.POST if request.method == "POST" else request.GET
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        pk, search = str(params.get("instance", "")).strip(), str(params.get("q", ""))
+        run, error = None, ""
+        if pk:
+            try:
+                run = trigger_dry_run(trigger=trigger, pk=pk)
+            except DryRunError as exc:
+                error = str(exc)
+        if request.method == "POST":
+            if not allows(request.user, "trigger.edit"):
+                raise PermissionDenied
+            if run is not None:
+                self._send_test(request, trigger, run)
+            url = reverse("admin:notifications_signaltrigger_test", args=[trigger.pk])
+            return HttpResponseRedirect(f"{url}?instance={pk}" if pk else url)
+        registered = trigger_subject_model(trigger)
+        return TemplateResponse(request, TEST_TEMPLATE, {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta, "original": trigger,
+            "title": _("Test %(trigger)s with a real instance") % {"trigger": trigger},
+            "trigger": trigger, "run": run, "error": error, "instance_pk": pk, "search": search,
+            "model_name": registered.verbose_name if registered else "",
+            "choices": trigger_instance_choices(trigger=trigger, search=search) if registered else [],
+            "can_send": allows(request.user, "trigger.edit"),
+            "change_url": reverse("admin:notifications_signaltrigger_change", args=[trigger.pk]),
+        })
+
+    def _send_test(self, request: HttpRequest, trigger: SignalTrigger, run) -> None:
+        from ..templating.preview import template_send_test
+
+        recipient = run.recipients[0] if run.recipients else None
+        result = template_send_test(template=trigger.template, to=request.user, recipient=recipient,
+                                    instance=run.instance)
+        if result.sent:
+            self.message_user(request, _("Test sent to you: %(channels)s.") % {"channels": ", ".join(result.sent)},
+                              messages.SUCCESS)
+        if result.suppressed:
+            self.message_user(request, _("Not sent (you cannot receive it there): %(channels)s.")
+                              % {"channels": ", ".join(result.suppressed)}, messages.WARNING)
+        for message in result.errors:
+            self.message_user(request, message, messages.ERROR)
 
     def delete_model(self, request, obj):
         trigger_delete(trigger=obj, actor=request.user)

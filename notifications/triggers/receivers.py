@@ -321,10 +321,13 @@ def _fire(
     """Queue one firing per matched trigger, to be enqueued when the transaction commits."""
     fired_at = timezone.now().isoformat()
     pk = reg.json_safe(pk)
+    # One id for the event, shared by every trigger it fired: the ledger key of a template sent
+    # for this event is then the same whichever trigger sends it (services.trigger_key_prefix).
+    event_id = uuid.uuid4().hex
     firings = []
     for trigger in triggers:
         firing = {"trigger_id": trigger.id, "model": model, "pk": pk, "event": event, "fields": fields,
-                  "fired_at": fired_at, "event_id": uuid.uuid4().hex}
+                  "fired_at": fired_at, "event_id": event_id}
         if refs:
             firing["refs"] = refs
         if change:

@@ -34,6 +34,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import Signal
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 MODEL_POST_SAVE = "model.post_save"
 MODEL_POST_DELETE = "model.post_delete"
@@ -43,6 +44,13 @@ USER_LOGGED_IN = "auth.user_logged_in"
 MODEL_SIGNAL_KEYS = (MODEL_POST_SAVE, MODEL_POST_DELETE, MODEL_M2M_CHANGED)
 
 SELF = "self"
+# The events as the trigger form's sentence says them ("When Order is Updated").
+EVENT_LABELS = {
+    "created": pgettext_lazy("trigger event", "Created"),
+    "updated": pgettext_lazy("trigger event", "Updated"),
+    "deleted": pgettext_lazy("trigger event", "Deleted"),
+    "fired": pgettext_lazy("trigger event", "Signal sent"),
+}
 # What the user model exposes unless an app registers it with its own allow-list.
 DEFAULT_USER_FIELDS = ("username", "first_name", "last_name", "is_active", "date_joined")
 

@@ -220,7 +220,14 @@ def _fanout_problem(trigger: SignalTrigger, count: int) -> str:
 # --- Firing (the task body) -----------------------------------------------------------------------
 
 def trigger_key_prefix(
-    *, trigger_id: int, model: str, pk: Any, fired_at: datetime.datetime, window: datetime.timedelta, event_id: str
+    *,
+    trigger_id: int,
+    model: str,
+    pk: Any,
+    fired_at: datetime.datetime,
+    window: datetime.timedelta,
+    event_id: str,
+    template_id: int | None = None,
 ) -> str:
     """The ledger key prefix of one firing: equal for all firings a dedupe window folds together.
 
@@ -228,10 +235,21 @@ def trigger_key_prefix(
     share a prefix, so the ledger's unique key plans each recipient and channel once. Without
     one, every event is its own (``event_id``, made by the receiver), so a retried task is still
     harmless.
+
+    **One event, one message per template** (declared rule): without a window the prefix names
+    the event and the template, not the trigger. The receiver gives every trigger matched by one
+    signal (one save) the same ``event_id``, so two triggers that send the same template to the
+    same person for the same event plan one delivery per channel, not two. The trigger form warns
+    about such overlaps (``overlaps.trigger_overlaps``); this rule is what protects the recipient
+    when the warning is ignored. Different templates are different messages and both are sent.
     """
     seconds = window.total_seconds() if window else 0
-    bucket = str(math.floor(fired_at.timestamp() / seconds)) if seconds > 0 else event_id
-    return f"trigger:{trigger_id}:{model}:{pk if pk is not None else '-'}:{bucket}"
+    instance = f"{model}:{pk if pk is not None else '-'}"
+    if seconds > 0:
+        return f"trigger:{trigger_id}:{instance}:{math.floor(fired_at.timestamp() / seconds)}"
+    if template_id is not None:
+        return f"trigger-event:{instance}:{event_id}:template:{template_id}"
+    return f"trigger:{trigger_id}:{instance}:{event_id}"
 
 
 def trigger_active(*, trigger_id: int) -> SignalTrigger | None:
@@ -314,7 +332,7 @@ def trigger_fire(
         context["change"] = dict(change)
     key_prefix = trigger_key_prefix(
         trigger_id=trigger.pk, model=model, pk=pk, fired_at=when, window=trigger.dedupe_window,
-        event_id=event_id or f"{when.timestamp()}",
+        event_id=event_id or f"{when.timestamp()}", template_id=trigger.template_id,
     )
     with transaction.atomic():
         result = template_deliveries_plan(

@@ -38,7 +38,10 @@ def test_fk_path_reaches_the_customer_on_each_channel(make_trigger, make_order, 
     fire(trigger, order)
     assert planned(trigger) == [(customer.user_id, "email"), (customer.user_id, "inapp")]
     delivery = Delivery.objects.get(trigger=trigger, channel="inapp")
-    assert delivery.idempotency_key == f"trigger:{trigger.pk}:demo_shop.order:{order.pk}:e1:{customer.user_id}:inapp"
+    # Keyed by event and template (one message per template per event, whichever trigger sends it).
+    assert delivery.idempotency_key == (
+        f"trigger-event:demo_shop.order:{order.pk}:e1:template:{trigger.template_id}:{customer.user_id}:inapp"
+    )
     assert delivery.category == trigger.category
     context = delivery.content["context"]
     assert context["instance"]["number"] == order.number and context["instance"]["total"] == "25.00"
