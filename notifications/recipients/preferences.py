@@ -7,7 +7,6 @@ for them, whatever a form posts.
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import time
@@ -16,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from ..timezones import flat_zone_choices
 from ..models import Category, Channel, Delivery, Preference, RecipientProfile, validate_timezone
 
 # The channels a recipient chooses between, in display order.
@@ -146,4 +146,5 @@ def preferences_opt_out(*, user_id: int, category_ids: Iterable[int], channel: s
 
 
 def timezone_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
+    """Canonical zones with their UTC offset (``notifications.timezones``)."""
+    return flat_zone_choices()
