@@ -54,9 +54,14 @@ def _tzdata_file(name: str) -> Path | None:
 
 
 @cache
+def _available() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())  # a walk of the zone directory: once
+
+
+@cache
 def canonical_zones() -> frozenset[str]:
     """The zones offered: tzdata's ``zone.tab`` plus ``UTC``, those this system can load."""
-    available = zoneinfo.available_timezones()
+    available = _available()
     table = _tzdata_file("zone.tab")
     if table is not None:
         names = {
@@ -105,9 +110,15 @@ def canonical_zone(name: str) -> str | None:
             return target
         if target in UNIVERSAL_NAMES:
             return "UTC"
-    if name in NOT_PLACES or name.startswith(("posix/", "right/")) or name not in zoneinfo.available_timezones():
+    if name in NOT_PLACES or name.startswith(("posix/", "right/")) or name not in _available():
         return None
     return name
+
+
+@cache
+def zone_aliases() -> frozenset[str]:
+    """Names that are not offered but still mean a zone (aliases, real zones outside the list)."""
+    return frozenset(name for name in _available() if canonical_zone(name)) - canonical_zones()
 
 
 def zone_names_for(zones) -> list[str]:

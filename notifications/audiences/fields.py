@@ -15,7 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Audience, AudienceMember, RecipientProfile
-from ..timezones import flat_zone_choices, zone_names_for
+from ..timezones import flat_zone_choices, zone_aliases, zone_names_for
 from .registry import AudienceOp, now, register_audience_field, start_of_day
 
 USER = _("User")
@@ -157,7 +157,7 @@ def register_builtin_fields() -> None:
     )
     register_audience_field(
         "profile.timezone", label=_("Time zone"), group=PROFILE, ops=IN_OPS, value_type="choices",
-        choices=_timezone_choices,
+        choices=_timezone_choices, also_accepts=zone_aliases,
         to_q=lambda op, value: _negate_if(op, _profile_value_in("timezone", zone_names_for(value))), replace=True,
     )
     register_audience_field(

@@ -60,3 +60,20 @@ def test_the_widget_renders_a_searchable_grouped_select_showing_a_stored_alias()
 def test_a_rule_on_a_zone_matches_its_aliases():
     assert "US/Pacific" in zone_names_for(["America/Los_Angeles"])
     assert "Etc/UTC" in zone_names_for(["UTC"])
+
+
+@pytest.mark.django_db
+def test_an_audience_rule_on_a_zone_finds_people_stored_under_its_alias():
+    from notifications.audiences import audience_rules_validate  # noqa: PLC0415
+    from notifications.audiences.rules import audience_q  # noqa: PLC0415
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+    from tests.factories import RecipientProfileFactory, UserFactory  # noqa: PLC0415
+
+    pacific = RecipientProfileFactory(user=UserFactory(username="old"), timezone="US/Pacific").user
+    RecipientProfileFactory(user=UserFactory(username="far"), timezone="Asia/Shanghai")
+    rule = {"all": [{"field": "profile.timezone", "op": "in", "value": ["America/Los_Angeles"]}]}
+    assert audience_rules_validate(rules=rule) == []
+    assert list(get_user_model().objects.filter(audience_q(rules=rule)).values_list("pk", flat=True)) == [pacific.pk]
+    # A rule saved before the list with an alias still validates.
+    assert audience_rules_validate(rules={"all": [{"field": "profile.timezone", "op": "in", "value": ["US/Pacific"]}]}) == []
+    assert audience_rules_validate(rules={"all": [{"field": "profile.timezone", "op": "in", "value": ["Factory"]}]})
