@@ -42,7 +42,11 @@
         part.hidden = !part.dataset.sbPart.split(" ").includes(mode.value);
       }
       const rule = ruleFrom(box, name);
-      if (rule) text.value = rule;
+      // Only a recurring schedule stores a rule: otherwise the box keeps the value it came with,
+      // so saving a one-off campaign changes nothing it does not show.
+      const schedule = form && form.querySelector('[name="schedule"]');
+      const recurring = !schedule || schedule.value === "recurring";
+      if (mode.value !== "advanced") text.value = recurring && rule ? rule : text.defaultValue;
       ruleLine.hidden = mode.value === "advanced" || !rule;
       box.querySelector("[data-sb-rule]").textContent = rule || "";
     }

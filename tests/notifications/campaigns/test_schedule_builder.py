@@ -169,3 +169,22 @@ def test_the_field_cleans_the_posted_builder():
     # Not a recurring schedule: the stored text is kept as it was.
     value = widget.value_from_datadict(_query(schedule="once", rrule_mode="daily", rrule_time="06:45", rrule="X"), {}, "rrule")
     assert field.clean(value) == "X"
+
+
+@pytest.mark.django_db
+def test_editing_a_campaign_opens_its_rule_in_the_builder_and_its_alias_zone_as_the_zone(client, staff, make_campaign):
+    from .conftest import make_recipients, static_audience  # noqa: PLC0415
+
+    campaign = make_campaign(
+        static_audience("Weekly", make_recipients(1)), author=staff["marketer"], schedule="recurring",
+        rrule="FREQ=WEEKLY;BYDAY=TH,MO;BYHOUR=9;BYMINUTE=30", schedule_timezone="US/Pacific",
+        recurrence_start=datetime(2026, 12, 1, 9, tzinfo=UTC),
+    )
+    client.force_login(staff["marketer"])
+    page = client.get(reverse("admin:notifications_campaign_change", args=[campaign.pk])).content.decode()
+    assert '<option value="weekly" selected>' in page and 'value="09:30"' in page
+    checked = [day for day in ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+               if f'value="{day}" data-day="{day}"' in page
+               and page.split(f'data-day="{day}"')[1].split(">")[0].rstrip().endswith("checked")]
+    assert checked == ["MO", "TH"]
+    assert '<option value="America/Los_Angeles" selected>' in page and "Factory" not in page
