@@ -227,7 +227,7 @@ class Preview:
 def schedule_preview(query, *, start: datetime, now: datetime, viewer_zone: str = "") -> Preview:
     """The next ``PREVIEW_COUNT`` send times of the schedule in ``query`` (the form's inputs)."""
     try:
-        rule = ScheduleRuleField().clean(ScheduleBuilderWidget().value_from_datadict(query, {}, "rrule"))
+        rule = ScheduleRuleField(required=False).clean(ScheduleBuilderWidget().value_from_datadict(query, {}, "rrule"))
         zone = TimeZoneField(required=False).clean(query.get("schedule_timezone") or "UTC") or "UTC"
     except ValidationError as error:
         return Preview(error=" ".join(error.messages))

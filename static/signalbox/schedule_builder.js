@@ -52,7 +52,8 @@
     }
 
     function refresh() {
-      if (!form) return;
+      const schedule = form && form.querySelector('[name="schedule"]');
+      if (!form || (schedule && schedule.value !== "recurring")) { asked += 1; preview.replaceChildren(); return; }
       const params = new URLSearchParams();
       for (const [key, value] of new FormData(form)) {
         if (typeof value === "string" && (key === name || key.startsWith(name + "_") || key === "schedule"
