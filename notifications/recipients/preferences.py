@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from ..timezones import flat_zone_choices
 from ..models import Category, Channel, Delivery, Preference, RecipientProfile, validate_timezone
 
 # The channels a recipient chooses between, in display order.
@@ -144,7 +143,3 @@ def preferences_opt_out(*, user_id: int, category_ids: Iterable[int], channel: s
         ).update(status=Delivery.Status.SUPPRESSED, status_reason="suppressed:opted_out")
     return len(turned_off)
 
-
-def timezone_choices() -> list[tuple[str, str]]:
-    """Canonical zones with their UTC offset (``notifications.timezones``)."""
-    return flat_zone_choices()
