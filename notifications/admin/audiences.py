@@ -68,6 +68,8 @@ def builder_labels() -> dict[str, str]:
         "days": _("days"),
         "in_the_last": _("in the last"),
         "comma_separated": _("comma-separated values"),
+        "search_choices": _("Type to search"),
+        "no_match": _("Nothing matches."),
         "empty": _("No conditions yet: every active user matches."),
         "edit_json": _("Edit as JSON"),
         "use_builder": _("Use the builder"),
@@ -93,8 +95,8 @@ class AudienceRulesWidget(forms.Textarea):
         self.preview_url = preview_url or reverse_lazy("admin:notifications_audience_preview")
 
     class Media:
-        js = ["signalbox/audience_builder.js"]
-        css = {"all": ["signalbox/audience_builder.css"]}
+        js = ["signalbox/timezone_picker.js", "signalbox/audience_builder.js"]
+        css = {"all": ["signalbox/audience_builder.css", "signalbox/timezone_picker.css"]}
 
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)

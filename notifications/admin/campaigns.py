@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminSelectWidget
 
-from ..campaigns import services
+from ..campaigns import schedule_builder, services
 from ..campaigns.progress import runs_progress_of
 from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
@@ -81,10 +81,7 @@ class CampaignForm(forms.ModelForm):
         for slot in range(CHANNEL_SLOTS):
             if f"channel_{slot + 1}" in self.fields:  # absent when the campaign is read-only
                 self.fields[f"channel_{slot + 1}"].initial = current[slot] if slot < len(current) else ""
-        if "schedule_timezone" in self.fields:
-            self.fields["schedule_timezone"].widget = UnfoldAdminSelectWidget(
-                choices=[(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
-            )
+        schedule_builder.install(self)  # rrule: the schedule builder; schedule_timezone: the zone picker
 
     def clean(self):
         data = super().clean()
@@ -100,7 +97,7 @@ class CampaignForm(forms.ModelForm):
             Campaign.Schedule.LOCAL_TIME: ["local_send_date", "local_send_time"],
         }.get(schedule, [])
         for name in required:
-            if not data.get(name):
+            if not data.get(name) and name not in self.errors:  # one sentence per field
                 self.add_error(name, _("Required for this schedule."))
         self._clean_schedule(data, schedule, now=timezone.now())
         return data
@@ -305,25 +302,21 @@ class CampaignAdmin(ModelAdmin):
         return TemplateResponse(request, "notifications/admin/campaign_status.html#panel", context)
 
     def schedule_preview_view(self, request: HttpRequest) -> HttpResponse:
-        """The next 5 occurrences of the RRULE being typed (htmx, GET: it changes nothing).
+        """The next 5 send times of the schedule being built, in its zone and the viewer's (GET: changes nothing).
 
         Checked as the form checks it (``recurrence_check``, bounded), so a problem shows as the
         same sentence the form would give, never as Python's text.
         """
         if not self.has_view_permission(request):
             raise PermissionDenied
-        error, occurrences = "", []
-        tz = request.GET.get("schedule_timezone") or "UTC"
         try:
-            spec = RecurrenceSpec(request.GET.get("rrule", ""), tz, _preview_start(request.GET))
-            found = recurrence_check(spec, now=timezone.now())[:5]
-            occurrences = [(when, when.astimezone(zoneinfo.ZoneInfo(tz))) for when in found]
+            preview = schedule_builder.schedule_preview(
+                request.GET, start=_preview_start(request.GET), now=timezone.now(),
+                viewer_zone=schedule_builder.viewer_zone_of(request),
+            )
         except ScheduleError as exc:
-            error = str(exc)
-        return TemplateResponse(
-            request, "notifications/admin/campaign_schedule_preview.html",
-            {"next_occurrences": occurrences, "error": error},
-        )
+            preview = schedule_builder.Preview(error=str(exc))
+        return TemplateResponse(request, "notifications/admin/schedule_builder_preview.html", {"preview": preview})
 
 
 def _preview_start(query) -> datetime:

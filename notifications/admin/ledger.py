@@ -19,6 +19,7 @@ from ..receipts import tracking
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from ..querysets import normalise_address, suppression_keys
 from ..redaction import inert_value
+from ..timezones import AdminTimeZoneWidget, TimeZoneField
 from ..models import (
     AuditEntry,
     Category,
@@ -54,6 +55,11 @@ class RecipientProfileAdmin(ModelAdmin):
     search_fields = ["user__username", "user__email", "user__first_name", "user__last_name", "phone"]
     list_select_related = ["user"]
     autocomplete_fields = ["user"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "timezone":  # canonical zones, searchable; a stored alias reads as its zone
+            return TimeZoneField(label=db_field.verbose_name, widget=AdminTimeZoneWidget, initial=db_field.default)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(Category)

@@ -7,9 +7,7 @@ way the delivery pipeline treats them, so "locale in [en]" and "locale not in [z
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import timedelta
-from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -17,6 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Audience, AudienceMember, RecipientProfile
+from ..timezones import flat_zone_choices, zone_aliases, zone_names_for
 from .registry import AudienceOp, now, register_audience_field, start_of_day
 
 USER = _("User")
@@ -66,9 +65,8 @@ def _profile_value_in(column: str, values: list[str]) -> Q:
     return q
 
 
-@cache
 def _timezone_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+    return flat_zone_choices()  # canonical zones with their offset (cached per hour)
 
 
 def _group_choices() -> list[tuple[str, str]]:
@@ -159,8 +157,8 @@ def register_builtin_fields() -> None:
     )
     register_audience_field(
         "profile.timezone", label=_("Time zone"), group=PROFILE, ops=IN_OPS, value_type="choices",
-        choices=_timezone_choices,
-        to_q=lambda op, value: _negate_if(op, _profile_value_in("timezone", value)), replace=True,
+        choices=_timezone_choices, also_accepts=zone_aliases,
+        to_q=lambda op, value: _negate_if(op, _profile_value_in("timezone", zone_names_for(value))), replace=True,
     )
     register_audience_field(
         "profile.has_phone", label=_("Has a phone number"), group=PROFILE, ops=IS_OP, value_type="bool",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,8 @@ class AudienceField:
     choices: Choices | Callable[[], Choices] | None = None
     group: Any = ""
     help_text: Any = ""
+    # Values accepted besides the choices but not offered (a time-zone alias an old rule holds).
+    also_accepts: Callable[[], Iterable[Any]] | None = None
 
     def choice_list(self) -> list[tuple[Any, str]] | None:
         choices = self.choices() if callable(self.choices) else self.choices
@@ -75,6 +77,7 @@ class AudienceFieldRegistry:
         group: Any = "",
         help_text: Any = "",
         replace: bool = False,
+        also_accepts: Callable[[], Iterable[Any]] | None = None,
     ) -> AudienceField:
         """Add a field. ``ops`` maps operator names to a label (taking ``value_type``) or to an
         :class:`AudienceOp` when operators of one field take different values.
@@ -105,7 +108,8 @@ class AudienceFieldRegistry:
                 )
             resolved[op] = spec
         audience_field = AudienceField(
-            key=key, label=label, ops=resolved, to_q=to_q, choices=choices, group=group, help_text=help_text
+            key=key, label=label, ops=resolved, to_q=to_q, choices=choices, group=group, help_text=help_text,
+            also_accepts=also_accepts,
         )
         self._fields[key] = audience_field
         return audience_field
@@ -140,6 +144,7 @@ def register_audience_field(
     group: Any = "",
     help_text: Any = "",
     replace: bool = False,
+    also_accepts: Callable[[], Iterable[Any]] | None = None,
 ) -> AudienceField:
     """Expose a condition to the audience builder; call it from your ``AppConfig.ready()``.
 
@@ -153,7 +158,7 @@ def register_audience_field(
     """
     return audience_fields.register(
         key, label=label, ops=ops, to_q=to_q, value_type=value_type, choices=choices,
-        group=group, help_text=help_text, replace=replace,
+        group=group, help_text=help_text, replace=replace, also_accepts=also_accepts,
     )
 
 

@@ -197,8 +197,9 @@ class _RuleCompiler:
             return None
         if audience_field.key not in self.choices_cache:
             choices = audience_field.choice_list()
+            extra = audience_field.also_accepts() if audience_field.also_accepts else ()
             self.choices_cache[audience_field.key] = (
-                None if choices is None else frozenset(value for value, _label in choices)
+                None if choices is None else frozenset([*(value for value, _label in choices), *extra])
             )
         return self.choices_cache[audience_field.key]
 

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..timezones import canonical_zone
 from ..querysets import DeliveryQuerySet, NotificationQuerySet, PreferenceQuerySet, SuppressionQuerySet
 
 
@@ -30,7 +31,7 @@ class Channel(models.TextChoices):
 
 
 def validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if canonical_zone(value) is None:  # Factory, localtime, posixrules and unknown names
         raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
 
 

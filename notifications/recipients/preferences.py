@@ -7,7 +7,6 @@ for them, whatever a form posts.
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import time
@@ -144,6 +143,3 @@ def preferences_opt_out(*, user_id: int, category_ids: Iterable[int], channel: s
         ).update(status=Delivery.Status.SUPPRESSED, status_reason="suppressed:opted_out")
     return len(turned_off)
 
-
-def timezone_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]

@@ -28,6 +28,7 @@ from .. import tokens
 from ..inbox import selectors
 from ..models import Channel, Delivery, Preference
 from ..receipts import tracking
+from ..timezones import TimeZoneField, TimeZoneWidget
 from . import preferences
 
 ONE_CLICK_BODY = "One-Click"
@@ -106,7 +107,7 @@ class PreferencesForm(forms.Form):
                                         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     quiet_hours_end = forms.TimeField(label=gettext_lazy("Quiet hours end"), required=False,
                                       widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
-    timezone = forms.ChoiceField(label=gettext_lazy("Time zone"), choices=preferences.timezone_choices)
+    timezone = TimeZoneField(label=gettext_lazy("Time zone"), widget=TimeZoneWidget(search_attrs={"class": "tz-search"}))
 
     def __init__(self, *args, state: preferences.PreferenceState, **kwargs):
         initial = {

@@ -215,6 +215,13 @@
               set(type === "ids" ? picked.map(Number) : picked);
               commit();
             });
+            if (field.choices.length > 30 && window.SignalboxZonePicker) {
+              // A long list (time zones): a search box above it, as the zone picker has.
+              const box = el("div", {class: "tz-picker", "data-tz-picker": ""});
+              box.append(s);
+              window.SignalboxZonePicker.attach(s, {placeholder: t.search_choices, empty: t.no_match});
+              return box;
+            }
             return s;
           }
           const input = el("input", {

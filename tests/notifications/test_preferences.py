@@ -209,3 +209,21 @@ def test_service_ignores_choices_for_non_opt_out_categories(user, categories):
     preferences_update(user=user, choices=set(), quiet_hours=None, timezone="UTC", digest={transactional.pk: "daily"})
     assert not Preference.objects.filter(category=transactional).exists()
     assert Preference.objects.filter(category=marketing, enabled=False).count() == len(PREFERENCE_CHANNELS)
+
+
+@pytest.mark.parametrize("posted", ["Factory", "localtime", "posixrules"])
+def test_zones_that_are_no_place_are_refused(browser, user, marketing, posted):
+    page = browser.get(token_url(user))
+    response = browser.post(token_url(user), form_data(page, timezone=posted))
+    assert response.status_code == 200
+    assert "is not a time zone" in response.context["form"].errors["timezone"][0]
+
+
+def test_a_stored_alias_shows_and_saves_as_its_zone(browser, user, marketing):
+    user.recipient_profile.timezone = "Asia/Calcutta"
+    user.recipient_profile.save()
+    page = browser.get(token_url(user))
+    assert b'<option value="Asia/Kolkata" selected>' in page.content and b"Factory" not in page.content
+    browser.post(token_url(user), form_data(page))
+    user.recipient_profile.refresh_from_db()
+    assert user.recipient_profile.timezone == "Asia/Kolkata"

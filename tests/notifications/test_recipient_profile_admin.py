@@ -150,3 +150,12 @@ def test_chat_ids_of_the_wrong_shape_are_refused(value, fragment):
 
     with pytest.raises(ValidationError, match=fragment):
         validate_chat_ids(value)
+
+
+@pytest.mark.django_db
+def test_the_profile_zone_is_a_searchable_list_of_canonical_zones(operator_client):
+    alias = RecipientProfileFactory(user=UserFactory(username="bo"), timezone="US/Pacific", chat_ids={})
+    page = operator_client.get(reverse("admin:notifications_recipientprofile_change", args=[alias.pk])).content.decode()
+    assert "data-tz-picker" in page and "signalbox/timezone_picker.js" in page
+    assert '<option value="America/Los_Angeles" selected>' in page
+    assert 'value="Factory"' not in page and 'value="localtime"' not in page and 'value="US/Pacific"' not in page

@@ -182,7 +182,7 @@ def test_launch_refuses_a_too_frequent_rule_saved_without_the_form(client, staff
      "These rule parts together never give a send time."),
     ({"rrule": "FREQ=DAILY", "recurrence_start_0": "2026-02-30"}, "Enter a valid date."),
     ({"rrule": "FREQ=DAILY", "recurrence_start_1": "25:99"}, "Enter a valid time."),
-    ({"rrule": "FREQ=DAILY", "schedule_timezone": "Mars/Olympus_Mons"}, "Unknown time zone: Mars/Olympus_Mons."),
+    ({"rrule": "FREQ=DAILY", "schedule_timezone": "Mars/Olympus_Mons"}, "“Mars/Olympus_Mons” is not a time zone."),
     ({"rrule": "FREQ=DAILY", "recurrence_start_0": "1999-12-31"}, "Choose a date between 2000-01-01 and 2100-12-31."),
 ])
 def test_the_preview_answers_bad_input_with_a_sentence(client, staff, query, sentence):
