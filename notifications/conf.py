@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -68,6 +69,25 @@ def retry_max_seconds() -> float:
 def approval_threshold() -> int:
     """Campaigns whose audience is larger than this need a Manager's approval before launch."""
     return int(getattr(settings, "SIGNALBOX_APPROVAL_THRESHOLD", 1000))
+
+
+@dataclass(frozen=True)
+class Price:
+    amount: Decimal
+    currency: str
+
+
+def sms_segment_price() -> Price:
+    """What one SMS segment costs, for pre-flight estimates: ``SIGNALBOX_SMS_SEGMENT_PRICE`` as
+    ``"0.0079 USD"`` (an amount and an ISO 4217 currency; default 0.0079 USD, Twilio's US rate)."""
+    raw = str(getattr(settings, "SIGNALBOX_SMS_SEGMENT_PRICE", "0.0079 USD")).split()
+    try:
+        amount = Decimal(raw[0])
+    except (IndexError, InvalidOperation) as error:
+        raise ImproperlyConfigured('SIGNALBOX_SMS_SEGMENT_PRICE must read like "0.0079 USD".') from error
+    if amount < 0:
+        raise ImproperlyConfigured("SIGNALBOX_SMS_SEGMENT_PRICE must not be negative.")
+    return Price(amount=amount, currency=(raw[1] if len(raw) > 1 else "USD").upper())
 
 
 def template_render_ms() -> int:

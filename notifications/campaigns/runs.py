@@ -27,6 +27,7 @@ from .approvals import campaign_approval_check
 from .planning import template_deliveries_plan
 from .schedules import ScheduleError, local_send_times, local_time_window
 from .services import OPEN_DELIVERY, campaign_next_occurrence
+from .values import campaign_values
 
 RunStatus = CampaignRun.Status
 logger = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ def _campaign_run_plan(*, run_id: int, now: datetime, chunk_size: int, log_ids: 
             template_deliveries_plan(
                 template_id=campaign.template_id, user_ids=ids, channels=list(campaign.channels),
                 category=campaign.category, key_prefix=f"run:{run_id}",
-                context={"campaign": {"id": campaign.pk, "name": campaign.name}},
+                context={**campaign_values(campaign=campaign), "campaign": {"id": campaign.pk, "name": campaign.name}},
                 run_id=run_id, fallback=campaign.delivery_mode == Campaign.ChannelUse.FALLBACK, now=now,
                 daily_cap=campaign.frequency_cap_per_day, send_at=send_at,
                 max_lateness=campaign.max_lateness if send_at else None,

@@ -142,10 +142,23 @@ def campaign_update(*, campaign: Campaign, actor, changed: list[str]) -> None:
             campaign_approval_reset(campaign=campaign, actor=actor)
 
 
+def _require_clean_preflight(campaign: Campaign, *, doing: str) -> None:
+    """Refuse while pre-flight has errors (a missing value, a part that does not render)."""
+    from .preflight import campaign_preflight_errors
+
+    errors = campaign_preflight_errors(campaign=campaign)
+    if errors:
+        raise CampaignError(
+            _("Pre-flight found problems; fix them before you %(doing)s: %(errors)s")
+            % {"doing": doing, "errors": " ".join(e.message for e in errors)}
+        )
+
+
 def campaign_submit(*, campaign: Campaign, actor) -> None:
-    """Ask a Manager to approve: draft -> pending_approval."""
+    """Ask a Manager to approve: draft -> pending_approval. Refused while pre-flight has errors."""
     if not allows(actor, "campaign.edit"):
         raise CampaignError(_("You may not edit campaigns."))
+    _require_clean_preflight(campaign, doing=_("submit it"))
     with transaction.atomic():
         _transition(campaign, allowed=(Status.DRAFT,), to=Status.PENDING_APPROVAL, status_note="")
         audit_record(actor=actor, action="campaign.submit", target=campaign)
@@ -205,6 +218,7 @@ def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -
     size = campaign_audience_size(campaign=campaign)
     if size == 0:
         raise CampaignError(_("The audience is empty."))
+    _require_clean_preflight(campaign, doing=_("launch it"))
     approval = campaign_approval(campaign=campaign, size=size)
     if approval.needed:
         raise CampaignError(
@@ -228,6 +242,27 @@ def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -
             from .tasks import campaigns_launch_due_task
 
             transaction.on_commit(lambda: campaigns_launch_due_task.enqueue())
+
+
+DUPLICATED_FIELDS = (
+    "audience", "template", "category", "channels", "template_values", "delivery_mode", "schedule", "send_at",
+    "rrule", "schedule_timezone", "recurrence_start", "local_send_time", "local_send_date", "max_lateness",
+    "throttle_per_minute", "frequency_cap_per_day",
+)
+
+
+def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
+    """A new draft with the same settings, written by ``actor``; no approval, no runs. Audited."""
+    if not allows(actor, "campaign.edit"):
+        raise CampaignError(_("You may not create campaigns."))
+    copy = Campaign(
+        name=(_("Copy of %(name)s") % {"name": campaign.name})[:160],
+        **{name: getattr(campaign, name) for name in DUPLICATED_FIELDS},
+    )
+    with transaction.atomic():
+        campaign_create(campaign=copy, actor=actor)
+        audit_record(actor=actor, action="campaign.duplicate", target=copy, changes={"from": campaign.pk})
+    return copy
 
 
 def campaign_pause(*, campaign: Campaign, actor) -> int:

@@ -188,6 +188,10 @@ class Campaign(models.Model):
         _("channels"), default=_channels_default,
         help_text=_("Channels in order of preference, e.g. [\"webpush\", \"sms\"]."),
     )
+    template_values = models.JSONField(
+        _("template values"), default=dict, blank=True,
+        help_text=_("A value for each variable the template declares, by name."),
+    )
     delivery_mode = models.CharField(
         _("channel use"), max_length=8, choices=ChannelUse.choices, default=ChannelUse.ALL
     )
