@@ -138,6 +138,10 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_campaign_transition": perm("notifications.view_campaign"),  # the service decides
     "admin:notifications_campaign_progress": perm("notifications.view_campaign"),
     "admin:notifications_campaign_schedule_preview": perm("notifications.view_campaign"),
+    "admin:notifications_campaign_preflight": perm("notifications.view_campaign"),
+    "admin:notifications_campaign_composer_audience": perm("notifications.view_campaign"),
+    "admin:notifications_campaign_composer_content": perm("notifications.view_campaign"),
+    "admin:notifications_campaign_duplicate": action("campaign.edit"),  # a new draft by its author
     "admin:notifications_audience_preview": perm("notifications.view_audience"),
     "admin:notifications_audience_upload_members": perm("notifications.change_audience"),
     "admin:notifications_messagetemplate_preview": perm("notifications.view_messagetemplate"),

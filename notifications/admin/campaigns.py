@@ -29,7 +29,8 @@ from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
 )
 from ..campaigns.services import CampaignError
-from ..models import Campaign, CampaignRun, Channel, Delivery
+from ..models import Campaign, CampaignRun, Channel, Delivery, MessageTemplate
+from .campaign_composer import VALUE_PREFIX, ComposerMixin, by_id, add_value_fields, clean_values, value_field_names
 from .ledger import ReadOnlyAdminMixin
 
 CHANNEL_SLOTS = 3
@@ -81,6 +82,7 @@ class CampaignForm(forms.ModelForm):
         for slot in range(CHANNEL_SLOTS):
             if f"channel_{slot + 1}" in self.fields:  # absent when the campaign is read-only
                 self.fields[f"channel_{slot + 1}"].initial = current[slot] if slot < len(current) else ""
+        add_value_fields(self)
         schedule_builder.install(self)  # rrule: the schedule builder; schedule_timezone: the zone picker
 
     def clean(self):
@@ -100,6 +102,7 @@ class CampaignForm(forms.ModelForm):
             if not data.get(name) and name not in self.errors:  # one sentence per field
                 self.add_error(name, _("Required for this schedule."))
         self._clean_schedule(data, schedule, now=timezone.now())
+        clean_values(self, data)
         return data
 
     def _clean_schedule(self, data: dict, schedule: str, *, now: datetime) -> None:
@@ -122,6 +125,7 @@ class CampaignForm(forms.ModelForm):
 
     def save(self, commit=True):
         self.instance.channels = self.cleaned_data["channels"]
+        self.instance.template_values = self.cleaned_data.get("template_values", {})
         return super().save(commit=commit)
 
 
@@ -146,7 +150,7 @@ class CampaignRunInline(ReadOnlyAdminMixin, TabularInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ModelAdmin):
+class CampaignAdmin(ComposerMixin, ModelAdmin):
     form = CampaignForm
     list_display = ["name", "status", "schedule", "audience", "next_run_at", "author", "updated_at"]
     list_filter = ["status", "schedule", "category"]
@@ -154,6 +158,7 @@ class CampaignAdmin(ModelAdmin):
     list_select_related = ["audience", "author"]
     inlines = [CampaignRunInline]
     change_form_outer_before_template = "notifications/admin/campaign_status.html"
+    change_form_outer_after_template = "notifications/admin/campaign_preflight_slot.html"
     conditional_fields = {
         "send_at": "schedule == 'once'",
         "rrule": "schedule == 'recurring'",
@@ -162,9 +167,10 @@ class CampaignAdmin(ModelAdmin):
         "local_send_date": "schedule == 'local_time'",
         "local_send_time": "schedule == 'local_time'",
     }
-    fieldsets = [
-        (None, {"fields": ["name", "audience", "template", "category"]}),
-        (_("Channels"), {"fields": ["channel_1", "channel_2", "channel_3", "delivery_mode"]}),
+    fieldsets = [  # the composer's steps; the Schedule section is the schedule builder's
+        (_("1. Audience"), {"fields": ["name", "audience", "audience_summary", "category"]}),
+        (_("2. Content"), {"fields": ["template", "content_preview"]}),
+        (_("3. Channels"), {"fields": ["channel_1", "channel_2", "channel_3", "delivery_mode"]}),
         (_("Schedule"), {"fields": [
             "schedule", "send_at", "rrule", "schedule_timezone", "recurrence_start", "local_send_date",
             "local_send_time", "max_lateness",
@@ -172,16 +178,38 @@ class CampaignAdmin(ModelAdmin):
         (_("Limits"), {"fields": ["throttle_per_minute", "frequency_cap_per_day"]}),
     ]
 
+    def has_change_permission(self, request, obj=None):
+        # A campaign that left draft is read-only: state, progress and its actions (the buttons).
+        return super().has_change_permission(request, obj) and (obj is None or obj.status == Campaign.Status.DRAFT)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status == Campaign.Status.DRAFT)
+
     def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.status not in EDITABLE:
-            return [f for fs in self.fieldsets for f in fs[1]["fields"] if not f.startswith("channel_")]
-        return []
+        if obj is not None and obj.status != Campaign.Status.DRAFT:
+            return [f for _name, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
+        return ["audience_summary", "content_preview"]
 
     def get_fieldsets(self, request, obj=None):
-        if obj is not None and obj.status not in EDITABLE:
-            return [(name, {"fields": [f for f in opts["fields"] if not f.startswith("channel_")]})
-                    for name, opts in self.fieldsets] + [(_("Channels"), {"fields": ["channels"]})]
-        return self.fieldsets
+        if obj is not None and obj.status != Campaign.Status.DRAFT:
+            swap = {"channel_1": ["channels_display"], "channel_2": [], "channel_3": [], "audience_summary": [],
+                    "content_preview": ["template_values_display"]}
+            return [(name, {"fields": [g for f in opts["fields"] for g in swap.get(f, [f])]})
+                    for name, opts in self.fieldsets]
+        posted = request.POST.get("template") if request.method == "POST" else None
+        template = by_id(MessageTemplate, posted) if posted else getattr(obj, "template", None)
+        values = value_field_names(template)
+        return [(name, {"fields": [g for f in opts["fields"]
+                                   for g in ([*values, f] if f == "content_preview" else [f])]})
+                for name, opts in self.fieldsets]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # The value fields are added by the form itself (they depend on the posted template).
+        fields = kwargs.get("fields")
+        if fields is None:
+            fields = [f for _name, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
+        kwargs["fields"] = [f for f in fields if not f.startswith(VALUE_PREFIX)]
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def save_model(self, request, obj, form, change):
         # Through the services, so the rules (audit, approval voided by an edit) hold for every
@@ -197,7 +225,7 @@ class CampaignAdmin(ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context.update(self._status_context(request, obj))
-            if obj.status not in EDITABLE and "adminform" in context:
+            if obj.status != Campaign.Status.DRAFT and "adminform" in context:
                 # Read-only: no schedule field for Unfold's show/hide conditions to watch.
                 context["adminform"].model_admin = _WithoutConditions(self)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
@@ -271,6 +299,7 @@ class CampaignAdmin(ModelAdmin):
                  name="notifications_campaign_progress"),
             path("schedule-preview/", self.admin_site.admin_view(self.schedule_preview_view),
                  name="notifications_campaign_schedule_preview"),
+            *self.composer_urls(),
             *super().get_urls(),
         ]
 

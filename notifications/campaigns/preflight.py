@@ -210,6 +210,15 @@ def _render(compiled, channel: str, *, locale: str, context: dict) -> RenderedCh
     return RenderedChannel(channel, label, parts=parts, sms_segments=segments)
 
 
+def campaign_content_preview(*, campaign: Campaign) -> tuple[list[LocaleSample], list[PreflightProblem]]:
+    """One real recipient per locale of the audience, every channel rendered (the composer's
+    preview of a campaign being edited; ``campaign`` need not be saved)."""
+    locales = audience_locales(campaign=campaign)
+    if not locales:
+        return [], []
+    return _render_samples(campaign, locales, per_locale=1)
+
+
 def campaign_preflight_errors(*, campaign: Campaign) -> list[PreflightProblem]:
     """The errors alone: missing values and parts that do not render for one recipient per
     locale. A few queries whatever the audience size (what launch and submit check)."""
