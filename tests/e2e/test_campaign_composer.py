@@ -93,7 +93,7 @@ def test_marketer_composes_fixes_what_pre_flight_finds_and_submits(page: Page, l
     expect(errors).to_contain_text("is undefined")
     expect(page.get_by_test_id("preflight-approval")).to_be_visible()
     shot(page, "2-preflight-errors")
-    page.locator("#preflight [data-action=launch]").click()
+    page.locator("#preflight [data-preflight-action=launch]").click()
     expect(page.locator("body")).to_contain_text("Pre-flight found problems")
     expect(page.get_by_test_id("campaign-status")).to_have_text("Draft")
     shot(page, "3-launch-refused")
@@ -109,7 +109,7 @@ def test_marketer_composes_fixes_what_pre_flight_finds_and_submits(page: Page, l
     shot(page, "4-preflight-clean")
 
     # 5. Submit: the campaign waits for a Manager, and its page is read-only now.
-    page.locator("#preflight [data-action=submit]").click()
+    page.locator("#preflight [data-preflight-action=submit]").click()
     expect(page.get_by_test_id("campaign-status")).to_have_text("Pending approval")
     expect(page.locator("input[name=name]")).to_have_count(0)
     expect(page.locator("button[name=_save]")).to_have_count(0)

@@ -58,7 +58,7 @@ def test_pre_flight_page_shows_the_error_then_the_counts_and_sms_cost(client, st
     url = reverse("admin:notifications_campaign_preflight", args=[campaign.pk])
     page = client.get(url).content.decode()
     assert 'data-testid="preflight-errors"' in page and "&#x27;promo_code&#x27; is undefined" in page
-    assert 'data-action="launch"' in page and 'data-action="submit"' in page
+    assert 'data-preflight-action="launch"' in page and 'data-preflight-action="submit"' in page
     launch = client.post(reverse("admin:notifications_campaign_transition", args=[campaign.pk, "launch"]), follow=True)
     assert "Pre-flight found problems" in launch.content.decode()
     Campaign.objects.filter(pk=campaign.pk).update(template_values={"promo_code": "SPRING24"})
