@@ -29,8 +29,8 @@ from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
 )
 from ..campaigns.services import CampaignError
-from ..models import Campaign, CampaignRun, Channel, Delivery, MessageTemplate
-from .campaign_composer import VALUE_PREFIX, ComposerMixin, by_id, add_value_fields, clean_values, value_field_names
+from ..models import Campaign, CampaignRun, Channel, Delivery
+from .campaign_composer import ComposerMixin, add_value_fields, clean_values
 from .ledger import ReadOnlyAdminMixin
 
 CHANNEL_SLOTS = 3
@@ -177,39 +177,6 @@ class CampaignAdmin(ComposerMixin, ModelAdmin):
         ]}),
         (_("Limits"), {"fields": ["throttle_per_minute", "frequency_cap_per_day"]}),
     ]
-
-    def has_change_permission(self, request, obj=None):
-        # A campaign that left draft is read-only: state, progress and its actions (the buttons).
-        return super().has_change_permission(request, obj) and (obj is None or obj.status == Campaign.Status.DRAFT)
-
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and (obj is None or obj.status == Campaign.Status.DRAFT)
-
-    def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.status != Campaign.Status.DRAFT:
-            return [f for _name, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
-        return ["audience_summary", "content_preview"]
-
-    def get_fieldsets(self, request, obj=None):
-        if obj is not None and obj.status != Campaign.Status.DRAFT:
-            swap = {"channel_1": ["channels_display"], "channel_2": [], "channel_3": [], "audience_summary": [],
-                    "content_preview": ["template_values_display"]}
-            return [(name, {"fields": [g for f in opts["fields"] for g in swap.get(f, [f])]})
-                    for name, opts in self.fieldsets]
-        posted = request.POST.get("template") if request.method == "POST" else None
-        template = by_id(MessageTemplate, posted) if posted else getattr(obj, "template", None)
-        values = value_field_names(template)
-        return [(name, {"fields": [g for f in opts["fields"]
-                                   for g in ([*values, f] if f == "content_preview" else [f])]})
-                for name, opts in self.fieldsets]
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        # The value fields are added by the form itself (they depend on the posted template).
-        fields = kwargs.get("fields")
-        if fields is None:
-            fields = [f for _name, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
-        kwargs["fields"] = [f for f in fields if not f.startswith(VALUE_PREFIX)]
-        return super().get_form(request, obj, change=change, **kwargs)
 
     def save_model(self, request, obj, form, change):
         # Through the services, so the rules (audit, approval voided by an edit) hold for every
