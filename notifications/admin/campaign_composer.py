@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 from unfold.widgets import UnfoldAdminTextInputWidget
 
 from .. import conf
-from ..audiences import audience_preview
+from ..audiences import AudienceRuleError, audience_preview
 from ..campaigns import services
 from ..campaigns.preflight import campaign_content_preview, campaign_preflight
 from ..campaigns.services import CampaignError
@@ -149,10 +149,14 @@ class ComposerMixin:
         if not self.has_view_permission(request):
             raise PermissionDenied
         audience = by_id(Audience, request.GET.get("audience"))
-        preview = audience_preview(audience=audience, sample_size=5) if audience else None
+        preview, broken = None, ""
+        try:
+            preview = audience_preview(audience=audience, sample_size=5) if audience else None
+        except AudienceRuleError as error:
+            broken = str(error)
         threshold = conf.approval_threshold()
         return TemplateResponse(request, f"{PANELS}#audience", {
-            "preview": preview, "threshold": threshold,
+            "preview": preview, "threshold": threshold, "broken": broken,
             "needs_approval": bool(preview and preview.count > threshold),
         })
 

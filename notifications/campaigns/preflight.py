@@ -25,7 +25,7 @@ from channels_adapters.handler import channels as adapters
 from channels_adapters.sms import sms_segments
 
 from .. import conf
-from ..audiences import audience_user_ids, audience_users
+from ..audiences import AudienceRuleError, audience_user_ids, audience_users
 from ..ledger.decisions import channel_decision, recipient_facts
 from ..models import Campaign, RecipientProfile
 from ..templating import TemplateRenderError, compile_template, message_context
@@ -213,7 +213,10 @@ def _render(compiled, channel: str, *, locale: str, context: dict) -> RenderedCh
 def campaign_content_preview(*, campaign: Campaign) -> tuple[list[LocaleSample], list[PreflightProblem]]:
     """One real recipient per locale of the audience, every channel rendered (the composer's
     preview of a campaign being edited; ``campaign`` need not be saved)."""
-    locales = audience_locales(campaign=campaign)
+    try:
+        locales = audience_locales(campaign=campaign)
+    except AudienceRuleError as error:
+        return [], [PreflightProblem(_("The audience's rules cannot be used: %(error)s") % {"error": error})]
     if not locales:
         return [], []
     return _render_samples(campaign, locales, per_locale=1)
@@ -222,7 +225,10 @@ def campaign_content_preview(*, campaign: Campaign) -> tuple[list[LocaleSample],
 def campaign_preflight_errors(*, campaign: Campaign) -> list[PreflightProblem]:
     """The errors alone: missing values and parts that do not render for one recipient per
     locale. A few queries whatever the audience size (what launch and submit check)."""
-    locales = audience_locales(campaign=campaign)
+    try:
+        locales = audience_locales(campaign=campaign)
+    except AudienceRuleError as error:
+        return [PreflightProblem(_("The audience's rules cannot be used: %(error)s") % {"error": error})]
     if not locales:
         return [PreflightProblem(_("The audience is empty."))]
     _samples, problems = _render_samples(campaign, locales, per_locale=1)
@@ -245,6 +251,15 @@ REASON_FIELDS = {
 def campaign_preflight(*, campaign: Campaign, now: datetime | None = None, chunk_size: int = CHUNK_SIZE,
                        per_locale: int = SAMPLE_PER_LOCALE) -> Preflight:
     """Everything pre-flight shows, for the campaign as saved (see the module docstring)."""
+    try:
+        return _preflight(campaign=campaign, now=now, chunk_size=chunk_size, per_locale=per_locale)
+    except AudienceRuleError as error:
+        return Preflight(recipients=0, channels=[], quiet_holds=[], locales=[], approval=None, errors=[
+            PreflightProblem(_("The audience's rules cannot be used: %(error)s") % {"error": error})
+        ])
+
+
+def _preflight(*, campaign: Campaign, now: datetime | None, chunk_size: int, per_locale: int) -> Preflight:
     now = now or timezone.now()
     at = _send_time(campaign, now)
     channels = list(campaign.channels or [])

@@ -140,3 +140,12 @@ def test_duplicate_makes_a_new_draft_with_the_same_settings(make_campaign, promo
         ["email", "sms"], {"promo_code": "X"}, 2, campaign.audience_id)
     assert copy.author == staff["other_marketer"] and copy.approved_by is None
     assert AuditEntry.objects.filter(action="campaign.duplicate", target_id=str(copy.pk)).exists()
+
+
+def test_an_audience_whose_rules_cannot_be_used_is_a_pre_flight_error(make_campaign, promo_template, staff):
+    from notifications.models import Audience
+
+    broken = Audience.objects.create(name="Broken", rules={"all": [{"field": "no.such.field", "op": "eq", "value": 1}]})
+    campaign = make_campaign(broken, template=promo_template, template_values={"promo_code": "X"})
+    report = campaign_preflight(campaign=campaign)
+    assert [e.message for e in report.errors][0].startswith("The audience's rules cannot be used")
