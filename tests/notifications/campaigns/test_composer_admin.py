@@ -118,3 +118,16 @@ def test_duplicate_button_and_action_make_new_drafts(client, staff, make_campaig
     assert Campaign.objects.filter(status="draft").count() == 2
     client.force_login(staff["manager"])  # reads campaigns, does not build them
     assert client.post(url).status_code == 403
+
+
+def test_a_running_campaign_page_has_no_alpine_conditions_left_without_their_inputs(client, staff, make_campaign, promo):
+    from django.utils import timezone
+
+    from notifications.models import CampaignRun
+
+    campaign = _draft(make_campaign, promo, staff, status="running", schedule="recurring", rrule="FREQ=DAILY",
+                      template_values={"promo_code": "X"})
+    CampaignRun.objects.create(campaign=campaign, occurrence=timezone.now(), status="sending")
+    client.force_login(staff["marketer"])
+    page = client.get(reverse("admin:notifications_campaign_change", args=[campaign.pk])).content.decode()
+    assert "schedule ==" not in page and "x-show=\"schedule" not in page
