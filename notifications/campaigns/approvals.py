@@ -77,7 +77,10 @@ def campaign_fingerprint(campaign: Campaign) -> dict[str, str]:
     """The digest of each part a campaign approval covers."""
     return {
         "audience": audience_digest(campaign.audience),
-        "template": template_digest(campaign.template),
+        # The values a campaign gives its template's variables are part of its content (a campaign
+        # without any keeps the digest it always had, so approvals on record still hold).
+        "template": (_digest([template_digest(campaign.template), campaign.template_values])
+                     if campaign.template_values else template_digest(campaign.template)),
         "channels": _digest({"channels": list(campaign.channels or []), "mode": campaign.delivery_mode}),
         "category": category_digest(campaign.category),
         "schedule": _digest({

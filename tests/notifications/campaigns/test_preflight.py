@@ -149,3 +149,16 @@ def test_an_audience_whose_rules_cannot_be_used_is_a_pre_flight_error(make_campa
     campaign = make_campaign(broken, template=promo_template, template_values={"promo_code": "X"})
     report = campaign_preflight(campaign=campaign)
     assert [e.message for e in report.errors][0].startswith("The audience's rules cannot be used")
+
+
+def test_an_approval_covers_the_template_values(make_campaign, promo_template, staff, settings):
+    from notifications.campaigns.services import campaign_approval, campaign_approve
+
+    settings.SIGNALBOX_APPROVAL_THRESHOLD = 1
+    campaign = _campaign(make_campaign, promo_template, author=staff["marketer"], status="pending_approval",
+                         template_values={"promo_code": "SPRING24"})
+    campaign_approve(campaign=campaign, actor=staff["manager"])
+    assert not campaign_approval(campaign=campaign).needed
+    campaign.template_values = {"promo_code": "FREE100"}
+    check = campaign_approval(campaign=campaign)
+    assert check.needed and check.changed == ["template"]
