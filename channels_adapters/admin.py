@@ -38,6 +38,21 @@ class WebPushSubscriptionAdmin(ModelAdmin):
         return False
 
 
+class ChannelFilter(admin.SimpleListFilter):
+    """The channels by name, in the reader's language (the column stores the alias, "email")."""
+
+    title = _("channel")
+    parameter_name = "channel"
+
+    def lookups(self, request, model_admin):
+        from notifications.models import Channel
+
+        return Channel.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(channel=self.value()) if self.value() else queryset
+
+
 @admin.register(CapturedMessage)
 class OutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """What the capture channel kept: read it, never edit it.
@@ -47,10 +62,10 @@ class OutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
     (superusers, who may set any password anyway) see the message exactly as it was sent.
     """
 
-    list_display = ["created_at", "channel", "address", "subject"]
-    list_filter = ["channel", "created_at"]
+    list_display = ["created_at", "channel_shown", "address", "subject"]
+    list_filter = [ChannelFilter, "created_at"]
     search_fields = ["address", "subject", "=delivery_id"]
-    fields = ["created_at", "channel", "address", "subject", "shown_text", "shown_html", "shown_url",
+    fields = ["created_at", "channel_shown", "address", "subject", "shown_text", "shown_html", "shown_url",
               "shown_headers", "delivery_id"]
     readonly_fields = fields
     show_full_result_count = False
@@ -60,6 +75,13 @@ class OutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
         if obj is not None:
             obj._reveal = allows(request.user, "outbox.reveal")
         return obj
+
+    @display(description=_("channel"), ordering="channel")
+    def channel_shown(self, obj: CapturedMessage) -> str:
+        """The channel's name in the reader's language ("email" is stored)."""
+        from notifications.models import Channel
+
+        return Channel(obj.channel).label if obj.channel in Channel.values else obj.channel
 
     @staticmethod
     def _shown(obj: CapturedMessage, value):

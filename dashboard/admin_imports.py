@@ -172,7 +172,9 @@ class ImportJobAdmin(ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [name for _title, options in self.fieldsets for name in options["fields"]]
 
+    # Every status has a key: Unfold shows the raw value ("PREVIEWED") for a value missing here.
     @display(description=_("Status"), label={
+        Status.UPLOADED: None, Status.PREVIEWED: None,
         Status.COMPLETED: "success", Status.FAILED: "danger", Status.RUNNING: "info", Status.QUEUED: "info",
         Status.CANCELLED: "warning",
     })

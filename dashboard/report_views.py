@@ -270,7 +270,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         {
             "id": entry.pk,
             "when": timezone.localtime(entry.created_at),
-            "actor": entry.actor_repr or "—",
+            "actor": entry.actor_label or "—",
             "action": entry.action,
             "type": entry.target_type.name if entry.target_type else "",
             "target": entry.target_repr or entry.target_id,

@@ -208,7 +208,12 @@ class DeliveryEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdminMixin, ModelAdmin):
-    list_display = ["created_at", "actor_repr", "action", "target_repr"]
+    list_display = ["created_at", "actor_shown", "action", "target_repr"]
     list_filter = ["action", ("created_at", RangeDateTimeFilter)]
     search_fields = ["actor_repr", "action", "target_repr"]
-    readonly_fields = ["created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr", "changes"]
+    fields = ["created_at", "actor", "actor_shown", "action", "target_type", "target_id", "target_repr", "changes"]
+    readonly_fields = fields
+
+    @admin.display(description=_("actor"), ordering="actor_repr")
+    def actor_shown(self, obj: AuditEntry) -> str:
+        return obj.actor_label

@@ -460,6 +460,12 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.actor_repr or '—'} {self.action} {self.target_repr}"
 
+    @property
+    def actor_label(self) -> str:
+        """Who acted, for people: the stored "system" (``services.audit_record`` without an actor)
+        in the reader's language."""
+        return str(_("system")) if self.actor_repr == "system" and self.actor_id is None else self.actor_repr
+
 
 class TrackedLink(models.Model):
     """A link in a sent message, stored at send time so a click carries only an opaque signed id.
