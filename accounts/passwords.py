@@ -72,7 +72,7 @@ def account_security_category():
 
     return category_ensure(
         key=ACCOUNT_SECURITY_CATEGORY, name="Account security", kind=Category.Kind.TRANSACTIONAL,
-        user_can_opt_out=False,
+        user_can_opt_out=False, name_zh_hans="账户安全",
     )
 
 

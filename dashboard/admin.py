@@ -36,6 +36,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 from unfold.overrides import FORMFIELD_OVERRIDES_INLINE
 from unfold.widgets import UnfoldAdminEmailInputWidget, UnfoldAdminTextInputWidget
 
+from accounts.names import full_name
 from accounts.roles import allows
 from channels_adapters.forms import ChatIdsAdminForm
 from notifications.jsonsafe import safe_json_formfields
@@ -90,9 +91,14 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     inlines = [RecipientProfileInline]
-    list_display = ["username", "email", "first_name", "last_name", "is_staff", "date_joined"]
+    list_display = ["username", "email", "shown_name", "is_staff", "date_joined"]
     actions = ["send_password_reset"]
     actions_detail = ["export_personal_data", "erase_personal_data"]
+
+    @admin.display(description=_("name"), ordering="last_name")
+    def shown_name(self, obj) -> str:
+        """杨欢 for 欢 (given) and 杨 (family), Huan Yang for Huan and Yang (``accounts.names``)."""
+        return full_name(obj.first_name, obj.last_name)
 
     # --- Who may change whom -------------------------------------------------------------------
 

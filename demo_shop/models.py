@@ -22,7 +22,9 @@ class Customer(models.Model):
         verbose_name_plural = _("customers")
 
     def __str__(self) -> str:
-        return self.user.get_full_name() or self.user.get_username()
+        from accounts.names import person_name
+
+        return person_name(self.user)
 
 
 class Order(models.Model):

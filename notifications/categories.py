@@ -26,7 +26,7 @@ from .services import audit_record
 
 # The fields staff may set, in form order.
 EDITABLE_FIELDS: tuple[str, ...] = (
-    "name", "key", "description", "kind", "user_can_opt_out", "default_enabled", "resend_policy",
+    "name", "name_zh_hans", "key", "description", "kind", "user_can_opt_out", "default_enabled", "resend_policy",
 )
 
 

@@ -12,11 +12,18 @@ from django.db import models
 from .models import AuditEntry, Category
 
 
-def category_ensure(*, key: str, name: str, kind: str, user_can_opt_out: bool = True) -> Category:
-    category, _ = Category.objects.get_or_create(
-        key=key, defaults={"name": name, "kind": kind, "user_can_opt_out": user_can_opt_out,
+def category_ensure(
+    *, key: str, name: str, kind: str, user_can_opt_out: bool = True, name_zh_hans: str = ""
+) -> Category:
+    """The category ``key``, created when missing; a Chinese name fills an empty one."""
+    category, created = Category.objects.get_or_create(
+        key=key, defaults={"name": name, "name_zh_hans": name_zh_hans, "kind": kind,
+                           "user_can_opt_out": user_can_opt_out,
                            "resend_policy": Category.ResendPolicy.for_kind(kind)}
     )
+    if not created and name_zh_hans and not category.name_zh_hans:
+        category.name_zh_hans = name_zh_hans
+        category.save(update_fields=["name_zh_hans"])
     return category
 
 

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from notifications.models import Channel
 
+from ..dateaxes import plotly_date_axis
 from .figures import Counters, Grid
 from .selectors import AnalyticsFigures
 
@@ -84,8 +85,7 @@ def volume_figure(figures: AnalyticsFigures) -> dict:
         }
         for group in COLOURS
     ]
-    # Numeric date ticks read the same in every language (plotly's month names are English).
-    xaxis = {"type": "date", "tickformat": "%m-%d", "hoverformat": "%Y-%m-%d"}
+    xaxis = plotly_date_axis()  # 12月3日 in Chinese; plotly's own month names are English only
     return {"data": data, "layout": _layout(barmode="stack", xaxis=xaxis, yaxis={"rangemode": "tozero"})}
 
 

@@ -21,6 +21,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 
+from ..dateaxes import matplotlib_date_formatter
 from .data import ChannelRow, Outcomes, Volume
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,10 @@ def _style_axes(ax) -> None:
     ax.set_axisbelow(True)
     for label in (*ax.get_xticklabels(), *ax.get_yticklabels()):
         label.set_fontproperties(_font(8))
+    # Ticks made at draw time and the date offset ("2026年12月") need the CJK fallback too.
+    ax.tick_params(labelfontfamily=FONT_FAMILIES)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.get_offset_text().set_fontproperties(_font(8))
 
 
 def _svg(fig: Figure) -> str:
@@ -110,7 +115,7 @@ def volume_chart_svg(volume: Volume) -> str:
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(matplotlib_date_formatter(locator))  # "2026年12月", not "2026-Dec"
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title(_("Deliveries per week") if volume.weekly else _("Deliveries per day"), fontproperties=_font(10, "bold"), loc="left")
     # The legend is in the page's HTML (one legend for this chart and the channel chart).

@@ -165,7 +165,9 @@ def _report_create(*, actor, kind: str, format: str, filters: ReportFilters, lan
 def _display_name(user) -> str:
     if user is None:
         return _("system")
-    return user.get_full_name() or user.get_username()
+    from accounts.names import person_name
+
+    return person_name(user)
 
 
 def _build(report: Report, target: IO[bytes]) -> tuple[str, int]:

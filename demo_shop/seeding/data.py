@@ -58,12 +58,12 @@ DEMO_UNREAD = 8
 DOMAINS = ("example.com", "example.net", "example.org")
 
 CATEGORIES = [
-    # key, name, kind, user_can_opt_out
-    ("order-updates", "Order updates", Category.Kind.TRANSACTIONAL, False),
-    ("account-security", "Account security", Category.Kind.TRANSACTIONAL, False),
-    ("newsletter", "Newsletter", Category.Kind.MARKETING, True),
-    ("promotions", "Promotions", Category.Kind.MARKETING, True),
-    ("service-status", "Service status", Category.Kind.SYSTEM, True),
+    # key, name, kind, user_can_opt_out, name in Simplified Chinese
+    ("order-updates", "Order updates", Category.Kind.TRANSACTIONAL, False, "订单动态"),
+    ("account-security", "Account security", Category.Kind.TRANSACTIONAL, False, "账户安全"),
+    ("newsletter", "Newsletter", Category.Kind.MARKETING, True, "新闻简报"),
+    ("promotions", "Promotions", Category.Kind.MARKETING, True, "促销优惠"),
+    ("service-status", "Service status", Category.Kind.SYSTEM, True, "服务状态"),
 ]
 TIMEZONES = {
     "en": {"America/New_York": 30, "America/Chicago": 10, "America/Denver": 4, "America/Los_Angeles": 20,
@@ -160,8 +160,9 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
     with transaction.atomic():
         before = [model.objects.count() for _label, model in counted]
         roles_ensure()
-        categories = {key: services.category_ensure(key=key, name=name, kind=kind, user_can_opt_out=opt_out)
-                      for key, name, kind, opt_out in CATEGORIES}
+        categories = {key: services.category_ensure(key=key, name=name, kind=kind, user_can_opt_out=opt_out,
+                                                    name_zh_hans=name_zh)
+                      for key, name, kind, opt_out, name_zh in CATEGORIES}
         # One hash for every seeded login: PBKDF2 takes ~0.4 s, so hashing per user is too slow.
         password = make_password(DEMO_PASSWORD)
         logins = _logins_ensure(password=password, now=now)

@@ -68,10 +68,14 @@ class CategoryAdmin(ModelAdmin):
     Manager's, confirmed with the number of people affected, and audited."""
 
     form = CategoryForm
-    list_display = ["name", "key", "kind", "user_can_opt_out", "default_enabled"]
+    list_display = ["shown_name", "key", "kind", "user_can_opt_out", "default_enabled"]
     list_filter = ["kind"]
-    search_fields = ["name", "key"]
+    search_fields = ["name", "name_zh_hans", "key"]
     prepopulated_fields = {"key": ["name"]}
+
+    @admin.display(description=_("name"), ordering="name")
+    def shown_name(self, obj: Category) -> str:
+        return obj.display_name()
 
     def get_fields(self, request, obj=None):
         # The confirmation only means something when changing a category people may have left.

@@ -9,6 +9,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from accounts.names import full_name
+
 from ..models import Audience, AudienceMember, RecipientProfile
 from .rules import AudienceRuleError, audience_q
 
@@ -81,7 +83,7 @@ def audience_preview(
         {
             "id": row["pk"],
             "username": row["username"],
-            "full_name": f"{row['first_name']} {row['last_name']}".strip(),
+            "full_name": full_name(row["first_name"], row["last_name"]),
             "email": row["email"],
             "locale": row["recipient_profile__locale"] or locale,
             "timezone": row["recipient_profile__timezone"] or tz,

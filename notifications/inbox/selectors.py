@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from .. import conf
+from ..localized import localized_expression
 from ..models import Broadcast, BroadcastRead, Notification
 from ..models.inbox import safe_link
 
@@ -136,7 +137,7 @@ def inbox_items(*, user_id: int):
         item_title=Coalesce("content__title", "title"),
         item_body=Coalesce("content__body", "body"),
         item_url=Coalesce("content__url", "url"),
-        item_category=F("category__name"),
+        item_category=localized_expression("category__name"),
         item_created=F("created_at"),
         item_read=F("read_at"),
     )
@@ -147,7 +148,7 @@ def inbox_items(*, user_id: int):
         item_title=F("title"),
         item_body=F("body"),
         item_url=F("url"),
-        item_category=F("category__name"),
+        item_category=localized_expression("category__name"),
         item_created=F("created_at"),
         item_read=Subquery(read_at),
     )

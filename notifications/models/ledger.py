@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..timezones import canonical_zone
 from ..querysets import DeliveryQuerySet, NotificationQuerySet, PreferenceQuerySet, SuppressionQuerySet
+from ..localized import localized_value
 
 
 class Channel(models.TextChoices):
@@ -96,6 +97,10 @@ class Category(models.Model):
 
     key = models.SlugField(_("key"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=120)
+    name_zh_hans = models.CharField(
+        _("name in Simplified Chinese"), max_length=120, blank=True,
+        help_text=_("What recipients and staff reading Chinese see; empty: the name above."),
+    )
     description = models.TextField(_("description"), blank=True)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.MARKETING)
     user_can_opt_out = models.BooleanField(_("recipients may opt out"), default=True)
@@ -132,8 +137,12 @@ class Category(models.Model):
             ("override_optouts", _("Can change categories in ways that override opt-outs")),
         ]
 
+    def display_name(self, language: str | None = None) -> str:
+        """The name in ``language`` (the active language by default), falling back to ``name``."""
+        return localized_value(self, "name", language)
+
     def __str__(self) -> str:
-        return self.name
+        return self.display_name()
 
 
 class Preference(models.Model):

@@ -23,6 +23,8 @@ from typing import Any
 
 from django.urls import reverse
 
+from accounts.names import full_name
+
 from .. import conf
 from ..tokens import preferences_token
 
@@ -46,7 +48,7 @@ def recipient_context(user: Any) -> dict[str, str]:
     return {
         "first_name": first,
         "last_name": last,
-        "full_name": f"{first} {last}".strip() or user.get_username(),
+        "full_name": full_name(first, last) or user.get_username(),  # 杨欢 / Huan Yang
         "username": user.get_username(),
         "email": user.email or "",
         "locale": getattr(profile, "locale", "") or "en",

@@ -115,7 +115,7 @@ def _test_category() -> Category:
 
     # Transactional: a test reaches its author whatever their marketing choices or quiet hours.
     return category_ensure(key=TEST_CATEGORY_KEY, name="Template tests", kind=Category.Kind.TRANSACTIONAL,
-                           user_can_opt_out=False)
+                           user_can_opt_out=False, name_zh_hans="模板测试")
 
 
 def template_send_test(*, template: MessageTemplate, to: Any, recipient: Any | None = None,
