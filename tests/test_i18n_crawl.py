@@ -158,12 +158,19 @@ def raw_choice_values() -> set[str]:
     return values - set(SHOWN_AS_STORED)
 
 
+# An attribute a person reads (placeholder, tooltip, screen-reader label) in plain English words:
+# "Search campaigns", "Filter by name…". Examples (name@example.com, FREQ=DAILY) do not match.
+_ENGLISH_PHRASE = re.compile(r"^[A-Z][a-z]+(?: [A-Za-z][a-z]*)+(?:\.\.\.|…)?$")
+
+
 def english_left(html: str, raw_values: frozenset[str] = frozenset()) -> set[str]:
     """English UI words (and raw choice values) that are a whole text node or attribute value of
-    ``html``."""
+    ``html``, and attributes people read that are English phrases."""
     body = re.sub(r"<(script|style|textarea|pre|code)\b.*?</\1>", "", html, flags=re.S | re.I)
-    found = {m.strip() for m in _TEXT_NODE.findall(body)} | set(_ATTRIBUTE.findall(body))
-    return found & (set(ENGLISH_UI_WORDS) | raw_values)
+    attributes = set(_ATTRIBUTE.findall(body))
+    found = {m.strip() for m in _TEXT_NODE.findall(body)} | attributes
+    phrases = {value for value in attributes if _ENGLISH_PHRASE.match(value)}
+    return (found & (set(ENGLISH_UI_WORDS) | raw_values)) | phrases
 
 
 def crawl_data(superuser) -> dict[str, object]:
@@ -260,5 +267,7 @@ def test_the_recorder_sees_misses_and_not_hits():
 
 
 def test_english_scan_reads_text_and_attributes_not_data():
-    html = '<button>Light</button><input placeholder="Search"><p>Light rain in the Dark Peak</p>'
-    assert english_left(html) == {"Light", "Search"}
+    html = ('<button>Light</button><input placeholder="Search"><p>Light rain in the Dark Peak</p>'
+            '<input placeholder="Search campaigns..."><input placeholder="name@example.com">'
+            '<input placeholder="搜索营销活动"><span title="FREQ=DAILY">')
+    assert english_left(html) == {"Light", "Search", "Search campaigns..."}

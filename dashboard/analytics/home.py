@@ -105,7 +105,8 @@ def scheduled_campaigns(*, now: datetime | None = None, days: int = 7, limit: in
     return list(
         Campaign.objects.filter(status=Campaign.Status.SCHEDULED, next_run_at__lte=now + timedelta(days=days))
         .select_related("audience", "category")
-        .only("id", "name", "next_run_at", "schedule", "channels", "audience__name", "category__name")
+        .only("id", "name", "next_run_at", "schedule", "channels", "audience__name", "category__name",
+              "category__name_zh_hans")
         .order_by("next_run_at", "id")[:limit]
     )
 

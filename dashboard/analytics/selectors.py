@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import Q, Sum
 from django.db.models.functions import TruncDate
 
+from notifications.localized import localized_expression
 from notifications.models import Campaign, Category, Delivery, DeliveryEvent
 
 from ..models import DeliveryDailyStat, OpenHourStat
@@ -254,5 +255,7 @@ def filter_choices(*, campaign_id: int | None = None, limit: int = 200) -> tuple
     )
     if campaign_id and campaign_id not in {pk for pk, _name in campaigns}:
         campaigns += list(Campaign.objects.filter(pk=campaign_id).values_list("id", "name"))
-    categories = list(Category.objects.order_by("name").values_list("id", "name"))
+    categories = list(  # named in the reader's language
+        Category.objects.order_by("name").annotate(shown=localized_expression("name")).values_list("id", "shown")
+    )
     return campaigns, categories
