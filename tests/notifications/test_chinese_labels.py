@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.conf import settings
 from django.urls import reverse
@@ -60,6 +62,7 @@ def test_user_list_and_sidebar_show_chinese_names_family_name_first(client):
     html = client.get(reverse("admin:auth_user_changelist")).content.decode()
     assert "杨欢" in html and "欢 杨" not in html
     assert "王伟" in html  # the signed-in user in the sidebar
+    assert re.search(r">\s*王\s*</div>", html)  # and the avatar's initial: the family name's
 
 
 # --- Category names ---------------------------------------------------------------------------
