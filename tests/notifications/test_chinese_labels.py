@@ -117,3 +117,23 @@ def test_staff_edit_the_chinese_name_and_see_it_in_the_list(client, newsletter):
     assert 'name="name_zh_hans"' in change and 'value="新闻简报"' in change
     listing = client.get(reverse("admin:notifications_category_changelist")).content.decode()
     assert "新闻简报" in listing
+
+
+@pytest.mark.parametrize(("name", "theirs_line", "ours_line"), [
+    ("navigation_user.html", "{{ user.get_full_name|default:user.get_username }}",
+     "{{ user|person_name|default:user.get_username }}"),
+    ("avatar.html", "{{ user.get_full_name.0|default:user.get_username.0|upper }}",
+     "{% with shown=user|person_name %}{{ shown.0|default:user.get_username.0|upper }}{% endwith %}"),
+])
+def test_our_copies_of_unfolds_user_helpers_differ_only_by_the_name(name, theirs_line, ours_line):
+    """An Unfold upgrade that changes these helpers fails here: copy them again with the one change."""
+    from pathlib import Path
+
+    import unfold
+
+    ours = (Path(settings.BASE_DIR) / "templates" / "unfold" / "helpers" / name).read_text()
+    theirs = (Path(unfold.__file__).parent / "templates" / "unfold" / "helpers" / name).read_text()
+    first_line, ours = ours.split("\n", 1)
+    assert first_line.startswith("{% load people %}")
+    assert theirs_line in theirs, f"Unfold's {name} no longer shows the name this way"
+    assert ours == theirs.replace(theirs_line, ours_line), f"Unfold's {name} changed: copy it again"
