@@ -127,6 +127,10 @@ URL_POLICY: dict[str, Rule] = {
     "dashboard:delivery_timeline": action("analytics.view"),
     "dashboard:runs_progress": action("analytics.view"),
     "dashboard:home_kpis": action("analytics.view"),
+    # The approval desk: Managers decide; anyone who may see campaigns reads what approval covers.
+    "dashboard:approvals": action("campaign.approve"),
+    "dashboard:approval": perm("notifications.view_campaign"),
+    "dashboard:approval_decide": action("campaign.approve"),
     "reports:index": action("data.export", "reports.download"),
     "reports:mine": action("data.export", "reports.download"),
     "reports:export": action("data.export"),

@@ -420,6 +420,12 @@ UNFOLD = {
                 "collapsible": True,
                 "items": [
                     _model_item(_("Campaigns"), "campaign", "notifications.campaign"),
+                    {
+                        "title": _("Awaiting approval"),
+                        "icon": "verified",
+                        "link": reverse_lazy("dashboard:approvals"),
+                        "permission": lambda request: request.user.has_perm("notifications.approve_campaign"),
+                    },
                     _model_item(_("Audiences"), "groups", "notifications.audience"),
                     _model_item(_("Message templates"), "description", "notifications.messagetemplate"),
                     _model_item(_("Signal triggers"), "bolt", "notifications.signaltrigger"),

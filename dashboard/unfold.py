@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from accounts.roles import allows
+from notifications.campaigns.approval_desk import awaiting_approval
+
 from . import selectors
 from .analytics import recent_failures, scheduled_campaigns
 
@@ -36,4 +39,6 @@ def dashboard_callback(request, context):
         context["kpis"] = selectors.overview_kpis()
     if user.has_perm("notifications.view_campaign"):
         context["scheduled"] = scheduled_campaigns()
+    if allows(user, "campaign.approve"):
+        context["awaiting_approval"] = awaiting_approval()
     return context

@@ -23,4 +23,8 @@ urlpatterns = [
     path("deliveries/<int:pk>/timeline/", _admin(views.delivery_timeline_partial), name="delivery_timeline"),
     path("progress/", _admin(views.runs_progress_partial), name="runs_progress"),
     path("kpis/", _admin(views.home_kpis_partial), name="home_kpis"),
+    # The approval desk (dashboard/views/approvals.py).
+    path("approvals/", _admin(views.approvals_page), name="approvals"),
+    path("approvals/campaigns/<int:pk>/", _admin(views.approval_page), name="approval"),
+    path("approvals/campaigns/<int:pk>/decide/", _admin(views.approval_decide), name="approval_decide"),
 ]

@@ -8,8 +8,10 @@ from .analytics import (
     home_kpis_partial,
     runs_progress_partial,
 )
+from .approvals import approval_decide, approval_page, approvals_page
 
 __all__ = [
+    "approval_decide", "approval_page", "approvals_page",
     "analytics_page", "campaign_page", "campaign_recipients_partial", "delivery_timeline_partial",
     "home_kpis_partial", "runs_progress_partial",
 ]

@@ -34,7 +34,7 @@ from .campaign_composer import ComposerMixin, add_value_fields, clean_values
 from .ledger import ReadOnlyAdminMixin
 
 CHANNEL_SLOTS = 3
-EDITABLE = (Campaign.Status.DRAFT, Campaign.Status.PENDING_APPROVAL)
+EDITABLE = services.EDITABLE
 TRANSITIONS = {
     "submit": services.campaign_submit,
     "approve": services.campaign_approve,
@@ -149,11 +149,26 @@ class CampaignRunInline(ReadOnlyAdminMixin, TabularInline):
     tab = True
 
 
+class AwaitingApprovalFilter(admin.SimpleListFilter):
+    """"Awaiting approval": submitted, or with a run held for a Manager (``approval_desk``)."""
+
+    title = _("Approval")
+    parameter_name = "awaiting"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Awaiting approval"))]
+
+    def queryset(self, request, queryset):
+        from ..campaigns.approval_desk import awaiting_campaigns
+
+        return queryset.filter(pk__in=awaiting_campaigns().values("pk")) if self.value() == "yes" else queryset
+
+
 @admin.register(Campaign)
 class CampaignAdmin(ComposerMixin, ModelAdmin):
     form = CampaignForm
     list_display = ["name", "status", "schedule", "audience", "next_run_at", "author", "updated_at"]
-    list_filter = ["status", "schedule", "category"]
+    list_filter = [AwaitingApprovalFilter, "status", "schedule", "category"]
     search_fields = ["name"]
     list_select_related = ["audience", "author"]
     inlines = [CampaignRunInline]
@@ -204,11 +219,12 @@ class CampaignAdmin(ComposerMixin, ModelAdmin):
         can_approve = user.has_perm("notifications.approve_campaign") and obj.author_id != user.pk
         status = obj.status
         actions = []
-        if status == Campaign.Status.DRAFT and can_edit:
-            actions.append(("submit", _("Submit for approval"), "secondary"))
         approval = services.campaign_approval(campaign=obj) if status in EDITABLE else None
+        resubmit = status == Campaign.Status.APPROVED and approval is not None and approval.needed
+        if (status in (Campaign.Status.DRAFT, Campaign.Status.CHANGES_REQUESTED) or resubmit) and can_edit:
+            actions.append(("submit", _("Submit for approval"), "secondary"))
         held = obj.runs.filter(status=CampaignRun.Status.AWAITING_APPROVAL).exists()
-        if status == Campaign.Status.PENDING_APPROVAL and can_approve and (approval is None or approval.needed):
+        if (status == Campaign.Status.PENDING_APPROVAL or resubmit) and can_approve and (approval is None or approval.needed):
             actions += [("approve", _("Approve"), "primary"), ("reject", _("Send back"), "secondary")]
         if held and can_approve:
             actions.append(("release", _("Approve and send"), "primary"))

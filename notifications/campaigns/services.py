@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from accounts.roles import allows
 
-from ..models import Campaign, CampaignRun, Delivery
+from ..models import ApprovalDecision, Campaign, CampaignRun, Delivery
 from ..services import audit_record
 from .approvals import ApprovalCheck, campaign_approval_check, campaign_fingerprint
 from .schedules import (
@@ -25,6 +25,8 @@ from .schedules import (
 )
 
 Status = Campaign.Status
+# Not launched yet: editable, launchable (when approval allows), cancellable.
+EDITABLE = (Status.DRAFT, Status.PENDING_APPROVAL, Status.APPROVED, Status.CHANGES_REQUESTED)
 OPEN_DELIVERY = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED, Delivery.Status.PAUSED)
 
 
@@ -134,8 +136,9 @@ def campaign_update(*, campaign: Campaign, actor, changed: list[str]) -> None:
         return
     with transaction.atomic():
         stored = Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("status", flat=True).first()
-        if stored not in (Status.DRAFT, Status.PENDING_APPROVAL):
-            raise CampaignError(_("Only draft campaigns and campaigns waiting for approval can be edited."))
+        if stored not in EDITABLE:
+            raise CampaignError(_("Only campaigns that have not been launched can be edited."))
+        campaign.status = stored
         campaign.save()
         audit_record(actor=actor, action="campaign.edit", target=campaign, changes={"fields": list(changed)})
         if campaign.approved_by_id and campaign.approval_fingerprint != campaign_fingerprint(campaign):
@@ -154,21 +157,33 @@ def _require_clean_preflight(campaign: Campaign, *, doing: str) -> None:
         )
 
 
-def campaign_submit(*, campaign: Campaign, actor) -> None:
-    """Ask a Manager to approve: draft -> pending_approval. Refused while pre-flight has errors."""
+def campaign_submit(*, campaign: Campaign, actor, now: datetime | None = None) -> None:
+    """Ask a Manager to approve: draft, changes requested (or approved, when the approval no longer
+    holds) -> pending_approval. Refused while pre-flight has errors.
+
+    Every Manager who may approve it gets an inbox message and an email, on commit."""
+    from .approval_desk import managers_notify_submitted
+
     if not allows(actor, "campaign.edit"):
         raise CampaignError(_("You may not edit campaigns."))
     _require_clean_preflight(campaign, doing=_("submit it"))
+    now = now or timezone.now()
+    size = campaign_audience_size(campaign=campaign)
     with transaction.atomic():
-        _transition(campaign, allowed=(Status.DRAFT,), to=Status.PENDING_APPROVAL, status_note="")
-        audit_record(actor=actor, action="campaign.submit", target=campaign)
+        _transition(campaign, allowed=(Status.DRAFT, Status.CHANGES_REQUESTED, Status.APPROVED), to=Status.PENDING_APPROVAL,
+                    status_note="", submitted_at=now)
+        audit_record(actor=actor, action="campaign.submit", target=campaign, changes={"audience_size": size})
+        transaction.on_commit(lambda: managers_notify_submitted(campaign=campaign, size=size))
 
 
-def campaign_approve(*, campaign: Campaign, actor, now: datetime | None = None) -> None:
-    """A Manager who is not the author approves the campaign as it is now, for its current size.
+def campaign_approve(*, campaign: Campaign, actor, now: datetime | None = None, comment: str = "") -> None:
+    """A Manager who is not the author approves the campaign as it is now, for its current size:
+    pending_approval -> approved (or approved again, as it is now, once an edit voided it), with an
+    optional comment back to the author.
 
     The approval records the campaign's fingerprint: a later change to the audience definition,
-    template, channels, category or schedule voids it (``campaign_approval``).
+    template, channels, category or schedule voids it (``campaign_approval``). What it covered is
+    kept in words (``ApprovalDecision.snapshot``) for the next submission's diff.
     """
     _require_approver(actor, campaign.author_id)
     size = campaign_audience_size(campaign=campaign)
@@ -176,33 +191,62 @@ def campaign_approve(*, campaign: Campaign, actor, now: datetime | None = None) 
     with transaction.atomic():
         fingerprint = campaign_fingerprint(campaign)
         _transition(
-            campaign, allowed=(Status.PENDING_APPROVAL,), to=Status.PENDING_APPROVAL,
+            campaign, allowed=(Status.PENDING_APPROVAL, Status.APPROVED), to=Status.APPROVED,
             approved_by=actor, approved_at=now, approved_size=size, approval_fingerprint=fingerprint,
             status_note="",
         )
+        _decide(campaign, actor=actor, decision=ApprovalDecision.Decision.APPROVED, comment=comment, size=size, now=now)
         audit_record(actor=actor, action="campaign.approve", target=campaign,
-                     changes={"audience_size": size, "fingerprint": fingerprint})
+                     changes={"audience_size": size, "fingerprint": fingerprint, "comment": comment})
+
+
+def campaign_request_changes(*, campaign: Campaign, actor, comment: str, now: datetime | None = None) -> None:
+    """A Manager sends the campaign back to its author with what to change:
+    pending_approval (or approved) -> changes_requested. The comment is required and reaches the author's inbox."""
+    _require_approver(actor, campaign.author_id)
+    comment = (comment or "").strip()
+    if not comment:
+        raise CampaignError(_("Say what should change: the author gets your comment."))
+    now = now or timezone.now()
+    size = campaign_audience_size(campaign=campaign)
+    with transaction.atomic():
+        _transition(
+            campaign, allowed=(Status.PENDING_APPROVAL, Status.APPROVED), to=Status.CHANGES_REQUESTED,
+            approved_by=None, approved_at=None, approved_size=None, approval_fingerprint={},
+            status_note=comment[:255],
+        )
+        _decide(campaign, actor=actor, decision=ApprovalDecision.Decision.CHANGES_REQUESTED, comment=comment,
+                size=size, now=now)
+        audit_record(actor=actor, action="campaign.request_changes", target=campaign, changes={"comment": comment})
 
 
 def campaign_reject(*, campaign: Campaign, actor, note: str = "") -> None:
-    if not allows(actor, "campaign.approve"):
-        raise CampaignError(_("You may not approve campaigns."))
-    with transaction.atomic():
-        _transition(
-            campaign, allowed=(Status.PENDING_APPROVAL,), to=Status.DRAFT,
-            approved_by=None, approved_at=None, approved_size=None, approval_fingerprint={}, status_note=note[:255],
-        )
-        audit_record(actor=actor, action="campaign.reject", target=campaign, changes={"note": note})
+    """The campaign page's "Send back": changes requested, with a default comment if none."""
+    campaign_request_changes(campaign=campaign, actor=actor, comment=note or _("Sent back without a comment."))
+
+
+def _decide(campaign: Campaign, *, actor, decision: str, comment: str, size: int, now: datetime) -> None:
+    from .approval_desk import author_notify_decision
+    from .snapshots import campaign_snapshot
+
+    record = ApprovalDecision.objects.create(
+        campaign=campaign, decision=decision, comment=comment, decided_by=actor, decided_at=now,
+        audience_size=size, snapshot=campaign_snapshot(campaign),
+    )
+    transaction.on_commit(lambda: author_notify_decision(campaign=campaign, decision=record))
 
 
 def campaign_approval_reset(*, campaign: Campaign, actor) -> None:
-    """An edit after approval needs a fresh approval (called when a campaign is changed)."""
-    if campaign.approved_by_id and campaign.status in (Status.DRAFT, Status.PENDING_APPROVAL):
+    """An edit after approval needs a fresh approval (called when a campaign is changed): the
+    approval is voided and an approved campaign goes back to draft, to be submitted again."""
+    if campaign.approved_by_id and campaign.status in EDITABLE:
+        back = Status.DRAFT if campaign.status == Status.APPROVED else campaign.status
         Campaign.objects.filter(pk=campaign.pk).update(
-            approved_by=None, approved_at=None, approved_size=None, approval_fingerprint={}
+            approved_by=None, approved_at=None, approved_size=None, approval_fingerprint={}, status=back,
         )
         campaign.approved_by = campaign.approved_at = campaign.approved_size = None
         campaign.approval_fingerprint = {}
+        campaign.status = back
         audit_record(actor=actor, action="campaign.approval_reset", target=campaign)
 
 
@@ -223,7 +267,7 @@ def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -
     if approval.needed:
         raise CampaignError(
             approval.reason + " " + _("Submit it for a Manager's approval.")
-            if campaign.status == Status.DRAFT else approval.reason
+            if campaign.status in (Status.DRAFT, Status.CHANGES_REQUESTED, Status.APPROVED) else approval.reason
         )
     try:
         due = campaign_first_run_at(campaign=campaign, now=now)
@@ -231,7 +275,7 @@ def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -
         raise CampaignError(str(error)) from error
     with transaction.atomic():
         _transition(
-            campaign, allowed=(Status.DRAFT, Status.PENDING_APPROVAL), to=Status.SCHEDULED,
+            campaign, allowed=EDITABLE, to=Status.SCHEDULED,
             next_run_at=due, status_note="",
         )
         audit_record(
@@ -313,7 +357,7 @@ def campaign_cancel(*, campaign: Campaign, actor) -> int:
     with transaction.atomic():
         _transition(
             campaign,
-            allowed=(Status.DRAFT, Status.PENDING_APPROVAL, Status.SCHEDULED, Status.RUNNING, Status.PAUSED),
+            allowed=(*EDITABLE, Status.SCHEDULED, Status.RUNNING, Status.PAUSED),
             to=Status.CANCELLED, next_run_at=None,
         )
         runs = CampaignRun.objects.filter(

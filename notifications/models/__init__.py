@@ -5,6 +5,7 @@
 ``inbox``: shared inbox content and broadcasts.
 """
 
+from .approvals import ApprovalDecision
 from .campaigns import (
     Audience,
     AudienceMember,
@@ -35,7 +36,7 @@ from .ledger import (
 )
 
 __all__ = [
-    "STATUS_RANK", "Audience", "AudienceMember", "AuditEntry", "Broadcast", "BroadcastRead", "Campaign",
+    "STATUS_RANK", "ApprovalDecision", "Audience", "AudienceMember", "AuditEntry", "Broadcast", "BroadcastRead", "Campaign",
     "CampaignRun", "Category", "Channel", "Delivery", "DeliveryEvent", "MessageParts", "MessageTemplate",
     "MessageTemplateVariant", "Notification", "NotificationContent", "Preference", "RateWindow",
     "RecipientProfile", "SignalTrigger", "Suppression", "TrackedLink", "TriggerState", "e164_validator",

