@@ -34,6 +34,10 @@ FREQUENCIES = {
     "WEEKLY": gettext_lazy("every week"), "MONTHLY": gettext_lazy("every month"),
     "YEARLY": gettext_lazy("every year"),
 }
+UNITS = {
+    "HOURLY": gettext_lazy("hours"), "DAILY": gettext_lazy("days"), "WEEKLY": gettext_lazy("weeks"),
+    "MONTHLY": gettext_lazy("months"), "YEARLY": gettext_lazy("years"),
+}
 WEEKDAYS = {
     "MO": gettext_lazy("Monday"), "TU": gettext_lazy("Tuesday"), "WE": gettext_lazy("Wednesday"),
     "TH": gettext_lazy("Thursday"), "FR": gettext_lazy("Friday"), "SA": gettext_lazy("Saturday"),
@@ -103,7 +107,7 @@ def rrule_words(rrule: str) -> str:
     words = [str(FREQUENCIES.get(freq, freq.lower()))]
     interval = parts.get("INTERVAL", "1")
     if interval.isdigit() and int(interval) > 1:
-        words = [_("every %(n)s × %(unit)s") % {"n": interval, "unit": str(FREQUENCIES.get(freq, freq.lower()))}]
+        words = [_("every %(n)s %(unit)s") % {"n": interval, "unit": str(UNITS.get(freq, freq.lower()))}]
     if parts.get("BYDAY"):
         days = [str(WEEKDAYS.get(re.sub(r"^[+-]?\d+", "", day), day)) for day in parts["BYDAY"].split(",")]
         words.append(_("on %(days)s") % {"days": ", ".join(days)})

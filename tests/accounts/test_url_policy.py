@@ -173,6 +173,8 @@ def concrete(route: str, name: str | None, pattern: URLPattern, rows: dict) -> s
     values = {
         "dashboard:campaign": rows["notifications.campaign"].pk,
         "dashboard:campaign_recipients": rows["notifications.campaign"].pk,
+        "dashboard:approval": rows["notifications.campaign"].pk,
+        "dashboard:approval_decide": rows["notifications.campaign"].pk,
         "dashboard:delivery_timeline": rows["notifications.delivery"].pk,
         "reports:campaign_pdf": rows["notifications.campaign"].pk,
         "reports:download": rows["dashboard.report"].pk,
