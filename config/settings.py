@@ -392,6 +392,9 @@ UNFOLD = {
                         "title": _("Analytics"),
                         "icon": "monitoring",
                         "link": reverse_lazy("dashboard:analytics"),
+                        # Unfold matches by substring: the approval desk lives under /admin/analytics/ too.
+                        "active": lambda request: request.path.startswith("/admin/analytics/")
+                        and not request.path.startswith("/admin/analytics/approvals/"),
                         "permission": lambda request: request.user.has_perm("notifications.view_delivery"),
                     },
                     {

@@ -169,6 +169,8 @@ def campaign_submit(*, campaign: Campaign, actor, now: datetime | None = None) -
     _require_clean_preflight(campaign, doing=_("submit it"))
     now = now or timezone.now()
     size = campaign_audience_size(campaign=campaign)
+    if campaign.status == Status.APPROVED and not campaign_approval(campaign=campaign, size=size).needed:
+        raise CampaignError(_("It is approved as it is: launch it, or change it first."))
     with transaction.atomic():
         _transition(campaign, allowed=(Status.DRAFT, Status.CHANGES_REQUESTED, Status.APPROVED), to=Status.PENDING_APPROVAL,
                     status_note="", submitted_at=now)

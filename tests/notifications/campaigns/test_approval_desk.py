@@ -160,6 +160,17 @@ def test_illegal_transitions_are_refused_and_change_nothing(campaign, staff, who
     assert not ApprovalDecision.objects.exists()
 
 
+def test_an_approval_that_still_holds_is_not_submitted_again(campaign, staff, django_capture_on_commit_callbacks):
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    services.campaign_approve(campaign=campaign, actor=staff["manager"])
+    with pytest.raises(CampaignError, match="approved as it is"):
+        services.campaign_submit(campaign=campaign, actor=staff["marketer"])
+    MessageTemplate.objects.filter(pk=campaign.template_id).update(email_subject="Changed")  # voids it
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    assert Campaign.objects.get(pk=campaign.pk).status == "pending_approval"
+
+
 def test_a_manager_cannot_approve_their_own_campaign(campaign, staff):
     Campaign.objects.filter(pk=campaign.pk).update(status="pending_approval", author=staff["manager"])
     campaign.refresh_from_db()
