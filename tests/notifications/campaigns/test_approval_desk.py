@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 
 from channels_adapters.models import CapturedMessage
 from notifications.campaigns import services
@@ -18,7 +19,7 @@ from notifications.campaigns.approval_desk import APPROVALS_CATEGORY, awaiting_a
 from notifications.campaigns.services import CampaignError
 from notifications.models import (
     ApprovalDecision, Audience, AuditEntry, Campaign, Category, MessageTemplate, Notification, Preference,
-    RecipientProfile,
+    RecipientProfile, SignalTrigger,
 )
 
 from .conftest import make_recipients
@@ -230,13 +231,19 @@ def test_the_manager_home_lists_what_awaits_approval_in_a_fixed_number_of_querie
     for i in range(3, 9):
         Campaign.objects.filter(pk=make_campaign(Audience.objects.get(name="A0"), name=f"C{i}",
                                                  author=staff["marketer"]).pk).update(status="pending_approval")
+    held = SignalTrigger.objects.create(
+        name="Order paid", signal="post_save", model="demo_shop.order", template=MessageTemplate.objects.first(),
+        category=Category.objects.first(), created_by=staff["marketer"], last_held_at=timezone.now(), held_count=1,
+    )
     with django_assert_num_queries(3):
-        assert len(awaiting_approval()) == 9
+        assert len(awaiting_approval()) == 10
     assert [item.size for item in three] == [12, 12, 12]
 
     client.force_login(staff["manager"])
     html = client.get(reverse("admin:index")).content.decode()
-    assert "Awaiting your approval" in html and html.count('data-testid="awaiting-row"') == 9
+    assert "Awaiting your approval" in html and html.count('data-testid="awaiting-row"') == 10
+    assert f'data-kind="trigger" data-pk="{held.pk}"' in html
+    assert reverse("admin:notifications_signaltrigger_approve", args=[held.pk]) in html
     assert "12 recipients" in html and ">mia<" in html
     client.force_login(staff["marketer"])
     assert "Awaiting your approval" not in client.get(reverse("admin:index")).content.decode()
