@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0010_personal_data_permissions'),
+        ('notifications', '0011_composer_template_values'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
