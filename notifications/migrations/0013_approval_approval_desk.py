@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0011_composer_template_values'),
+        ('notifications', '0012_chinese_category_name_zh_hans'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
