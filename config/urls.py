@@ -35,3 +35,6 @@ if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 
     urlpatterns += staticfiles_urlpatterns()
+
+# A 403 that says which role is needed (accounts/forbidden.py), inside the staff layout for staff.
+handler403 = "accounts.forbidden.permission_denied"
