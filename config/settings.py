@@ -52,7 +52,8 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# The public origin used in links that leave the site (emails, SMS, provider callbacks).
+# The public origin used in links that leave the site (emails, SMS, provider callbacks). Unset,
+# ``make run``/``config.serve run`` sets it to where it serves (``make run PORT=8101``).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 REDIS_URL = env.str("REDIS_URL", default="")
