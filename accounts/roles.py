@@ -238,3 +238,17 @@ def roles_ensure(*, using: str = DEFAULT_DB_ALIAS, strict: bool = True) -> None:
         for name, perms in ROLE_PERMISSIONS.items():
             group, _ = Group.objects.using(using).get_or_create(name=name)
             group.permissions.set([ids_by_name[perm] for perm in perms if perm in ids_by_name])
+
+
+def roles_allowed(action: str) -> list[str]:
+    """The roles (group names of ``ROLE_PERMISSIONS``) whose permissions cover ``action``;
+    superusers, who may do everything, are not listed. Read from the same two tables as ``allows``."""
+    spec = ACTIONS[action]
+    if spec.superuser_only:
+        return []
+    return [role for role, perms in ROLE_PERMISSIONS.items() if set(spec.perms) <= set(perms)]
+
+
+def roles_holding(perm: str) -> list[str]:
+    """The roles that hold the Django permission ``perm`` (``"app_label.codename"``)."""
+    return [role for role, perms in ROLE_PERMISSIONS.items() if perm in perms]

@@ -71,6 +71,7 @@ def perm(*names: str) -> Rule:
 
 URL_POLICY: dict[str, Rule] = {
     "set_language": PUBLIC,
+    "favicon": PUBLIC,  # a redirect to the static icon
     "login": PUBLIC,
     "logout": PUBLIC,  # signing out does nothing for someone who is not signed in
     # Password reset and invitations: the form and its answers are public; the token in the

@@ -6,13 +6,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.contrib import admin
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
 from accounts.roles import allows
 from notifications.admin import ReadOnlyAdminMixin
-from notifications.redaction import inert_value
+from notifications.redaction import inert_value, without_open_pixels
 
 from .models import CapturedMessage, WebPushSubscription
 
@@ -67,7 +68,7 @@ class OutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
     search_fields = ["address", "subject", "=delivery_id"]
     fields = ["created_at", "channel_shown", "address", "subject", "shown_text", "shown_html", "shown_url",
               "shown_headers", "delivery_id"]
-    readonly_fields = fields
+    readonly_fields = [*fields, "shown_email"]
     show_full_result_count = False
 
     def get_object(self, request, object_id, from_field=None):
@@ -83,6 +84,12 @@ class OutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
 
         return Channel(obj.channel).label if obj.channel in Channel.values else obj.channel
 
+    def get_fields(self, request, obj=None):
+        if obj is not None and obj.html:  # an email: rendered beside its text part, source folded
+            return ["created_at", "channel_shown", "address", "subject", "shown_email", "shown_url", "shown_headers",
+                    "delivery_id"]
+        return self.fields
+
     @staticmethod
     def _shown(obj: CapturedMessage, value):
         return value if getattr(obj, "_reveal", False) else inert_value(value)
@@ -94,6 +101,26 @@ class OutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
     @display(description=_("HTML"))
     def shown_html(self, obj: CapturedMessage) -> str:
         return self._shown(obj, obj.html)
+
+    @display(description=_("Email"))
+    def shown_email(self, obj: CapturedMessage) -> str:
+        """The email as a mail client shows it, in an iframe whose ``sandbox`` runs no script and
+        gives it no origin (the admin's CSP still applies to it), beside its plain-text part."""
+        html = self._shown(obj, obj.html)
+        return format_html(
+            '<div class="grid gap-4 w-full xl:grid-cols-2" data-testid="outbox-email">'
+            '<iframe sandbox="" srcdoc="{}" title="{}" data-testid="outbox-rendered" '
+            'class="bg-white border border-base-200 rounded-default w-full dark:border-base-800" '
+            'style="min-height: 560px"></iframe>'
+            '<div class="flex flex-col gap-3 min-w-0">'
+            '<h3 class="font-semibold">{}</h3>'
+            '<pre class="font-mono text-sm whitespace-pre-wrap" data-testid="outbox-text">{}</pre>'
+            '<details><summary class="cursor-pointer font-medium">{}</summary>'
+            '<pre class="font-mono mt-2 text-sm whitespace-pre-wrap break-all" data-testid="outbox-source">{}</pre>'
+            '</details></div></div>',
+            without_open_pixels(html), _("Email preview"), _("Plain-text part"), self._shown(obj, obj.text),
+            _("HTML source"), html,
+        )
 
     @display(description=_("link"))
     def shown_url(self, obj: CapturedMessage) -> str:

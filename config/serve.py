@@ -85,6 +85,13 @@ def uvicorn(*, host: str, port: int, workers: int) -> list[str]:
     ]
 
 
+def site_url_for(*, host: str, port: int) -> str:
+    """The address links in messages use when ``SITE_URL`` is not set: where ``make run`` serves.
+    A wildcard bind is reached on loopback from this machine."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}"
+
+
 def positive_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "") or str(default)
     if not raw.isdigit() or int(raw) < 1:
@@ -272,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile == "prod":
             prod_environment()
             deploy_check()
+        else:
+            # Links in captured emails and the printed logins follow --host/--port (make run
+            # PORT=8101), unless SITE_URL is set (environment or .env). Children inherit it.
+            os.environ.setdefault("SITE_URL", site_url_for(host=args.host, port=args.port))
         children = children_for(args.profile, host=args.host, port=args.port)
     except Refusal as refusal:
         print(f"signalbox: refusing to start: {refusal}", file=sys.stderr)
@@ -284,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C during set-up: the step got it too and stopped; nothing runs yet
         print("signalbox: interrupted during set-up; nothing was started.", file=sys.stderr)
         return 130
-    print(f"signalbox: serving http://{args.host}:{args.port}/", flush=True)
+    print(f"signalbox: serving {site_url_for(host=args.host, port=args.port)}/", flush=True)
     return supervise(children)
 
 

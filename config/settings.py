@@ -52,7 +52,8 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# The public origin used in links that leave the site (emails, SMS, provider callbacks).
+# The public origin used in links that leave the site (emails, SMS, provider callbacks). Unset,
+# ``make run``/``config.serve run`` sets it to where it serves (``make run PORT=8101``).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -321,7 +322,8 @@ SIGNALBOX_IMPORT_MAX_BYTES = env.int("SIGNALBOX_IMPORT_MAX_BYTES", default=20 * 
 SIGNALBOX_IMPORT_MAX_ROWS = env.int("SIGNALBOX_IMPORT_MAX_ROWS", default=200_000)
 SIGNALBOX_IMPORT_SYNC_ROWS = env.int("SIGNALBOX_IMPORT_SYNC_ROWS", default=5_000)
 SIGNALBOX_IMPORT_PHONE_REGION = env.str("SIGNALBOX_IMPORT_PHONE_REGION", default="")
-SIGNALBOX_REPORT_INLINE_ROWS = env.int("SIGNALBOX_REPORT_INLINE_ROWS", default=50_000)
+# 0: every XLSX and PDF report is built by a task, never in the request (README "Reports").
+SIGNALBOX_REPORT_INLINE_ROWS = env.int("SIGNALBOX_REPORT_INLINE_ROWS", default=0)
 SIGNALBOX_TRIGGER_VERSION_CHECK = env.str("SIGNALBOX_TRIGGER_VERSION_CHECK", default="auto")
 SIGNALBOX_ANALYTICS_REFRESH_SECONDS = env.int("SIGNALBOX_ANALYTICS_REFRESH_SECONDS", default=300)
 # Heartbeats behind /readyz (read through ops.conf): how often the scheduler asks a worker for one,

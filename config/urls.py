@@ -1,10 +1,20 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page says: send them to our icon, not a 404."""
+    return HttpResponsePermanentRedirect(static("signalbox/favicon.svg"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("i18n/", include("django.conf.urls.i18n")),
     # /healthz, /readyz, /metrics and the admin's System status page (before the admin's catch-all).
     path("", include("ops.urls")),
@@ -35,3 +45,6 @@ if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 
     urlpatterns += staticfiles_urlpatterns()
+
+# A 403 that says which role is needed (accounts/forbidden.py), inside the staff layout for staff.
+handler403 = "accounts.forbidden.permission_denied"

@@ -73,10 +73,18 @@ def _params_summary(report: Report, campaign_names: dict[int, str]) -> str:
     return " · ".join(parts) or _("everything")
 
 
+def _watched(request: HttpRequest) -> int | None:
+    """The report this page was opened to wait for (``?watch=<id>``): its status is announced and
+    its file downloaded when ready."""
+    raw = request.GET.get("watch", "")
+    return int(raw) if raw.isdigit() else None
+
+
 def _my_reports_context(request: HttpRequest) -> dict:
     reports = selectors.reports_recent(user=request.user)
     campaign_ids = {r.params.get("campaign_id") for r in reports if (r.params or {}).get("campaign_id")}
     names = dict(Campaign.objects.filter(pk__in=campaign_ids).values_list("pk", "name")) if campaign_ids else {}
+    watch = _watched(request)
     rows = [
         {
             "id": report.pk,
@@ -92,6 +100,7 @@ def _my_reports_context(request: HttpRequest) -> dict:
             "download_url": reverse("reports:download", args=[report.pk])
             if report.status == Report.Status.READY and services.report_can_download(user=request.user, report=report)
             else "",
+            "watched": report.pk == watch,
         }
         for report in reports
     ]
@@ -101,7 +110,9 @@ def _my_reports_context(request: HttpRequest) -> dict:
     pending = any(
         row["status"] in (Report.Status.QUEUED, Report.Status.RUNNING) and row["requested"] > recent for row in rows
     )
-    return {"my_reports": rows, "reports_pending": pending}
+    watched = next((row for row in rows if row["watched"]), None)
+    poll_url = reverse("reports:mine") + (f"?watch={watch}" if watched else "")
+    return {"my_reports": rows, "reports_pending": pending, "watched_report": watched, "poll_url": poll_url}
 
 
 def _render_index(request: HttpRequest, **forms) -> TemplateResponse:
@@ -150,8 +161,7 @@ def export(request: HttpRequest) -> HttpResponse:
         filters=form.filters(), language=request.LANGUAGE_CODE,
     )
     if isinstance(result, Report):
-        messages.info(request, _("This export is large: it is being generated and will be ready to download below."))
-        return redirect(f"{reverse('reports:index')}#report-{result.pk}")
+        return _after_request(request, result, download_when_ready=False)
     if result.chunks is not None:
         chunks = exports.async_chunks(result.chunks) if isinstance(request, ASGIRequest) else result.chunks
         response = StreamingHttpResponse(chunks, content_type=result.content_type)
@@ -162,15 +172,13 @@ def export(request: HttpRequest) -> HttpResponse:
 
 
 def _after_request(request: HttpRequest, report: Report, *, download_when_ready: bool) -> HttpResponse:
+    """Back to the reports page at once, watching ``report``: the page shows its status while a
+    worker builds it and downloads the file when ready (``static/signalbox/reports.js``)."""
     if report.status == Report.Status.READY and download_when_ready:
         return redirect("reports:download", report.pk)
     if report.status == Report.Status.FAILED:
         messages.error(request, _("The report could not be generated: %(error)s") % {"error": report.error})
-    elif report.status == Report.Status.READY:
-        messages.success(request, _("Your report is ready."))
-    else:
-        messages.info(request, _("Your report is being generated; it will be ready to download below."))
-    return redirect(f"{reverse('reports:index')}#report-{report.pk}")
+    return redirect(f"{reverse('reports:index')}?watch={report.pk}#report-{report.pk}")
 
 
 @require_POST

@@ -58,6 +58,13 @@ class NotificationQuerySet(models.QuerySet):
         return self.order_by("-created_at", "-id")
 
 
+class CategoryQuerySet(models.QuerySet):
+    def listed(self) -> CategoryQuerySet:
+        """The categories people choose between or filter by: internal ones (template tests) are
+        the system's bookkeeping, never a recipient's choice or a reporting dimension."""
+        return self.exclude(key__in=self.model.INTERNAL_KEYS)
+
+
 class BroadcastQuerySet(models.QuerySet):
     """Broadcasts as one inbox sees them (``notifications.models.inbox``).
 

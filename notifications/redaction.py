@@ -60,3 +60,26 @@ def inert_value(value):
     if isinstance(value, list):
         return [inert_value(item) for item in value]
     return value
+
+
+BLANK_PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+_IMG_SRC = re.compile(r"""(?P<before><img\b[^>]*?\bsrc\s*=\s*["'])(?P<url>[^"']+)""", re.IGNORECASE)
+
+
+def without_open_pixels(html: str) -> str:
+    """``html`` with our open-tracking pixels replaced by a blank image, for showing a message to
+    staff: displaying it must not record an open for its recipient (nor ask for an inert one)."""
+    if not html:
+        return html
+    site = conf.site_url()
+
+    def blank(match: re.Match) -> str:
+        url = match.group("url")
+        path = urlsplit(url[len(site):] if url.startswith(site) else url).path
+        try:
+            is_pixel = path.startswith("/") and resolve(path).view_name == "notifications:track_open"
+        except Resolver404:
+            is_pixel = False
+        return match.group("before") + (BLANK_PIXEL if is_pixel else url)
+
+    return _IMG_SRC.sub(blank, html)

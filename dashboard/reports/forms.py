@@ -54,7 +54,7 @@ class _ScopeForm(forms.Form):
     )
     channel = forms.ChoiceField(label=_("Channel"), choices=_blank(Channel.choices), required=False, widget=_select())
     category = forms.ModelChoiceField(
-        label=_("Category"), queryset=Category.objects.order_by("name"), required=False, empty_label=ANY,
+        label=_("Category"), queryset=Category.objects.listed().order_by("name"), required=False, empty_label=ANY,
         widget=_select(),
     )
 

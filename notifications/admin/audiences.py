@@ -41,6 +41,7 @@ from ..audiences import (
 )
 from ..jsonsafe import SafeJSONField
 from ..models import Audience, AudienceMember
+from .conditional import ConditionsOnlyWhenEditable
 
 RULES_TEMPLATE = "notifications/admin/audience_rules_widget.html"
 UPLOAD_TEMPLATE = "notifications/admin/audience_upload.html"
@@ -212,7 +213,7 @@ class AudienceChangeList(ChangeList):
 
 
 @admin.register(Audience)
-class AudienceAdmin(ModelAdmin):
+class AudienceAdmin(ConditionsOnlyWhenEditable, ModelAdmin):
     form = AudienceAdminForm
     list_display = ["name", "kind", "member_count", "updated_at"]
     list_filter = ["kind"]

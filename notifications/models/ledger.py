@@ -18,8 +18,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..querysets import CategoryQuerySet, DeliveryQuerySet, NotificationQuerySet, PreferenceQuerySet, SuppressionQuerySet
 from ..timezones import canonical_zone
-from ..querysets import DeliveryQuerySet, NotificationQuerySet, PreferenceQuerySet, SuppressionQuerySet
 from ..localized import localized_value
 
 
@@ -95,6 +95,11 @@ class Category(models.Model):
         MARKETING = "marketing", _("Marketing")
         SYSTEM = "system", _("System")
 
+    # Categories the system keeps for itself ("Send a test to me"): never listed to recipients
+    # (preference centre) nor offered as a filter (analytics, reports); see ``CategoryQuerySet.listed``.
+    TEMPLATE_TEST_KEY = "template-test"
+    INTERNAL_KEYS = frozenset({TEMPLATE_TEST_KEY})
+
     key = models.SlugField(_("key"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=120)
     name_zh_hans = models.CharField(
@@ -127,6 +132,8 @@ class Category(models.Model):
             "then get it twice. Marketing usually wants at most once, transactional at least once."
         ),
     )
+
+    objects = CategoryQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("category")

@@ -34,7 +34,7 @@ class PreferenceState:
 
 
 def preferences_state(*, user) -> PreferenceState:
-    categories = list(Category.objects.order_by("name", "pk"))
+    categories = list(Category.objects.listed().order_by("name", "pk"))
     rows = {
         (category_id, channel): (enabled, digest)
         for category_id, channel, enabled, digest in Preference.objects.filter(user=user).values_list(

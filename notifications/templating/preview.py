@@ -25,7 +25,7 @@ from .sandbox import TemplateRenderError
 CHANNEL_LABELS = {
     "email": _("Email"), "sms": _("SMS"), "inapp": _("In-app"), "webpush": _("Web push"), "chat": _("Chat"),
 }
-TEST_CATEGORY_KEY = "template-test"
+TEST_CATEGORY_KEY = Category.TEMPLATE_TEST_KEY  # internal: never listed to recipients
 INERT_PREFERENCES_URL = "#preferences"
 
 

@@ -31,6 +31,14 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _files_built_in_the_request(settings):
+    """These tests read the files themselves: built in the request, as a deployment may choose
+    (``SIGNALBOX_REPORT_INLINE_ROWS``); by default every file is built by a task (tests/polish)."""
+    settings.SIGNALBOX_REPORT_INLINE_ROWS = 50_000
+
+
 FORMULA_NAME = '=HYPERLINK("http://x")'
 IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
@@ -267,7 +275,7 @@ def test_big_xlsx_is_generated_by_the_task_and_downloadable_when_ready(
         response = export(manager_client, format="xlsx")
     report = Report.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == f"{reverse('reports:index')}#report-{report.pk}"
+    assert response["Location"] == f"{reverse('reports:index')}?watch={report.pk}#report-{report.pk}"
     assert (report.status, report.kind, report.format, report.created_by) == ("queued", "deliveries", "xlsx", manager)
     assert len(callbacks) == 1  # enqueued on commit, not before
 

@@ -22,6 +22,14 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _files_built_in_the_request(settings):
+    """These tests read the files themselves: built in the request, as a deployment may choose
+    (``SIGNALBOX_REPORT_INLINE_ROWS``); by default every file is built by a task (tests/polish)."""
+    settings.SIGNALBOX_REPORT_INLINE_ROWS = 50_000
+
+
 ROLES = ["Managers", "Marketers", "Operators"]
 
 

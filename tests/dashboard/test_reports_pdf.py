@@ -29,6 +29,14 @@ from tests.processes import worker_run_until_idle
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _files_built_in_the_request(settings):
+    """These tests read the files themselves: built in the request, as a deployment may choose
+    (``SIGNALBOX_REPORT_INLINE_ROWS``); by default every file is built by a task (tests/polish)."""
+    settings.SIGNALBOX_REPORT_INLINE_ROWS = 50_000
+
+
 CHINESE_NAME = "春季促销活动"
 IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 MARCH = datetime(2025, 3, 10, 12, tzinfo=UTC)
