@@ -111,10 +111,12 @@ class ComposerMixin:
 
     @admin_display(description=_("Audience size"))
     def audience_summary(self, obj):
+        # The form's audience when the page has one to edit; a read-only page has no such input,
+        # so the campaign's own audience (``campaign``) is asked about instead.
         return format_html(
             '<div data-testid="composer-audience" hx-get="{}" hx-trigger="load, change from:#id_audience" '
-            'hx-include="#id_audience" hx-swap="innerHTML" class="text-sm">…</div>',
-            reverse("admin:notifications_campaign_composer_audience"),
+            'hx-include="#campaign_form" hx-vals=\'{{"campaign": "{}"}}\' hx-swap="innerHTML" class="text-sm">…</div>',
+            reverse("admin:notifications_campaign_composer_audience"), obj.pk if obj is not None and obj.pk else "",
         )
 
     @admin_display(description=_("Preview"))
@@ -148,7 +150,11 @@ class ComposerMixin:
         """The chosen audience's live size and first recipients, and whether that size needs approval."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        audience = by_id(Audience, request.GET.get("audience"))
+        if "audience" in request.GET:
+            audience = by_id(Audience, request.GET["audience"])
+        else:
+            campaign = by_id(Campaign, request.GET.get("campaign"))
+            audience = campaign.audience if campaign is not None else None
         preview, broken = None, ""
         try:
             preview = audience_preview(audience=audience, sample_size=5) if audience else None

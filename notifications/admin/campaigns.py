@@ -31,6 +31,7 @@ from ..campaigns.schedules import (
 from ..campaigns.services import CampaignError
 from ..models import Campaign, CampaignRun, Channel, Delivery
 from .campaign_composer import ComposerMixin, add_value_fields, clean_values
+from .conditional import ConditionsOnlyWhenEditable
 from .ledger import ReadOnlyAdminMixin
 
 CHANNEL_SLOTS = 3
@@ -165,7 +166,7 @@ class AwaitingApprovalFilter(admin.SimpleListFilter):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ComposerMixin, ModelAdmin):
+class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
     form = CampaignForm
     list_display = ["name", "status", "schedule", "audience", "next_run_at", "author", "updated_at"]
     list_filter = [AwaitingApprovalFilter, "status", "schedule", "category"]
@@ -205,11 +206,10 @@ class CampaignAdmin(ComposerMixin, ModelAdmin):
             raise PermissionDenied(str(error)) from error
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # A page the user may not change (a campaign past its draft, or a viewer's page) has no
+        # schedule inputs for Unfold's show/hide conditions: ConditionsOnlyWhenEditable drops them.
         if obj is not None:
             context.update(self._status_context(request, obj))
-            if obj.status != Campaign.Status.DRAFT and "adminform" in context:
-                # Read-only: no schedule field for Unfold's show/hide conditions to watch.
-                context["adminform"].model_admin = _WithoutConditions(self)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def _status_context(self, request: HttpRequest, obj: Campaign) -> dict:
@@ -342,17 +342,6 @@ def _preview_start(query) -> datetime:
     except ValidationError as error:
         raise ScheduleError(" ".join(error.messages), part="start") from error
 
-
-class _WithoutConditions:
-    """The admin as the read-only form sees it: no conditional fields (their inputs are gone)."""
-
-    conditional_fields: dict = {}
-
-    def __init__(self, model_admin) -> None:
-        self._model_admin = model_admin
-
-    def __getattr__(self, name):
-        return getattr(self._model_admin, name)
 
 
 def _lacks_permission(user, action: str) -> bool:

@@ -131,3 +131,23 @@ def test_a_running_campaign_page_has_no_alpine_conditions_left_without_their_inp
     client.force_login(staff["marketer"])
     page = client.get(reverse("admin:notifications_campaign_change", args=[campaign.pk])).content.decode()
     assert "schedule ==" not in page and "x-show=\"schedule" not in page
+
+
+def test_a_draft_viewed_by_a_manager_has_no_conditions_and_its_audience_panel_reads_the_campaign(
+    client, staff, make_campaign, promo
+):
+    """A Manager may view a draft but not change it: its page has no schedule inputs for Unfold's
+    show/hide conditions nor an audience select for the live panel to read, so the browser would log
+    "schedule is not defined" and htmx "#id_audience returned no matches"."""
+    campaign = _draft(make_campaign, promo, staff, schedule="recurring", rrule="FREQ=DAILY")
+    client.force_login(staff["manager"])
+    page = client.get(reverse("admin:notifications_campaign_change", args=[campaign.pk])).content.decode()
+    assert 'name="schedule"' not in page
+    assert "schedule ==" not in page and "x-show=\"schedule" not in page
+    assert 'hx-include="#id_audience"' not in page
+    assert f'hx-vals=\'{{"campaign": "{campaign.pk}"}}\'' in page
+    panel = client.get(reverse("admin:notifications_campaign_composer_audience"), {"campaign": campaign.pk})
+    assert "3 recipients right now" in panel.content.decode()
+    # On the page that edits it, the audience chosen in the form wins over the campaign's own.
+    chosen = client.get(reverse("admin:notifications_campaign_composer_audience"), {"campaign": campaign.pk, "audience": ""})
+    assert "recipients right now" not in chosen.content.decode()
