@@ -71,25 +71,35 @@ def clean_values(form: forms.ModelForm, data: dict) -> None:
         form.add_error("template", str(error))
 
 
+# The states whose campaign the form edits: a draft, one sent back with changes requested, and an
+# approved one (the edit voids the approval: services.campaign_update). Waiting for a Manager, and
+# from launch on, its page is read-only: state, progress and the actions of that state (the buttons).
+FORM_EDITS = (Campaign.Status.DRAFT, Campaign.Status.CHANGES_REQUESTED, Campaign.Status.APPROVED)
+FORM_DELETES = (Campaign.Status.DRAFT, Campaign.Status.CHANGES_REQUESTED)
+
+
+def _read_only(obj) -> bool:
+    return obj is not None and obj.status not in FORM_EDITS
+
+
 class ComposerMixin:
     """Panels, read-only displays, duplicate: mixed into ``CampaignAdmin``."""
 
     actions = ["duplicate_selected"]
 
     def has_change_permission(self, request, obj=None):
-        # A campaign that left draft is read-only: state, progress and its actions (the buttons).
-        return super().has_change_permission(request, obj) and (obj is None or obj.status == Campaign.Status.DRAFT)
+        return super().has_change_permission(request, obj) and not _read_only(obj)
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and (obj is None or obj.status == Campaign.Status.DRAFT)
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status in FORM_DELETES)
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.status != Campaign.Status.DRAFT:
+        if _read_only(obj):
             return [f for _name, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
         return ["audience_summary", "content_preview"]
 
     def get_fieldsets(self, request, obj=None):
-        if obj is not None and obj.status != Campaign.Status.DRAFT:
+        if _read_only(obj):
             swap = {"channel_1": ["channels_display"], "channel_2": [], "channel_3": [], "audience_summary": [],
                     "content_preview": ["template_values_display"]}
             return [(name, {"fields": [g for f in opts["fields"] for g in swap.get(f, [f])]})

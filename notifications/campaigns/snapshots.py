@@ -88,7 +88,9 @@ def campaign_snapshot(campaign: Campaign) -> dict[str, Any]:
     category = campaign.category
     return {
         "audience": _audience(campaign.audience),
-        "template": _template(campaign.template),
+        # The values filled in for the template's variables are part of what is approved (the
+        # fingerprint digests them with the template): a changed promo code shows in the diff.
+        "template": {**_template(campaign.template), "values": dict(sorted((campaign.template_values or {}).items()))},
         "channels": {"channels": list(campaign.channels or []), "mode": campaign.delivery_mode},
         "category": {"name": category.name, "kind": category.kind, "opt_out": category.user_can_opt_out},
         "schedule": {name: _schedule_value(getattr(campaign, name)) for name in SCHEDULE_FIELDS},
@@ -150,6 +152,8 @@ def snapshot_lines(snapshot: dict[str, Any], part: str) -> list[str]:
         return lines
     if part == "template":
         lines = [_("Template: %(name)s") % {"name": data.get("name", "")}]
+        lines += [_("Value of “%(name)s”: %(value)s") % {"name": name, "value": value}
+                  for name, value in (data.get("values") or {}).items()]
         labels = {name: MessageTemplate._meta.get_field(name).verbose_name for name in MessageTemplate.PART_FIELDS}
         for locale, parts in (data.get("locales") or {}).items():
             for name in MessageTemplate.PART_FIELDS:

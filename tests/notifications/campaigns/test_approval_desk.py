@@ -269,3 +269,35 @@ def test_the_admin_list_filters_campaigns_awaiting_approval(client, campaign, ma
     client.force_login(staff["manager"])
     html = client.get(reverse("admin:notifications_campaign_changelist") + "?awaiting=yes").content.decode()
     assert "Spring sale" in html and "Still a draft" not in html
+
+
+def test_a_changed_template_value_shows_in_the_diff(client, campaign, staff, django_capture_on_commit_callbacks):
+    """The values filled in for the template's variables are covered by the approval, so the
+    Manager approving again sees the old and the new value, not "nothing changed"."""
+    MessageTemplate.objects.filter(pk=campaign.template_id).update(
+        variables=["promo_code"], email_body="Your code: {{ promo_code }}")
+    Campaign.objects.filter(pk=campaign.pk).update(template_values={"promo_code": "SPRING24"})
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    client.force_login(staff["manager"])
+    client.post(reverse("dashboard:approval_decide", args=[campaign.pk]), {"decision": "approve", "comment": ""})
+    Campaign.objects.filter(pk=campaign.pk).update(template_values={"promo_code": "SPRING25"})
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    assert services.campaign_approval(campaign=campaign).changed == ["template"]
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    html = client.get(reverse("dashboard:approval", args=[campaign.pk])).content.decode()
+    assert 'data-part="template" data-changed="yes"' in html
+    assert 'data-op="-">- Value of “promo_code”: SPRING24' in html
+    assert 'data-op="+">+ Value of “promo_code”: SPRING25' in html
+
+
+def test_a_campaign_sent_back_with_changes_requested_can_be_edited_in_the_form(client, campaign, staff,
+                                                                                django_capture_on_commit_callbacks):
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    client.force_login(staff["marketer"])
+    url = reverse("admin:notifications_campaign_change", args=[campaign.pk])
+    assert 'name="name"' not in client.get(url).content.decode()  # waiting for a Manager: read-only
+    with django_capture_on_commit_callbacks(execute=True):
+        services.campaign_request_changes(campaign=campaign, actor=staff["manager"], comment="Shorter subject, please.")
+    page = client.get(url).content.decode()
+    assert 'name="name"' in page and 'name="_save"' in page
