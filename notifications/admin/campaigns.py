@@ -210,6 +210,8 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
         # schedule inputs for Unfold's show/hide conditions: ConditionsOnlyWhenEditable drops them.
         if obj is not None:
             context.update(self._status_context(request, obj))
+            # Every state before launch: what a launch would send, and what stops it.
+            context["preflight_shown"] = obj.status in EDITABLE
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def _status_context(self, request: HttpRequest, obj: Campaign) -> dict:

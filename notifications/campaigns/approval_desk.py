@@ -183,7 +183,9 @@ class ApprovalReview:
     sample_recipient: object
     rendered: list[RenderedLocale]
     diff: list  # snapshots.PartDiff
-    last_approved: ApprovalDecision | None
+    # The last decision a Manager made on it (approved, or sent back with changes requested): what
+    # ``diff`` compares with, so a resubmission shows whether the asked-for change was made.
+    compared_with: ApprovalDecision | None
     decisions: list[ApprovalDecision]
     check: object  # approvals.ApprovalCheck
 
@@ -225,7 +227,7 @@ def approval_review(*, campaign: Campaign, now: datetime | None = None) -> Appro
     size = users.count()
     sample = users.select_related("recipient_profile").order_by("pk").first()
     snapshot = campaign_snapshot(campaign)
-    previous = last_approved(campaign=campaign)
+    previous = last_decision(campaign=campaign)
     upcoming: list[datetime] = []
     if campaign.schedule == Campaign.Schedule.RECURRING and campaign.rrule:
         try:
@@ -248,7 +250,7 @@ def approval_review(*, campaign: Campaign, now: datetime | None = None) -> Appro
         sample_recipient=sample,
         rendered=_rendered(campaign, sample) if sample is not None else [],
         diff=snapshot_diff(previous.snapshot if previous else None, snapshot) if previous else [],
-        last_approved=previous,
+        compared_with=previous,
         decisions=list(ApprovalDecision.objects.filter(campaign=campaign).select_related("decided_by")[:10]),
         check=campaign_approval_check(campaign=campaign, size=size),
     )

@@ -301,3 +301,22 @@ def test_a_campaign_sent_back_with_changes_requested_can_be_edited_in_the_form(c
         services.campaign_request_changes(campaign=campaign, actor=staff["manager"], comment="Shorter subject, please.")
     page = client.get(url).content.decode()
     assert 'name="name"' in page and 'name="_save"' in page
+    # ... and pre-flight runs on it again, as on a draft, before it is submitted again.
+    assert reverse("admin:notifications_campaign_preflight", args=[campaign.pk]) in page
+
+
+def test_a_resubmission_after_changes_were_requested_shows_what_changed_since(
+    client, campaign, staff, django_capture_on_commit_callbacks
+):
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.campaign_request_changes(campaign=campaign, actor=staff["manager"], comment="A warmer subject, please.")
+    MessageTemplate.objects.filter(pk=campaign.template_id).update(email_subject="Dear {{ recipient.first_name }}")
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    client.force_login(staff["manager"])
+    html = client.get(reverse("dashboard:approval", args=[campaign.pk])).content.decode()
+    assert "No earlier approval" not in html and "Changes since changes were requested" in html
+    assert "asked for changes on" in html and "A warmer subject, please." in html
+    assert 'data-op="-">- [en] email subject: Hello {{ recipient.first_name }}' in html
+    assert 'data-op="+">+ [en] email subject: Dear {{ recipient.first_name }}' in html
