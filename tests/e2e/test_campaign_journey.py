@@ -32,6 +32,8 @@ from notifications.models import Campaign, Category, Delivery, MessageTemplate, 
 from tests.factories import PASSWORD
 from tests.processes import start_worker
 
+from .staff import log_in
+
 pytestmark = [pytest.mark.tasks, pytest.mark.django_db(transaction=True)]
 
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -80,11 +82,7 @@ class Watched:
         self.errors: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"[{who}] {m.text} {m.location}"))
         self.page.on("pageerror", lambda e: self.errors.append(f"[{who}] {e.name}: {e.message} at {self.page.url}"))
-        self.page.goto("/admin/login/?next=/admin/")
-        self.page.locator("input[name=username]").fill(who)
-        self.page.locator("input[name=password]").fill(PASSWORD)
-        self.page.locator("button[type=submit]").click()
-        expect(self.page).to_have_url(f"{base}/admin/")
+        log_in(self.page, base, who)
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from accounts.roles import roles_ensure
 from notifications.models import RecipientProfile
 from tests.factories import PASSWORD
 
-from .test_campaign_journey import log_in
+from .staff import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
