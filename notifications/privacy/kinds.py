@@ -297,6 +297,7 @@ NOT_PERSONAL = frozenset({
     "notifications.MessageTemplate.updated_by",
     "notifications.Campaign.author",
     "notifications.Campaign.approved_by",
+    "notifications.ApprovalDecision.decided_by",
     "notifications.CampaignRun.launched_by",
     "notifications.SignalTrigger.approved_by",
     "notifications.SignalTrigger.created_by",

@@ -47,6 +47,8 @@ OPEN_RATE, CLICK_RATE = "60.0", "20.0"  # over delivered: 3/5 and 1/5
 @pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    # XLSX and PDF files built in the request, to read them here (by default a task builds them).
+    settings.SIGNALBOX_REPORT_INLINE_ROWS = 50_000
 
 
 @pytest.fixture
