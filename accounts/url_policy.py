@@ -187,6 +187,7 @@ RECORD_MODELS = frozenset({
 NEVER_ADDED = RECORD_MODELS | {
     "channels_adapters.webpushsubscription",  # browsers subscribe themselves
     "axes.accessattempt",  # failed sign-ins are recorded, not typed in
+    "django_rq.dashboard",  # with Redis: RQ's queue dashboard, no rows to add (its admin refuses)
 }
 NEVER_DELETED = RECORD_MODELS | {"dashboard.importjob"}  # an import's history stays
 

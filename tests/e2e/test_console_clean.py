@@ -66,7 +66,8 @@ def model_pages(opts) -> list[tuple[str, str | None]]:
     pages = [(f"{prefix}_changelist", _url(f"{prefix}_changelist"))]
     if f"{opts.app_label}.{opts.model_name}" not in NEVER_ADDED:
         pages.append((f"{prefix}_add", _url(f"{prefix}_add")))
-    first = opts.model._default_manager.order_by("pk").first()
+    # An unmanaged model has no table of rows to open (django_rq's "dashboard", with Redis).
+    first = opts.model._default_manager.order_by("pk").first() if opts.managed else None
     if first is not None:
         pages.append((f"{prefix}_change", _url(f"{prefix}_change", first.pk)))
     return pages
