@@ -17,6 +17,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.names import person_name
+
 from .. import conf
 from ..models import ApprovalDecision, Campaign, CampaignRun, Category, SignalTrigger
 
@@ -62,7 +64,7 @@ def managers_notify_submitted(*, campaign: Campaign, size: int) -> int:
 
     path = approval_page_path(campaign.pk)
     category = approvals_category()
-    author = campaign.author.get_full_name() or campaign.author.get_username() if campaign.author else "—"
+    author = person_name(campaign.author) if campaign.author else "—"
     stamp = int((campaign.submitted_at or timezone.now()).timestamp())
     told = 0
     for locale, users in _by_locale(approvers_for(campaign)).items():
@@ -87,7 +89,7 @@ def author_notify_decision(*, campaign: Campaign, decision: ApprovalDecision) ->
     author = campaign.author
     if author is None or not author.is_active:
         return
-    who = decision.decided_by.get_full_name() or decision.decided_by.get_username() if decision.decided_by else "—"
+    who = person_name(decision.decided_by) if decision.decided_by else "—"
     with translation.override(_locale_of(author)):
         if decision.decision == ApprovalDecision.Decision.APPROVED:
             title = _("Approved: %(name)s") % {"name": campaign.name}
@@ -99,10 +101,6 @@ def author_notify_decision(*, campaign: Campaign, decision: ApprovalDecision) ->
                channels=["inapp"], category=approvals_category(),
                idempotency_key=f"approval-decision:{decision.pk}")
 
-
-def last_approved(*, campaign: Campaign) -> ApprovalDecision | None:
-    return (ApprovalDecision.objects.filter(campaign=campaign, decision=ApprovalDecision.Decision.APPROVED)
-            .select_related("decided_by").first())
 
 
 def last_decision(*, campaign: Campaign) -> ApprovalDecision | None:
@@ -139,7 +137,7 @@ def awaiting_approval(*, limit: int = 20) -> list[AwaitingItem]:
     items = [
         AwaitingItem(
             kind="campaign", pk=c.pk, name=c.name,
-            author=(c.author.get_full_name() or c.author.get_username()) if c.author else "—",
+            author=person_name(c.author) if c.author else "—",
             submitted_at=c.submitted_at, size=sizes.get(c.audience_id), url=approval_page_path(c.pk),
         )
         for c in campaigns
@@ -152,7 +150,7 @@ def awaiting_approval(*, limit: int = 20) -> list[AwaitingItem]:
     items += [
         AwaitingItem(
             kind="trigger", pk=t.pk, name=t.name,
-            author=(t.created_by.get_full_name() or t.created_by.get_username()) if t.created_by else "—",
+            author=person_name(t.created_by) if t.created_by else "—",
             submitted_at=t.last_held_at, size=None,
             url=reverse("admin:notifications_signaltrigger_approve", args=[t.pk]),
         )
@@ -199,11 +197,16 @@ CONTENT_PARTS = {
 def _rendered(campaign: Campaign, sample) -> list[RenderedLocale]:
     from ..templating.preview import template_preview
 
+    from .values import campaign_values
+
     template = campaign.template
+    values = campaign_values(campaign=campaign)
     locales = [template.locale, *template.variants.exclude(locale=template.locale).values_list("locale", flat=True)]
     result = []
     for locale in locales:
-        preview = template_preview(template=template, user=sample, locale=locale)
+        # The values the campaign fills in, not the stand-ins a template preview shows: this is
+        # the content as it will be sent.
+        preview = template_preview(template=template, user=sample, locale=locale, variables=values)
         channels = []
         for name in campaign.channels or []:
             shown = preview.channel(name)
@@ -227,7 +230,8 @@ def approval_review(*, campaign: Campaign, now: datetime | None = None) -> Appro
     size = users.count()
     sample = users.select_related("recipient_profile").order_by("pk").first()
     snapshot = campaign_snapshot(campaign)
-    previous = last_decision(campaign=campaign)
+    decisions = list(ApprovalDecision.objects.filter(campaign=campaign).select_related("decided_by")[:10])
+    previous = decisions[0] if decisions else None  # the last decision, newest first
     upcoming: list[datetime] = []
     if campaign.schedule == Campaign.Schedule.RECURRING and campaign.rrule:
         try:
@@ -251,6 +255,6 @@ def approval_review(*, campaign: Campaign, now: datetime | None = None) -> Appro
         rendered=_rendered(campaign, sample) if sample is not None else [],
         diff=snapshot_diff(previous.snapshot if previous else None, snapshot) if previous else [],
         compared_with=previous,
-        decisions=list(ApprovalDecision.objects.filter(campaign=campaign).select_related("decided_by")[:10]),
+        decisions=decisions,
         check=campaign_approval_check(campaign=campaign, size=size),
     )

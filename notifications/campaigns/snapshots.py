@@ -65,8 +65,11 @@ def rules_summary(rules: Any) -> str:
 
 def _audience(audience: Audience) -> dict[str, Any]:
     if audience.kind == Audience.Kind.STATIC:
-        members = AudienceMember.objects.filter(audience_id=audience.pk).count()
-        return {"name": audience.name, "kind": "static", "members": members}
+        # As the approval digests it (approvals.audience_digest): how many, and the newest member,
+        # so swapping one person shows in the diff as it voids the approval.
+        members = AudienceMember.objects.filter(audience_id=audience.pk)
+        newest = members.order_by("-pk").values_list("user__username", flat=True).first()
+        return {"name": audience.name, "kind": "static", "members": members.count(), "newest": newest or ""}
     return {"name": audience.name, "kind": "rules", "rules": rules_summary(audience.rules)}
 
 
@@ -92,7 +95,8 @@ def campaign_snapshot(campaign: Campaign) -> dict[str, Any]:
         # fingerprint digests them with the template): a changed promo code shows in the diff.
         "template": {**_template(campaign.template), "values": dict(sorted((campaign.template_values or {}).items()))},
         "channels": {"channels": list(campaign.channels or []), "mode": campaign.delivery_mode},
-        "category": {"name": category.name, "kind": category.kind, "opt_out": category.user_can_opt_out},
+        "category": {"name": category.name, "kind": category.kind, "opt_out": category.user_can_opt_out,
+                     "default": category.default_enabled},
         "schedule": {name: _schedule_value(getattr(campaign, name)) for name in SCHEDULE_FIELDS},
     }
 
@@ -147,6 +151,8 @@ def snapshot_lines(snapshot: dict[str, Any], part: str) -> list[str]:
         lines = [_("Name: %(name)s") % {"name": data.get("name", "")}]
         if data.get("kind") == "static":
             lines.append(_("A static list of %(n)s members") % {"n": data.get("members", 0)})
+            if data.get("newest"):
+                lines.append(_("Newest member: %(name)s") % {"name": data["newest"]})
         else:
             lines.append(_("Rules: %(rules)s") % {"rules": data.get("rules", "")})
         return lines
@@ -168,7 +174,11 @@ def snapshot_lines(snapshot: dict[str, Any], part: str) -> list[str]:
     if part == "category":
         kind = dict(Category.Kind.choices).get(data.get("kind"), data.get("kind"))
         may = _("recipients may opt out") if data.get("opt_out") else _("recipients cannot opt out")
-        return [f"{data.get('name', '')} ({kind}; {may})"]
+        lines = [f"{data.get('name', '')} ({kind}; {may})"]
+        if "default" in data:  # snapshots from before it was recorded have no such key
+            lines.append(_("Opted in until a recipient opts out") if data["default"]
+                         else _("Opted out until a recipient opts in"))
+        return lines
     if part == "schedule":
         lines = [schedule_words(data)]
         if data.get("throttle_per_minute"):

@@ -1,4 +1,4 @@
-"""``{% approval_banner campaign %}``: on the campaign page, whether a Manager's approval is
+"""``{% approval_banner campaign approval %}``: on the campaign page, whether a Manager's approval is
 needed before launch and where it stands (the approval desk, ``campaigns.approval_desk``)."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ register = template.Library()
 
 
 @register.inclusion_tag("notifications/admin/_approval_banner.html")
-def approval_banner(campaign: Campaign) -> dict:
+def approval_banner(campaign: Campaign, approval=None) -> dict:
+    """``approval``: the page's own ``campaign_approval`` check, when it made one (not made twice)."""
     if not isinstance(campaign, Campaign) or campaign.pk is None or campaign.status not in EDITABLE:
         return {"show": False}
-    check = campaign_approval(campaign=campaign)
+    check = approval if approval is not None else campaign_approval(campaign=campaign)
     shown = check.needed or campaign.status != Campaign.Status.DRAFT
     return {
         "show": shown, "campaign": campaign, "check": check,

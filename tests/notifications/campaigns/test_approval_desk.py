@@ -289,6 +289,8 @@ def test_a_changed_template_value_shows_in_the_diff(client, campaign, staff, dja
     assert 'data-part="template" data-changed="yes"' in html
     assert 'data-op="-">- Value of “promo_code”: SPRING24' in html
     assert 'data-op="+">+ Value of “promo_code”: SPRING25' in html
+    # The content is rendered with the campaign's value, as it will be sent, not a stand-in.
+    assert "Your code: SPRING25" in html and "[promo_code]" not in html
 
 
 def test_a_campaign_sent_back_with_changes_requested_can_be_edited_in_the_form(client, campaign, staff,
@@ -320,3 +322,27 @@ def test_a_resubmission_after_changes_were_requested_shows_what_changed_since(
     assert "asked for changes on" in html and "A warmer subject, please." in html
     assert 'data-op="-">- [en] email subject: Hello {{ recipient.first_name }}' in html
     assert 'data-op="+">+ [en] email subject: Dear {{ recipient.first_name }}' in html
+
+
+def test_swapping_one_member_of_a_static_audience_shows_in_the_diff(
+    client, make_campaign, staff, django_capture_on_commit_callbacks
+):
+    """The approval digests a static list as (size, newest member): a swap voids it, and the
+    Manager approving again sees which part changed."""
+    from notifications.models import AudienceMember
+
+    ids = make_recipients(12, prefix="static")
+    audience = Audience.objects.create(name="Static", kind=Audience.Kind.STATIC)
+    AudienceMember.objects.bulk_create(AudienceMember(audience=audience, user_id=pk) for pk in ids[:11])
+    campaign = make_campaign(audience, author=staff["marketer"], channels=["email"])
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    client.force_login(staff["manager"])
+    client.post(reverse("dashboard:approval_decide", args=[campaign.pk]), {"decision": "approve", "comment": ""})
+    AudienceMember.objects.filter(audience=audience, user_id=ids[0]).delete()
+    AudienceMember.objects.create(audience=audience, user_id=ids[11])
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    assert services.campaign_approval(campaign=campaign).changed == ["audience"]
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    html = client.get(reverse("dashboard:approval", args=[campaign.pk])).content.decode()
+    assert 'data-part="audience" data-changed="yes"' in html
+    assert 'data-op="+">+ Newest member: static11' in html
