@@ -190,9 +190,11 @@ class SignalTriggerAdmin(ModelAdmin):
         trigger = self.get_object(request, unquote(object_id))
         if trigger is None:
             raise Http404
-        params = request.POST if request.method == "POST" else request.GET
         if request.method not in ("GET", "POST"):
             return HttpResponseNotAllowed(["GET", "POST"])
+        if request.method == "POST" and not allows(request.user, "trigger.edit"):
+            raise PermissionDenied  # before any dry run: a refused send costs nothing
+        params = request.POST if request.method == "POST" else request.GET
         pk, search = str(params.get("instance", "")).strip(), str(params.get("q", ""))
         run, error = None, ""
         if pk:
@@ -201,8 +203,6 @@ class SignalTriggerAdmin(ModelAdmin):
             except DryRunError as exc:
                 error = str(exc)
         if request.method == "POST":
-            if not allows(request.user, "trigger.edit"):
-                raise PermissionDenied
             if run is not None:
                 self._send_test(request, trigger, run)
             url = reverse("admin:notifications_signaltrigger_test", args=[trigger.pk])

@@ -96,8 +96,9 @@ def _label(model_field: models.Field | None, name: str) -> str:
 
 def trigger_dry_run(*, trigger: SignalTrigger, pk: Any) -> DryRun:
     """What firing ``trigger`` for the instance ``pk`` would do now; sends nothing."""
+    from ..audiences import audience_users
     from ..templating.preview import TemplatePreview, template_preview
-    from .services import trigger_recipient_ids
+    from .services import fanout_problem, trigger_recipient_ids
 
     registered = trigger_subject_model(trigger)
     if registered is None:
@@ -147,13 +148,21 @@ def trigger_dry_run(*, trigger: SignalTrigger, pk: Any) -> DryRun:
             condition_holds(condition.op, actual, condition.value, typed=condition.model_field is not None),
         ))
     fields = reg.instance_fields(instance)
-    ids = trigger_recipient_ids(trigger=trigger, model=registered.label, pk=instance.pk, event=event,
-                                fields=fields, refs={})
     if trigger.audience_id is not None:
-        ids = [pk for chunk in ids for pk in chunk]
-    ids = list(ids)
-    users = list(get_user_model().objects.filter(pk__in=ids[:RECIPIENTS_SHOWN]).order_by("pk"))
-    run = DryRun(instance=instance, event=event, checks=checks, recipients=users, recipient_count=len(ids))
+        # Counted, and the first few read, as trigger_fire counts: never the audience in memory.
+        audience = audience_users(audience=trigger.audience)
+        count = audience.count()
+        users = list(audience.order_by("pk")[:RECIPIENTS_SHOWN])
+    else:
+        ids = list(trigger_recipient_ids(trigger=trigger, model=registered.label, pk=instance.pk, event=event,
+                                         fields=fields, refs={}))
+        count = len(ids)
+        users = list(get_user_model().objects.filter(pk__in=ids[:RECIPIENTS_SHOWN]).order_by("pk"))
+    # What would hold a real firing of this size (its per-event limit, an approval it needs).
+    problem = fanout_problem(trigger, count)
+    checks.append(DryRunCheck(problem or _("%(count)s recipients are within the trigger's limits.") % {"count": count},
+                              not problem))
+    run = DryRun(instance=instance, event=event, checks=checks, recipients=users, recipient_count=count)
     if users:
         preview = template_preview(template=trigger.template, user=users[0], instance=instance)
         # Only what this trigger sends: the template may have parts for channels it does not use.

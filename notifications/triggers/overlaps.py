@@ -24,7 +24,7 @@ from ..models import SignalTrigger
 @dataclass(frozen=True)
 class TriggerOverlap:
     other: SignalTrigger
-    same_template: bool
+    same_template: bool  # the same template, sent once per event (no dedupe window on either)
 
 
 def _pins(trigger: SignalTrigger | Mapping[str, Any]) -> dict[str, set[str]]:
@@ -75,5 +75,8 @@ def trigger_overlaps(*, trigger: SignalTrigger) -> list[TriggerOverlap]:
             continue
         if _exclusive(mine, _pins(other)):
             continue
-        found.append(TriggerOverlap(other=other, same_template=other.template_id == trigger.template_id))
+        # One message per template per event holds only without a dedupe window (services.
+        # trigger_key_prefix): with one, each trigger keys its own sends, and both would go out.
+        once = not trigger.dedupe_window and not other.dedupe_window
+        found.append(TriggerOverlap(other=other, same_template=once and other.template_id == trigger.template_id))
     return found

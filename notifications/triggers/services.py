@@ -204,7 +204,7 @@ def trigger_hold(*, trigger: SignalTrigger, reason: str, at: datetime.datetime) 
     )
 
 
-def _fanout_problem(trigger: SignalTrigger, count: int) -> str:
+def fanout_problem(trigger: SignalTrigger, count: int) -> str:
     """Why a firing reaching ``count`` people may not be sent, or ""."""
     if count > trigger.max_recipients:
         return _(
@@ -313,13 +313,13 @@ def trigger_fire(
         # Counted first so a huge audience is never read into memory; then frozen and counted
         # again, so people who joined in between cannot take a firing past its limits.
         count = audience_users(audience=trigger.audience).count()
-        if not _fanout_problem(trigger, count):
+        if not fanout_problem(trigger, count):
             user_ids = [pk for chunk in user_ids for pk in chunk]
             count = len(user_ids)
     else:
         user_ids = list(user_ids)
         count = len(user_ids)
-    if problem := _fanout_problem(trigger, count):
+    if problem := fanout_problem(trigger, count):
         if counted:
             trigger_hold(trigger=trigger, reason=problem, at=when)
         return None

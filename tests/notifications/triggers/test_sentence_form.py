@@ -264,3 +264,36 @@ def test_a_trigger_on_a_custom_signal_cannot_be_tried_on_an_instance(client, mar
     response = client.get(dry_run_url(trigger), {"instance": "1"})
     assert response.status_code == 200
     assert "can be tried on an instance" in response.content.decode()
+
+
+def test_a_same_template_duplicate_with_a_dedupe_window_says_two_messages(client, marketer, rows, make_trigger):
+    """With a dedupe window each trigger keys its own sends (trigger_key_prefix), so "once per
+    event" does not hold: the warning must not promise it."""
+    from datetime import timedelta
+
+    make_trigger(name="Windowed", dedupe_window=timedelta(hours=1))
+    html = client.post(CHECK, rows()).content.decode()
+    assert "Windowed" in html and "two messages" in html and "once per event" not in html
+
+
+def test_dry_run_of_an_audience_trigger_counts_it_and_shows_what_would_hold_it(client, marketer, make_trigger, make_order):
+    """An audience trigger's recipients are counted (never read into memory), and a firing over the
+    trigger's per-event limit would be held: the dry run says it would not fire, and why."""
+    from django.contrib.auth import get_user_model
+
+    from notifications.models import Audience, AudienceMember
+
+    User = get_user_model()
+    User.objects.bulk_create(User(username=f"aud{i}", email=f"aud{i}@example.com") for i in range(5))
+    audience = Audience.objects.create(name="Five", kind="static")
+    AudienceMember.objects.bulk_create(AudienceMember(audience=audience, user=u)
+                                       for u in User.objects.filter(username__startswith="aud"))
+    trigger = make_trigger(recipient_path="", audience=audience, max_recipients=3)
+    paid = make_order(status=Order.Status.PAID)
+    run = client.get(dry_run_url(trigger), {"instance": paid.pk}).context["run"]
+    assert run.recipient_count == 5 and len(run.recipients) == 5
+    assert not run.fires
+    assert any(not check.ok and "limit of 3" in check.label for check in run.checks)
+    SignalTrigger.objects.filter(pk=trigger.pk).update(max_recipients=10)
+    run = client.get(dry_run_url(trigger), {"instance": paid.pk}).context["run"]
+    assert run.fires and run.recipient_count == 5
