@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from django import forms
@@ -148,7 +148,7 @@ def _hour_key() -> str:
     return timezone.now().strftime("%Y%m%d%H")
 
 
-@cache
+@lru_cache(maxsize=8)  # (hour, language): the current hour in a few languages, not every hour served
 def _grouped(hour: str, language: str) -> list[tuple[str, list[tuple[str, str]]]]:
     del hour, language  # cache keys only: offsets change with DST, group names with the language
     at = timezone.now()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import IO
@@ -57,9 +57,12 @@ def inline_row_limit() -> int:
     return getattr(settings, "SIGNALBOX_REPORT_INLINE_ROWS", DEFAULT_INLINE_ROWS)
 
 
-def _built_in_request(rows: int) -> bool:
+def _built_in_request(rows: Callable[[], int]) -> bool:
+    """Whether a file is small enough to build in the request. ``rows`` counts it, and is called
+    only when a limit is set: by default (0) every file is built by a task, and the request does
+    not wait for a count over its whole scope."""
     limit = inline_row_limit()
-    return bool(limit) and rows <= limit
+    return bool(limit) and rows() <= limit
 
 
 def permission_for(kind: str) -> str:
@@ -109,9 +112,9 @@ def export_start(*, actor, kind: str, format: str, filters: ReportFilters, langu
         audit_record(actor=actor, action="data.export", changes={"kind": kind, "format": format, "filters": filters.to_params()})
         table = exports.export_table(kind=kind, filters=filters)
         return InlineExport(filename=filename, content_type=CONTENT_TYPES[format], chunks=exports.csv_chunks(table))
-    rows = exports.export_row_count(kind=kind, filters=filters)
-    if not _built_in_request(rows):
-        return _report_create(actor=actor, kind=kind, format=format, filters=filters, language=language, rows=rows)
+    count_rows = partial(exports.export_row_count, kind=kind, filters=filters)
+    if not _built_in_request(count_rows):
+        return _report_create(actor=actor, kind=kind, format=format, filters=filters, language=language, in_request=False)
     # Spooled to disk by openpyxl's write-only workbook and this temporary file, not kept in
     # memory. The response closes (and so deletes) it once sent.
     target = tempfile.TemporaryFile()  # noqa: SIM115
@@ -149,15 +152,17 @@ def report_request(*, actor, kind: str, format: str, params: dict, language: str
         raise ReportError(_("That campaign does not exist."))
     return _report_create(
         actor=actor, kind=kind, format=format, filters=filters, language=language,
-        rows=_estimated_rows(kind=kind, params=filters.to_params()),
+        in_request=_built_in_request(partial(_estimated_rows, kind=kind, params=filters.to_params())),
     )
 
 
-def _report_create(*, actor, kind: str, format: str, filters: ReportFilters, language: str, rows: int) -> Report:
+def _report_create(
+    *, actor, kind: str, format: str, filters: ReportFilters, language: str, in_request: bool
+) -> Report:
     stored = {**filters.to_params(), "language": language or translation.get_language() or settings.LANGUAGE_CODE}
     report = Report.objects.create(kind=kind, format=format, params=stored, created_by=actor)
     audit_record(actor=actor, action="report.request", target=report, changes={"kind": kind, "format": format, "params": stored})
-    if _built_in_request(rows):
+    if in_request:
         return report_generate(report_id=report.pk)
     from dashboard.report_tasks import report_generate_task
 

@@ -89,3 +89,16 @@ def test_the_status_speaks_chinese(manager_client):
     report = Report.objects.get()
     page = manager_client.get(f"{reverse('reports:index')}?watch={report.pk}", HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "正在等待" in page.content.decode()
+
+
+def test_the_request_that_starts_a_report_does_not_count_its_rows(manager_client, django_capture_on_commit_callbacks):
+    """By default (SIGNALBOX_REPORT_INLINE_ROWS = 0) every file is built by a task, so the request
+    has no reason to wait for a count over the whole scope (deliveries can be millions)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    DeliveryFactory.create_batch(3)
+    with django_capture_on_commit_callbacks(execute=False), CaptureQueriesContext(connection) as queries:
+        assert export_xlsx(manager_client).status_code == 302
+    counted = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "delivery" in q["sql"].lower()]
+    assert counted == [], counted
