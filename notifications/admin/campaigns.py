@@ -239,7 +239,10 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
         if status not in (Campaign.Status.COMPLETED, Campaign.Status.CANCELLED, Campaign.Status.FAILED) and can_launch:
             actions.append(("cancel", _("Cancel campaign"), "danger"))
         preview = []
-        if obj.schedule == Campaign.Schedule.RECURRING and obj.rrule:
+        # Where the form edits the schedule, its builder shows the next send times live; the
+        # panel lists them only on a page that cannot change them.
+        schedule_in_form = self.has_change_permission(request, obj)
+        if obj.schedule == Campaign.Schedule.RECURRING and obj.rrule and not schedule_in_form:
             try:
                 preview = recurrence_preview(
                     RecurrenceSpec(obj.rrule, obj.schedule_timezone, obj.recurrence_start or obj.created_at),
@@ -251,6 +254,7 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
             "campaign": obj,
             "approval": approval,
             "campaign_actions": actions,
+            "schedule_in_form": schedule_in_form,
             "next_occurrences": [(when, when.astimezone(zoneinfo.ZoneInfo(obj.schedule_timezone))) for when in preview],
             **self._progress_context(obj),
         }

@@ -13,7 +13,6 @@ error on "Conditions", never a 500 and never a JSON box.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -337,9 +336,6 @@ class SignalTriggerForm(forms.ModelForm):
             if approval.needed:
                 self.add_error("is_active", approval.reason + " " + str(
                     _("Save it inactive; once a Manager has approved it, enable it.")))
-
-    def schema_json(self) -> str:
-        return json.dumps(builder_schema(), ensure_ascii=False)
 
 
 def draft_trigger(data, *, instance: SignalTrigger | None = None) -> SignalTrigger:

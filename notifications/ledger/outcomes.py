@@ -243,11 +243,6 @@ class Outcomes:
 assert tuple(f.name for f in fields(Outcomes)) == COUNTER_NAMES
 
 
-def outcomes_of(deliveries: QuerySet[Delivery], *, with_unsubscribed: bool = True) -> Outcomes:
-    """Every figure of ``deliveries`` in one query."""
-    return Outcomes.from_row(deliveries.order_by().aggregate(**delivery_counters(with_unsubscribed=with_unsubscribed)))
-
-
 # What progress shows (planned, sent, failed, unknown, not sent, waiting): the status groups and
 # ``reached_sent``, without the engagement stages it does not show.
 PROGRESS_COUNTERS: tuple[str, ...] = ("total", *(f"status_{name}" for name in STATUS_GROUPS), "reached_sent")

@@ -151,3 +151,18 @@ def test_a_draft_viewed_by_a_manager_has_no_conditions_and_its_audience_panel_re
     # On the page that edits it, the audience chosen in the form wins over the campaign's own.
     chosen = client.get(reverse("admin:notifications_campaign_composer_audience"), {"campaign": campaign.pk, "audience": ""})
     assert "recipients right now" not in chosen.content.decode()
+
+
+def test_next_send_times_are_listed_once_the_builder_where_editable_the_panel_where_not(
+    client, staff, make_campaign, promo
+):
+    draft = _draft(make_campaign, promo, staff, schedule="recurring", rrule="FREQ=DAILY;BYHOUR=9;BYMINUTE=0",
+                   template_values={"promo_code": "X"})
+    client.force_login(staff["marketer"])
+    page = client.get(reverse("admin:notifications_campaign_change", args=[draft.pk])).content.decode()
+    assert 'name="rrule_mode"' in page  # the builder, whose preview is live
+    assert 'data-testid="next-occurrences"' not in page  # not a second, older list beside it
+    Campaign.objects.filter(pk=draft.pk).update(status="running")
+    page = client.get(reverse("admin:notifications_campaign_change", args=[draft.pk])).content.decode()
+    panel = page[page.index('data-testid="next-occurrences"'):]
+    assert "09:00 UTC" in panel[:2000]
