@@ -6,8 +6,10 @@ Keyword-only and typed (STYLE.md). The rooms' own writes live in their ``service
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.utils import translation
 
 from .models import AuditEntry, Category
 
@@ -30,14 +32,20 @@ def category_ensure(
 def audit_record(
     *, actor, action: str, target: models.Model | None = None, changes: dict | None = None
 ) -> AuditEntry:
-    """Append an audit entry. ``actor`` may be None for the system (tasks, triggers)."""
+    """Append an audit entry. ``actor`` may be None for the system (tasks, triggers).
+
+    What it names is written in the site's language, whoever acts: a category is "Newsletter" in
+    the log whether a Manager working in Chinese or in English changed it (one text to search for).
+    """
+    with translation.override(settings.LANGUAGE_CODE):
+        target_repr = str(target)[:200] if target is not None else ""
     return AuditEntry.objects.create(
         actor=actor if getattr(actor, "pk", None) else None,
         actor_repr=str(actor) if actor is not None else "system",
         action=action,
         target_type=ContentType.objects.get_for_model(target) if target is not None else None,
         target_id=str(target.pk) if target is not None else "",
-        target_repr=str(target)[:200] if target is not None else "",
+        target_repr=target_repr,
         changes=changes or {},
     )
 

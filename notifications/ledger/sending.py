@@ -174,8 +174,8 @@ def digest_message(deliveries: Sequence[Delivery]) -> OutboundMessage:
         )
         for d in deliveries
     ]
-    name = first.category.name if first.category else ""
     with translation.override(content.get("locale") or translation.get_language()):
+        name = first.category.display_name() if first.category else ""  # 新闻简报 for a Chinese reader
         subject = ngettext("%(count)d update: %(category)s", "%(count)d updates: %(category)s", len(items)) % {
             "count": len(items), "category": name,
         }

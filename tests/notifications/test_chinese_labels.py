@@ -137,3 +137,16 @@ def test_our_copies_of_unfolds_user_helpers_differ_only_by_the_name(name, theirs
     assert first_line.startswith("{% load people %}")
     assert theirs_line in theirs, f"Unfold's {name} no longer shows the name this way"
     assert ours == theirs.replace(theirs_line, ours_line), f"Unfold's {name} changed: copy it again"
+
+
+def test_the_audit_log_names_a_category_in_the_sites_language_whoever_acts(db):
+    from django.utils import translation
+
+    from notifications.models import AuditEntry, Category
+    from notifications.services import audit_record
+
+    category = Category.objects.create(key="news", name="Newsletter", name_zh_hans="新闻简报", kind="marketing")
+    with translation.override("zh-hans"):
+        assert str(category) == "新闻简报"
+        audit_record(actor=None, action="category.edit", target=category)
+    assert AuditEntry.objects.get(action="category.edit").target_repr == "Newsletter"

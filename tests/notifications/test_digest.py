@@ -194,3 +194,20 @@ def test_daily_digest_waits_for_8am_local_next_day(promos):
     # A single held delivery goes out as itself, not as "1 update".
     assert ledger.deliveries_send(delivery_ids=[delivery.pk], now=utc(2026, 3, 8, 12, 0)).sent == 1
     assert LocmemChannel.outbox[0].message.subject == "Weekend deals"
+
+
+def test_a_chinese_readers_digest_names_the_category_in_chinese(promos):
+    reader = RecipientProfileFactory(user=UserFactory(username="huan"), timezone="Asia/Shanghai", locale="zh-hans").user
+    Category.objects.filter(pk=promos.pk).update(name_zh_hans="促销")
+    Preference.objects.create(user=reader, category=promos, channel="email", digest="hourly")
+    from notifications.models import MessageTemplate
+
+    template = MessageTemplate.objects.create(key="sale", name="Sale", category=promos,
+                                              email_subject="Sale", email_body="20% off")
+    template.variants.create(locale="zh-hans", email_subject="特卖", email_body="八折")
+    with freeze_time("2026-03-10 10:20:00"):  # a template's message is in the reader's language
+        notify([reader], template=template, channels=["email"], idempotency_key="one")
+        notify([reader], template=template, channels=["email"], idempotency_key="two")
+    first, _second = held()
+    assert ledger.deliveries_send(delivery_ids=[first.pk], now=first.next_attempt_at).sent == 2
+    assert LocmemChannel.outbox[0].message.subject == "促销：2 条更新"

@@ -17,7 +17,10 @@ def launcher(monkeypatch, capsys):
     monkeypatch.setattr(serve, "step", lambda what, argv, quiet=True: steps.append(argv))
     monkeypatch.setattr(serve, "supervise", lambda children: 0)
     monkeypatch.setattr(serve.os, "chdir", lambda path: None)
-    monkeypatch.delenv("SITE_URL", raising=False)
+    # Set, then removed: monkeypatch records an undo only for a variable that exists, and
+    # main() sets SITE_URL, which must not outlive this test (later servers inherit it).
+    monkeypatch.setenv("SITE_URL", "")
+    monkeypatch.delenv("SITE_URL")
     monkeypatch.setattr("environ.Env.read_env", lambda *args, **kwargs: None)  # no local .env in the way
 
     def run(*argv: str) -> tuple[str, str]:
