@@ -24,7 +24,7 @@ from django.urls import NoReverseMatch, reverse
 from playwright.sync_api import Browser, Page
 
 from accounts.url_policy import NEVER_ADDED, rule_for
-from notifications.models import Campaign, MessageTemplate
+from notifications.models import Campaign, MessageTemplate, SignalTrigger
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -50,10 +50,15 @@ def dashboard_pages() -> list[tuple[str, str | None]]:
         ("reports:audit_log", _url("reports:audit_log")),
         ("ops:system_status", _url("ops:system_status")),
         ("admin:dashboard_importjob_upload", _url("admin:dashboard_importjob_upload")),
+        ("dashboard:approvals", _url("dashboard:approvals")),
     ]
     campaign = Campaign.objects.filter(runs__isnull=False).order_by("pk").first()
     if campaign:
         pages.append(("dashboard:campaign", _url("dashboard:campaign", campaign.pk)))
+        pages.append(("dashboard:approval", _url("dashboard:approval", campaign.pk)))
+    trigger = SignalTrigger.objects.order_by("pk").first()
+    if trigger:
+        pages.append(("admin:notifications_signaltrigger_test", _url("admin:notifications_signaltrigger_test", trigger.pk)))
     template = MessageTemplate.objects.order_by("pk").first()
     if template:
         pages.append(("admin:notifications_messagetemplate_preview",
