@@ -29,7 +29,7 @@ from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
 )
 from ..campaigns.services import CampaignError
-from ..models import Campaign, CampaignRun, Channel, Delivery
+from ..models import Campaign, CampaignRun, Channel
 from .campaign_composer import ComposerMixin, add_value_fields, clean_values
 from .conditional import ConditionsOnlyWhenEditable
 from .ledger import ReadOnlyAdminMixin
