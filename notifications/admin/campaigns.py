@@ -23,7 +23,10 @@ from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminSelectWidget
 
+from accounts.roles import allows
+
 from ..campaigns import schedule_builder, services
+from ..campaigns.approvals import may_approve
 from ..campaigns.progress import runs_progress_of
 from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
@@ -216,9 +219,9 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
 
     def _status_context(self, request: HttpRequest, obj: Campaign) -> dict:
         user = request.user
-        can_launch = user.has_perm("notifications.launch_campaign")
-        can_edit = user.has_perm("notifications.change_campaign")
-        can_approve = user.has_perm("notifications.approve_campaign") and obj.author_id != user.pk
+        can_launch = allows(user, "campaign.launch")
+        can_edit = allows(user, "campaign.edit")
+        can_approve = may_approve(user, author_id=obj.author_id)
         status = obj.status
         actions = []
         approval = services.campaign_approval(campaign=obj) if status in EDITABLE else None
