@@ -207,6 +207,11 @@ AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_ENABLE_ADMIN = False  # accounts/admin.py shows lockouts in the Unfold shell, to superusers
 SIGNALBOX_TRUSTED_PROXY_COUNT = env.int("SIGNALBOX_TRUSTED_PROXY_COUNT", default=0)
+
+# Freeze the objects start-up built (Django, every app) so the garbage collector never walks them
+# again: ops/heap.py. On by default in every process.
+SIGNALBOX_FREEZE_STARTUP_HEAP = env.bool("SIGNALBOX_FREEZE_STARTUP_HEAP", default=True)
+
 # Staff sessions end this long after signing in (accounts/sessions.py); recipients keep
 # SESSION_COOKIE_AGE (two weeks).
 SIGNALBOX_STAFF_SESSION_HOURS = env.float("SIGNALBOX_STAFF_SESSION_HOURS", default=12)

@@ -27,3 +27,8 @@ class OpsConfig(AppConfig):
         register_tick("heartbeats", heartbeats_tick, order=90)
         deliveries_swept.connect(lease_sweeps_count, sender=Delivery, dispatch_uid="ops.lease_sweeps_count")
         checks.register(metrics_settings_check)
+
+        # Last thing at start-up (ops is the last installed app): see ops/heap.py.
+        from .heap import startup_heap_freeze
+
+        startup_heap_freeze()
