@@ -68,6 +68,8 @@ def builder_labels() -> dict[str, str]:
         "count": _("count"),
         "days": _("days"),
         "in_the_last": _("in the last"),
+        "any_channel": _("on any channel"),
+        "channel": _("Channel"),
         "comma_separated": _("comma-separated values"),
         "search_choices": _("Type to search"),
         "no_match": _("Nothing matches."),
