@@ -12,10 +12,11 @@ the pixel never loaded; an inbox read is an open), *received* is ``reached_sent`
 adapter tracks them (``features.tracks_opens``), so "received but did not open" only counts
 messages sent on such a channel: an SMS nobody can see being opened is never "not opened".
 
-Indexes the plans use (see README "Engagement conditions"): ``delivery_recipient_idx``
-(recipient, -created_at) for every condition, ``deliveryevent_delivery_idx`` (delivery,
-occurred_at) for clicks in a window, the unique (source, provider_event_id) of receipts to tie
-a click to its link, and ``trackedlink``'s delivery index.
+Indexes the plans use (``python -m bench audience_engagement --plans`` prints them):
+``delivery_recipient_idx`` (recipient, -created_at) to reach a person's deliveries,
+``deliveryevent_delivery_idx`` (delivery, occurred_at) or ``deliveryevent_occurred_idx``
+(occurred_at, kind) for opens and clicks in a window, ``delivery_run_status_idx`` for a run's or
+a campaign's deliveries, and ``trackedlink``'s delivery index to tie a click to its link.
 """
 
 from __future__ import annotations
@@ -73,11 +74,17 @@ def _since(days: int):
 # --- Opened / clicked / sent in a window ---------------------------------------------------
 
 def _opened_q(op: str, days: int) -> Q:
-    """An open (or a click, which implies one) recorded in the window on a channel that tracks
-    opens. Machine opens (mail privacy proxies) never set ``opened_at``, so they do not count."""
-    since = _since(days)
+    """An open (or a click, which implies one) received in the window, on a channel that tracks
+    opens. Read from the receipts, which keep when each came (``Delivery.opened_at`` keeps only an
+    open that moved the status: not one after a click). Machine opens (mail privacy proxies)
+    carry ``machine_open`` and do not count, as they do not in the funnel."""
     tracked = open_tracking_channels() or [""]
-    q = Q(Exists(_theirs(channel__in=tracked).filter(Q(opened_at__gte=since) | Q(clicked_at__gte=since))))
+    opens = DeliveryEvent.objects.filter(
+        delivery__recipient_id=OuterRef("pk"), delivery__channel__in=tracked,
+        kind__in=[DeliveryEvent.Kind.OPENED, DeliveryEvent.Kind.CLICKED], occurred_at__gte=_since(days),
+        data__machine_open__isnull=True,
+    )
+    q = Q(Exists(opens))
     return q if op == "within_days" else ~q
 
 

@@ -72,15 +72,28 @@ def sent(user, *, run=None, channel="email", when=None, **fields) -> Delivery:
 def test_opened_in_the_last_days_counts_real_opens_and_clicks_not_machine_opens(client, people):
     ada_mail = sent(people["ada"])
     assert client.get(tracking.open_pixel_url(ada_mail), HTTP_USER_AGENT=SAFARI).status_code == 200
-    sent(people["bob"], status="opened", opened_at=ago(days=40))  # opened, but long ago
-    sent(people["cy"], status="clicked", clicked_at=ago(days=2))  # images blocked: a click is an open
+    tracking.receipt_record(delivery=sent(people["bob"], when=ago(days=41)), kind="opened", source="pixel",
+                            provider_event_id="open:bob", occurred_at=ago(days=40))  # opened, but long ago
+    cy_mail = sent(people["cy"])  # images blocked: a click is an open
+    tracking.receipt_record(delivery=cy_mail, kind="clicked", source="click", provider_event_id="click:cy",
+                            occurred_at=ago(days=2))
     dee_mail = sent(people["dee"])
     assert client.get(tracking.open_pixel_url(dee_mail), HTTP_USER_AGENT=APPLE_PROXY).status_code == 200
-    sent(people["eve"], channel="inapp", status="read", read_at=ago(days=1))  # an inbox read is not an email
+    eve_note = sent(people["eve"], channel="inapp")  # an inbox read is not an email open
+    tracking.receipt_record(delivery=eve_note, kind="read", source="inbox", occurred_at=ago(days=1))
+    # ada's old mail, opened after she had clicked it: the open's own time counts.
+    ada_old = sent(people["ada"], when=ago(days=50))
+    tracking.receipt_record(delivery=ada_old, kind="clicked", source="click", provider_event_id="click:ada",
+                            occurred_at=ago(days=45))
+    tracking.receipt_record(delivery=ada_old, kind="opened", source="anymail:postmark", provider_event_id="pm-open",
+                            occurred_at=ago(days=20))
 
     assert matching(cond("engagement.opened", "within_days", 30)) == ["ada", "cy"]
     assert matching(cond("engagement.opened", "not_within_days", 30)) == ["bob", "dee", "eve"]
     assert matching(cond("engagement.opened", "within_days", 60)) == ["ada", "bob", "cy"]
+    people["ada"].deliveries.exclude(pk=ada_old.pk).delete()
+    assert matching(cond("engagement.opened", "within_days", 30)) == ["ada", "cy"]  # the later open, by the ESP
+    assert matching(cond("engagement.opened", "within_days", 10)) == ["cy"]
 
 
 # --- Clicked a link containing Y in the last N days ----------------------------------------
