@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminSelectWidget
@@ -400,10 +401,14 @@ class CampaignRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         except CampaignError as error:
             self.message_user(request, str(error), level=messages.ERROR)
             return HttpResponseRedirect(reverse("admin:notifications_campaign_change", args=[run.campaign_id]))
+        size = services.campaign_audience_size(campaign=copy)
         self.message_user(
             request,
-            _("A draft to the %(n)s people who did not open it: check it, run pre-flight, then submit or launch.")
-            % {"n": intcomma(services.campaign_audience_size(campaign=copy))},
+            ngettext(
+                "A draft to the %(n)s person who did not open it: check it, run pre-flight, then submit or launch.",
+                "A draft to the %(n)s people who did not open it: check it, run pre-flight, then submit or launch.",
+                size,
+            ) % {"n": intcomma(size)},
             level=messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:notifications_campaign_change", args=[copy.pk]))
