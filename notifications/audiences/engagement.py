@@ -29,6 +29,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from ..models import Campaign, CampaignRun, Channel, Delivery, DeliveryEvent, TrackedLink
 from .registry import AudienceOp, now, register_audience_field
@@ -184,7 +185,7 @@ def register_engagement_fields() -> None:
         "engagement.sent", label=_("Was sent a message"), group=ENGAGEMENT,
         ops={
             "within_days": _("in the last … days"),
-            "not_within_days": _("not in the last … days (or never)"),
+            "not_within_days": pgettext_lazy("messages sent", "not in the last … days (or never)"),
         },
         value_type="days_channel", choices=Channel.choices, to_q=_sent_q, replace=True,
         help_text=_("Messages the provider accepted, on any channel or the one chosen."),

@@ -213,7 +213,7 @@
           text.addEventListener("input", () => { v.text = text.value; commit(); });
           return el("span", {class: "sb-inline"}, [
             text,
-            el("span", {text: t.in_the_last}),
+            el("span", {text: t.within}),
             numberInput(v.days, 1, limits.max_days, t.days, (n) => { v.days = n; }),
             el("span", {text: t.days}),
           ]);
