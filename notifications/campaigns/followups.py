@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from accounts.roles import allows
@@ -82,6 +82,21 @@ def _unique_audience_name(base: str) -> str:
     raise CampaignError(_("Too many follow-ups of this run already exist."))
 
 
+def _audience_create(*, name: str, description: str, rules: dict, actor) -> Audience:
+    """A rule audience under the first free variant of ``name`` (names are unique): a second
+    follow-up of the same run, made at the same moment by a colleague, takes the next one."""
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():  # a savepoint: the caller's transaction survives a clash
+                return Audience.objects.create(
+                    name=_unique_audience_name(name), description=description, kind=Audience.Kind.RULES,
+                    rules=rules, created_by=actor,
+                )
+        except IntegrityError:
+            continue
+    raise CampaignError(_("Too many follow-ups of this run already exist."))
+
+
 def campaign_run_followup_create(*, run: CampaignRun, actor) -> Campaign:
     """A new draft campaign to the recipients of ``run`` who did not open it. Audited.
 
@@ -96,13 +111,11 @@ def campaign_run_followup_create(*, run: CampaignRun, actor) -> Campaign:
         raise CampaignError(offer.reason)
     when = run.occurrence.strftime("%Y-%m-%d %H:%M")
     with transaction.atomic():
-        audience = Audience.objects.create(
-            name=_unique_audience_name(
-                _("%(campaign)s · %(when)s — did not open") % {"campaign": campaign.name, "when": when}
-            ),
+        audience = _audience_create(
+            name=_("%(campaign)s · %(when)s — did not open") % {"campaign": campaign.name, "when": when},
             description=_("Received the run of “%(campaign)s” due at %(when)s UTC and did not open it.")
             % {"campaign": campaign.name, "when": when},
-            kind=Audience.Kind.RULES, rules=followup_rules(run=run), created_by=actor,
+            rules=followup_rules(run=run), actor=actor,
         )
         copy = Campaign(
             name=(_("%(name)s — did not open") % {"name": campaign.name})[:NAME_LENGTH],

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from channels_adapters.locmem import LocmemChannel
 from notifications import ledger
-from notifications.audiences import audience_preview
+from notifications.audiences import audience_preview, audience_sizes
 from notifications.campaigns import services
 from notifications.campaigns.followups import campaign_run_followup_create
 from notifications.campaigns.runs import campaign_run_plan, campaigns_launch_due
@@ -77,6 +77,8 @@ def test_a_marketer_follows_up_the_non_openers_with_a_draft_whose_live_count_is_
         "all": [{"field": "engagement.campaign_run", "op": "not_opened", "value": [run.pk]}]}
     preview = audience_preview(audience=draft.audience)
     assert preview.count == 3
+    assert audience_sizes(audiences=[draft.audience, campaign.audience]) == {draft.audience_id: 3,
+                                                                            campaign.audience_id: 6}
     assert [row["username"] for row in preview.sample] == ["r3", "r4", "r5"]
     followed = client.get(response["Location"])
     assert "A draft to the 3 people who did not open it" in followed.content.decode()
