@@ -51,11 +51,6 @@ def open_tracking_channels() -> list[str]:
     return [value for value in Channel.values if channels.features(value).tracks_opens]
 
 
-def open_tracking_labels() -> list[str]:
-    names = dict(Channel.choices)
-    return [str(names[value]) for value in open_tracking_channels()]
-
-
 def _outcomes():
     # Imported when compiling, not at start-up: the ledger package is below the audiences.
     from ..ledger import outcomes

@@ -18,7 +18,7 @@ from notifications.campaigns import services
 from notifications.campaigns.followups import campaign_run_followup_create
 from notifications.campaigns.runs import campaign_run_plan, campaigns_launch_due
 from notifications.campaigns.services import CampaignError
-from notifications.models import Audience, AuditEntry, Campaign, CampaignRun, Delivery
+from notifications.models import Audience, AuditEntry, Campaign, CampaignRun, Delivery, RecipientProfile
 
 from .conftest import make_recipients, static_audience
 
@@ -120,7 +120,6 @@ def test_roles_without_campaign_edit_are_refused_and_nothing_is_made(client, sta
 
 
 def test_an_sms_campaign_says_why_it_offers_no_follow_up(client, locmem_channels, staff, make_campaign):
-    RecipientProfile = __import__("notifications.models", fromlist=["RecipientProfile"]).RecipientProfile
     ids = make_recipients(2)
     RecipientProfile.objects.filter(user_id__in=ids).update(phone="+14155550100")
     campaign = make_campaign(static_audience("Texts", ids), author=staff["marketer"], channels=["sms"])
