@@ -149,9 +149,18 @@ def run_label(name: str, occurrence) -> str:
     return f"{name} · {date_format(timezone.localtime(occurrence), 'SHORT_DATETIME_FORMAT')}"
 
 
+# Runs offered in the builder's list: the newest ones (a recurring campaign adds one per
+# occurrence, and the list is sent with every editor page); an older run stays valid in a rule.
+RUN_CHOICES = 300
+
+
 def _run_choices() -> list[tuple[int, str]]:
     rows = CampaignRun.objects.order_by("-started_at", "-pk").values_list("pk", "campaign__name", "occurrence")
-    return [(pk, run_label(name, occurrence)) for pk, name, occurrence in rows]
+    return [(pk, run_label(name, occurrence)) for pk, name, occurrence in rows[:RUN_CHOICES]]
+
+
+def _every_run() -> list[int]:
+    return list(CampaignRun.objects.values_list("pk", flat=True))
 
 
 def register_engagement_fields() -> None:
@@ -193,6 +202,6 @@ def register_engagement_fields() -> None:
     )
     register_audience_field(
         "engagement.campaign_run", label=_("Campaign run"), group=ENGAGEMENT, ops=CAMPAIGN_OPS, value_type="ids",
-        choices=_run_choices, to_q=_run_q, replace=True,
+        choices=_run_choices, also_accepts=_every_run, to_q=_run_q, replace=True,
         help_text=_("One send of a campaign (a recurring campaign has one per occurrence)."),
     )

@@ -241,6 +241,23 @@ def test_builder_offers_the_conditions_with_their_inputs_and_choices(people):
     assert by_key["engagement.campaign"]["group"] == "Engagement"
 
 
+def test_the_builder_lists_the_newest_runs_and_an_older_run_stays_valid(monkeypatch, people):
+    from notifications.audiences import engagement
+
+    monkeypatch.setattr(engagement, "RUN_CHOICES", 2)
+    _campaign, runs = campaign_with_runs("Daily tip", runs=3)  # the first is the oldest
+    by_key = {f["key"]: f for f in audience_builder_schema()["fields"]}
+    offered = [pk for pk, _label in by_key["engagement.campaign_run"]["choices"]]
+    assert offered == [runs[2].pk, runs[1].pk]
+    sent(people["ada"], run=runs[0])
+    assert audience_rules_validate(rules=cond("engagement.campaign_run", "received", [runs[0].pk])) == []
+    assert matching(cond("engagement.campaign_run", "received", [runs[0].pk])) == ["ada"]
+    gone = runs[0].pk
+    Delivery.objects.filter(run_id=gone).delete()
+    runs[0].delete()
+    assert "not one of the choices" in audience_rules_validate(rules=cond("engagement.campaign_run", "received", [gone]))[0]
+
+
 def test_live_preview_of_engagement_rules_takes_a_fixed_number_of_queries(admin_client, people,
                                                                            django_assert_num_queries):
     campaign, (run,) = campaign_with_runs("Spring sale")
@@ -255,12 +272,13 @@ def test_live_preview_of_engagement_rules_takes_a_fixed_number_of_queries(admin_
     ]}
     url = reverse("admin:notifications_audience_preview")
     admin_client.post(url, {"rules": json.dumps(rules)})  # warm the session
-    # Session and user (2), the campaign and run choices (2), the count and the sample (2).
-    with django_assert_num_queries(6):
+    # Session and user (2), the campaign and run choices and every run's id (3), the count and the
+    # sample (2).
+    with django_assert_num_queries(7):
         response = admin_client.post(url, {"rules": json.dumps(rules)}, HTTP_HX_REQUEST="true")
     assert 'data-count="3"' in response.content.decode()
     for name in ("dee", "eve"):  # more people, more ledger: the same queries
         sent(people[name], run=run)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         response = admin_client.post(url, {"rules": json.dumps(rules)}, HTTP_HX_REQUEST="true")
     assert 'data-count="5"' in response.content.decode()
