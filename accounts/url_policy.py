@@ -147,6 +147,8 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_campaign_composer_audience": perm("notifications.view_campaign"),
     "admin:notifications_campaign_composer_content": perm("notifications.view_campaign"),
     "admin:notifications_campaign_duplicate": action("campaign.edit"),  # a new draft by its author
+    # "Send to those who did not open" a finished run: a new draft with a new audience (followups).
+    "admin:notifications_campaignrun_followup": action("campaign.edit"),
     "admin:notifications_audience_preview": perm("notifications.view_audience"),
     "admin:notifications_audience_upload_members": perm("notifications.change_audience"),
     "admin:notifications_messagetemplate_preview": perm("notifications.view_messagetemplate"),

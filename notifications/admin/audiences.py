@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse, reverse_lazy
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 from unfold.views import ChangeList
@@ -68,6 +69,10 @@ def builder_labels() -> dict[str, str]:
         "count": _("count"),
         "days": _("days"),
         "in_the_last": _("in the last"),
+        "any_channel": _("on any channel"),
+        # "[pricing] in the last [7] days": a window after a text (count_days has its own words).
+        "within": pgettext_lazy("time window", "in the last"),
+        "channel": _("Channel"),
         "comma_separated": _("comma-separated values"),
         "search_choices": _("Type to search"),
         "no_match": _("Nothing matches."),

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -19,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminSelectWidget
@@ -27,6 +29,7 @@ from accounts.roles import allows
 
 from ..campaigns import schedule_builder, services
 from ..campaigns.approvals import may_approve
+from ..campaigns.followups import campaign_run_followup_create, followup_offer
 from ..campaigns.progress import runs_progress_of
 from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
@@ -269,6 +272,8 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
         from dashboard.analytics.rollups import details_purged_before  # noqa: PLC0415
 
         runs = list(obj.runs.order_by("-started_at")[:5])
+        for run in runs:  # "send to those who did not open" (or why not), from what is loaded
+            run.followup = followup_offer(run=run, campaign=obj)
         progress = runs_progress_of(runs)
         purged_before = details_purged_before(since=local_day_hour(runs[-1].started_at)[0]) if runs else None
         # A finished run from before the retention boundary lost its ledger rows: counting what is
@@ -368,3 +373,42 @@ class CampaignRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_filter = ["status"]
     search_fields = ["campaign__name"]
     list_select_related = ["campaign"]
+    change_form_before_template = "notifications/admin/campaign_run_followup.html"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            obj.followup = followup_offer(run=obj)
+            context["run"] = obj
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/follow-up/", self.admin_site.admin_view(self.followup_view),
+                 name="notifications_campaignrun_followup"),
+            *super().get_urls(),
+        ]
+
+    def followup_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return require_POST(self._followup)(request, pk)
+
+    def _followup(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """"Send to those who did not open": a new draft, opened in the composer."""
+        if not allows(request.user, "campaign.edit"):
+            raise PermissionDenied
+        run = get_object_or_404(CampaignRun.objects.select_related("campaign"), pk=pk)
+        try:
+            copy = campaign_run_followup_create(run=run, actor=request.user)
+        except CampaignError as error:
+            self.message_user(request, str(error), level=messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:notifications_campaign_change", args=[run.campaign_id]))
+        size = services.campaign_audience_size(campaign=copy)
+        self.message_user(
+            request,
+            ngettext(
+                "A draft to the %(n)s person who did not open it: check it, run pre-flight, then submit or launch.",
+                "A draft to the %(n)s people who did not open it: check it, run pre-flight, then submit or launch.",
+                size,
+            ) % {"n": intcomma(size)},
+            level=messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:notifications_campaign_change", args=[copy.pk]))

@@ -9,6 +9,7 @@ Integrating apps add conditions with :func:`register_audience_field` from ``AppC
 (see ``demo_shop/audiences.py``).
 """
 
+from .engagement import register_engagement_fields
 from .fields import register_builtin_fields
 from .registry import (
     AudienceField,
@@ -39,6 +40,7 @@ from .services import (
 from .values import MAX_DAYS, VALUE_TYPES
 
 register_builtin_fields()
+register_engagement_fields()
 
 __all__ = [
     "MAX_DAYS", "MAX_DEPTH", "MAX_IMPORT_BYTES", "MAX_NODES", "VALUE_TYPES",

@@ -35,7 +35,9 @@ from django.utils.translation import gettext as _
 
 from ..jsonsafe import JSONInputError, json_loads_safe
 from .registry import AudienceField, AudienceOp, audience_fields
-from .values import MAX_COUNT, MAX_DAYS, MAX_TEXT_LENGTH, VALUE_TYPES, InvalidValue, quote_value, type_name
+from .values import (
+    MAX_COUNT, MAX_DAYS, MAX_TEXT_LENGTH, TYPES_WITH_CHOICES, VALUE_TYPES, InvalidValue, quote_value, type_name,
+)
 
 MAX_DEPTH = 6
 MAX_NODES = 100
@@ -193,7 +195,7 @@ class _RuleCompiler:
         return q if isinstance(q, Q) else Q(q)
 
     def _choices(self, audience_field: AudienceField, spec: AudienceOp) -> frozenset | None:
-        if spec.value_type not in ("text", "choices", "ids") or audience_field.choices is None:
+        if spec.value_type not in TYPES_WITH_CHOICES or audience_field.choices is None:
             return None
         if audience_field.key not in self.choices_cache:
             choices = audience_field.choice_list()

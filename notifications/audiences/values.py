@@ -160,6 +160,32 @@ def _clean_count_days(value: Any, choices: frozenset | None) -> dict[str, int]:
     }
 
 
+def _clean_text_days(value: Any, choices: frozenset | None) -> dict[str, Any]:
+    """``{"text": "sale", "days": 30}``: a piece of text and a window ("a link containing … in
+    the last … days")."""
+    if not isinstance(value, dict) or set(value) != {"text", "days"}:
+        raise InvalidValue(_('the value must be {"text": text, "days": number}'))
+    return {
+        "text": _clean_string(value["text"]),
+        "days": _bounded_int(value["days"], low=1, high=MAX_DAYS, what=_("the number of days")),
+    }
+
+
+def _clean_days_channel(value: Any, choices: frozenset | None) -> dict[str, Any]:
+    """``{"days": 14}`` (any channel) or ``{"days": 14, "channel": "sms"}``; ``choices`` are the
+    channels."""
+    if not isinstance(value, dict) or "days" not in value or not set(value) <= {"days", "channel"}:
+        raise InvalidValue(_('the value must be {"days": number} or {"days": number, "channel": channel}'))
+    cleaned: dict[str, Any] = {"days": _bounded_int(value["days"], low=1, high=MAX_DAYS, what=_("the number of days"))}
+    channel = value.get("channel")
+    if channel not in (None, ""):
+        channel = _clean_string(channel)
+        if choices is not None and channel not in choices:
+            raise InvalidValue(_("%(value)s is not a channel") % {"value": quote_value(channel)})
+        cleaned["channel"] = channel
+    return cleaned
+
+
 VALUE_TYPES: dict[str, Callable[[Any, frozenset | None], Any]] = {
     "none": _clean_none,
     "bool": _clean_bool,
@@ -170,4 +196,9 @@ VALUE_TYPES: dict[str, Callable[[Any, frozenset | None], Any]] = {
     "integer": _clean_integer,
     "date": _clean_date,
     "count_days": _clean_count_days,
+    "text_days": _clean_text_days,
+    "days_channel": _clean_days_channel,
 }
+
+#: Value types whose cleaner checks the value against the field's choices.
+TYPES_WITH_CHOICES = frozenset({"text", "choices", "ids", "days_channel"})

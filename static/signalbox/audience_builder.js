@@ -111,6 +111,8 @@
         case "days": return 30;
         case "integer": return 1;
         case "count_days": return {count: 1, days: 30};
+        case "text_days": return {text: "", days: 30};
+        case "days_channel": return {days: 14};
         case "date": return "";
         default: return field && field.choices && field.choices.length ? field.choices[0][0] : "";
       }
@@ -201,6 +203,36 @@
             el("span", {text: t.days}),
           ]);
         }
+        case "text_days": {
+          const v = (condition.value && typeof condition.value === "object") ? condition.value : {text: "", days: 30};
+          condition.value = v;
+          const text = el("input", {
+            type: "text", class: classes.input, maxlength: limits.max_text, "aria-label": label,
+            value: typeof v.text === "string" ? v.text : "",
+          });
+          text.addEventListener("input", () => { v.text = text.value; commit(); });
+          return el("span", {class: "sb-inline"}, [
+            text,
+            el("span", {text: t.within}),
+            numberInput(v.days, 1, limits.max_days, t.days, (n) => { v.days = n; }),
+            el("span", {text: t.days}),
+          ]);
+        }
+        case "days_channel": {
+          const v = (condition.value && typeof condition.value === "object") ? condition.value : {days: 14};
+          condition.value = v;
+          const channel = select([["", t.any_channel], ...(field.choices || [])], v.channel || "", t.channel);
+          channel.addEventListener("change", () => {
+            if (channel.value) v.channel = channel.value;
+            else delete v.channel;
+            commit();
+          });
+          return el("span", {class: "sb-inline"}, [
+            numberInput(v.days, 1, limits.max_days, t.days, (n) => { v.days = n; }),
+            el("span", {text: t.days}),
+            channel,
+          ]);
+        }
         case "date": {
           const input = el("input", {type: "date", class: classes.input, value: condition.value || "", "aria-label": label});
           input.addEventListener("input", () => { set(input.value); commit(); });
@@ -269,7 +301,7 @@
         condition.field = next.key;
         const op = next.ops.find((o) => o.key === condition.op) || next.ops[0];
         condition.op = op.key;
-        if (op.type !== previousType || next.choices) condition.value = defaultValue(op.type, next);
+        if (op.type !== previousType || (next.choices && op.type !== "days_channel")) condition.value = defaultValue(op.type, next);
         render();
         commit();
       });
