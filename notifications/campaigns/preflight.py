@@ -232,7 +232,13 @@ def campaign_preflight_errors(*, campaign: Campaign) -> list[PreflightProblem]:
     if not locales:
         return [PreflightProblem(_("The audience is empty."))]
     _samples, problems = _render_samples(campaign, locales, per_locale=1)
-    return _missing_value_problems(campaign) + problems
+    return _missing_value_problems(campaign) + _ab_test_problems(campaign) + problems
+
+
+def _ab_test_problems(campaign: Campaign) -> list[PreflightProblem]:
+    from .ab_tests import campaign_variant_problems
+
+    return [PreflightProblem(message) for message in campaign_variant_problems(campaign=campaign)]
 
 
 def _missing_value_problems(campaign: Campaign) -> list[PreflightProblem]:
@@ -293,7 +299,7 @@ def _preflight(*, campaign: Campaign, now: datetime | None, chunk_size: int, per
                     holds[(facts.timezone, decision.not_before)] += 1
     locales = audience_locales(campaign=campaign) if recipients else {}
     samples, problems = _render_samples(campaign, locales, per_locale=per_locale) if locales else ([], [])
-    errors = _missing_value_problems(campaign) + problems
+    errors = _missing_value_problems(campaign) + _ab_test_problems(campaign) + problems
     if not recipients:
         errors.insert(0, PreflightProblem(_("The audience is empty.")))
     _estimate_sms(forecasts, samples, sent_by_locale)
