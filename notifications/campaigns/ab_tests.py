@@ -124,12 +124,31 @@ def campaign_variant_problems(*, campaign: Campaign) -> list[str]:
 
 # Results --------------------------------------------------------------------------------------
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
 @dataclass(frozen=True)
 class VariantResult:
     label: str
     template_name: str
     subject: str
     outcomes: Outcomes
+
+    @property
+    def open_rate(self) -> str:
+        return _percent(self.outcomes.open_rate_of_sent)
+
+    @property
+    def click_rate(self) -> str:
+        return _percent(self.outcomes.click_rate_of_sent)
+
+    @property
+    def content(self) -> str:
+        """The variant in words: its template, and its own subject if it has one."""
+        if self.subject:
+            return _("%(template)s, subject “%(subject)s”") % {"template": self.template_name, "subject": self.subject}
+        return self.template_name
 
     @property
     def counts(self) -> experiments.VariantCounts:
@@ -150,6 +169,15 @@ class TestResults:
     @property
     def decided(self) -> bool:
         return self.run.test_state == TestState.DECIDED
+
+    @property
+    def metric_label(self) -> str:
+        return str(Campaign.TestMetric(self.metric).label)
+
+    @property
+    def can_pick(self) -> bool:
+        """A winner may be picked by hand while the test runs and the run sends."""
+        return self.run.test_state == TestState.TESTING and self.run.status in DECIDABLE
 
 
 def _outcomes_by_variant(run_id: int, group: str) -> dict[str, Outcomes]:
