@@ -166,3 +166,28 @@ def test_a_marketer_may_pick_the_winner_before_the_window_ends(ab_campaign, staf
     assert (run.winner, run.winner_chosen_by, run.test_decision["manual"]) == ("B", staff["marketer"], True)
     campaign_run_plan(run_id=run.pk)
     assert set(_variants(run, content__ab_group="rest")) == {("rest", "B")}
+
+
+@pytest.mark.tasks
+@pytest.mark.django_db(transaction=True)
+def test_two_scheduler_processes_choose_the_winner_once(ab_campaign, staff, locmem_channels):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, child_env
+
+    campaign = ab_campaign(200)
+    run = _start(campaign, staff["marketer"])
+    DBTaskResult.objects.all().delete()  # the launch's own tasks: not under test
+    CampaignRun.objects.filter(pk=run.pk).update(test_ends_at=timezone.now() - timedelta(minutes=1))
+    schedulers = [
+        subprocess.Popen([sys.executable, "manage.py", "signalbox_scheduler", "--once"], cwd=ROOT, env=child_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120) for process in schedulers]
+    assert [process.returncode for process in schedulers] == [0, 0], outputs
+    assert sorted(out.split("A/B tests: ")[1].split()[0] for out, _err in outputs) == ["0", "1"]
+    assert AuditEntry.objects.filter(action="campaign.winner_chosen").count() == 1
+    assert DBTaskResult.objects.filter(task_path__endswith="campaign_run_plan_task").count() == 1
+    assert CampaignRun.objects.get(pk=run.pk).test_state == "decided"
