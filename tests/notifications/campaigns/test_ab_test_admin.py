@@ -132,3 +132,27 @@ def test_the_campaign_page_shows_per_variant_results_and_a_marketer_picks_the_wi
     assert 'data-testid="ab-winner"' in page and "was picked by mia" in page and 'data-pick=' not in page
     marketer_client.force_login(staff["builder"])  # may build campaigns, not send them
     assert marketer_client.post(reverse("admin:notifications_campaign_winner", args=[draft.pk, run_id, "A"])).status_code == 403
+
+
+def test_the_pdf_report_has_a_per_variant_table_with_the_note(draft, staff, locmem_channels,
+                                                               django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    from dashboard.reports.data import campaign_report_content
+    from dashboard.reports.pdf import report_html
+    from notifications.campaigns import ab_tests
+
+    CampaignVariant.objects.create(campaign=draft, label="A")
+    CampaignVariant.objects.create(campaign=draft, label="B", email_subject="Other subject")
+    Campaign.objects.filter(pk=draft.pk).update(test_share=90)
+    draft.refresh_from_db()
+    services.campaign_launch(campaign=draft, actor=staff["marketer"])
+    (run_id,) = campaigns_launch_due()
+    campaign_run_plan(run_id=run_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        ab_tests.run_winner_choose(run_id=run_id, label="B", actor=staff["marketer"])
+    html = report_html(content=campaign_report_content(campaign_id=draft.pk), generated_by="meg",
+                       generated_at=timezone.now())
+    assert 'data-testid="ab-test"' in html and "Other subject" in html
+    assert "Not enough data yet to compare the variants." in html  # nothing sent in this test
+    assert "Variant B won" in html
