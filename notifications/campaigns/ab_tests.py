@@ -97,6 +97,10 @@ def variant_problems(*, variants: list[tuple[str, int | None, str]], channels: l
     sentences: the form shows them, pre-flight refuses a launch with them. None is fine."""
     if not variants:
         return []
+    from ..templating.compiled import CHANNEL_PARTS
+
+    # A subject is a part of the channels whose messages have one (email's), as templates define.
+    has_subject = any("email_subject" in CHANNEL_PARTS.get(channel, ()) for channel in channels)
     problems = []
     if not MIN_VARIANTS <= len(variants) <= MAX_VARIANTS:
         problems.append(_("An A/B test needs 2 to 4 variants (or none, for no test); there are %(n)d.")
@@ -104,7 +108,7 @@ def variant_problems(*, variants: list[tuple[str, int | None, str]], channels: l
     seen: dict[tuple, str] = {}
     for label, variant_template, subject in variants:
         subject = (subject or "").strip()
-        if subject and "email" not in channels:
+        if subject and not has_subject:
             problems.append(_("Variant %(label)s changes only the email subject, but the campaign does not send "
                               "email: choose the email channel or another template.") % {"label": label})
         same = (variant_template or template_id, subject)
