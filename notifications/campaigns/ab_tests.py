@@ -290,5 +290,5 @@ def ab_tests_tick(*, once: bool = False) -> list[str]:
     """The scheduler's A/B round (``notifications.scheduling``)."""
     chosen = ab_tests_decide_due()
     if chosen or once:
-        return [f"A/B tests: {len(chosen)} winners chosen"]
+        return [f"chose {len(chosen)} A/B test winner(s)"]
     return []

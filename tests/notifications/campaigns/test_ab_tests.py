@@ -187,7 +187,7 @@ def test_two_scheduler_processes_choose_the_winner_once(ab_campaign, staff, locm
     ]
     outputs = [process.communicate(timeout=120) for process in schedulers]
     assert [process.returncode for process in schedulers] == [0, 0], outputs
-    assert sorted(out.split("A/B tests: ")[1].split()[0] for out, _err in outputs) == ["0", "1"]
+    assert sorted(out.split("chose ")[1].split()[0] for out, _err in outputs) == ["0", "1"]
     assert AuditEntry.objects.filter(action="campaign.winner_chosen").count() == 1
     assert DBTaskResult.objects.filter(task_path__endswith="campaign_run_plan_task").count() == 1
     assert CampaignRun.objects.get(pk=run.pk).test_state == "decided"
