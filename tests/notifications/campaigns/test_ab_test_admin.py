@@ -156,3 +156,17 @@ def test_the_pdf_report_has_a_per_variant_table_with_the_note(draft, staff, locm
     assert 'data-testid="ab-test"' in html and "Other subject" in html
     assert "Not enough data yet to compare the variants." in html  # nothing sent in this test
     assert "Variant B won" in html
+
+
+def test_pre_flight_refuses_a_variant_whose_subject_does_not_render(draft, staff):
+    from notifications.campaigns.preflight import campaign_preflight, campaign_preflight_errors
+
+    CampaignVariant.objects.create(campaign=draft, label="A")
+    CampaignVariant.objects.create(campaign=draft, label="B", email_subject="Hi {{ recipient.first_name ")
+    errors = [e.message for e in campaign_preflight_errors(campaign=draft)]
+    assert any(message.startswith("Variant B: ") for message in errors), errors
+    assert [e.message for e in campaign_preflight(campaign=draft).errors] == errors
+    with pytest.raises(services.CampaignError, match="Variant B"):
+        services.campaign_launch(campaign=draft, actor=staff["marketer"])
+    CampaignVariant.objects.filter(campaign=draft, label="B").update(email_subject="Hi {{ recipient.first_name }}")
+    assert campaign_preflight_errors(campaign=draft) == []
