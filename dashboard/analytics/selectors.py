@@ -256,6 +256,6 @@ def filter_choices(*, campaign_id: int | None = None, limit: int = 200) -> tuple
     if campaign_id and campaign_id not in {pk for pk, _name in campaigns}:
         campaigns += list(Campaign.objects.filter(pk=campaign_id).values_list("id", "name"))
     categories = list(  # named in the reader's language
-        Category.objects.listed().order_by("name").annotate(shown=localized_expression("name")).values_list("id", "shown")
+        Category.objects.listed().annotate(shown=localized_expression("name")).order_by("shown", "pk").values_list("id", "shown")
     )
     return campaigns, categories

@@ -13,6 +13,7 @@ from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
 from dashboard.models import Report
 from notifications.models import Campaign, Category, Channel, Delivery, DeliveryEvent
+from notifications.localized import localized_expression
 
 from .data import ReportFilters
 
@@ -57,6 +58,14 @@ class _ScopeForm(forms.Form):
         label=_("Category"), queryset=Category.objects.listed().order_by("name"), required=False, empty_label=ANY,
         widget=_select(),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # In the reader's language, in the order of the names they read (built per form: the
+        # active language is the request's).
+        self.fields["category"].queryset = (
+            Category.objects.listed().annotate(shown=localized_expression("name")).order_by("shown", "pk")
+        )
 
     def clean(self):
         cleaned = super().clean()

@@ -29,11 +29,11 @@ from ..campaigns import services
 from ..campaigns.preflight import campaign_content_preview, campaign_preflight
 from ..campaigns.services import CampaignError
 from ..campaigns.values import declared_variables, template_values_clean
-from ..models import Audience, Campaign, Channel, MessageTemplate
+from ..models import Audience, Campaign, MessageTemplate
+from ..templating.preview import CHANNEL_LABELS
 
 VALUE_PREFIX = "value__"
 PANELS = "notifications/admin/campaign_composer.html"
-CHANNEL_NAMES = dict(Channel.choices)
 
 
 def by_id(model, value):
@@ -139,7 +139,7 @@ class ComposerMixin:
 
     @admin_display(description=_("Channels"))
     def channels_display(self, obj):
-        names = [str(CHANNEL_NAMES.get(c, c)) for c in (obj.channels or [])] if obj else []
+        names = [str(CHANNEL_LABELS.get(c, c)) for c in (obj.channels or [])] if obj else []
         return ", ".join(names) or "—"
 
     @admin_display(description=_("Template values"))
@@ -188,7 +188,7 @@ class ComposerMixin:
             names = declared_variables(template)
             context["unsaved_names"] = [n for n in names if VALUE_PREFIX + n not in query]
             if audience is not None:
-                channels = [c for c in (query.get(f"channel_{i}") for i in (1, 2, 3)) if c in CHANNEL_NAMES]
+                channels = [c for c in (query.get(f"channel_{i}") for i in (1, 2, 3)) if c in CHANNEL_LABELS]
                 values = {n: query.get(VALUE_PREFIX + n, "") for n in names}
                 campaign = Campaign(audience=audience, template=template, name=query.get("name", ""),
                                     channels=list(dict.fromkeys(channels)),

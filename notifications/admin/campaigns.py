@@ -23,14 +23,17 @@ from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.widgets import UnfoldAdminSelectWidget
 
+from accounts.roles import allows
+
 from ..campaigns import ab_tests, schedule_builder, services
 from ..campaigns.ab_tests import MAX_VARIANTS, variant_problems
+from ..campaigns.approvals import may_approve
 from ..campaigns.progress import runs_progress_of
 from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
 )
 from ..campaigns.services import CampaignError
-from ..models import Campaign, CampaignRun, CampaignVariant, Channel, Delivery
+from ..models import Campaign, CampaignRun, CampaignVariant, Channel
 from .campaign_composer import FORM_EDITS, ComposerMixin, add_value_fields, clean_values
 from .conditional import ConditionsOnlyWhenEditable
 from .ledger import ReadOnlyAdminMixin
@@ -271,9 +274,9 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
 
     def _status_context(self, request: HttpRequest, obj: Campaign) -> dict:
         user = request.user
-        can_launch = user.has_perm("notifications.launch_campaign")
-        can_edit = user.has_perm("notifications.change_campaign")
-        can_approve = user.has_perm("notifications.approve_campaign") and obj.author_id != user.pk
+        can_launch = allows(user, "campaign.launch")
+        can_edit = allows(user, "campaign.edit")
+        can_approve = may_approve(user, author_id=obj.author_id)
         status = obj.status
         actions = []
         approval = services.campaign_approval(campaign=obj) if status in EDITABLE else None
@@ -311,6 +314,7 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
             "campaign_actions": actions,
             "schedule_in_form": schedule_in_form,
             "next_occurrences": [(when, when.astimezone(zoneinfo.ZoneInfo(obj.schedule_timezone))) for when in preview],
+            "can_pick_winner": can_launch,  # ending an A/B test early sends the rest: a launch verb
             **self._progress_context(obj),
         }
 
@@ -391,7 +395,7 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
         try:
             ab_tests.campaign_winner_pick(run=run, label=label, actor=request.user)
         except ab_tests.WinnerError as error:
-            if not request.user.has_perm("notifications.launch_campaign"):
+            if not allows(request.user, "campaign.launch"):
                 raise PermissionDenied(str(error)) from error
             self.message_user(request, str(error), level=messages.ERROR)
         else:

@@ -18,12 +18,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.names import person_name
+from accounts.roles import roles_allowed
 
 from .. import conf
 from ..models import ApprovalDecision, Campaign, CampaignRun, Category, SignalTrigger
 
 APPROVALS_CATEGORY = "staff-approvals"
-MANAGERS_GROUP = "Managers"
 AWAITING = (Campaign.Status.PENDING_APPROVAL,)
 
 
@@ -51,8 +51,9 @@ def _by_locale(users) -> dict[str, list]:
 
 
 def approvers_for(campaign: Campaign):
-    """Every active Manager except the author (who may not approve their own campaign)."""
-    users = get_user_model().objects.filter(is_active=True, is_staff=True, groups__name=MANAGERS_GROUP)
+    """Every active staff member whose role may approve (``campaign.approve`` in the role table:
+    Managers), except the author, who may not approve their own campaign."""
+    users = get_user_model().objects.filter(is_active=True, is_staff=True, groups__name__in=roles_allowed("campaign.approve"))
     if campaign.author_id:
         users = users.exclude(pk=campaign.author_id)
     return users.select_related("recipient_profile").order_by("pk").distinct()

@@ -23,6 +23,8 @@ from django.db.models import Count, Max
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.roles import allows
+
 from .. import conf
 from ..models import Audience, AudienceMember, Campaign, Category, MessageTemplate, SignalTrigger
 
@@ -203,3 +205,9 @@ def trigger_approval_check(*, trigger: SignalTrigger, size: int) -> ApprovalChec
         size=size, approved_by_id=trigger.approved_by_id, approved_size=trigger.approved_size,
         stored=trigger.approval_fingerprint or {}, current=trigger_fingerprint(trigger),
     )
+
+
+def may_approve(user, *, author_id: int | None) -> bool:
+    """May ``user`` approve what ``author_id`` built (a campaign or a trigger)? The
+    ``campaign.approve`` action of the role table, and never one's own work (four eyes)."""
+    return allows(user, "campaign.approve") and (author_id is None or author_id != user.pk)

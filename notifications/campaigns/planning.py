@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from ..ledger.decisions import RecipientFacts, channel_decision, hold_reason, recipient_facts
+from ..ledger.decisions import SCHEDULED_REASON, RecipientFacts, channel_decision, hold_reason, recipient_facts
 from ..models import Category, Delivery
 from ..ledger import PlannedDelivery, PlanResult, deliveries_plan
 
@@ -104,7 +104,7 @@ def template_deliveries_plan(
                 category_id=category.pk,
                 content=content,
                 status=Delivery.Status.SUPPRESSED if reason else waiting,
-                status_reason=reason or hold_reason(decision) or ("deferred:scheduled" if not_before else ""),
+                status_reason=reason or hold_reason(decision) or (SCHEDULED_REASON if not_before else ""),
                 not_before=not_before,
                 run_id=run_id,
                 trigger_id=trigger_id,

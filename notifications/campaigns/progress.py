@@ -17,6 +17,12 @@ from ..ledger.waiting import WaitingReason, sort_reasons, waiting_reasons_by
 from ..models import CampaignRun, Delivery
 
 
+_UNFINISHED = frozenset({
+    CampaignRun.Status.PLANNING, CampaignRun.Status.AWAITING_APPROVAL, CampaignRun.Status.SENDING,
+    CampaignRun.Status.PAUSED,
+})
+
+
 @dataclass(frozen=True)
 class RunProgress:
     run: CampaignRun
@@ -25,8 +31,9 @@ class RunProgress:
 
     @property
     def percent(self) -> int:
-        """0..100 settled; never 100 while a delivery waits; 0 while a run with no rows yet is active."""
-        if not self.outcomes.total and self.run.status in (CampaignRun.Status.PLANNING, CampaignRun.Status.AWAITING_APPROVAL):
+        """0..100 settled; never 100 while a delivery waits; 0 while a run with no rows yet is
+        still going (planning, held, sending or paused): only a finished run is done with nothing."""
+        if not self.outcomes.total and self.run.status in _UNFINISHED:
             return 0
         return self.outcomes.percent_done
 

@@ -19,7 +19,7 @@ from accounts.roles import allows
 
 from ..models import ApprovalDecision, Campaign, CampaignRun, CampaignVariant, Delivery
 from ..services import audit_record
-from .approvals import ApprovalCheck, campaign_approval_check, campaign_fingerprint
+from .approvals import ApprovalCheck, campaign_approval_check, campaign_fingerprint, may_approve
 from .schedules import (
     RecurrenceSpec, ScheduleError, local_time_window, recurrence_after, recurrence_check, schedule_date_check,
 )
@@ -447,5 +447,5 @@ def _require_launch(actor) -> None:
 def _require_approver(actor, author_id: int | None) -> None:
     if not allows(actor, "campaign.approve"):
         raise CampaignError(_("You may not approve campaigns."))
-    if author_id is not None and author_id == actor.pk:
+    if not may_approve(actor, author_id=author_id):
         raise CampaignError(_("You cannot approve your own campaign; ask another Manager."))

@@ -50,6 +50,10 @@ class Decision:
     digest: str = ""  # "hourly"/"daily" when held for the recipient's digest
 
 
+# Why a planned delivery waits (``Delivery.status_reason``), as ``ledger.waiting`` reads it back.
+QUIET_HOURS_REASON = "deferred:quiet_hours"
+SCHEDULED_REASON = "deferred:scheduled"
+
 DIGESTIBLE = frozenset(alias for alias, features in STANDARD_FEATURES.items() if features.digestible)
 DAILY_DIGEST_AT = time(8, 0)
 
@@ -237,4 +241,4 @@ def _profile_facts(profile, *, daily_cap: int | None = None) -> dict:
 def hold_reason(decision: Decision) -> str:
     if decision.digest:
         return f"digest:{decision.digest}"
-    return "deferred:quiet_hours" if decision.not_before else ""
+    return QUIET_HOURS_REASON if decision.not_before else ""

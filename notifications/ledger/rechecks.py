@@ -19,7 +19,7 @@ from channels_adapters.handler import channels
 from ..models import Category, Delivery, Preference, Suppression
 from ..querysets import normalise_address
 from . import outbound
-from .decisions import quiet_hours_end
+from .decisions import QUIET_HOURS_REASON, quiet_hours_end
 from .planning import _enqueue_batches
 
 Status = Delivery.Status
@@ -97,7 +97,7 @@ def hold_for_recipient(claimed: list[Delivery], *, owner: str, now: datetime, su
             continue
         fields = {"status": Status.PLANNED, "next_attempt_at": until}
         if not delivery.status_reason.startswith("digest:"):
-            fields["status_reason"] = "deferred:quiet_hours"
+            fields["status_reason"] = QUIET_HOURS_REASON
         if _release(delivery, owner=owner, **fields):
             held.append((delivery.pk, delivery.channel, until))
     with transaction.atomic():

@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from ..models import Delivery
+from .decisions import QUIET_HOURS_REASON
 from .outcomes import STATUS_GROUPS
 from .recording import DIGEST_PREFIX
 
@@ -99,7 +100,7 @@ def _kind(now: datetime) -> Case:
         When(status=S.PAUSED, then=Value("paused")),
         When(status=S.SENDING, then=Value("sending")),
         When(status=S.DEFERRED, then=Value("retrying")),
-        When(status_reason="deferred:quiet_hours", then=Value("quiet_hours")),
+        When(status_reason=QUIET_HOURS_REASON, then=Value("quiet_hours")),
         When(status_reason__startswith=DIGEST_PREFIX, then=Value("digest")),
         When(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), then=Value("queue")),
         default=Value("scheduled"),
@@ -115,7 +116,7 @@ def waiting_reasons_by(
     now = now or timezone.now()
     kind = _kind(now)
     zone = Case(
-        When(status=S.PLANNED, status_reason="deferred:quiet_hours", then="recipient__recipient_profile__timezone"),
+        When(status=S.PLANNED, status_reason=QUIET_HOURS_REASON, then="recipient__recipient_profile__timezone"),
         default=Value(""), output_field=CharField(),
     )
     rows = (

@@ -34,7 +34,8 @@ class PreferenceState:
 
 
 def preferences_state(*, user) -> PreferenceState:
-    categories = list(Category.objects.listed().order_by("name", "pk"))
+    # In the recipient's language: the names they read, in the order of those names.
+    categories = sorted(Category.objects.listed(), key=lambda c: (c.display_name().casefold(), c.pk))
     rows = {
         (category_id, channel): (enabled, digest)
         for category_id, channel, enabled, digest in Preference.objects.filter(user=user).values_list(

@@ -17,14 +17,12 @@ from django.utils.translation import gettext_lazy as _
 from channels_adapters.handler import channels as adapters
 from channels_adapters.sms import sms_segments
 
-from ..models import Category, MessageTemplate
+from ..models import Category, Channel, MessageTemplate
 from .compiled import CONTENT_SHAPE, CompiledTemplate, compile_template, part_label
 from .context import message_context
 from .sandbox import TemplateRenderError
 
-CHANNEL_LABELS = {
-    "email": _("Email"), "sms": _("SMS"), "inapp": _("In-app"), "webpush": _("Web push"), "chat": _("Chat"),
-}
+CHANNEL_LABELS = dict(Channel.choices)  # the channel's own (lazy) name
 TEST_CATEGORY_KEY = Category.TEMPLATE_TEST_KEY  # internal: never listed to recipients
 INERT_PREFERENCES_URL = "#preferences"
 

@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from accounts.roles import allows
 
 from .. import conf
-from ..campaigns.approvals import ApprovalCheck, trigger_approval_check, trigger_fingerprint
+from ..campaigns.approvals import ApprovalCheck, may_approve, trigger_approval_check, trigger_fingerprint
 from ..models import SignalTrigger
 from ..ledger import PlanResult
 from ..services import audit_record
@@ -181,7 +181,7 @@ def trigger_approve(*, trigger: SignalTrigger, actor, now: datetime.datetime | N
     """A Manager who did not build the trigger approves it as it is now, for its reach."""
     if not allows(actor, "campaign.approve"):
         raise PermissionDenied(_("You may not approve triggers."))
-    if trigger.created_by_id is not None and trigger.created_by_id == actor.pk:
+    if not may_approve(actor, author_id=trigger.created_by_id):
         raise PermissionDenied(_("You cannot approve a trigger you built; ask another Manager."))
     reach = trigger_reach(trigger=trigger)
     now = now or timezone.now()

@@ -11,7 +11,7 @@ from anymail.signals import AnymailTrackingEvent, tracking
 from django.urls import include, path
 from django.utils import timezone
 
-from notifications.models import Delivery, DeliveryEvent, Preference, Suppression
+from notifications.models import DeliveryEvent, Preference, Suppression
 from tests.factories import CategoryFactory, DeliveryFactory
 
 pytestmark = pytest.mark.django_db

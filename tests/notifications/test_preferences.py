@@ -227,3 +227,18 @@ def test_a_stored_alias_shows_and_saves_as_its_zone(browser, user, marketing):
     browser.post(token_url(user), form_data(page))
     user.recipient_profile.refresh_from_db()
     assert user.recipient_profile.timezone == "Asia/Kolkata"
+
+
+def test_categories_are_listed_in_the_order_of_the_names_the_recipient_reads(user):
+    from django.utils import translation
+
+    # U+4E59 乙 sorts before U+7532 甲: in Chinese the two come the other way round.
+    CategoryFactory(key="alpha", name="Alpha news", name_zh_hans="甲 新闻", kind="marketing")
+    CategoryFactory(key="beta", name="Beta offers", name_zh_hans="乙 优惠", kind="marketing")
+
+    def names() -> list[str]:
+        return [c.display_name() for c in preferences_state(user=user).categories if c.key in {"alpha", "beta"}]
+
+    assert names() == ["Alpha news", "Beta offers"]
+    with translation.override("zh-hans"):
+        assert names() == ["乙 优惠", "甲 新闻"]

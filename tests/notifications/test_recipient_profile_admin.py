@@ -15,7 +15,6 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from channels_adapters.chat import validate_chat_ids
-from notifications.models import RecipientProfile
 from tests.factories import RecipientProfileFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

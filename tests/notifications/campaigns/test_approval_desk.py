@@ -142,7 +142,6 @@ def test_an_edit_after_approval_voids_it_and_needs_a_new_one(campaign, staff, dj
     ("manager", "draft", "approve", "is Draft"),
     ("manager", "draft", "request_changes", "is Draft"),
     ("manager", "scheduled", "approve", "is Scheduled"),
-    ("marketer", "draft", "submit_twice", "is Pending approval"),
     ("other_marketer", "pending_approval", "approve", "may not approve"),
     ("operator", "pending_approval", "request_changes", "may not approve"),
 ])
@@ -155,10 +154,21 @@ def test_illegal_transitions_are_refused_and_change_nothing(campaign, staff, who
             services.campaign_approve(campaign=campaign, actor=actor)
         elif verb == "request_changes":
             services.campaign_request_changes(campaign=campaign, actor=actor, comment="No.")
-        else:
-            services.campaign_submit(campaign=campaign, actor=actor)
-            services.campaign_submit(campaign=campaign, actor=actor)
     assert not ApprovalDecision.objects.exists()
+    assert Campaign.objects.get(pk=campaign.pk).status == status
+
+
+def test_submitting_twice_is_refused_and_managers_are_told_once(
+    campaign, staff, managers, django_capture_on_commit_callbacks
+):
+    submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    told = Notification.objects.filter(recipient__in=managers.values()).count()
+    assert told == 3
+    with pytest.raises(CampaignError, match="is Pending approval"):
+        submit(campaign, staff["marketer"], django_capture_on_commit_callbacks)
+    assert Notification.objects.filter(recipient__in=managers.values()).count() == told
+    assert AuditEntry.objects.filter(action="campaign.submit", target_id=str(campaign.pk)).count() == 1
+    assert Campaign.objects.get(pk=campaign.pk).status == "pending_approval"
 
 
 def test_an_approval_that_still_holds_is_not_submitted_again(campaign, staff, django_capture_on_commit_callbacks):

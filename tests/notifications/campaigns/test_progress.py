@@ -80,3 +80,16 @@ def test_a_run_held_for_approval_says_so(run):
 
     (progress,) = runs_progress_of([run]).values()
     assert [r.label for r in progress.waiting_reasons] == ["5 paused", "awaiting approval"]
+
+
+@pytest.mark.parametrize("status", ["planning", "sending", "paused"])
+def test_a_run_still_going_with_nothing_planned_yet_is_not_shown_as_done(run, status):
+    CampaignRun.objects.filter(pk=run.pk).update(status=status)
+    run.refresh_from_db()
+    (progress,) = runs_progress_of([run]).values()
+    assert progress.percent == 0
+
+    CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.COMPLETED)
+    run.refresh_from_db()
+    (progress,) = runs_progress_of([run]).values()
+    assert progress.percent == 100  # finished with nothing to send: done

@@ -156,9 +156,15 @@ def test_any_text_is_a_sentence_never_an_exception(text, mode, clock):
     query = _query(schedule="recurring", rrule=text, rrule_mode=mode, rrule_time=clock, rrule_monthday=text[:3],
                    rrule_days=[text[:2]], schedule_timezone=text[:20] or "UTC")
     preview = schedule_preview(query, start=NOW, now=NOW, viewer_zone=text)
-    assert preview.error or preview.occurrences or preview.rule
     if preview.error:
         assert "unpack" not in preview.error and "Traceback" not in preview.error
+    else:
+        # No error: a rule and the send times it gives, in order, none before now, each shown
+        # in the schedule's zone at the same instant.
+        assert preview.rule
+        times = [utc for utc, _local, _viewer in preview.occurrences]
+        assert times and times == sorted(times) and times[0] >= NOW
+        assert all(local == utc for utc, local, _viewer in preview.occurrences)
 
 
 def test_the_field_cleans_the_posted_builder():
