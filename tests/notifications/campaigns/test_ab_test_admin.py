@@ -3,7 +3,7 @@ the manual winner pick, and the approval snapshot covering the variants."""
 
 from __future__ import annotations
 
-import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -95,10 +95,11 @@ def test_the_approval_snapshot_and_fingerprint_change_when_a_variant_changes(dra
     assert content.changed
     assert ("-", "Variant B: the campaign's template · subject “First subject”") in content.lines
     assert ("+", "Variant B: the campaign's template · subject “Second subject”") in content.lines
-    Campaign.objects.filter(pk=draft.pk).update(test_share=30)
-    draft.refresh_from_db()
-    assert campaign_fingerprint(draft)["template"] != campaign_fingerprint(
-        Campaign(pk=None, template=draft.template, audience=draft.audience, category=draft.category))["template"]
+    for change in ({"test_share": 30}, {"test_metric": "opens"}, {"test_window": timedelta(hours=2)}):
+        digest = campaign_fingerprint(draft)["template"]
+        Campaign.objects.filter(pk=draft.pk).update(**change)
+        draft.refresh_from_db()
+        assert campaign_fingerprint(draft)["template"] != digest, change
 
 
 def test_a_campaign_without_variants_keeps_the_digest_approvals_on_record_were_given_for(draft):
