@@ -171,3 +171,13 @@ def test_pre_flight_refuses_a_variant_whose_subject_does_not_render(draft, staff
         services.campaign_launch(campaign=draft, actor=staff["marketer"])
     CampaignVariant.objects.filter(campaign=draft, label="B").update(email_subject="Hi {{ recipient.first_name }}")
     assert campaign_preflight_errors(campaign=draft) == []
+
+
+def test_duplicating_a_campaign_copies_its_a_b_test(draft, staff):
+    CampaignVariant.objects.create(campaign=draft, label="A")
+    CampaignVariant.objects.create(campaign=draft, label="B", email_subject="Other")
+    Campaign.objects.filter(pk=draft.pk).update(test_share=30, test_metric="opens", test_window=timedelta(hours=2))
+    draft.refresh_from_db()
+    copy = services.campaign_duplicate(campaign=draft, actor=staff["marketer"])
+    assert (copy.test_share, copy.test_metric, copy.test_window) == (30, "opens", timedelta(hours=2))
+    assert list(copy.variants.values_list("label", "email_subject")) == [("A", ""), ("B", "Other")]
