@@ -50,6 +50,7 @@ VIEWABLE_MODELS = [
     "notifications.messagetemplate",
     "notifications.messagetemplatevariant",
     "notifications.campaign",
+    "notifications.campaignvariant",
     "notifications.campaignrun",
     "notifications.signaltrigger",
     "channels_adapters.capturedmessage",
@@ -74,6 +75,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("notifications.messagetemplate", MANAGE),
         *_perms("notifications.messagetemplatevariant", MANAGE),
         *_perms("notifications.campaign", MANAGE),
+        *_perms("notifications.campaignvariant", MANAGE),
         *_perms("notifications.campaignrun", VIEW),
         *_perms("notifications.signaltrigger", MANAGE),
         # Starting, pausing, resuming and cancelling sends is its own permission: a group or a

@@ -142,6 +142,7 @@ URL_POLICY: dict[str, Rule] = {
     # Custom admin views of model admins.
     "admin:notifications_campaign_transition": perm("notifications.view_campaign"),  # the service decides
     "admin:notifications_campaign_progress": perm("notifications.view_campaign"),
+    "admin:notifications_campaign_winner": perm("notifications.view_campaign"),  # the service decides
     "admin:notifications_campaign_schedule_preview": perm("notifications.view_campaign"),
     "admin:notifications_campaign_preflight": perm("notifications.view_campaign"),
     "admin:notifications_campaign_composer_audience": perm("notifications.view_campaign"),

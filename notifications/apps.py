@@ -41,6 +41,9 @@ class NotificationsConfig(AppConfig):
         from .scheduling import register_tick
 
         register_tick("campaigns", campaigns_tick, order=10)
+        from .campaigns.ab_tests import ab_tests_tick
+
+        register_tick("ab_tests", ab_tests_tick, order=15)
         register_tick("ledger", ledger_tick, order=20)
 
         from django.core import checks

@@ -11,6 +11,7 @@ from .campaigns import (
     AudienceMember,
     Campaign,
     CampaignRun,
+    CampaignVariant,
     MessageParts,
     MessageTemplate,
     MessageTemplateVariant,
@@ -37,7 +38,7 @@ from .ledger import (
 
 __all__ = [
     "STATUS_RANK", "ApprovalDecision", "Audience", "AudienceMember", "AuditEntry", "Broadcast", "BroadcastRead", "Campaign",
-    "CampaignRun", "Category", "Channel", "Delivery", "DeliveryEvent", "MessageParts", "MessageTemplate",
+    "CampaignRun", "CampaignVariant", "Category", "Channel", "Delivery", "DeliveryEvent", "MessageParts", "MessageTemplate",
     "MessageTemplateVariant", "Notification", "NotificationContent", "Preference", "RateWindow",
     "RecipientProfile", "SignalTrigger", "Suppression", "TrackedLink", "TriggerState", "e164_validator",
     "validate_timezone",

@@ -189,6 +189,11 @@ def concrete(route: str, name: str | None, pattern: URLPattern, rows: dict) -> s
             kwargs[kwarg] = ContentType.objects.get_for_model(get_user_model()).pk
         elif kwarg == "action":
             kwargs[kwarg] = "launch"
+        elif kwarg == "run_id":  # a campaign's run (the A/B winner pick)
+            run = rows.get("notifications.campaignrun")
+            kwargs[kwarg] = run.pk if run is not None else 1
+        elif kwarg == "label":  # an A/B variant
+            kwargs[kwarg] = "A"
         elif kwarg == "app_label":
             kwargs[kwarg] = "notifications"
         else:
