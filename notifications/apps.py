@@ -43,6 +43,10 @@ class NotificationsConfig(AppConfig):
         register_tick("campaigns", campaigns_tick, order=10)
         register_tick("ledger", ledger_tick, order=20)
 
+        from .journeys import journeys_tick_lines
+
+        register_tick("journeys", journeys_tick_lines, order=15)
+
         from django.core import checks
 
         from .receipts.checks import anymail_webhook_check

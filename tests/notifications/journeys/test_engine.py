@@ -1,0 +1,87 @@
+"""The tick: each person gets each step exactly once, whatever order or how often ticks run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from notifications.journeys.engine import journeys_tick
+from notifications.journeys.services import journey_enter
+from notifications.models import Delivery, JourneyEnrollment, JourneyStepRun
+
+from .conftest import T0, make_people
+
+pytestmark = pytest.mark.django_db
+
+
+def _keys_per_person():
+    return Counter(
+        (recipient, key.split(":")[2]) for recipient, key in
+        Delivery.objects.filter(idempotency_key__startswith="journey:").values_list("recipient_id", "idempotency_key")
+    )
+
+
+def test_five_thousand_people_get_each_step_once_with_duplicated_and_reordered_ticks(make_journey):
+    journey = make_journey()
+    people = make_people(5000)
+    assert journey_enter(journey=journey, user_ids=people, now=T0).entered == 5000
+    opened = set(people[::3])
+
+    # Ticks duplicated and out of order: a late tick (now + 3 days) runs before the on-time ones.
+    journeys_tick(now=T0)
+    journeys_tick(now=T0)
+    assert Delivery.objects.filter(idempotency_key__startswith="journey:").count() == 5000
+    Delivery.objects.filter(recipient_id__in=opened, idempotency_key__contains=":welcome:").update(
+        status="opened", opened_at=T0 + timedelta(hours=3)
+    )
+    late = journeys_tick(now=T0 + timedelta(days=3))
+    journeys_tick(now=T0 + timedelta(days=1))
+    journeys_tick(now=T0 + timedelta(days=3))
+    journeys_tick(now=T0 + timedelta(days=2, minutes=1))
+    assert late.enrollments == 5000
+
+    counts = _keys_per_person()
+    assert all(n == 1 for n in counts.values())
+    steps = Counter(step for _person, step in counts)
+    assert steps == {"welcome": 5000, "tip": len(opened), "reminder": 5000 - len(opened)}
+    tip = set(Delivery.objects.filter(idempotency_key__contains=":tip:").values_list("recipient_id", flat=True))
+    assert tip == opened
+    runs = Counter(JourneyStepRun.objects.values_list("step_id", flat=True))
+    assert runs == {"welcome": 5000, "pause": 5000, "opened?": 5000, "tip": len(opened), "reminder": 5000 - len(opened)}
+    assert JourneyEnrollment.objects.filter(state="completed").count() == 5000
+
+
+def test_a_tick_before_the_wait_is_over_does_nothing(make_journey):
+    journey = make_journey()
+    people = make_people(10)
+    journey_enter(journey=journey, user_ids=people, now=T0)
+    journeys_tick(now=T0)
+    assert journeys_tick(now=T0 + timedelta(days=1, hours=23)).enrollments == 0
+    assert set(JourneyEnrollment.objects.values_list("current_step", flat=True)) == {"opened?"}
+    assert JourneyStepRun.objects.filter(step_id="pause", status="waiting").count() == 10
+    journeys_tick(now=T0 + timedelta(days=2))
+    assert JourneyStepRun.objects.filter(step_id="pause", status="done").count() == 10
+
+
+def test_a_tick_that_lost_its_lease_claims_nothing_a_later_one_finishes(make_journey, django_assert_max_num_queries):
+    """Claimed rows (a tick that died after claiming) are not due until the lease runs out."""
+    from notifications.journeys.engine import LEASE
+
+    journey = make_journey()
+    people = make_people(20)
+    journey_enter(journey=journey, user_ids=people, now=T0)
+    JourneyEnrollment.objects.update(due_at=T0 + LEASE, lease_owner="dead-worker")
+    assert journeys_tick(now=T0).enrollments == 0
+    assert journeys_tick(now=T0 + LEASE).enrollments == 20
+    assert Delivery.objects.count() == 20
+
+
+def test_tick_queries_do_not_grow_with_the_number_of_people(make_journey, django_assert_max_num_queries):
+    journey = make_journey()
+    journey_enter(journey=journey, user_ids=make_people(300), now=T0)
+    journeys_tick(now=T0)
+    with django_assert_max_num_queries(30):
+        result = journeys_tick(now=T0 + timedelta(days=2))
+    assert result.enrollments == 300
