@@ -374,6 +374,13 @@ def _receipts(walkers: list[Walker], *, plans: dict[int, VersionPlan]) -> dict[t
         for channel in send.get("channels") or []:
             wanted[_delivery_key(walker.id, condition["step"], channel)] = (walker.id, condition["step"],
                                                                           condition["event"])
+    # The window starts when the send step ran (the tick's clock), not when a row was written.
+    ran_at = {
+        (enrollment_id, step_id): started_at
+        for enrollment_id, step_id, started_at in JourneyStepRun.objects.filter(
+            enrollment_id__in={w.id for w in walkers}, step_id__in={s for _e, s, _k in wanted.values()}
+        ).values_list("enrollment_id", "step_id", "started_at")
+    }
     found: dict[tuple[int, str], list] = defaultdict(list)
     names = ("delivered_at", "opened_at", "read_at", "clicked_at")
     for key, created_at, *stamps in Delivery.objects.filter(idempotency_key__in=list(wanted)).values_list(
@@ -382,7 +389,8 @@ def _receipts(walkers: list[Walker], *, plans: dict[int, VersionPlan]) -> dict[t
         enrollment_id, step_id, event = wanted[key]
         by_name = dict(zip(names, stamps, strict=True))
         times = [by_name[n] for n in _EVENT_FIELDS[event] if by_name[n] is not None]
-        found[(enrollment_id, step_id)].append((created_at, min(times) if times else None))
+        found[(enrollment_id, step_id)].append((ran_at.get((enrollment_id, step_id), created_at),
+                                                min(times) if times else None))
     return found
 
 

@@ -58,3 +58,10 @@ def make_people(n: int, *, prefix: str = "p") -> list[int]:
     User.objects.bulk_create([User(username=f"{prefix}{i}", email=f"{prefix}{i}@example.com") for i in range(n)],
                              batch_size=1000)
     return list(User.objects.filter(username__startswith=prefix).order_by("pk").values_list("pk", flat=True))
+
+
+@pytest.fixture
+def immediate_tasks(settings):
+    """Tasks run as they are enqueued (sends, journey firings), on commit."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    return settings
