@@ -85,3 +85,52 @@ def test_tick_queries_do_not_grow_with_the_number_of_people(make_journey, django
     with django_assert_max_num_queries(30):
         result = journeys_tick(now=T0 + timedelta(days=2))
     assert result.enrollments == 300
+
+
+def test_a_split_is_deterministic_per_enrollment_and_recorded(make_journey):
+    graph = {"start": "ab", "steps": [
+        {"id": "ab", "type": "split", "arms": [{"name": "A", "percent": 30, "next": "a"},
+                                              {"name": "B", "percent": 70, "next": "b"}]},
+        {"id": "a", "type": "send", "template": "j-tip", "channels": ["email"]},
+        {"id": "b", "type": "send", "template": "j-reminder", "channels": ["email"]},
+    ]}
+    make_journey(graph=graph)
+    journey_enter(journey="welcome", user_ids=make_people(1000), now=T0)
+    journeys_tick(now=T0)
+    variants = Counter(v["ab"] for v in JourneyEnrollment.objects.values_list("variants", flat=True))
+    assert 230 < variants["A"] < 370 and variants["A"] + variants["B"] == 1000
+    chosen = {e.pk: e.variants["ab"] for e in JourneyEnrollment.objects.all()}
+    sent = {key.split(":")[1]: key.split(":")[2] for key in Delivery.objects.values_list("idempotency_key", flat=True)}
+    assert all({"A": "a", "B": "b"}[arm] == sent[str(pk)] for pk, arm in chosen.items())
+
+
+def test_wait_until_a_local_time_of_day_uses_the_recipients_zone(make_journey):
+    from notifications.models import RecipientProfile
+
+    graph = {"start": "w", "steps": [
+        {"id": "w", "type": "wait", "until_time": "09:00", "next": "s"},
+        {"id": "s", "type": "send", "template": "j-tip", "channels": ["email"]},
+    ]}
+    make_journey(graph=graph)
+    tokyo, london = make_people(2)
+    RecipientProfile.objects.create(user_id=tokyo, timezone="Asia/Tokyo")
+    RecipientProfile.objects.create(user_id=london, timezone="Europe/London")
+    journey_enter(journey="welcome", user_ids=[tokyo, london], now=T0)  # 09:00 UTC = 18:00 in Tokyo
+    journeys_tick(now=T0)
+    due = dict(JourneyEnrollment.objects.values_list("user_id", "due_at"))
+    assert due[tokyo] == T0 + timedelta(hours=15)  # 09:00 next day in Tokyo = 00:00 UTC
+    assert due[london] == T0 + timedelta(days=1)  # it is 09:00 in London already: tomorrow's
+
+
+def test_wait_until_a_date_in_the_context(make_journey):
+    graph = {"start": "w", "steps": [
+        {"id": "w", "type": "wait", "until_field": "context.renewal", "offset_days": -3, "next": "s"},
+        {"id": "s", "type": "send", "template": "j-tip", "channels": ["email"]},
+    ]}
+    make_journey(graph=graph, reentry="always")
+    soon, past = make_people(2)
+    journey_enter(journey="welcome", user_ids=[soon], context={"renewal": "2026-03-12T09:00:00+00:00"}, now=T0)
+    journey_enter(journey="welcome", user_ids=[past], context={"renewal": "2026-03-01"}, now=T0)
+    journeys_tick(now=T0)
+    assert JourneyEnrollment.objects.get(user_id=soon).due_at == T0 + timedelta(days=7)
+    assert Delivery.objects.filter(recipient_id=past).count() == 1  # the date has passed: no wait
