@@ -42,7 +42,6 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from ..ledger import PlannedDelivery, deliveries_plan, worker_id
 from ..ledger.decisions import channel_decision, hold_reason, recipient_facts
-from ..ledger.rows import insert_rows
 from ..models import Category, Delivery, Journey, JourneyEnrollment, JourneyStepRun, JourneyVersion, MessageTemplate, Preference
 from .graph import parse_time_of_day, steps_by_id, wait_seconds
 
@@ -188,17 +187,48 @@ def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int
             JourneyStepRun.objects.filter(enrollment_id__in=woken, status=JourneyStepRun.Status.WAITING).update(
                 status=JourneyStepRun.Status.DONE, finished_at=now
             )
-        insert_rows(
-            JourneyStepRun,
-            fields=("enrollment", "version", "step_id", "status", "outcome", "started_at", "finished_at"),
-            rows=writes.step_runs,
-            ignore_conflicts=True,
-        )
+        _insert_step_runs(writes.step_runs)
         result.sends += _plan_sends(writes.sends, plans=plans, now=now)
         _write_enrollments(walkers, owner=owner, now=now)
         result.enrollments += len(walkers)
         result.finished += sum(1 for w in walkers if w.state != State.ACTIVE)
     return result
+
+
+STEP_RUN_COLUMNS = ("enrollment_id", "version_id", "step_id", "status", "outcome", "started_at", "finished_at")
+STEP_RUNS_PER_INSERT = 500
+
+
+def _insert_step_runs(rows: list[tuple]) -> None:
+    """INSERT step runs, many rows per statement, conflicts on (enrollment, step) ignored.
+
+    A chunk writes several thousand: one multi-row statement per 500 costs a fraction of
+    ``executemany``'s statement per row on PostgreSQL, and the same on SQLite.
+    """
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(JourneyStepRun._meta.db_table)
+    columns = ", ".join(quote(c) for c in STEP_RUN_COLUMNS)
+    if connection.vendor == "postgresql":
+        # One statement, seven array parameters: no per-row parameter handling at all.
+        arrays = [list(column) for column in zip(*rows, strict=True)]
+        types = ("bigint[]", "bigint[]", "text[]", "text[]", "text[]", "timestamptz[]", "timestamptz[]")
+        unnest = ", ".join(f"%s::{t}" for t in types)
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({unnest}) ON CONFLICT DO NOTHING",
+                           arrays)
+        return
+    stamp = JourneyStepRun._meta.get_field("started_at")
+    for start in range(0, len(rows), STEP_RUNS_PER_INSERT):
+        batch = rows[start:start + STEP_RUNS_PER_INSERT]
+        marks = ", ".join(["(" + ", ".join(["%s"] * len(STEP_RUN_COLUMNS)) + ")"] * len(batch))
+        params = []
+        for enrollment_id, version_id, step_id, status, outcome, started_at, finished_at in batch:
+            params += [enrollment_id, version_id, step_id, status, outcome,
+                       stamp.get_db_prep_save(started_at, connection), stamp.get_db_prep_save(finished_at, connection)]
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {marks} ON CONFLICT DO NOTHING", params)
 
 
 def _finish(walker: Walker, state: str, reason: str) -> None:
