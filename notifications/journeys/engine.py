@@ -8,7 +8,7 @@
    both claim a row: the second UPDATE's WHERE no longer matches it. A tick that dies after
    claiming leaves the rows due again once the lease runs out.
 2. **Advance** (one transaction per chunk, rows re-read under ``FOR UPDATE`` where the database
-   has it and only while still ours): each enrollment runs its instant steps (branch, split,
+   has it, and only while still ours): each enrollment runs its instant steps (branch, split,
    exit) and sends until it reaches a wait or the end. Steps are taken in rounds, all
    enrollments at once, so the facts a round needs (users and profiles, receipts of earlier
    sends) cost one query each, not one per person.
@@ -162,9 +162,11 @@ def journeys_tick(*, now: datetime | None = None, chunk_size: int = CHUNK_SIZE, 
 def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int, VersionPlan]) -> TickResult:
     result = TickResult(chunks=1)
     with transaction.atomic():
-        rows = JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner, state=State.ACTIVE)
-        if connection.features.has_select_for_update_skip_locked:
-            rows = rows.select_for_update(skip_locked=True)
+        # Locked (waiting, not skipping: another tick's claim UPDATE may hold them for an instant,
+        # and a skipped row would sit out a whole lease) and re-read only while still ours.
+        rows = JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner, state=State.ACTIVE).order_by("id")
+        if connection.features.has_select_for_update:
+            rows = rows.select_for_update()
         walkers = [
             Walker(id=r[0], version_id=r[1], user_id=r[2], step=r[3], context=r[4] or {}, variants=r[5] or {},
                    entered_at=r[6])

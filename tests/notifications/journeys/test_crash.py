@@ -70,3 +70,25 @@ def test_a_sigkilled_tick_then_a_rerun_sends_each_step_once(make_journey):
     assert Counter(JourneyStepRun.objects.values_list("step_id", flat=True)) == {
         "welcome": PEOPLE, "pause": PEOPLE, "opened?": PEOPLE, "reminder": PEOPLE}
     assert set(JourneyEnrollment.objects.values_list("state", flat=True)) == {"completed"}
+
+
+def test_two_processes_ticking_at_once_advance_each_enrollment_once(make_journey):
+    """Two schedulers (or a duplicated task) on two processes: the claim lets one take each chunk."""
+    make_journey()
+    people = make_people(2000)
+    journey_enter(journey="welcome", user_ids=people, now=T0)
+    code = (
+        "import django; django.setup()\n"
+        "from datetime import datetime\n"
+        "from notifications.journeys.engine import journeys_tick\n"
+        f"r = journeys_tick(now=datetime.fromisoformat({T0.isoformat()!r}), chunk_size=50)\n"
+        "print(r.enrollments)\n"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err[-2000:] for _out, err in outputs]
+    advanced = [int(out.strip()) for out, _err in outputs]
+    assert sum(advanced) == 2000  # each enrollment advanced by exactly one of them
+    assert Delivery.objects.filter(idempotency_key__startswith="journey:").count() == 2000
+    assert JourneyStepRun.objects.count() == 4000  # welcome and the start of the wait, once each
