@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
@@ -25,6 +26,7 @@ from accounts.roles import allows
 
 from ..journeys.entry import entry_problems
 from ..journeys.graph import graph_problems
+from ..journeys.selectors import version_step_counts
 from ..journeys.services import journey_pause, journey_publish, journey_resume, journey_save, journey_stop
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from ..models import Journey, JourneyEnrollment
@@ -59,10 +61,11 @@ class JourneyAdmin(ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name", "key"]
     list_select_related = ["current_version", "category"]
-    readonly_fields = ["status", "version_number", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["status", "version_number", "step_counts", "created_by", "created_at", "updated_at"]
     actions_detail = ["publish", "pause", "resume", "stop"]
     fieldsets = [
         (None, {"fields": ["name", "key", "status", "version_number", "category", "reentry", "reentry_days"]}),
+        (_("Published version, step by step"), {"fields": ["step_counts"]}),
         (_("Entry"), {"fields": ["entry"]}),
         (_("Steps, goals and exit conditions (draft)"), {"fields": ["graph"]}),
         (_("History"), {"fields": ["created_by", "created_at", "updated_at"]}),
@@ -108,6 +111,19 @@ class JourneyAdmin(ModelAdmin):
     @display(description=_("exited"))
     def exited(self, obj: Journey) -> int:
         return getattr(obj, "n_exited", 0)
+
+    @display(description=_("people per step"))
+    def step_counts(self, obj: Journey):
+        if obj.pk is None or obj.current_version_id is None:
+            return "—"
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (step_id, c.now, c.passed, c.exited, c.converted)
+            for step_id, c in version_step_counts(version=obj.current_version).items()
+        ))
+        return format_html(
+            "<table data-testid='journey-steps'><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>",
+            _("step"), _("in it now"), _("passed"), _("exited"), _("converted"), rows,
+        )
 
     def save_model(self, request, obj, form, change):
         journey_save(journey=obj, actor=request.user)

@@ -48,6 +48,8 @@ def test_a_marketer_saves_a_draft_only_without_problems_then_publishes_it(market
     journey.refresh_from_db()
     assert journey.status == "live" and journey.current_version.number == 1
 
+    change = marketer_client.get(reverse("admin:notifications_journey_change", args=[journey.pk]))
+    assert change.status_code == 200 and 'data-testid="journey-steps"' in change.content.decode().replace("'", '"')
     listing = marketer_client.get(reverse("admin:notifications_journey_changelist"))
     assert listing.status_code == 200 and "Welcome" in listing.content.decode()
     assert marketer_client.post(reverse("admin:notifications_journey_stop", args=[journey.pk])).status_code == 302

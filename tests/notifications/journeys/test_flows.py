@@ -209,3 +209,23 @@ def test_publishing_a_broken_graph_is_refused_with_its_problems(make_journey):
     text = " ".join(caught.value.messages)
     assert "waits without an end" in text and "b, which does not exist" in text
     assert not journey.versions.exists()
+
+
+def test_step_counters_of_a_version(make_journey, django_assert_num_queries, marketing):
+    from notifications.journeys.selectors import version_step_counts
+
+    journey = make_journey(graph=welcome_graph(exits=[{"kind": "opted_out"}]))
+    people = make_people(6)
+    journey_enter(journey=journey, user_ids=people, now=T0)
+    journeys_tick(now=T0)
+    Preference.objects.create(user_id=people[0], category=marketing, channel="email", enabled=False)
+    JourneyEnrollment.objects.filter(user_id=people[1]).update(due_at=T0 + timedelta(days=3))  # still waiting
+    journeys_tick(now=T0 + timedelta(days=2))
+    journey_enter(journey=journey, user_ids=make_people(2, prefix="new"), now=T0)  # not ticked yet
+    version = journey.current_version
+    with django_assert_num_queries(4):
+        counts = version_step_counts(version=version)
+    assert (counts["welcome"].now, counts["welcome"].passed) == (2, 6)
+    assert (counts["pause"].now, counts["pause"].passed) == (1, 5)
+    assert counts["opened?"].exited == 1 and counts["opened?"].passed == 4
+    assert (counts["reminder"].passed, counts["tip"].passed) == (4, 0)
