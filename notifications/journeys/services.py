@@ -58,10 +58,15 @@ def journey_problems(*, journey: Journey) -> list[str]:
 
 
 def journey_save(*, journey: Journey, actor) -> Journey:
-    """Create or change a journey's draft (graph, entry, re-entry, category). Never changes what runs."""
+    """Create or change a journey: its draft graph (runs once published), and its name, entry,
+    re-entry policy and category (which are the journey's, not a version's: they apply as saved,
+    so a live journey's new entry binds in every process on their next save)."""
     _require(actor, "journey.edit")
     if journey.status == Status.STOPPED and journey.pk:
         raise ValidationError(_("A stopped journey cannot be changed."))
+    problems = entry_problems(journey.entry)
+    if problems:
+        raise ValidationError({"entry": problems})
     creating = journey.pk is None
     with transaction.atomic():
         if creating:
@@ -69,6 +74,7 @@ def journey_save(*, journey: Journey, actor) -> Journey:
         journey.full_clean()
         journey.save()
         audit_record(actor=actor, action="journey.create" if creating else "journey.edit", target=journey)
+        trigger_state_bump()
     return journey
 
 

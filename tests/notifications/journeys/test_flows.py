@@ -229,3 +229,22 @@ def test_step_counters_of_a_version(make_journey, django_assert_num_queries, mar
     assert (counts["pause"].now, counts["pause"].passed) == (1, 5)
     assert counts["opened?"].exited == 1 and counts["opened?"].passed == 4
     assert (counts["reminder"].passed, counts["tip"].passed) == (4, 0)
+
+
+def test_an_exit_condition_on_a_model_ends_the_journey_when_it_is_saved(make_journey, immediate_tasks,
+                                                                        django_capture_on_commit_callbacks):
+    graph = welcome_graph(exits=[{"kind": "condition", "name": "cancelled", "model": "demo_shop.order",
+                                  "recipient_path": "customer.user",
+                                  "conditions": [{"field": "status", "op": "eq", "value": "cancelled"}]}])
+    make_journey(graph=graph)
+    customer = CustomerFactory()
+    order = OrderFactory(customer=customer)
+    journey_enter(journey="welcome", user_ids=[customer.user_id], now=T0)
+    journeys_tick(now=T0)
+    with django_capture_on_commit_callbacks(execute=True):
+        order.status = "cancelled"
+        order.save()
+    enrollment = JourneyEnrollment.objects.get()
+    assert (enrollment.state, enrollment.state_reason) == ("exited", "exit:cancelled")
+    journeys_tick(now=T0 + timedelta(days=3))
+    assert _sent_keys(customer.user) == {"welcome"}
