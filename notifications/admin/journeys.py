@@ -173,7 +173,7 @@ class JourneyAdmin(ModelAdmin):
                 journey=journey, actor=request.user) else _("Only a paused journey can be resumed.")
         return self._verb(request, object_id, verb="resume", question=_("Resume %(journey)s?"), run=run)
 
-    @action(description=_("Stop"), url_path="stop", icon="stop", permissions=["publish"])
+    @action(description=_("Stop"), url_path="stop", icon="stop_circle", permissions=["publish"])
     def stop(self, request: HttpRequest, object_id: str) -> HttpResponse:
         def run(journey):
             ended = journey_stop(journey=journey, actor=request.user)
