@@ -36,6 +36,7 @@ from .graph import graph_problems
 Status = Journey.Status
 State = JourneyEnrollment.State
 ENTRY_KEY_MAX = 200
+ENTER_CHUNK = 2000
 
 
 class JourneyNotLive(Exception):
@@ -183,41 +184,54 @@ def journey_enter(
     if journey.status != Status.LIVE or journey.current_version_id is None:
         raise JourneyNotLive(journey.key)
     now = now or timezone.now()
-    wanted = set(get_user_model().objects.filter(pk__in=set(user_ids), is_active=True).values_list("pk", flat=True))
-    result = EnterResult(skipped=len(set(user_ids)) - len(wanted))
-    if not wanted:
-        return result
     policy = journey.reentry
-    earlier = JourneyEnrollment.objects.filter(journey=journey, user_id__in=wanted)
-    if policy == Journey.Reentry.ONCE:
-        blocked = set(earlier.values_list("user_id", flat=True))
-    elif policy == Journey.Reentry.PER_PERIOD:
-        since = now - timedelta(days=journey.reentry_days or 1)
-        blocked = set(earlier.filter(entered_at__gt=since).values_list("user_id", flat=True))
-    else:
-        blocked = set()
     if entry_key:
         key = str(entry_key)[:ENTRY_KEY_MAX]
     elif policy == Journey.Reentry.ONCE:
         key = ""
     else:
         key = f"at:{now.isoformat()}:{uuid.uuid4().hex[:8]}"
-    allowed = sorted(wanted - blocked)
-    rows = [
-        JourneyEnrollment(
-            journey=journey, version_id=journey.current_version_id, user_id=user_id, entry_key=key,
-            context=dict(context or {}), entered_at=now, due_at=now,
-        )
-        for user_id in allowed
-    ]
+    result = EnterResult()
+    asked = sorted(set(user_ids))
     with transaction.atomic():
-        before = JourneyEnrollment.objects.filter(
-            version_id=journey.current_version_id, user_id__in=allowed, entry_key=key
-        ).count()
-        JourneyEnrollment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    result.entered = len(rows) - before
-    result.skipped += len(wanted) - result.entered
+        # In chunks: a whole audience may enter at once, and a statement takes so many parameters.
+        for start in range(0, len(asked), ENTER_CHUNK):
+            chunk = asked[start:start + ENTER_CHUNK]
+            entered = _enter_chunk(journey=journey, user_ids=chunk, key=key, context=context, now=now)
+            result.entered += entered
+            result.skipped += len(chunk) - entered
     return result
+
+
+def _enter_chunk(*, journey: Journey, user_ids: list[int], key: str, context: dict | None, now: datetime) -> int:
+    wanted = set(get_user_model().objects.filter(pk__in=user_ids, is_active=True).values_list("pk", flat=True))
+    if not wanted:
+        return 0
+    earlier = JourneyEnrollment.objects.filter(journey=journey, user_id__in=wanted)
+    if journey.reentry == Journey.Reentry.ONCE:
+        blocked = set(earlier.values_list("user_id", flat=True))
+    elif journey.reentry == Journey.Reentry.PER_PERIOD:
+        since = now - timedelta(days=journey.reentry_days or 1)
+        blocked = set(earlier.filter(entered_at__gt=since).values_list("user_id", flat=True))
+    else:
+        blocked = set()
+    allowed = sorted(wanted - blocked)
+    if not allowed:
+        return 0
+    before = JourneyEnrollment.objects.filter(
+        version_id=journey.current_version_id, user_id__in=allowed, entry_key=key
+    ).count()
+    JourneyEnrollment.objects.bulk_create(
+        [
+            JourneyEnrollment(
+                journey=journey, version_id=journey.current_version_id, user_id=user_id, entry_key=key,
+                context=dict(context or {}), entered_at=now, due_at=now,
+            )
+            for user_id in allowed
+        ],
+        ignore_conflicts=True, batch_size=1000,
+    )
+    return len(allowed) - before
 
 
 def enter(journey_key: str, user, context: dict | None = None, entry_key: str | None = None) -> bool:
