@@ -248,3 +248,25 @@ def test_an_exit_condition_on_a_model_ends_the_journey_when_it_is_saved(make_jou
     assert (enrollment.state, enrollment.state_reason) == ("exited", "exit:cancelled")
     journeys_tick(now=T0 + timedelta(days=3))
     assert _sent_keys(customer.user) == {"welcome"}
+
+
+def test_a_persons_journeys_are_exported_and_their_context_erased(make_journey):
+    import io
+    import json
+    import zipfile
+
+    from notifications.privacy import person_erase, person_export, person_find
+    from tests.factories import staff_in
+
+    make_journey()
+    ada = UserFactory(username="ada-j", email="ada-j@example.com")
+    journey_enter(journey="welcome", user_ids=[ada.pk], context={"note": "ada's order 42"}, entry_key="order-42",
+                  now=T0)
+    manager = staff_in("Managers", "meg-j")
+    out = io.BytesIO()
+    person_export(person=person_find(ada.email), actor=manager, out=out)
+    rows = json.loads(zipfile.ZipFile(io.BytesIO(out.getvalue())).read("journey_enrollments.json"))
+    assert [(r["journey_key"], r["context"]) for r in rows] == [("welcome", {"note": "ada's order 42"})]
+    person_erase(person=person_find(ada.email), actor=manager)
+    enrollment = JourneyEnrollment.objects.get(user=ada)
+    assert enrollment.context == {} and enrollment.entry_key.startswith("erased:")
