@@ -71,8 +71,16 @@ def compiled_journey_bindings() -> list[CompiledTrigger]:
             logger.warning("Journey %s is live but its entry cannot be evaluated: %s", journey_id, exc)
             continue
         compiled.append(dataclasses.replace(base, journey_id=journey_id, journey_role=ROLE_ENTRY))
+    # The version new entries take, and older ones only while someone is still on them (an old
+    # version gains nobody, so one that empties after this load only costs a no-op firing).
+    from django.db.models import Exists, F, OuterRef, Q
+
+    from ..models import JourneyEnrollment
+
+    someone = JourneyEnrollment.objects.filter(version=OuterRef("pk"), state=JourneyEnrollment.State.ACTIVE)
     versions = JourneyVersion.objects.filter(
-        journey__status__in=[Journey.Status.LIVE, Journey.Status.PAUSED]
+        Q(pk=F("journey__current_version")) | Exists(someone),
+        journey__status__in=[Journey.Status.LIVE, Journey.Status.PAUSED],
     ).values_list("pk", "journey_id", "goals", "exits")
     for version_id, journey_id, goals, exits in versions:
         rules = [(ROLE_GOAL, i, g) for i, g in enumerate(goals or [])]

@@ -270,3 +270,21 @@ def test_a_persons_journeys_are_exported_and_their_context_erased(make_journey):
     person_erase(person=person_find(ada.email), actor=manager)
     enrollment = JourneyEnrollment.objects.get(user=ada)
     assert enrollment.context == {} and enrollment.entry_key.startswith("erased:")
+
+
+def test_a_goal_of_the_version_someone_entered_still_counts_after_a_new_version(make_journey, immediate_tasks,
+                                                                               django_capture_on_commit_callbacks):
+    goal = {"name": "paid", "model": "demo_shop.order", "recipient_path": "customer.user",
+            "conditions": [{"field": "status", "op": "eq", "value": "paid"}]}
+    journey = make_journey(graph=welcome_graph(goals=[goal]))
+    early, late = CustomerFactory(), CustomerFactory()
+    journey_enter(journey=journey, user_ids=[early.user_id], now=T0)
+    journey.graph = welcome_graph()  # the goal is dropped in version 2
+    journey.save()
+    journey_publish(journey=journey, actor=None, now=T0)
+    journey_enter(journey=journey, user_ids=[late.user_id], now=T0)
+    with django_capture_on_commit_callbacks(execute=True):
+        OrderFactory(customer=early, status="paid")
+        OrderFactory(customer=late, status="paid")
+    states = dict(JourneyEnrollment.objects.values_list("user_id", "state"))
+    assert states == {early.user_id: "converted", late.user_id: "active"}
