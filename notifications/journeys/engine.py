@@ -3,15 +3,16 @@
 ``journeys_tick(now=...)`` (registered with the scheduler) walks the enrollments whose
 ``due_at`` has come, in keyset chunks:
 
-1. **Claim** (own short transaction): one conditional UPDATE moves the chunk's ``due_at`` a lease
-   ahead and stamps ``lease_owner``. Two ticks racing (two processes, a duplicated task) cannot
-   both claim a row: the second UPDATE's WHERE no longer matches it. A tick that dies after
-   claiming leaves the rows due again once the lease runs out.
-2. **Advance** (one transaction per chunk, rows re-read under ``FOR UPDATE`` where the database
-   has it, and only while still ours): each enrollment runs its instant steps (branch, split,
-   exit) and sends until it reaches a wait or the end. Steps are taken in rounds, all
-   enrollments at once, so the facts a round needs (users and profiles, receipts of earlier
-   sends) cost one query each, not one per person.
+1. **Claim**: on PostgreSQL the chunk is ``SELECT ... FOR UPDATE SKIP LOCKED`` in the transaction
+   that advances it, so two ticks racing (two processes, a duplicated task) take disjoint rows and
+   a tick that dies rolls back and unlocks them. Elsewhere (SQLite) one conditional UPDATE,
+   committed on its own, moves the chunk's ``due_at`` a lease ahead and stamps ``lease_owner``:
+   a second tick's UPDATE no longer matches those rows, and a tick that dies leaves them due
+   again once the lease runs out (as the ledger claims deliveries).
+2. **Advance** (one transaction per chunk, re-reading the leased rows only while still ours):
+   each enrollment runs its instant steps (branch, split, exit) and sends until it reaches a wait
+   or the end. Steps are taken in rounds, all enrollments at once, so the facts a round needs
+   (users and profiles, receipts of earlier sends) cost one query each, not one per person.
 3. **Write**: step runs (UNIQUE per enrollment and step, conflicts ignored), the sends through
    the same planning as campaigns (``ledger.decisions`` then ``ledger.deliveries_plan``:
    preferences, suppression, quiet hours, caps, honest outcomes) with ledger keys
@@ -134,22 +135,33 @@ def version_plans(version_ids) -> dict[int, VersionPlan]:
 def journeys_tick(*, now: datetime | None = None, chunk_size: int = CHUNK_SIZE, limit: int | None = None) -> TickResult:
     """Advance every due enrollment of live journeys (at most ``limit``); what was done."""
     now = now or timezone.now()
-    owner = worker_id()
     total = TickResult()
     live = list(Journey.objects.filter(status=Journey.Status.LIVE).values_list("pk", flat=True))
     if not live:
         return total
     plans: dict[int, VersionPlan] = {}
     last_id = 0
+    owner = "" if connection.features.has_select_for_update_skip_locked else worker_id()
     while limit is None or total.enrollments < limit:
         size = chunk_size if limit is None else min(chunk_size, limit - total.enrollments)
-        ids = list(
-            JourneyEnrollment.objects.filter(state=State.ACTIVE, due_at__lte=now, id__gt=last_id, journey_id__in=live)
-            .order_by("id").values_list("id", flat=True)[:size]
-        )
+        due = JourneyEnrollment.objects.filter(
+            state=State.ACTIVE, due_at__lte=now, id__gt=last_id, journey_id__in=live
+        ).order_by("id")
+        if not owner:
+            # PostgreSQL: the chunk is claimed by locking it in the transaction that advances it
+            # (SKIP LOCKED: another tick takes the next rows); a crash rolls back and unlocks.
+            with transaction.atomic():
+                ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:size])
+                if not ids:
+                    break
+                last_id = ids[-1]
+                total.add(_advance_chunk(ids=ids, owner="", now=now, plans=plans))
+            continue
+        ids = list(due.values_list("id", flat=True)[:size])
         if not ids:
             break
         last_id = ids[-1]
+        # Elsewhere (SQLite): a compare-and-set UPDATE, committed on its own, leases the chunk.
         claimed = JourneyEnrollment.objects.filter(id__in=ids, state=State.ACTIVE, due_at__lte=now).update(
             due_at=now + LEASE, lease_owner=owner
         )
@@ -160,13 +172,12 @@ def journeys_tick(*, now: datetime | None = None, chunk_size: int = CHUNK_SIZE, 
 
 
 def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int, VersionPlan]) -> TickResult:
+    """Advance the chunk ``ids``: locked by the caller's transaction (``owner`` ""), or leased to ``owner``."""
     result = TickResult(chunks=1)
     with transaction.atomic():
-        # Locked (waiting, not skipping: another tick's claim UPDATE may hold them for an instant,
-        # and a skipped row would sit out a whole lease) and re-read only while still ours.
-        rows = JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner, state=State.ACTIVE).order_by("id")
-        if connection.features.has_select_for_update:
-            rows = rows.select_for_update()
+        rows = JourneyEnrollment.objects.filter(id__in=ids, state=State.ACTIVE).order_by("id")
+        if owner:
+            rows = rows.filter(lease_owner=owner)  # re-read only while still ours
         walkers = [
             Walker(id=r[0], version_id=r[1], user_id=r[2], step=r[3], context=r[4] or {}, variants=r[5] or {},
                    entered_at=r[6])
@@ -582,4 +593,4 @@ def _write_enrollments(walkers: list[Walker], *, owner: str, now: datetime) -> N
             values.update(state_reason=reason, finished_at=now)
         if variants is not None:
             values["variants"] = json.loads(variants)
-        JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner).update(**values)
+        JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner).update(**values)  # "" when locked
