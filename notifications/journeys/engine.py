@@ -26,6 +26,7 @@ past (a reordered or late task) finds nothing due that a later tick already adva
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import zoneinfo
@@ -392,7 +393,18 @@ def _branch_taken(step: dict, *, walker: Walker, user, receipts: dict, now: date
                 return True
         return False
     actual = _field_value(condition.get("field", ""), walker=walker, user=user)
-    return condition_holds(condition.get("op"), actual, condition.get("value"), typed=False)
+    value = condition.get("value")
+    numbers = value if isinstance(value, list) else [value]
+    if isinstance(actual, str) and numbers and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers
+    ):
+        # Plain JSON keeps amounts as text ("250.00"): compared with a number, compare numbers.
+        try:
+            actual = decimal.Decimal(actual)
+            value = [decimal.Decimal(str(v)) for v in numbers] if isinstance(value, list) else decimal.Decimal(str(value))
+        except decimal.InvalidOperation:
+            pass
+    return condition_holds(condition.get("op"), actual, value, typed=False)
 
 
 # What a receipt branch reads on a delivery: the first time it reached that stage (engagement

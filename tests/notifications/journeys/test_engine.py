@@ -134,3 +134,27 @@ def test_wait_until_a_date_in_the_context(make_journey):
     journeys_tick(now=T0)
     assert JourneyEnrollment.objects.get(user_id=soon).due_at == T0 + timedelta(days=7)
     assert Delivery.objects.filter(recipient_id=past).count() == 1  # the date has passed: no wait
+
+
+def test_branches_on_the_entry_context_and_the_recipients_profile(make_journey):
+    from notifications.models import RecipientProfile
+
+    graph = {"start": "big?", "steps": [
+        {"id": "big?", "type": "branch", "if": {"field": "context.total", "op": "gte", "value": 100},
+         "yes": "zh?", "no": "small"},
+        {"id": "zh?", "type": "branch", "if": {"field": "profile.locale", "op": "eq", "value": "zh-hans"},
+         "yes": "big-zh", "no": "big-en"},
+        {"id": "small", "type": "send", "template": "j-tip", "channels": ["email"]},
+        {"id": "big-zh", "type": "send", "template": "j-reminder", "channels": ["email"]},
+        {"id": "big-en", "type": "send", "template": "j-other", "channels": ["email"]},
+    ]}
+    make_journey(graph=graph, reentry="always")
+    small, big_zh, big_en = make_people(3)
+    RecipientProfile.objects.create(user_id=big_zh, locale="zh-hans")
+    journey_enter(journey="welcome", user_ids=[small], context={"total": "20.00"}, now=T0)
+    journey_enter(journey="welcome", user_ids=[big_zh, big_en], context={"total": "250.00"}, now=T0)
+    journeys_tick(now=T0)
+    sent = {r: k.split(":")[2] for r, k in Delivery.objects.values_list("recipient_id", "idempotency_key")}
+    assert sent == {small: "small", big_zh: "big-zh", big_en: "big-en"}
+    outcomes = Counter(JourneyStepRun.objects.filter(step_id="big?").values_list("outcome", flat=True))
+    assert outcomes == {"yes": 2, "no": 1}
