@@ -288,3 +288,36 @@ def test_a_goal_of_the_version_someone_entered_still_counts_after_a_new_version(
         OrderFactory(customer=late, status="paid")
     states = dict(JourneyEnrollment.objects.values_list("user_id", "state"))
     assert states == {early.user_id: "converted", late.user_id: "active"}
+
+
+def test_a_signal_entry_every_time_enters_once_per_event(make_journey, immediate_tasks,
+                                                         django_capture_on_commit_callbacks):
+    entry = {"kind": "signal", "signal": "model.post_save", "model": "demo_shop.order", "events": ["created"],
+             "changed_field": "", "changed_to": "", "conditions": [{"field": "total", "op": "gte", "value": 100}],
+             "recipient_path": "customer.user"}
+    make_journey(entry=entry, reentry="always")
+    customer = CustomerFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        OrderFactory(customer=customer, total="150.00")
+        OrderFactory(customer=customer, total="20.00")  # below the condition
+    with django_capture_on_commit_callbacks(execute=True):
+        OrderFactory(customer=customer, total="300.00")
+    totals = sorted(e.context["instance"]["total"] for e in JourneyEnrollment.objects.filter(user=customer.user))
+    assert totals == ["150.00", "300.00"]
+
+
+def test_a_rolled_back_save_enters_nobody(make_journey, immediate_tasks, django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    entry = {"kind": "signal", "signal": "model.post_save", "model": "demo_shop.order", "events": ["created"],
+             "conditions": [], "recipient_path": "customer.user"}
+    make_journey(entry=entry)
+    customer = CustomerFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        try:
+            with transaction.atomic():
+                OrderFactory(customer=customer)
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+    assert not JourneyEnrollment.objects.exists()
