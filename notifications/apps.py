@@ -45,7 +45,7 @@ class NotificationsConfig(AppConfig):
 
         from .journeys import journeys_tick_lines
 
-        register_tick("journeys", journeys_tick_lines, order=15)
+        register_tick("journeys", journeys_tick_lines, order=17)  # after campaigns (and A/B winners), before the ledger
 
         from django.core import checks
 
