@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
                 ('due_at', models.DateTimeField(blank=True, null=True, verbose_name='due')),
                 ('lease_owner', models.CharField(blank=True, max_length=64, verbose_name='lease owner')),
                 ('context', models.JSONField(blank=True, default=dict, verbose_name='context')),
-                ('variants', models.JSONField(blank=True, default=dict, verbose_name='A/B variants')),
+                ('variants', models.JSONField(blank=True, default=dict, verbose_name='split arms taken')),
                 ('entered_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='entered')),
                 ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
                 ('journey', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='enrollments', to='notifications.journey', verbose_name='journey')),

@@ -147,7 +147,7 @@ class JourneyEnrollment(models.Model):
     due_at = models.DateTimeField(_("due"), null=True, blank=True)
     lease_owner = models.CharField(_("lease owner"), max_length=64, blank=True)
     context = models.JSONField(_("context"), default=dict, blank=True)
-    variants = models.JSONField(_("A/B variants"), default=dict, blank=True)
+    variants = models.JSONField(_("split arms taken"), default=dict, blank=True)
     entered_at = models.DateTimeField(_("entered"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
