@@ -158,6 +158,8 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_signaltrigger_check": action("trigger.edit"),
     "admin:notifications_signaltrigger_test": action("trigger.dry_run"),
     "admin:notifications_signaltrigger_test_with_instance": action("trigger.dry_run"),
+    # Journeys (notifications/admin/journeys.py): the verbs are "journey.publish" (the service checks too).
+    **{f"admin:notifications_journey_{verb}": action("journey.publish") for verb in ("publish", "pause", "resume", "stop")},
     # Broadcasts (notifications/admin/broadcasts.py): read with the inbox notifications; sending
     # and withdrawing are the "broadcast.send" action.
     **{f"admin:notifications_broadcast_{view}": perm("notifications.view_notification",

@@ -46,6 +46,10 @@ class NotificationsConfig(AppConfig):
         register_tick("ab_tests", ab_tests_tick, order=15)
         register_tick("ledger", ledger_tick, order=20)
 
+        from .journeys import journeys_tick_lines
+
+        register_tick("journeys", journeys_tick_lines, order=17)  # after campaigns (and A/B winners), before the ledger
+
         from django.core import checks
 
         from .receipts.checks import anymail_webhook_check

@@ -74,6 +74,7 @@ def objects(user) -> dict[str, object]:
         Campaign,
         CampaignRun,
         DeliveryEvent,
+        Journey,
         Preference,
         SignalTrigger,
         Suppression,
@@ -105,6 +106,7 @@ def objects(user) -> dict[str, object]:
             name="Walk", signal="model.post_save", model="demo_shop.order", events=["created"],
             recipient_path="customer.user", template=template, category=category, dedupe_window=timedelta(0),
         ),
+        "notifications.journey": Journey.objects.create(key="walk", name="Walk", category=category),
         "channels_adapters.webpushsubscription": WebPushSubscription.objects.create(
             user=profile.user, endpoint="https://push.example/walk", p256dh="k", auth="a"),
         "channels_adapters.capturedmessage": CapturedMessage.objects.create(channel="email", address="a@b.c"),
