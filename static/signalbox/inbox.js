@@ -72,12 +72,14 @@
       this._loading = null;
       this._reloadAgain = false;
       this._onDocumentClick = this._onDocumentClick.bind(this);
+      this._onDocumentKeydown = this._onKeydown.bind(this);
     }
 
     connectedCallback() {
       if (this._built) {
         this._connectStream();
         document.addEventListener("click", this._onDocumentClick);
+        document.addEventListener("keydown", this._onDocumentKeydown);
         return;
       }
       this._built = true;
@@ -112,10 +114,10 @@
 
       this._bell.addEventListener("click", () => this.toggle());
       this._markAll.addEventListener("click", () => this.markAllRead());
-      this._panel.addEventListener("keydown", (event) => this._onKeydown(event));
-      this._bell.addEventListener("keydown", (event) => this._onKeydown(event));
       this._list.addEventListener("click", (event) => this._onListClick(event));
+      // Escape closes from the bell, the panel, or the page (focus may have gone back to it).
       document.addEventListener("click", this._onDocumentClick);
+      document.addEventListener("keydown", this._onDocumentKeydown);
 
       var initial = parseInt(this.getAttribute("unread") || "0", 10);
       this._setUnread(isNaN(initial) ? 0 : initial, false);
@@ -125,6 +127,7 @@
 
     disconnectedCallback() {
       document.removeEventListener("click", this._onDocumentClick);
+      document.removeEventListener("keydown", this._onDocumentKeydown);
       if (this._source) {
         this._source.close();
         this._source = null;
@@ -197,10 +200,7 @@
     }
 
     markAllRead() {
-      var action = this._markAll;
-      return this._post(this.getAttribute("mark-all-url")).then(() => {
-        if (action.hidden && this.open) this._panel.focus();
-      });
+      return this._post(this.getAttribute("mark-all-url"));
     }
 
     _post(url, options) {
@@ -257,9 +257,10 @@
       this._list.replaceChildren.apply(this._list, this._items.map((item) => this._renderItem(item)));
       this._empty.hidden = this._items.length > 0;
       this._markAll.hidden = this._unread === 0;
-      if (focusedId && !this.shadowRoot.activeElement) {
-        // The focused "Mark as read" is gone with the re-render: keep the place in the list.
-        var again = this._list.querySelector('.item[data-id="' + focusedId + '"]');
+      var active = this.shadowRoot.activeElement;
+      if (focused && this.open && (!active || active.hidden || !this._panel.contains(active))) {
+        // What had focus ("Mark as read", "Mark all as read") is gone: keep the place in the list.
+        var again = focusedId ? this._list.querySelector('.item[data-id="' + focusedId + '"]') : null;
         (again || this._panel).focus();
       }
     }
