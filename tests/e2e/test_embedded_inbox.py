@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, expect
 
-from notifications.api import notify
+from notifications.api import broadcast, notify
 from notifications.models import Notification
 from tests.factories import (
     PASSWORD,
@@ -122,6 +122,14 @@ def test_inbox_on_the_shop_page_updates_live_and_marks_read(
         # A new notification after everything was read brings the badge back.
         notify([shopper], title="Order SB-1001 delivered", category=orders)
         expect(badge).to_have_text("1", timeout=2000)
+        # A broadcast counts like any notification, as on the inbox page.
+        broadcast(title="Shop closed on Monday")
+        expect(badge).to_have_text("2", timeout=2000)
+        bell.click()
+        expect(items.first).to_contain_text("Shop closed on Monday")
+        expect(page.get_by_test_id("inbox-panel")).to_be_visible()
+        page.mouse.click(5, 300)  # a click elsewhere on the page closes the dropdown
+        expect(page.get_by_test_id("inbox-panel")).to_be_hidden()
         assert problems == [], problems
     finally:
         context.close()
