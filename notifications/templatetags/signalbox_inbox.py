@@ -34,8 +34,9 @@ def inbox_labels() -> dict[str, str]:
     script as well, for a page that renders the element by hand)."""
     return {
         "notifications": _("Notifications"),
-        # {n} is filled in by the script.
+        # {n} is filled in by the script: announced when the count changes, and the bell's name.
         "unread": _("{n} unread"),
+        "bellUnread": _("Notifications, {n} unread"),
         "markRead": _("Mark as read"),
         "markAllRead": _("Mark all as read"),
         "empty": _("You're all caught up."),

@@ -28,6 +28,7 @@
   var DEFAULT_LABELS = {
     notifications: "Notifications",
     unread: "{n} unread",
+    bellUnread: "Notifications, {n} unread",
     markRead: "Mark as read",
     markAllRead: "Mark all as read",
     empty: "You're all caught up.",
@@ -244,7 +245,7 @@
       this._badge.textContent = count > 99 ? "99+" : String(count);
       this._badge.hidden = count === 0;
       this.toggleAttribute("has-unread", count > 0);
-      var label = this.labels.notifications + (count ? ", " + this.labels.unread.replace("{n}", count) : "");
+      var label = count ? this.labels.bellUnread.replace("{n}", count) : this.labels.notifications;
       this._bell.setAttribute("aria-label", label);
       if (announce && changed) this._announcer.textContent = this.labels.unread.replace("{n}", count);
       if (changed) this.dispatchEvent(new CustomEvent("signalbox-inbox:unread", {detail: {unread: count}}));

@@ -31,7 +31,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 LOCALES = {
     "en-US": {"bell": "Notifications, 2 unread", "mark_read": "Mark as read", "mark_all": "Mark all as read",
               "empty_bell": "Notifications", "open_inbox": "Open inbox"},
-    "zh-CN": {"bell": "通知, 2 条未读", "mark_read": "标为已读", "mark_all": "全部标为已读",
+    "zh-CN": {"bell": "通知，2 条未读", "mark_read": "标为已读", "mark_all": "全部标为已读",
               "empty_bell": "通知", "open_inbox": "打开收件箱"},
 }
 

@@ -132,7 +132,7 @@ def test_tag_labels_follow_the_page_language(recipient):
     labels = json.loads(attributes["labels"])
     assert attributes["lang"] == "zh-hans"
     assert (labels["notifications"], labels["markRead"], labels["markAllRead"]) == ("通知", "标为已读", "全部标为已读")
-    assert labels["unread"] == "{n} 条未读"
+    assert (labels["unread"], labels["bellUnread"]) == ("{n} 条未读", "通知，{n} 条未读")
 
 
 def test_tag_renders_nothing_for_a_visitor():
