@@ -91,12 +91,15 @@ URL_POLICY: dict[str, Rule] = {
     "notifications:inbox": SIGNED_IN,
     "notifications:badge": SIGNED_IN,
     "notifications:stream": SIGNED_IN,
+    "notifications:feed": SIGNED_IN,  # JSON for <signalbox-inbox>: the user's own items only
     "notifications:mark_all_read": SIGNED_IN,
     "notifications:mark_read": SIGNED_IN,
     "notifications:open": SIGNED_IN,
     "notifications:broadcast_read": SIGNED_IN,  # a broadcast the user does not see is a 404
     "notifications:broadcast_open": SIGNED_IN,
     "notifications:preferences": SIGNED_IN,
+    "shop:orders": SIGNED_IN,  # the demo shop's customer page: the user's own orders
+    "shop:order_pay": SIGNED_IN,  # someone else's order is a 404
     "notifications:track_open": TOKEN,
     "notifications:track_click": TOKEN,
     "notifications:unsubscribe": TOKEN,
