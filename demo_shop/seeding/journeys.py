@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 
 from notifications.journeys.engine import journeys_tick
 from notifications.journeys.services import journey_enter, journey_publish, journey_save
-from notifications.models import Category, Delivery, Journey, MessageTemplate, MessageTemplateVariant
+from notifications.models import Category, Delivery, DeliveryEvent, Journey, MessageTemplate, MessageTemplateVariant
 from notifications.triggers.registry import MODEL_POST_SAVE, SELF, USER_SIGNED_UP
 
 from ..models import Customer, Order
@@ -178,11 +178,19 @@ def _first_orders(user_ids: list[int], *, paid_at: datetime) -> None:
 
 
 def _mark_sent(*, journey_key: str, now: datetime) -> None:
-    """Planned demo journey messages went out (as the seeded history's did): nothing real is sent."""
-    Delivery.objects.filter(
-        idempotency_key__startswith="journey:", status=Delivery.Status.PLANNED,
-        recipient__journey_enrollments__journey__key=journey_key,
-    ).update(status=Delivery.Status.SENT, sent_at=now)
+    """Planned demo journey messages went out (as the seeded history's did, nothing real is sent),
+    with the receipts the ledger would hold: "sent" from SMTP, "opened" from the pixel."""
+    mine = Delivery.objects.filter(idempotency_key__startswith="journey:",
+                                   recipient__journey_enrollments__journey__key=journey_key)
+    mine.filter(status=Delivery.Status.PLANNED).update(status=Delivery.Status.SENT, sent_at=now)
+    rows = mine.filter(events__isnull=True, sent_at__isnull=False).distinct().values_list("pk", "sent_at", "opened_at")
+    events = []
+    for pk, sent_at, opened_at in rows:
+        events.append(DeliveryEvent(delivery_id=pk, kind=DeliveryEvent.Kind.SENT, source="smtp", occurred_at=sent_at))
+        if opened_at:
+            events.append(DeliveryEvent(delivery_id=pk, kind=DeliveryEvent.Kind.OPENED, source="pixel",
+                                        occurred_at=opened_at))
+    DeliveryEvent.objects.bulk_create(events)
 
 
 def _template_ensure(spec: dict, *, category: Category) -> MessageTemplate:
