@@ -137,6 +137,23 @@ def delivery_keys_q(*, version: JourneyVersion, step_id: str, channels: list[str
     return q
 
 
+def journey_deliveries_q(*, journey_id: int, prefix: str = "") -> Q:
+    """Ledger rows planned by any send step of any version of a journey (the "journey" filter of
+    analytics and exports): for each channel, the exact keys of its send steps' runs (a send's step
+    run records ``planned``), looked up on the ledger's unique key index. Needs no query of its own."""
+    from notifications.models import Channel
+
+    sends = JourneyStepRun.objects.filter(version__journey_id=journey_id, outcome="planned").order_by()
+    q = Q(**{f"{prefix}pk__in": []})
+    for channel in Channel.values:
+        keys = sends.annotate(
+            ledger_key=Concat(Value("journey:"), Cast("enrollment_id", CharField()), Value(":"), "step_id",
+                              Value(f":{channel}"), output_field=CharField())
+        ).values("ledger_key")
+        q |= Q(**{f"{prefix}idempotency_key__in": keys})
+    return q
+
+
 def _split_note(arms: list[ArmFigures]) -> str:
     ranked = sorted((a for a in arms if a.entered), key=lambda a: (-(a.rate or 0.0), a.name))
     if len(ranked) < 2:

@@ -11,11 +11,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from dashboard.analytics.journeys import journey_figures, percentile
 from notifications.journeys.engine import journeys_tick
 from notifications.journeys.services import journey_enter
-from notifications.models import Delivery, JourneyEnrollment, JourneyStepRun, Preference
+from notifications.models import Delivery, Journey, JourneyEnrollment, JourneyStepRun, Preference
 from tests.factories import CustomerFactory, OrderFactory, staff_in
 from tests.notifications.journeys.conftest import T0, make_journey, make_people, marketing, templates, welcome_graph
 
@@ -165,3 +166,79 @@ def test_another_version_is_chosen_by_number_and_htmx_gets_the_body(scenario, ma
 def test_operators_may_not_see_it(scenario, client):
     client.force_login(staff_in("Operators", "joperator"))
     assert client.get(reverse("dashboard:journey", args=[scenario.pk])).status_code == 403
+
+
+# --- Journeys in the analytics filters and the exports ---------------------------------------------
+
+
+def _journey_deliveries(journey):
+    return Delivery.objects.filter(recipient__journey_enrollments__journey=journey,
+                                   idempotency_key__startswith="journey:").distinct()
+
+
+def test_the_analytics_journey_filter_counts_only_that_journeys_messages(scenario, marketer_client):
+    expected = _journey_deliveries(scenario)
+    days = {"start": "2026-03-01", "end": timezone.localdate().isoformat()}
+    html = marketer_client.get(reverse("dashboard:analytics"), {**days, "journey": scenario.pk}).content.decode()
+    assert f'<option value="{scenario.pk}" selected' in html
+    planned = int(re.search(r'data-testid="total-planned" data-value="(\d+)"', html).group(1))
+    assert planned == expected.count() > 40
+    clicked = int(re.search(r'data-testid="total-clicked" data-value="(\d+)"', html).group(1))
+    assert clicked == expected.filter(status="clicked").count()  # the other journey's clicks are not in it
+    everything = marketer_client.get(reverse("dashboard:analytics"), days).content.decode()
+    assert int(re.search(r'data-testid="total-planned" data-value="(\d+)"', everything).group(1)) > planned
+    bad = marketer_client.get(reverse("dashboard:analytics"), {**days, "journey": "nope"})
+    assert bad.status_code == 200
+
+
+def test_exports_carry_the_journey_and_step_and_filter_by_journey(scenario):
+    from dashboard.reports.data import ReportFilters
+    from dashboard.reports.exports import export_table
+    from notifications.models import DeliveryEvent
+
+    expected = _journey_deliveries(scenario)
+    table = export_table(kind="deliveries", filters=ReportFilters(journey_id=scenario.pk))
+    rows = [dict(zip(table.headers, row, strict=True)) for row in table.rows]
+    assert len(rows) == expected.count()
+    assert {row["Journey"] for row in rows} == {"Welcome"}
+    assert Counter(row["Journey step"] for row in rows) == Counter(
+        key.split(":")[2] for key in expected.values_list("idempotency_key", flat=True))
+    assert table.headers[-2:] == ["Journey", "Journey step"]  # last: earlier columns keep their letters
+
+    everything = export_table(kind="deliveries", filters=ReportFilters())
+    journeys = Counter(dict(zip(everything.headers, row, strict=True))["Journey"] for row in everything.rows)
+    other = _journey_deliveries(Journey.objects.get(key="other")).count()
+    assert journeys == {"Welcome": expected.count(), "Other": other} and other == 10  # welcome + tip/reminder
+
+    delivery = expected.filter(idempotency_key__contains=":welcome:").first()
+    DeliveryEvent.objects.create(delivery=delivery, kind="opened", source="pixel", occurred_at=T0)
+    receipts = export_table(kind="receipts", filters=ReportFilters(journey_id=scenario.pk))
+    [receipt] = [r for r in (dict(zip(receipts.headers, row, strict=True)) for row in receipts.rows)
+                 if r["Kind"] == "opened"]
+    assert (receipt["Delivery id"], receipt["Journey"], receipt["Journey step"]) == (delivery.pk, "Welcome", "welcome")
+
+
+def test_the_export_form_offers_published_journeys(scenario):
+    from dashboard.reports.forms import ExportForm
+
+    form = ExportForm({"kind": "deliveries", "format": "csv", "journey": scenario.pk})
+    assert form.is_valid(), form.errors
+    assert form.filters().journey_id == scenario.pk
+    assert not ExportForm({"kind": "deliveries", "format": "csv", "journey": "x"}).is_valid()
+
+
+def test_the_journey_filter_costs_the_same_queries_whatever_the_people(make_journey, marketer_client):
+    journey = make_journey(key="welcome", graph=split_graph())
+    query = {"start": "2026-03-01", "end": timezone.localdate().isoformat(), "journey": journey.pk}
+    journey_enter(journey=journey, user_ids=make_people(3), now=T0)
+    journeys_tick(now=T0)
+    marketer_client.get(reverse("dashboard:analytics"), query)
+    with CaptureQueriesContext(connection) as small:
+        marketer_client.get(reverse("dashboard:analytics"), query)
+    journey_enter(journey=journey, user_ids=make_people(60, prefix="more"), now=T0)
+    journeys_tick(now=T0)
+    with CaptureQueriesContext(connection) as large:
+        html = marketer_client.get(reverse("dashboard:analytics"), query).content.decode()
+    assert len(large) == len(small)
+    assert 'data-testid="total-planned" data-value="63"' in html
+    assert not any(" LIKE " in q["sql"].upper() for q in large.captured_queries if "delivery" in q["sql"].lower())
