@@ -15,7 +15,6 @@ from django.utils.translation import gettext as _
 
 from notifications.models import Journey, JourneyEnrollment
 
-from ..analytics.charts import status_labels
 from ..analytics.journeys import journey_figures, journey_funnel_chart
 from .analytics import _admin_context, analytics_permission_required
 
@@ -61,7 +60,7 @@ def journey_page(request: HttpRequest, pk: int) -> HttpResponse:
     version = next((v for v in versions if str(v.number) == wanted), None)
     if version is None:
         version = next((v for v in versions if v.pk == journey.current_version_id), versions[0] if versions else None)
-    context = {"journey": journey, "versions": versions, "version": version, "status_labels": status_labels()}
+    context = {"journey": journey, "versions": versions, "version": version}
     if version is not None:
         figures = journey_figures(version=version)
         labels = dict(State.choices)
