@@ -35,6 +35,18 @@ def duration_text(span) -> str:
     return _("%(minutes)d min") % {"minutes": minutes}
 
 
+def _reason_text(reason: str) -> str:
+    """Why an enrollment ended, in words (the engine's ``state_reason`` codes)."""
+    fixed = {"end": _("reached the end"), "exit_step": _("an exit step"), "opted_out": _("opted out of the category"),
+             "journey_stopped": _("the journey was stopped"), "missing_step": _("a step was missing")}
+    if reason in fixed:
+        return fixed[reason]
+    kind, _colon, name = reason.partition(":")
+    if kind == "exit" and name:
+        return _("exit condition “%(name)s”") % {"name": name}
+    return reason
+
+
 def _percent(rate: float | None) -> str:
     return "—" if rate is None else f"{100 * rate:.1f}%"
 
@@ -69,7 +81,7 @@ def journey_page(request: HttpRequest, pk: int) -> HttpResponse:
             median_text=duration_text(figures.time_to_convert_median),
             p90_text=duration_text(figures.time_to_convert_p90),
             conversion_percent=_percent(figures.conversion_rate),
-            exits=[(state, labels.get(state, state), reason, n) for state, reason, n in figures.exits],
+            exits=[(state, labels.get(state, state), _reason_text(reason), n) for state, reason, n in figures.exits],
             splits=[{"step_id": split.step_id, "note": split.note,
                      "rows": [{"name": arm.name, "entered": arm.entered, "converted": arm.converted,
                                "percent": _percent(arm.rate)} for arm in split.arms]}

@@ -124,6 +124,7 @@ def test_the_page_shows_the_figures_in_a_pinned_number_of_queries(scenario, mark
     assert re.search(r'data-testid="total-converted" data-value="5"', html)
     assert 'data-testid="send-row" data-step="welcome"' in html
     assert 'data-testid="chart-journey-funnel"' in html
+    assert "opted out of the category" in html  # why people ended, in words
     with django_assert_num_queries(5):  # session, user, perms (4); journeys with their counts (1)
         listing = marketer_client.get(reverse("dashboard:journeys")).content.decode()
     assert 'data-journey="welcome" data-entered="40"' in listing
