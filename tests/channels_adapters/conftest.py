@@ -202,3 +202,29 @@ def fake_twilio():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_aliyun():
+    """A local fake of Aliyun's SendSms API (``tests/fake_aliyun.py``), driven by the real SDK."""
+    from tests.fake_aliyun import FakeAliyunServer
+
+    server = FakeAliyunServer("LTAI-fake-access-key", "fake-aliyun-secret")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_tencent():
+    """A local fake of Tencent Cloud's SendSms API (``tests/fake_tencent.py``), driven by the real SDK."""
+    from tests.fake_tencent import FakeTencentServer
+
+    server = FakeTencentServer("AKID-fake-secret-id", "fake-tencent-secret")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
