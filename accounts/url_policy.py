@@ -108,6 +108,7 @@ URL_POLICY: dict[str, Rule] = {
     # Unsigned provider pushes: a secret token in the URL, compared in constant time (sms_reports).
     "webhooks:aliyun_sms_report": WEBHOOK,
     "webhooks:tencent_sms_status": WEBHOOK,
+    "webhooks:wechat_events": WEBHOOK,  # signed by WeChat with WECHAT_TOKEN
     # ESP tracking webhooks behind a guard (notifications/receipts/anymail_urls.py): the secret and signature.
     **{f"anymail:{esp}_tracking_webhook": WEBHOOK for esp in (
         "amazon_ses", "brevo", "mailersend", "mailgun", "mailjet", "mailtrap", "mandrill", "postal", "postmark",

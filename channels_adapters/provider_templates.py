@@ -1,4 +1,4 @@
-"""Provider-side SMS templates (Aliyun, Tencent Cloud): which approved template and signature a
+"""Provider-side templates (Aliyun and Tencent Cloud SMS, WeChat template messages): which approved template and signature a
 message goes out with, and the values of its variables.
 
 Chinese SMS providers do not send free text: every message is an approved template (Aliyun
@@ -76,7 +76,8 @@ def _template(owner: str, key: str, spec: Any) -> ProviderTemplate:
 class TemplateMap:
     """The ``templates`` / ``default_template`` / ``sign_name`` OPTIONS of one alias, checked when built."""
 
-    def __init__(self, owner: str, *, sign_name: str, templates: dict | None, default_template: dict | None) -> None:
+    def __init__(self, owner: str, *, sign_name: str, templates: dict | None, default_template: dict | None,
+                 signed: bool = True) -> None:
         if templates is not None and not isinstance(templates, dict):
             raise ChannelConfigurationError(f"{owner}: templates must be a dict of message template keys.")
         self.sign_name = sign_name
@@ -85,7 +86,7 @@ class TemplateMap:
         if self.default is not None and not self.default.text_param:
             raise ChannelConfigurationError(f"{owner}: default_template needs a text_param.")
         for key, template in [*self.templates.items(), ("default_template", self.default)]:
-            if template is not None and not (template.sign_name or sign_name):
+            if signed and template is not None and not (template.sign_name or sign_name):
                 raise ChannelConfigurationError(f"{owner}: no sign_name for templates[{key!r}].")
 
     def fill(self, message: OutboundMessage) -> FilledTemplate:

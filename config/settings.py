@@ -292,6 +292,11 @@ TENCENTCLOUD_SECRET_KEY = env.str("TENCENTCLOUD_SECRET_KEY", default="")
 TENCENT_SMS_SDK_APP_ID = env.str("TENCENT_SMS_SDK_APP_ID", default="")
 TENCENT_SMS_SIGN_NAME = env.str("TENCENT_SMS_SIGN_NAME", default="")
 TENCENT_SMS_CALLBACK_TOKEN = env.str("TENCENT_SMS_CALLBACK_TOKEN", default="")
+# WeChat Official Account (channels_adapters.wechat): the API credentials, and the token WeChat
+# signs its calls to /webhooks/wechat/events/ with (the server URL's 令牌).
+WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
+WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
+WECHAT_TOKEN = env.str("WECHAT_TOKEN", default="")
 
 # --- Channels -------------------------------------------------------------------------------
 # Email, SMS, web push and chat are *captured* into the staff Outbox (admin → Delivery ledger →

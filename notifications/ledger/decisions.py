@@ -176,6 +176,12 @@ def recipient_facts(
         chat_ids = getattr(profile, "chat_ids", None) or {}
         return chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else ""
 
+    def wechat_openid(profile) -> str:
+        # The recipient's openid for the Official Account, kept under "wechat" in the profile.
+        chat_ids = getattr(profile, "chat_ids", None) or {}
+        value = chat_ids.get("wechat", "") if isinstance(chat_ids, dict) else ""
+        return value if isinstance(value, str) else ""
+
     def address_of(channel: str):
         """How to read one recipient's address on ``channel``: from where its adapter keeps it."""
         readers = {
@@ -184,6 +190,7 @@ def recipient_facts(
             "user_id": lambda user, profile: str(user.pk),
             "push_subscription": lambda user, profile: push_endpoints.get(user.pk, ""),
             "profile_chat": lambda user, profile: chat_target(profile),
+            "profile_wechat": lambda user, profile: wechat_openid(profile),
         }
         return readers.get(sources[channel], lambda user, profile: "")
 

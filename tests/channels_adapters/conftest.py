@@ -228,3 +228,16 @@ def fake_tencent():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_wechat():
+    """A local fake of the WeChat Official Account API (``tests/fake_wechat.py``), driven by wechatpy."""
+    from tests.fake_wechat import FakeWeChatServer
+
+    server = FakeWeChatServer("wx0123456789abcdef", "fake-wechat-app-secret")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
