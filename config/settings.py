@@ -297,6 +297,8 @@ TENCENT_SMS_CALLBACK_TOKEN = env.str("TENCENT_SMS_CALLBACK_TOKEN", default="")
 WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
 WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
 WECHAT_TOKEN = env.str("WECHAT_TOKEN", default="")
+# Mobile push over FCM HTTP v1 (channels_adapters.mobilepush): the Firebase service account JSON.
+FCM_SERVICE_ACCOUNT_FILE = env.str("FCM_SERVICE_ACCOUNT_FILE", default="")
 
 # --- Channels -------------------------------------------------------------------------------
 # Email, SMS, web push and chat are *captured* into the staff Outbox (admin → Delivery ledger →

@@ -126,11 +126,15 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
                 return
             if self.server.latency:
                 time.sleep(self.server.latency)
+            self.retry_after = ""
             answer = self.server.handle_request(self, raw)
             if answer is not None:
                 status, payload = answer[:2]
                 content_type = answer[2] if len(answer) > 2 else "application/json"
-                self.send_json(status, payload, content_type=content_type)
+                if status in (429, 503) and not self.retry_after and getattr(self.server, "retry_after_seconds", ""):
+                    self.retry_after = self.server.retry_after_seconds
+                headers = {"Retry-After": self.retry_after} if self.retry_after else None
+                self.send_json(status, payload, headers, content_type=content_type)
         finally:
             with self.server.lock:
                 self.server.in_flight -= 1

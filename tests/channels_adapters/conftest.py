@@ -241,3 +241,16 @@ def fake_wechat():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_fcm():
+    """A local fake of FCM HTTP v1 and Google's OAuth token endpoint (``tests/fake_fcm.py``)."""
+    from tests.fake_fcm import FakeFcmServer
+
+    server = FakeFcmServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

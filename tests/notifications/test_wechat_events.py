@@ -110,9 +110,9 @@ def test_without_a_configured_token_everything_is_refused(client, settings):
 @pytest.mark.parametrize("body", [
     "not xml", "<xml><Nothing/></xml>",
     # Entity expansion (a small "billion laughs"): refused by the parser, not expanded.
-    '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-    '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">'
-    '<!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">]><xml><MsgType>&e;</MsgType></xml>',
+    ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+     '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">'
+     '<!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">]><xml><MsgType>&e;</MsgType></xml>'),
 ])
 def test_malformed_bodies_are_a_400_not_a_500(client, body):
     assert post(client, body).status_code == 400
