@@ -183,3 +183,17 @@ def test_missing_credentials_are_a_configuration_error(settings):
     settings.WECHAT_APP_ID = settings.WECHAT_APP_SECRET = ""
     with pytest.raises(ChannelConfigurationError, match="app_secret"):
         WeChatChannel("wechat", app_id="wx1", default_template=DEFAULT)
+
+
+def test_a_per_process_cache_for_the_token_is_a_system_check_warning(settings):
+    from channels_adapters.checks import wechat_token_cache_check
+
+    settings.NOTIFICATION_CHANNELS = {"wechat": {"BACKEND": "channels_adapters.wechat.WeChatChannel", "OPTIONS": {}}}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+                       "shared": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                  "LOCATION": "redis://127.0.0.1:6379/9"}}
+    assert [w.id for w in wechat_token_cache_check()] == ["signalbox.W201"]
+
+    settings.NOTIFICATION_CHANNELS = {"wechat": {"BACKEND": "channels_adapters.wechat.WeChatChannel",
+                                                 "OPTIONS": {"cache": "shared"}}}
+    assert wechat_token_cache_check() == []
