@@ -23,7 +23,7 @@ expires); each lane has its own kept-alive session; the SDK's own retries (urlli
 - No connection (also to the OAuth endpoint): transient. A read timeout or a dropped connection
   after the request left: ``UnknownOutcomeError``, never re-sent (a push has no idempotency key).
 
-APNs (aioapns) is not implemented yet: iOS apps receive through FCM's APNs bridge.
+iOS apps receive through FCM's APNs bridge; ``channels_adapters.apns`` talks to APNs directly.
 """
 
 from __future__ import annotations

@@ -299,6 +299,12 @@ WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
 WECHAT_TOKEN = env.str("WECHAT_TOKEN", default="")
 # Mobile push over FCM HTTP v1 (channels_adapters.mobilepush): the Firebase service account JSON.
 FCM_SERVICE_ACCOUNT_FILE = env.str("FCM_SERVICE_ACCOUNT_FILE", default="")
+# APNs directly (channels_adapters.apns, iOS-only apps): the .p8 provider key (PEM or a path), its
+# key id, the team id and the app's bundle id (topic).
+APNS_KEY = env.str("APNS_KEY", default="")
+APNS_KEY_ID = env.str("APNS_KEY_ID", default="")
+APNS_TEAM_ID = env.str("APNS_TEAM_ID", default="")
+APNS_TOPIC = env.str("APNS_TOPIC", default="")
 
 # --- Channels -------------------------------------------------------------------------------
 # Email, SMS, web push and chat are *captured* into the staff Outbox (admin → Delivery ledger →

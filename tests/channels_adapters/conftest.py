@@ -254,3 +254,16 @@ def fake_fcm():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_apns():
+    """A local fake of APNs over HTTP/2 and TLS (``tests/fake_apns.py``), driven by aioapns."""
+    from tests.fake_apns import FakeApnsServer
+
+    server = FakeApnsServer(slow_seconds=1.0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
