@@ -83,6 +83,8 @@ INSTALLED_APPS = [
     "channels_adapters",
     "dashboard",
     "demo_shop",
+    "ninja",  # the REST API's docs page and its local Swagger UI files
+    "api",
     "ops",
 ]
 
@@ -99,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # turns axes' lockout flag into the lockout page
+    "api.middleware.ApiMiddleware",  # /api/: body size cap, every key's call audited
 ]
 
 ROOT_URLCONF = "config.urls"

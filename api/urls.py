@@ -1,0 +1,22 @@
+"""/api/: the versioned endpoints (``/api/v1/...``), the OpenAPI 3 schema (``/api/schema/``) and
+the interactive docs (``/api/docs/``, Swagger UI from ninja's bundled static files: no CDN)."""
+
+from django.urls import path
+from django.views.generic import RedirectView
+from ninja import NinjaAPI
+
+from . import problems
+from .endpoints import router
+
+api = NinjaAPI(
+    title="Signalbox API", version="1", urls_namespace="api", openapi_url="/schema/", docs_url="/docs/",
+    description="Send notifications, manage recipients, read deliveries and campaigns. Errors are RFC 9457 "
+                "problem details (application/problem+json).",
+)
+problems.install(api)
+api.add_router("/v1/", router)
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/api/docs/", permanent=False), name="api_root"),
+    path("", api.urls),
+]
