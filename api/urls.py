@@ -2,7 +2,6 @@
 the interactive docs (``/api/docs/``, Swagger UI from ninja's bundled static files: no CDN)."""
 
 from django.urls import path
-from django.views.generic import RedirectView
 from ninja import NinjaAPI
 
 from . import problems
@@ -16,7 +15,4 @@ api = NinjaAPI(
 problems.install(api)
 api.add_router("/v1/", router)
 
-urlpatterns = [
-    path("", RedirectView.as_view(url="/api/docs/", permanent=False), name="api_root"),
-    path("", api.urls),
-]
+urlpatterns = [path("", api.urls)]
