@@ -42,7 +42,7 @@ def preferences_change(*, user, channels: dict, digest: dict, quiet_hours, clear
     if clear_quiet_hours:
         quiet = None
     elif quiet_hours is not None:
-        quiet = (quiet_hours.start, quiet_hours.end)
+        quiet = (quiet_hours["start"], quiet_hours["end"])
     else:
         quiet = state.quiet_hours
     preferences_update(user=user, choices=enabled, quiet_hours=quiet, timezone=timezone or state.timezone,

@@ -13,6 +13,7 @@ ChannelName = Literal["email", "sms", "inapp", "webpush", "chat"]
 LocaleName = Literal["en", "zh-hans"]
 MAX_RECIPIENTS = 1000
 MAX_BULK = 500
+MAX_ID = 2**62  # ids past this would overflow a 64-bit column: 422, not a database error
 
 
 class In(Schema):
@@ -20,7 +21,7 @@ class In(Schema):
 
 
 class RecipientRefIn(In):
-    id: int | None = Field(None, ge=1)
+    id: int | None = Field(None, ge=1, le=MAX_ID)
     external_id: str | None = Field(None, min_length=1, max_length=255)
     email: str | None = Field(None, min_length=3, max_length=254)
 
