@@ -60,7 +60,7 @@ def _category(key: str | None) -> Category | None:
 
 # --- Sending -------------------------------------------------------------------------------------
 
-@router.post("/notifications", response={202: s.NotificationOut}, auth=ServerKey(Scope.NOTIFY), tags=["sending"])
+@router.post("/notifications", response={202: s.NotificationOut, **s.ERRORS}, auth=ServerKey(Scope.NOTIFY), tags=["sending"])
 def notifications_send(
     request: HttpRequest, payload: s.NotificationIn,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", description="Sends once per key."),
@@ -92,7 +92,7 @@ def notifications_send(
                  "already_known": result.already_known, "delivery_ids": delivery_ids})
 
 
-@router.post("/broadcasts", response={201: s.BroadcastOut}, auth=ServerKey(Scope.NOTIFY), tags=["sending"])
+@router.post("/broadcasts", response={201: s.BroadcastOut, **s.ERRORS}, auth=ServerKey(Scope.NOTIFY), tags=["sending"])
 def broadcasts_send(request: HttpRequest, payload: s.BroadcastIn):
     """An announcement in every inbox (or those of a category's subscribers): ``broadcast()``."""
     made = broadcast(title=payload.title, body=payload.body, url=payload.url, category=_category(payload.category))
@@ -101,14 +101,14 @@ def broadcasts_send(request: HttpRequest, payload: s.BroadcastIn):
 
 # --- Recipients ----------------------------------------------------------------------------------
 
-@router.put("/recipients", response=s.RecipientOut, auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])
+@router.put("/recipients", response={200: s.RecipientOut, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])
 def recipients_upsert(request: HttpRequest, payload: s.RecipientIn):
     """Create or update one recipient, found by ``external_id``, else ``email``."""
     done = recipient_upsert(data=payload.dict(exclude_unset=True))
     return {"id": done.user_id, "created": done.created}
 
 
-@router.post("/recipients/bulk", response=s.RecipientBulkOut, auth=ServerKey(Scope.RECIPIENTS_WRITE),
+@router.post("/recipients/bulk", response={200: s.RecipientBulkOut, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_WRITE),
              tags=["recipients"])
 def recipients_upsert_bulk(request: HttpRequest, payload: s.RecipientBulkIn):
     """Up to 500 upserts; a bad one refuses the whole request (422 naming it), nothing saved."""
@@ -132,7 +132,7 @@ def _recipient(recipient_id: int):
     return get_object_or_404(get_user_model()._default_manager, pk=recipient_id, is_active=True)
 
 
-@router.post("/recipients/{int:recipient_id}/token", response=s.RecipientTokenOut,
+@router.post("/recipients/{int:recipient_id}/token", response={200: s.RecipientTokenOut, **s.ERRORS},
              auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])
 def recipient_token(request: HttpRequest, recipient_id: PathId, payload: s.RecipientTokenIn):
     """A short-lived token for this recipient's app to call ``/me/...`` (``Bearer sbr_...``)."""
@@ -140,13 +140,13 @@ def recipient_token(request: HttpRequest, recipient_id: PathId, payload: s.Recip
     return {"token": token, "expires_at": expires}
 
 
-@router.get("/recipients/{int:recipient_id}/preferences", response=s.PreferencesOut,
+@router.get("/recipients/{int:recipient_id}/preferences", response={200: s.PreferencesOut, **s.ERRORS},
             auth=ServerKey(Scope.RECIPIENTS_READ), tags=["recipients"])
 def recipient_preferences(request: HttpRequest, recipient_id: PathId):
     return preferences_read(user=_recipient(recipient_id))
 
 
-@router.patch("/recipients/{int:recipient_id}/preferences", response=s.PreferencesOut,
+@router.patch("/recipients/{int:recipient_id}/preferences", response={200: s.PreferencesOut, **s.ERRORS},
               auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])
 def recipient_preferences_change(request: HttpRequest, recipient_id: PathId, payload: s.PreferencesIn):
     return preferences_change(user=_recipient(recipient_id), **payload.dict())
@@ -154,7 +154,7 @@ def recipient_preferences_change(request: HttpRequest, recipient_id: PathId, pay
 
 # --- Suppressions --------------------------------------------------------------------------------
 
-@router.get("/suppressions", response=s.SuppressionPage, auth=ServerKey(Scope.RECIPIENTS_READ), tags=["suppressions"])
+@router.get("/suppressions", response={200: s.SuppressionPage, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_READ), tags=["suppressions"])
 def suppressions_list(request: HttpRequest, channel: s.ChannelName | None = None,
                       cursor: int | None = Query(None, ge=1, le=s.MAX_ID)):
     """Newest first, 50 a page; ``next_cursor`` gives the next page."""
@@ -169,7 +169,7 @@ def suppressions_list(request: HttpRequest, channel: s.ChannelName | None = None
     return {"items": items, "next_cursor": items[-1].pk if more else None}
 
 
-@router.post("/suppressions", response={201: s.SuppressionOut, 200: s.SuppressionOut},
+@router.post("/suppressions", response={201: s.SuppressionOut, 200: s.SuppressionOut, **s.ERRORS},
              auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["suppressions"])
 def suppressions_add(request: HttpRequest, payload: s.SuppressionIn):
     """Stop all mail to an address on a channel (201; 200 when it already was)."""
@@ -184,7 +184,7 @@ def suppressions_add(request: HttpRequest, payload: s.SuppressionIn):
     return Status(201 if created else 200, row)
 
 
-@router.delete("/suppressions/{int:suppression_id}", response={204: None}, auth=ServerKey(Scope.RECIPIENTS_WRITE),
+@router.delete("/suppressions/{int:suppression_id}", response={204: None, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_WRITE),
                tags=["suppressions"])
 def suppressions_lift(request: HttpRequest, suppression_id: PathId):
     suppression_lift(suppression=get_object_or_404(Suppression, pk=suppression_id), via="api")
@@ -193,7 +193,7 @@ def suppressions_lift(request: HttpRequest, suppression_id: PathId):
 
 # --- Deliveries and campaigns --------------------------------------------------------------------
 
-@router.get("/deliveries/{int:delivery_id}", response=s.DeliveryOut, auth=ServerKey(Scope.EVENTS_READ),
+@router.get("/deliveries/{int:delivery_id}", response={200: s.DeliveryOut, **s.ERRORS}, auth=ServerKey(Scope.EVENTS_READ),
             tags=["deliveries"])
 def delivery_status(request: HttpRequest, delivery_id: PathId):
     delivery = get_object_or_404(Delivery, pk=delivery_id)
@@ -207,7 +207,7 @@ def _campaign_row(campaign: Campaign) -> dict:
             "created_at": campaign.created_at}
 
 
-@router.get("/campaigns", response=s.CampaignPage, auth=ServerKey(Scope.CAMPAIGNS_READ), tags=["campaigns"])
+@router.get("/campaigns", response={200: s.CampaignPage, **s.ERRORS}, auth=ServerKey(Scope.CAMPAIGNS_READ), tags=["campaigns"])
 def campaigns_list(request: HttpRequest, status: str | None = Query(None, max_length=20),
                    cursor: int | None = Query(None, ge=1, le=s.MAX_ID)):
     rows = Campaign.objects.order_by("-id")
@@ -221,7 +221,7 @@ def campaigns_list(request: HttpRequest, status: str | None = Query(None, max_le
     return {"items": [_campaign_row(c) for c in items], "next_cursor": items[-1].pk if more else None}
 
 
-@router.get("/campaigns/{int:campaign_id}", response=s.CampaignStatusOut, auth=ServerKey(Scope.CAMPAIGNS_READ),
+@router.get("/campaigns/{int:campaign_id}", response={200: s.CampaignStatusOut, **s.ERRORS}, auth=ServerKey(Scope.CAMPAIGNS_READ),
             tags=["campaigns"])
 def campaign_status(request: HttpRequest, campaign_id: PathId):
     """The campaign and its ten latest runs with their progress figures (as the admin shows them)."""
@@ -258,7 +258,7 @@ def _cursor_encode(item: InboxItem) -> str:
     return f"{int(item.created_at.timestamp() * 1_000_000)}.{item.pk}"
 
 
-@router.get("/me/inbox", response=s.InboxPageOut, auth=RECIPIENT, tags=["me"])
+@router.get("/me/inbox", response={200: s.InboxPageOut, **s.ERRORS}, auth=RECIPIENT, tags=["me"])
 def my_inbox(request: HttpRequest, cursor: str | None = Query(None, max_length=50),
              limit: int = Query(20, ge=1, le=100)):
     """Newest first; ``next_cursor`` asks for the page after this one (keyset: items arriving
@@ -277,7 +277,7 @@ def my_inbox(request: HttpRequest, cursor: str | None = Query(None, max_length=5
     }
 
 
-@router.get("/me/inbox/unread-count", response=s.UnreadOut, auth=RECIPIENT, tags=["me"])
+@router.get("/me/inbox/unread-count", response={200: s.UnreadOut, **s.ERRORS}, auth=RECIPIENT, tags=["me"])
 def my_unread(request: HttpRequest):
     return {"unread": inbox_counts(user_id=request.auth.pk).unread}
 
@@ -285,7 +285,7 @@ def my_unread(request: HttpRequest):
 _ITEM = re.compile(r"^(notification|broadcast)-(\d{1,18})$")
 
 
-@router.post("/me/inbox/{item_id}/read", response=s.UnreadOut, auth=RECIPIENT, tags=["me"])
+@router.post("/me/inbox/{item_id}/read", response={200: s.UnreadOut, **s.ERRORS}, auth=RECIPIENT, tags=["me"])
 def my_mark_read(request: HttpRequest, item_id: str):
     """Mark one item read (``notification-12`` or ``broadcast-3``, as listed)."""
     match = _ITEM.match(item_id)
@@ -299,16 +299,16 @@ def my_mark_read(request: HttpRequest, item_id: str):
     return {"unread": inbox_counts(user_id=request.auth.pk).unread}
 
 
-@router.post("/me/inbox/read-all", response=s.ChangedOut, auth=RECIPIENT, tags=["me"])
+@router.post("/me/inbox/read-all", response={200: s.ChangedOut, **s.ERRORS}, auth=RECIPIENT, tags=["me"])
 def my_mark_all_read(request: HttpRequest):
     return {"changed": notifications_mark_all_read(user=request.auth)}
 
 
-@router.get("/me/preferences", response=s.PreferencesOut, auth=RECIPIENT, tags=["me"])
+@router.get("/me/preferences", response={200: s.PreferencesOut, **s.ERRORS}, auth=RECIPIENT, tags=["me"])
 def my_preferences(request: HttpRequest):
     return preferences_read(user=request.auth)
 
 
-@router.patch("/me/preferences", response=s.PreferencesOut, auth=RECIPIENT, tags=["me"])
+@router.patch("/me/preferences", response={200: s.PreferencesOut, **s.ERRORS}, auth=RECIPIENT, tags=["me"])
 def my_preferences_change(request: HttpRequest, payload: s.PreferencesIn):
     return preferences_change(user=request.auth, **payload.dict())

@@ -7,13 +7,34 @@ from datetime import datetime, time
 from typing import Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 ChannelName = Literal["email", "sms", "inapp", "webpush", "chat"]
 LocaleName = Literal["en", "zh-hans"]
 MAX_RECIPIENTS = 1000
 MAX_BULK = 500
 MAX_ID = 2**62  # ids past this would overflow a 64-bit column: 422, not a database error
+
+
+class FieldError(Schema):
+    field: str
+    message: str
+
+
+class ProblemOut(Schema):
+    """An RFC 9457 problem document (served as ``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+
+
+# What any operation may answer besides its success: malformed body (400), no or a revoked key or
+# token (401), a missing scope or CSRF token (403), an unknown id (404), a body over the cap (413),
+# invalid data (422), over the key's rate limit (429).
+ERRORS = {code: ProblemOut for code in (400, 401, 403, 404, 413, 422, 429)}
 
 
 class In(Schema):
@@ -109,8 +130,17 @@ class RecipientTokenOut(Schema):
 
 
 class QuietHours(In):
+    """Wall-clock times in the recipient's time zone, e.g. ``22:00:00``; no offset."""
+
     start: time
     end: time
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("A local time without a zone offset, e.g. 22:00:00.")
+        return value
 
 
 class CategoryPreference(Schema):

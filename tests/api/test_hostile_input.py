@@ -83,3 +83,10 @@ def test_unknown_ids_in_the_path_are_404_problems(api):
 def test_a_non_integer_path_id_is_not_a_500(api):
     response = api.get("/api/v1/deliveries/abc")
     assert response.status_code == 404
+
+
+def test_quiet_hours_with_a_zone_offset_are_422_not_a_database_error(api, recipient):
+    # Found by schemathesis: SQLite refuses aware times, which made this a 500.
+    response = api.call("PATCH", f"/api/v1/recipients/{recipient.pk}/preferences",
+                        {"quiet_hours": {"start": "00:00:00Z", "end": "07:00:00"}})
+    assert assert_problem(response, 422)["errors"][0]["field"] == "quiet_hours.start"
