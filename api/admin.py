@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
@@ -19,6 +20,11 @@ from .keys import api_key_create, api_key_revoke
 from .models import ApiKey, Scope
 
 ACTION = "apikey.manage"
+
+
+def can_manage_keys(request) -> bool:
+    """The sidebar's test for the "API keys" entry."""
+    return allows(request.user, ACTION)
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -66,7 +72,8 @@ class ApiKeyAdmin(ModelAdmin):
     @action(description=_("Revoke the selected keys"))
     def revoke(self, request, queryset):
         revoked = sum(api_key_revoke(key=key, actor=request.user) for key in queryset)
-        messages.success(request, _("%(count)d keys revoked.") % {"count": revoked})
+        messages.success(request, ngettext("%(count)d key revoked.", "%(count)d keys revoked.", revoked)
+                         % {"count": revoked})
 
     def history_view(self, request, object_id, extra_context=None):
         # Refused before the lookup, so whether a key exists is not told to those who may not see keys.

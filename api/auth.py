@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja.security import HttpBearer
 from ninja.security.base import AuthBase
 from ninja.utils import check_csrf
@@ -58,7 +59,7 @@ class RecipientSession(AuthBase):
         if user is None or not user.is_authenticated or not user.is_active:
             return None
         if check_csrf(request) is not None:
-            raise Problem(403, "csrf", "CSRF check failed.", "Send the CSRF token in the X-CSRFToken header.")
+            raise Problem(403, "csrf", _("CSRF check failed."), _("Send the CSRF token in the X-CSRFToken header."))
         return user
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from notifications.recipients.preferences import preferences_state, preferences_update
 
@@ -29,7 +30,7 @@ def preferences_change(*, user, channels: dict, digest: dict, quiet_hours, clear
     by_key = {c.key: c for c in state.categories}
     unknown = sorted((set(channels) | set(digest)) - set(by_key))
     if unknown:
-        raise ValidationError({"channels": [f"Unknown category: {key}" for key in unknown]})
+        raise ValidationError({"channels": [_("Unknown category: %(key)s") % {"key": key} for key in unknown]})
     enabled = set(state.enabled)
     for key, wanted in channels.items():
         for channel, on in wanted.items():

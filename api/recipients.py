@@ -15,6 +15,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
+from django.utils.translation import gettext as _
 
 from notifications.models import RecipientProfile, e164_validator, validate_timezone
 
@@ -82,7 +83,7 @@ def _clean(data: dict) -> None:
                 errors[name] = exc.messages
     chat_ids = data.get("chat_ids")
     if chat_ids is not None and not all(isinstance(v, str) for v in chat_ids.values()):
-        errors["chat_ids"] = ["Chat ids are strings."]
+        errors["chat_ids"] = [_("Chat ids are strings.")]
     if errors:
         raise ValidationError(errors)
 
@@ -95,7 +96,7 @@ def recipient_upsert(*, data: dict) -> Upserted:
     User = get_user_model()
     external_id, email = data.get("external_id"), (data.get("email") or "").strip()
     if not external_id and not email:
-        raise ValidationError({"external_id": ["Give an external_id or an email."]})
+        raise ValidationError({"external_id": [_("Give an external_id or an email.")]})
     try:
         with transaction.atomic():
             return _upsert(User, data, external_id=external_id, email=email)

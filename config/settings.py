@@ -413,6 +413,12 @@ UNFOLD = {
                         "link": reverse_lazy("ops:system_status"),
                         "permission": "ops.views.can_view_status",  # accounts.roles: system.view_status
                     },
+                    {
+                        "title": _("API keys"),
+                        "icon": "key",
+                        "link": reverse_lazy("admin:api_apikey_changelist"),
+                        "permission": "api.admin.can_manage_keys",  # accounts.roles: apikey.manage
+                    },
                 ],
             },
             {

@@ -82,3 +82,12 @@ def test_the_docs_load_only_local_files_under_the_strict_policy(client):
     for source in sources:
         assert client.get(source).status_code == 200, source
     assert "<script>" not in page  # no inline script: the settings travel as JSON data
+
+
+def test_the_sidebar_shows_api_keys_to_superusers_only(root, client):
+    assert b"/admin/api/apikey/" in root.get("/admin/").content
+    roles_ensure()
+    manager = UserFactory(username="manager", is_staff=True)
+    manager.groups.add(Group.objects.get(name="Managers"))
+    client.force_login(manager)
+    assert b"/admin/api/apikey/" not in client.get("/admin/").content

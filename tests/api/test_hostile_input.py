@@ -90,3 +90,8 @@ def test_quiet_hours_with_a_zone_offset_are_422_not_a_database_error(api, recipi
     response = api.call("PATCH", f"/api/v1/recipients/{recipient.pk}/preferences",
                         {"quiet_hours": {"start": "00:00:00Z", "end": "07:00:00"}})
     assert assert_problem(response, 422)["errors"][0]["field"] == "quiet_hours.start"
+
+
+def test_problems_speak_the_callers_language(api):
+    response = api.post("/api/v1/notifications", {"recipients": []}, headers={"Accept-Language": "zh-hans"})
+    assert assert_problem(response, 422)["title"] == "请求无效。"
