@@ -8,3 +8,11 @@ class ApiConfig(AppConfig):
     name = "api"
     verbose_name = _("API")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from notifications.privacy.kinds import kind_register
+
+        from .personal_data import KINDS
+
+        for kind in KINDS:
+            kind_register(kind)  # a person's external id, in exports and erasure

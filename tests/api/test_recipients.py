@@ -117,3 +117,15 @@ def test_campaigns_list_and_status(api):
     assert (status["status"], status["runs"]) == ("draft", [])
     assert api.get("/api/v1/campaigns?status=running").json()["items"] == []
     assert not Delivery.objects.exists()
+
+
+def test_erasing_a_person_deletes_their_external_id(api):
+    from notifications.privacy.erase import person_erase
+    from notifications.privacy.people import person_load
+
+    user_id = api.call("PUT", "/api/v1/recipients", {"external_id": "crm-9", "email": "gone@example.com"}).json()["id"]
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    person_erase(person=person_load(User.objects.get(pk=user_id)), actor=root)
+    assert not ExternalId.objects.exists()
+    response = api.post("/api/v1/notifications", {"recipients": [{"external_id": "crm-9"}], "title": "Hi"})
+    assert response.status_code == 422
