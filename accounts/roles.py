@@ -50,8 +50,13 @@ VIEWABLE_MODELS = [
     "notifications.messagetemplate",
     "notifications.messagetemplatevariant",
     "notifications.campaign",
+    "notifications.campaignvariant",
     "notifications.campaignrun",
     "notifications.signaltrigger",
+    "notifications.journey",
+    "notifications.journeyversion",
+    "notifications.journeyenrollment",
+    "notifications.journeysteprun",
     "channels_adapters.capturedmessage",
     "demo_shop.customer",
     "demo_shop.order",
@@ -74,8 +79,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_perms("notifications.messagetemplate", MANAGE),
         *_perms("notifications.messagetemplatevariant", MANAGE),
         *_perms("notifications.campaign", MANAGE),
+        *_perms("notifications.campaignvariant", MANAGE),
         *_perms("notifications.campaignrun", VIEW),
         *_perms("notifications.signaltrigger", MANAGE),
+        *_perms("notifications.journey", MANAGE),
+        *_perms("notifications.journeyversion", VIEW),
+        *_perms("notifications.journeyenrollment", VIEW),
+        *_perms("notifications.journeysteprun", VIEW),
         # Starting, pausing, resuming and cancelling sends is its own permission: a group or a
         # user may build campaigns without being allowed to send them.
         "notifications.launch_campaign",
@@ -143,6 +153,12 @@ ACTIONS: dict[str, Action] = {
     # "trigger.edit").
     "trigger.dry_run": Action(
         ("notifications.view_signaltrigger",), description="try a signal trigger on a real instance (dry run)"
+    ),
+    "journey.edit": Action(("notifications.change_journey",), description="build and edit journey drafts"),
+    # A live journey sends by itself, as a trigger does: publishing one is launching it.
+    "journey.publish": Action(
+        ("notifications.change_journey", "notifications.launch_campaign"),
+        description="publish, pause, resume and stop journeys",
     ),
     "broadcast.send": Action(
         ("notifications.send_broadcast",), description="send and withdraw broadcasts to every inbox"

@@ -94,12 +94,15 @@ URL_POLICY: dict[str, Rule] = {
     "notifications:inbox": SIGNED_IN,
     "notifications:badge": SIGNED_IN,
     "notifications:stream": SIGNED_IN,
+    "notifications:feed": SIGNED_IN,  # JSON for <signalbox-inbox>: the user's own items only
     "notifications:mark_all_read": SIGNED_IN,
     "notifications:mark_read": SIGNED_IN,
     "notifications:open": SIGNED_IN,
     "notifications:broadcast_read": SIGNED_IN,  # a broadcast the user does not see is a 404
     "notifications:broadcast_open": SIGNED_IN,
     "notifications:preferences": SIGNED_IN,
+    "shop:orders": SIGNED_IN,  # the demo shop's customer page: the user's own orders
+    "shop:order_pay": SIGNED_IN,  # someone else's order is a 404
     "notifications:track_open": TOKEN,
     "notifications:track_click": TOKEN,
     "notifications:unsubscribe": TOKEN,
@@ -161,6 +164,7 @@ URL_POLICY: dict[str, Rule] = {
     # Custom admin views of model admins.
     "admin:notifications_campaign_transition": perm("notifications.view_campaign"),  # the service decides
     "admin:notifications_campaign_progress": perm("notifications.view_campaign"),
+    "admin:notifications_campaign_winner": perm("notifications.view_campaign"),  # the service decides
     "admin:notifications_campaign_schedule_preview": perm("notifications.view_campaign"),
     "admin:notifications_campaign_preflight": perm("notifications.view_campaign"),
     "admin:notifications_campaign_composer_audience": perm("notifications.view_campaign"),
@@ -176,6 +180,8 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_signaltrigger_check": action("trigger.edit"),
     "admin:notifications_signaltrigger_test": action("trigger.dry_run"),
     "admin:notifications_signaltrigger_test_with_instance": action("trigger.dry_run"),
+    # Journeys (notifications/admin/journeys.py): the verbs are "journey.publish" (the service checks too).
+    **{f"admin:notifications_journey_{verb}": action("journey.publish") for verb in ("publish", "pause", "resume", "stop")},
     # Broadcasts (notifications/admin/broadcasts.py): read with the inbox notifications; sending
     # and withdrawing are the "broadcast.send" action.
     **{f"admin:notifications_broadcast_{view}": perm("notifications.view_notification",

@@ -27,6 +27,7 @@ def _seed(opts) -> dict:
     from django.db import connection
     from django.utils import timezone
 
+    from channels_adapters.features import STANDARD_FEATURES
     from notifications.models import (
         Audience, Campaign, CampaignRun, Category, Delivery, DeliveryEvent, MessageTemplate, TrackedLink,
     )
@@ -65,7 +66,7 @@ def _seed(opts) -> dict:
         )
         if fate < 0.05:
             row.status, row.failed_at = "bounced", created + timedelta(minutes=1)
-        elif channel == "email" and fate < 0.35:
+        elif STANDARD_FEATURES[channel].tracks_opens and fate < 0.35:  # opens exist only where tracked
             row.status, row.opened_at = "opened", created + timedelta(hours=rng.randrange(1, 48))
             if fate < 0.12:
                 row.status, row.clicked_at = "clicked", row.opened_at + timedelta(minutes=3)

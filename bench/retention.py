@@ -134,22 +134,26 @@ class _Sender:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TASK_BACKEND": "immediate"}
         if connection.vendor == "sqlite":
             env["DATABASE_URL"] = f"sqlite:///{connection.settings_dict['NAME']}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench._retention_sender", "--stop-file", str(self.stop)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        # Its log goes to a file, not a pipe nobody reads while it runs: a full pipe (64 KB of
+        # task log lines) would block the sender in a write and look like a stall of the send path.
+        self.log = Path(self.dir) / "sender.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench._retention_sender", "--stop-file", str(self.stop)],
+                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+            )
         deadline = time.monotonic() + 120
         while not Path(f"{self.stop}.ready").exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sender did not start: {self.process.communicate()[1][-2000:]}")
+                raise RuntimeError(f"the sender did not start: {self.log.read_text()[-2000:]}")
             time.sleep(0.05)
         time.sleep(1.0)  # let it get into its stride before the purge starts
 
     def finish(self) -> dict:
         self.stop.touch()
-        out, err = self.process.communicate(timeout=120)
+        out, _err = self.process.communicate(timeout=120)
         if self.process.returncode:
-            raise RuntimeError(f"the sender failed: {err[-2000:]}")
+            raise RuntimeError(f"the sender failed: {self.log.read_text()[-2000:]}")
         return json.loads(out.strip().splitlines()[-1])
 
 

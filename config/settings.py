@@ -448,6 +448,7 @@ UNFOLD = {
                     _model_item(_("Audiences"), "groups", "notifications.audience"),
                     _model_item(_("Message templates"), "description", "notifications.messagetemplate"),
                     _model_item(_("Signal triggers"), "bolt", "notifications.signaltrigger"),
+                    _model_item(_("Journeys"), "route", "notifications.journey"),
                     _model_item(_("Campaign runs"), "play_circle", "notifications.campaignrun"),
                     _model_item(_("Categories"), "label", "notifications.category"),
                     _model_item(_("Inbox notifications"), "notifications", "notifications.notification"),

@@ -31,6 +31,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),  # password reset, invitations
     path("notifications/", include("notifications.urls")),
+    path("shop/", include("demo_shop.urls")),  # the demo shop's customer page, with the embeddable inbox
     path("webhooks/", include("notifications.receipts.webhook_urls")),
     path("push/", include("channels_adapters.urls")),
     path("api/", include("api.urls")),  # REST API: /api/v1/, /api/schema/, /api/docs/

@@ -1,4 +1,4 @@
-"""The public Python API for integrating code: ``notify()`` and ``broadcast()``.
+"""The public Python API for integrating code: ``notify()``, ``broadcast()`` and ``enter_journey()``.
 
 Transactional and system messages from code go through the same ledger pipeline as campaigns,
 with the same guarantees: suppression and opt-outs respected (transactional categories bypass
@@ -27,6 +27,7 @@ from .ledger.decisions import (  # noqa: F401
     quiet_hours_end,
     recipient_facts,
 )
+from .journeys import enter as enter_journey  # noqa: F401 - journeys.enter(journey_key, user, context, entry_key)
 from .models import Category, Channel, MessageTemplate
 from .ledger import PlannedDelivery, PlanResult, deliveries_plan
 from .recipients.selectors import recipients_for_decisions

@@ -41,7 +41,14 @@ class NotificationsConfig(AppConfig):
         from .scheduling import register_tick
 
         register_tick("campaigns", campaigns_tick, order=10)
+        from .campaigns.ab_tests import ab_tests_tick
+
+        register_tick("ab_tests", ab_tests_tick, order=15)
         register_tick("ledger", ledger_tick, order=20)
+
+        from .journeys import journeys_tick_lines
+
+        register_tick("journeys", journeys_tick_lines, order=17)  # after campaigns (and A/B winners), before the ledger
 
         from django.core import checks
 

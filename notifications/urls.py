@@ -10,6 +10,7 @@ urlpatterns = [
     path("", inbox_views.inbox, name="inbox"),
     path("badge/", inbox_views.badge, name="badge"),
     path("stream/", inbox_views.stream, name="stream"),
+    path("feed/", inbox_views.feed, name="feed"),
     path("read-all/", inbox_views.mark_all_read, name="mark_all_read"),
     path("<int:pk>/read/", inbox_views.mark_read, name="mark_read"),
     path("<int:pk>/open/", inbox_views.open_notification, name="open"),

@@ -302,6 +302,8 @@ class ReportContent:
     # Data retention deleted the deliveries made before this day (they are not in these figures;
     # the Analytics page still counts them from its daily rollups).
     purged_before: date | None = None
+    # A campaign's A/B tests (``notifications.campaigns.ab_tests.TestResults``), newest run first.
+    ab_tests: list = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -323,7 +325,25 @@ def campaign_report_content(*, campaign_id: int) -> ReportContent:
         runs=outcomes_by_run(deliveries=deliveries, runs=CampaignRun.objects.filter(campaign_id=campaign.pk)),
         failure_reasons=failure_reasons(deliveries=deliveries),
         purged_before=details_purged_before(since=timezone.localdate(campaign.created_at)),
+        ab_tests=_ab_tests(campaign),
     )
+
+
+AB_TESTS_SHOWN = 5
+
+
+def _ab_tests(campaign: Campaign) -> list:
+    """The newest tested runs' per-variant results (two queries each, a few runs at most)."""
+    from notifications.campaigns.ab_tests import campaign_variants, run_test_results
+
+    tested = list(CampaignRun.objects.filter(campaign_id=campaign.pk).exclude(test_state="")
+                  .order_by("-started_at")[:AB_TESTS_SHOWN])
+    if not tested:
+        return []
+    variants = campaign_variants(campaign=campaign)
+    for run in tested:
+        run.campaign = campaign
+    return [run_test_results(run=run, variants=variants) for run in tested]
 
 
 def period_report_content(*, filters: ReportFilters) -> ReportContent:

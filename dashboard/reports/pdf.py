@@ -133,6 +133,16 @@ def report_html(*, content: ReportContent, generated_by: str, generated_at: date
         "runs_shown": len(content.runs.rows),
         "runs_total": content.runs.total,
         "failure_reasons": [(reason.reason, _count(reason.count)) for reason in content.failure_reasons],
+        "ab_tests": [
+            {
+                "due_at": _short(test.run.occurrence), "metric": test.metric_label, "note": test.verdict.note,
+                "winner": test.run.winner, "chosen_at": _when(test.run.winner_chosen_at),
+                "chosen_by": str(test.run.winner_chosen_by or ""),
+                "rows": [(v.label, v.content, _count(v.outcomes.sent), _count(v.outcomes.opened),
+                          _count(v.outcomes.clicked), v.open_rate, v.click_rate) for v in test.variants],
+            }
+            for test in content.ab_tests
+        ],
     }
     return render_to_string(TEMPLATE, context)
 

@@ -7,3 +7,4 @@ from . import campaigns  # noqa: F401
 from . import triggers  # noqa: F401
 from . import templates  # noqa: F401
 from . import broadcasts  # noqa: F401
+from . import journeys  # noqa: F401

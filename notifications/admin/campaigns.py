@@ -27,7 +27,8 @@ from unfold.widgets import UnfoldAdminSelectWidget
 
 from accounts.roles import allows
 
-from ..campaigns import schedule_builder, services
+from ..campaigns import ab_tests, schedule_builder, services
+from ..campaigns.ab_tests import MAX_VARIANTS, variant_problems
 from ..campaigns.approvals import may_approve
 from ..campaigns.followups import campaign_run_followup_create, followup_offer
 from ..campaigns.progress import runs_progress_of
@@ -35,8 +36,8 @@ from ..campaigns.schedules import (
     RecurrenceSpec, ScheduleError, recurrence_check, recurrence_preview, schedule_date_check,
 )
 from ..campaigns.services import CampaignError
-from ..models import Campaign, CampaignRun, Channel
-from .campaign_composer import ComposerMixin, add_value_fields, clean_values
+from ..models import Campaign, CampaignRun, CampaignVariant, Channel
+from .campaign_composer import FORM_EDITS, ComposerMixin, add_value_fields, clean_values
 from .conditional import ConditionsOnlyWhenEditable
 from .ledger import ReadOnlyAdminMixin
 
@@ -72,7 +73,7 @@ class CampaignForm(forms.ModelForm):
         fields = [
             "name", "audience", "template", "category", "delivery_mode", "schedule", "send_at", "rrule",
             "schedule_timezone", "recurrence_start", "local_send_date", "local_send_time", "max_lateness",
-            "throttle_per_minute", "frequency_cap_per_day",
+            "throttle_per_minute", "frequency_cap_per_day", "test_share", "test_metric", "test_window",
         ]
 
     channel_1 = forms.ChoiceField(label=_("First channel"), choices=Channel.choices, widget=UnfoldAdminSelectWidget())
@@ -146,6 +147,51 @@ def _spec_from(data) -> RecurrenceSpec:
     )
 
 
+class CampaignVariantFormSet(forms.BaseInlineFormSet):
+    """2-4 variants or none; a subject-only variant needs the email channel; no two alike
+    (``ab_tests.variant_problems``, the rules pre-flight applies too)."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        variants = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if not data or data.get("DELETE"):
+                continue
+            template = data.get("template")
+            variants.append((data.get("label"), template.pk if template else None, data.get("email_subject", "")))
+        problems = variant_problems(variants=variants, channels=list(self.instance.channels or []),
+                                    template_id=self.instance.template_id)
+        if problems:
+            raise ValidationError(problems)
+
+
+class CampaignVariantInline(TabularInline):
+    """The campaign composer's "A/B test" variants; editable while the campaign form is."""
+
+    model = CampaignVariant
+    formset = CampaignVariantFormSet
+    fields = ["label", "template", "email_subject"]
+    extra = 0
+    max_num = MAX_VARIANTS
+    verbose_name = _("A/B variant")
+    verbose_name_plural = _("A/B test: variants (2 to 4, or none for no test)")
+
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.status in FORM_EDITS
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and self._editable(obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._editable(obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._editable(obj)
+
+
 class CampaignRunInline(ReadOnlyAdminMixin, TabularInline):
     model = CampaignRun
     fields = ["occurrence", "status", "audience_size", "planned", "suppressed", "started_at", "finished_at", "status_note"]
@@ -178,7 +224,7 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
     list_filter = [AwaitingApprovalFilter, "status", "schedule", "category"]
     search_fields = ["name"]
     list_select_related = ["audience", "author"]
-    inlines = [CampaignRunInline]
+    inlines = [CampaignVariantInline, CampaignRunInline]
     change_form_outer_before_template = "notifications/admin/campaign_status.html"
     change_form_outer_after_template = "notifications/admin/campaign_preflight_slot.html"
     conditional_fields = {
@@ -198,6 +244,9 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
             "local_send_time", "max_lateness",
         ]}),
         (_("Limits"), {"fields": ["throttle_per_minute", "frequency_cap_per_day"]}),
+        (_("A/B test"), {"fields": ["test_share", "test_metric", "test_window"],
+                         "description": _("Add 2 to 4 variants below to test them on a share of the audience "
+                                          "first; the winner goes to everyone else when the window ends.")}),
     ]
 
     def save_model(self, request, obj, form, change):
@@ -210,6 +259,12 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
                 services.campaign_create(campaign=obj, actor=request.user)
         except CampaignError as error:
             raise PermissionDenied(str(error)) from error
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        variants = [fs for fs in formsets if fs.model is CampaignVariant]
+        services.campaign_variants_saved(campaign=form.instance, actor=request.user,
+                                         changed=any(fs.has_changed() for fs in variants))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # A page the user may not change (a campaign past its draft, or a viewer's page) has no
@@ -262,6 +317,7 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
             "campaign_actions": actions,
             "schedule_in_form": schedule_in_form,
             "next_occurrences": [(when, when.astimezone(zoneinfo.ZoneInfo(obj.schedule_timezone))) for when in preview],
+            "can_pick_winner": can_launch,  # ending an A/B test early sends the rest: a launch verb
             **self._progress_context(obj),
         }
 
@@ -286,7 +342,18 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
             "runs": [(run, None if run.pk in purged else progress.get(run.pk)) for run in runs],
             "purged_runs": purged,
             "live": obj.status in (Campaign.Status.RUNNING, Campaign.Status.SCHEDULED),
+            "ab_tests": self._ab_test_context(obj, runs),
         }
+
+    def _ab_test_context(self, obj: Campaign, runs: list[CampaignRun]) -> list:
+        """Each tested run's per-variant results (the newest runs shown above), two queries each."""
+        tested = [run for run in runs if run.test_state]
+        if not tested:
+            return []
+        variants = ab_tests.campaign_variants(campaign=obj)
+        for run in tested:
+            run.campaign = obj
+        return [ab_tests.run_test_results(run=run, variants=variants) for run in tested]
 
     def get_urls(self):
         return [
@@ -294,6 +361,8 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
                  name="notifications_campaign_transition"),
             path("<int:pk>/progress/", self.admin_site.admin_view(self.progress_view),
                  name="notifications_campaign_progress"),
+            path("<int:pk>/runs/<int:run_id>/winner/<str:label>/",
+                 self.admin_site.admin_view(self.winner_view), name="notifications_campaign_winner"),
             path("schedule-preview/", self.admin_site.admin_view(self.schedule_preview_view),
                  name="notifications_campaign_schedule_preview"),
             *self.composer_urls(),
@@ -318,6 +387,25 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
                 raise PermissionDenied(str(error)) from error
         else:
             self.message_user(request, DONE[action], level=messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:notifications_campaign_change", args=[pk]))
+
+    def winner_view(self, request: HttpRequest, pk: int, run_id: int, label: str) -> HttpResponse:
+        return require_POST(self._winner)(request, pk, run_id, label)
+
+    def _winner(self, request: HttpRequest, pk: int, run_id: int, label: str) -> HttpResponse:
+        """The marketer ends an A/B test early: ``label`` goes to everyone else."""
+        run = get_object_or_404(CampaignRun, pk=run_id, campaign_id=pk)
+        if not self.has_view_permission(request, run.campaign):
+            raise PermissionDenied
+        try:
+            ab_tests.campaign_winner_pick(run=run, label=label, actor=request.user)
+        except ab_tests.WinnerError as error:
+            if not allows(request.user, "campaign.launch"):
+                raise PermissionDenied(str(error)) from error
+            self.message_user(request, str(error), level=messages.ERROR)
+        else:
+            self.message_user(request, _("Variant %(label)s goes to everyone else now.") % {"label": label},
+                              level=messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:notifications_campaign_change", args=[pk]))
 
     def progress_view(self, request: HttpRequest, pk: int) -> HttpResponse:

@@ -81,8 +81,7 @@ def campaign_fingerprint(campaign: Campaign) -> dict[str, str]:
         "audience": audience_digest(campaign.audience),
         # The values a campaign gives its template's variables are part of its content (a campaign
         # without any keeps the digest it always had, so approvals on record still hold).
-        "template": (_digest([template_digest(campaign.template), campaign.template_values])
-                     if campaign.template_values else template_digest(campaign.template)),
+        "template": _content_digest(campaign),
         "channels": _digest({"channels": list(campaign.channels or []), "mode": campaign.delivery_mode}),
         "category": category_digest(campaign.category),
         "schedule": _digest({
@@ -93,6 +92,36 @@ def campaign_fingerprint(campaign: Campaign) -> dict[str, str]:
             )
         }),
     }
+
+
+def ab_test_digest(campaign: Campaign) -> str | None:
+    """An A/B test's variants (each variant template's wording too), share, metric and window;
+    None without variants."""
+    from ..models import CampaignVariant
+
+    variants = list(
+        CampaignVariant.objects.filter(campaign_id=campaign.pk).select_related("template").order_by("label")
+    ) if campaign.pk else []
+    if not variants:
+        return None
+    return _digest({
+        "variants": [[v.label, template_digest(v.template) if v.template_id else None, v.email_subject]
+                     for v in variants],
+        "share": campaign.test_share, "metric": campaign.test_metric, "window": campaign.test_window,
+    })
+
+
+def _content_digest(campaign: Campaign) -> str:
+    """The template, the values it is given and the A/B variants: together, what people read.
+    A campaign without values or variants keeps the digest it always had, so approvals on record
+    still hold."""
+    ab_test = ab_test_digest(campaign)
+    if not campaign.template_values and ab_test is None:
+        return template_digest(campaign.template)
+    parts: list = [template_digest(campaign.template), campaign.template_values]
+    if ab_test is not None:
+        parts.append(ab_test)
+    return _digest(parts)
 
 
 def trigger_fingerprint(trigger: SignalTrigger) -> dict[str, str]:

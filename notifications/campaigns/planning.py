@@ -56,6 +56,7 @@ def template_deliveries_plan(
     throttle_offset: int = 0,
     paused: bool = False,
     chunk_size: int = 1000,
+    content_extra: dict | None = None,
 ) -> PlanResult:
     """Plan one delivery per (recipient, channel) — or, with ``fallback``, on the first channel
     in ``channels`` that reaches the recipient — keyed ``<key_prefix>:<user id>:<channel>``.
@@ -66,9 +67,11 @@ def template_deliveries_plan(
     ``throttle_offset`` counts recipients planned by earlier calls of the same run. With
     ``paused`` the deliveries are written ``paused`` and not enqueued (``campaign_resume`` will).
     Every recipient who gets nothing is recorded with the reason. Sends are enqueued on commit.
+    ``content_extra`` is stored beside the template reference: an A/B test's ``variant`` and
+    ``ab_group`` (read by results) and a subject-only variant's ``subject`` (read when rendering).
     """
     now = now or timezone.now()
-    content = {"template_id": template_id, "context": context}
+    content = {"template_id": template_id, "context": context, **(content_extra or {})}
     waiting = Delivery.Status.PAUSED if paused else Delivery.Status.PLANNED
     users = get_user_model().objects.select_related("recipient_profile")
     counter = itertools.count(throttle_offset)

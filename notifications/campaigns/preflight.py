@@ -232,7 +232,36 @@ def campaign_preflight_errors(*, campaign: Campaign) -> list[PreflightProblem]:
     if not locales:
         return [PreflightProblem(_("The audience is empty."))]
     _samples, problems = _render_samples(campaign, locales, per_locale=1)
-    return _missing_value_problems(campaign) + problems
+    return _missing_value_problems(campaign) + _ab_test_problems(campaign, locales) + problems
+
+
+def _ab_test_problems(campaign: Campaign, locales: dict[str, int]) -> list[PreflightProblem]:
+    """The A/B test's rules, then each variant with its own template or subject rendered for one
+    recipient per locale (a subject that does not render would fail that whole variant)."""
+    from .ab_tests import campaign_variant_problems, campaign_variants
+
+    problems = [PreflightProblem(message) for message in campaign_variant_problems(campaign=campaign)]
+    variants = [v for v in campaign_variants(campaign=campaign) if v.template_id or v.email_subject.strip()]
+    if problems or not variants or not locales:
+        return problems
+    values = campaign_values(campaign=campaign)
+    users = {locale: _sample_users(campaign, locale, 1) for locale in locales}
+    for variant in variants:
+        compiled = compile_template(variant.template or campaign.template, email_subject=variant.email_subject.strip())
+        seen = set()
+        for locale, sample in users.items():
+            for user in sample:
+                context = message_context(user=user, campaign=campaign, extra=values, unsubscribe_url="#unsubscribe")
+                for channel in campaign.channels or []:
+                    shown = _render(compiled, channel, locale=locale, context=context)
+                    if shown.error and (channel, shown.error) not in seen:
+                        seen.add((channel, shown.error))
+                        problem = shown_problem(shown, locale)
+                        problems.append(PreflightProblem(
+                            _("Variant %(label)s: %(problem)s") % {"label": variant.label, "problem": problem.message},
+                            channel=problem.channel, part=problem.part, locale=locale,
+                        ))
+    return problems
 
 
 def _missing_value_problems(campaign: Campaign) -> list[PreflightProblem]:
@@ -293,7 +322,7 @@ def _preflight(*, campaign: Campaign, now: datetime | None, chunk_size: int, per
                     holds[(facts.timezone, decision.not_before)] += 1
     locales = audience_locales(campaign=campaign) if recipients else {}
     samples, problems = _render_samples(campaign, locales, per_locale=per_locale) if locales else ([], [])
-    errors = _missing_value_problems(campaign) + problems
+    errors = _missing_value_problems(campaign) + _ab_test_problems(campaign, locales) + problems
     if not recipients:
         errors.insert(0, PreflightProblem(_("The audience is empty.")))
     _estimate_sms(forecasts, samples, sent_by_locale)

@@ -23,6 +23,7 @@ from config.logs import log_context
 from ..models import Campaign, CampaignRun, Delivery
 from ..services import audit_record
 from ..signals import campaign_finished
+from .ab_tests import VariantPlan, campaign_variants, is_tested, test_groups, variant_plans
 from .approvals import campaign_approval_check
 from .planning import template_deliveries_plan
 from .schedules import ScheduleError, local_send_times, local_time_window
@@ -104,11 +105,12 @@ def campaign_run_start(*, campaign_id: int, occurrence: datetime, now: datetime 
         ).update(status_note=note, updated_at=now, **fields)
         if not won:
             return None
+        tested = not late and is_tested(campaign_variants(campaign=campaign))
         try:
             with transaction.atomic():
                 run = CampaignRun.objects.create(
                     campaign=campaign, occurrence=occurrence, status=run_status, status_note=note, started_at=now,
-                    finished_at=now if late else None,
+                    finished_at=now if late else None, test_state=CampaignRun.TestState.TESTING if tested else "",
                 )
         except IntegrityError:  # a run for this occurrence exists already: never a second one
             return None
@@ -161,6 +163,13 @@ def _campaign_run_plan(*, run_id: int, now: datetime, chunk_size: int, log_ids: 
         def send_at(facts):
             return local_send_times(day=day, at=at, tz=facts.timezone)
 
+    # An A/B test: while testing, each variant goes to its test group and nobody else is
+    # planned; once decided, everyone gets the winner (the test group is already in the ledger).
+    plans: list[VariantPlan] = []
+    if run.test_state:
+        plans = variant_plans(campaign=campaign)
+        if run.test_state == CampaignRun.TestState.DECIDED:
+            plans = [p for p in plans if p.label == run.winner]
     done = 0
     for ids in audience_user_ids(audience=campaign.audience, chunk_size=chunk_size):
         if done + len(ids) > approval.limit:
@@ -171,16 +180,19 @@ def _campaign_run_plan(*, run_id: int, now: datetime, chunk_size: int, log_ids: 
             status = CampaignRun.objects.select_for_update().filter(pk=run_id).values_list("status", flat=True).first()
             if status not in (RunStatus.PLANNING, RunStatus.PAUSED):
                 return  # cancelled meanwhile: plan nothing more
-            template_deliveries_plan(
-                template_id=campaign.template_id, user_ids=ids, channels=list(campaign.channels),
-                category=campaign.category, key_prefix=f"run:{run_id}",
-                context={**campaign_values(campaign=campaign), "campaign": {"id": campaign.pk, "name": campaign.name}},
-                run_id=run_id, fallback=campaign.delivery_mode == Campaign.ChannelUse.FALLBACK, now=now,
-                daily_cap=campaign.frequency_cap_per_day, send_at=send_at,
-                max_lateness=campaign.max_lateness if send_at else None,
-                throttle_per_minute=campaign.throttle_per_minute, throttle_offset=done,
-                paused=status == RunStatus.PAUSED, chunk_size=chunk_size,
-            )
+            offset = done
+            for template_id, group_ids, extra in _plan_groups(run, campaign, ids, plans):
+                template_deliveries_plan(
+                    template_id=template_id, user_ids=group_ids, channels=list(campaign.channels),
+                    category=campaign.category, key_prefix=f"run:{run_id}",
+                    context={**campaign_values(campaign=campaign), "campaign": {"id": campaign.pk, "name": campaign.name}},
+                    run_id=run_id, fallback=campaign.delivery_mode == Campaign.ChannelUse.FALLBACK, now=now,
+                    daily_cap=campaign.frequency_cap_per_day, send_at=send_at,
+                    max_lateness=campaign.max_lateness if send_at else None,
+                    throttle_per_minute=campaign.throttle_per_minute, throttle_offset=offset,
+                    paused=status == RunStatus.PAUSED, chunk_size=chunk_size, content_extra=extra,
+                )
+                offset += len(group_ids)
         done += len(ids)
     with transaction.atomic():
         counts = Delivery.objects.filter(run_id=run_id).aggregate(
@@ -193,9 +205,28 @@ def _campaign_run_plan(*, run_id: int, now: datetime, chunk_size: int, log_ids: 
             suppressed=counts["suppressed"],
         )
         CampaignRun.objects.filter(pk=run_id, status=RunStatus.PLANNING).update(status=RunStatus.SENDING)
+        # The test window starts when the test group is planned (once: a re-plan keeps it).
+        CampaignRun.objects.filter(
+            pk=run_id, test_state=CampaignRun.TestState.TESTING, test_ends_at__isnull=True
+        ).update(test_ends_at=timezone.now() + campaign.test_window)
     logger.info("Run %s of campaign %s planned: %d deliveries for %d recipients, %d suppressed", run_id, campaign.pk,
                 counts["total"] - counts["suppressed"], counts["recipients"], counts["suppressed"])
     runs_finish_if_done(run_ids=[run_id])
+
+
+def _plan_groups(run: CampaignRun, campaign: Campaign, ids: list[int], plans: list[VariantPlan]):
+    """(template, user ids, content extra) to plan for one chunk of the audience."""
+    if not run.test_state:
+        yield campaign.template_id, ids, None
+        return
+    if run.test_state == CampaignRun.TestState.DECIDED:
+        for plan in plans:  # the winner only
+            yield plan.template_id, ids, plan.content_extra(group="rest")
+        return
+    groups = test_groups(run_id=run.pk, user_ids=ids, labels=[p.label for p in plans], share=campaign.test_share)
+    for plan in plans:
+        if groups[plan.label]:
+            yield plan.template_id, groups[plan.label], plan.content_extra(group="test")
 
 
 def runs_finish_if_done(*, run_ids) -> list[int]:
@@ -207,9 +238,10 @@ def runs_finish_if_done(*, run_ids) -> list[int]:
             continue
         with transaction.atomic():
             now = timezone.now()
-            if not CampaignRun.objects.filter(pk=run_id, status=RunStatus.SENDING).update(
-                status=RunStatus.COMPLETED, finished_at=now
-            ):
+            # A run still testing is not done: the rest goes out once the winner is chosen.
+            if not CampaignRun.objects.filter(pk=run_id, status=RunStatus.SENDING).exclude(
+                test_state=CampaignRun.TestState.TESTING
+            ).update(status=RunStatus.COMPLETED, finished_at=now):
                 continue
             run = CampaignRun.objects.select_related("campaign").get(pk=run_id)
             campaign = run.campaign
@@ -255,9 +287,10 @@ def runs_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
 
     now = now or timezone.now()
     stale = list(
-        CampaignRun.objects.filter(status=RunStatus.PLANNING, started_at__lt=now - PLANNING_STALE_AFTER).values_list(
-            "id", flat=True
-        )
+        CampaignRun.objects.filter(status=RunStatus.PLANNING, started_at__lt=now - PLANNING_STALE_AFTER)
+        # A run planning an A/B test's rest started its planning when the winner was chosen.
+        .exclude(winner_chosen_at__gte=now - PLANNING_STALE_AFTER)
+        .values_list("id", flat=True)
     )
     for run_id in stale:
         transaction.on_commit(lambda run_id=run_id: campaign_run_plan_task.enqueue(run_id=run_id))

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from accounts.roles import allows
 
-from ..models import ApprovalDecision, Campaign, CampaignRun, Delivery
+from ..models import ApprovalDecision, Campaign, CampaignRun, CampaignVariant, Delivery
 from ..services import audit_record
 from .approvals import ApprovalCheck, campaign_approval_check, campaign_fingerprint, may_approve
 from .schedules import (
@@ -141,6 +141,21 @@ def campaign_update(*, campaign: Campaign, actor, changed: list[str]) -> None:
         campaign.status = stored
         campaign.save()
         audit_record(actor=actor, action="campaign.edit", target=campaign, changes={"fields": list(changed)})
+        if campaign.approved_by_id and campaign.approval_fingerprint != campaign_fingerprint(campaign):
+            campaign_approval_reset(campaign=campaign, actor=actor)
+
+
+def campaign_variants_saved(*, campaign: Campaign, actor, changed: bool) -> None:
+    """After the A/B variants of an editable campaign were saved (the admin saves them after the
+    campaign itself): audited, and an approval that no longer covers them is voided."""
+    if not changed:
+        return
+    with transaction.atomic():
+        audit_record(actor=actor, action="campaign.variants_edit", target=campaign, changes={
+            "variants": list(CampaignVariant.objects.filter(campaign_id=campaign.pk).order_by("label")
+                             .values("label", "template_id", "email_subject")),
+        })
+        campaign.refresh_from_db()
         if campaign.approved_by_id and campaign.approval_fingerprint != campaign_fingerprint(campaign):
             campaign_approval_reset(campaign=campaign, actor=actor)
 
@@ -293,7 +308,7 @@ def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -
 DUPLICATED_FIELDS = (
     "audience", "template", "category", "channels", "template_values", "delivery_mode", "schedule", "send_at",
     "rrule", "schedule_timezone", "recurrence_start", "local_send_time", "local_send_date", "max_lateness",
-    "throttle_per_minute", "frequency_cap_per_day",
+    "throttle_per_minute", "frequency_cap_per_day", "test_share", "test_metric", "test_window",
 )
 
 
@@ -307,6 +322,10 @@ def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
     )
     with transaction.atomic():
         campaign_create(campaign=copy, actor=actor)
+        CampaignVariant.objects.bulk_create(
+            CampaignVariant(campaign=copy, label=v.label, template_id=v.template_id, email_subject=v.email_subject)
+            for v in CampaignVariant.objects.filter(campaign_id=campaign.pk)
+        )
         audit_record(actor=actor, action="campaign.duplicate", target=copy, changes={"from": campaign.pk})
     return copy
 

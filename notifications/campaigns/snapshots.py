@@ -17,7 +17,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from ..models import Audience, AudienceMember, Campaign, Category, Channel, MessageTemplate
+from ..models import Audience, AudienceMember, Campaign, CampaignVariant, Category, Channel, MessageTemplate
 
 PARTS = ("audience", "template", "channels", "category", "schedule")
 PART_TITLES = {
@@ -80,6 +80,38 @@ def _template(template: MessageTemplate) -> dict[str, Any]:
     return {"name": template.name, "variables": list(template.variables or []), "locales": locales}
 
 
+def _ab_test(campaign: Campaign) -> dict[str, Any]:
+    """The A/B test as approved (nothing when there is none, so older snapshots still compare)."""
+    variants = list(CampaignVariant.objects.filter(campaign_id=campaign.pk).select_related("template")
+                    .order_by("label")) if campaign.pk else []
+    if not variants:
+        return {}
+    return {"ab_test": {
+        "share": campaign.test_share, "metric": campaign.test_metric,
+        "window_minutes": int(campaign.test_window.total_seconds() // 60),
+        "variants": [{"label": v.label, "template": _template(v.template) if v.template_id else None,
+                      "subject": v.email_subject} for v in variants],
+    }}
+
+
+def _ab_test_lines(data: dict[str, Any]) -> list[str]:
+    metric = dict(Campaign.TestMetric.choices).get(data.get("metric"), data.get("metric"))
+    lines = [_("A/B test: %(share)s %% of recipients split among the variants; winner by %(metric)s after "
+               "%(minutes)s minutes") % {"share": data.get("share"), "metric": metric, "minutes": data.get("window_minutes")}]
+    for variant in data.get("variants") or []:
+        template = variant.get("template")
+        name = template["name"] if template else _("the campaign's template")
+        line = _("Variant %(label)s: %(template)s") % {"label": variant.get("label"), "template": name}
+        if variant.get("subject"):
+            line += " · " + _("subject “%(subject)s”") % {"subject": variant["subject"]}
+        lines.append(line)
+        for locale, parts in ((template or {}).get("locales") or {}).items():
+            for part, text in parts.items():
+                for row, piece in enumerate((text or "").splitlines()):
+                    lines.append(f"  {variant.get('label')} [{locale}] {part if row == 0 else '…'}: {piece}")
+    return lines
+
+
 def _schedule_value(value: Any) -> Any:
     if value is None or isinstance(value, (str, int)):
         return value
@@ -93,7 +125,8 @@ def campaign_snapshot(campaign: Campaign) -> dict[str, Any]:
         "audience": _audience(campaign.audience),
         # The values filled in for the template's variables are part of what is approved (the
         # fingerprint digests them with the template): a changed promo code shows in the diff.
-        "template": {**_template(campaign.template), "values": dict(sorted((campaign.template_values or {}).items()))},
+        "template": {**_template(campaign.template), "values": dict(sorted((campaign.template_values or {}).items())),
+                     **_ab_test(campaign)},
         "channels": {"channels": list(campaign.channels or []), "mode": campaign.delivery_mode},
         "category": {"name": category.name, "kind": category.kind, "opt_out": category.user_can_opt_out,
                      "default": category.default_enabled},
@@ -166,6 +199,8 @@ def snapshot_lines(snapshot: dict[str, Any], part: str) -> list[str]:
                 for row, text in enumerate((parts.get(name) or "").splitlines()):
                     label = str(labels[name]) if row == 0 else "…"
                     lines.append(f"[{locale}] {label}: {text}")
+        if data.get("ab_test"):
+            lines += _ab_test_lines(data["ab_test"])
         return lines
     if part == "channels":
         names = " → ".join(channel_names(data.get("channels") or []))

@@ -208,3 +208,19 @@ def inbox_page(*, user, page_number: int | str | None = 1) -> InboxPage:
     page.object_list = [InboxItem(*row) for row in page.object_list]
     counts = inbox_counts(user_id=user.pk)
     return InboxPage(page=page, unread=counts.unread, counts=counts)
+
+
+@dataclass(frozen=True)
+class InboxFeed:
+    """The newest few inbox items and the counts they were read with: what the embeddable inbox
+    (``<signalbox-inbox>``) shows in its dropdown."""
+
+    items: list[InboxItem]
+    counts: InboxCounts
+
+
+def inbox_newest(*, user, limit: int) -> InboxFeed:
+    """The ``limit`` newest items of ``user``'s inbox (broadcasts included) and its counts: two
+    queries, whatever the limit."""
+    items = [InboxItem(*row) for row in inbox_items(user_id=user.pk)[:limit]]
+    return InboxFeed(items=items, counts=inbox_counts(user_id=user.pk))

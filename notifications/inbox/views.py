@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -48,6 +48,45 @@ def badge(request: HttpRequest) -> HttpResponse:
     return render(
         request, "notifications/base.html#badge", {"unread": selectors.unread_count(user=request.user)}
     )
+
+
+# How many items the embeddable inbox may ask for at once (``?limit=``).
+FEED_LIMIT_DEFAULT = 10
+FEED_LIMIT_MAX = 50
+
+
+@login_required
+@require_GET
+def feed(request: HttpRequest) -> JsonResponse:
+    """The newest inbox items as JSON, for ``<signalbox-inbox>`` (static/signalbox/inbox.js).
+
+    Read marks go through the same POST views as the inbox page; ``state`` is the live stream's
+    event id for these counts, so the component's stream starts from what it has shown.
+    """
+    try:
+        limit = min(max(int(request.GET.get("limit", FEED_LIMIT_DEFAULT)), 1), FEED_LIMIT_MAX)
+    except ValueError:
+        limit = FEED_LIMIT_DEFAULT
+    feed = selectors.inbox_newest(user=request.user, limit=limit)
+    counts = feed.counts
+    state = live.InboxState(counts.unread, counts.latest_notification_id, counts.latest_broadcast_id)
+    items = [
+        {
+            "id": item.dom_id,
+            "kind": item.kind,
+            "title": item.title,
+            "body": item.body,
+            "url": item.safe_url,
+            "category": item.category_name or "",
+            "created_at": item.created_at.isoformat(),
+            "read": item.read_at is not None,
+            "mark_read_url": item.mark_read_url,
+        }
+        for item in feed.items
+    ]
+    response = JsonResponse({"unread": counts.unread, "state": state.event_id, "items": items})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

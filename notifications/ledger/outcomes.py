@@ -39,7 +39,8 @@ Waiting = group ``waiting``, Planned = every row.
 * sent rate = sent / planned; failure rate = failed / planned;
 * delivered rate = delivered / sent;
 * open rate, click rate and unsubscribe rate = opened, clicked, unsubscribed / **delivered**
-  (delivered includes every open and click, so a rate never exceeds 100 %).
+  (delivered includes every open and click, so a rate never exceeds 100 %);
+* open and click rate of sent = opened, clicked / **sent** (what A/B tests compare variants on).
 
 **Progress** of a run = (planned − waiting) / planned: everything settled, whatever the outcome;
 never shown as 100 % while a delivery waits (``Outcomes.percent_done``).
@@ -91,6 +92,10 @@ RATES: dict[str, tuple[str, str]] = {
     "click_rate": ("clicked", "delivered"),
     "failure_rate": ("failed", "planned"),
     "unsubscribe_rate": ("unsubscribed", "delivered"),
+    # A/B tests compare variants per message sent: email over SMTP reports no delivery, so a
+    # rate of delivered would read 100 % opened for every variant.
+    "open_rate_of_sent": ("opened", "sent"),
+    "click_rate_of_sent": ("clicked", "sent"),
 }
 
 
@@ -238,6 +243,14 @@ class Outcomes:
     @property
     def unsubscribe_rate(self) -> float | None:
         return self.rate("unsubscribe_rate")
+
+    @property
+    def open_rate_of_sent(self) -> float | None:
+        return self.rate("open_rate_of_sent")
+
+    @property
+    def click_rate_of_sent(self) -> float | None:
+        return self.rate("click_rate_of_sent")
 
 
 assert tuple(f.name for f in fields(Outcomes)) == COUNTER_NAMES

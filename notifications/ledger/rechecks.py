@@ -125,7 +125,13 @@ def render_templates(
     templates = {
         t.pk: t for t in MessageTemplate.objects.filter(pk__in=template_ids).prefetch_related("variants")
     }
-    compiled = {pk: compile_template(t) for pk, t in templates.items()}
+    # A template compiled once per subject it is sent with (an A/B test's subject-only variant
+    # carries ``content["subject"]``; everything else uses the template's own).
+    compiled = {
+        (pk, subject): compile_template(templates[pk], email_subject=subject)
+        for pk, subject in {(d.content["template_id"], d.content.get("subject") or "") for d in templated}
+        if pk in templates
+    }
     users = {
         u.pk: u for u in get_user_model().objects.filter(
             pk__in={d.recipient_id for d in templated if d.recipient_id}
@@ -139,7 +145,8 @@ def render_templates(
             keep.append(delivery)
             continue
         try:
-            if template_id not in compiled:
+            which = (template_id, content.get("subject") or "")
+            if which not in compiled:
                 raise TemplateRenderError("The message template was deleted.")
             user = users.get(delivery.recipient_id)
             if user is None:
@@ -148,7 +155,7 @@ def render_templates(
             unsubscribe = outbound.unsubscribe_url(delivery) if marketing else ""
             context = message_context(user=user, extra=content.get("context") or {}, unsubscribe_url=unsubscribe)
             profile = getattr(user, "recipient_profile", None)
-            delivery.content = compiled[template_id].render(
+            delivery.content = compiled[which].render(
                 channel=delivery.channel, locale=getattr(profile, "locale", "") or "en", context=context
             )
             if unsubscribe:  # the same link for the List-Unsubscribe header: sign it once

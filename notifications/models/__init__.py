@@ -3,6 +3,7 @@
 ``ledger``: recipients, their choices, the inbox and the delivery ledger.
 ``campaigns``: audiences, message templates, campaigns, runs and signal triggers.
 ``inbox``: shared inbox content and broadcasts.
+``journeys``: journeys, their published versions, enrollments and step runs.
 """
 
 from .approvals import ApprovalDecision
@@ -11,6 +12,7 @@ from .campaigns import (
     AudienceMember,
     Campaign,
     CampaignRun,
+    CampaignVariant,
     MessageParts,
     MessageTemplate,
     MessageTemplateVariant,
@@ -18,6 +20,7 @@ from .campaigns import (
     TriggerState,
 )
 from .inbox import Broadcast, BroadcastRead, NotificationContent
+from .journeys import Journey, JourneyEnrollment, JourneyStepRun, JourneyVersion
 from .ledger import (
     STATUS_RANK,
     AuditEntry,
@@ -37,7 +40,8 @@ from .ledger import (
 
 __all__ = [
     "STATUS_RANK", "ApprovalDecision", "Audience", "AudienceMember", "AuditEntry", "Broadcast", "BroadcastRead", "Campaign",
-    "CampaignRun", "Category", "Channel", "Delivery", "DeliveryEvent", "MessageParts", "MessageTemplate",
+    "CampaignRun", "CampaignVariant", "Category", "Channel", "Delivery", "DeliveryEvent", "Journey", "JourneyEnrollment",
+    "JourneyStepRun", "JourneyVersion", "MessageParts", "MessageTemplate",
     "MessageTemplateVariant", "Notification", "NotificationContent", "Preference", "RateWindow",
     "RecipientProfile", "SignalTrigger", "Suppression", "TrackedLink", "TriggerState", "e164_validator",
     "validate_timezone",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -172,6 +172,10 @@ class Campaign(models.Model):
         RECURRING = "recurring", _("Recurring")
         LOCAL_TIME = "local_time", _("At a local time in each recipient's time zone")
 
+    class TestMetric(models.TextChoices):
+        OPENS = "opens", _("Open rate")
+        CLICKS = "clicks", _("Click rate")
+
     class ChannelUse(models.TextChoices):
         ALL = "all", _("Every selected channel")
         FALLBACK = "fallback", _("First reachable channel, in order")
@@ -237,6 +241,18 @@ class Campaign(models.Model):
         _("what the approval covers"), default=dict, blank=True,
         help_text=_("A digest of the audience, template, channels, category and schedule when approved."),
     )
+    # An A/B test (``notifications.campaigns.experiments``): on when the campaign has 2-4 variants.
+    test_share = models.PositiveSmallIntegerField(
+        _("test share (%)"), default=20, validators=[MinValueValidator(1), MaxValueValidator(90)],
+        help_text=_("The share of recipients who get a variant at launch, split evenly among the variants."),
+    )
+    test_metric = models.CharField(
+        _("winner metric"), max_length=8, choices=TestMetric.choices, default=TestMetric.CLICKS
+    )
+    test_window = models.DurationField(
+        _("test window"), default=timedelta(hours=4),
+        help_text=_("How long the test runs before the winner goes to everyone else, e.g. 4:00:00."),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -258,6 +274,34 @@ class Campaign(models.Model):
         return self.name
 
 
+VARIANT_LABELS = ("A", "B", "C", "D")
+
+
+class CampaignVariant(models.Model):
+    """One arm of a campaign's A/B test: another template, or the campaign's template with
+    another email subject. A campaign with 2-4 variants sends them to its test share first."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="variants", verbose_name=_("campaign"))
+    label = models.CharField(_("variant"), max_length=1, choices=[(v, v) for v in VARIANT_LABELS])
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("template"),
+        help_text=_("Empty: the campaign's template."),
+    )
+    email_subject = models.CharField(
+        _("email subject"), max_length=255, blank=True,
+        help_text=_("Empty: the template's own subject. Used on the email channel only."),
+    )
+
+    class Meta:
+        verbose_name = _("A/B variant")
+        verbose_name_plural = _("A/B variants")
+        ordering = ["campaign", "label"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "label"], name="campaignvariant_unique_label")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} · {self.label}"
+
+
 class CampaignRun(models.Model):
     """One execution of a campaign; a recurring campaign has one per occurrence.
 
@@ -276,6 +320,11 @@ class CampaignRun(models.Model):
         SKIPPED = "skipped", _("Skipped (too late)")
         FAILED = "failed", _("Failed")
 
+    class TestState(models.TextChoices):
+        NONE = "", _("No test")
+        TESTING = "testing", _("Testing")
+        DECIDED = "decided", _("Winner chosen")
+
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs", verbose_name=_("campaign"))
     occurrence = models.DateTimeField(_("due at"))
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PLANNING)
@@ -289,6 +338,17 @@ class CampaignRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         verbose_name=_("launched by"),
     )
+    # A/B test state: ``testing`` while only the test share is sent; the compare-and-set to
+    # ``decided`` (with the winner) is what lets exactly one process send the rest.
+    test_state = models.CharField(_("A/B test"), max_length=8, choices=TestState.choices, blank=True, default="")
+    test_ends_at = models.DateTimeField(_("test ends"), null=True, blank=True)
+    winner = models.CharField(_("winning variant"), max_length=1, blank=True)
+    winner_chosen_at = models.DateTimeField(_("winner chosen"), null=True, blank=True)
+    winner_chosen_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("winner chosen by"),
+    )
+    test_decision = models.JSONField(_("figures the winner was chosen on"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("campaign run")
@@ -297,7 +357,11 @@ class CampaignRun(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "occurrence"], name="campaignrun_unique_occurrence")
         ]
-        indexes = [models.Index(fields=["status", "-started_at"], name="campaignrun_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "-started_at"], name="campaignrun_status_idx"),
+            # The A/B tick's query: tests whose window has ended.
+            models.Index(fields=["test_ends_at"], condition=Q(test_state="testing"), name="campaignrun_test_due_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.campaign} @ {self.occurrence:%Y-%m-%d %H:%M}"

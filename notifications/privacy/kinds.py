@@ -28,6 +28,7 @@ from ..models import (
     BroadcastRead,
     Delivery,
     DeliveryEvent,
+    JourneyEnrollment,
     Notification,
     Preference,
     RecipientProfile,
@@ -225,6 +226,12 @@ def _profile_rows(person: Person):
     return RecipientProfile.objects.filter(user_id=person.pk)
 
 
+def _journey_wipe(person: Person, queryset) -> int:
+    """Where they were and when stays (the step counters read it); what they entered with goes:
+    the context (an order's fields...) and the entry key, which is the caller's text."""
+    return queryset.update(context={}, entry_key=Concat(Value("erased:"), Cast("pk", CharField())))
+
+
 def _delete_rows(person: Person, queryset) -> int:
     return queryset.delete()[0]
 
@@ -264,6 +271,11 @@ def _kinds() -> list[Kind]:
             "audience_memberships", AudienceMember, lambda p: AudienceMember.objects.filter(user_id=p.pk),
             _delete_rows, links=("notifications.AudienceMember.user",), extra={"audience_name": F("audience__name")},
         ),
+        ModelKind(
+            "journey_enrollments", JourneyEnrollment, lambda p: JourneyEnrollment.objects.filter(user_id=p.pk),
+            _journey_wipe, links=("notifications.JourneyEnrollment.user",),
+            extra={"journey_key": F("journey__key"), "version_number": F("version__number")},
+        ),
         ModelKind("captured_messages", CapturedMessage, _captured_rows, _delete_rows),
         ModelKind("audit_entries", AuditEntry, _audit_rows, _audit_wipe, links=("notifications.AuditEntry.actor",)),
         ModelKind("admin_log", LogEntry, _admin_log_rows, _updating(object_repr="", change_message="")),
@@ -299,9 +311,13 @@ NOT_PERSONAL = frozenset({
     "notifications.Campaign.approved_by",
     "notifications.ApprovalDecision.decided_by",
     "notifications.CampaignRun.launched_by",
+    "notifications.CampaignRun.winner_chosen_by",  # the marketer who picked an A/B winner
     "notifications.SignalTrigger.approved_by",
     "notifications.SignalTrigger.created_by",
     "notifications.Broadcast.created_by",
+    "notifications.Journey.created_by",
+    "notifications.Journey.approved_by",
+    "notifications.JourneyVersion.published_by",
     "dashboard.ImportJob.created_by",
     "dashboard.Report.created_by",
     "api.ApiKey.created_by",  # a superuser who made a REST API key

@@ -195,14 +195,17 @@ def _effective_sources(template: MessageParts, variants: Iterable[MessageParts])
     return sources
 
 
-def compile_template(template: MessageTemplate) -> CompiledTemplate:
+def compile_template(template: MessageTemplate, *, email_subject: str = "") -> CompiledTemplate:
     """Compile every part of ``template`` and its variants, once (one query for the variants,
     none if they were prefetched). A part that does not compile fails only when rendered, so a
-    broken SMS text does not stop the email going out."""
-    return CompiledTemplate(
-        template_id=template.pk, key=template.key, default_locale=template.locale,
-        sources=_effective_sources(template, template.variants.all() if template.pk else []),
-    )
+    broken SMS text does not stop the email going out.
+
+    ``email_subject`` replaces the subject in every locale (an A/B test's subject-only variant:
+    everyone in that variant gets that subject, whatever their language)."""
+    sources = _effective_sources(template, template.variants.all() if template.pk else [])
+    if email_subject.strip():
+        sources = {locale: {**parts, "email_subject": email_subject} for locale, parts in sources.items()}
+    return CompiledTemplate(template_id=template.pk, key=template.key, default_locale=template.locale, sources=sources)
 
 
 def compile_parts(*, parts: Mapping[str, str], locale: str = "en",

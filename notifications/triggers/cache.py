@@ -233,12 +233,18 @@ def _load(*, db_token: Any = None, redis_token: Any = None) -> ActiveTriggers:
     rows = SignalTrigger.objects.filter(is_active=True).order_by("pk").values(
         "id", "signal", "model", "events", "changed_field", "changed_to", "conditions"
     )
+    compiled_rows = []
     for row in rows:
         try:
-            compiled = compile_trigger(row)
+            compiled_rows.append(compile_trigger(row))
         except TriggerConfigError as exc:
             logger.warning("Signal trigger %s is active but cannot be evaluated: %s", row["id"], exc)
-            continue
+    from ..journeys.entry import compiled_journey_bindings
+
+    # Journeys bind the same way (their signal entries, goals and exit conditions): one cache,
+    # one token, one cheap check per save.
+    compiled_rows.extend(compiled_journey_bindings())
+    for compiled in compiled_rows:
         by_key[(compiled.signal, compiled.model)].append(compiled)
         if compiled.signal == reg.MODEL_POST_SAVE and compiled.changed_attname:
             targets: frozenset | None = None if compiled.changed_any else frozenset([compiled.changed_to])

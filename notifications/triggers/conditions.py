@@ -71,6 +71,12 @@ class CompiledTrigger:
     changed_to: Any
     changed_model_field: models.Field | None
     conditions: tuple[Condition, ...]
+    # Set when the binding is a journey's (its signal entry, a goal or an exit condition;
+    # ``journeys.entry``): a match is handed to the journey, not sent as a message.
+    journey_id: int | None = None
+    journey_role: str = ""
+    journey_version_id: int | None = None
+    journey_rule: int = 0
 
     def event_matches(self, *, event: str, m2m_field: str = "") -> bool:
         """The event filter alone (and, for a many-to-many change, which relation changed)."""

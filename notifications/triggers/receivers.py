@@ -326,6 +326,14 @@ def _fire(
     event_id = uuid.uuid4().hex
     firings = []
     for trigger in triggers:
+        if trigger.journey_id is not None:
+            if check_conditions:
+                continue  # journeys bind only what the receiver can check (not a change from the other side)
+            from ..journeys.entry import journey_firing
+
+            firings.append(journey_firing(trigger, model=model, pk=pk, event=event, fields=fields,
+                                          fired_at=fired_at, event_id=event_id, refs=refs))
+            continue
         firing = {"trigger_id": trigger.id, "model": model, "pk": pk, "event": event, "fields": fields,
                   "fired_at": fired_at, "event_id": event_id}
         if refs:
@@ -379,6 +387,13 @@ def _deliver(firings: list[dict]) -> None:
     """After commit: the in-app part of the first firings now (``inline``), the rest queued."""
     from .inline import INLINE_FIRINGS_PER_TRANSACTION, trigger_fire_local
 
+    journeys = [firing for firing in firings if "journey_id" in firing]
+    if journeys:
+        from ..journeys.tasks import journey_firings_task
+
+        firings = [firing for firing in firings if "journey_id" not in firing]
+        for start in range(0, len(journeys), FIRINGS_PER_TASK):
+            journey_firings_task.enqueue(firings=journeys[start:start + FIRINGS_PER_TASK])
     queued = list(firings[INLINE_FIRINGS_PER_TRANSACTION:])
     for firing in firings[:INLINE_FIRINGS_PER_TRANSACTION]:
         try:

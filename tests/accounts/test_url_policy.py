@@ -75,6 +75,7 @@ def objects(user) -> dict[str, object]:
         Campaign,
         CampaignRun,
         DeliveryEvent,
+        Journey,
         Preference,
         SignalTrigger,
         Suppression,
@@ -106,6 +107,7 @@ def objects(user) -> dict[str, object]:
             name="Walk", signal="model.post_save", model="demo_shop.order", events=["created"],
             recipient_path="customer.user", template=template, category=category, dedupe_window=timedelta(0),
         ),
+        "notifications.journey": Journey.objects.create(key="walk", name="Walk", category=category),
         "channels_adapters.webpushsubscription": WebPushSubscription.objects.create(
             user=profile.user, endpoint="https://push.example/walk", p256dh="k", auth="a"),
         "channels_adapters.capturedmessage": CapturedMessage.objects.create(channel="email", address="a@b.c"),
@@ -192,6 +194,11 @@ def concrete(route: str, name: str | None, pattern: URLPattern, rows: dict) -> s
             kwargs[kwarg] = ContentType.objects.get_for_model(get_user_model()).pk
         elif kwarg == "action":
             kwargs[kwarg] = "launch"
+        elif kwarg == "run_id":  # a campaign's run (the A/B winner pick)
+            run = rows.get("notifications.campaignrun")
+            kwargs[kwarg] = run.pk if run is not None else 1
+        elif kwarg == "label":  # an A/B variant
+            kwargs[kwarg] = "A"
         elif kwarg == "app_label":
             kwargs[kwarg] = "notifications"
         else:

@@ -31,22 +31,24 @@ def test_a_purge_beside_a_sending_process_does_not_fail_the_send(settings, tmp_p
     DeliveryEvent.objects.bulk_create(DeliveryEvent(delivery=d, kind="delivered", source="test") for d in old)
     analytics_rollup_refresh(since=None)
     stop = tmp_path / "stop"
-    sender = subprocess.Popen(
-        [sys.executable, "-m", "bench._retention_sender", "--stop-file", str(stop), "--users", "40", "--batch", "20"],
-        cwd=ROOT, env=child_env(TASK_BACKEND="immediate"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    log = tmp_path / "sender.log"  # a file, not a pipe nobody drains while it runs (a full pipe blocks it)
+    with log.open("w") as stderr:
+        sender = subprocess.Popen(
+            [sys.executable, "-m", "bench._retention_sender", "--stop-file", str(stop), "--users", "40", "--batch", "20"],
+            cwd=ROOT, env=child_env(TASK_BACKEND="immediate"), stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while not Path(f"{stop}.ready").exists():
-            assert sender.poll() is None and time.monotonic() < deadline, sender.communicate()[1][-2000:]
+            assert sender.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.05)
         time.sleep(0.5)
         result = retention_apply(batch=250, budget=timedelta.max)
         time.sleep(0.5)
     finally:
         stop.touch()
-        out, err = sender.communicate(timeout=60)
-    assert sender.returncode == 0, err[-2000:]
+        out, _err = sender.communicate(timeout=60)
+    assert sender.returncode == 0, log.read_text()[-2000:]
     sent = json.loads(out.strip().splitlines()[-1])
 
     assert result.kinds[0].deleted == 3000 and result.kinds[0].batches == 12

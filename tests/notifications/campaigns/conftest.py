@@ -79,3 +79,12 @@ def staff(db):
     users["builder"] = member("bea", None)
     users["builder"].groups.add(builders)
     return users
+
+
+# What the campaign form posts when it has no A/B test: the section's defaults and an empty
+# variants inline (its management form, which every admin POST of the page carries).
+AB_TEST_NONE = {
+    "test_share": "20", "test_metric": "clicks", "test_window": "04:00:00",
+    "variants-TOTAL_FORMS": "0", "variants-INITIAL_FORMS": "0", "variants-MIN_NUM_FORMS": "0",
+    "variants-MAX_NUM_FORMS": "4",
+}

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from notifications.models import AuditEntry, Campaign
 
-from .conftest import make_recipients, static_audience
+from .conftest import AB_TEST_NONE, make_recipients, static_audience
 
 pytestmark = pytest.mark.django_db
 
@@ -18,6 +18,7 @@ def _form(audience, template, category, **overrides) -> dict:
         "channel_1": "email", "channel_2": "inapp", "channel_3": "", "delivery_mode": "all",
         "schedule": "now", "max_lateness": "01:00:00", "schedule_timezone": "UTC",
         "runs-TOTAL_FORMS": "0", "runs-INITIAL_FORMS": "0", "runs-MIN_NUM_FORMS": "0", "runs-MAX_NUM_FORMS": "0",
+        **AB_TEST_NONE,
     }
     return {**data, **overrides}
 

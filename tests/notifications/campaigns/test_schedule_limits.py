@@ -19,7 +19,7 @@ from notifications.campaigns.runs import campaigns_launch_due
 from notifications.campaigns.schedules import RecurrenceSpec, RecurrenceWalk
 from notifications.models import AuditEntry, Campaign, CampaignRun
 
-from .conftest import make_recipients, static_audience
+from .conftest import AB_TEST_NONE, make_recipients, static_audience
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +37,7 @@ def _form(audience, template, category, **overrides) -> dict:
         "recurrence_start_0": start.date().isoformat(), "recurrence_start_1": "09:00",
         "max_lateness": "01:00:00", "schedule_timezone": "UTC",
         "runs-TOTAL_FORMS": "0", "runs-INITIAL_FORMS": "0", "runs-MIN_NUM_FORMS": "0", "runs-MAX_NUM_FORMS": "0",
+        **AB_TEST_NONE,
     }
     return {**data, **overrides}
 

@@ -1,0 +1,174 @@
+"""How people enter a journey, and the signal side of entries, goals and exit conditions.
+
+An entry is ``{"kind": "code"}`` (``journeys.enter(...)`` only) or a signal trigger's binding
+without a message: ``{"kind": "signal", "signal": "model.post_save", "model": "demo_shop.order",
+"events": ["updated"], "changed_field": "status", "changed_to": "paid", "conditions": [...],
+"recipient_path": "customer"}``. Signal entries of live journeys, and the goals and model exit
+conditions of live and paused journeys' versions, are compiled into the triggers' per-process
+cache (``triggers.cache``) next to the signal triggers, so they are matched by the same cheap
+receivers on the save path and acted on after commit (``journey_firings_run``), never inside
+the saving transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from ..triggers import registry as reg
+from ..triggers.conditions import CompiledTrigger, TriggerConfigError, compile_trigger
+
+logger = logging.getLogger(__name__)
+
+ENTRY_KINDS = ("code", "signal")
+ROLE_ENTRY, ROLE_GOAL, ROLE_EXIT = "entry", "goal", "exit"
+
+
+def entry_problems(entry: Any) -> list[str]:
+    """What is wrong with an entry definition, in words; [] when it can be used."""
+    from ..triggers.conditions import trigger_config_errors
+
+    if not isinstance(entry, dict) or entry.get("kind") not in ENTRY_KINDS:
+        return [_("The entry must be {\"kind\": \"code\"} or a signal entry {\"kind\": \"signal\", ...}.")]
+    if entry["kind"] == "code":
+        return []
+    errors = trigger_config_errors(
+        signal=entry.get("signal", ""), model=entry.get("model", ""), events=entry.get("events", []),
+        changed_field=entry.get("changed_field", ""), changed_to=entry.get("changed_to", ""),
+        conditions=entry.get("conditions", []), recipient_path=entry.get("recipient_path", ""),
+        has_audience=False, channels=["inapp"], dedupe_window=None,
+    )
+    return [_("Entry: %(problem)s") % {"problem": message} for messages in errors.values() for message in messages]
+
+
+def _signal_row(entry: Mapping, *, ident: int) -> dict:
+    return {"id": ident, "signal": entry.get("signal", ""), "model": entry.get("model", ""),
+            "events": entry.get("events") or [], "changed_field": entry.get("changed_field", ""),
+            "changed_to": entry.get("changed_to", ""), "conditions": entry.get("conditions") or []}
+
+
+def compiled_journey_bindings() -> list[CompiledTrigger]:
+    """Signal entries of live journeys and save-time goals/exits of live or paused ones, compiled.
+
+    Called by ``triggers.cache`` when it reloads (after any trigger or journey change).
+    """
+    from ..models import Journey, JourneyVersion
+
+    compiled: list[CompiledTrigger] = []
+    for journey_id, entry in Journey.objects.filter(status=Journey.Status.LIVE).values_list("pk", "entry"):
+        if not isinstance(entry, dict) or entry.get("kind") != "signal":
+            continue
+        try:
+            base = compile_trigger(_signal_row(entry, ident=journey_id))
+        except TriggerConfigError as exc:
+            logger.warning("Journey %s is live but its entry cannot be evaluated: %s", journey_id, exc)
+            continue
+        compiled.append(dataclasses.replace(base, journey_id=journey_id, journey_role=ROLE_ENTRY))
+    # The version new entries take, and older ones only while someone is still on them (an old
+    # version gains nobody, so one that empties after this load only costs a no-op firing).
+    from django.db.models import Exists, F, OuterRef, Q
+
+    from ..models import JourneyEnrollment
+
+    someone = JourneyEnrollment.objects.filter(version=OuterRef("pk"), state=JourneyEnrollment.State.ACTIVE)
+    versions = JourneyVersion.objects.filter(
+        Q(pk=F("journey__current_version")) | Exists(someone),
+        journey__status__in=[Journey.Status.LIVE, Journey.Status.PAUSED],
+    ).values_list("pk", "journey_id", "goals", "exits")
+    for version_id, journey_id, goals, exits in versions:
+        rules = [(ROLE_GOAL, i, g) for i, g in enumerate(goals or [])]
+        rules += [(ROLE_EXIT, i, e) for i, e in enumerate(exits or []) if isinstance(e, dict) and e.get("kind") == "condition"]
+        for role, index, rule in rules:
+            if not isinstance(rule, dict):
+                continue
+            row = {"signal": reg.MODEL_POST_SAVE, "model": rule.get("model", ""), "events": ["created", "updated"],
+                   "conditions": rule.get("conditions") or []}
+            try:
+                base = compile_trigger(_signal_row(row, ident=version_id))
+            except TriggerConfigError as exc:
+                logger.warning("Journey %s version %s: a %s cannot be evaluated: %s", journey_id, version_id, role, exc)
+                continue
+            compiled.append(dataclasses.replace(base, journey_id=journey_id, journey_role=role,
+                                                journey_version_id=version_id, journey_rule=index))
+    return compiled
+
+
+def journey_firing(trigger: CompiledTrigger, *, model: str, pk: Any, event: str, fields: dict, fired_at: str,
+                   event_id: str, refs: dict | None = None) -> dict:
+    """The JSON a matched journey binding leaves for after commit."""
+    firing = {"journey_id": trigger.journey_id, "role": trigger.journey_role, "model": model, "pk": pk,
+              "event": event, "fields": fields, "fired_at": fired_at, "event_id": event_id}
+    if trigger.journey_role != ROLE_ENTRY:
+        firing.update(version_id=trigger.journey_version_id, rule=trigger.journey_rule)
+    if refs:
+        firing["refs"] = refs
+    return firing
+
+
+def journey_firings_run(*, firings: Iterable[dict]) -> dict:
+    """After commit: enter people (entries), or end their enrollments (goals, exit conditions)."""
+    from ..models import Journey, JourneyEnrollment, JourneyVersion
+    from ..triggers.services import _ids_along, _ids_from_provided, _ids_from_snapshot
+    from .services import JourneyNotLive, journey_enter
+
+    done = {"entered": 0, "converted": 0, "exited": 0}
+    for firing in firings:
+        when = parse_datetime(firing["fired_at"]) or timezone.now()
+        if firing["role"] == ROLE_ENTRY:
+            journey = Journey.objects.filter(pk=firing["journey_id"]).first()
+            if journey is None or not isinstance(journey.entry, dict):
+                continue
+            path = journey.entry.get("recipient_path") or reg.SELF
+            user_ids = _recipients(firing, path=path, signal=journey.entry.get("signal", ""),
+                                   along=_ids_along, snapshot=_ids_from_snapshot, provided=_ids_from_provided)
+            context = {"instance": firing.get("fields") or {}, "event": firing.get("event")}
+            # One entry per event and person: the event's id is the entry key under "every time";
+            # the instance's, so an order enters once, under the other policies.
+            key = (f"{firing['model']}:{firing['pk']}:{firing['event_id']}"
+                   if journey.reentry == Journey.Reentry.ALWAYS else f"{firing['model']}:{firing['pk']}")
+            if journey.reentry == Journey.Reentry.ONCE:
+                key = ""
+            try:
+                done["entered"] += journey_enter(journey=journey, user_ids=user_ids, context=context,
+                                                 entry_key=key or None, now=when).entered
+            except JourneyNotLive:
+                continue
+            continue
+        version = JourneyVersion.objects.filter(pk=firing["version_id"]).first()
+        if version is None:
+            continue
+        rules = version.goals if firing["role"] == ROLE_GOAL else version.exits
+        try:
+            rule = rules[firing["rule"]]
+        except (IndexError, TypeError):
+            continue
+        user_ids = _recipients(firing, path=rule.get("recipient_path") or reg.SELF, signal=reg.MODEL_POST_SAVE,
+                               along=_ids_along, snapshot=_ids_from_snapshot, provided=_ids_from_provided)
+        state = JourneyEnrollment.State.CONVERTED if firing["role"] == ROLE_GOAL else JourneyEnrollment.State.EXITED
+        prefix = "goal" if firing["role"] == ROLE_GOAL else "exit"
+        with transaction.atomic():
+            ended = JourneyEnrollment.objects.filter(
+                version=version, user_id__in=user_ids, state=JourneyEnrollment.State.ACTIVE, entered_at__lte=when,
+            ).update(state=state, state_reason=f"{prefix}:{rule.get('name', '')}"[:100], due_at=None,
+                     finished_at=when, lease_owner="")
+        done["converted" if firing["role"] == ROLE_GOAL else "exited"] += ended
+    return done
+
+
+def _recipients(firing: Mapping, *, path: str, signal: str, along, snapshot, provided) -> list[int]:
+    entry = reg.registry.signals.get(signal)
+    if entry is not None and not (entry.model_signal or entry.user_signal):
+        return provided(path=path, fields=firing.get("fields") or {}, refs=firing.get("refs") or {})
+    registered = reg.registry.model_for(firing["model"])
+    if registered is None:
+        return []
+    if firing.get("event") == "deleted":
+        return snapshot(model=registered.model, path=path, fields=firing.get("fields") or {})
+    return along(model=registered.model, pk=firing["pk"], path=path)

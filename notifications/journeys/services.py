@@ -1,0 +1,243 @@
+"""Journey services: editing, publishing, pausing, stopping (audited) and entering people.
+
+State machine: ``draft -> live <-> paused``, and ``live``/``paused`` -> ``stopped`` (final).
+Publishing freezes the draft graph into a new ``JourneyVersion``; enrollments already on an older
+version finish on it, new entries take the new one. Pausing stops the tick from advancing the
+journey's enrollments and refuses new entries; resuming picks them up where they were (their due
+times have passed, so they advance on the next tick). Stopping ends every active enrollment as
+``stopped``.
+
+Every change writes an ``AuditEntry`` and moves the trigger version on (``triggers.cache``), so
+signal entries and goals of live journeys are (un)bound in every process without a restart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.roles import allows
+
+from ..models import Journey, JourneyEnrollment, JourneyVersion
+from ..services import audit_record
+from ..triggers.cache import trigger_state_bump
+from .entry import entry_problems
+from .graph import graph_problems
+
+Status = Journey.Status
+State = JourneyEnrollment.State
+ENTRY_KEY_MAX = 200
+ENTER_CHUNK = 2000
+
+
+class JourneyNotLive(Exception):
+    """The journey exists but is not live (draft, paused or stopped): nobody is entered."""
+
+
+def _require(actor, action: str) -> None:
+    # ``actor=None`` is code (an app, a data migration): trusted as the deployer.
+    if actor is not None and not allows(actor, action):
+        raise PermissionDenied(_("You may not do this to journeys."))
+
+
+def journey_problems(*, journey: Journey) -> list[str]:
+    """What stops the journey's draft from being published, in words; [] when it can be."""
+    problems = graph_problems(journey.graph)
+    problems.extend(entry_problems(journey.entry))
+    if journey.reentry == Journey.Reentry.PER_PERIOD and not journey.reentry_days:
+        problems.append(_("“Once per N days” needs the number of days."))
+    return problems
+
+
+def journey_save(*, journey: Journey, actor) -> Journey:
+    """Create or change a journey: its draft graph (runs once published), and its name, entry,
+    re-entry policy and category (which are the journey's, not a version's: they apply as saved,
+    so a live journey's new entry binds in every process on their next save)."""
+    _require(actor, "journey.edit")
+    if journey.status == Status.STOPPED and journey.pk:
+        raise ValidationError(_("A stopped journey cannot be changed."))
+    problems = entry_problems(journey.entry)
+    if problems:
+        raise ValidationError({"entry": problems})
+    creating = journey.pk is None
+    with transaction.atomic():
+        if creating:
+            journey.created_by = actor if getattr(actor, "pk", None) else None
+        journey.full_clean()
+        journey.save()
+        audit_record(actor=actor, action="journey.create" if creating else "journey.edit", target=journey)
+        trigger_state_bump()
+    return journey
+
+
+def journey_publish(*, journey: Journey, actor, now: datetime | None = None) -> JourneyVersion:
+    """Freeze the draft as a new version and make it the one new entries take; a draft goes live.
+
+    Raises ``ValidationError`` with the graph's problems if it cannot run.
+    """
+    _require(actor, "journey.publish")
+    problems = journey_problems(journey=journey)
+    if problems:
+        raise ValidationError(problems)
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Journey.objects.select_for_update().get(pk=journey.pk)
+        if locked.status == Status.STOPPED:
+            raise ValidationError(_("A stopped journey cannot be published."))
+        number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        graph = dict(journey.graph)
+        version = JourneyVersion.objects.create(
+            journey=locked, number=number,
+            graph={"start": graph.get("start"), "steps": graph.get("steps")},
+            goals=list(graph.get("goals") or []), exits=list(graph.get("exits") or []),
+            published_at=now, published_by=actor if getattr(actor, "pk", None) else None,
+        )
+        status = Status.LIVE if locked.status == Status.DRAFT else locked.status
+        Journey.objects.filter(pk=locked.pk).update(current_version=version, status=status, updated_at=now)
+        journey.current_version, journey.status = version, status
+        audit_record(actor=actor, action="journey.publish", target=journey, changes={"version": number})
+        trigger_state_bump()
+    return version
+
+
+def _transition(*, journey: Journey, actor, to: str, allowed: Iterable[str], action: str) -> bool:
+    _require(actor, "journey.publish")
+    with transaction.atomic():
+        changed = Journey.objects.filter(pk=journey.pk, status__in=list(allowed)).update(
+            status=to, updated_at=timezone.now()
+        )
+        if not changed:
+            return False
+        journey.status = to
+        audit_record(actor=actor, action=action, target=journey)
+        trigger_state_bump()
+    return True
+
+
+def journey_pause(*, journey: Journey, actor) -> bool:
+    """Stop advancing the journey and refuse new entries; ``False`` if it was not live."""
+    return _transition(journey=journey, actor=actor, to=Status.PAUSED, allowed=[Status.LIVE], action="journey.pause")
+
+
+def journey_resume(*, journey: Journey, actor) -> bool:
+    """Advance a paused journey again (overdue steps run on the next tick); ``False`` if not paused."""
+    return _transition(journey=journey, actor=actor, to=Status.LIVE, allowed=[Status.PAUSED], action="journey.resume")
+
+
+def journey_stop(*, journey: Journey, actor, now: datetime | None = None) -> int:
+    """End the journey for good: every active enrollment ends as ``stopped``. How many were active."""
+    _require(actor, "journey.publish")
+    now = now or timezone.now()
+    with transaction.atomic():
+        changed = Journey.objects.filter(pk=journey.pk).exclude(status=Status.STOPPED).update(
+            status=Status.STOPPED, updated_at=now
+        )
+        if not changed:
+            return 0
+        ended = JourneyEnrollment.objects.filter(journey=journey, state=State.ACTIVE).update(
+            state=State.STOPPED, state_reason="journey_stopped", due_at=None, finished_at=now, lease_owner=""
+        )
+        journey.status = Status.STOPPED
+        audit_record(actor=actor, action="journey.stop", target=journey, changes={"enrollments_stopped": ended})
+        trigger_state_bump()
+    return ended
+
+
+# --- Entering -------------------------------------------------------------------------------------
+
+@dataclass
+class EnterResult:
+    entered: int = 0
+    skipped: int = 0  # already in it, or not allowed back yet (re-entry policy), or inactive
+
+
+def journey_enter(
+    *,
+    journey: Journey | str,
+    user_ids: Iterable[int],
+    context: dict | None = None,
+    entry_key: str | None = None,
+    now: datetime | None = None,
+) -> EnterResult:
+    """Enroll people on the journey's published version, as its re-entry policy allows.
+
+    ``entry_key`` names the occasion (an order id): entering twice with the same key enters once,
+    whatever the policy (a retried task is harmless). Without one, "once ever" enters a person
+    once across all versions, "once per N days" once in each N days, "every time" on each call.
+    ``context`` is plain JSON the steps can branch on and templates can show. Raises
+    ``JourneyNotLive`` for a journey that is not live and ``Journey.DoesNotExist`` for an unknown key.
+    The first steps run on the next tick.
+    """
+    if isinstance(journey, str):
+        journey = Journey.objects.get(key=journey)
+    else:
+        journey.refresh_from_db(fields=["status", "current_version"])
+    if journey.status != Status.LIVE or journey.current_version_id is None:
+        raise JourneyNotLive(journey.key)
+    now = now or timezone.now()
+    policy = journey.reentry
+    if entry_key:
+        key = str(entry_key)[:ENTRY_KEY_MAX]
+    elif policy == Journey.Reentry.ONCE:
+        key = ""
+    else:
+        key = f"at:{now.isoformat()}:{uuid.uuid4().hex[:8]}"
+    result = EnterResult()
+    asked = sorted(set(user_ids))
+    with transaction.atomic():
+        # In chunks: a whole audience may enter at once, and a statement takes so many parameters.
+        for start in range(0, len(asked), ENTER_CHUNK):
+            chunk = asked[start:start + ENTER_CHUNK]
+            entered = _enter_chunk(journey=journey, user_ids=chunk, key=key, context=context, now=now)
+            result.entered += entered
+            result.skipped += len(chunk) - entered
+    return result
+
+
+def _enter_chunk(*, journey: Journey, user_ids: list[int], key: str, context: dict | None, now: datetime) -> int:
+    wanted = set(get_user_model().objects.filter(pk__in=user_ids, is_active=True).values_list("pk", flat=True))
+    if not wanted:
+        return 0
+    earlier = JourneyEnrollment.objects.filter(journey=journey, user_id__in=wanted)
+    if journey.reentry == Journey.Reentry.ONCE:
+        blocked = set(earlier.values_list("user_id", flat=True))
+    elif journey.reentry == Journey.Reentry.PER_PERIOD:
+        since = now - timedelta(days=journey.reentry_days or 1)
+        blocked = set(earlier.filter(entered_at__gt=since).values_list("user_id", flat=True))
+    else:
+        blocked = set()
+    allowed = sorted(wanted - blocked)
+    if not allowed:
+        return 0
+    before = JourneyEnrollment.objects.filter(
+        version_id=journey.current_version_id, user_id__in=allowed, entry_key=key
+    ).count()
+    JourneyEnrollment.objects.bulk_create(
+        [
+            JourneyEnrollment(
+                journey=journey, version_id=journey.current_version_id, user_id=user_id, entry_key=key,
+                context=dict(context or {}), entered_at=now, due_at=now,
+            )
+            for user_id in allowed
+        ],
+        ignore_conflicts=True, batch_size=1000,
+    )
+    return len(allowed) - before
+
+
+def enter(journey_key: str, user, context: dict | None = None, entry_key: str | None = None) -> bool:
+    """Put ``user`` (a user or a user id) on the live journey ``journey_key``; whether they entered.
+
+    The public API (``notifications.api.enter_journey``). See ``journey_enter``.
+    """
+    user_id = getattr(user, "pk", user)
+    return journey_enter(journey=journey_key, user_ids=[user_id], context=context, entry_key=entry_key).entered == 1
