@@ -99,6 +99,37 @@ def broadcasts_send(request: HttpRequest, payload: s.BroadcastIn):
     return Status(201, made)
 
 
+@router.post("/journeys/{journey_key}/enter", response={200: s.JourneyEnterOut, 409: s.ProblemOut, **s.ERRORS},
+             auth=ServerKey(Scope.NOTIFY), tags=["sending"])
+def journey_enter_people(
+    request: HttpRequest, journey_key: str, payload: s.JourneyEnterIn,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", description="Used as entry_key when none."),
+):
+    """Put people on a live journey (``journeys.enter``). With an ``entry_key`` (or an
+    ``Idempotency-Key``), the same key enters each person once; otherwise the journey's re-entry
+    policy decides. ``skipped`` counts those already in it or not allowed back yet."""
+    from notifications.journeys.services import JourneyNotLive, journey_enter
+    from notifications.models import Journey
+
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise _invalid("Idempotency-Key", _("1 to 100 letters, digits and . _ : -"))
+    journey = Journey.objects.filter(key=journey_key[:64]).first()
+    if journey is None:
+        raise Problem(404, "not-found", _("Not found."))
+    ids, missing = recipients_resolve(
+        [RecipientRef(id=r.id, external_id=r.external_id, email=r.email) for r in payload.recipients])
+    if missing:
+        raise Problem(422, "validation", _("The request is not valid."),
+                      errors=[{"field": f"recipients.{i}", "message": _("No such recipient.")} for i in missing])
+    try:
+        result = journey_enter(journey=journey, user_ids=ids, context=payload.context,
+                               entry_key=payload.entry_key or idempotency_key)
+    except JourneyNotLive as exc:
+        raise Problem(409, "journey-not-live", _("This journey is not live."),
+                      _("Publish or resume it in the admin first.")) from exc
+    return {"entered": result.entered, "skipped": result.skipped}
+
+
 # --- Recipients ----------------------------------------------------------------------------------
 
 @router.put("/recipients", response={200: s.RecipientOut, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])

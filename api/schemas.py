@@ -84,6 +84,18 @@ class BroadcastIn(In):
     category: str | None = Field(None, min_length=1, max_length=64)
 
 
+class JourneyEnterIn(In):
+    recipients: list[RecipientRefIn] = Field(..., min_length=1, max_length=MAX_RECIPIENTS)
+    context: dict = Field(default_factory=dict, description="Plain JSON the steps branch on and templates show.")
+    entry_key: str | None = Field(None, min_length=1, max_length=100,
+                                  description="Names the occasion (an order id): the same key enters once.")
+
+
+class JourneyEnterOut(Schema):
+    entered: int
+    skipped: int
+
+
 class BroadcastOut(Schema):
     id: int
     title: str

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db
 SERVER_CALLS = [
     ("POST", "/api/v1/notifications", Scope.NOTIFY, {"recipients": [{"id": 1}], "title": "Hi"}),
     ("POST", "/api/v1/broadcasts", Scope.NOTIFY, {"title": "Hi"}),
+    ("POST", "/api/v1/journeys/welcome/enter", Scope.NOTIFY, {"recipients": [{"id": 1}]}),
     ("PUT", "/api/v1/recipients", Scope.RECIPIENTS_WRITE, {"email": "new@example.com"}),
     ("POST", "/api/v1/recipients/bulk", Scope.RECIPIENTS_WRITE, {"recipients": [{"email": "new@example.com"}]}),
     ("POST", "/api/v1/recipients/1/token", Scope.RECIPIENTS_WRITE, {}),
@@ -36,7 +37,7 @@ def test_the_table_covers_every_server_operation_in_the_schema():
     schema = api.get_openapi_schema()
     server_ops = {
         (method.upper(), path.replace("{recipient_id}", "1").replace("{suppression_id}", "1")
-         .replace("{delivery_id}", "1").replace("{campaign_id}", "1"))
+         .replace("{delivery_id}", "1").replace("{campaign_id}", "1").replace("{journey_key}", "welcome"))
         for path, ops in schema["paths"].items() for method, op in ops.items()
         if not path.startswith("/api/v1/me/") and path.startswith("/api/v1/")
     }
