@@ -27,7 +27,13 @@ from notifications.inbox.services import (
     notification_mark_read,
     notifications_mark_all_read,
 )
-from notifications.models import Campaign, Category, Delivery, MessageTemplate, Suppression
+from notifications.models import (
+    Campaign,
+    Category,
+    Delivery,
+    MessageTemplate,
+    Suppression,
+)
 from notifications.receipts.tracking import address_suppress, suppression_lift
 
 from . import schemas as s

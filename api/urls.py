@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 from . import problems
 from .endpoints import router
 
+
 class SignalboxAPI(NinjaAPI):
     """ninja's API with error responses documented as what they are: ``application/problem+json``."""
 

@@ -10,10 +10,10 @@ from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 import pytest
+from django_tasks_db.models import DBTaskResult
 
 from api.keys import api_key_create
 from channels_adapters.models import CapturedMessage
-from django_tasks_db.models import DBTaskResult
 from notifications.ledger import deliveries_send
 from notifications.models import Delivery, Notification
 from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactory

@@ -6,8 +6,20 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from api.models import ExternalId
-from notifications.models import Campaign, Delivery, DeliveryEvent, Preference, RecipientProfile, Suppression
-from tests.factories import AudienceFactory, CategoryFactory, DeliveryFactory, MessageTemplateFactory
+from notifications.models import (
+    Campaign,
+    Delivery,
+    DeliveryEvent,
+    Preference,
+    RecipientProfile,
+    Suppression,
+)
+from tests.factories import (
+    AudienceFactory,
+    CategoryFactory,
+    DeliveryFactory,
+    MessageTemplateFactory,
+)
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()

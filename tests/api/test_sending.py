@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from notifications.models import AuditEntry, Broadcast, Delivery, Notification
-from tests.factories import CategoryFactory, MessageTemplateFactory, RecipientProfileFactory, UserFactory
+from tests.factories import (
+    CategoryFactory,
+    MessageTemplateFactory,
+    RecipientProfileFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
