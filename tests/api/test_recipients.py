@@ -141,3 +141,28 @@ def test_erasing_a_person_deletes_their_external_id(api):
     assert not ExternalId.objects.exists()
     response = api.post("/api/v1/notifications", {"recipients": [{"external_id": "crm-9"}], "title": "Hi"})
     assert response.status_code == 422
+
+
+def test_list_endpoints_cost_the_same_queries_for_5_or_50_rows(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(path: str) -> int:
+        api.get(path)  # last_used is written on the first call only
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(path).status_code == 200
+        return len(captured)
+
+    Suppression.objects.bulk_create(
+        [Suppression(channel="email", address=f"s{i}@example.com", reason="manual") for i in range(5)])
+    few = queries("/api/v1/suppressions")
+    Suppression.objects.bulk_create(
+        [Suppression(channel="email", address=f"t{i}@example.com", reason="manual") for i in range(45)])
+    assert queries("/api/v1/suppressions") == few
+    audience, template, category = AudienceFactory(), MessageTemplateFactory(), CategoryFactory()
+    Campaign.objects.bulk_create([Campaign(name=f"c{i}", audience=audience, template=template, category=category)
+                                  for i in range(5)])
+    few = queries("/api/v1/campaigns")
+    Campaign.objects.bulk_create([Campaign(name=f"d{i}", audience=audience, template=template, category=category)
+                                  for i in range(45)])
+    assert queries("/api/v1/campaigns") == few
