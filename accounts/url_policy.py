@@ -111,6 +111,10 @@ URL_POLICY: dict[str, Rule] = {
     "push:unsubscribe": SIGNED_IN,
     "webhooks:twilio_status": WEBHOOK,
     "webhooks:twilio_inbound": WEBHOOK,
+    # Unsigned provider pushes: a secret token in the URL, compared in constant time (sms_reports).
+    "webhooks:aliyun_sms_report": WEBHOOK,
+    "webhooks:tencent_sms_status": WEBHOOK,
+    "webhooks:wechat_events": WEBHOOK,  # signed by WeChat with WECHAT_TOKEN
     # ESP tracking webhooks behind a guard (notifications/receipts/anymail_urls.py): the secret and signature.
     **{f"anymail:{esp}_tracking_webhook": WEBHOOK for esp in (
         "amazon_ses", "brevo", "mailersend", "mailgun", "mailjet", "mailtrap", "mandrill", "postal", "postmark",
