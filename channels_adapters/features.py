@@ -19,8 +19,11 @@ from typing import Literal
 
 AddressForm = Literal["email", "phone", "text"]
 #: Where a recipient's address for the channel is kept: the user's email, the profile's phone,
-#: the user id itself (the inbox), their newest web push subscription, the profile's chat target.
-AddressSource = Literal["user_email", "profile_phone", "user_id", "push_subscription", "profile_chat", ""]
+#: the user id itself (the inbox), their newest web push subscription, the profile's chat target,
+#: the profile's WeChat openid (``chat_ids["wechat"]``), their newest mobile device (``PushDevice``).
+AddressSource = Literal[
+    "user_email", "profile_phone", "user_id", "push_subscription", "profile_chat", "profile_wechat", "push_device", ""
+]
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,17 @@ SMS = ChannelFeatures(address_form="phone", address_source="profile_phone", segm
 INAPP = ChannelFeatures(local=True, interrupts=False, digestible=True, address_source="user_id")
 WEBPUSH = ChannelFeatures(address_source="push_subscription", concurrency=8)
 CHAT = ChannelFeatures(address_source="profile_chat", concurrency=4)
+# A template message to an Official Account follower; a re-send is a second message.
+WECHAT = ChannelFeatures(address_source="profile_wechat", concurrency=8)
+# A push to the newest registered app installation; no idempotency key, so never re-sent blind.
+MOBILEPUSH = ChannelFeatures(address_source="push_device", concurrency=8)
 
 #: The media of the standard aliases (``config.settings.NOTIFICATION_CHANNELS``), for adapters
 #: that stand in for another one (capture, locmem) and for an alias that is not configured at
 #: all (an SMS number arriving on a webhook is still compared in E.164).
 STANDARD_FEATURES: dict[str, ChannelFeatures] = {
-    "email": EMAIL, "sms": SMS, "inapp": INAPP, "webpush": WEBPUSH, "chat": CHAT,
+    "email": EMAIL, "sms": SMS, "inapp": INAPP, "webpush": WEBPUSH, "chat": CHAT, "wechat": WECHAT,
+    "mobilepush": MOBILEPUSH,
 }
 
 

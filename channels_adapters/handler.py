@@ -71,6 +71,19 @@ class ChannelHandler(BaseConnectionHandler):
         """The configured aliases whose adapter declares ``fact`` (a boolean feature)."""
         return [alias for alias in self.settings if getattr(self[alias].features, fact)]
 
+    def aliases_with_backend(self, backend: type[BaseChannel]) -> list[str]:
+        """The configured aliases built from ``backend`` or a subclass (whose provider sends the
+        receipts a webhook receives), read from the setting without building any adapter."""
+        found = []
+        for alias, config in self.settings.items():
+            try:
+                backend_class = import_string(config["BACKEND"])
+            except ImportError:
+                continue
+            if isinstance(backend_class, type) and issubclass(backend_class, backend):
+                found.append(alias)
+        return found
+
     def create_connection(self, alias: str) -> BaseChannel:
         config = self.settings[alias]
         path = config["BACKEND"]

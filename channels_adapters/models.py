@@ -64,3 +64,35 @@ class CapturedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} → {self.address}: {self.subject[:60]}"
+
+
+class PushDevice(models.Model):
+    """A mobile app installation that registered for push: its FCM registration token (Android,
+    and iOS through Firebase) or APNs device token, kept per user.
+
+    ``channels_adapters.devices`` registers and removes them (the API exposes it); the mobile
+    push adapter sends to a user's newest device and deletes a token once the provider answers
+    that it is no longer registered.
+    """
+
+    class Platform(models.TextChoices):
+        FCM = "fcm", "Firebase Cloud Messaging"
+        APNS = "apns", "Apple Push Notification service"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_devices", verbose_name=_("user")
+    )
+    platform = models.CharField(_("platform"), max_length=8, choices=Platform.choices, default=Platform.FCM)
+    token = models.CharField(_("device token"), max_length=512, unique=True)
+    app_id = models.CharField(_("app"), max_length=200, blank=True, help_text=_("Bundle id or package name."))
+    created_at = models.DateTimeField(_("registered at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("push device")
+        verbose_name_plural = _("push devices")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="pushdevice_user_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.platform} {self.token[:16]}…"

@@ -83,6 +83,8 @@ INSTALLED_APPS = [
     "channels_adapters",
     "dashboard",
     "demo_shop",
+    "ninja",  # the REST API's docs page and its local Swagger UI files
+    "api",
     "ops",
 ]
 
@@ -99,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # turns axes' lockout flag into the lockout page
+    "api.middleware.ApiMiddleware",  # /api/: body size cap, every key's call audited
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -280,6 +283,31 @@ ANYMAIL = {"WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default="")}
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+# Aliyun and Tencent Cloud SMS (channels_adapters.aliyun_sms / tencent_sms), chosen per alias in
+# NOTIFICATION_CHANNELS (README "Aliyun and Tencent Cloud SMS"). Their delivery reports are
+# unsigned: the callback URL carries the token (/webhooks/aliyun/sms-report/<token>/); empty: off.
+ALIYUN_ACCESS_KEY_ID = env.str("ALIYUN_ACCESS_KEY_ID", default="")
+ALIYUN_ACCESS_KEY_SECRET = env.str("ALIYUN_ACCESS_KEY_SECRET", default="")
+ALIYUN_SMS_SIGN_NAME = env.str("ALIYUN_SMS_SIGN_NAME", default="")
+ALIYUN_SMS_CALLBACK_TOKEN = env.str("ALIYUN_SMS_CALLBACK_TOKEN", default="")
+TENCENTCLOUD_SECRET_ID = env.str("TENCENTCLOUD_SECRET_ID", default="")
+TENCENTCLOUD_SECRET_KEY = env.str("TENCENTCLOUD_SECRET_KEY", default="")
+TENCENT_SMS_SDK_APP_ID = env.str("TENCENT_SMS_SDK_APP_ID", default="")
+TENCENT_SMS_SIGN_NAME = env.str("TENCENT_SMS_SIGN_NAME", default="")
+TENCENT_SMS_CALLBACK_TOKEN = env.str("TENCENT_SMS_CALLBACK_TOKEN", default="")
+# WeChat Official Account (channels_adapters.wechat): the API credentials, and the token WeChat
+# signs its calls to /webhooks/wechat/events/ with (the server URL's 令牌).
+WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
+WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
+WECHAT_TOKEN = env.str("WECHAT_TOKEN", default="")
+# Mobile push over FCM HTTP v1 (channels_adapters.mobilepush): the Firebase service account JSON.
+FCM_SERVICE_ACCOUNT_FILE = env.str("FCM_SERVICE_ACCOUNT_FILE", default="")
+# APNs directly (channels_adapters.apns, iOS-only apps): the .p8 provider key (PEM or a path), its
+# key id, the team id and the app's bundle id (topic).
+APNS_KEY = env.str("APNS_KEY", default="")
+APNS_KEY_ID = env.str("APNS_KEY_ID", default="")
+APNS_TEAM_ID = env.str("APNS_TEAM_ID", default="")
+APNS_TOPIC = env.str("APNS_TOPIC", default="")
 
 # --- Channels -------------------------------------------------------------------------------
 # Email, SMS, web push and chat are *captured* into the staff Outbox (admin → Delivery ledger →
@@ -298,9 +326,20 @@ def _live_or_capture(configured: bool, backend: str, options: dict | None = None
     return _CAPTURE
 
 
+# Which provider the "sms" alias uses (twilio, aliyun or tencent; live once its credential is set)
+# and its OPTIONS as JSON, e.g. Aliyun's template mapping (README "Aliyun and Tencent Cloud SMS").
+# A second SMS alias ("sms-cn" beside Twilio's "sms") is configured in NOTIFICATION_CHANNELS itself.
+SMS_PROVIDERS = {
+    "twilio": ("channels_adapters.sms.SmsChannel", "TWILIO_ACCOUNT_SID"),
+    "aliyun": ("channels_adapters.aliyun_sms.AliyunSmsChannel", "ALIYUN_ACCESS_KEY_ID"),
+    "tencent": ("channels_adapters.tencent_sms.TencentSmsChannel", "TENCENTCLOUD_SECRET_ID"),
+}
+_SMS_BACKEND, _SMS_CREDENTIAL = SMS_PROVIDERS[env.str("SIGNALBOX_SMS_PROVIDER", default="twilio")]
+SIGNALBOX_SMS_OPTIONS = env.json("SIGNALBOX_SMS_OPTIONS", default={})
+
 NOTIFICATION_CHANNELS = {
     "email": _live_or_capture("EMAIL_HOST" in env, "channels_adapters.email.EmailChannel"),
-    "sms": _live_or_capture(bool(env.str("TWILIO_ACCOUNT_SID", default="")), "channels_adapters.sms.SmsChannel"),
+    "sms": _live_or_capture(bool(env.str(_SMS_CREDENTIAL, default="")), _SMS_BACKEND, SIGNALBOX_SMS_OPTIONS),
     "inapp": {"BACKEND": "channels_adapters.inapp.InappChannel", "OPTIONS": {}},
     "webpush": _live_or_capture(
         bool(VAPID_PRIVATE_KEY), "channels_adapters.webpush.WebPushChannel",
@@ -409,6 +448,12 @@ UNFOLD = {
                         "icon": "monitor_heart",
                         "link": reverse_lazy("ops:system_status"),
                         "permission": "ops.views.can_view_status",  # accounts.roles: system.view_status
+                    },
+                    {
+                        "title": _("API keys"),
+                        "icon": "key",
+                        "link": reverse_lazy("admin:api_apikey_changelist"),
+                        "permission": "api.admin.can_manage_keys",  # accounts.roles: apikey.manage
                     },
                 ],
             },

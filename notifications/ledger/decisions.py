@@ -171,10 +171,26 @@ def recipient_facts(
         ).values_list("user_id", "endpoint"):
             push_endpoints[user_id] = endpoint
 
+    push_devices: dict[int, str] = {}
+    if "push_device" in sources.values():
+        from channels_adapters.models import PushDevice
+
+        # The most recently registered app installation of each recipient.
+        for user_id, token in PushDevice.objects.filter(user_id__in=user_ids).order_by(
+            "created_at", "id"
+        ).values_list("user_id", "token"):
+            push_devices[user_id] = token
+
     def chat_target(profile) -> str:
         # A personal chat target is an Apprise URL kept under "apprise" in the profile.
         chat_ids = getattr(profile, "chat_ids", None) or {}
         return chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else ""
+
+    def wechat_openid(profile) -> str:
+        # The recipient's openid for the Official Account, kept under "wechat" in the profile.
+        chat_ids = getattr(profile, "chat_ids", None) or {}
+        value = chat_ids.get("wechat", "") if isinstance(chat_ids, dict) else ""
+        return value if isinstance(value, str) else ""
 
     def address_of(channel: str):
         """How to read one recipient's address on ``channel``: from where its adapter keeps it."""
@@ -184,6 +200,8 @@ def recipient_facts(
             "user_id": lambda user, profile: str(user.pk),
             "push_subscription": lambda user, profile: push_endpoints.get(user.pk, ""),
             "profile_chat": lambda user, profile: chat_target(profile),
+            "profile_wechat": lambda user, profile: wechat_openid(profile),
+            "push_device": lambda user, profile: push_devices.get(user.pk, ""),
         }
         return readers.get(sources[channel], lambda user, profile: "")
 

@@ -158,8 +158,13 @@ def render_templates(
             delivery.content = compiled[which].render(
                 channel=delivery.channel, locale=getattr(profile, "locale", "") or "en", context=context
             )
+            # Which template and values made the message: providers that send only approved
+            # templates (Aliyun, Tencent SMS; channels_adapters.provider_templates) fill theirs
+            # from them. In memory only, like the rendered content.
+            metadata = {"template": {"key": templates[template_id].key, "context": context}}
             if unsubscribe:  # the same link for the List-Unsubscribe header: sign it once
-                delivery.content["metadata"] = {"unsubscribe_url": unsubscribe}
+                metadata["unsubscribe_url"] = unsubscribe
+            delivery.content["metadata"] = metadata
         except TemplateRenderError as error:
             failed.append((delivery, PermanentChannelError(str(error), reason="template_error")))
             continue

@@ -222,6 +222,12 @@ def _push_rows(person: Person):
     return WebPushSubscription.objects.filter(user_id=person.pk)
 
 
+def _device_rows(person: Person):
+    from channels_adapters.models import PushDevice
+
+    return PushDevice.objects.filter(user_id=person.pk)
+
+
 def _profile_rows(person: Person):
     return RecipientProfile.objects.filter(user_id=person.pk)
 
@@ -238,7 +244,7 @@ def _delete_rows(person: Person, queryset) -> int:
 
 def _kinds() -> list[Kind]:
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
-    from channels_adapters.models import CapturedMessage, WebPushSubscription
+    from channels_adapters.models import CapturedMessage, PushDevice, WebPushSubscription
     from django.contrib.admin.models import LogEntry
 
     return [
@@ -267,6 +273,7 @@ def _kinds() -> list[Kind]:
         ),
         ModelKind("push_subscriptions", WebPushSubscription, _push_rows, _delete_rows,
                   links=("channels_adapters.WebPushSubscription.user",)),
+        ModelKind("push_devices", PushDevice, _device_rows, _delete_rows, links=("channels_adapters.PushDevice.user",)),
         ModelKind(
             "audience_memberships", AudienceMember, lambda p: AudienceMember.objects.filter(user_id=p.pk),
             _delete_rows, links=("notifications.AudienceMember.user",), extra={"audience_name": F("audience__name")},
@@ -320,4 +327,5 @@ NOT_PERSONAL = frozenset({
     "notifications.JourneyVersion.published_by",
     "dashboard.ImportJob.created_by",
     "dashboard.Report.created_by",
+    "api.ApiKey.created_by",  # a superuser who made a REST API key
 })

@@ -26,6 +26,7 @@ class Person:
     push_endpoints: tuple[str, ...]
     chat_target: str
     profile_id: int | None = None
+    wechat_openid: str = ""  # chat_ids["wechat"]: the WeChat channel's address
     suppression_ids: tuple[int, ...] = ()
 
     @property
@@ -42,6 +43,7 @@ class Person:
         by_source = {
             "user_email": (self.user.email or "",), "profile_phone": (self.phone,), "user_id": (str(self.user.pk),),
             "push_subscription": self.push_endpoints, "profile_chat": (self.chat_target,),
+            "profile_wechat": (self.wechat_openid,),
         }
         pairs = set()
         for alias in dict.fromkeys([*channels.settings, *STANDARD_FEATURES]):
@@ -78,6 +80,7 @@ def person_load(user) -> Person:
             WebPushSubscription.objects.filter(user=user).order_by("pk").values_list("endpoint", flat=True)
         ),
         chat_target=(chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else "") or "",
+        wechat_openid=str((chat_ids.get("wechat", "") if isinstance(chat_ids, dict) else "") or ""),
         profile_id=profile.pk if profile else None,
     )
     by_address = Q(user_id=user.pk)

@@ -47,7 +47,7 @@ def recipients_for_decisions(*, user_ids: Iterable[int], channels: Sequence[str]
     interrupting = channels is None or any(adapters.features(alias).interrupts for alias in channels)
     profile_fields = [
         name for name in ProfileRow._fields
-        if (name != "phone" or wanted("profile_phone")) and (name != "chat_ids" or wanted("profile_chat"))
+        if (name != "phone" or wanted("profile_phone")) and (name != "chat_ids" or wanted("profile_chat") or wanted("profile_wechat"))
         and (not name.startswith("quiet_hours") or interrupting)
     ]
     email = "email" if wanted("user_email") else "pk"

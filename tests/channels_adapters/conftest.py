@@ -202,3 +202,68 @@ def fake_twilio():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_aliyun():
+    """A local fake of Aliyun's SendSms API (``tests/fake_aliyun.py``), driven by the real SDK."""
+    from tests.fake_aliyun import FakeAliyunServer
+
+    server = FakeAliyunServer("LTAI-fake-access-key", "fake-aliyun-secret")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_tencent():
+    """A local fake of Tencent Cloud's SendSms API (``tests/fake_tencent.py``), driven by the real SDK."""
+    from tests.fake_tencent import FakeTencentServer
+
+    server = FakeTencentServer("AKID-fake-secret-id", "fake-tencent-secret")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_wechat():
+    """A local fake of the WeChat Official Account API (``tests/fake_wechat.py``), driven by wechatpy."""
+    from tests.fake_wechat import FakeWeChatServer
+
+    server = FakeWeChatServer("wx0123456789abcdef", "fake-wechat-app-secret")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_fcm():
+    """A local fake of FCM HTTP v1 and Google's OAuth token endpoint (``tests/fake_fcm.py``)."""
+    from tests.fake_fcm import FakeFcmServer
+
+    server = FakeFcmServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_apns():
+    """A local fake of APNs over HTTP/2 and TLS (``tests/fake_apns.py``), driven by aioapns."""
+    from tests.fake_apns import FakeApnsServer
+
+    server = FakeApnsServer(slow_seconds=1.0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,8 +1,8 @@
 """A worker SIGKILLed again and again mid-send, on a busy machine: outcomes stay honest.
 
 Real parts throughout: a ``db_worker`` OS process sends through the real adapter to a provider
-fake on 127.0.0.1 (the aiosmtpd sink, a fake Postmark API driven by django-anymail, a fake
-Twilio API driven by the twilio SDK, a JSON chat webhook through Apprise), while two processes
+fake on 127.0.0.1 (the aiosmtpd sink, a fake Postmark API driven by django-anymail, fake Twilio,
+Aliyun and Tencent Cloud SMS APIs driven by their SDKs, a JSON chat webhook through Apprise), while two processes
 burn CPU beside it (``while 1: pass``) so the worker is descheduled at awkward moments. It is
 killed with SIGKILL at random moments; the lease sweeper and the lost-task backstop settle what
 it left behind, and a last worker finishes the send. Then, per channel:
@@ -258,6 +258,49 @@ def sms_provider() -> Provider:
 
 
 @pytest.fixture
+def aliyun_provider() -> Provider:
+    from tests.fake_aliyun import FakeAliyunServer
+
+    server = FakeAliyunServer("LTAI-crash-test", "crash-secret", latency=LATENCY)
+    server.start()
+    try:
+        yield Provider(
+            alias="sms",
+            options={"BACKEND": "channels_adapters.aliyun_sms.AliyunSmsChannel", "OPTIONS": {
+                "access_key_id": server.access_key_id, "access_key_secret": server.access_key_secret,
+                "base_url": server.base_url, "sign_name": "Signalbox",
+                "default_template": {"template_code": "SMS_1", "text_param": "content"}, "max_per_second": None,
+                "concurrency": CONCURRENCY, "max_batch_size": BATCH,
+            }},
+            received=lambda: [(r.phone, r.biz_id) for r in list(server.requests) if r.outcome == "accepted"],
+            recipient_of=lambda delivery: delivery.address.lstrip("+"),
+        )
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tencent_provider() -> Provider:
+    from tests.fake_tencent import FakeTencentServer
+
+    server = FakeTencentServer("AKID-crash-test", "crash-secret", latency=LATENCY)
+    server.start()
+    try:
+        yield Provider(
+            alias="sms",
+            options={"BACKEND": "channels_adapters.tencent_sms.TencentSmsChannel", "OPTIONS": {
+                "secret_id": server.secret_id, "secret_key": server.secret_key, "sms_sdk_app_id": "1400000001",
+                "base_url": server.base_url, "sign_name": "Signalbox",
+                "default_template": {"template_code": "1", "text_param": "content"}, "max_per_second": None,
+                "concurrency": CONCURRENCY, "max_batch_size": BATCH,
+            }},
+            received=lambda: [(r.phone, r.serial_no) for r in list(server.requests) if r.outcome == "accepted"],
+        )
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def chat_provider(http_sink) -> Provider:
     http_sink.latency = LATENCY
     base = f"json://{http_sink.host}:{http_sink.port}"
@@ -284,6 +327,14 @@ def test_esp_worker_killed_mid_send(esp_provider, policy, settings):
 
 def test_twilio_worker_killed_mid_send(sms_provider, settings):
     run_crash_test(sms_provider, policy="at_most_once", settings=settings)
+
+
+def test_aliyun_sms_worker_killed_mid_send(aliyun_provider, settings):
+    run_crash_test(aliyun_provider, policy="at_most_once", settings=settings)
+
+
+def test_tencent_sms_worker_killed_mid_send(tencent_provider, settings):
+    run_crash_test(tencent_provider, policy="at_most_once", settings=settings)
 
 
 def test_chat_webhook_worker_killed_mid_send(chat_provider, settings):
