@@ -52,7 +52,7 @@ def _require(actor, action: str) -> None:
 def journey_problems(*, journey: Journey) -> list[str]:
     """What stops the journey's draft from being published, in words; [] when it can be."""
     problems = graph_problems(journey.graph)
-    problems.extend(entry_problems(journey.entry))
+    problems.extend(entry_problems(journey.entry, reentry=journey.reentry))
     if journey.reentry == Journey.Reentry.PER_PERIOD and not journey.reentry_days:
         problems.append(_("“Once per N days” needs the number of days."))
     return problems
@@ -65,7 +65,7 @@ def journey_save(*, journey: Journey, actor) -> Journey:
     _require(actor, "journey.edit")
     if journey.status == Status.STOPPED and journey.pk:
         raise ValidationError(_("A stopped journey cannot be changed."))
-    problems = entry_problems(journey.entry)
+    problems = entry_problems(journey.entry, reentry=journey.reentry)
     if problems:
         raise ValidationError({"entry": problems})
     creating = journey.pk is None
