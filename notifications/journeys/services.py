@@ -82,12 +82,18 @@ def journey_save(*, journey: Journey, actor) -> Journey:
 def journey_publish(*, journey: Journey, actor, now: datetime | None = None) -> JourneyVersion:
     """Freeze the draft as a new version and make it the one new entries take; a draft goes live.
 
-    Raises ``ValidationError`` with the graph's problems if it cannot run.
+    Raises ``ValidationError`` with the graph's problems if it cannot run, and
+    ``approvals.JourneyNeedsApproval`` if its reach needs a Manager's approval not on record.
     """
     _require(actor, "journey.publish")
     problems = journey_problems(journey=journey)
     if problems:
         raise ValidationError(problems)
+    from .approvals import JourneyNeedsApproval, journey_approval_check
+
+    check = journey_approval_check(journey=journey)
+    if check.needed:
+        raise JourneyNeedsApproval(check.reason)
     now = now or timezone.now()
     with transaction.atomic():
         locked = Journey.objects.select_for_update().get(pk=journey.pk)
