@@ -240,13 +240,21 @@ def _insert_step_runs(rows: list[tuple]) -> None:
                            arrays)
         return
     stamp = JourneyStepRun._meta.get_field("started_at")
+    # A chunk's rows share a handful of times (the tick's ``now``, None): prepare each once, not
+    # twice per row (Django's datetime preparation was a fifth of the tick's CPU on SQLite).
+    prepared: dict[datetime | None, Any] = {}
+
+    def db_time(value: datetime | None) -> Any:
+        if value not in prepared:
+            prepared[value] = stamp.get_db_prep_save(value, connection)
+        return prepared[value]
+
     for start in range(0, len(rows), STEP_RUNS_PER_INSERT):
         batch = rows[start:start + STEP_RUNS_PER_INSERT]
         marks = ", ".join(["(" + ", ".join(["%s"] * len(STEP_RUN_COLUMNS)) + ")"] * len(batch))
         params = []
         for enrollment_id, version_id, step_id, status, outcome, started_at, finished_at in batch:
-            params += [enrollment_id, version_id, step_id, status, outcome,
-                       stamp.get_db_prep_save(started_at, connection), stamp.get_db_prep_save(finished_at, connection)]
+            params += [enrollment_id, version_id, step_id, status, outcome, db_time(started_at), db_time(finished_at)]
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {marks} ON CONFLICT DO NOTHING", params)
 
