@@ -145,3 +145,16 @@ def test_campaign_entry_enters_whom_a_completed_run_reached_once(make_journey, f
     assert _enrolled(journey) == sorted(people[:3])  # not the suppressed or failed ones
     assert set(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True)) == {
         f"campaign_run:{run.pk}"}
+
+
+def test_the_schedulers_journeys_round_scans_entries_then_advances_them(make_journey, static_audience):
+    from notifications.journeys import journeys_tick_lines
+
+    people = make_people(5, prefix="s")
+    AudienceMember.objects.bulk_create([AudienceMember(audience=static_audience, user_id=u) for u in people])
+    journey = make_journey(entry={"kind": "audience", "audience": static_audience.pk})
+    lines = journeys_tick_lines()
+    assert lines[0] == "journeys: 5 entered from audiences and dates"
+    assert Delivery.objects.filter(recipient_id__in=people, idempotency_key__contains=":welcome:").count() == 5
+    assert journeys_tick_lines() == []  # the round again: nobody new, nothing due
+    assert JourneyEnrollment.objects.filter(journey=journey).count() == 5
