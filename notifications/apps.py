@@ -49,6 +49,10 @@ class NotificationsConfig(AppConfig):
         from .journeys import journeys_tick_lines
 
         register_tick("journeys", journeys_tick_lines, order=17)  # after campaigns (and A/B winners), before the ledger
+        from .journeys.entries import on_campaign_finished
+        from .signals import campaign_finished
+
+        campaign_finished.connect(on_campaign_finished, dispatch_uid="notifications.journeys.campaign_entries")
 
         from django.core import checks
 

@@ -71,6 +71,13 @@ def approval_threshold() -> int:
     return int(getattr(settings, "SIGNALBOX_APPROVAL_THRESHOLD", 1000))
 
 
+def journey_unestimated_reach() -> str:
+    """Journeys whose reach cannot be estimated (signal, date or code entries): "allow" publishes
+    them without approval, "approve" needs a Manager's approval for every such publication."""
+    value = getattr(settings, "SIGNALBOX_JOURNEY_UNESTIMATED_REACH", "allow")
+    return value if value in ("allow", "approve") else "approve"
+
+
 @dataclass(frozen=True)
 class Price:
     amount: Decimal

@@ -21,9 +21,12 @@ def enter(journey_key: str, user, context: dict | None = None, entry_key: str | 
 def journeys_tick_lines(*, once: bool = False) -> list[str]:
     """The scheduler's journeys round (``scheduling.register_tick``)."""
     from .engine import journeys_tick
+    from .entries import scheduled_entries_scan
 
+    scanned = scheduled_entries_scan()
     result = journeys_tick()
+    lines = [f"journeys: {scanned.entered} entered from audiences and dates"] if scanned.entered else []
     if result.enrollments or once:
-        return [f"journeys: advanced {result.enrollments} enrollment(s), {result.steps} step(s), "
+        return lines + [f"journeys: advanced {result.enrollments} enrollment(s), {result.steps} step(s), "
                 f"planned {result.sends} delivery(ies), {result.finished} finished"]
-    return []
+    return lines

@@ -27,18 +27,21 @@ from ..triggers.conditions import CompiledTrigger, TriggerConfigError, compile_t
 
 logger = logging.getLogger(__name__)
 
-ENTRY_KINDS = ("code", "signal")
+ENTRY_KINDS = ("code", "signal", "audience", "date", "campaign")
 ROLE_ENTRY, ROLE_GOAL, ROLE_EXIT = "entry", "goal", "exit"
 
 
-def entry_problems(entry: Any) -> list[str]:
+def entry_problems(entry: Any, *, reentry: str | None = None) -> list[str]:
     """What is wrong with an entry definition, in words; [] when it can be used."""
     from ..triggers.conditions import trigger_config_errors
+    from .entries import scheduled_entry_problems
 
     if not isinstance(entry, dict) or entry.get("kind") not in ENTRY_KINDS:
-        return [_("The entry must be {\"kind\": \"code\"} or a signal entry {\"kind\": \"signal\", ...}.")]
+        return [_("The entry must be {\"kind\": \"code\"}, a signal, an audience, a date or a campaign entry.")]
     if entry["kind"] == "code":
         return []
+    if entry["kind"] != "signal":
+        return scheduled_entry_problems(entry, reentry=reentry)
     errors = trigger_config_errors(
         signal=entry.get("signal", ""), model=entry.get("model", ""), events=entry.get("events", []),
         changed_field=entry.get("changed_field", ""), changed_to=entry.get("changed_to", ""),

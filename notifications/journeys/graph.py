@@ -22,7 +22,9 @@ category key; the journey's category otherwise), ``wait`` (``days``/``hours``/``
 condition ``{"field": "context.total", "op": "gte", "value": 100}`` in the trigger conditions'
 format, or what happened to an earlier send step's messages ``{"step", "event":
 delivered|opened|clicked|read, "within_hours"}``; then ``yes``/``no``), ``split`` (``arms`` of
-``{"name", "percent", "next"}`` summing to 100, chosen deterministically per enrollment) and
+``{"name", "percent", "next"}`` summing to 100, chosen deterministically per enrollment; with
+``"auto_winner": {"metric": "opens"|"clicks"|"goal", "hours": N}`` the best arm takes everyone
+after the window, see ``winners``) and
 ``exit``. A send or wait without ``next`` ends the journey (completed).
 
 Goals and model exit conditions name a model registered for triggers, a recipient path from it
@@ -220,7 +222,26 @@ def _step_problems(step_id: str, step: dict, by_id: dict[str, dict]) -> list[str
                 link(arm.get("next"), str(arm["name"]))
             if total != 100 and len(names) == len(arms):
                 problems.append(_("Step %(id)s: the arms add up to %(total)d %%, not 100 %%.") % {**name, "total": total})
+            if "auto_winner" in step:
+                problems.extend(_auto_winner_problems(step_id, step, by_id))
     return problems
+
+
+def _auto_winner_problems(step_id: str, step: dict, by_id: dict[str, dict]) -> list[str]:
+    from .winners import METRICS, measured_send
+
+    rule, name = step["auto_winner"], {"id": step_id}
+    if not isinstance(rule, dict) or rule.get("metric") not in METRICS:
+        return [_("Step %(id)s: the auto-winner metric must be one of %(metrics)s.") % {**name, "metrics": ", ".join(METRICS)}]
+    hours = rule.get("hours")
+    if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours <= 0:
+        return [_("Step %(id)s: the auto-winner needs a window in hours above 0.") % name]
+    if rule["metric"] != "goal":
+        for arm in step.get("arms") or []:
+            if isinstance(arm, dict) and measured_send(arm.get("next"), by_id) is None:
+                return [_("Step %(id)s: arm %(arm)s sends nothing before its next branch or split, so its "
+                          "%(metric)s cannot be counted.") % {**name, "arm": arm.get("name"), "metric": rule["metric"]}]
+    return []
 
 
 def _field_ref_ok(ref: Any) -> bool:

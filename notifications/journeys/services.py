@@ -52,7 +52,7 @@ def _require(actor, action: str) -> None:
 def journey_problems(*, journey: Journey) -> list[str]:
     """What stops the journey's draft from being published, in words; [] when it can be."""
     problems = graph_problems(journey.graph)
-    problems.extend(entry_problems(journey.entry))
+    problems.extend(entry_problems(journey.entry, reentry=journey.reentry))
     if journey.reentry == Journey.Reentry.PER_PERIOD and not journey.reentry_days:
         problems.append(_("“Once per N days” needs the number of days."))
     return problems
@@ -65,7 +65,7 @@ def journey_save(*, journey: Journey, actor) -> Journey:
     _require(actor, "journey.edit")
     if journey.status == Status.STOPPED and journey.pk:
         raise ValidationError(_("A stopped journey cannot be changed."))
-    problems = entry_problems(journey.entry)
+    problems = entry_problems(journey.entry, reentry=journey.reentry)
     if problems:
         raise ValidationError({"entry": problems})
     creating = journey.pk is None
@@ -82,12 +82,18 @@ def journey_save(*, journey: Journey, actor) -> Journey:
 def journey_publish(*, journey: Journey, actor, now: datetime | None = None) -> JourneyVersion:
     """Freeze the draft as a new version and make it the one new entries take; a draft goes live.
 
-    Raises ``ValidationError`` with the graph's problems if it cannot run.
+    Raises ``ValidationError`` with the graph's problems if it cannot run, and
+    ``approvals.JourneyNeedsApproval`` if its reach needs a Manager's approval not on record.
     """
     _require(actor, "journey.publish")
     problems = journey_problems(journey=journey)
     if problems:
         raise ValidationError(problems)
+    from .approvals import JourneyNeedsApproval, journey_approval_check
+
+    check = journey_approval_check(journey=journey)
+    if check.needed:
+        raise JourneyNeedsApproval(check.reason)
     now = now or timezone.now()
     with transaction.atomic():
         locked = Journey.objects.select_for_update().get(pk=journey.pk)
@@ -241,3 +247,79 @@ def enter(journey_key: str, user, context: dict | None = None, entry_key: str | 
     """
     user_id = getattr(user, "pk", user)
     return journey_enter(journey=journey_key, user_ids=[user_id], context=context, entry_key=entry_key).entered == 1
+
+
+# --- Moving people in flight to the current version ------------------------------------------------
+
+@dataclass
+class MovePreview:
+    """Where the people on older versions would land: ``(version number, step) -> (new step, n)``.
+
+    ``stay`` counts those at a step the current version does not have: they finish where they are.
+    """
+
+    to_version: int
+    lands: dict[tuple[int, str], tuple[str, int]]
+    stay: int = 0
+
+    @property
+    def moving(self) -> int:
+        return sum(n for _step, n in self.lands.values())
+
+
+def _movable(journey: Journey):
+    from django.db.models import Exists, OuterRef
+
+    from .graph import steps_by_id
+
+    current = journey.current_version
+    steps = set(steps_by_id(current.graph or {}))
+    clash = JourneyEnrollment.objects.filter(version=current, user_id=OuterRef("user_id"), entry_key=OuterRef("entry_key"))
+    active = (JourneyEnrollment.objects.filter(journey=journey, state=State.ACTIVE, lease_owner="")
+              .exclude(version=current).filter(~Exists(clash)))
+    # Before the first step, at a step the new version also has, or past the last wait: same place.
+    landing = [step for step in active.values_list("current_step", flat=True).distinct()
+               if step in ("", "#end") or step in steps]
+    return active, landing
+
+
+def journey_move_preview(*, journey: Journey) -> MovePreview:
+    """Where moving the journey's people in flight to its current version would put them (read only).
+
+    A person lands on the step with the same id (a send already made there is not sent again: its
+    ledger key is the enrollment's and the step's); at a step the new version lacks, they stay.
+    """
+    from django.db.models import Count
+
+    journey.refresh_from_db(fields=["current_version", "status"])
+    if journey.current_version is None:
+        return MovePreview(to_version=0, lands={})
+    active, landing = _movable(journey)
+    preview = MovePreview(to_version=journey.current_version.number, lands={})
+    for number, step, n in active.values_list("version__number", "current_step").annotate(n=Count("id")):
+        if step in landing:
+            preview.lands[(number, step)] = (step, n)
+        else:
+            preview.stay += n
+    return preview
+
+
+def journey_move_in_flight(*, journey: Journey, actor) -> int:
+    """Move the people in flight on older versions to the current one, as the preview shows.
+
+    Those being advanced by a tick at this moment (leased) and those already on the current
+    version for the same entry are left where they are. Audited; how many moved.
+    """
+    _require(actor, "journey.publish")
+    journey.refresh_from_db(fields=["current_version", "status"])
+    if journey.current_version is None or journey.status == Status.STOPPED:
+        return 0
+    with transaction.atomic():
+        active, landing = _movable(journey)
+        moved = JourneyEnrollment.objects.filter(
+            pk__in=list(active.filter(current_step__in=landing).values_list("pk", flat=True))
+        ).update(version=journey.current_version)
+        audit_record(actor=actor, action="journey.move", target=journey,
+                     changes={"moved": moved, "to_version": journey.current_version.number})
+        trigger_state_bump()
+    return moved

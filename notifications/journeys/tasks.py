@@ -22,6 +22,18 @@ def journeys_tick_task(*, now: str | None = None, chunk_size: int | None = None)
 
     from .engine import CHUNK_SIZE
 
-    result = journeys_tick(now=parse_datetime(now) if now else None, chunk_size=chunk_size or CHUNK_SIZE)
+    from .entries import scheduled_entries_scan
+
+    when = parse_datetime(now) if now else None
+    scanned = scheduled_entries_scan(now=when)
+    result = journeys_tick(now=when, chunk_size=chunk_size or CHUNK_SIZE)
     return {"enrollments": result.enrollments, "steps": result.steps, "sends": result.sends,
-            "finished": result.finished}
+            "finished": result.finished, "entered": scanned.entered}
+
+
+@task()
+def journey_campaign_entries_task(*, run_id: int, campaign_id: int) -> dict:
+    """A completed campaign run's recipients enter the journeys that enter on that campaign."""
+    from .entries import campaign_run_entries
+
+    return {"entered": campaign_run_entries(run_id=run_id, campaign_id=campaign_id)}

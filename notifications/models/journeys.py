@@ -75,6 +75,10 @@ class Journey(models.Model):
     )
     approved_at = models.DateTimeField(_("approved"), null=True, blank=True)
     approval_fingerprint = models.JSONField(_("what the approval covers"), default=dict, blank=True)
+    entries_scanned_at = models.DateTimeField(
+        _("entries scanned up to"), null=True, blank=True,
+        help_text=_("Audience and date entries: the tick's watermark (the last scan)."),
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         verbose_name=_("created by"),
@@ -100,6 +104,10 @@ class JourneyVersion(models.Model):
     graph = models.JSONField(_("steps"), default=dict)
     goals = models.JSONField(_("goals"), default=list, blank=True)
     exits = models.JSONField(_("exit conditions"), default=list, blank=True)
+    winners = models.JSONField(
+        _("split winners"), default=dict, blank=True,
+        help_text=_("Auto-winner splits: the arm chosen for each split step, set once by the tick."),
+    )
     published_at = models.DateTimeField(_("published"), default=timezone.now)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",

@@ -1,0 +1,240 @@
+"""Entries that are not a signal: an audience, a date field, a campaign run's recipients.
+
+* **Audience** ``{"kind": "audience", "audience": <id>}``: a person enters when they match the
+  audience's rules (or are a member of a static one) and the re-entry policy lets them in. The
+  journeys tick scans each such journey at most every ``AUDIENCE_SCAN_EVERY`` (the watermark is
+  ``Journey.entries_scanned_at``) in one set query per chunk: the audience's users *without* an
+  enrollment that blocks them, an anti-join in SQL (never a query per person). "Every time" is
+  refused for audience entries: a person who keeps matching would be re-entered on every scan.
+* **Date** ``{"kind": "date", "model": "user" | "<app.model>", "field": "date_joined",
+  "offset_days": 3, "recipient_path": "customer"}``: a person enters ``offset_days`` after (before,
+  when negative) the date in that field of their user or of a registered model's row. The tick
+  scans the rows whose moment (date + offset) fell in ``(watermark, now]``; the entry key is
+  ``date:<model>:<pk>:<field>:<date>`` so a date occurrence enters once, however often the scan
+  overlaps (the first scan after publishing looks back ``DATE_LOOKBACK``).
+* **Campaign** ``{"kind": "campaign", "campaign": <id>}``: when a run of that campaign completes
+  (``signals.campaign_finished``), the people it reached (a delivery not suppressed, failed or
+  bounced) enter, with the entry key ``campaign_run:<run id>`` (a repeated signal enters nobody twice).
+
+The re-entry policy applies to all of them, through ``services.journey_enter``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+logger = logging.getLogger(__name__)
+
+AUDIENCE_SCAN_EVERY = timedelta(minutes=10)
+DATE_LOOKBACK = timedelta(days=1)
+SCAN_CHUNK = 2000
+SCHEDULED_KINDS = ("audience", "date")
+USER_MODEL = "user"
+
+
+@dataclass
+class EntryScanResult:
+    journeys: int = 0  # journeys scanned
+    entered: int = 0
+
+
+# --- Validation -----------------------------------------------------------------------------------
+
+def scheduled_entry_problems(entry: dict, *, reentry: str | None = None) -> list[str]:
+    """What is wrong with an audience, date or campaign entry; [] when it can run."""
+    from ..models import Audience, Campaign, Journey
+
+    kind = entry.get("kind")
+    if kind == "audience":
+        ident = entry.get("audience")
+        if not isinstance(ident, int) or isinstance(ident, bool) or not Audience.objects.filter(pk=ident).exists():
+            return [_("Entry: choose an existing audience.")]
+        if reentry == Journey.Reentry.ALWAYS:
+            return [_("Entry: people who keep matching an audience would enter on every scan; choose "
+                      "“once ever” or “once per N days”.")]
+        return []
+    if kind == "campaign":
+        ident = entry.get("campaign")
+        if not isinstance(ident, int) or isinstance(ident, bool) or not Campaign.objects.filter(pk=ident).exists():
+            return [_("Entry: choose an existing campaign.")]
+        return []
+    if kind == "date":
+        try:
+            date_source(entry)
+        except ValueError as exc:
+            return [_("Entry: %(problem)s") % {"problem": exc}]
+        offset = entry.get("offset_days", 0)
+        if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > 3660:
+            return [_("Entry: offset_days must be a whole number of days (negative: before the date).")]
+        return []
+    return [_("Entry: unknown kind %(kind)s.") % {"kind": kind}]
+
+
+def date_source(entry: dict) -> tuple[type, str, str, str]:
+    """(model, label, date field, lookup to the user id) of a date entry; ``ValueError`` in words."""
+    from django.db import models
+
+    from ..triggers import registry as reg
+
+    label = entry.get("model") or USER_MODEL
+    if label == USER_MODEL:
+        registered = reg.ensure_user_model()
+    else:
+        registered = reg.registry.model_for(label)
+        if registered is None:
+            raise ValueError(_("%(model)s is not a model registered for triggers.") % {"model": label})
+    name = entry.get("field")
+    if not isinstance(name, str) or name not in registered.fields:
+        raise ValueError(_("%(field)s is not a registered field of %(model)s.") % {"field": name, "model": label})
+    if not isinstance(registered.field(name), (models.DateField, models.DateTimeField)):
+        raise ValueError(_("%(field)s is not a date.") % {"field": name})
+    lookup = reg.recipient_lookup(registered.model, entry.get("recipient_path") or reg.SELF)
+    return registered.model, registered.label if label != USER_MODEL else USER_MODEL, name, lookup
+
+
+# --- The tick's scans -----------------------------------------------------------------------------
+
+def scheduled_entries_scan(*, now: datetime | None = None) -> EntryScanResult:
+    """Enter the people that live audience and date journeys gained since their watermark."""
+    from ..models import Journey
+
+    now = now or timezone.now()
+    result = EntryScanResult()
+    journeys = Journey.objects.filter(status=Journey.Status.LIVE, current_version__isnull=False,
+                                      entry__kind__in=list(SCHEDULED_KINDS))
+    for journey in journeys:
+        kind = journey.entry.get("kind")
+        since = journey.entries_scanned_at
+        if kind == "audience" and since is not None and now - since < AUDIENCE_SCAN_EVERY:
+            continue
+        # Move the watermark first, compare-and-set: of two ticks racing, one scans.
+        moved = Journey.objects.filter(pk=journey.pk, entries_scanned_at=since) if since else \
+            Journey.objects.filter(pk=journey.pk, entries_scanned_at__isnull=True)
+        if not moved.update(entries_scanned_at=now):
+            continue
+        result.journeys += 1
+        try:
+            if kind == "audience":
+                result.entered += _audience_scan(journey, now=now)
+            else:
+                result.entered += _date_scan(journey, since=since or now - DATE_LOOKBACK, now=now)
+        except Exception:  # one broken journey (a deleted audience, a renamed field) must not stop the others
+            logger.exception("Journey %s: its %s entry could not be scanned", journey.pk, kind)
+            Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=since)
+    return result
+
+
+def _blocking(journey, *, now: datetime):
+    """Enrollments that keep a person out under the journey's re-entry policy (for an anti-join)."""
+    from ..models import Journey, JourneyEnrollment
+
+    earlier = JourneyEnrollment.objects.filter(journey=journey, user_id=OuterRef("pk"))
+    if journey.reentry == Journey.Reentry.PER_PERIOD:
+        earlier = earlier.filter(entered_at__gt=now - timedelta(days=journey.reentry_days or 1))
+    return earlier
+
+
+def _audience_scan(journey, *, now: datetime) -> int:
+    from ..audiences.selectors import audience_users
+    from ..models import Audience, Journey
+    from .services import JourneyNotLive, journey_enter
+
+    audience = Audience.objects.get(pk=journey.entry["audience"])
+    newcomers = (audience_users(audience=audience).filter(~Exists(_blocking(journey, now=now)))
+                 .values_list("pk", flat=True))
+    # One key per period under "once per N days" (the policy checks the days); "" once ever.
+    key = "audience" if journey.reentry == Journey.Reentry.ONCE else f"audience:{now.date().isoformat()}"
+    entered, last = 0, 0
+    while True:
+        ids = list(newcomers.filter(pk__gt=last)[:SCAN_CHUNK])
+        if not ids:
+            return entered
+        last = ids[-1]
+        try:
+            entered += journey_enter(journey=journey, user_ids=ids, entry_key=key, now=now,
+                                     context={"audience": audience.pk}).entered
+        except JourneyNotLive:
+            return entered
+
+
+def _date_scan(journey, *, since: datetime, now: datetime) -> int:
+    from django.db import models
+
+    from .services import JourneyNotLive, journey_enter
+
+    model, label, name, lookup = date_source(journey.entry)
+    offset = timedelta(days=journey.entry.get("offset_days") or 0)
+    # The moment is date + offset: it fell in (since, now] when the date is in (since - offset, now - offset].
+    low, high = since - offset, now - offset
+    if not isinstance(model._meta.get_field(name), models.DateTimeField):
+        low, high = low.date(), high.date()  # a plain date: its day counts from midnight (UTC)
+    rows = model._base_manager.filter(Q(**{f"{name}__gt": low, f"{name}__lte": high})).exclude(**{f"{lookup}__isnull": True}).order_by("pk")
+    if model._meta.concrete_model is _user_model():
+        rows = rows.filter(is_active=True)
+    entered = 0
+    by_key: dict[str, tuple[Any, list[int]]] = {}
+    for pk, user_id, value in rows.values_list("pk", lookup, name).iterator(chunk_size=SCAN_CHUNK):
+        day = value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
+        by_key.setdefault(f"date:{label}:{pk}:{name}:{day}", (pk, []))[1].append(user_id)
+    # People sharing one occurrence key (rarely more than one) enter together: a query per key,
+    # but keys are rows whose date fell due since the last tick, not the whole table.
+    for key, (pk, user_ids) in by_key.items():
+        try:
+            entered += journey_enter(journey=journey, user_ids=user_ids, entry_key=key, now=now,
+                                     context={"date": {"model": label, "pk": pk, "field": name}}).entered
+        except JourneyNotLive:
+            break
+    return entered
+
+
+def _user_model():
+    from django.contrib.auth import get_user_model
+
+    return get_user_model()._meta.concrete_model
+
+
+# --- Campaign runs --------------------------------------------------------------------------------
+
+REACHED_EXCLUDED = ("suppressed", "failed", "bounced")
+
+
+def campaign_run_entries(*, run_id: int, campaign_id: int) -> int:
+    """Enter the people a completed run of ``campaign_id`` reached into every live journey that
+    enters on that campaign; how many entered (all journeys together)."""
+    from ..models import Delivery, Journey
+    from .services import JourneyNotLive, journey_enter
+
+    journeys = [j for j in Journey.objects.filter(status=Journey.Status.LIVE, entry__kind="campaign")
+                if j.entry.get("campaign") == campaign_id]
+    if not journeys:
+        return 0
+    reached = sorted(set(Delivery.objects.filter(run_id=run_id).exclude(status__in=REACHED_EXCLUDED)
+                         .values_list("recipient_id", flat=True)))
+    entered = 0
+    for journey in journeys:
+        try:
+            entered += journey_enter(journey=journey, user_ids=reached, entry_key=f"campaign_run:{run_id}",
+                                     context={"campaign": {"id": campaign_id, "run": run_id}}).entered
+        except JourneyNotLive:
+            continue
+    return entered
+
+
+def on_campaign_finished(sender, *, run_id: int, campaign_id: int, status: str, **kwargs) -> None:
+    """``campaign_finished`` receiver: queue the entries (a big run is many people)."""
+    if status != "completed":
+        return
+    from ..models import Journey
+
+    if not Journey.objects.filter(status=Journey.Status.LIVE, entry__kind="campaign").exists():
+        return
+    from .tasks import journey_campaign_entries_task
+
+    journey_campaign_entries_task.enqueue(run_id=run_id, campaign_id=campaign_id)

@@ -1,0 +1,160 @@
+"""Audience, date and campaign entries: who enters, once, under the re-entry policy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from notifications.journeys.entries import AUDIENCE_SCAN_EVERY, scheduled_entries_scan
+from notifications.journeys.services import journey_publish
+from notifications.models import (
+    Audience, AudienceMember, Campaign, CampaignRun, Delivery, Journey, JourneyEnrollment, MessageTemplate,
+)
+from notifications.signals import campaign_finished
+from tests.factories import OrderFactory
+
+from .conftest import T0, make_people
+
+pytestmark = pytest.mark.django_db
+
+
+def _enrolled(journey) -> list[int]:
+    return sorted(JourneyEnrollment.objects.filter(journey=journey).values_list("user_id", flat=True))
+
+
+@pytest.fixture
+def static_audience(db):
+    return Audience.objects.create(name="VIPs", kind=Audience.Kind.STATIC)
+
+
+def test_audience_entry_enters_members_once_and_newcomers_on_a_later_scan(make_journey, static_audience,
+                                                                           django_assert_max_num_queries):
+    people = make_people(30)
+    AudienceMember.objects.bulk_create([AudienceMember(audience=static_audience, user_id=u) for u in people[:20]])
+    journey = make_journey(entry={"kind": "audience", "audience": static_audience.pk})
+
+    # A bounded number of queries for 20 people: set queries, not one per person.
+    with django_assert_max_num_queries(20):
+        assert scheduled_entries_scan(now=T0).entered == 20
+    assert _enrolled(journey) == people[:20]
+
+    # Ten more start matching; a scan inside the interval does nothing, the next one enters only them.
+    AudienceMember.objects.bulk_create([AudienceMember(audience=static_audience, user_id=u) for u in people[20:]])
+    assert scheduled_entries_scan(now=T0 + timedelta(minutes=1)).journeys == 0
+    later = T0 + AUDIENCE_SCAN_EVERY
+    assert scheduled_entries_scan(now=later).entered == 10
+    # The tick twice at the same moment, and again later: nobody enters twice (once ever).
+    assert scheduled_entries_scan(now=later).entered == 0
+    assert scheduled_entries_scan(now=later + AUDIENCE_SCAN_EVERY * 3).entered == 0
+    assert _enrolled(journey) == people
+
+
+def test_audience_entry_once_per_n_days_lets_people_back_after_the_period(make_journey, static_audience):
+    people = make_people(3)
+    AudienceMember.objects.bulk_create([AudienceMember(audience=static_audience, user_id=u) for u in people])
+    journey = make_journey(entry={"kind": "audience", "audience": static_audience.pk},
+                           reentry=Journey.Reentry.PER_PERIOD, reentry_days=7)
+    assert scheduled_entries_scan(now=T0).entered == 3
+    assert scheduled_entries_scan(now=T0 + timedelta(days=3)).entered == 0
+    assert scheduled_entries_scan(now=T0 + timedelta(days=8)).entered == 3
+    assert JourneyEnrollment.objects.filter(journey=journey).count() == 6
+
+
+def test_audience_entry_refuses_every_time(make_journey, static_audience):
+    journey = make_journey(publish=False, entry={"kind": "audience", "audience": static_audience.pk},
+                           reentry=Journey.Reentry.ONCE)
+    journey.reentry = Journey.Reentry.ALWAYS
+    with pytest.raises(ValidationError, match="every scan"):
+        journey_publish(journey=journey, actor=None)
+
+
+def test_date_entry_days_after_date_joined_enters_each_person_once(make_journey):
+    User = get_user_model()
+    people = make_people(4, prefix="d")
+    # Joined 3 days before T0 (two of them), 2 days before (one), long ago (one).
+    User.objects.filter(pk__in=people[:2]).update(date_joined=T0 - timedelta(days=3, hours=1))
+    User.objects.filter(pk=people[2]).update(date_joined=T0 - timedelta(days=2))
+    User.objects.filter(pk=people[3]).update(date_joined=T0 - timedelta(days=300))
+    journey = make_journey(entry={"kind": "date", "model": "user", "field": "date_joined", "offset_days": 3})
+
+    assert scheduled_entries_scan(now=T0).entered == 2  # first scan: the last day's occurrences
+    assert scheduled_entries_scan(now=T0).entered == 0  # the tick twice: nothing new
+    # Reset the watermark (a restored backup, a lost write): the entry keys still enter nobody twice.
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=None)
+    assert scheduled_entries_scan(now=T0).entered == 0
+    assert scheduled_entries_scan(now=T0 + timedelta(days=1, hours=1)).entered == 1
+    assert _enrolled(journey) == sorted(people[:3])
+    keys = set(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True))
+    assert all(key.startswith(f"date:user:") and ":date_joined:" in key for key in keys)
+
+
+def test_date_entry_on_an_order_every_time_enters_once_per_order(make_journey):
+    first = OrderFactory(created_at=T0 - timedelta(hours=30))
+    second = OrderFactory(customer=first.customer, created_at=T0 - timedelta(hours=26))
+    OrderFactory(created_at=T0 - timedelta(hours=2))  # not a day old yet
+    journey = make_journey(entry={"kind": "date", "model": "demo_shop.order", "field": "created_at",
+                                  "offset_days": 1, "recipient_path": "customer"},
+                           reentry=Journey.Reentry.ALWAYS)
+    assert scheduled_entries_scan(now=T0).entered == 2
+    assert scheduled_entries_scan(now=T0 + timedelta(minutes=5)).entered == 0
+    rows = JourneyEnrollment.objects.filter(journey=journey)
+    assert set(rows.values_list("user_id", flat=True)) == {first.customer.user_id}
+    assert {r.context["date"]["pk"] for r in rows} == {first.pk, second.pk}
+
+
+def test_date_entry_validation_names_the_problem(make_journey):
+    journey = make_journey(publish=False, entry={"kind": "code"})
+    journey.entry = {"kind": "date", "model": "user", "field": "username"}
+    with pytest.raises(ValidationError, match="not a date"):
+        journey_publish(journey=journey, actor=None)
+
+
+@pytest.fixture
+def finished_run(marketing, templates, static_audience):
+    campaign = Campaign.objects.create(name="Spring", audience=static_audience,
+                                       template=MessageTemplate.objects.get(key="j-welcome"), category=marketing)
+    run = CampaignRun.objects.create(campaign=campaign, occurrence=T0, status="completed")
+    people = make_people(5, prefix="c")
+    statuses = ["sent", "delivered", "opened", "suppressed", "failed"]
+    Delivery.objects.bulk_create([
+        Delivery(idempotency_key=f"run:{run.pk}:{u}:email", recipient_id=u, channel="email", address="x@example.com",
+                 run=run, status=status, category=marketing)
+        for u, status in zip(people, statuses, strict=True)
+    ])
+    return campaign, run, people
+
+
+def test_campaign_entry_enters_whom_a_completed_run_reached_once(make_journey, finished_run, immediate_tasks,
+                                                                 django_capture_on_commit_callbacks):
+    campaign, run, people = finished_run
+    journey = make_journey(entry={"kind": "campaign", "campaign": campaign.pk})
+
+    def finish(status="completed"):
+        with django_capture_on_commit_callbacks(execute=True):
+            transaction.on_commit(lambda: campaign_finished.send(sender=CampaignRun, run_id=run.pk,
+                                                                 campaign_id=campaign.pk, status=status))
+
+    finish("cancelled")
+    assert _enrolled(journey) == []
+    finish()
+    finish()  # a repeated signal enters nobody twice
+    assert _enrolled(journey) == sorted(people[:3])  # not the suppressed or failed ones
+    assert set(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True)) == {
+        f"campaign_run:{run.pk}"}
+
+
+def test_the_schedulers_journeys_round_scans_entries_then_advances_them(make_journey, static_audience):
+    from notifications.journeys import journeys_tick_lines
+
+    people = make_people(5, prefix="s")
+    AudienceMember.objects.bulk_create([AudienceMember(audience=static_audience, user_id=u) for u in people])
+    journey = make_journey(entry={"kind": "audience", "audience": static_audience.pk})
+    lines = journeys_tick_lines()
+    assert lines[0] == "journeys: 5 entered from audiences and dates"
+    assert Delivery.objects.filter(recipient_id__in=people, idempotency_key__contains=":welcome:").count() == 5
+    assert journeys_tick_lines() == []  # the round again: nobody new, nothing due
+    assert JourneyEnrollment.objects.filter(journey=journey).count() == 5
