@@ -36,6 +36,10 @@ CONFIRM_TEMPLATE = "notifications/admin/journey_confirm.html"
 State = JourneyEnrollment.State
 
 
+def _no_steps_yet(graph) -> bool:
+    return isinstance(graph, dict) and graph.get("steps") in (None, []) and not graph.get("start")
+
+
 class JourneyForm(forms.ModelForm):
     class Meta:
         model = Journey
@@ -43,7 +47,8 @@ class JourneyForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if "graph" in cleaned:
+        # A journey without steps yet is saved as it is: its steps are built in the builder.
+        if "graph" in cleaned and not _no_steps_yet(cleaned["graph"]):
             for problem in graph_problems(cleaned["graph"]):
                 self.add_error("graph", problem)
         if "entry" in cleaned:
@@ -140,6 +145,12 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         journey_save(journey=obj, actor=request.user)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A new journey without steps goes straight to the builder, where its steps are made.
+        if _no_steps_yet(obj.graph) and "_addanother" not in request.POST:
+            return HttpResponseRedirect(reverse("admin:notifications_journey_builder", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
 
     # --- The verbs: a GET says what will happen, a POST does it -------------------------------------
 
