@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from ..triggers.conditions import OPS
 from .graph import steps_by_id, successors, wait_seconds
 
 MAX_ARMS = 4
+KIND_LABELS = {"send": gettext_lazy("Send"), "wait": gettext_lazy("Wait"), "branch": gettext_lazy("Branch"),
+               "split": gettext_lazy("A/B split"), "exit": gettext_lazy("Exit")}
 
 
 @dataclass
@@ -50,6 +53,10 @@ class Card:
     @property
     def kind(self) -> str:
         return self.step.get("type", "")
+
+    @property
+    def kind_label(self) -> str:
+        return str(KIND_LABELS.get(self.kind, self.kind))
 
     @property
     def dom_id(self) -> str:
@@ -163,11 +170,17 @@ def flow(graph: dict, *, problems: list[str], templates: dict[str, str] | None =
 
 def _duration(step: dict) -> str:
     parts = []
-    for unit, one, many in (("days", _("%(n)s day"), _("%(n)s days")), ("hours", _("%(n)s hour"), _("%(n)s hours")),
-                            ("minutes", _("%(n)s minute"), _("%(n)s minutes"))):
+    for unit in ("days", "hours", "minutes"):
         value = step.get(unit)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value:
-            parts.append((one if value == 1 else many) % {"n": value})
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value:
+            continue
+        count = int(value) if value == int(value) else 2
+        if unit == "days":
+            parts.append(ngettext("%(n)s day", "%(n)s days", count) % {"n": value})
+        elif unit == "hours":
+            parts.append(ngettext("%(n)s hour", "%(n)s hours", count) % {"n": value})
+        else:
+            parts.append(ngettext("%(n)s minute", "%(n)s minutes", count) % {"n": value})
     return " ".join(parts)
 
 

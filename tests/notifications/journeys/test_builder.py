@@ -282,3 +282,13 @@ def test_graph_edits_keep_links():
     graph = step_delete(graph, step_id=split)
     assert next(s for s in graph["steps"] if s["id"] == second)["next"] == first
     assert graph_problems(graph, check_database=False) == []
+
+
+def test_cards_speak_simplified_chinese():
+    from django.utils import translation
+
+    from notifications.journeys.builder import step_words
+
+    with translation.override("zh-hans"):
+        assert step_words({"type": "wait", "days": 2}, templates={}, categories={}) == "等待 2 天"
+        assert step_words({"type": "exit"}, templates={}, categories={}) == "退出旅程"
