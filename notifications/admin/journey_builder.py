@@ -11,6 +11,7 @@ stays on the journey's change page (the "advanced" editor).
 from __future__ import annotations
 
 import json
+import math
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -179,6 +180,8 @@ class BranchStepForm(forms.Form):
                 value = json.loads(raw)
             except ValueError:
                 value = raw
+            if isinstance(value, float) and not math.isfinite(value):
+                value = raw  # "1e999": no JSON column stores infinity
             condition = {"field": data["field"], "op": data["op"], "value": value}
         return {"type": "branch", "if": condition}
 

@@ -110,6 +110,10 @@ def test_editing_a_send_and_a_branch_on_a_field(marketer_client, make_journey):
     assert steps["welcome"]["next"] == "pause"
     assert steps["opened?"]["if"] == {"field": "context.instance.total", "op": "gte", "value": 100}
     assert steps["opened?"]["yes"] == "tip"
+    marketer_client.post(_url("_step", journey), {"step": "opened?", "step-on": "field", "step-field": "user.email",
+                                                  "step-op": "contains", "step-value": "1e999"})
+    journey.refresh_from_db()
+    assert next(s for s in journey.graph["steps"] if s["id"] == "opened?")["if"]["value"] == "1e999"
 
 
 @pytest.mark.parametrize("kind, fields, error", [
