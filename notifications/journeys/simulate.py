@@ -20,6 +20,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from channels_adapters.handler import channels as adapters
+
 from ..ledger.decisions import channel_decision, recipient_facts
 from ..models import Category, Journey, MessageTemplate
 from ..templating.preview import CHANNEL_LABELS, template_preview
@@ -166,7 +168,9 @@ def _send(step: dict, *, user, template: MessageTemplate | None, category: Categ
                 "when": timezone.localtime(decision.not_before).strftime("%Y-%m-%d %H:%M %Z")}
             chosen = True
         else:
-            item.outcome = _("would be sent to %(address)s") % {"address": decision.address}
+            # A local channel's "address" is the user id: say where it lands instead.
+            item.outcome = (_("would be delivered to their inbox") if adapters.features(channel).local
+                            else _("would be sent to %(address)s") % {"address": decision.address})
             chosen = True
         shown.append(item)
     return shown

@@ -220,6 +220,7 @@ def test_simulate_walks_a_real_person_and_writes_nothing(marketer_client, make_j
     assert "They would wait until" in html
     engaged = marketer_client.get(_url("_simulate", journey), {"person": "ada", "engaged": "on"}).content.decode()
     assert 'data-step="tip" data-taken="yes"' in engaged and 'data-step="reminder" data-taken="no"' in engaged
+    assert "would be delivered to their inbox" in engaged and "j-tip title" in engaged
     assert counts() == before and mail.outbox == []
 
 
