@@ -168,8 +168,8 @@ def _send(step: dict, *, user, template: MessageTemplate | None, category: Categ
                 "when": timezone.localtime(decision.not_before).strftime("%Y-%m-%d %H:%M %Z")}
             chosen = True
         else:
-            # A local channel's "address" is the user id: say where it lands instead.
-            item.outcome = (_("would be delivered to their inbox") if adapters.features(channel).local
+            # The inbox's "address" is the user id: say where it lands instead.
+            item.outcome = (_("would be delivered to their inbox") if adapters.features(channel).address_source == "user_id"
                             else _("would be sent to %(address)s") % {"address": decision.address})
             chosen = True
         shown.append(item)
