@@ -32,7 +32,18 @@ from unfold.widgets import (
 
 from accounts.roles import allows
 
-from ..journeys.builder import MAX_ARMS, GraphEditError, Slot, dom_id, entry_words, flow, send_step_ids, step_delete, step_insert, step_update
+from ..journeys.builder import (
+    MAX_ARMS,
+    GraphEditError,
+    Slot,
+    dom_id,
+    entry_words,
+    flow,
+    send_step_ids,
+    step_delete,
+    step_insert,
+    step_update,
+)
 from ..journeys.graph import RECEIPT_EVENTS, STEP_ID, parse_time_of_day, steps_by_id
 from ..journeys.selectors import journey_card_counts
 from ..journeys.services import journey_problems, journey_publish, journey_save
@@ -257,7 +268,8 @@ FORMS = {"send": SendStepForm, "wait": WaitStepForm, "branch": BranchStepForm, "
 class SimulateForm(forms.Form):
     person = forms.CharField(label=_("Person (username or email)"), max_length=150, widget=UnfoldAdminTextInputWidget)
     context = forms.CharField(label=_("Context values (JSON, optional)"), required=False, max_length=5000,
-                              widget=forms.Textarea(attrs={"rows": 3, "class": "border rounded-default w-full p-2 font-mono text-sm"}),
+                              widget=forms.Textarea(attrs={"rows": 3,
+                                                           "class": "border rounded-default w-full p-2 font-mono text-sm"}),
                               help_text=_("What the entry would bring, e.g. {\"instance\": {\"total\": \"120.00\"}}"))
     engaged = forms.BooleanField(label=_("Assume they open and click each message"), required=False,
                                  widget=UnfoldBooleanSwitchWidget)

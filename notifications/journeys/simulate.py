@@ -115,7 +115,8 @@ def journey_simulate(*, journey: Journey, user, context: dict | None = None, ass
             condition = step.get("if") or {}
             if "step" in condition:
                 taken = assume_engaged
-                why = _("assumed: they engage with the message") if taken else _("assumed: they do not engage with the message")
+                why = (_("assumed: they engage with the message") if taken
+                       else _("assumed: they do not engage with the message"))
             else:
                 taken = _branch_taken(step, walker=walker, user=user, receipts={}, now=clock)
                 why = _("the condition holds") if taken else _("the condition does not hold")
@@ -169,7 +170,8 @@ def _send(step: dict, *, user, template: MessageTemplate | None, category: Categ
             chosen = True
         else:
             # The inbox's "address" is the user id: say where it lands instead.
-            item.outcome = (_("would be delivered to their inbox") if adapters.features(channel).address_source == "user_id"
+            inbox = adapters.features(channel).address_source == "user_id"
+            item.outcome = (_("would be delivered to their inbox") if inbox
                             else _("would be sent to %(address)s") % {"address": decision.address})
             chosen = True
         shown.append(item)

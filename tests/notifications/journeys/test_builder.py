@@ -8,6 +8,8 @@ import json
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from notifications.journeys.builder import Slot, dom_id, step_delete, step_insert, step_update
@@ -210,7 +212,12 @@ def test_simulate_walks_a_real_person_and_writes_nothing(marketer_client, make_j
     counts = lambda: (Delivery.objects.count(), Notification.objects.count(), JourneyEnrollment.objects.count(),  # noqa: E731
                       JourneyStepRun.objects.count(), AuditEntry.objects.count())
     before = counts()
-    response = marketer_client.get(_url("_simulate", journey), {"person": "ada@shop.example", "context": ""})
+    with CaptureQueriesContext(connection) as queries:
+        response = marketer_client.get(_url("_simulate", journey), {"person": "ada@shop.example", "context": ""})
+    writes = [q["sql"] for q in queries.captured_queries
+              if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+              and "django_session" not in q["sql"]]
+    assert writes == []
     html = response.content.decode()
     assert response.status_code == 200
     assert 'data-step="welcome" data-taken="yes"' in html
