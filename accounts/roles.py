@@ -194,6 +194,8 @@ ACTIONS: dict[str, Action] = {
     "outbox.view": Action(("channels_adapters.view_capturedmessage",), description="read captured messages"),
     # Captured messages carry recipients' working links (unsubscribe, preferences, password reset).
     "outbox.reveal": Action(superuser_only=True, description="see captured messages with working links"),
+    # REST API server keys (api.ApiKey): a key can send to everyone and read every delivery.
+    "apikey.manage": Action(superuser_only=True, description="make, see and revoke REST API keys"),
     "staff.manage": Action(
         superuser_only=True, description="manage staff users, groups, permissions and staff passwords"
     ),

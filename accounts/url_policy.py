@@ -19,8 +19,8 @@ from .roles import allows
 
 @dataclass(frozen=True)
 class Rule:
-    """Who may open a URL. ``kind``: public, token, webhook, scraper, signed_in, staff, action, perm,
-    superuser, nobody."""
+    """Who may open a URL. ``kind``: public, token, webhook, scraper, apikey, signed_in, staff, action,
+    perm, superuser, nobody."""
 
     kind: str
     names: tuple[str, ...] = ()  # actions or permissions, any of which suffices
@@ -28,7 +28,7 @@ class Rule:
     def admits(self, user) -> bool:
         if self.kind in ("public", "token", "webhook"):
             return True
-        if self.kind == "scraper":
+        if self.kind in ("scraper", "apikey"):
             return False  # a monitoring system's token or address decides, never a signed-in role
         if user is None or not user.is_authenticated or not user.is_active:
             return False
@@ -56,6 +56,9 @@ SIGNED_IN = Rule("signed_in")  # any signed-in user, acting on their own data on
 STAFF = Rule("staff")  # any active staff member
 SUPERUSER = Rule("superuser")
 NOBODY = Rule("nobody")  # a page that exists but refuses everyone, superusers included
+# The REST API's server endpoints: a key decides (api.auth.ServerKey); being signed in, even as a
+# superuser, admits nobody.
+APIKEY = Rule("apikey")
 # Prometheus' /metrics: a bearer token or an allowed client address is the authorisation
 # (ops.metrics); being signed in, even as a superuser, admits nobody.
 SCRAPER = Rule("scraper")
@@ -113,6 +116,22 @@ URL_POLICY: dict[str, Rule] = {
         "amazon_ses", "brevo", "mailersend", "mailgun", "mailjet", "mailtrap", "mandrill", "postal", "postmark",
         "resend", "sendgrid", "sendinblue", "sparkpost", "unisender_go")},
     "anymail:mandrill_webhook": WEBHOOK,
+    # The REST API (api/): the schema, docs and root redirect are public; /api/v1/ answers
+    # server keys (a scope each, api.auth.ServerKey) or, under /me/, a recipient's session or token.
+    "api:api-root": PUBLIC,
+    "api:openapi-json": PUBLIC,
+    "api:openapi-view": PUBLIC,
+    **{f"api:{name}": APIKEY for name in (
+        "notifications_send", "broadcasts_send", "journey_enter_people", "recipients_upsert", "recipients_upsert_bulk", "recipient_token",
+        "recipient_preferences", "recipient_preferences_change", "suppressions_list", "suppressions_add", "suppressions_lift", "delivery_status", "campaigns_list",
+        "campaign_status")},
+    **{f"api:{name}": SIGNED_IN for name in ("my_inbox", "my_unread", "my_mark_read", "my_mark_all_read",
+                                              "my_preferences", "my_preferences_change")},
+    "admin:api_apikey_changelist": action("apikey.manage"),
+    "admin:api_apikey_add": action("apikey.manage"),
+    "admin:api_apikey_history": action("apikey.manage"),
+    "admin:api_apikey_change": action("apikey.manage"),
+    "admin:api_apikey_delete": NOBODY,
     # The admin shell.
     "admin:index": STAFF,
     "admin:login": PUBLIC,

@@ -83,6 +83,8 @@ INSTALLED_APPS = [
     "channels_adapters",
     "dashboard",
     "demo_shop",
+    "ninja",  # the REST API's docs page and its local Swagger UI files
+    "api",
     "ops",
 ]
 
@@ -99,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # turns axes' lockout flag into the lockout page
+    "api.middleware.ApiMiddleware",  # /api/: body size cap, every key's call audited
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -409,6 +412,12 @@ UNFOLD = {
                         "icon": "monitor_heart",
                         "link": reverse_lazy("ops:system_status"),
                         "permission": "ops.views.can_view_status",  # accounts.roles: system.view_status
+                    },
+                    {
+                        "title": _("API keys"),
+                        "icon": "key",
+                        "link": reverse_lazy("admin:api_apikey_changelist"),
+                        "permission": "api.admin.can_manage_keys",  # accounts.roles: apikey.manage
                     },
                 ],
             },

@@ -34,6 +34,7 @@ urlpatterns = [
     path("shop/", include("demo_shop.urls")),  # the demo shop's customer page, with the embeddable inbox
     path("webhooks/", include("notifications.receipts.webhook_urls")),
     path("push/", include("channels_adapters.urls")),
+    path("api/", include("api.urls")),  # REST API: /api/v1/, /api/schema/, /api/docs/
     path("", RedirectView.as_view(pattern_name="notifications:inbox", permanent=False)),
 ]
 

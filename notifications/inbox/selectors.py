@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import CharField, F, OuterRef, Subquery, Value
+from django.db.models import CharField, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
@@ -122,10 +122,13 @@ class InboxPage:
     counts: InboxCounts
 
 
-def inbox_items(*, user_id: int):
+def inbox_items(*, user_id: int, before: tuple[datetime, int] | None = None):
     """Everything in one inbox, newest first, as ``InboxItem`` fields: the user's notifications
     (shared text read through ``content``) and the broadcasts they see, with their own read
     time. One UNION ALL; each side walks its own index in order.
+
+    ``before`` (created time, id) keeps only what comes after that item in this order: the REST
+    API's keyset pages, which stay put while new items arrive.
 
     Every column is an annotation, made in the same order on both sides, so the two SELECTs
     line up column by column.
@@ -154,6 +157,10 @@ def inbox_items(*, user_id: int):
     )
     columns = ("item_kind", "item_id", "item_title", "item_body", "item_url", "item_category", "item_created",
                "item_read")
+    if before is not None:
+        created, pk = before
+        older = Q(created_at__lt=created) | Q(created_at=created, id__lt=pk)
+        notifications, broadcasts = notifications.filter(older), broadcasts.filter(older)
     return (
         notifications.order_by().values_list(*columns)
         .union(broadcasts.order_by().values_list(*columns), all=True)

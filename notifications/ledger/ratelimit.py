@@ -88,13 +88,26 @@ def redis_key(channel: str, window: int) -> str:
     return f"{KEY_PREFIX}:{channel}:{window}"
 
 
-def _take_redis(channel: str, window: int, want: int, cap: int) -> int:
+def take(*, bucket: str, window: int, count: int, cap: int, ttl: int = KEY_TTL_SECONDS) -> int:
+    """Take up to ``count`` of ``cap`` tokens from ``bucket``'s ``window`` now, without waiting;
+    returns how many were granted (the REST API's per-key limit asks for one, and answers 429
+    when it gets none).
+
+    The caller names the window: ``int(now) // 60 * 60`` is a one-minute window named by its first
+    second, which the database store's clean-up (windows older than a minute) leaves alone while it
+    is current. ``ttl`` is how long Redis keeps the window (at least its length).
+    """
+    take_now = _take_redis if settings.REDIS_URL else _take_db
+    return take_now(bucket, window, count, cap, ttl=ttl) if count > 0 else 0
+
+
+def _take_redis(channel: str, window: int, want: int, cap: int, *, ttl: int = KEY_TTL_SECONDS) -> int:
     """Take up to ``want`` tokens from the window; return how many were granted."""
     client = _redis_client(settings.REDIS_URL)
     key = redis_key(channel, window)
     pipe = client.pipeline()
     pipe.incrby(key, want)
-    pipe.expire(key, KEY_TTL_SECONDS)
+    pipe.expire(key, ttl)
     total, _ = pipe.execute()
     excess = min(want, max(0, int(total) - cap))
     if excess:
@@ -103,7 +116,7 @@ def _take_redis(channel: str, window: int, want: int, cap: int) -> int:
 
 
 # --- Database -------------------------------------------------------------------------------
-def _take_db(channel: str, window: int, want: int, cap: int) -> int:
+def _take_db(channel: str, window: int, want: int, cap: int, *, ttl: int = KEY_TTL_SECONDS) -> int:
     from ..models import RateWindow
 
     _maybe_cleanup(window)

@@ -320,4 +320,5 @@ NOT_PERSONAL = frozenset({
     "notifications.JourneyVersion.published_by",
     "dashboard.ImportJob.created_by",
     "dashboard.Report.created_by",
+    "api.ApiKey.created_by",  # a superuser who made a REST API key
 })

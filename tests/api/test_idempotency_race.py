@@ -1,0 +1,54 @@
+"""Two requests with the same Idempotency-Key at the same moment, over real HTTP (a threaded live
+server, each request on its own connection and thread): one delivery, one inbox row."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+import pytest
+from django_tasks_db.models import DBTaskResult
+
+from api.keys import api_key_create
+from channels_adapters.models import CapturedMessage
+from notifications.ledger import deliveries_send
+from notifications.models import Delivery, Notification
+from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_racing_requests_with_one_idempotency_key_send_once(live_server):
+    CategoryFactory(key="system", kind="system", user_can_opt_out=False)
+    people = [RecipientProfileFactory(user=UserFactory(username=f"racer{i}")).user for i in range(20)]
+    secret = api_key_create(name="racer", scopes=["notify"]).secret
+    body = json.dumps({"recipients": [{"id": p.pk} for p in people], "title": "Once only",
+                       "channels": ["inapp", "email"]}).encode()
+    start = threading.Barrier(4)
+
+    def send(_):
+        request = Request(live_server.url + "/api/v1/notifications", data=body, method="POST", headers={
+            "Authorization": f"Bearer {secret}", "Content-Type": "application/json", "Idempotency-Key": "race-1"})
+        start.wait()
+        try:
+            with urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(send, range(4)))
+    assert [status for status, _ in answers] == [202] * 4, answers
+    # One ledger row per (person, channel): the unique key decided, whoever came first.
+    assert Delivery.objects.count() == 40
+    assert Notification.objects.count() == 20
+    assert len({tuple(result["delivery_ids"]) for _, result in answers}) == 1  # every answer names the same rows
+    # Every send task the racing requests enqueued, run as workers would (duplicates included):
+    # each person gets one email.
+    for task in DBTaskResult.objects.filter(task_path="notifications.ledger.tasks.deliveries_send_task"):
+        deliveries_send(delivery_ids=task.args_kwargs["kwargs"]["delivery_ids"])
+    sent = CapturedMessage.objects.filter(channel="email")
+    assert sorted(sent.values_list("address", flat=True)) == sorted(p.email for p in people)
