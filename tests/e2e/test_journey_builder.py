@@ -151,8 +151,8 @@ def test_build_simulate_publish_and_watch_an_order_paid_journey(browser: Browser
     expect(page.get_by_test_id("published")).to_be_visible()
     journey = Journey.objects.get(key="order-paid-follow-up")
     assert journey.status == "live" and journey.current_version.number == 1
-    page.goto(f"/admin/notifications/journey/{journey.pk}/builder/")
     expect(counts(page, "send-1")).to_contain_text("passed 0")
+    expect(page.get_by_test_id("counter-poll")).to_have_count(1)  # polling from now on, no reload
 
     # 5. The shop's staff mark the order paid: the customer enters.
     sam = Watched(browser, base, "sam")

@@ -193,6 +193,16 @@ def test_problems_are_shown_on_their_card_and_publish_is_refused(marketer_client
     assert journey.status == "draft" and journey.current_version is None
 
 
+def test_a_manager_reads_the_builder_without_edit_or_publish_buttons(client, make_journey):
+    journey = make_journey(publish=False)
+    client.force_login(staff_in("Managers", "manager"))
+    html = client.get(_url("", journey)).content.decode()
+    assert 'data-testid="card"' in html
+    assert 'data-testid="edit-step"' not in html and 'data-testid="add-step"' not in html
+    assert 'data-testid="publish"' not in html
+    assert client.post(_url("_step", journey), {"kind": "exit", "parent": "tip", "arm": "next"}).status_code == 403
+
+
 def test_roles_an_operator_reads_but_neither_edits_nor_publishes(client, make_journey):
     journey = make_journey(publish=False)
     client.force_login(staff_in("Operators", "operator"))
@@ -272,7 +282,11 @@ def test_counters_move_and_cost_a_fixed_number_of_queries(marketer_client, make_
     assert "in step now <strong>3</strong>" in pause[:400]
     # More steps and people: the same number of queries.
     n_queries = len(captured.captured_queries)
-    bigger = make_journey(key="bigger", graph=welcome_graph())
+    longer = welcome_graph()
+    longer["steps"][3]["next"] = "later"
+    longer["steps"] += [{"id": "later", "type": "wait", "days": 1, "next": "tip-again"},
+                        {"id": "tip-again", "type": "send", "template": "j-tip", "channels": ["inapp"]}]
+    bigger = make_journey(key="bigger", graph=longer)
     journey_enter(journey=bigger, user_ids=[UserFactory(username=f"d{i}").pk for i in range(6)], now=T0)
     journeys_tick(now=T0)
     marketer_client.get(_url("_counters", bigger))
