@@ -386,7 +386,9 @@ class JourneyBuilderMixin:
                 if existing:
                     new_graph = step_update(graph, step_id=editing, fields=form.as_step())
                 else:
-                    new_graph, editing = step_insert(graph, slot=slot, fields=form.as_step())
+                    published = journey.current_version.graph if journey.current_version_id else {}
+                    new_graph, editing = step_insert(graph, slot=slot, fields=form.as_step(),
+                                                     reserved=frozenset(steps_by_id(published or {})))
             except GraphEditError as error:
                 form.add_error(None, str(error))
             else:

@@ -241,8 +241,10 @@ class GraphEditError(ValueError):
     """An edit the builder refuses, in words for the person editing."""
 
 
-def new_step_id(graph: dict, kind: str) -> str:
-    taken = set(steps_by_id(graph))
+def new_step_id(graph: dict, kind: str, reserved: frozenset[str] = frozenset()) -> str:
+    """``<kind>-<n>``, the first free one; ``reserved``: ids not to reuse (the published version's,
+    whose counters a card with that id would show)."""
+    taken = set(steps_by_id(graph)) | set(reserved)
     n = 1
     while f"{kind}-{n}" in taken:
         n += 1
@@ -285,7 +287,7 @@ def _point(graph: dict, slot: Slot, target: str | None) -> None:
                 arm.pop("next", None)
 
 
-def step_insert(graph: dict, *, slot: Slot, fields: dict) -> tuple[dict, str]:
+def step_insert(graph: dict, *, slot: Slot, fields: dict, reserved: frozenset[str] = frozenset()) -> tuple[dict, str]:
     """The graph with a new step (``fields``: its type and settings, no links) at ``slot``; its id.
 
     What the slot led to continues after the new step: a send/wait's ``next``, a branch's "yes"
@@ -296,7 +298,7 @@ def step_insert(graph: dict, *, slot: Slot, fields: dict) -> tuple[dict, str]:
     graph.setdefault("start", "")
     target = _slot_target(graph, slot)
     kind = fields.get("type")
-    step_id = new_step_id(graph, kind or "step")
+    step_id = new_step_id(graph, kind or "step", reserved)
     step = {"id": step_id, **{k: v for k, v in fields.items() if k != "arms"}}
     extra: list[dict] = []
     if kind in ("send", "wait"):
@@ -306,11 +308,11 @@ def step_insert(graph: dict, *, slot: Slot, fields: dict) -> tuple[dict, str]:
         if target:
             raise GraphEditError(_("An exit ends the journey: add it at the end of a path, not above other steps."))
     elif kind == "branch":
-        extra = _new_exits(graph, 1 if target else 2, also=step_id)
+        extra = _new_exits(graph, 1 if target else 2, also=step_id, reserved=reserved)
         step["yes"], step["no"] = target or extra[0]["id"], extra[-1]["id"]
     elif kind == "split":
         wanted = fields.get("arms") or []
-        extra = _new_exits(graph, len(wanted) - (1 if target else 0), also=step_id)
+        extra = _new_exits(graph, len(wanted) - (1 if target else 0), also=step_id, reserved=reserved)
         nexts = ([target] if target else []) + [e["id"] for e in extra]
         step["arms"] = [{"name": arm["name"], "percent": arm["percent"], "next": nxt}
                         for arm, nxt in zip(wanted, nexts, strict=False)]
@@ -320,12 +322,12 @@ def step_insert(graph: dict, *, slot: Slot, fields: dict) -> tuple[dict, str]:
     return graph, step_id
 
 
-def _new_exits(graph: dict, n: int, *, also: str = "") -> list[dict]:
+def _new_exits(graph: dict, n: int, *, also: str = "", reserved: frozenset[str] = frozenset()) -> list[dict]:
     """``n`` exit steps with fresh ids (not ``also``, the id of a step about to be added)."""
     made: list[dict] = []
     for _i in range(max(n, 0)):
         probe = {"steps": [*graph.get("steps", []), *made, {"id": also}]}
-        made.append({"id": new_step_id(probe, "exit"), "type": "exit"})
+        made.append({"id": new_step_id(probe, "exit", reserved), "type": "exit"})
     return made
 
 

@@ -99,6 +99,17 @@ def test_editing_a_live_journey_changes_only_the_draft(marketer_client, make_jou
     assert version_pause["days"] == 2
 
 
+def test_a_new_step_never_takes_the_id_of_a_published_one(marketer_client, make_journey):
+    journey = _draft(make_journey)
+    _add(marketer_client, journey, kind="send", template="j-welcome", channels=["inapp"])
+    marketer_client.post(_url("_publish", journey))
+    marketer_client.post(_url("_delete", journey), {"step": "send-1"})
+    _add(marketer_client, journey, kind="send", template="j-tip", channels=["inapp"])
+    journey.refresh_from_db()
+    # A card called send-1 would show the published send-1's counters for another message.
+    assert [s["id"] for s in journey.graph["steps"]] == ["send-2"]
+
+
 def test_editing_a_send_and_a_branch_on_a_field(marketer_client, make_journey):
     journey = make_journey(publish=False)
     marketer_client.post(_url("_step", journey), {"step": "welcome", "step-template": "j-other",
