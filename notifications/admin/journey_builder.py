@@ -90,6 +90,10 @@ class SendStepForm(forms.Form):
 
 
 class WaitStepForm(forms.Form):
+    # The fields each way of waiting uses (the others are hidden; choosing another re-draws the form).
+    SWITCH = "mode"
+    SHOWN = {"duration": ("mode", "days", "hours", "minutes"), "time": ("mode", "until_time"),
+             "date": ("mode", "until_field", "offset_days")}
     MODES = [("duration", _("For a while")), ("time", _("Until a time of day (their zone)")),
              ("date", _("Until a date field"))]
     mode = forms.ChoiceField(label=_("Wait"), choices=MODES, widget=UnfoldAdminSelectWidget)
@@ -144,6 +148,8 @@ class WaitStepForm(forms.Form):
 
 
 class BranchStepForm(forms.Form):
+    SWITCH = "on"
+    SHOWN = {"field": ("on", "field", "op", "value"), "receipt": ("on", "step", "event", "within_hours")}
     ON = [("field", _("A field of the person or of what brought them in")),
           ("receipt", _("What they did with an earlier message"))]
     on = forms.ChoiceField(label=_("Branch on"), choices=ON, widget=UnfoldAdminSelectWidget)
@@ -296,6 +302,21 @@ def people_matching(text: str):
                                | Q(email__icontains=text)).order_by("username")
 
 
+def _initial_from_query(form_class, query, *, graph: dict) -> dict:
+    """The values a half-filled step form had, to draw it again after its switch changed."""
+    probe = form_class(graph=graph, prefix="step")
+    initial = {}
+    for name, field in probe.fields.items():
+        key = probe.add_prefix(name)
+        if isinstance(field, forms.MultipleChoiceField):
+            initial[name] = query.getlist(key)
+        elif isinstance(field, forms.BooleanField):
+            initial[name] = key in query
+        elif key in query:
+            initial[name] = query.get(key)
+    return initial
+
+
 # --- The views ------------------------------------------------------------------------------------
 
 class JourneyBuilderMixin:
@@ -376,10 +397,13 @@ class JourneyBuilderMixin:
             return self._render_flow(request, journey, edit_error=_("That step no longer exists."))
         form_class = FORMS[kind]
         if request.method != "POST":
-            initial = form_class.initial_from(existing) if existing else {}
+            if any(key.startswith("step-") for key in request.GET):
+                initial = _initial_from_query(form_class, request.GET, graph=graph)  # the switch changed
+            else:
+                initial = form_class.initial_from(existing) if existing else {}
             form = form_class(initial=initial, graph=graph, prefix="step")
-            return self._render_flow(request, journey, editor={"form": form, "kind": kind, "kind_label": KINDS[kind],
-                                                               "step": editing, "slot": slot})
+            return self._render_flow(request, journey, editor=self._editor(journey, form, kind=kind, step=editing,
+                                                                           slot=slot))
         form = form_class(request.POST, graph=graph, prefix="step")
         if form.is_valid():
             try:
@@ -399,9 +423,25 @@ class JourneyBuilderMixin:
                     form.add_error(None, "; ".join(error.messages))
                 else:
                     return self._render_flow(request, journey, changed=editing)
-        return self._render_flow(request, journey,
-                                 editor={"form": form, "kind": kind, "kind_label": KINDS[kind], "step": editing,
-                                         "slot": slot})
+        return self._render_flow(request, journey, editor=self._editor(journey, form, kind=kind, step=editing,
+                                                                       slot=slot))
+
+    def _editor(self, journey: Journey, form: forms.Form, *, kind: str, step: str, slot: Slot) -> dict:
+        """The step form, showing only the fields its switch (a wait's mode, a branch's "on") uses;
+        changing the switch re-draws it (a GET with the form's values)."""
+        fields = list(form)
+        switch = getattr(form, "SWITCH", None)
+        if switch:
+            current = (form.data.get(form.add_prefix(switch)) if form.is_bound else form.initial.get(switch))
+            current = current if current in form.SHOWN else next(iter(form.SHOWN))
+            fields = [form[name] for name in form.SHOWN[current]]
+            form.fields[switch].initial = current
+            form.fields[switch].widget.attrs.update({
+                "hx-get": reverse("admin:notifications_journey_builder_step", args=[journey.pk]),
+                "hx-trigger": "change", "hx-include": "closest form", "hx-target": "#flow", "hx-swap": "outerHTML",
+                "data-testid": "step-switch",
+            })
+        return {"form": form, "fields": fields, "kind": kind, "kind_label": KINDS[kind], "step": step, "slot": slot}
 
     def builder_delete_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if request.method != "POST":

@@ -115,13 +115,15 @@ def test_build_simulate_publish_and_watch_an_order_paid_journey(browser: Browser
     page.locator("input[name=step-channels][value=inapp]").check()
     save_step(page, "send-1")
     add_step(page, kind="wait", parent="send-1", arm="next")
-    page.locator("select[name=step-mode]").select_option("duration")
+    expect(page.locator("input[name=step-until_time]")).to_have_count(0)  # a duration by default: its fields only
     page.get_by_test_id("save-step").click()  # no duration: a form error, nothing saved
     expect(page.get_by_test_id("form-error").first).to_contain_text("Give days, hours or minutes.")
     page.locator("input[name=step-hours]").fill("1")
     save_step(page, "wait-1")
     add_step(page, kind="branch", parent="wait-1", arm="next")
+    expect(page.locator("select[name=step-step]")).to_have_count(0)  # a field condition by default
     page.locator("select[name=step-on]").select_option("receipt")
+    expect(page.locator("input[name=step-field]")).to_have_count(0)  # the form is re-drawn for receipts
     page.locator("select[name=step-step]").select_option("send-1")
     page.locator("select[name=step-event]").select_option("opened")
     save_step(page, "branch-1")

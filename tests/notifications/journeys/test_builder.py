@@ -110,6 +110,21 @@ def test_a_new_step_never_takes_the_id_of_a_published_one(marketer_client, make_
     assert [s["id"] for s in journey.graph["steps"]] == ["send-2"]
 
 
+def test_a_step_form_shows_the_fields_of_its_switch(marketer_client, make_journey):
+    journey = make_journey(publish=False)
+    url = _url("_step", journey)
+    wait = marketer_client.get(url, {"kind": "wait", "parent": "tip", "arm": "next"}).content.decode()
+    assert 'name="step-days"' in wait and 'name="step-until_time"' not in wait
+    redrawn = marketer_client.get(url, {"kind": "wait", "parent": "tip", "arm": "next", "step-mode": "time",
+                                        "step-days": "3"}).content.decode()
+    assert 'name="step-until_time"' in redrawn and 'name="step-days"' not in redrawn
+    branch = marketer_client.get(url, {"step": "opened?"}).content.decode()
+    assert 'name="step-event"' in branch and 'name="step-field"' not in branch
+    send = marketer_client.get(url, {"kind": "send", "parent": "tip", "arm": "next", "step-template": "j-tip",
+                                     "step-channels": ["email", "inapp"], "step-fallback": "on"})
+    assert send.status_code == 200
+
+
 def test_editing_a_send_and_a_branch_on_a_field(marketer_client, make_journey):
     journey = make_journey(publish=False)
     marketer_client.post(_url("_step", journey), {"step": "welcome", "step-template": "j-other",
