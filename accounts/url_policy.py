@@ -188,6 +188,14 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_signaltrigger_test_with_instance": action("trigger.dry_run"),
     # Journeys (notifications/admin/journeys.py): the verbs are "journey.publish" (the service checks too).
     **{f"admin:notifications_journey_{verb}": action("journey.publish") for verb in ("publish", "pause", "resume", "stop")},
+    # The builder (notifications/admin/journey_builder.py): reading, simulating and the counters
+    # with the journeys; editing a step is "journey.edit", publishing "journey.publish".
+    "admin:notifications_journey_builder": perm("notifications.view_journey"),
+    "admin:notifications_journey_builder_counters": perm("notifications.view_journey"),
+    "admin:notifications_journey_builder_simulate": perm("notifications.view_journey"),
+    "admin:notifications_journey_builder_step": action("journey.edit"),
+    "admin:notifications_journey_builder_delete": action("journey.edit"),
+    "admin:notifications_journey_builder_publish": action("journey.publish"),
     # Broadcasts (notifications/admin/broadcasts.py): read with the inbox notifications; sending
     # and withdrawing are the "broadcast.send" action.
     **{f"admin:notifications_broadcast_{view}": perm("notifications.view_notification",

@@ -4,8 +4,8 @@ Python's cyclic garbage collector walks every tracked object on each full (gener
 collection. A Signalbox process holds ~140k of them after start-up (Django, the admin, the
 adapters, compiled templates), nearly all alive until it exits, and a full collection fires
 when enough new objects survived the young generations: a 10,000-recipient fan-out triggers
-one, and walking the start-up heap was about a quarter of that fan-out's CPU time
-(``python -m bench fanout_inapp``). ``gc.freeze()`` moves the objects that exist now to a
+one, and walking the start-up heap cost 7-10 % of that fan-out's CPU time
+(``python -m bench fanout_inapp`` against ``--unfrozen``). ``gc.freeze()`` moves the objects that exist now to a
 permanent generation the collector ignores; later objects are collected as before.
 
 Called once at the end of ``OpsConfig.ready()`` (``ops`` is the last installed app, so every

@@ -29,10 +29,15 @@ from ..journeys.graph import graph_problems
 from ..journeys.selectors import version_step_counts
 from ..journeys.services import journey_pause, journey_publish, journey_resume, journey_save, journey_stop
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
+from .journey_builder import JourneyBuilderMixin
 from ..models import Journey, JourneyEnrollment
 
 CONFIRM_TEMPLATE = "notifications/admin/journey_confirm.html"
 State = JourneyEnrollment.State
+
+
+def _no_steps_yet(graph) -> bool:
+    return isinstance(graph, dict) and graph.get("steps") in (None, []) and not graph.get("start")
 
 
 class JourneyForm(forms.ModelForm):
@@ -42,7 +47,8 @@ class JourneyForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if "graph" in cleaned:
+        # A journey without steps yet is saved as it is: its steps are built in the builder.
+        if "graph" in cleaned and not _no_steps_yet(cleaned["graph"]):
             for problem in graph_problems(cleaned["graph"]):
                 self.add_error("graph", problem)
         if "entry" in cleaned:
@@ -54,22 +60,34 @@ class JourneyForm(forms.ModelForm):
 
 
 @admin.register(Journey)
-class JourneyAdmin(ModelAdmin):
+class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
     form = JourneyForm
     formfield_overrides = SAFE_JSON_FORMFIELDS  # nested or huge JSON is a form error, never a 500
     list_display = ["name", "key", "status_badge", "version_number", "active", "completed", "converted", "exited"]
     list_filter = ["status"]
     search_fields = ["name", "key"]
     list_select_related = ["current_version", "category"]
-    readonly_fields = ["status", "version_number", "step_counts", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["builder_link", "status", "version_number", "step_counts", "created_by", "created_at", "updated_at"]
     actions_detail = ["publish", "pause", "resume", "stop"]
     fieldsets = [
-        (None, {"fields": ["name", "key", "status", "version_number", "category", "reentry", "reentry_days"]}),
+        (None, {"fields": ["builder_link", "name", "key", "status", "version_number", "category", "reentry",
+                           "reentry_days"]}),
         (_("Published version, step by step"), {"fields": ["step_counts"]}),
         (_("Entry"), {"fields": ["entry"]}),
-        (_("Steps, goals and exit conditions (draft)"), {"fields": ["graph"]}),
+        (_("Advanced: steps, goals and exit conditions as JSON (draft)"), {"fields": ["graph"],
+                                                                            "classes": ["collapse"]}),
         (_("History"), {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
+
+    def get_urls(self):
+        return self.builder_urls() + super().get_urls()
+
+    @display(description=_("builder"))
+    def builder_link(self, obj: Journey):
+        if obj is None or obj.pk is None:
+            return _("Save the journey first, then build its steps.")
+        return format_html('<a class="font-medium text-primary-600" data-testid="open-builder" href="{}">{}</a>',
+                           reverse("admin:notifications_journey_builder", args=[obj.pk]), _("Open the builder"))
 
     def get_queryset(self, request):
         counts = {
@@ -127,6 +145,12 @@ class JourneyAdmin(ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         journey_save(journey=obj, actor=request.user)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A new journey without steps goes straight to the builder, where its steps are made.
+        if _no_steps_yet(obj.graph) and "_addanother" not in request.POST:
+            return HttpResponseRedirect(reverse("admin:notifications_journey_builder", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
 
     # --- The verbs: a GET says what will happen, a POST does it -------------------------------------
 

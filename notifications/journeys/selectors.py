@@ -51,3 +51,12 @@ def version_step_counts(*, version: JourneyVersion) -> dict[str, StepCounts]:
         else:
             at(step_id).converted += n
     return counts
+
+
+def journey_card_counts(*, journey) -> dict[str, StepCounts]:
+    """The builder's live counters: the published version's per-step counts (the draft's cards
+    show the figures of the step with the same id), in the same fixed number of queries."""
+    if journey.current_version_id is None:
+        return {}
+    version = JourneyVersion.objects.only("pk", "graph").get(pk=journey.current_version_id)
+    return version_step_counts(version=version)

@@ -24,7 +24,7 @@ from django.urls import NoReverseMatch, reverse
 from playwright.sync_api import Browser, Page
 
 from accounts.url_policy import NEVER_ADDED, rule_for
-from notifications.models import Campaign, MessageTemplate, SignalTrigger
+from notifications.models import Campaign, Journey, MessageTemplate, SignalTrigger
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -59,6 +59,9 @@ def dashboard_pages() -> list[tuple[str, str | None]]:
     trigger = SignalTrigger.objects.order_by("pk").first()
     if trigger:
         pages.append(("admin:notifications_signaltrigger_test", _url("admin:notifications_signaltrigger_test", trigger.pk)))
+    journey = Journey.objects.order_by("pk").first()  # seed_demo's journeys, once it has them
+    if journey:
+        pages.append(("admin:notifications_journey_builder", _url("admin:notifications_journey_builder", journey.pk)))
     template = MessageTemplate.objects.order_by("pk").first()
     if template:
         pages.append(("admin:notifications_messagetemplate_preview",
