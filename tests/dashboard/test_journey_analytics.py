@@ -246,3 +246,8 @@ def test_the_journey_filter_costs_the_same_queries_whatever_the_people(make_jour
     assert len(large) == len(small)
     assert 'data-testid="total-planned" data-value="63"' in html
     assert not any(" LIKE " in q["sql"].upper() for q in large.captured_queries if "delivery" in q["sql"].lower())
+
+
+def test_the_journey_builder_links_to_its_analytics(scenario, marketer_client):
+    html = marketer_client.get(reverse("admin:notifications_journey_builder", args=[scenario.pk])).content.decode()
+    assert f'href="{reverse("dashboard:journey", args=[scenario.pk])}" data-testid="journey-analytics-link"' in html
