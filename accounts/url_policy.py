@@ -152,6 +152,8 @@ URL_POLICY: dict[str, Rule] = {
     "dashboard:campaign": action("analytics.view"),
     "dashboard:campaign_recipients": action("analytics.view"),
     "dashboard:delivery_timeline": action("analytics.view"),
+    "dashboard:journeys": action("analytics.view"),
+    "dashboard:journey": action("analytics.view"),
     "dashboard:runs_progress": action("analytics.view"),
     "dashboard:home_kpis": action("analytics.view"),
     # The approval desk: Managers decide; anyone who may see campaigns reads what approval covers.

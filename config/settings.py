@@ -440,7 +440,7 @@ UNFOLD = {
                         "link": reverse_lazy("dashboard:analytics"),
                         # Unfold matches by substring: the approval desk lives under /admin/analytics/ too.
                         "active": lambda request: request.path.startswith("/admin/analytics/")
-                        and not request.path.startswith("/admin/analytics/approvals/"),
+                        and not request.path.startswith(("/admin/analytics/approvals/", "/admin/analytics/journeys/")),
                         "permission": lambda request: request.user.has_perm("notifications.view_delivery"),
                     },
                     {
@@ -485,6 +485,12 @@ UNFOLD = {
                     _model_item(_("Message templates"), "description", "notifications.messagetemplate"),
                     _model_item(_("Signal triggers"), "bolt", "notifications.signaltrigger"),
                     _model_item(_("Journeys"), "route", "notifications.journey"),
+                    {
+                        "title": _("Journey analytics"),
+                        "icon": "insights",
+                        "link": reverse_lazy("dashboard:journeys"),
+                        "permission": lambda request: request.user.has_perm("notifications.view_delivery"),
+                    },
                     _model_item(_("Campaign runs"), "play_circle", "notifications.campaignrun"),
                     _model_item(_("Categories"), "label", "notifications.category"),
                     _model_item(_("Inbox notifications"), "notifications", "notifications.notification"),

@@ -28,6 +28,7 @@ from .selectors import (
     analytics_figures,
     campaign_names,
     filter_choices,
+    journey_choices,
     kpis_compare,
 )
 
@@ -35,6 +36,6 @@ __all__ = [
     "NO_CAMPAIGN", "STATUS_GROUPS", "AnalyticsFigures", "AnalyticsFilters", "BroadcastFigures", "Counters", "DayRange", "Grid", "Kpi",
     "KpiPeriod", "LiveRunProgress", "RecipientPage", "RollupResult", "RunProgress", "analytics_charts", "analytics_figures",
     "analytics_rollup_refresh", "analytics_rollup_tick", "broadcast_figures", "campaign_days", "campaign_names", "campaign_recipients",
-    "campaign_runs", "delivery_timeline", "details_purged_before", "filter_choices", "funnel_stages", "kpis_compare", "recent_failures",
+    "campaign_runs", "delivery_timeline", "details_purged_before", "filter_choices", "funnel_stages", "journey_choices", "kpis_compare", "recent_failures",
     "runs_progress", "scheduled_campaigns", "status_labels",
 ]

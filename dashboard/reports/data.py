@@ -51,6 +51,7 @@ class ReportFilters:
     category_id: int | None = None
     status: str = ""
     receipt_kind: str = ""
+    journey_id: int | None = None  # deliveries and receipts of one journey's send steps
 
     def to_params(self) -> dict:
         params = {
@@ -61,6 +62,7 @@ class ReportFilters:
             "category_id": self.category_id,
             "status": self.status,
             "receipt_kind": self.receipt_kind,
+            "journey_id": self.journey_id,
         }
         return {key: value for key, value in params.items() if value not in (None, "")}
 
@@ -80,6 +82,7 @@ class ReportFilters:
             category_id=pk(params.get("category_id")),
             status=params.get("status") or "",
             receipt_kind=params.get("receipt_kind") or "",
+            journey_id=pk(params.get("journey_id")),
         )
 
     def time_range(self) -> tuple[datetime | None, datetime | None]:
@@ -110,6 +113,10 @@ def deliveries_in_scope(*, filters: ReportFilters) -> QuerySet[Delivery]:
         qs = qs.filter(category_id=filters.category_id)
     if filters.status:
         qs = qs.filter(status=filters.status)
+    if filters.journey_id:
+        from ..analytics.journeys import journey_deliveries_q
+
+        qs = qs.filter(journey_deliveries_q(journey_id=filters.journey_id))
     return qs
 
 
@@ -131,6 +138,10 @@ def receipts_in_scope(*, filters: ReportFilters) -> QuerySet[DeliveryEvent]:
         qs = qs.filter(delivery__category_id=filters.category_id)
     if filters.status:
         qs = qs.filter(delivery__status=filters.status)
+    if filters.journey_id:
+        from ..analytics.journeys import journey_deliveries_q
+
+        qs = qs.filter(journey_deliveries_q(journey_id=filters.journey_id, prefix="delivery__"))
     return qs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from django import forms
@@ -12,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
 from dashboard.models import Report
-from notifications.models import Campaign, Category, Channel, Delivery, DeliveryEvent
+from notifications.models import Campaign, Category, Channel, Delivery, DeliveryEvent, Journey
 from notifications.localized import localized_expression
 
 from .data import ReportFilters
@@ -108,7 +109,18 @@ class ExportForm(_ScopeForm):
         help_text=_("Receipts exports only."),
     )
 
-    field_order = ("kind", "format", "date_from", "date_to", "campaign", "channel", "category", "status", "receipt_kind")
+    journey = forms.ModelChoiceField(
+        label=_("Journey"), queryset=Journey.objects.filter(current_version__isnull=False).only("id", "name")
+        .order_by("name"), required=False, empty_label=ANY, widget=_select(),
+        help_text=_("Deliveries and receipts exports: the messages of its send steps."),
+    )
+
+    field_order = ("kind", "format", "date_from", "date_to", "campaign", "journey", "channel", "category", "status",
+                   "receipt_kind")
+
+    def filters(self) -> ReportFilters:
+        journey = self.cleaned_data.get("journey")
+        return replace(super().filters(), journey_id=journey.pk if journey else None)
 
 
 class PeriodReportForm(_ScopeForm):

@@ -9,9 +9,10 @@ from .analytics import (
     runs_progress_partial,
 )
 from .approvals import approval_decide, approval_page, approvals_page
+from .journeys import journey_page, journeys_page
 
 __all__ = [
     "approval_decide", "approval_page", "approvals_page",
     "analytics_page", "campaign_page", "campaign_recipients_partial", "delivery_timeline_partial",
-    "home_kpis_partial", "runs_progress_partial",
+    "home_kpis_partial", "runs_progress_partial", "journey_page", "journeys_page",
 ]

@@ -108,10 +108,11 @@ def _figures_context(filters: AnalyticsFilters) -> dict:
 def analytics_page(request: HttpRequest) -> HttpResponse:
     campaign_id = request.GET.get("campaign")
     campaigns, categories = sel.filter_choices(campaign_id=int(campaign_id) if (campaign_id or "").isdigit() else None)
-    form = AnalyticsFilterForm(request.GET or None, campaigns=campaigns, categories=categories)
+    form = AnalyticsFilterForm(request.GET or None, campaigns=campaigns, categories=categories,
+                               journeys=sel.journey_choices())
     filters = AnalyticsFilters(
         days=form.days(), campaign_id=form.value("campaign"), channel=form.value("channel") or None,
-        category_id=form.value("category"),
+        category_id=form.value("category"), journey_id=form.value("journey"),
     )
     context = {"form": form, "filters": filters, **_figures_context(filters),
                "broadcasts": sel.broadcast_figures(filters=filters)}

@@ -48,9 +48,12 @@ class AnalyticsFilterForm(forms.Form):
     channel = forms.ChoiceField(label=_("Channel"), required=False, widget=UnfoldAdminSelectWidget())
     category = forms.TypedChoiceField(label=_("Category"), coerce=int, required=False, empty_value=None,
                                       widget=UnfoldAdminSelectWidget())
+    journey = forms.TypedChoiceField(label=_("Journey"), coerce=int, required=False, empty_value=None,
+                                     widget=UnfoldAdminSelectWidget())
 
-    def __init__(self, data=None, *, campaigns=None, categories=None, default_days: DayRange | None = None, **kwargs):
-        """``campaigns``/``categories``: ``(id, name)`` choices, or ``None`` to leave the filter out."""
+    def __init__(self, data=None, *, campaigns=None, categories=None, journeys=None,
+                 default_days: DayRange | None = None, **kwargs):
+        """``campaigns``/``categories``/``journeys``: ``(id, name)`` choices, or ``None`` to leave the filter out."""
         self.default_days = default_days or DayRange.last(DEFAULT_DAYS)
         kwargs.setdefault("initial", {"start": self.default_days.start, "end": self.default_days.end})
         if data is not None:  # show the range actually used: a missing day is filled in
@@ -64,7 +67,8 @@ class AnalyticsFilterForm(forms.Form):
         super().__init__(data, **kwargs)
         self.fields["channel"].choices = [("", _("All channels")), *Channel.choices]
         for name, choices, everything in (
-            ("campaign", campaigns, _("All campaigns")), ("category", categories, _("All categories"))
+            ("campaign", campaigns, _("All campaigns")), ("category", categories, _("All categories")),
+            ("journey", journeys, _("All journeys")),
         ):
             if choices is None:
                 del self.fields[name]

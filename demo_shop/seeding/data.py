@@ -37,8 +37,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts.roles import roles_ensure
 from notifications import services
 from notifications.models import (
-    Audience, Campaign, Category, Delivery, DeliveryEvent, MessageTemplate, Notification, Preference,
-    RecipientProfile, SignalTrigger, Suppression,
+    Audience, Campaign, Category, Delivery, DeliveryEvent, Journey, JourneyEnrollment, MessageTemplate, Notification,
+    Preference, RecipientProfile, SignalTrigger, Suppression,
 )
 from notifications.querysets import normalise_address
 
@@ -156,7 +156,8 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
                (_("orders"), Order), (_("preferences"), Preference), (_("suppressions"), Suppression),
                (_("deliveries"), Delivery), (_("receipts"), DeliveryEvent), (_("inbox notifications"), Notification),
                (_("audiences"), Audience), (_("message templates"), MessageTemplate), (_("campaigns"), Campaign),
-               (_("signal triggers"), SignalTrigger)]
+               (_("signal triggers"), SignalTrigger), (_("journeys"), Journey),
+               (_("journey enrollments"), JourneyEnrollment)]
     with transaction.atomic():
         before = [model.objects.count() for _label, model in counted]
         roles_ensure()
@@ -176,6 +177,9 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
 
         marketer = User.objects.filter(username="marketer").first()
         demo_campaigns_ensure(categories=categories, author=marketer, now=now)
+        from .journeys import demo_journeys_ensure
+
+        demo_journeys_ensure(categories=categories, author=marketer, now=now)
         from dashboard.analytics import analytics_rollup_refresh
 
         analytics_rollup_refresh(since=None)  # the dashboard's figures cover the history at once

@@ -140,13 +140,13 @@ def test_analytics_page_query_count(marketer_client, ledger, staff_user, django_
     analytics_rollup_refresh(since=None)
     Delivery.objects.create(idempotency_key="today", channel="email", run=ledger.run, status="sent")
     marketer_client.get(reverse("dashboard:analytics"))  # warm the session and permission caches
-    # session, user, user perms, group perms (4); filter choices: campaigns, categories (2);
+    # session, user, user perms, group perms (4); filter choices: campaigns, categories, journeys (3);
     # figures: state, daily + hourly rollups, today's deliveries, unsubscribes, opens (6);
     # campaign names (1).
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         marketer_client.get(reverse("dashboard:analytics"), {"channel": "email"})  # the last 30 days
     # A range that ends before today reads only the rollups.
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         marketer_client.get(reverse("dashboard:analytics"), {**WEEK, "channel": "email"})
 
 

@@ -51,6 +51,7 @@ def dashboard_pages() -> list[tuple[str, str | None]]:
         ("ops:system_status", _url("ops:system_status")),
         ("admin:dashboard_importjob_upload", _url("admin:dashboard_importjob_upload")),
         ("dashboard:approvals", _url("dashboard:approvals")),
+        ("dashboard:journeys", _url("dashboard:journeys")),
     ]
     campaign = Campaign.objects.filter(runs__isnull=False).order_by("pk").first()
     if campaign:
@@ -62,6 +63,7 @@ def dashboard_pages() -> list[tuple[str, str | None]]:
     journey = Journey.objects.order_by("pk").first()  # seed_demo's journeys, once it has them
     if journey:
         pages.append(("admin:notifications_journey_builder", _url("admin:notifications_journey_builder", journey.pk)))
+        pages.append(("dashboard:journey", _url("dashboard:journey", journey.pk)))
     template = MessageTemplate.objects.order_by("pk").first()
     if template:
         pages.append(("admin:notifications_messagetemplate_preview",
