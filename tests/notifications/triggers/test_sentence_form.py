@@ -297,3 +297,16 @@ def test_dry_run_of_an_audience_trigger_counts_it_and_shows_what_would_hold_it(c
     SignalTrigger.objects.filter(pk=trigger.pk).update(max_recipients=10)
     run = client.get(dry_run_url(trigger), {"instance": paid.pk}).context["run"]
     assert run.fires and run.recipient_count == 5
+
+
+def test_dry_run_states_the_event_it_stands_in_for_without_counting_it_as_a_passed_check(
+    client, marketer, make_trigger, make_order
+):
+    trigger = make_trigger()
+    paid = make_order(status=Order.Status.PAID)
+    response = client.get(dry_run_url(trigger), {"instance": paid.pk})
+    run = response.context["run"]
+    assert run.listens_for.startswith("The trigger listens for")
+    assert not any("listens for" in str(check.label) for check in run.checks)
+    html = response.content.decode()
+    assert 'data-testid="trigger-test-event"' in html and "✓ The trigger listens for" not in html
