@@ -122,6 +122,7 @@ def test_the_campaign_page_shows_per_variant_results_and_a_marketer_picks_the_wi
     page = marketer_client.get(reverse("admin:notifications_campaign_change", args=[draft.pk])).content.decode()
     assert 'data-testid="ab-test"' in page and 'data-variant="A"' in page and 'data-variant="B"' in page
     assert "Other subject" in page and 'data-pick="B"' in page
+    assert "Winner by click rate" in page  # the metric in running text, lower case
     url = reverse("admin:notifications_campaign_winner", args=[draft.pk, run_id, "B"])
     assert marketer_client.get(url).status_code == 405
     with django_capture_on_commit_callbacks(execute=True):
@@ -156,7 +157,7 @@ def test_the_pdf_report_has_a_per_variant_table_with_the_note(draft, staff, locm
                        generated_at=timezone.now())
     assert 'data-testid="ab-test"' in html and "Other subject" in html
     assert "Not enough data yet to compare the variants." in html  # nothing sent in this test
-    assert "Variant B won" in html
+    assert "Variant B won" in html and "Winner by click rate" in html
 
 
 def test_pre_flight_refuses_a_variant_whose_subject_does_not_render(draft, staff):
