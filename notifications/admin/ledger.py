@@ -23,6 +23,7 @@ from ..timezones import AdminTimeZoneWidget, TimeZoneField
 from ..models import (
     AuditEntry,
     Category,
+    Channel,
     Delivery,
     DeliveryEvent,
     Notification,
@@ -201,13 +202,36 @@ class DeliveryAdmin(ReadOnlyAdminMixin, ModelAdmin):
         return inert_value(obj.last_error)
 
 
+def source_label(source: str) -> str:
+    """A receipt's source as people read it: a "sent" receipt's source is its channel's alias
+    ("inapp"), shown by the channel's (translated) name; providers and our own trackers ("smtp",
+    "pixel", "twilio") are names and stay as they are."""
+    return str(dict(Channel.choices).get(source, source))
+
+
+class SourceFilter(admin.SimpleListFilter):
+    title = _("source")
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        sources = DeliveryEvent.objects.order_by().values_list("source", flat=True).distinct()
+        return sorted(((s, source_label(s)) for s in sources), key=lambda pair: pair[1].casefold())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(source=self.value()) if self.value() else queryset
+
+
 @admin.register(DeliveryEvent)
 class DeliveryEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
-    list_display = ["occurred_at", "kind", "source", "delivery", "provider_event_id"]
-    list_filter = ["kind", "source", ("occurred_at", RangeDateTimeFilter)]
+    list_display = ["occurred_at", "kind", "shown_source", "delivery", "provider_event_id"]
+    list_filter = ["kind", SourceFilter, ("occurred_at", RangeDateTimeFilter)]
     search_fields = ["=provider_event_id", "=delivery__id"]
     list_select_related = ["delivery"]
     show_full_result_count = False
+
+    @admin.display(description=_("source"), ordering="source")
+    def shown_source(self, obj: DeliveryEvent) -> str:
+        return source_label(obj.source)
 
 
 @admin.register(AuditEntry)

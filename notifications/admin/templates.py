@@ -35,7 +35,7 @@ from unfold.widgets import (
 )
 
 from ..jsonsafe import JSONInputError, json_loads_safe
-from ..models import MessageParts, MessageTemplate, MessageTemplateVariant
+from ..models import Channel, MessageParts, MessageTemplate, MessageTemplateVariant
 from ..models.campaigns import LOCALE_CHOICES
 from ..services import audit_record
 from ..templating import (
@@ -291,7 +291,8 @@ class MessageTemplateAdmin(ModelAdmin):
 
     @display(description=_("Channels"))
     def channels(self, obj: MessageTemplate) -> str:
-        return ", ".join(channels_written(obj.parts())) or "—"
+        labels = dict(Channel.choices)  # the channels' names in the reader's language, not their keys
+        return ", ".join(str(labels.get(c, c)) for c in channels_written(obj.parts())) or "—"
 
     def save_model(self, request, obj, form, change):
         obj.updated_by = request.user
