@@ -176,6 +176,24 @@ def test_the_time_cap_is_a_setting(settings):
     assert "Rendering took longer than 30 ms" in str(outcome)
 
 
+def test_the_time_cap_counts_the_render_s_own_cpu_not_time_it_was_descheduled(settings):
+    """A busy machine (the render's thread waiting for a core) must not fail a benign message; a
+    render burning CPU is stopped. The budget's clock is the thread's CPU time."""
+    import time
+
+    from notifications.templating.limits import Budget
+
+    settings.SIGNALBOX_TEMPLATE_RENDER_MS = 30
+    budget = Budget.start()
+    time.sleep(0.1)  # 100 ms of wall time, no CPU: as if other processes had the cores
+    budget.check()  # within budget
+    spin_until = time.thread_time() + 0.05
+    while time.thread_time() < spin_until:  # 50 ms of this thread's CPU
+        pass
+    with pytest.raises(TemplateRenderError, match="longer than 30 ms"):
+        budget.check()
+
+
 @pytest.mark.parametrize("source", [
     "{% for i in range(100000) %}{{ 'x' * 99999 }}{% endfor %}",
     "{{ 'x' * 10**9 }}",
