@@ -394,14 +394,15 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
 
     def _winner(self, request: HttpRequest, pk: int, run_id: int, label: str) -> HttpResponse:
         """The marketer ends an A/B test early: ``label`` goes to everyone else."""
+        # Who may, before what: a refused role gets 403 whichever run the URL names.
+        if not allows(request.user, "campaign.launch"):
+            raise PermissionDenied(_("You may not start or stop campaigns."))
         run = get_object_or_404(CampaignRun, pk=run_id, campaign_id=pk)
         if not self.has_view_permission(request, run.campaign):
             raise PermissionDenied
         try:
             ab_tests.campaign_winner_pick(run=run, label=label, actor=request.user)
         except ab_tests.WinnerError as error:
-            if not allows(request.user, "campaign.launch"):
-                raise PermissionDenied(str(error)) from error
             self.message_user(request, str(error), level=messages.ERROR)
         else:
             self.message_user(request, _("Variant %(label)s goes to everyone else now.") % {"label": label},
