@@ -103,7 +103,10 @@ def staff_pages(user, seen: set) -> list[tuple[str, str]]:
             if path and (rule := rule_for(name)) is not None and rule.admits(user)]
 
 
-RECIPIENT_PAGES = [("notifications:inbox", "/notifications/"), ("notifications:preferences", "/notifications/preferences/")]
+RECIPIENT_PAGES = [
+    ("notifications:inbox", "/notifications/"), ("notifications:preferences", "/notifications/preferences/"),
+    ("shop:orders", "/shop/"),  # the demo shop's customer page with the embedded <signalbox-inbox>
+]
 
 
 class Listener:
