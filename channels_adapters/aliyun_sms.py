@@ -137,13 +137,10 @@ class AliyunSmsChannel(BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.access_key_id = access_key_id or getattr(settings, "ALIYUN_ACCESS_KEY_ID", "")
-        self.access_key_secret = access_key_secret or getattr(settings, "ALIYUN_ACCESS_KEY_SECRET", "")
-        missing = [name for name, value in (("access_key_id (ALIYUN_ACCESS_KEY_ID)", self.access_key_id),
-                                            ("access_key_secret (ALIYUN_ACCESS_KEY_SECRET)", self.access_key_secret))
-                   if not value]
-        if missing:
-            raise ChannelConfigurationError(f"{owner}: missing {', '.join(missing)}.")
+        self.access_key_id, self.access_key_secret = self.required_options(
+            access_key_id=(access_key_id, "ALIYUN_ACCESS_KEY_ID"),
+            access_key_secret=(access_key_secret, "ALIYUN_ACCESS_KEY_SECRET"),
+        )
         self.templates = TemplateMap(owner, sign_name=sign_name or getattr(settings, "ALIYUN_SMS_SIGN_NAME", ""),
                                      templates=templates, default_template=default_template)
         self.timeout = float(timeout)

@@ -208,20 +208,11 @@ class SmsChannel(BaseChannel):
     ) -> None:
         super().__init__(alias, **options)
         self.refuse_unknown_options()
-        self.account_sid = account_sid or getattr(settings, "TWILIO_ACCOUNT_SID", "")
-        self.auth_token = auth_token or getattr(settings, "TWILIO_AUTH_TOKEN", "")
-        self.from_number = from_number or getattr(settings, "TWILIO_FROM_NUMBER", "")
-        missing = [
-            name
-            for name, value in (
-                ("account_sid (TWILIO_ACCOUNT_SID)", self.account_sid),
-                ("auth_token (TWILIO_AUTH_TOKEN)", self.auth_token),
-                ("from_number (TWILIO_FROM_NUMBER)", self.from_number),
-            )
-            if not value
-        ]
-        if missing:
-            raise ChannelConfigurationError(f"{type(self).__name__} {alias!r}: missing {', '.join(missing)}.")
+        self.account_sid, self.auth_token, self.from_number = self.required_options(
+            account_sid=(account_sid, "TWILIO_ACCOUNT_SID"),
+            auth_token=(auth_token, "TWILIO_AUTH_TOKEN"),
+            from_number=(from_number, "TWILIO_FROM_NUMBER"),
+        )
         if status_callback is None:
             status_callback = f"{settings.SITE_URL.rstrip('/')}/webhooks/twilio/status/"
         self.status_callback = status_callback or None

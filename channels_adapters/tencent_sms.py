@@ -122,15 +122,12 @@ class TencentSmsChannel(BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.secret_id = secret_id or getattr(settings, "TENCENTCLOUD_SECRET_ID", "")
-        self.secret_key = secret_key or getattr(settings, "TENCENTCLOUD_SECRET_KEY", "")
-        self.sms_sdk_app_id = str(sms_sdk_app_id or getattr(settings, "TENCENT_SMS_SDK_APP_ID", ""))
-        missing = [name for name, value in (("secret_id (TENCENTCLOUD_SECRET_ID)", self.secret_id),
-                                            ("secret_key (TENCENTCLOUD_SECRET_KEY)", self.secret_key),
-                                            ("sms_sdk_app_id (TENCENT_SMS_SDK_APP_ID)", self.sms_sdk_app_id))
-                   if not value]
-        if missing:
-            raise ChannelConfigurationError(f"{owner}: missing {', '.join(missing)}.")
+        self.secret_id, self.secret_key, sms_sdk_app_id = self.required_options(
+            secret_id=(secret_id, "TENCENTCLOUD_SECRET_ID"),
+            secret_key=(secret_key, "TENCENTCLOUD_SECRET_KEY"),
+            sms_sdk_app_id=(sms_sdk_app_id, "TENCENT_SMS_SDK_APP_ID"),
+        )
+        self.sms_sdk_app_id = str(sms_sdk_app_id)  # a number in settings is still the app id
         self.templates = TemplateMap(owner, sign_name=sign_name or getattr(settings, "TENCENT_SMS_SIGN_NAME", ""),
                                      templates=templates, default_template=default_template)
         self.region = region

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from django.conf import settings
 from django.core.cache import caches
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
@@ -218,12 +217,9 @@ class WeChatChannel(BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.app_id = app_id or getattr(settings, "WECHAT_APP_ID", "")
-        self.app_secret = app_secret or getattr(settings, "WECHAT_APP_SECRET", "")
-        missing = [name for name, value in (("app_id (WECHAT_APP_ID)", self.app_id),
-                                            ("app_secret (WECHAT_APP_SECRET)", self.app_secret)) if not value]
-        if missing:
-            raise ChannelConfigurationError(f"{owner}: missing {', '.join(missing)}.")
+        self.app_id, self.app_secret = self.required_options(
+            app_id=(app_id, "WECHAT_APP_ID"), app_secret=(app_secret, "WECHAT_APP_SECRET"),
+        )
         self.templates = TemplateMap(owner, sign_name="", templates=templates, default_template=default_template,
                                      signed=False)
         self.base_url = base_url
