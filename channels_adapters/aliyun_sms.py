@@ -53,13 +53,13 @@ from .base import BaseChannel, OutboundMessage
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
-    InvalidAddressError,
     PermanentChannelError,
     TransientChannelError,
     UnknownOutcomeError,
 )
 from .features import SMS
 from .http import nothing_was_sent
+from .phones import e164_address
 from .provider_templates import TemplateMap
 
 # Codes in a reply that mean "not now" rather than "never".
@@ -172,16 +172,7 @@ class AliyunSmsChannel(BaseChannel):
                               read_timeout=milliseconds, max_idle_conns=self._pool_size)
 
     def normalise_address(self, address: str) -> str:
-        address = address.strip()
-        try:
-            number = phonenumbers.parse(address, None)
-        except phonenumbers.NumberParseException as error:
-            raise InvalidAddressError(
-                f"Not a phone number in international format (+ and country code): {address!r}."
-            ) from error
-        if not phonenumbers.is_valid_number(number):
-            raise InvalidAddressError(f"Not a valid phone number: {address!r}.")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164_address(address)
 
     def build_payload(self, message: OutboundMessage) -> sms_models.SendSmsRequest:
         filled = self.templates.fill(message)

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import phonenumbers
 import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -56,10 +55,10 @@ from twilio.rest import Client
 from .base import BaseChannel, OutboundMessage
 from .features import SMS
 from .http import nothing_was_sent
+from .phones import e164_address
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
-    InvalidAddressError,
     PermanentChannelError,
     TransientChannelError,
     UnknownOutcomeError,
@@ -230,18 +229,7 @@ class SmsChannel(BaseChannel):
         lane.http_client.close()
 
     def normalise_address(self, address: str) -> str:
-        """Return the number in E.164. Only international numbers ("+" and country code) are
-        accepted: there is no default region to read a national number in."""
-        address = address.strip()
-        try:
-            number = phonenumbers.parse(address, None)
-        except phonenumbers.NumberParseException as error:
-            raise InvalidAddressError(
-                f"Not a phone number in international format (+ and country code): {address!r}."
-            ) from error
-        if not phonenumbers.is_valid_number(number):
-            raise InvalidAddressError(f"Not a valid phone number: {address!r}.")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164_address(address)
 
     def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
         payload = {"to": message.address, "from_": self.from_number, "body": message.text}

@@ -47,11 +47,11 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.sms.v20210111 import models as sms_models
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 
-from .aliyun_sms import AliyunSmsChannel
 from .base import BaseChannel, OutboundMessage
 from .errors import ChannelConfigurationError, ChannelError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from .features import SMS
 from .http import nothing_was_sent
+from .phones import e164_address
 from .provider_templates import TemplateMap
 
 TRANSIENT_PREFIXES = ("LimitExceeded", "RequestLimitExceeded", "InternalError", "AuthFailure", "UnauthorizedOperation",
@@ -139,8 +139,9 @@ class TencentSmsChannel(BaseChannel):
             parts = urlsplit(base_url)
             self.protocol, self.endpoint = parts.scheme or "http", parts.netloc
 
-    # E.164, as Twilio and Aliyun: Tencent takes it as it is ("+8613711112222").
-    normalise_address = AliyunSmsChannel.normalise_address
+    def normalise_address(self, address: str) -> str:
+        # E.164, as Twilio and Aliyun: Tencent takes it as it is ("+8613711112222").
+        return e164_address(address)
 
     def build_payload(self, message: OutboundMessage) -> sms_models.SendSmsRequest:
         filled = self.templates.fill(message)
