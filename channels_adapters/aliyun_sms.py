@@ -17,7 +17,7 @@ OPTIONS (credentials default to settings; missing ones are a ``ChannelConfigurat
 - ``timeout``: seconds to connect and to wait for the reply; default 10.
 
 Delivery reports come back through Aliyun's HTTP batch push (SmsReport) to
-``/webhooks/aliyun/sms-report/<ALIYUN_SMS_CALLBACK_TOKEN>/`` (``notifications.receipts.china_sms``).
+``/webhooks/aliyun/sms-report/<ALIYUN_SMS_CALLBACK_TOKEN>/`` (``notifications.receipts.sms_reports``).
 
 Each message is one ``SendSms`` request for one number, over ``concurrency`` lanes (default 16)
 that share the SDK's kept-alive connection pool (sized to the lanes). The SDK's own retries are
