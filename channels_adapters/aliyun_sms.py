@@ -58,7 +58,7 @@ from .errors import (
     UnknownOutcomeError,
 )
 from .features import SMS
-from .http import nothing_was_sent
+from .http import request_failure, wrapped_request_error
 from .phones import e164_address
 from .provider_templates import TemplateMap
 
@@ -101,18 +101,8 @@ def code_error(code: str, message: str, *, status: int = 200, retry_after: float
 def network_error(error: BaseException) -> ChannelError:
     # The SDK wraps the ``requests`` failure twice (``UnretryableException.inner_exception``, a
     # ``RetryError`` raised while handling it): look through both to the original.
-    cause = error
-    while cause is not None and not isinstance(cause, requests.exceptions.RequestException):
-        cause = getattr(cause, "inner_exception", None) or cause.__cause__ or cause.__context__
-    if cause is not None and nothing_was_sent(cause):
-        return TransientChannelError(f"Could not connect to Aliyun: {cause}", reason="aliyun_connect")
-    if isinstance(cause, requests.exceptions.Timeout):
-        return UnknownOutcomeError(f"No reply from Aliyun in time; the SMS may have been accepted: {cause}",
-                                   reason="aliyun_timeout")
-    return UnknownOutcomeError(
-        f"The connection to Aliyun failed after the request was sent; the SMS may have been accepted: {error}",
-        reason="aliyun_no_reply",
-    )
+    return request_failure(wrapped_request_error(error), provider="Aliyun", reason="aliyun",
+                           consequence="the SMS may have been accepted", shown=error)
 
 
 class AliyunSmsChannel(BaseChannel):

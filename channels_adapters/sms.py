@@ -54,7 +54,7 @@ from twilio.rest import Client
 
 from .base import BaseChannel, OutboundMessage
 from .features import SMS
-from .http import nothing_was_sent
+from .http import request_failure
 from .phones import e164_address
 from .errors import (
     ChannelConfigurationError,
@@ -170,16 +170,7 @@ def twilio_error(error: TwilioRestException | TwilioServiceException, response: 
 
 def request_error(error: requests.exceptions.RequestException) -> ChannelError:
     """Translate a failure to get a reply: transient only if the request never left."""
-    if nothing_was_sent(error):
-        return TransientChannelError(f"Could not connect to Twilio: {error}", reason="twilio_connect")
-    if isinstance(error, requests.exceptions.Timeout):
-        return UnknownOutcomeError(
-            f"No reply from Twilio in time; the SMS may have been accepted: {error}", reason="twilio_timeout"
-        )
-    return UnknownOutcomeError(
-        f"The connection to Twilio failed after the request was sent; the SMS may have been accepted: {error}",
-        reason="twilio_no_reply",
-    )
+    return request_failure(error, provider="Twilio", reason="twilio", consequence="the SMS may have been accepted")
 
 
 @dataclass

@@ -50,7 +50,7 @@ from tencentcloud.sms.v20210111.sms_client import SmsClient
 from .base import BaseChannel, OutboundMessage
 from .errors import ChannelConfigurationError, ChannelError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from .features import SMS
-from .http import nothing_was_sent
+from .http import request_failure, wrapped_request_error
 from .phones import e164_address
 from .provider_templates import TemplateMap
 
@@ -72,19 +72,10 @@ def code_error(code: str, message: str) -> ChannelError:
 
 def sdk_error(error: TencentCloudSDKException) -> ChannelError:
     """Translate what the SDK raised: an API error code, or a wrapped failure to get a reply."""
-    cause: BaseException | None = error
-    while cause is not None and not isinstance(cause, requests.exceptions.RequestException):
-        cause = cause.__cause__ or cause.__context__
+    cause = wrapped_request_error(error)
     if cause is not None:
-        if nothing_was_sent(cause):
-            return TransientChannelError(f"Could not connect to Tencent Cloud: {cause}", reason="tencent_connect")
-        if isinstance(cause, requests.exceptions.Timeout):
-            return UnknownOutcomeError(f"No reply from Tencent Cloud in time; the SMS may have been accepted: {cause}",
-                                       reason="tencent_timeout")
-        return UnknownOutcomeError(
-            f"The connection to Tencent Cloud failed after the request was sent; the SMS may have been accepted: {cause}",
-            reason="tencent_no_reply",
-        )
+        return request_failure(cause, provider="Tencent Cloud", reason="tencent",
+                               consequence="the SMS may have been accepted")
     code = error.code or ""
     if code == "ServerNetworkError":
         return TransientChannelError(f"Tencent Cloud answered with an HTTP error: {error.message!r}"[:500],

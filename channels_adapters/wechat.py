@@ -60,7 +60,7 @@ from .errors import (
     UnknownOutcomeError,
 )
 from .features import WECHAT
-from .http import keepalive_session, nothing_was_sent
+from .http import keepalive_session, request_failure, wrapped_request_error
 from .provider_templates import TemplateMap
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
@@ -162,18 +162,8 @@ class SharedTokenWeChatClient(WeChatClient):
 
 
 def _transport_error(error: BaseException) -> ChannelError:
-    cause: BaseException | None = error
-    while cause is not None and not isinstance(cause, requests.exceptions.RequestException):
-        cause = cause.__cause__ or cause.__context__
-    if cause is not None and nothing_was_sent(cause):
-        return TransientChannelError(f"Could not connect to WeChat: {cause}", reason="wechat_connect")
-    if isinstance(cause, requests.exceptions.Timeout):
-        return UnknownOutcomeError(f"No reply from WeChat in time; the message may have been sent: {cause}",
-                                   reason="wechat_timeout")
-    return UnknownOutcomeError(
-        f"The connection to WeChat failed after the request was sent; the message may have been sent: {error}",
-        reason="wechat_no_reply",
-    )
+    return request_failure(wrapped_request_error(error), provider="WeChat", reason="wechat",
+                           consequence="the message may have been sent", shown=error)
 
 
 def wechat_error(error: WeChatClientException) -> ChannelError:
