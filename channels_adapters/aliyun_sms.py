@@ -17,7 +17,7 @@ OPTIONS (credentials default to settings; missing ones are a ``ChannelConfigurat
 - ``timeout``: seconds to connect and to wait for the reply; default 10.
 
 Delivery reports come back through Aliyun's HTTP batch push (SmsReport) to
-``/webhooks/aliyun/sms-report/<ALIYUN_SMS_CALLBACK_TOKEN>/`` (``notifications.receipts.china_sms``).
+``/webhooks/aliyun/sms-report/<ALIYUN_SMS_CALLBACK_TOKEN>/`` (``notifications.receipts.sms_reports``).
 
 Each message is one ``SendSms`` request for one number, over ``concurrency`` lanes (default 16)
 that share the SDK's kept-alive connection pool (sized to the lanes). The SDK's own retries are
@@ -53,13 +53,13 @@ from .base import BaseChannel, OutboundMessage
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
-    InvalidAddressError,
     PermanentChannelError,
     TransientChannelError,
     UnknownOutcomeError,
 )
 from .features import SMS
-from .http import nothing_was_sent
+from .http import request_failure, wrapped_request_error
+from .phones import e164_address
 from .provider_templates import TemplateMap
 
 # Codes in a reply that mean "not now" rather than "never".
@@ -101,18 +101,8 @@ def code_error(code: str, message: str, *, status: int = 200, retry_after: float
 def network_error(error: BaseException) -> ChannelError:
     # The SDK wraps the ``requests`` failure twice (``UnretryableException.inner_exception``, a
     # ``RetryError`` raised while handling it): look through both to the original.
-    cause = error
-    while cause is not None and not isinstance(cause, requests.exceptions.RequestException):
-        cause = getattr(cause, "inner_exception", None) or cause.__cause__ or cause.__context__
-    if cause is not None and nothing_was_sent(cause):
-        return TransientChannelError(f"Could not connect to Aliyun: {cause}", reason="aliyun_connect")
-    if isinstance(cause, requests.exceptions.Timeout):
-        return UnknownOutcomeError(f"No reply from Aliyun in time; the SMS may have been accepted: {cause}",
-                                   reason="aliyun_timeout")
-    return UnknownOutcomeError(
-        f"The connection to Aliyun failed after the request was sent; the SMS may have been accepted: {error}",
-        reason="aliyun_no_reply",
-    )
+    return request_failure(wrapped_request_error(error), provider="Aliyun", reason="aliyun",
+                           consequence="the SMS may have been accepted", shown=error)
 
 
 class AliyunSmsChannel(BaseChannel):
@@ -137,13 +127,10 @@ class AliyunSmsChannel(BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.access_key_id = access_key_id or getattr(settings, "ALIYUN_ACCESS_KEY_ID", "")
-        self.access_key_secret = access_key_secret or getattr(settings, "ALIYUN_ACCESS_KEY_SECRET", "")
-        missing = [name for name, value in (("access_key_id (ALIYUN_ACCESS_KEY_ID)", self.access_key_id),
-                                            ("access_key_secret (ALIYUN_ACCESS_KEY_SECRET)", self.access_key_secret))
-                   if not value]
-        if missing:
-            raise ChannelConfigurationError(f"{owner}: missing {', '.join(missing)}.")
+        self.access_key_id, self.access_key_secret = self.required_options(
+            access_key_id=(access_key_id, "ALIYUN_ACCESS_KEY_ID"),
+            access_key_secret=(access_key_secret, "ALIYUN_ACCESS_KEY_SECRET"),
+        )
         self.templates = TemplateMap(owner, sign_name=sign_name or getattr(settings, "ALIYUN_SMS_SIGN_NAME", ""),
                                      templates=templates, default_template=default_template)
         self.timeout = float(timeout)
@@ -175,16 +162,7 @@ class AliyunSmsChannel(BaseChannel):
                               read_timeout=milliseconds, max_idle_conns=self._pool_size)
 
     def normalise_address(self, address: str) -> str:
-        address = address.strip()
-        try:
-            number = phonenumbers.parse(address, None)
-        except phonenumbers.NumberParseException as error:
-            raise InvalidAddressError(
-                f"Not a phone number in international format (+ and country code): {address!r}."
-            ) from error
-        if not phonenumbers.is_valid_number(number):
-            raise InvalidAddressError(f"Not a valid phone number: {address!r}.")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164_address(address)
 
     def build_payload(self, message: OutboundMessage) -> sms_models.SendSmsRequest:
         filled = self.templates.fill(message)

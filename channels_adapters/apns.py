@@ -33,7 +33,6 @@ from aioapns.connection import (
 )
 from aioapns.exceptions import ConnectionClosed
 from aioapns.exceptions import ConnectionError as ApnsConnectionError
-from django.conf import settings
 
 from .base import BaseChannel, OutboundMessage, SendResult
 from .errors import (
@@ -78,15 +77,10 @@ class ApnsChannel(BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.key = key or getattr(settings, "APNS_KEY", "")
-        self.key_id = key_id or getattr(settings, "APNS_KEY_ID", "")
-        self.team_id = team_id or getattr(settings, "APNS_TEAM_ID", "")
-        self.topic = topic or getattr(settings, "APNS_TOPIC", "")
-        missing = [name for name, value in (("key (APNS_KEY)", self.key), ("key_id (APNS_KEY_ID)", self.key_id),
-                                            ("team_id (APNS_TEAM_ID)", self.team_id),
-                                            ("topic (APNS_TOPIC)", self.topic)) if not value]
-        if missing:
-            raise ChannelConfigurationError(f"{owner}: missing {', '.join(missing)}.")
+        self.key, self.key_id, self.team_id, self.topic = self.required_options(
+            key=(key, "APNS_KEY"), key_id=(key_id, "APNS_KEY_ID"), team_id=(team_id, "APNS_TEAM_ID"),
+            topic=(topic, "APNS_TOPIC"),
+        )
         if "BEGIN" not in self.key:
             try:
                 self.key = Path(self.key).read_text()

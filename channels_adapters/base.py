@@ -16,6 +16,8 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from .errors import ChannelConfigurationError, ChannelError, TransientChannelError
 from .features import ChannelFeatures
 
@@ -145,6 +147,23 @@ class BaseChannel:
             raise ChannelConfigurationError(
                 f"{type(self).__name__} {self.alias!r}: unknown OPTIONS {', '.join(sorted(self.options))}."
             )
+
+    def required_options(self, **options: tuple[Any, str]) -> list[Any]:
+        """Each required option's value, else the setting named beside it, in the order given::
+
+            self.key_id, self.secret = self.required_options(key_id=(key_id, "X_KEY_ID"), secret=(secret, "X_SECRET"))
+
+        Every one still empty is named in one ``ChannelConfigurationError``, when the adapter is built.
+        """
+        values, missing = [], []
+        for name, (value, setting) in options.items():
+            value = value or getattr(settings, setting, "")
+            if not value:
+                missing.append(f"{name} ({setting})")
+            values.append(value)
+        if missing:
+            raise ChannelConfigurationError(f"{type(self).__name__} {self.alias!r}: missing {', '.join(missing)}.")
+        return values
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import phonenumbers
 import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -55,11 +54,11 @@ from twilio.rest import Client
 
 from .base import BaseChannel, OutboundMessage
 from .features import SMS
-from .http import nothing_was_sent
+from .http import request_failure
+from .phones import e164_address
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
-    InvalidAddressError,
     PermanentChannelError,
     TransientChannelError,
     UnknownOutcomeError,
@@ -171,16 +170,7 @@ def twilio_error(error: TwilioRestException | TwilioServiceException, response: 
 
 def request_error(error: requests.exceptions.RequestException) -> ChannelError:
     """Translate a failure to get a reply: transient only if the request never left."""
-    if nothing_was_sent(error):
-        return TransientChannelError(f"Could not connect to Twilio: {error}", reason="twilio_connect")
-    if isinstance(error, requests.exceptions.Timeout):
-        return UnknownOutcomeError(
-            f"No reply from Twilio in time; the SMS may have been accepted: {error}", reason="twilio_timeout"
-        )
-    return UnknownOutcomeError(
-        f"The connection to Twilio failed after the request was sent; the SMS may have been accepted: {error}",
-        reason="twilio_no_reply",
-    )
+    return request_failure(error, provider="Twilio", reason="twilio", consequence="the SMS may have been accepted")
 
 
 @dataclass
@@ -208,20 +198,11 @@ class SmsChannel(BaseChannel):
     ) -> None:
         super().__init__(alias, **options)
         self.refuse_unknown_options()
-        self.account_sid = account_sid or getattr(settings, "TWILIO_ACCOUNT_SID", "")
-        self.auth_token = auth_token or getattr(settings, "TWILIO_AUTH_TOKEN", "")
-        self.from_number = from_number or getattr(settings, "TWILIO_FROM_NUMBER", "")
-        missing = [
-            name
-            for name, value in (
-                ("account_sid (TWILIO_ACCOUNT_SID)", self.account_sid),
-                ("auth_token (TWILIO_AUTH_TOKEN)", self.auth_token),
-                ("from_number (TWILIO_FROM_NUMBER)", self.from_number),
-            )
-            if not value
-        ]
-        if missing:
-            raise ChannelConfigurationError(f"{type(self).__name__} {alias!r}: missing {', '.join(missing)}.")
+        self.account_sid, self.auth_token, self.from_number = self.required_options(
+            account_sid=(account_sid, "TWILIO_ACCOUNT_SID"),
+            auth_token=(auth_token, "TWILIO_AUTH_TOKEN"),
+            from_number=(from_number, "TWILIO_FROM_NUMBER"),
+        )
         if status_callback is None:
             status_callback = f"{settings.SITE_URL.rstrip('/')}/webhooks/twilio/status/"
         self.status_callback = status_callback or None
@@ -239,18 +220,7 @@ class SmsChannel(BaseChannel):
         lane.http_client.close()
 
     def normalise_address(self, address: str) -> str:
-        """Return the number in E.164. Only international numbers ("+" and country code) are
-        accepted: there is no default region to read a national number in."""
-        address = address.strip()
-        try:
-            number = phonenumbers.parse(address, None)
-        except phonenumbers.NumberParseException as error:
-            raise InvalidAddressError(
-                f"Not a phone number in international format (+ and country code): {address!r}."
-            ) from error
-        if not phonenumbers.is_valid_number(number):
-            raise InvalidAddressError(f"Not a valid phone number: {address!r}.")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164_address(address)
 
     def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
         payload = {"to": message.address, "from_": self.from_number, "body": message.text}

@@ -47,11 +47,11 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.sms.v20210111 import models as sms_models
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 
-from .aliyun_sms import AliyunSmsChannel
 from .base import BaseChannel, OutboundMessage
 from .errors import ChannelConfigurationError, ChannelError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from .features import SMS
-from .http import nothing_was_sent
+from .http import request_failure, wrapped_request_error
+from .phones import e164_address
 from .provider_templates import TemplateMap
 
 TRANSIENT_PREFIXES = ("LimitExceeded", "RequestLimitExceeded", "InternalError", "AuthFailure", "UnauthorizedOperation",
@@ -72,19 +72,10 @@ def code_error(code: str, message: str) -> ChannelError:
 
 def sdk_error(error: TencentCloudSDKException) -> ChannelError:
     """Translate what the SDK raised: an API error code, or a wrapped failure to get a reply."""
-    cause: BaseException | None = error
-    while cause is not None and not isinstance(cause, requests.exceptions.RequestException):
-        cause = cause.__cause__ or cause.__context__
+    cause = wrapped_request_error(error)
     if cause is not None:
-        if nothing_was_sent(cause):
-            return TransientChannelError(f"Could not connect to Tencent Cloud: {cause}", reason="tencent_connect")
-        if isinstance(cause, requests.exceptions.Timeout):
-            return UnknownOutcomeError(f"No reply from Tencent Cloud in time; the SMS may have been accepted: {cause}",
-                                       reason="tencent_timeout")
-        return UnknownOutcomeError(
-            f"The connection to Tencent Cloud failed after the request was sent; the SMS may have been accepted: {cause}",
-            reason="tencent_no_reply",
-        )
+        return request_failure(cause, provider="Tencent Cloud", reason="tencent",
+                               consequence="the SMS may have been accepted")
     code = error.code or ""
     if code == "ServerNetworkError":
         return TransientChannelError(f"Tencent Cloud answered with an HTTP error: {error.message!r}"[:500],
@@ -122,15 +113,12 @@ class TencentSmsChannel(BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.secret_id = secret_id or getattr(settings, "TENCENTCLOUD_SECRET_ID", "")
-        self.secret_key = secret_key or getattr(settings, "TENCENTCLOUD_SECRET_KEY", "")
-        self.sms_sdk_app_id = str(sms_sdk_app_id or getattr(settings, "TENCENT_SMS_SDK_APP_ID", ""))
-        missing = [name for name, value in (("secret_id (TENCENTCLOUD_SECRET_ID)", self.secret_id),
-                                            ("secret_key (TENCENTCLOUD_SECRET_KEY)", self.secret_key),
-                                            ("sms_sdk_app_id (TENCENT_SMS_SDK_APP_ID)", self.sms_sdk_app_id))
-                   if not value]
-        if missing:
-            raise ChannelConfigurationError(f"{owner}: missing {', '.join(missing)}.")
+        self.secret_id, self.secret_key, sms_sdk_app_id = self.required_options(
+            secret_id=(secret_id, "TENCENTCLOUD_SECRET_ID"),
+            secret_key=(secret_key, "TENCENTCLOUD_SECRET_KEY"),
+            sms_sdk_app_id=(sms_sdk_app_id, "TENCENT_SMS_SDK_APP_ID"),
+        )
+        self.sms_sdk_app_id = str(sms_sdk_app_id)  # a number in settings is still the app id
         self.templates = TemplateMap(owner, sign_name=sign_name or getattr(settings, "TENCENT_SMS_SIGN_NAME", ""),
                                      templates=templates, default_template=default_template)
         self.region = region
@@ -142,8 +130,9 @@ class TencentSmsChannel(BaseChannel):
             parts = urlsplit(base_url)
             self.protocol, self.endpoint = parts.scheme or "http", parts.netloc
 
-    # E.164, as Twilio and Aliyun: Tencent takes it as it is ("+8613711112222").
-    normalise_address = AliyunSmsChannel.normalise_address
+    def normalise_address(self, address: str) -> str:
+        # E.164, as Twilio and Aliyun: Tencent takes it as it is ("+8613711112222").
+        return e164_address(address)
 
     def build_payload(self, message: OutboundMessage) -> sms_models.SendSmsRequest:
         filled = self.templates.fill(message)

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from django.conf import settings
 from django.core.cache import caches
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
@@ -61,7 +60,7 @@ from .errors import (
     UnknownOutcomeError,
 )
 from .features import WECHAT
-from .http import keepalive_session, nothing_was_sent
+from .http import keepalive_session, request_failure, wrapped_request_error
 from .provider_templates import TemplateMap
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
@@ -163,18 +162,8 @@ class SharedTokenWeChatClient(WeChatClient):
 
 
 def _transport_error(error: BaseException) -> ChannelError:
-    cause: BaseException | None = error
-    while cause is not None and not isinstance(cause, requests.exceptions.RequestException):
-        cause = cause.__cause__ or cause.__context__
-    if cause is not None and nothing_was_sent(cause):
-        return TransientChannelError(f"Could not connect to WeChat: {cause}", reason="wechat_connect")
-    if isinstance(cause, requests.exceptions.Timeout):
-        return UnknownOutcomeError(f"No reply from WeChat in time; the message may have been sent: {cause}",
-                                   reason="wechat_timeout")
-    return UnknownOutcomeError(
-        f"The connection to WeChat failed after the request was sent; the message may have been sent: {error}",
-        reason="wechat_no_reply",
-    )
+    return request_failure(wrapped_request_error(error), provider="WeChat", reason="wechat",
+                           consequence="the message may have been sent", shown=error)
 
 
 def wechat_error(error: WeChatClientException) -> ChannelError:
@@ -218,12 +207,9 @@ class WeChatChannel(BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.app_id = app_id or getattr(settings, "WECHAT_APP_ID", "")
-        self.app_secret = app_secret or getattr(settings, "WECHAT_APP_SECRET", "")
-        missing = [name for name, value in (("app_id (WECHAT_APP_ID)", self.app_id),
-                                            ("app_secret (WECHAT_APP_SECRET)", self.app_secret)) if not value]
-        if missing:
-            raise ChannelConfigurationError(f"{owner}: missing {', '.join(missing)}.")
+        self.app_id, self.app_secret = self.required_options(
+            app_id=(app_id, "WECHAT_APP_ID"), app_secret=(app_secret, "WECHAT_APP_SECRET"),
+        )
         self.templates = TemplateMap(owner, sign_name="", templates=templates, default_template=default_template,
                                      signed=False)
         self.base_url = base_url

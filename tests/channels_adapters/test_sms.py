@@ -228,6 +228,10 @@ def test_credentials_default_to_settings_and_missing_ones_are_a_configuration_er
     settings.TWILIO_AUTH_TOKEN = ""
     with pytest.raises(ChannelConfigurationError, match="auth_token"):
         SmsChannel("sms")
+    settings.TWILIO_FROM_NUMBER = ""  # every missing one is named at once, with its setting
+    with pytest.raises(ChannelConfigurationError,
+                       match=r"'sms': missing auth_token \(TWILIO_AUTH_TOKEN\), from_number \(TWILIO_FROM_NUMBER\)\.$"):
+        SmsChannel("sms")
 
 
 def test_unknown_options_are_refused(fake_twilio):
