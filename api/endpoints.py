@@ -80,10 +80,17 @@ def notifications_send(
     if missing:
         raise Problem(422, "validation", _("The request is not valid."),
                       errors=[{"field": f"recipients.{i}", "message": _("No such recipient.")} for i in missing])
-    if payload.template is not None and not MessageTemplate.objects.filter(key=payload.template).exists():
-        raise _invalid("template", _("Unknown template: %(key)s") % {"key": payload.template})
+    template_id = None
+    if payload.template is not None:
+        template_id = MessageTemplate.objects.filter(key=payload.template).values_list("pk", flat=True).first()
+        if template_id is None:
+            raise _invalid("template", _("Unknown template: %(key)s") % {"key": payload.template})
     category = _category(payload.category)
     key = f"api:{request.auth.prefix}:{idempotency_key or uuid.uuid4().hex}"
+    wanted = [f"notify:{key}:{pk}:{channel}" for pk in ids for channel in payload.channels]
+    if idempotency_key is not None and _reused_differently(wanted, payload, template_id):
+        raise Problem(422, "idempotency-key-reused", _("This Idempotency-Key was used with a different request."),
+                      _("Send the same body again, or use a new key."))
     try:
         result = notify(ids, template=payload.template, context=payload.context, title=payload.title,
                         body=payload.body, url=payload.url, channels=payload.channels, category=category,
@@ -92,10 +99,23 @@ def notifications_send(
         raise _invalid("category", _("Give a category: this site has no “system” category.")) from exc
     except ValueError as exc:
         raise _invalid("body", str(exc)) from exc
-    wanted = [f"notify:{key}:{pk}:{channel}" for pk in ids for channel in payload.channels]
     delivery_ids = sorted(Delivery.objects.filter(idempotency_key__in=wanted).values_list("pk", flat=True))
     return Status(202, {"planned": result.planned, "suppressed": result.suppressed,
                  "already_known": result.already_known, "delivery_ids": delivery_ids})
+
+
+def _reused_differently(wanted: list[str], payload: s.NotificationIn, template_id: int | None) -> bool:
+    """Whether the ledger rows of an earlier call with this Idempotency-Key show another request:
+    some of ``wanted`` exist and others not (other recipients or channels), or one holds another
+    message (the content ``notify()`` stores: the template and its context, or the literal parts).
+    The rows themselves are compared, so nothing more is stored; an earlier call that named none
+    of these recipients on these channels leaves no row to compare and is not seen."""
+    if template_id is not None:
+        content = {"template_id": template_id, "context": payload.context}
+    else:
+        content = {"subject": payload.title, "text": payload.body, "html": "", "url": payload.url}
+    stored = list(Delivery.objects.filter(idempotency_key__in=set(wanted)).values_list("content", flat=True))
+    return bool(stored) and (len(stored) != len(set(wanted)) or any(row != content for row in stored))
 
 
 @router.post("/broadcasts", response={201: s.BroadcastOut, **s.ERRORS}, auth=ServerKey(Scope.NOTIFY), tags=["sending"])

@@ -107,12 +107,17 @@ def recipient_upsert(*, data: dict) -> Upserted:
 
 
 def _upsert(User, data: dict, *, external_id: str | None, email: str) -> Upserted:
-    user = None
+    user, found_by = None, "external_id"
     if external_id:
         user = User._default_manager.filter(api_external_id__external_id=external_id).first()
     if user is None and email:
-        user = (User._default_manager.annotate(email_key=Lower("email")).filter(email_key=email.lower())
-                .order_by("pk").first())
+        user, found_by = (User._default_manager.annotate(email_key=Lower("email")).filter(email_key=email.lower())
+                          .order_by("pk").first()), "email"
+    if user is not None and (user.is_staff or user.is_superuser):
+        # As the CSV import (dashboard.imports): a key that may write recipients must not change a
+        # staff account; a new email there would receive that account's password reset.
+        raise ValidationError({found_by: [_("This is a staff account: the API does not change staff accounts; "
+                                            "edit it in the admin.")]})
     created = user is None
     if created:
         base = (external_id or email.partition("@")[0] or "user")[:100]

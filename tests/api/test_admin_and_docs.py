@@ -91,3 +91,14 @@ def test_the_sidebar_shows_api_keys_to_superusers_only(root, client):
     manager.groups.add(Group.objects.get(name="Managers"))
     client.force_login(manager)
     assert b"/admin/api/apikey/" not in client.get("/admin/").content
+
+
+def test_the_schemas_channel_names_are_the_ledgers_channels():
+    # api.schemas spells the channels out for the OpenAPI enum: a channel added to the ledger
+    # must be added there too, or the API would refuse it.
+    from typing import get_args
+
+    from api.schemas import ChannelName
+    from notifications.models import Channel
+
+    assert set(get_args(ChannelName)) == set(Channel.values)

@@ -48,6 +48,21 @@ def test_upsert_finds_an_existing_user_by_email_and_links_the_external_id(api, r
     assert ExternalId.objects.get(user=recipient).external_id == "crm-1"
 
 
+def test_a_staff_account_is_not_changed_through_the_api(api):
+    # A new email on a staff account would receive its password reset: refused, as the CSV import does.
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    response = api.call("PUT", "/api/v1/recipients", {"external_id": "crm-9", "email": "ROOT@example.com",
+                                                      "first_name": "Mallory"})
+    assert response.status_code == 422, response.content
+    assert [e["field"] for e in response.json()["errors"]] == ["email"]
+    response = api.post("/api/v1/recipients/bulk", {"recipients": [{"email": "new@example.com"},
+                                                                   {"email": "root@example.com"}]})
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "recipients.1.email"
+    root.refresh_from_db()
+    assert (root.email, root.first_name) == ("root@example.com", "")
+    assert not ExternalId.objects.exists() and not User.objects.filter(email="new@example.com").exists()
+
+
 def test_a_bad_phone_or_time_zone_is_422_naming_the_field_and_saves_nothing(api):
     response = api.call("PUT", "/api/v1/recipients", {"email": "x@example.com", "phone": "12345",
                                                       "timezone": "Mars/Olympus"})

@@ -66,6 +66,29 @@ def test_the_same_idempotency_key_twice_sends_once(api, recipient):
     assert third.json()["planned"] == 1
 
 
+def test_an_idempotency_key_reused_with_another_body_is_422(api, recipient, other_recipient):
+    MessageTemplateFactory(key="shipped", inapp_title="Order {{ order }} shipped", inapp_body="")
+    sent = {"recipients": [{"id": recipient.pk}], "title": "Once", "channels": ["inapp"]}
+    by_template = {"recipients": [{"id": recipient.pk}], "template": "shipped", "context": {"order": "A-17"}}
+    assert api.post("/api/v1/notifications", sent, headers={"Idempotency-Key": "k1"}).status_code == 202
+    assert api.post("/api/v1/notifications", by_template, headers={"Idempotency-Key": "k2"}).status_code == 202
+    for key, body in [
+        ("k1", {**sent, "title": "Twice"}),  # another message
+        ("k1", {**sent, "url": "/orders/2"}),
+        ("k1", {**sent, "channels": ["inapp", "email"]}),  # another channel
+        ("k1", {**sent, "recipients": [{"id": recipient.pk}, {"id": other_recipient.pk}]}),  # someone more
+        ("k2", {**by_template, "context": {"order": "B-2"}}),
+        ("k1", by_template),
+    ]:
+        response = api.post("/api/v1/notifications", body, headers={"Idempotency-Key": key})
+        assert response.status_code == 422, (key, body, response.content)
+        assert response.json()["type"] == "/api/problems/idempotency-key-reused"
+    assert Delivery.objects.count() == Notification.objects.count() == 2
+    # The same body again is still the first answer.
+    again = api.post("/api/v1/notifications", by_template, headers={"Idempotency-Key": "k2"})
+    assert again.status_code == 202 and again.json()["already_known"] == 1
+
+
 def test_idempotency_keys_belong_to_their_api_key(make_key, recipient):
     from tests.api.conftest import ApiClient
 

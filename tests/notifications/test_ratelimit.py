@@ -174,3 +174,16 @@ def test_db_store_deletes_windows_older_than_a_minute(settings, monkeypatch):
     ratelimit.acquire(channel="sms", count=1, rate=10, now=clock.now, sleep=clock.sleep)
 
     assert sorted(RateWindow.objects.values_list("window", flat=True)) == [950, 1000]
+
+
+def test_take_grants_what_is_left_of_the_cap_without_waiting(backend, channel):
+    """``take`` (the REST API's per-key limit): a caller-named window, never a sleep."""
+    assert ratelimit.take(bucket=channel, window=960, count=3, cap=5, ttl=65) == 3
+    assert ratelimit.take(bucket=channel, window=960, count=3, cap=5, ttl=65) == 2
+    assert ratelimit.take(bucket=channel, window=960, count=1, cap=5, ttl=65) == 0
+    assert ratelimit.take(bucket=channel, window=1020, count=1, cap=5, ttl=65) == 1  # the next minute
+    assert ratelimit.take(bucket=channel, window=1020, count=0, cap=5) == 0
+    assert (used(backend, channel, 960), used(backend, channel, 1020)) == (5, 1)
+    if backend == "redis":
+        ttl = ratelimit._redis_client(django_settings.REDIS_URL).ttl(ratelimit.redis_key(channel, 960))
+        assert 5 < ttl <= 65
