@@ -154,6 +154,18 @@ def test_the_scheduler_tick_twice_chooses_once_and_plans_the_rest_once(ab_campai
     assert run.winner == "A" and run.test_state == "decided"  # a tie keeps the first variant
 
 
+def test_the_tick_without_a_test_due_costs_one_query(make_campaign, staff, django_assert_num_queries):
+    """Every scheduler round runs it: with no A/B test (only ordinary runs) it reads nothing but
+    the due tests, and says nothing unless asked (``--once``)."""
+    campaign = make_campaign(static_audience("Plain", make_recipients(3)), author=staff["marketer"])
+    CampaignRun.objects.create(campaign=campaign, occurrence=timezone.now(), status="sending", started_at=timezone.now())
+    with django_assert_num_queries(1) as captured:
+        assert ab_tests.ab_tests_tick() == []
+    assert "test_state" in captured.captured_queries[0]["sql"]  # the partial index's predicate
+    with django_assert_num_queries(1):
+        assert ab_tests.ab_tests_tick(once=True) == ["chose 0 A/B test winner(s)"]
+
+
 def test_a_marketer_may_pick_the_winner_before_the_window_ends(ab_campaign, staff, locmem_channels,
                                                                django_capture_on_commit_callbacks):
     campaign = ab_campaign(200)
