@@ -213,6 +213,18 @@ def run_test_results(*, run: CampaignRun, variants: list[CampaignVariant] | None
     return TestResults(run=run, metric=campaign.test_metric, variants=results, verdict=verdict, rest=rest)
 
 
+def runs_test_results(*, campaign: Campaign, runs: Iterable[CampaignRun]) -> list[TestResults]:
+    """``run_test_results`` of each of ``runs`` (a campaign's, loaded without it) that is or was
+    tested, in their order: the variants read once, two queries per tested run."""
+    tested = [run for run in runs if run.test_state]
+    if not tested:
+        return []
+    variants = campaign_variants(campaign=campaign)
+    for run in tested:
+        run.campaign = campaign
+    return [run_test_results(run=run, variants=variants) for run in tested]
+
+
 # Choosing the winner --------------------------------------------------------------------------
 
 class WinnerError(Exception):
