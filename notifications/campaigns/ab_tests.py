@@ -119,9 +119,11 @@ def variant_problems(*, variants: list[tuple[str, int | None, str]], channels: l
     return problems
 
 
-def campaign_variant_problems(*, campaign: Campaign) -> list[str]:
+def campaign_variant_problems(*, campaign: Campaign, variants: list[CampaignVariant] | None = None) -> list[str]:
+    """``variant_problems`` of the campaign's saved variants (``variants``: already read)."""
+    variants = campaign_variants(campaign=campaign) if variants is None else variants
     return variant_problems(
-        variants=[(v.label, v.template_id, v.email_subject) for v in campaign_variants(campaign=campaign)],
+        variants=[(v.label, v.template_id, v.email_subject) for v in variants],
         channels=list(campaign.channels or []), template_id=campaign.template_id,
     )
 
