@@ -120,3 +120,25 @@ def worker_run_until_idle() -> None:
         manage("db_worker", "--batch", "--no-reload", "--no-startup-delay")
     else:
         pytest.fail(f"No worker for {backend}")
+
+
+def enqueued_task_ids(task_path_suffix: str) -> set[str]:
+    """Ids of the tasks waiting on the configured backend whose path ends with ``task_path_suffix``
+    (queued or scheduled for later; no worker has taken them). Works on the DB and the RQ backend,
+    so a test of what child processes enqueued counts the same thing on both."""
+    backend = settings.TASKS["default"]["BACKEND"]
+    if backend == "django_tasks_rq.RQBackend":
+        import django_rq
+        from rq.job import Job
+
+        queue = django_rq.get_queue("default")
+        ids = [*queue.job_ids, *queue.scheduled_job_registry.get_job_ids()]
+        jobs = Job.fetch_many(ids, connection=queue.connection)
+        return {job.id for job in jobs if job is not None and job.func_name.endswith(task_path_suffix)}
+    elif backend == "django_tasks_db.DatabaseBackend":
+        from django_tasks_db.models import DBTaskResult
+
+        return {str(pk) for pk in DBTaskResult.objects.filter(task_path__endswith=task_path_suffix)
+                .values_list("id", flat=True)}
+    else:
+        pytest.fail(f"No queue to read for {backend}")

@@ -345,16 +345,10 @@ AB_TESTS_SHOWN = 5
 
 def _ab_tests(campaign: Campaign) -> list:
     """The newest tested runs' per-variant results (two queries each, a few runs at most)."""
-    from notifications.campaigns.ab_tests import campaign_variants, run_test_results
+    from notifications.campaigns.ab_tests import runs_test_results
 
-    tested = list(CampaignRun.objects.filter(campaign_id=campaign.pk).exclude(test_state="")
-                  .order_by("-started_at")[:AB_TESTS_SHOWN])
-    if not tested:
-        return []
-    variants = campaign_variants(campaign=campaign)
-    for run in tested:
-        run.campaign = campaign
-    return [run_test_results(run=run, variants=variants) for run in tested]
+    tested = CampaignRun.objects.filter(campaign_id=campaign.pk).exclude(test_state="").order_by("-started_at")
+    return runs_test_results(campaign=campaign, runs=tested[:AB_TESTS_SHOWN])
 
 
 def period_report_content(*, filters: ReportFilters) -> ReportContent:

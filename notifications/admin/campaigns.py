@@ -342,18 +342,8 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
             "runs": [(run, None if run.pk in purged else progress.get(run.pk)) for run in runs],
             "purged_runs": purged,
             "live": obj.status in (Campaign.Status.RUNNING, Campaign.Status.SCHEDULED),
-            "ab_tests": self._ab_test_context(obj, runs),
+            "ab_tests": ab_tests.runs_test_results(campaign=obj, runs=runs),  # the runs above that were tested
         }
-
-    def _ab_test_context(self, obj: Campaign, runs: list[CampaignRun]) -> list:
-        """Each tested run's per-variant results (the newest runs shown above), two queries each."""
-        tested = [run for run in runs if run.test_state]
-        if not tested:
-            return []
-        variants = ab_tests.campaign_variants(campaign=obj)
-        for run in tested:
-            run.campaign = obj
-        return [ab_tests.run_test_results(run=run, variants=variants) for run in tested]
 
     def get_urls(self):
         return [

@@ -119,9 +119,11 @@ def variant_problems(*, variants: list[tuple[str, int | None, str]], channels: l
     return problems
 
 
-def campaign_variant_problems(*, campaign: Campaign) -> list[str]:
+def campaign_variant_problems(*, campaign: Campaign, variants: list[CampaignVariant] | None = None) -> list[str]:
+    """``variant_problems`` of the campaign's saved variants (``variants``: already read)."""
+    variants = campaign_variants(campaign=campaign) if variants is None else variants
     return variant_problems(
-        variants=[(v.label, v.template_id, v.email_subject) for v in campaign_variants(campaign=campaign)],
+        variants=[(v.label, v.template_id, v.email_subject) for v in variants],
         channels=list(campaign.channels or []), template_id=campaign.template_id,
     )
 
@@ -211,6 +213,18 @@ def run_test_results(*, run: CampaignRun, variants: list[CampaignVariant] | None
     ]
     verdict = experiments.verdict(counts=[r.counts for r in results], metric=campaign.test_metric)
     return TestResults(run=run, metric=campaign.test_metric, variants=results, verdict=verdict, rest=rest)
+
+
+def runs_test_results(*, campaign: Campaign, runs: Iterable[CampaignRun]) -> list[TestResults]:
+    """``run_test_results`` of each of ``runs`` (a campaign's, loaded without it) that is or was
+    tested, in their order: the variants read once, two queries per tested run."""
+    tested = [run for run in runs if run.test_state]
+    if not tested:
+        return []
+    variants = campaign_variants(campaign=campaign)
+    for run in tested:
+        run.campaign = campaign
+    return [run_test_results(run=run, variants=variants) for run in tested]
 
 
 # Choosing the winner --------------------------------------------------------------------------

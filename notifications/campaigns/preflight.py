@@ -240,8 +240,9 @@ def _ab_test_problems(campaign: Campaign, locales: dict[str, int]) -> list[Prefl
     recipient per locale (a subject that does not render would fail that whole variant)."""
     from .ab_tests import campaign_variant_problems, campaign_variants
 
-    problems = [PreflightProblem(message) for message in campaign_variant_problems(campaign=campaign)]
-    variants = [v for v in campaign_variants(campaign=campaign) if v.template_id or v.email_subject.strip()]
+    saved = campaign_variants(campaign=campaign)  # read once, for the rules and the renders
+    problems = [PreflightProblem(message) for message in campaign_variant_problems(campaign=campaign, variants=saved)]
+    variants = [v for v in saved if v.template_id or v.email_subject.strip()]
     if problems or not variants or not locales:
         return problems
     values = campaign_values(campaign=campaign)

@@ -51,6 +51,11 @@ class InboxState:
         return f"{self.unread}-{self.latest_id}{tail}"
 
     @classmethod
+    def of(cls, counts) -> InboxState:
+        """The state of ``selectors.InboxCounts`` (the inbox page, the feed and the stream alike)."""
+        return cls(counts.unread, counts.latest_notification_id, counts.latest_broadcast_id)
+
+    @classmethod
     def parse(cls, value: str | None) -> InboxState | None:
         """Read a state the browser sent back (``Last-Event-ID`` or query); None if malformed.
 
@@ -68,8 +73,7 @@ class InboxState:
 def inbox_state(user_id: int) -> InboxState:
     from .selectors import inbox_counts
 
-    counts = inbox_counts(user_id=user_id)
-    return InboxState(counts.unread, counts.latest_notification_id, counts.latest_broadcast_id)
+    return InboxState.of(inbox_counts(user_id=user_id))
 
 
 def channel_name(user_id: int) -> str:

@@ -28,7 +28,7 @@ def _page_number(request: HttpRequest) -> str:
 def _render_inbox(request: HttpRequest, *, partial: str | None = None) -> HttpResponse:
     inbox = selectors.inbox_page(user=request.user, page_number=_page_number(request))
     counts = inbox.counts
-    state = live.InboxState(counts.unread, counts.latest_notification_id, counts.latest_broadcast_id)
+    state = live.InboxState.of(counts)
     context = {"inbox": inbox, "page": inbox.page, "unread": inbox.unread, "live_state": state.event_id}
     template = f"{INBOX_TEMPLATE}#{partial}" if partial else INBOX_TEMPLATE
     return render(request, template, context)
@@ -69,7 +69,7 @@ def feed(request: HttpRequest) -> JsonResponse:
         limit = FEED_LIMIT_DEFAULT
     feed = selectors.inbox_newest(user=request.user, limit=limit)
     counts = feed.counts
-    state = live.InboxState(counts.unread, counts.latest_notification_id, counts.latest_broadcast_id)
+    state = live.InboxState.of(counts)
     items = [
         {
             "id": item.dom_id,

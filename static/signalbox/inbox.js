@@ -123,7 +123,11 @@
       var initial = parseInt(this.getAttribute("unread") || "0", 10);
       this._setUnread(isNaN(initial) ? 0 : initial, false);
       this._state = this.getAttribute("state") || "";
-      this.reload().then(() => this._connectStream());
+      // The tag rendered the count and the stream state of this moment: the stream starts from
+      // them (it reports any change since) and the list is read when the dropdown opens. An
+      // element written by hand, without a state, reads the feed first.
+      if (this._state) this._connectStream();
+      else this.reload().then(() => this._connectStream());
     }
 
     disconnectedCallback() {

@@ -59,6 +59,8 @@ def test_inbox_on_the_shop_page_updates_live_and_marks_read(
     page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
     page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
     page.on("response", lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"))
+    feed_reads: list[str] = []
+    page.on("request", lambda request: "/feed/" in request.url and feed_reads.append(request.url))
     try:
         page.goto("/accounts/login/?next=/shop/")
         page.locator("input[name=username]").fill(shopper.username)
@@ -75,6 +77,8 @@ def test_inbox_on_the_shop_page_updates_live_and_marks_read(
             "() => { const el = document.querySelector('signalbox-inbox');"
             " return el && el._source && el._source.readyState === EventSource.OPEN; }"
         )
+        # The count and the stream state came with the page: nothing is read again until it changes.
+        assert feed_reads == []
 
         notify([shopper], title="<b>Order SB-1001 shipped</b>", body="Tracking: 1Z999", url="/shop/", category=orders)
         committed = time.monotonic()

@@ -154,6 +154,18 @@ def test_the_scheduler_tick_twice_chooses_once_and_plans_the_rest_once(ab_campai
     assert run.winner == "A" and run.test_state == "decided"  # a tie keeps the first variant
 
 
+def test_the_tick_without_a_test_due_costs_one_query(make_campaign, staff, django_assert_num_queries):
+    """Every scheduler round runs it: with no A/B test (only ordinary runs) it reads nothing but
+    the due tests, and says nothing unless asked (``--once``)."""
+    campaign = make_campaign(static_audience("Plain", make_recipients(3)), author=staff["marketer"])
+    CampaignRun.objects.create(campaign=campaign, occurrence=timezone.now(), status="sending", started_at=timezone.now())
+    with django_assert_num_queries(1) as captured:
+        assert ab_tests.ab_tests_tick() == []
+    assert "test_state" in captured.captured_queries[0]["sql"]  # the partial index's predicate
+    with django_assert_num_queries(1):
+        assert ab_tests.ab_tests_tick(once=True) == ["chose 0 A/B test winner(s)"]
+
+
 def test_a_marketer_may_pick_the_winner_before_the_window_ends(ab_campaign, staff, locmem_channels,
                                                                django_capture_on_commit_callbacks):
     campaign = ab_campaign(200)
@@ -179,10 +191,11 @@ def test_two_scheduler_processes_choose_the_winner_once(ab_campaign, staff, locm
     import sys
 
     from tests.conftest import ROOT, child_env
+    from tests.processes import enqueued_task_ids
 
     campaign = ab_campaign(200)
     run = _start(campaign, staff["marketer"])
-    DBTaskResult.objects.all().delete()  # the launch's own tasks: not under test
+    launched = enqueued_task_ids("campaign_run_plan_task")  # the launch's own tasks: not under test
     CampaignRun.objects.filter(pk=run.pk).update(test_ends_at=timezone.now() - timedelta(minutes=1))
     schedulers = [
         subprocess.Popen([sys.executable, "manage.py", "signalbox_scheduler", "--once"], cwd=ROOT, env=child_env(),
@@ -193,5 +206,5 @@ def test_two_scheduler_processes_choose_the_winner_once(ab_campaign, staff, locm
     assert [process.returncode for process in schedulers] == [0, 0], outputs
     assert sorted(out.split("chose ")[1].split()[0] for out, _err in outputs) == ["0", "1"]
     assert AuditEntry.objects.filter(action="campaign.winner_chosen").count() == 1
-    assert DBTaskResult.objects.filter(task_path__endswith="campaign_run_plan_task").count() == 1
+    assert len(enqueued_task_ids("campaign_run_plan_task") - launched) == 1  # the rest planned once, on either backend
     assert CampaignRun.objects.get(pk=run.pk).test_state == "decided"

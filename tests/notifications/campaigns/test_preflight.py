@@ -162,3 +162,18 @@ def test_an_approval_covers_the_template_values(make_campaign, promo_template, s
     campaign.template_values = {"promo_code": "FREE100"}
     check = campaign_approval(campaign=campaign)
     assert check.needed and check.changed == ["template"]
+
+
+def test_pre_flight_reads_the_a_b_variants_once(make_campaign, promo_template):
+    """Every pre-flight asks for the A/B variants (a campaign without any too): once for the
+    test's rules and the variants' renders alike (the full report's approval check digests them
+    too, in ``approvals.ab_test_digest``)."""
+    from notifications.campaigns.preflight import campaign_preflight_errors
+
+    campaign = _campaign(make_campaign, promo_template, n=3, template_values={"promo_code": "X"})
+    for check, expected in ((lambda: campaign_preflight(campaign=campaign, per_locale=1), 2),
+                            (lambda: campaign_preflight_errors(campaign=campaign), 1)):
+        with CaptureQueriesContext(connection) as queries:
+            check()
+        reads = [q["sql"] for q in queries.captured_queries if "campaignvariant" in q["sql"].lower()]
+        assert len(reads) == expected, reads
