@@ -347,7 +347,7 @@ def _ab_tests(campaign: Campaign) -> list:
     """The newest tested runs' per-variant results (two queries each, a few runs at most)."""
     from notifications.campaigns.ab_tests import runs_test_results
 
-    tested = CampaignRun.objects.filter(campaign_id=campaign.pk).exclude(test_state="").order_by("-started_at")
+    tested = CampaignRun.objects.filter(campaign_id=campaign.pk).exclude(test_state="").select_related("winner_chosen_by").order_by("-started_at")
     return runs_test_results(campaign=campaign, runs=tested[:AB_TESTS_SHOWN])
 
 

@@ -327,7 +327,7 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
         from dashboard.analytics.figures import day_start, local_day_hour  # noqa: PLC0415
         from dashboard.analytics.rollups import details_purged_before  # noqa: PLC0415
 
-        runs = list(obj.runs.order_by("-started_at")[:5])
+        runs = list(obj.runs.select_related("winner_chosen_by").order_by("-started_at")[:5])  # who picked an A/B winner
         for run in runs:  # "send to those who did not open" (or why not), from what is loaded
             run.followup = followup_offer(run=run, campaign=obj)
         progress = runs_progress_of(runs)
