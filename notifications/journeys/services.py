@@ -70,12 +70,19 @@ def journey_save(*, journey: Journey, actor) -> Journey:
         raise ValidationError({"entry": problems})
     creating = journey.pk is None
     with transaction.atomic():
+        # Only a live journey's entry is bound on the save path (``entry.compiled_journey_bindings``;
+        # goals and exits are the published versions'): a draft edit moves no trigger token, so
+        # editing in the builder does not make every process reload its triggers.
+        before = None if creating else Journey.objects.filter(pk=journey.pk).values_list("status", "entry").first()
+        rebind = Status.LIVE in (before[0] if before else None, journey.status) and before != (
+            journey.status, journey.entry)
         if creating:
             journey.created_by = actor if getattr(actor, "pk", None) else None
         journey.full_clean()
         journey.save()
         audit_record(actor=actor, action="journey.create" if creating else "journey.edit", target=journey)
-        trigger_state_bump()
+        if rebind:
+            trigger_state_bump()
     return journey
 
 
