@@ -291,14 +291,14 @@ def _walk(walkers: list[Walker], *, plans: dict[int, VersionPlan], now: datetime
                 writes.sends[(walker.version_id, step_id)].append(walker)
                 outcome, nxt = "planned", step.get("next")
             elif kind == "wait":
-                wait_until, outcome = _wake_time(step, walker=walker, user=(users or {}).get(walker.user_id), now=now)
+                wait_until, outcome = wake_time(step, walker=walker, user=(users or {}).get(walker.user_id), now=now)
                 nxt = step.get("next")
             elif kind == "branch":
-                taken = _branch_taken(step, walker=walker, user=(users or {}).get(walker.user_id), receipts=receipts,
+                taken = branch_taken(step, walker=walker, user=(users or {}).get(walker.user_id), receipts=receipts,
                                       now=now)
                 outcome, nxt = ("yes", step.get("yes")) if taken else ("no", step.get("no"))
             elif kind == "split":
-                arm = _split_arm(step, enrollment_id=walker.id, winner=plans[walker.version_id].winners.get(step_id))
+                arm = split_arm(step, enrollment_id=walker.id, winner=plans[walker.version_id].winners.get(step_id))
                 walker.variants[step_id] = arm["name"]
                 walker.variants_changed = True
                 outcome, nxt = str(arm["name"]), arm.get("next")
@@ -332,6 +332,8 @@ def _users(user_ids: list[int]) -> dict[int, Any]:
 
 
 # --- Waits ----------------------------------------------------------------------------------------
+# wake_time, branch_taken and split_arm are the rules the tick and the builder's simulation
+# (``simulate.journey_simulate``) share: public, so a simulation never drifts from a real walk.
 
 def _zone(user) -> zoneinfo.ZoneInfo:
     profile = getattr(user, "recipient_profile", None) if user is not None else None
@@ -341,7 +343,7 @@ def _zone(user) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo("UTC")
 
 
-def _wake_time(step: dict, *, walker: Walker, user, now: datetime) -> tuple[datetime | None, str]:
+def wake_time(step: dict, *, walker: Walker, user, now: datetime) -> tuple[datetime | None, str]:
     """When a wait started now ends, and what to record; ``None`` or a past time: go on at once."""
     seconds = wait_seconds(step)
     if seconds:
@@ -393,7 +395,7 @@ def _field_value(ref: str, *, walker: Walker, user) -> Any:
     return getattr(user, registered.field(name).attname, None)
 
 
-def _branch_taken(step: dict, *, walker: Walker, user, receipts: dict, now: datetime) -> bool:
+def branch_taken(step: dict, *, walker: Walker, user, receipts: dict, now: datetime) -> bool:
     from ..triggers.conditions import condition_holds
 
     condition = step.get("if") or {}
@@ -463,7 +465,7 @@ def _receipts(walkers: list[Walker], *, plans: dict[int, VersionPlan]) -> dict[t
     return found
 
 
-def _split_arm(step: dict, *, enrollment_id: int, winner: str | None = None) -> dict:
+def split_arm(step: dict, *, enrollment_id: int | str, winner: str | None = None) -> dict:
     """The arm of a split for one enrollment: the same every time it is asked (hash, not random);
     the winner's once an auto-winner split has one."""
     if winner is not None:
