@@ -443,8 +443,8 @@ def _receipts(walkers: list[Walker], *, plans: dict[int, VersionPlan]) -> dict[t
         condition = plans[walker.version_id].steps[walker.step]["if"]
         send = plans[walker.version_id].steps.get(condition["step"]) or {}
         for channel in send.get("channels") or []:
-            wanted[_delivery_key(walker.id, condition["step"], channel)] = (walker.id, condition["step"],
-                                                                          condition["event"])
+            wanted[delivery_key(walker.id, condition["step"], channel)] = (walker.id, condition["step"],
+                                                                         condition["event"])
     # The window starts when the send step ran (the tick's clock), not when a row was written.
     ran_at = {
         (enrollment_id, step_id): started_at
@@ -562,7 +562,8 @@ def _matching(rule: dict, walkers: list[Walker]) -> Iterator[Walker]:
 
 # --- Sends ----------------------------------------------------------------------------------------
 
-def _delivery_key(enrollment_id: int, step_id: str, channel: str) -> str:
+def delivery_key(enrollment_id: int, step_id: str, channel: str) -> str:
+    """The ledger key of a journey send (also read by receipt branches, auto-winners and analytics)."""
     return f"journey:{enrollment_id}:{step_id}:{channel}"
 
 
@@ -599,7 +600,7 @@ def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, 
                     decisions = reachable[:1] or decisions[:1]
                 for channel, decision in decisions:
                     yield PlannedDelivery(
-                        idempotency_key=_delivery_key(walker.id, step_id, channel),
+                        idempotency_key=delivery_key(walker.id, step_id, channel),
                         channel=channel,
                         address=decision.address,
                         recipient_id=walker.user_id,
