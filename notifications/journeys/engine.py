@@ -38,7 +38,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -615,16 +615,36 @@ def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, 
     return result.planned + result.suppressed
 
 
+DUE_CASES_PER_UPDATE = 300  # wake times given per statement as CASE WHEN id = ... (two parameters each)
+
+
 def _write_enrollments(walkers: list[Walker], *, owner: str, now: datetime) -> None:
-    """The chunk's new positions in one UPDATE per distinct outcome (a chunk has a handful)."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
+    """The chunk's new positions in one UPDATE per distinct outcome (a chunk has a handful).
+
+    Wake times are not part of the outcome: a wait until a date field gives each person their own,
+    so within an outcome they are set by a CASE on the id (never an UPDATE per person).
+    """
+    groups: dict[tuple, list[Walker]] = defaultdict(list)
     for w in walkers:
         variants = json.dumps(w.variants, sort_keys=True) if w.variants_changed else None
-        groups[(w.step, w.due_at, w.state, w.reason, variants)].append(w.id)
-    for (step, due_at, state, reason, variants), ids in groups.items():
-        values: dict[str, Any] = {"current_step": step, "due_at": due_at, "state": state, "lease_owner": ""}
+        groups[(w.step, w.state, w.reason, variants)].append(w)
+    for (step, state, reason, variants), group in groups.items():
+        values: dict[str, Any] = {"current_step": step, "state": state, "lease_owner": ""}
         if state != State.ACTIVE:
             values.update(state_reason=reason, finished_at=now)
         if variants is not None:
             values["variants"] = json.loads(variants)
-        JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner).update(**values)  # "" when locked
+        by_due: dict[datetime | None, list[int]] = defaultdict(list)
+        for w in group:
+            by_due[w.due_at].append(w.id)
+        if len(by_due) <= 2:  # the usual case: everyone wakes at the same time (or has ended)
+            batches = [({**values, "due_at": due_at}, ids) for due_at, ids in by_due.items()]
+        else:
+            batches = []
+            for start in range(0, len(group), DUE_CASES_PER_UPDATE):
+                part = group[start:start + DUE_CASES_PER_UPDATE]
+                due = Case(*(When(id=w.id, then=Value(w.due_at)) for w in part),
+                           output_field=JourneyEnrollment._meta.get_field("due_at"))
+                batches.append(({**values, "due_at": due}, [w.id for w in part]))
+        for fields, ids in batches:
+            JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner).update(**fields)  # "" when locked
