@@ -38,7 +38,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -291,14 +291,14 @@ def _walk(walkers: list[Walker], *, plans: dict[int, VersionPlan], now: datetime
                 writes.sends[(walker.version_id, step_id)].append(walker)
                 outcome, nxt = "planned", step.get("next")
             elif kind == "wait":
-                wait_until, outcome = _wake_time(step, walker=walker, user=(users or {}).get(walker.user_id), now=now)
+                wait_until, outcome = wake_time(step, walker=walker, user=(users or {}).get(walker.user_id), now=now)
                 nxt = step.get("next")
             elif kind == "branch":
-                taken = _branch_taken(step, walker=walker, user=(users or {}).get(walker.user_id), receipts=receipts,
+                taken = branch_taken(step, walker=walker, user=(users or {}).get(walker.user_id), receipts=receipts,
                                       now=now)
                 outcome, nxt = ("yes", step.get("yes")) if taken else ("no", step.get("no"))
             elif kind == "split":
-                arm = _split_arm(step, enrollment_id=walker.id, winner=plans[walker.version_id].winners.get(step_id))
+                arm = split_arm(step, enrollment_id=walker.id, winner=plans[walker.version_id].winners.get(step_id))
                 walker.variants[step_id] = arm["name"]
                 walker.variants_changed = True
                 outcome, nxt = str(arm["name"]), arm.get("next")
@@ -332,6 +332,8 @@ def _users(user_ids: list[int]) -> dict[int, Any]:
 
 
 # --- Waits ----------------------------------------------------------------------------------------
+# wake_time, branch_taken and split_arm are the rules the tick and the builder's simulation
+# (``simulate.journey_simulate``) share: public, so a simulation never drifts from a real walk.
 
 def _zone(user) -> zoneinfo.ZoneInfo:
     profile = getattr(user, "recipient_profile", None) if user is not None else None
@@ -341,7 +343,7 @@ def _zone(user) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo("UTC")
 
 
-def _wake_time(step: dict, *, walker: Walker, user, now: datetime) -> tuple[datetime | None, str]:
+def wake_time(step: dict, *, walker: Walker, user, now: datetime) -> tuple[datetime | None, str]:
     """When a wait started now ends, and what to record; ``None`` or a past time: go on at once."""
     seconds = wait_seconds(step)
     if seconds:
@@ -393,7 +395,7 @@ def _field_value(ref: str, *, walker: Walker, user) -> Any:
     return getattr(user, registered.field(name).attname, None)
 
 
-def _branch_taken(step: dict, *, walker: Walker, user, receipts: dict, now: datetime) -> bool:
+def branch_taken(step: dict, *, walker: Walker, user, receipts: dict, now: datetime) -> bool:
     from ..triggers.conditions import condition_holds
 
     condition = step.get("if") or {}
@@ -441,8 +443,8 @@ def _receipts(walkers: list[Walker], *, plans: dict[int, VersionPlan]) -> dict[t
         condition = plans[walker.version_id].steps[walker.step]["if"]
         send = plans[walker.version_id].steps.get(condition["step"]) or {}
         for channel in send.get("channels") or []:
-            wanted[_delivery_key(walker.id, condition["step"], channel)] = (walker.id, condition["step"],
-                                                                          condition["event"])
+            wanted[delivery_key(walker.id, condition["step"], channel)] = (walker.id, condition["step"],
+                                                                         condition["event"])
     # The window starts when the send step ran (the tick's clock), not when a row was written.
     ran_at = {
         (enrollment_id, step_id): started_at
@@ -463,7 +465,7 @@ def _receipts(walkers: list[Walker], *, plans: dict[int, VersionPlan]) -> dict[t
     return found
 
 
-def _split_arm(step: dict, *, enrollment_id: int, winner: str | None = None) -> dict:
+def split_arm(step: dict, *, enrollment_id: int | str, winner: str | None = None) -> dict:
     """The arm of a split for one enrollment: the same every time it is asked (hash, not random);
     the winner's once an auto-winner split has one."""
     if winner is not None:
@@ -560,7 +562,8 @@ def _matching(rule: dict, walkers: list[Walker]) -> Iterator[Walker]:
 
 # --- Sends ----------------------------------------------------------------------------------------
 
-def _delivery_key(enrollment_id: int, step_id: str, channel: str) -> str:
+def delivery_key(enrollment_id: int, step_id: str, channel: str) -> str:
+    """The ledger key of a journey send (also read by receipt branches, auto-winners and analytics)."""
     return f"journey:{enrollment_id}:{step_id}:{channel}"
 
 
@@ -597,7 +600,7 @@ def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, 
                     decisions = reachable[:1] or decisions[:1]
                 for channel, decision in decisions:
                     yield PlannedDelivery(
-                        idempotency_key=_delivery_key(walker.id, step_id, channel),
+                        idempotency_key=delivery_key(walker.id, step_id, channel),
                         channel=channel,
                         address=decision.address,
                         recipient_id=walker.user_id,
@@ -612,16 +615,36 @@ def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, 
     return result.planned + result.suppressed
 
 
+DUE_CASES_PER_UPDATE = 300  # wake times given per statement as CASE WHEN id = ... (two parameters each)
+
+
 def _write_enrollments(walkers: list[Walker], *, owner: str, now: datetime) -> None:
-    """The chunk's new positions in one UPDATE per distinct outcome (a chunk has a handful)."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
+    """The chunk's new positions in one UPDATE per distinct outcome (a chunk has a handful).
+
+    Wake times are not part of the outcome: a wait until a date field gives each person their own,
+    so within an outcome they are set by a CASE on the id (never an UPDATE per person).
+    """
+    groups: dict[tuple, list[Walker]] = defaultdict(list)
     for w in walkers:
         variants = json.dumps(w.variants, sort_keys=True) if w.variants_changed else None
-        groups[(w.step, w.due_at, w.state, w.reason, variants)].append(w.id)
-    for (step, due_at, state, reason, variants), ids in groups.items():
-        values: dict[str, Any] = {"current_step": step, "due_at": due_at, "state": state, "lease_owner": ""}
+        groups[(w.step, w.state, w.reason, variants)].append(w)
+    for (step, state, reason, variants), group in groups.items():
+        values: dict[str, Any] = {"current_step": step, "state": state, "lease_owner": ""}
         if state != State.ACTIVE:
             values.update(state_reason=reason, finished_at=now)
         if variants is not None:
             values["variants"] = json.loads(variants)
-        JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner).update(**values)  # "" when locked
+        by_due: dict[datetime | None, list[int]] = defaultdict(list)
+        for w in group:
+            by_due[w.due_at].append(w.id)
+        if len(by_due) <= 2:  # the usual case: everyone wakes at the same time (or has ended)
+            batches = [({**values, "due_at": due_at}, ids) for due_at, ids in by_due.items()]
+        else:
+            batches = []
+            for start in range(0, len(group), DUE_CASES_PER_UPDATE):
+                part = group[start:start + DUE_CASES_PER_UPDATE]
+                due = Case(*(When(id=w.id, then=Value(w.due_at)) for w in part),
+                           output_field=JourneyEnrollment._meta.get_field("due_at"))
+                batches.append(({**values, "due_at": due}, [w.id for w in part]))
+        for fields, ids in batches:
+            JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner).update(**fields)  # "" when locked

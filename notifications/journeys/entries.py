@@ -131,24 +131,18 @@ def scheduled_entries_scan(*, now: datetime | None = None) -> EntryScanResult:
     return result
 
 
-def _blocking(journey, *, now: datetime):
-    """Enrollments that keep a person out under the journey's re-entry policy (for an anti-join)."""
-    from ..models import Journey, JourneyEnrollment
-
-    earlier = JourneyEnrollment.objects.filter(journey=journey, user_id=OuterRef("pk"))
-    if journey.reentry == Journey.Reentry.PER_PERIOD:
-        earlier = earlier.filter(entered_at__gt=now - timedelta(days=journey.reentry_days or 1))
-    return earlier
-
-
 def _audience_scan(journey, *, now: datetime) -> int:
     from ..audiences.selectors import audience_users
-    from ..models import Audience, Journey
-    from .services import JourneyNotLive, journey_enter
+    from ..models import Audience, Journey, JourneyEnrollment
+    from .services import JourneyNotLive, journey_enter, reentry_blocking
 
     audience = Audience.objects.get(pk=journey.entry["audience"])
-    newcomers = (audience_users(audience=audience).filter(~Exists(_blocking(journey, now=now)))
-                 .values_list("pk", flat=True))
+    # The re-entry policy as an anti-join in SQL; "every time" is refused for audiences (any
+    # earlier enrollment then keeps a person out, as a safeguard).
+    blocking = reentry_blocking(journey, now=now)
+    if blocking is None:
+        blocking = JourneyEnrollment.objects.filter(journey=journey, user_id=OuterRef("pk"))
+    newcomers = audience_users(audience=audience).filter(~Exists(blocking)).values_list("pk", flat=True)
     # One key per period under "once per N days" (the policy checks the days); "" once ever.
     key = "audience" if journey.reentry == Journey.Reentry.ONCE else f"audience:{now.date().isoformat()}"
     entered, last = 0, 0

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -70,12 +70,19 @@ def journey_save(*, journey: Journey, actor) -> Journey:
         raise ValidationError({"entry": problems})
     creating = journey.pk is None
     with transaction.atomic():
+        # Only a live journey's entry is bound on the save path (``entry.compiled_journey_bindings``;
+        # goals and exits are the published versions'): a draft edit moves no trigger token, so
+        # editing in the builder does not make every process reload its triggers.
+        before = None if creating else Journey.objects.filter(pk=journey.pk).values_list("status", "entry").first()
+        rebind = Status.LIVE in (before[0] if before else None, journey.status) and before != (
+            journey.status, journey.entry)
         if creating:
             journey.created_by = actor if getattr(actor, "pk", None) else None
         journey.full_clean()
         journey.save()
         audit_record(actor=actor, action="journey.create" if creating else "journey.edit", target=journey)
-        trigger_state_bump()
+        if rebind:
+            trigger_state_bump()
     return journey
 
 
@@ -209,19 +216,23 @@ def journey_enter(
     return result
 
 
+def reentry_blocking(journey: Journey, *, now: datetime):
+    """The enrollments that keep a person (``OuterRef("pk")``: a user) out of ``journey`` under its
+    re-entry policy, for an anti-join; None under "every time" (nobody is kept out)."""
+    if journey.reentry == Journey.Reentry.ALWAYS:
+        return None
+    earlier = JourneyEnrollment.objects.filter(journey=journey, user_id=OuterRef("pk"))
+    if journey.reentry == Journey.Reentry.PER_PERIOD:
+        earlier = earlier.filter(entered_at__gt=now - timedelta(days=journey.reentry_days or 1))
+    return earlier
+
+
 def _enter_chunk(*, journey: Journey, user_ids: list[int], key: str, context: dict | None, now: datetime) -> int:
-    wanted = set(get_user_model().objects.filter(pk__in=user_ids, is_active=True).values_list("pk", flat=True))
-    if not wanted:
-        return 0
-    earlier = JourneyEnrollment.objects.filter(journey=journey, user_id__in=wanted)
-    if journey.reentry == Journey.Reentry.ONCE:
-        blocked = set(earlier.values_list("user_id", flat=True))
-    elif journey.reentry == Journey.Reentry.PER_PERIOD:
-        since = now - timedelta(days=journey.reentry_days or 1)
-        blocked = set(earlier.filter(entered_at__gt=since).values_list("user_id", flat=True))
-    else:
-        blocked = set()
-    allowed = sorted(wanted - blocked)
+    people = get_user_model().objects.filter(pk__in=user_ids, is_active=True)
+    blocking = reentry_blocking(journey, now=now)
+    if blocking is not None:
+        people = people.filter(~Exists(blocking))
+    allowed = sorted(people.values_list("pk", flat=True))
     if not allowed:
         return 0
     before = JourneyEnrollment.objects.filter(

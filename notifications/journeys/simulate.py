@@ -26,7 +26,7 @@ from ..ledger.decisions import channel_decision, recipient_facts
 from ..models import Category, Journey, MessageTemplate
 from ..templating.preview import CHANNEL_LABELS, template_preview
 from .builder import condition_words
-from .engine import MAX_ROUNDS, Walker, _branch_taken, _split_arm, _wake_time
+from .engine import MAX_ROUNDS, Walker, branch_taken, split_arm, wake_time
 from .graph import steps_by_id
 
 REASONS = {
@@ -103,7 +103,7 @@ def journey_simulate(*, journey: Journey, user, context: dict | None = None, ass
                                    category=category, context=context, now=clock)
             nxt = step.get("next")
         elif kind == "wait":
-            wake, outcome = _wake_time(step, walker=walker, user=user, now=clock)
+            wake, outcome = wake_time(step, walker=walker, user=user, now=clock)
             if wake is not None and wake > clock:
                 shown.why = _("They would wait until %(when)s.") % {
                     "when": timezone.localtime(wake).strftime("%Y-%m-%d %H:%M %Z")}
@@ -118,13 +118,13 @@ def journey_simulate(*, journey: Journey, user, context: dict | None = None, ass
                 why = (_("assumed: they engage with the message") if taken
                        else _("assumed: they do not engage with the message"))
             else:
-                taken = _branch_taken(step, walker=walker, user=user, receipts={}, now=clock)
+                taken = branch_taken(step, walker=walker, user=user, receipts={}, now=clock)
                 why = _("the condition holds") if taken else _("the condition does not hold")
             arm = _("Yes") if taken else _("No")
             shown.why = f"{condition_words(condition)} → {arm} ({why})"
             nxt = step.get("yes") if taken else step.get("no")
         elif kind == "split":
-            arm = _split_arm(step, enrollment_id=f"simulate-{user.pk}")
+            arm = split_arm(step, enrollment_id=f"simulate-{user.pk}")
             shown.why = _("Arm %(name)s (%(percent)s %% of people, chosen by chance)") % {
                 "name": arm.get("name"), "percent": arm.get("percent")}
             nxt = arm.get("next")

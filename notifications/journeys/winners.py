@@ -30,6 +30,7 @@ from django.utils import timezone
 from .. import experiments
 from ..models import Delivery, Journey, JourneyEnrollment, JourneyStepRun, JourneyVersion
 from ..services import audit_record
+from .engine import delivery_key
 from .graph import steps_by_id
 
 METRICS = ("opens", "clicks", "goal")
@@ -122,7 +123,7 @@ def arm_counts(version: JourneyVersion, split: dict) -> dict[str, dict[str, int]
     for arm, enrollment_id in runs.values_list("outcome", "enrollment_id"):
         send = by_arm.get(arm)
         for channel in (send or {}).get("channels") or []:
-            wanted[f"journey:{enrollment_id}:{send['id']}:{channel}"] = (arm, enrollment_id)
+            wanted[delivery_key(enrollment_id, send["id"], channel)] = (arm, enrollment_id)
     reached, opened, clicked = defaultdict(set), defaultdict(set), defaultdict(set)
     keys = list(wanted)
     for start in range(0, len(keys), KEYS_PER_QUERY):

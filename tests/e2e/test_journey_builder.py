@@ -74,17 +74,27 @@ class Watched:
         self.page.screenshot(path=str(SHOTS / f"jbuilder-{name}.png"), full_page=True)
 
 
+def settled(page: Page) -> None:
+    """Wait until htmx has settled the content it just swapped in. htmx binds the hx-* attributes
+    of swapped content only when it settles (``htmx.config.defaultSettleDelay`` later, marked by
+    the ``htmx-added``/``htmx-settling`` classes until then): a change or a click in that window
+    reaches no htmx listener (the switch's redraw never happens; a submit is a native one)."""
+    expect(page.locator(".htmx-added, .htmx-settling")).to_have_count(0)
+
+
 def add_step(page: Page, *, kind: str, parent: str = "", arm: str = "") -> None:
     slot = page.locator(f"[data-testid=add-step][data-parent='{parent}'][data-arm='{arm}']")
     slot.locator("select[name=kind]").select_option(kind)
     slot.locator("button[type=submit]").click()
     expect(page.get_by_test_id("step-editor")).to_be_visible()
+    settled(page)
 
 
 def save_step(page: Page, step_id: str) -> None:
     page.get_by_test_id("save-step").click()
     expect(page.get_by_test_id("step-editor")).to_have_count(0)
     expect(page.locator(f"[data-testid=card][data-step='{step_id}']")).to_be_visible()
+    settled(page)
 
 
 def counts(page: Page, step_id: str):
@@ -105,6 +115,7 @@ def test_build_simulate_publish_and_watch_an_order_paid_journey(browser: Browser
     page.locator("textarea[name=entry]").fill(json.dumps(ENTRY))
     page.locator("button[name=_save]").click()
     expect(page.get_by_test_id("journey-builder")).to_be_visible()
+    page.wait_for_load_state()  # htmx processes the page once it has loaded
     expect(page.get_by_test_id("entry-card")).to_contain_text("demo_shop.order")
     expect(page.get_by_test_id("problems")).to_contain_text("no steps")
     expect(page.get_by_test_id("publish")).to_be_disabled()
@@ -118,12 +129,14 @@ def test_build_simulate_publish_and_watch_an_order_paid_journey(browser: Browser
     expect(page.locator("input[name=step-until_time]")).to_have_count(0)  # a duration by default: its fields only
     page.get_by_test_id("save-step").click()  # no duration: a form error, nothing saved
     expect(page.get_by_test_id("form-error").first).to_contain_text("Give days, hours or minutes.")
+    settled(page)
     page.locator("input[name=step-hours]").fill("1")
     save_step(page, "wait-1")
     add_step(page, kind="branch", parent="wait-1", arm="next")
     expect(page.locator("select[name=step-step]")).to_have_count(0)  # a field condition by default
     page.locator("select[name=step-on]").select_option("receipt")
     expect(page.locator("input[name=step-field]")).to_have_count(0)  # the form is re-drawn for receipts
+    settled(page)
     page.locator("select[name=step-step]").select_option("send-1")
     page.locator("select[name=step-event]").select_option("opened")
     save_step(page, "branch-1")

@@ -136,6 +136,24 @@ def test_wait_until_a_date_in_the_context(make_journey):
     assert Delivery.objects.filter(recipient_id=past).count() == 1  # the date has passed: no wait
 
 
+def test_a_date_wait_with_a_date_per_person_writes_them_in_few_queries(make_journey, django_assert_max_num_queries):
+    graph = {"start": "w", "steps": [
+        {"id": "w", "type": "wait", "until_field": "context.renewal", "next": "s"},
+        {"id": "s", "type": "send", "template": "j-tip", "channels": ["email"]},
+    ]}
+    make_journey(graph=graph, reentry="always")
+    people = make_people(300)
+    for n, user_id in enumerate(people):
+        journey_enter(journey="welcome", user_ids=[user_id], context={"renewal": (T0 + timedelta(hours=n + 1)).isoformat()},
+                      now=T0)
+    with django_assert_max_num_queries(30):  # not an UPDATE per person, though each has their own wake time
+        result = journeys_tick(now=T0)
+    assert result.enrollments == 300
+    due = dict(JourneyEnrollment.objects.values_list("user_id", "due_at"))
+    assert all(due[user_id] == T0 + timedelta(hours=n + 1) for n, user_id in enumerate(people))
+    assert set(JourneyEnrollment.objects.values_list("current_step", "lease_owner")) == {("s", "")}
+
+
 def test_branches_on_the_entry_context_and_the_recipients_profile(make_journey):
     from notifications.models import RecipientProfile
 

@@ -18,6 +18,7 @@ from notifications.journeys.services import (
     journey_pause,
     journey_publish,
     journey_resume,
+    journey_save,
     journey_stop,
 )
 from notifications.models import AuditEntry, Delivery, Journey, JourneyEnrollment, Notification, Preference
@@ -321,3 +322,32 @@ def test_a_rolled_back_save_enters_nobody(make_journey, immediate_tasks, django_
         except RuntimeError:
             pass
     assert not JourneyEnrollment.objects.exists()
+
+
+def test_only_a_live_journeys_entry_change_moves_the_trigger_token(make_journey, immediate_tasks,
+                                                                  django_capture_on_commit_callbacks):
+    from notifications.models import TriggerState
+
+    def version():
+        return TriggerState.objects.order_by("pk").values_list("version", flat=True).first()
+
+    entry = {"kind": "signal", "signal": "model.post_save", "model": "demo_shop.order", "events": ["updated"],
+             "changed_field": "status", "changed_to": "paid", "conditions": [], "recipient_path": "customer.user"}
+    journey = make_journey(entry=entry, reentry="always")
+    before = version()
+    journey.graph = welcome_graph(start="pause")  # a draft edit: nothing bound changes
+    journey.name = "Renamed"
+    journey_save(journey=journey, actor=None)
+    assert version() == before
+    journey.entry = {**entry, "changed_to": "shipped"}  # the live entry changes: every process rebinds
+    journey_save(journey=journey, actor=None)
+    assert version() == before + 1
+    order = OrderFactory(customer=CustomerFactory(), status="pending", paid_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        order.status = "paid"
+        order.save()
+    assert not JourneyEnrollment.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        order.status = "shipped"
+        order.save()
+    assert JourneyEnrollment.objects.get().user_id == order.customer.user_id

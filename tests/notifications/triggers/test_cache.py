@@ -158,3 +158,9 @@ def test_a_rolled_back_trigger_change_is_never_seen(source, make_trigger, make_o
     # ...and after the rollback nobody does, this thread included.
     assert pay_and_collect(make_order(), django_capture_on_commit_callbacks) == []
     assert not SignalTrigger.objects.get(pk=trigger.pk).is_active
+
+
+@pytest.mark.django_db
+def test_a_reload_reads_the_triggers_and_the_journeys_bindings_in_three_queries(django_assert_num_queries):
+    with django_assert_num_queries(3):  # active triggers, live journeys' entries, bound versions' goals and exits
+        cache._load()
