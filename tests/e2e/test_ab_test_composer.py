@@ -56,9 +56,11 @@ def test_marketer_sets_up_an_a_b_test_and_picks_the_winner(page: Page, live_serv
     page.locator("select[name=category]").select_option(label="Newsletter")
     page.locator("select[name=channel_1]").select_option("email")
     page.locator("input[name=test_share]").fill("50")
+    page.wait_for_load_state("load")  # the inline formset's script binds "Add another" on load
     add = page.get_by_text("Add another A/B variant")
-    add.click()
-    add.click()
+    for row in (0, 1):  # one row per click: wait for each before the next (a click before binding adds none)
+        add.click()
+        expect(page.locator(f"select[name='variants-{row}-label']")).to_be_visible()
     page.locator("select[name='variants-0-label']").select_option("A")
     page.locator("select[name='variants-1-label']").select_option("B")
     page.locator("input[name='variants-0-email_subject']").fill("Same")
