@@ -25,17 +25,23 @@ HIDDEN = "…"
 _URL = re.compile(r"""(?P<url>(?:https?://[^\s"'<>()\\]+)|(?:(?<=["'(])/[^\s"'<>()\\]+))""")
 
 
-def _inert(url: str, site: str) -> str:
+def _our_path(url: str, site: str):
+    """``(path, resolver match)`` of a link to this site, or ``(path, None)`` for another site's
+    link or a path no view answers."""
     path = url[len(site):] if url.startswith(site) else url
     if not path.startswith("/"):
-        return url  # another site's link: not ours to judge
-    parts = urlsplit(path)
+        return path, None  # another site's link: not ours to judge
     try:
-        match = resolve(parts.path)
+        return path, resolve(urlsplit(path).path)
     except Resolver404:
+        return path, None
+
+
+def _inert(url: str, site: str) -> str:
+    path, match = _our_path(url, site)
+    if match is None or rule_for(match.view_name) is not TOKEN:
         return url
-    if rule_for(match.view_name) is not TOKEN:
-        return url
+    parts = urlsplit(path)
     inert_path = parts.path
     for value in match.kwargs.values():
         if isinstance(value, str) and len(value) > 2:
@@ -75,11 +81,8 @@ def without_open_pixels(html: str) -> str:
 
     def blank(match: re.Match) -> str:
         url = match.group("url")
-        path = urlsplit(url[len(site):] if url.startswith(site) else url).path
-        try:
-            is_pixel = path.startswith("/") and resolve(path).view_name == "notifications:track_open"
-        except Resolver404:
-            is_pixel = False
+        ours = _our_path(url, site)[1]
+        is_pixel = ours is not None and ours.view_name == "notifications:track_open"
         return match.group("before") + (BLANK_PIXEL if is_pixel else url)
 
     return _IMG_SRC.sub(blank, html)
