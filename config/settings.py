@@ -330,13 +330,19 @@ def _live_or_capture(configured: bool, backend: str, options: dict | None = None
 
 # Which provider the "sms" alias uses (twilio, aliyun or tencent; live once its credential is set)
 # and its OPTIONS as JSON, e.g. Aliyun's template mapping (README "Aliyun and Tencent Cloud SMS").
-# A second SMS alias ("sms-cn" beside Twilio's "sms") is configured in NOTIFICATION_CHANNELS itself.
+# Several providers behind "sms" (e.g. +86 through Aliyun, the rest through Twilio): the
+# channels_adapters.sms_routes.SmsRoutes router, configured in NOTIFICATION_CHANNELS itself (README).
 SMS_PROVIDERS = {
     "twilio": ("channels_adapters.sms.SmsChannel", "TWILIO_ACCOUNT_SID"),
     "aliyun": ("channels_adapters.aliyun_sms.AliyunSmsChannel", "ALIYUN_ACCESS_KEY_ID"),
     "tencent": ("channels_adapters.tencent_sms.TencentSmsChannel", "TENCENTCLOUD_SECRET_ID"),
 }
-_SMS_BACKEND, _SMS_CREDENTIAL = SMS_PROVIDERS[env.str("SIGNALBOX_SMS_PROVIDER", default="twilio")]
+_SMS_PROVIDER = env.str("SIGNALBOX_SMS_PROVIDER", default="twilio")
+if _SMS_PROVIDER not in SMS_PROVIDERS:
+    raise ImproperlyConfigured(
+        f"SIGNALBOX_SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, not {_SMS_PROVIDER!r}."
+    )
+_SMS_BACKEND, _SMS_CREDENTIAL = SMS_PROVIDERS[_SMS_PROVIDER]
 SIGNALBOX_SMS_OPTIONS = env.json("SIGNALBOX_SMS_OPTIONS", default={})
 
 NOTIFICATION_CHANNELS = {
