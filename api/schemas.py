@@ -9,7 +9,7 @@ from typing import Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-ChannelName = Literal["email", "sms", "inapp", "webpush", "chat"]
+ChannelName = Literal["email", "sms", "inapp", "webpush", "chat", "wechat", "mobilepush"]
 LocaleName = Literal["en", "zh-hans"]
 MAX_RECIPIENTS = 1000
 MAX_BULK = 500
@@ -60,7 +60,7 @@ class NotificationIn(In):
     body: str = Field("", max_length=20_000)
     url: str = Field("", max_length=500)
     context: dict = Field(default_factory=dict, description="Template variables (plain JSON).")
-    channels: list[ChannelName] = Field(default_factory=lambda: ["inapp"], min_length=1, max_length=5)
+    channels: list[ChannelName] = Field(default_factory=lambda: ["inapp"], min_length=1, max_length=7)
     category: str | None = Field(None, min_length=1, max_length=64)
 
     @model_validator(mode="after")

@@ -35,6 +35,7 @@ from aioapns.exceptions import ConnectionClosed
 from aioapns.exceptions import ConnectionError as ApnsConnectionError
 
 from .base import BaseChannel, OutboundMessage, SendResult
+from .device_push import DevicePushMixin, positive_timeout
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
@@ -66,10 +67,12 @@ def apns_error(status: str, reason: str) -> ChannelError:
     return PermanentChannelError(text, reason=f"apns:{code}")
 
 
-class ApnsChannel(BaseChannel):
+class ApnsChannel(DevicePushMixin, BaseChannel):
     max_batch_size = 100
     max_per_second = None
     features = MOBILEPUSH
+    gone_reasons = GONE_REASONS
+    reason_prefix = "apns:"
 
     def __init__(self, alias: str, *, key: str | None = None, key_id: str | None = None, team_id: str | None = None,
                  topic: str | None = None, use_sandbox: bool = False, endpoint: str | None = None,
@@ -77,6 +80,7 @@ class ApnsChannel(BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
+        self.timeout = positive_timeout(owner, timeout)
         self.key, self.key_id, self.team_id, self.topic = self.required_options(
             key=(key, "APNS_KEY"), key_id=(key_id, "APNS_KEY_ID"), team_id=(team_id, "APNS_TEAM_ID"),
             topic=(topic, "APNS_TOPIC"),
@@ -86,7 +90,6 @@ class ApnsChannel(BaseChannel):
                 self.key = Path(self.key).read_text()
             except OSError as error:
                 raise ChannelConfigurationError(f"{owner}: cannot read the key: {error}") from error
-        self.timeout = float(timeout)
         self.ca_file = ca_file
         if endpoint:
             host, _, port = endpoint.rpartition(":")
@@ -160,10 +163,6 @@ class ApnsChannel(BaseChannel):
         raise apns_error(str(result.status), str(result.description or ""))
 
     def after_send(self, payload: NotificationRequest | None, result: SendResult) -> None:
-        """A token Apple no longer accepts is deleted (410 Unregistered, 400 BadDeviceToken)."""
-        if payload is None or result.error is None:
-            return
-        if result.error.reason.removeprefix("apns:") in GONE_REASONS:
-            from .devices import devices_remove_unregistered
-
-            devices_remove_unregistered(tokens=[payload.device_token])
+        """A token Apple no longer accepts is deleted (410 Unregistered, 400 BadDeviceToken); the
+        tokens reached are stamped as used."""
+        self.device_outcome(payload.device_token if payload is not None else None, result)

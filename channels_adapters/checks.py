@@ -33,3 +33,23 @@ def wechat_token_cache_check(app_configs=None, **kwargs) -> list[checks.CheckMes
                 id="signalbox.W201",
             ))
     return found
+
+
+def channels_configuration_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Build every configured alias once, so a bad OPTIONS (a missing credential, a timeout of 0)
+    stops start-up with its reason instead of failing each delivery later."""
+    from .errors import ChannelConfigurationError
+    from .handler import channels
+
+    found = []
+    try:
+        aliases = list(channels.settings)
+    except ChannelConfigurationError as error:
+        return [checks.Error(str(error), id="signalbox.E202")]
+    for alias in aliases:
+        try:
+            channels[alias]
+        except ChannelConfigurationError as error:
+            found.append(checks.Error(str(error), hint=f"Fix NOTIFICATION_CHANNELS[{alias!r}]['OPTIONS'].",
+                                      id="signalbox.E202"))
+    return found

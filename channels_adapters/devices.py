@@ -44,3 +44,12 @@ def devices_remove_unregistered(*, tokens: list[str]) -> int:
         return 0
     deleted, _rows = PushDevice.objects.filter(token__in=tokens).delete()
     return deleted
+
+
+def devices_mark_used(*, tokens: list[str], when=None) -> int:
+    """Stamp ``last_used_at`` on the devices a push just reached: one UPDATE for a whole batch."""
+    if not tokens:
+        return 0
+    from django.utils import timezone
+
+    return PushDevice.objects.filter(token__in=set(tokens)).update(last_used_at=when or timezone.now())

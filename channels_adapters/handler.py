@@ -73,16 +73,27 @@ class ChannelHandler(BaseConnectionHandler):
 
     def aliases_with_backend(self, backend: type[BaseChannel]) -> list[str]:
         """The configured aliases built from ``backend`` or a subclass (whose provider sends the
-        receipts a webhook receives), read from the setting without building any adapter."""
+        receipts a webhook receives), read from the setting without building any adapter; with
+        them, the aliases routing some of their messages through one (``sms_routes.SmsRoutes``):
+        their deliveries carry that provider's ids."""
+        classes = {alias: self._backend_class(config) for alias, config in self.settings.items()}
+        direct = {alias for alias, cls in classes.items() if cls is not None and issubclass(cls, backend)}
         found = []
-        for alias, config in self.settings.items():
-            try:
-                backend_class = import_string(config["BACKEND"])
-            except ImportError:
-                continue
-            if isinstance(backend_class, type) and issubclass(backend_class, backend):
+        for alias, backend_class in classes.items():
+            if alias in direct:
                 found.append(alias)
+            elif backend_class is not None and hasattr(backend_class, "routed_aliases"):
+                if backend_class.routed_aliases(self.settings[alias].get("OPTIONS") or {}) & direct:
+                    found.append(alias)
         return found
+
+    @staticmethod
+    def _backend_class(config: dict) -> type | None:
+        try:
+            backend_class = import_string(config["BACKEND"])
+        except ImportError:
+            return None
+        return backend_class if isinstance(backend_class, type) else None
 
     def create_connection(self, alias: str) -> BaseChannel:
         config = self.settings[alias]

@@ -41,6 +41,7 @@ from google.oauth2 import service_account as google_service_account
 from pyfcm import FCMNotification
 
 from .base import BaseChannel, OutboundMessage, SendResult
+from .device_push import DevicePushMixin, positive_timeout
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
@@ -140,16 +141,19 @@ def _transport_error(error: requests.exceptions.RequestException) -> ChannelErro
                                reason="fcm_no_reply")
 
 
-class MobilePushChannel(BaseChannel):
+class MobilePushChannel(DevicePushMixin, BaseChannel):
     max_batch_size = 100
     max_per_second = None
     features = MOBILEPUSH
+    gone_reasons = GONE_CODES
+    reason_prefix = "fcm:"
 
     def __init__(self, alias: str, *, service_account: dict | str | None = None, project_id: str | None = None,
                  base_url: str = "https://fcm.googleapis.com", timeout: float = 10, **options: Any) -> None:
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
+        self.timeout = positive_timeout(owner, timeout)
         account = service_account or getattr(settings, "FCM_SERVICE_ACCOUNT_FILE", "")
         if not account:
             raise ChannelConfigurationError(f"{owner}: missing service_account (FCM_SERVICE_ACCOUNT_FILE).")
@@ -163,7 +167,6 @@ class MobilePushChannel(BaseChannel):
         self.project_id = project_id or credentials.project_id
         if not self.project_id:
             raise ChannelConfigurationError(f"{owner}: missing project_id.")
-        self.timeout = float(timeout)
         self.shared = SharedCredentials(credentials, self.timeout)
         self.base_url = base_url
         self._builder = FCMNotification(credentials=credentials, project_id=self.project_id)  # no request made
@@ -208,11 +211,5 @@ class MobilePushChannel(BaseChannel):
         return name
 
     def after_send(self, payload: PushPayload | None, result: SendResult) -> None:
-        """A token FCM no longer knows is deleted: the next message goes to another device or none."""
-        if payload is None or result.error is None:
-            return
-        if result.error.reason.removeprefix("fcm:") in GONE_CODES:
-            from .devices import devices_remove_unregistered
-
-            devices_remove_unregistered(tokens=[payload.token])
-
+        """A token FCM no longer knows is deleted; the tokens reached are stamped as used."""
+        self.device_outcome(payload.token if payload is not None else None, result)

@@ -77,7 +77,9 @@ class TemplateMap:
     """The ``templates`` / ``default_template`` / ``sign_name`` OPTIONS of one alias, checked when built."""
 
     def __init__(self, owner: str, *, sign_name: str, templates: dict | None, default_template: dict | None,
-                 signed: bool = True) -> None:
+                 signed: bool = True, names: str = "provider SMS template") -> None:
+        # ``names``: what the provider calls a template, in the error when none is mapped.
+        self.names = names
         if templates is not None and not isinstance(templates, dict):
             raise ChannelConfigurationError(f"{owner}: templates must be a dict of message template keys.")
         self.sign_name = sign_name
@@ -96,7 +98,7 @@ class TemplateMap:
         if template is None:
             if self.default is None:
                 raise PermanentChannelError(
-                    f"No provider SMS template is mapped for message template {source.get('key') or '(none)'!r} "
+                    f"No {self.names} is mapped for message template {source.get('key') or '(none)'!r} "
                     "and no default_template is set.",
                     reason="no_provider_template",
                 )

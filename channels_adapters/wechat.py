@@ -211,7 +211,7 @@ class WeChatChannel(BaseChannel):
             app_id=(app_id, "WECHAT_APP_ID"), app_secret=(app_secret, "WECHAT_APP_SECRET"),
         )
         self.templates = TemplateMap(owner, sign_name="", templates=templates, default_template=default_template,
-                                     signed=False)
+                                     signed=False, names="WeChat template message")
         self.base_url = base_url
         self.timeout = float(timeout)
         self.token_wait = float(token_wait)

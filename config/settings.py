@@ -310,9 +310,11 @@ APNS_TEAM_ID = env.str("APNS_TEAM_ID", default="")
 APNS_TOPIC = env.str("APNS_TOPIC", default="")
 
 # --- Channels -------------------------------------------------------------------------------
-# Email, SMS, web push and chat are *captured* into the staff Outbox (admin → Delivery ledger →
-# Outbox) unless their provider is configured: EMAIL_HOST for email, TWILIO_ACCOUNT_SID for SMS,
-# VAPID_PRIVATE_KEY for web push, SIGNALBOX_CHAT_LIVE=1 for chat webhooks. SIGNALBOX_CAPTURE=1
+# Email, SMS, web push, chat, WeChat and mobile push are *captured* into the staff Outbox (admin →
+# Delivery ledger → Outbox) unless their provider is configured: EMAIL_HOST for email,
+# TWILIO_ACCOUNT_SID for SMS, VAPID_PRIVATE_KEY for web push, SIGNALBOX_CHAT_LIVE=1 for chat
+# webhooks, WECHAT_APP_ID + WECHAT_APP_SECRET for WeChat, FCM_SERVICE_ACCOUNT_FILE (or APNS_KEY)
+# for mobile push. SIGNALBOX_CAPTURE=1
 # captures everything regardless (staging with real credentials).
 SIGNALBOX_CAPTURE = env.bool("SIGNALBOX_CAPTURE", default=False)
 VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
@@ -328,13 +330,19 @@ def _live_or_capture(configured: bool, backend: str, options: dict | None = None
 
 # Which provider the "sms" alias uses (twilio, aliyun or tencent; live once its credential is set)
 # and its OPTIONS as JSON, e.g. Aliyun's template mapping (README "Aliyun and Tencent Cloud SMS").
-# A second SMS alias ("sms-cn" beside Twilio's "sms") is configured in NOTIFICATION_CHANNELS itself.
+# Several providers behind "sms" (e.g. +86 through Aliyun, the rest through Twilio): the
+# channels_adapters.sms_routes.SmsRoutes router, configured in NOTIFICATION_CHANNELS itself (README).
 SMS_PROVIDERS = {
     "twilio": ("channels_adapters.sms.SmsChannel", "TWILIO_ACCOUNT_SID"),
     "aliyun": ("channels_adapters.aliyun_sms.AliyunSmsChannel", "ALIYUN_ACCESS_KEY_ID"),
     "tencent": ("channels_adapters.tencent_sms.TencentSmsChannel", "TENCENTCLOUD_SECRET_ID"),
 }
-_SMS_BACKEND, _SMS_CREDENTIAL = SMS_PROVIDERS[env.str("SIGNALBOX_SMS_PROVIDER", default="twilio")]
+_SMS_PROVIDER = env.str("SIGNALBOX_SMS_PROVIDER", default="twilio")
+if _SMS_PROVIDER not in SMS_PROVIDERS:
+    raise ImproperlyConfigured(
+        f"SIGNALBOX_SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, not {_SMS_PROVIDER!r}."
+    )
+_SMS_BACKEND, _SMS_CREDENTIAL = SMS_PROVIDERS[_SMS_PROVIDER]
 SIGNALBOX_SMS_OPTIONS = env.json("SIGNALBOX_SMS_OPTIONS", default={})
 
 NOTIFICATION_CHANNELS = {
@@ -346,6 +354,16 @@ NOTIFICATION_CHANNELS = {
         {"vapid_private_key": VAPID_PRIVATE_KEY, "vapid_subject": VAPID_SUBJECT},
     ),
     "chat": _live_or_capture(env.bool("SIGNALBOX_CHAT_LIVE", default=False), "channels_adapters.chat.ChatChannel"),
+    # WeChat template messages: OPTIONS (the template mapping) as JSON in SIGNALBOX_WECHAT_OPTIONS.
+    "wechat": _live_or_capture(
+        bool(WECHAT_APP_ID and WECHAT_APP_SECRET), "channels_adapters.wechat.WeChatChannel",
+        env.json("SIGNALBOX_WECHAT_OPTIONS", default={}),
+    ),
+    # App pushes: FCM once its service account is set, else APNs directly once its key is set.
+    "mobilepush": _live_or_capture(
+        bool(FCM_SERVICE_ACCOUNT_FILE or APNS_KEY),
+        "channels_adapters.mobilepush.MobilePushChannel" if FCM_SERVICE_ACCOUNT_FILE else "channels_adapters.apns.ApnsChannel",
+    ),
 }
 
 # --- Signalbox (read through notifications.conf) ---------------------------------------------

@@ -92,7 +92,9 @@ def demo_triggers_ensure() -> DemoTriggers:
                 recipient_path="customer.user",
                 template=template,
                 category=category,
-                channels=["inapp", "email"],
+                # WeChat and the app push reach the demo login (its openid and phone, seeded), so
+                # paying its order shows them in the Outbox beside the email.
+                channels=["inapp", "email", "wechat", "mobilepush"],
                 dedupe_window=timedelta(0),
                 is_active=True,
             ),

@@ -140,6 +140,10 @@ DEMO_RECIPIENT = RecipientSpec(
     customer=("", True),
     orders=(("SB-DEMO-1", "shipped", Decimal("86.40"), 12), ("SB-DEMO-2", "paid", Decimal("19.99"), 2)),
 )
+# How the demo login is reached on WeChat and in the app (``make run`` captures both into the
+# Outbox): an openid for the Official Account, and one registered phone.
+DEMO_WECHAT_OPENID = "oDemoAlexMorgan0000000000001"
+DEMO_PUSH_TOKEN = "demo-fcm-token-alex-morgan-phone"
 
 
 def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = None) -> DemoSeedResult:
@@ -169,6 +173,7 @@ def demo_data_seed(*, users: int = 2000, days: int = 60, now: datetime | None = 
         logins = _logins_ensure(password=password, now=now)
         specs = [DEMO_RECIPIENT, *recipient_specs(count=users)]
         recipients = _recipients_ensure(specs=specs, password=password, now=now, categories=categories)
+        _demo_recipient_reach_ensure()
         from .history import history_insert, history_plan
 
         plans = history_plan(recipients=recipients, days=days, now=now, categories=categories)
@@ -281,6 +286,21 @@ def _logins_ensure(*, password: str, now: datetime) -> list[DemoLogin]:
     User.objects.filter(username=DEMO_RECIPIENT.username).update(password=password, is_active=True)
     logins.append(DemoLogin(username=DEMO_RECIPIENT.username, role=_("recipient (inbox)")))
     return logins
+
+
+def _demo_recipient_reach_ensure() -> None:
+    """The demo login's WeChat openid and app installation (after its history is planned: that
+    history predates them)."""
+    from channels_adapters.models import PushDevice
+
+    profile = RecipientProfile.objects.filter(user__username=DEMO_RECIPIENT.username).first()
+    if profile is None:
+        return
+    if not (profile.chat_ids or {}).get("wechat"):
+        profile.chat_ids = {**(profile.chat_ids or {}), "wechat": DEMO_WECHAT_OPENID}
+        profile.save(update_fields=["chat_ids", "updated_at"])
+    PushDevice.objects.get_or_create(token=DEMO_PUSH_TOKEN, defaults={
+        "user_id": profile.user_id, "platform": PushDevice.Platform.FCM, "app_id": "net.signalbox.demo"})
 
 
 def _recipients_ensure(

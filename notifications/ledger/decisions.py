@@ -181,15 +181,11 @@ def recipient_facts(
         ).values_list("user_id", "token"):
             push_devices[user_id] = token
 
-    def chat_target(profile) -> str:
-        # A personal chat target is an Apprise URL kept under "apprise" in the profile.
+    def chat_id(profile, service: str) -> str:
+        # Per-service ids kept in the profile's chat ids: "apprise" (a personal chat target, an
+        # Apprise URL) and "wechat" (the openid for the Official Account).
         chat_ids = getattr(profile, "chat_ids", None) or {}
-        return chat_ids.get("apprise", "") if isinstance(chat_ids, dict) else ""
-
-    def wechat_openid(profile) -> str:
-        # The recipient's openid for the Official Account, kept under "wechat" in the profile.
-        chat_ids = getattr(profile, "chat_ids", None) or {}
-        value = chat_ids.get("wechat", "") if isinstance(chat_ids, dict) else ""
+        value = chat_ids.get(service, "") if isinstance(chat_ids, dict) else ""
         return value if isinstance(value, str) else ""
 
     def address_of(channel: str):
@@ -199,8 +195,8 @@ def recipient_facts(
             "profile_phone": lambda user, profile: normalise_address(channel, getattr(profile, "phone", "") or ""),
             "user_id": lambda user, profile: str(user.pk),
             "push_subscription": lambda user, profile: push_endpoints.get(user.pk, ""),
-            "profile_chat": lambda user, profile: chat_target(profile),
-            "profile_wechat": lambda user, profile: wechat_openid(profile),
+            "profile_chat": lambda user, profile: chat_id(profile, "apprise"),
+            "profile_wechat": lambda user, profile: chat_id(profile, "wechat"),
             "push_device": lambda user, profile: push_devices.get(user.pk, ""),
         }
         return readers.get(sources[channel], lambda user, profile: "")

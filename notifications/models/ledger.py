@@ -29,6 +29,8 @@ class Channel(models.TextChoices):
     INAPP = "inapp", _("In-app")
     WEBPUSH = "webpush", _("Web push")
     CHAT = "chat", _("Chat")
+    WECHAT = "wechat", _("WeChat")
+    MOBILEPUSH = "mobilepush", _("Mobile push")
 
 
 def validate_timezone(value: str) -> None:

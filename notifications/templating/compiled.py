@@ -15,21 +15,27 @@ from .email import email_document
 from .problems import part_kind
 from .sandbox import Budget, TemplateRenderError, compiled_source, render
 
-# The parts each channel is made of (``webpush`` falls back to the in-app parts it lacks).
+# The parts each channel is made of (the push-shaped channels fall back to the in-app parts they
+# lack). A WeChat template message and an app push are a title, a body and a link, like web push.
 CHANNEL_PARTS: dict[str, tuple[str, ...]] = {
     "email": ("email_subject", "email_body"),
     "sms": ("sms_text",),
     "inapp": ("inapp_title", "inapp_body", "inapp_url"),
     "webpush": ("push_title", "push_body", "inapp_url"),
     "chat": ("chat_text",),
+    "wechat": ("push_title", "push_body", "inapp_url"),
+    "mobilepush": ("push_title", "push_body", "inapp_url"),
 }
 # The shape of the content each channel's parts render into: an email (subject, text, HTML
 # document), one text (an SMS, a chat post), or a titled message (title, body, link).
-CONTENT_SHAPE: dict[str, str] = {"email": "email", "sms": "text", "chat": "text", "inapp": "titled", "webpush": "titled"}
+CONTENT_SHAPE: dict[str, str] = {
+    "email": "email", "sms": "text", "chat": "text", "inapp": "titled", "webpush": "titled", "wechat": "titled",
+    "mobilepush": "titled",
+}
 PUSH_FALLBACK = {"push_title": "inapp_title", "push_body": "inapp_body"}
 REQUIRED_PARTS = {
     "email": ("email_subject", "email_body"), "sms": ("sms_text",), "inapp": ("inapp_title",),
-    "webpush": ("push_title",), "chat": ("chat_text",),
+    "webpush": ("push_title",), "chat": ("chat_text",), "wechat": ("push_title",), "mobilepush": ("push_title",),
 }
 SINGLE_LINE = frozenset({"email_subject", "push_title", "inapp_title", "inapp_url"})
 

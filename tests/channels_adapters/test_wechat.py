@@ -65,6 +65,17 @@ def test_an_unmapped_message_uses_the_default_template_with_its_text(wechat):
     assert wechat.messages[0].template_id == "tmpl-notice"
 
 
+def test_without_a_mapping_or_default_the_error_names_wechat_templates_not_sms(wechat, settings):
+    del settings.NOTIFICATION_CHANNELS["wechat"]["OPTIONS"]["default_template"]
+    channels.reset()
+
+    [result] = send(channels["wechat"], [message(1, openid(1), template="welcome")])
+
+    assert isinstance(result.error, PermanentChannelError) and result.error.reason == "no_provider_template"
+    assert str(result.error).startswith("No WeChat template message is mapped for message template 'welcome'")
+    assert "SMS" not in str(result.error) and wechat.messages == []
+
+
 def test_lanes_starting_at_once_fetch_one_token_between_them_and_later_batches_reuse_it(wechat):
     wechat.token_fetch_delay = 0.2  # every lane asks while the first fetch is under way
 

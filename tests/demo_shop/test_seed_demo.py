@@ -180,6 +180,17 @@ def test_demo_recipient_has_unread_inbox_history(client, seeded):
     assert client.get("/notifications/").status_code == 200
 
 
+def test_the_demo_login_can_be_reached_on_wechat_and_in_the_app(seeded):
+    from channels_adapters.models import PushDevice
+    from demo_shop.seeding.data import DEMO_PUSH_TOKEN, DEMO_WECHAT_OPENID
+
+    demo = User.objects.select_related("recipient_profile").get(username="demo")
+    assert demo.recipient_profile.chat_ids["wechat"] == DEMO_WECHAT_OPENID
+    assert list(PushDevice.objects.filter(user=demo).values_list("token", flat=True)) == [DEMO_PUSH_TOKEN]
+    seed()  # a second run keeps one device and the same openid
+    assert PushDevice.objects.filter(user=demo).count() == 1
+
+
 def test_delivery_history_is_consistent(seeded):
     # The history (the demo journeys' messages are the journeys' own: test_seed_journeys.py).
     deliveries = Delivery.objects.filter(idempotency_key__startswith="demo:").prefetch_related("events")

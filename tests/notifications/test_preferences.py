@@ -242,3 +242,28 @@ def test_categories_are_listed_in_the_order_of_the_names_the_recipient_reads(use
     assert names() == ["Alpha news", "Beta offers"]
     with translation.override("zh-hans"):
         assert names() == ["乙 优惠", "甲 新闻"]
+
+
+def test_turning_off_wechat_and_app_pushes_in_the_centre_holds_those_and_nothing_else(browser, user, marketing, settings):
+    """The centre has a WeChat and a Mobile push switch per category, in the reader's language, and
+    what is saved there is what planning honours."""
+    from channels_adapters.devices import device_register
+    from notifications.api import notify
+    from notifications.models import Delivery
+
+    settings.NOTIFICATION_CHANNELS = {alias: {"BACKEND": "channels_adapters.locmem.LocmemChannel", "OPTIONS": {}}
+                                      for alias in ("email", "wechat", "mobilepush")}
+    user.recipient_profile.chat_ids = {"wechat": "oAda0000000000000000000000001"}
+    user.recipient_profile.save()
+    device_register(user=user, token="ada-phone")
+    page = browser.get(token_url(user), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    html = page.content.decode()
+    assert "微信" in html and "移动推送" in html
+    data = form_data(page, **{switch(marketing, "wechat"): None, switch(marketing, "mobilepush"): None})
+    assert browser.post(token_url(user), data).status_code in (200, 302)
+
+    notify([user], title="Sale", body="20% off.", channels=["email", "wechat", "mobilepush"], category=marketing,
+           idempotency_key="sale")
+
+    planned = dict(Delivery.objects.filter(recipient=user).values_list("channel", "status_reason"))
+    assert planned == {"email": "", "wechat": "suppressed:opted_out", "mobilepush": "suppressed:opted_out"}

@@ -200,7 +200,7 @@ def test_preview_renders_every_channel_for_a_real_recipient(marketer_client, gra
     assert 'data-testid="inapp-title">Welcome, Grace<' in html
     assert 'data-testid="send-test"' in html
     preview = response.context["preview"]
-    assert [c.channel for c in preview.channels] == ["email", "sms", "inapp", "webpush"]
+    assert [c.channel for c in preview.channels] == ["email", "sms", "inapp", "webpush", "wechat", "mobilepush"]
     assert preview.locale == "en" and preview.ok
 
 

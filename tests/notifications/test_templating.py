@@ -296,14 +296,19 @@ def test_each_channel_has_its_delivery_content_shape():
     # No push parts: web push uses the in-app ones.
     assert compiled.render(channel="webpush", locale="en", context=CONTEXT)["title"] == "Welcome Ada"
     assert compiled.render(channel="chat", locale="en", context=CONTEXT)["text"] == "Chat for Ada"
-    assert compiled.channels() == ["email", "sms", "inapp", "webpush", "chat"]
+    # A WeChat template message and an app push are titled like web push, with the same fallback.
+    for channel in ("wechat", "mobilepush"):
+        assert compiled.render(channel=channel, locale="en", context=CONTEXT) == {
+            "title": "Welcome Ada", "body": "Body for Ada", "url": "/notifications/", "locale": "en",
+        }
+    assert compiled.channels() == ["email", "sms", "inapp", "webpush", "chat", "wechat", "mobilepush"]
 
 
 def test_a_missing_part_is_a_clear_error():
     compiled = compile_parts(parts={"inapp_title": "Hi"})
     with pytest.raises(TemplateRenderError, match="The template has no SMS text"):
         compiled.render(channel="sms", locale="en", context=CONTEXT)
-    assert compiled.channels() == ["inapp", "webpush"]
+    assert compiled.channels() == ["inapp", "webpush", "wechat", "mobilepush"]
 
 
 def test_a_broken_part_fails_only_its_own_channel():

@@ -24,7 +24,7 @@ def test_demo_triggers_ensure_is_idempotent():
     assert first.created and first.trigger.is_active
     assert (first.trigger.signal, first.trigger.model, first.trigger.changed_to) == (
         "model.post_save", "demo_shop.order", "paid")
-    assert first.trigger.channels == ["inapp", "email"] and first.trigger.category.key == "order-updates"
+    assert first.trigger.channels == ["inapp", "email", "wechat", "mobilepush"] and first.trigger.category.key == "order-updates"
     template = MessageTemplate.objects.get(key=ORDER_PAID_TEMPLATE)
     assert "{{ instance.number }}" in template.inapp_title and template.email_subject
     assert template.variants.get(locale="zh-hans").inapp_title
@@ -78,6 +78,8 @@ def test_mark_as_paid_in_the_admin_notifies_the_customer(client, make_order, cus
     (firing,) = task
     assert firing["trigger_id"] == demo.trigger.pk and firing["fields"]["total"] == "86.40"
     trigger_fire(**firing)
-    assert sorted(Delivery.objects.filter(trigger=demo.trigger).values_list("recipient_id", "channel")) == [
-        (customer.user_id, "email"), (customer.user_id, "inapp"),
-    ]
+    planned = dict(Delivery.objects.filter(trigger=demo.trigger, recipient=customer.user).values_list(
+        "channel", "status_reason"))
+    assert sorted(planned) == ["email", "inapp", "mobilepush", "wechat"]
+    # This customer has no openid and no app: recorded as unreachable there, not silently dropped.
+    assert planned["wechat"] == planned["mobilepush"] == "suppressed:no_address"
