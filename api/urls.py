@@ -4,7 +4,7 @@ the interactive docs (``/api/docs/``, Swagger UI from ninja's bundled static fil
 from django.urls import path
 from ninja import NinjaAPI
 
-from . import problems
+from . import devices, problems
 from .endpoints import router
 
 
@@ -29,5 +29,6 @@ api = SignalboxAPI(
 )
 problems.install(api)
 api.add_router("/v1/", router)
+api.add_router("/v1/", devices.router)
 
 urlpatterns = [path("", api.urls)]

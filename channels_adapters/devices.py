@@ -1,4 +1,4 @@
-"""Registering mobile push devices (services write; no REST endpoint calls these yet).
+"""Registering mobile push devices (services; apps reach them through `/api/v1/me/devices`).
 
 A token identifies one app installation; it is unique, so a token registered again (the same
 phone, now signed in as someone else) moves to the new user instead of being duplicated.

@@ -70,7 +70,7 @@ class PushDevice(models.Model):
     """A mobile app installation that registered for push: its FCM registration token (Android,
     and iOS through Firebase) or APNs device token, kept per user.
 
-    ``channels_adapters.devices`` registers and removes them (no REST endpoint yet); the mobile
+    ``channels_adapters.devices`` registers and removes them (apps call `/api/v1/me/devices`); the mobile
     push adapter sends to a user's newest device and deletes a token once the provider answers
     that it is no longer registered.
     """
