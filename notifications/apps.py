@@ -54,6 +54,22 @@ class NotificationsConfig(AppConfig):
 
         campaign_finished.connect(on_campaign_finished, dispatch_uid="notifications.journeys.campaign_entries")
 
+        # Outbound webhooks listen to the ledger's, campaigns' and journeys' announcements.
+        from .models import JourneyEnrollment, WebhookEndpoint
+        from .signals import delivery_statuses_changed, journey_goal_reached
+        from .webhooks import receivers as webhooks
+
+        delivery_statuses_changed.connect(webhooks.on_delivery_statuses_changed, sender=Delivery,
+                                          dispatch_uid="notifications.webhooks.statuses")
+        campaign_finished.connect(webhooks.on_campaign_finished, dispatch_uid="notifications.webhooks.campaign_finished")
+        journey_goal_reached.connect(webhooks.on_journey_goal_reached, sender=JourneyEnrollment,
+                                     dispatch_uid="notifications.webhooks.journey_goal")
+        from django.db.models.signals import post_delete
+
+        post_delete.connect(webhooks.on_endpoint_deleted, sender=WebhookEndpoint,
+                            dispatch_uid="notifications.webhooks.endpoint_deleted")
+        register_tick("webhooks", webhooks.webhooks_tick, order=25)
+
         from django.core import checks
 
         from .receipts.checks import anymail_webhook_check
