@@ -129,7 +129,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "ops.view_system_status",
         # Outbound webhooks send delivery events to integrators' systems: who receives what is a
         # Manager's decision (and the staff told when an endpoint is disabled).
-        *_perms("notifications.webhookendpoint", MANAGE),
+        *_perms("notifications.webhookendpoint", ("add", "change", "delete")),  # viewing: VIEWABLE_MODELS
     ],
 }
 

@@ -117,6 +117,12 @@ class WebhookEndpointAdmin(ModelAdmin):
     def has_manage_permission(self, request, object_id=None):
         return allows(request.user, ACTION)
 
+    def history_view(self, request, object_id, extra_context=None):
+        # Refused before the lookup, so whether a row exists is not told to those who may not see it.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return super().history_view(request, object_id, extra_context)
+
     # --- The verbs: a GET says what will happen, a POST does it -------------------------------------
 
     def _verb(self, request: HttpRequest, object_id: str, *, verb: str, question, run) -> HttpResponse:
@@ -208,6 +214,12 @@ class WebhookMessageAdmin(ModelAdmin):
 
     def has_resend_permission(self, request):
         return allows(request.user, ACTION)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # Refused before the lookup, so whether a row exists is not told to those who may not see it.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return super().history_view(request, object_id, extra_context)
 
     def has_add_permission(self, request):
         return False
