@@ -64,9 +64,12 @@ class NotificationsConfig(AppConfig):
         campaign_finished.connect(webhooks.on_campaign_finished, dispatch_uid="notifications.webhooks.campaign_finished")
         journey_goal_reached.connect(webhooks.on_journey_goal_reached, sender=JourneyEnrollment,
                                      dispatch_uid="notifications.webhooks.journey_goal")
-        from django.db.models.signals import post_delete
+        from django.db.models.signals import post_delete, post_save
 
-        post_delete.connect(webhooks.on_endpoint_deleted, sender=WebhookEndpoint,
+        # However an endpoint changes (services, the shell, a migration), the routing table is forgotten.
+        post_save.connect(webhooks.on_endpoint_changed, sender=WebhookEndpoint,
+                          dispatch_uid="notifications.webhooks.endpoint_saved")
+        post_delete.connect(webhooks.on_endpoint_changed, sender=WebhookEndpoint,
                             dispatch_uid="notifications.webhooks.endpoint_deleted")
         register_tick("webhooks", webhooks.webhooks_tick, order=25)
 

@@ -4,7 +4,8 @@
 in one ``bulk_create`` (conflicts on the (endpoint, event key) unique constraint ignored: a
 duplicated event posts once) and enqueues a drain per endpoint after commit. Which enabled
 endpoints want which event is a cached table (``routes``), so a batch whose events no endpoint
-wants costs no query at all; saving, disabling or deleting an endpoint forgets the table.
+wants costs no query at all; saving, disabling or deleting an endpoint forgets the table (in the
+shared cache with Redis; a per-process locmem copy elsewhere lasts up to ``ROUTES_SECONDS``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from django.utils import timezone
 from ..models import WebhookEndpoint, WebhookMessage
 
 ROUTES_KEY = "signalbox:webhook-routes:v1"
-ROUTES_SECONDS = 300
+# With a per-process cache (locmem, the embedded default) another process's change is seen when
+# the copy expires; with Redis every process sees it at once.
+ROUTES_SECONDS = 60
 
 
 @dataclass(frozen=True)

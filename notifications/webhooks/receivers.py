@@ -74,10 +74,15 @@ def on_journey_goal_reached(sender, *, enrollment_ids: list, goal: str, **kwargs
     ) for row in rows])
 
 
-def on_endpoint_deleted(sender, **kwargs) -> None:
+def on_endpoint_changed(sender, **kwargs) -> None:
+    """``post_save``/``post_delete`` of an endpoint: forget the routing table (after commit too,
+    so a process reading it meanwhile does not keep the old one)."""
+    from django.db import transaction
+
     from .events import routes_forget
 
     routes_forget()
+    transaction.on_commit(routes_forget)
 
 
 def webhooks_tick(*, once: bool = False) -> list[str]:

@@ -52,6 +52,12 @@ def webhook_url_check(url: str) -> None:
         raise ValidationError(str(error.message)) from error
 
 
+def _forget() -> None:
+    # Now, and again after commit: a process that read the table before the commit must not keep it.
+    routes_forget()
+    transaction.on_commit(routes_forget)
+
+
 @dataclass(frozen=True)
 class SecretShown:
     endpoint: WebhookEndpoint
@@ -73,7 +79,7 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor=None) -> SecretSho
         endpoint.save()
         audit_record(actor=actor, action="webhook.create" if created else "webhook.change", target=endpoint,
                      changes={"url": endpoint.url, "events": endpoint.events, "enabled": endpoint.enabled})
-    routes_forget()
+    _forget()
     return SecretShown(endpoint, shown) if shown else None
 
 
@@ -102,7 +108,7 @@ def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, actor=None) -> bool:
             audit_record(actor=actor, action="webhook.enable", target=endpoint)
             transaction.on_commit(lambda: webhook_endpoint_drain_task.enqueue(endpoint_id=endpoint.pk))
     endpoint.refresh_from_db()
-    routes_forget()
+    _forget()
     return bool(changed)
 
 
@@ -114,7 +120,7 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str, now: dat
         enabled=False, disabled_at=now, disabled_reason=reason[:200])
     endpoint.enabled, endpoint.disabled_at, endpoint.disabled_reason = False, now, reason[:200]
     if changed:
-        routes_forget()
+        _forget()
         if actor is None:
             transaction.on_commit(lambda: staff_notify_disabled(endpoint=endpoint))
     return bool(changed)
