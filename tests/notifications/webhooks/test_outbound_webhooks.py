@@ -251,3 +251,34 @@ def test_the_secret_is_in_standard_webhooks_form(endpoint):
 
     headers = signed_headers(secrets_=[secret], webhook_id="msg_1", timestamp=int(timezone.now().timestamp()), body=body)
     assert Webhook(secret).verify(body, headers) == {"x": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_drains_at_once_post_every_event_once(receiver, loopback_allowed):
+    import threading
+
+    from django.db import connection
+
+    endpoint, secret = make_endpoint(receiver.url, events=[WebhookEvent.DELIVERY_STATUS])
+    receiver.latency = 0.005
+    changes = [(DeliveryFactory(status=Delivery.Status.SENT).pk, "sent") for _ in range(30)]
+    delivery_statuses_changed.send(sender=Delivery, changes=changes)
+    errors = []
+
+    def drain():
+        try:
+            webhook_endpoint_drain(endpoint_id=endpoint.pk, limit=5)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=drain) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    ids = [h["webhook-id"] for h, _ in receiver.accepted]
+    assert len(ids) == len(set(ids)) == 30
+    assert WebhookMessage.objects.filter(status=Status.SENT).count() == 30
