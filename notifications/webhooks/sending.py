@@ -40,6 +40,7 @@ from .signing import signed_headers
 Status = WebhookMessage.Status
 Outcome = WebhookAttempt.Outcome
 RESPONSE_CAP = 2048  # bytes of a receiver's answer kept as the error text
+MAX_ROUNDS = 50  # claims per drain task before it hands over to a new task
 
 
 @dataclass
@@ -72,8 +73,12 @@ def webhook_endpoint_drain(*, endpoint_id: int, now: datetime | None = None, onl
     settings_ = conf.webhooks()
     policy = address_policy()
     session = keepalive_session()
+    claimed: list[WebhookMessage] = []
     try:
-        while endpoint.enabled:
+        # Round after round: a message sent makes the next of its delivery due (the order rule).
+        for _round in range(MAX_ROUNDS):
+            if not endpoint.enabled:
+                break
             claimed = _claim(endpoint_id=endpoint_id, now=now, limit=limit, only_ids=only_ids)
             for index, message in enumerate(claimed):
                 _post(endpoint, message, session=session, policy=policy, settings_=settings_, now=now, result=result)
@@ -81,8 +86,14 @@ def webhook_endpoint_drain(*, endpoint_id: int, now: datetime | None = None, onl
                     _release(claimed[index + 1:])
                     result.disabled = True
                     break
-            if len(claimed) < limit or only_ids is not None:
+            if not claimed or only_ids is not None:
                 break
+        else:
+            # Still busy after MAX_ROUNDS (a steady stream): another task carries on, so one
+            # endpoint never holds a worker for good.
+            from .tasks import webhook_endpoint_drain_task
+
+            transaction.on_commit(lambda: webhook_endpoint_drain_task.enqueue(endpoint_id=endpoint_id))
     finally:
         session.close()
     return result

@@ -282,3 +282,48 @@ def test_two_drains_at_once_post_every_event_once(receiver, loopback_allowed):
     ids = [h["webhook-id"] for h, _ in receiver.accepted]
     assert len(ids) == len(set(ids)) == 30
     assert WebhookMessage.objects.filter(status=Status.SENT).count() == 30
+
+
+def test_a_drain_that_died_mid_post_leaves_unknown_then_the_post_is_retried(endpoint, receiver,
+                                                                             django_capture_on_commit_callbacks):
+    endpoint, secret = endpoint
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    # A worker claimed it and stopped: its lease ran out with no outcome written.
+    WebhookMessage.objects.update(status=Status.SENDING, lease_owner="gone",
+                                  lease_expires_at=timezone.now() - timedelta(seconds=1))
+    from notifications.webhooks.receivers import webhooks_tick
+
+    assert webhooks_tick() == ["webhooks: 1 endpoint(s) drained"]  # the scheduler notices
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    message = WebhookMessage.objects.get()
+    assert message.status == Status.SENT and "outcome unknown" not in message.last_error
+    assert len(receiver.accepted) == 1
+    assert webhooks_tick() == []
+
+
+def test_enable_again_sends_what_waited_in_order(endpoint, receiver, django_capture_on_commit_callbacks):
+    from notifications.webhooks.services import webhook_endpoint_disable, webhook_endpoint_enable
+
+    endpoint, secret = endpoint
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "delivered")])
+    webhook_endpoint_disable(endpoint=endpoint, reason="maintenance", actor=object())
+    assert webhook_endpoint_drain(endpoint_id=endpoint.pk).sent == 0 and not receiver.received
+    assert webhook_endpoint_enable(endpoint=endpoint)
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    assert [b["data"]["status"] for b in verified(secret, receiver.accepted)] == ["sent", "delivered"]
+
+
+def test_an_open_pixel_hit_costs_no_extra_query_without_endpoints(db, django_assert_num_queries):
+    from notifications.receipts.tracking import open_record
+
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    open_record(delivery=DeliveryFactory(status=Delivery.Status.SENT), user_agent="x", ip="203.0.113.9")
+    # The receipt, the status move, the savepoints: what it cost before webhooks existed.
+    with django_assert_num_queries(5):
+        open_record(delivery=delivery, user_agent="Mozilla/5.0", ip="203.0.113.9")
+    assert not WebhookMessage.objects.exists()
