@@ -55,13 +55,14 @@ class NotificationsConfig(AppConfig):
         campaign_finished.connect(on_campaign_finished, dispatch_uid="notifications.journeys.campaign_entries")
 
         # Outbound webhooks listen to the ledger's, campaigns' and journeys' announcements.
-        from .models import JourneyEnrollment, WebhookEndpoint
+        from .models import CampaignRun, JourneyEnrollment, WebhookEndpoint
         from .signals import delivery_statuses_changed, journey_goal_reached
         from .webhooks import receivers as webhooks
 
         delivery_statuses_changed.connect(webhooks.on_delivery_statuses_changed, sender=Delivery,
                                           dispatch_uid="notifications.webhooks.statuses")
-        campaign_finished.connect(webhooks.on_campaign_finished, dispatch_uid="notifications.webhooks.campaign_finished")
+        campaign_finished.connect(webhooks.on_campaign_finished, sender=CampaignRun,
+                                  dispatch_uid="notifications.webhooks.campaign_finished")
         journey_goal_reached.connect(webhooks.on_journey_goal_reached, sender=JourneyEnrollment,
                                      dispatch_uid="notifications.webhooks.journey_goal")
         from django.db.models.signals import post_delete, post_save

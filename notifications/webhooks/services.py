@@ -71,6 +71,9 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor=None) -> SecretSho
     webhook_url_check(endpoint.url)
     created = endpoint.pk is None
     shown = None
+    reenabled = not created and endpoint.enabled and endpoint.disabled_at is not None
+    if reenabled:  # ticked "enabled" again in the form: as "Enable again"
+        endpoint.disabled_at, endpoint.disabled_reason, endpoint.failing_since = None, "", None
     if created:
         endpoint.secret = secret_new()
         endpoint.created_by = actor if getattr(actor, "pk", None) else None
@@ -79,6 +82,10 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor=None) -> SecretSho
         endpoint.save()
         audit_record(actor=actor, action="webhook.create" if created else "webhook.change", target=endpoint,
                      changes={"url": endpoint.url, "events": endpoint.events, "enabled": endpoint.enabled})
+        if reenabled:
+            from .tasks import webhook_endpoint_drain_task
+
+            transaction.on_commit(lambda: webhook_endpoint_drain_task.enqueue(endpoint_id=endpoint.pk))
     _forget()
     return SecretShown(endpoint, shown) if shown else None
 

@@ -13,8 +13,10 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from notifications.models import (
+    CampaignRun,
     Delivery,
     DeliveryEvent,
+    JourneyEnrollment,
     WebhookAttempt,
     WebhookEndpoint,
     WebhookEvent,
@@ -199,8 +201,8 @@ def test_unsubscribes_campaigns_and_journey_goals_are_events(endpoint, receiver,
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
         unsubscribe(delivery=delivery, source="test")
-        campaign_finished.send(sender=None, run_id=7, campaign_id=3, status="completed")
-        journey_goal_reached.send(sender=None, enrollment_ids=[], goal="paid")  # nobody: nothing
+        campaign_finished.send(sender=CampaignRun, run_id=7, campaign_id=3, status="completed")
+        journey_goal_reached.send(sender=JourneyEnrollment, enrollment_ids=[], goal="paid")  # nobody: nothing
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     types = [b["type"] for b in verified(secret, receiver.accepted)]
     assert "delivery.unsubscribed" in types and "campaign.finished" in types
@@ -214,7 +216,7 @@ def test_an_endpoint_gets_only_the_events_it_subscribed_to(db, receiver, loopbac
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
         delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
-        campaign_finished.send(sender=None, run_id=1, campaign_id=1, status="cancelled")
+        campaign_finished.send(sender=CampaignRun, run_id=1, campaign_id=1, status="cancelled")
     assert list(WebhookMessage.objects.values_list("event_type", flat=True)) == ["campaign.finished"]
 
 

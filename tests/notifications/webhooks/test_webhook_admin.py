@@ -105,3 +105,18 @@ def test_only_managers_and_superusers_manage_webhooks(client, receiver, loopback
     send_test = reverse("admin:notifications_webhookendpoint_send_test", args=[endpoint.pk])
     assert (client.post(send_test).status_code == 302) is manages
     assert bool(receiver.received) is manages
+
+
+def test_ticking_enabled_again_in_the_form_clears_the_disable(boss_client, receiver, loopback_allowed):
+    from notifications.webhooks.services import webhook_endpoint_disable
+
+    endpoint, _secret = make_endpoint(receiver.url)
+    webhook_endpoint_disable(endpoint=endpoint, reason="5 attempts failed")
+    page = boss_client.get(reverse("admin:notifications_webhookendpoint_change", args=[endpoint.pk]))
+    assert "5 attempts failed" in page.content.decode()
+    response = boss_client.post(reverse("admin:notifications_webhookendpoint_change", args=[endpoint.pk]), {
+        "url": receiver.url, "description": "CRM", "events": ["campaign.finished"], "enabled": "on"})
+    assert response.status_code == 302
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and endpoint.disabled_at is None and endpoint.disabled_reason == ""
+    assert endpoint.events == ["campaign.finished"]
