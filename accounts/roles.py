@@ -57,6 +57,8 @@ VIEWABLE_MODELS = [
     "notifications.journeyversion",
     "notifications.journeyenrollment",
     "notifications.journeysteprun",
+    "notifications.webhookendpoint",
+    "notifications.webhookmessage",
     "channels_adapters.capturedmessage",
     "demo_shop.customer",
     "demo_shop.order",
@@ -125,6 +127,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "notifications.export_personal_data",
         "notifications.erase_personal_data",
         "ops.view_system_status",
+        # Outbound webhooks send delivery events to integrators' systems: who receives what is a
+        # Manager's decision (and the staff told when an endpoint is disabled).
+        *_perms("notifications.webhookendpoint", ("add", "change", "delete")),  # viewing: VIEWABLE_MODELS
     ],
 }
 
@@ -196,6 +201,10 @@ ACTIONS: dict[str, Action] = {
     "outbox.reveal": Action(superuser_only=True, description="see captured messages with working links"),
     # REST API server keys (api.ApiKey): a key can send to everyone and read every delivery.
     "apikey.manage": Action(superuser_only=True, description="make, see and revoke REST API keys"),
+    "webhook.manage": Action(
+        ("notifications.change_webhookendpoint",),
+        description="configure outbound webhooks: endpoints, secrets, resends, test events",
+    ),
     "staff.manage": Action(
         superuser_only=True, description="manage staff users, groups, permissions and staff passwords"
     ),

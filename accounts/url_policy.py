@@ -214,6 +214,9 @@ URL_POLICY: dict[str, Rule] = {
     "admin:dashboard_importjob_cancel": action("users.import"),
     "admin:dashboard_importjob_progress": perm("dashboard.view_importjob"),
     "admin:dashboard_importjob_error_report": perm("dashboard.view_importjob"),
+    # Outbound webhooks (notifications/admin/webhooks.py): Managers and superusers.
+    **{f"admin:notifications_webhookendpoint_{verb}": action("webhook.manage")
+       for verb in ("send_test", "rotate_secret", "enable")},
 }
 
 # The admin's own pages of every registered model: changelist, add, history, delete, change.
@@ -224,6 +227,7 @@ ADMIN_MODEL_VIEWS = {"changelist": "view", "add": "add", "history": "view", "del
 RECORD_MODELS = frozenset({
     "notifications.delivery", "notifications.deliveryevent", "notifications.auditentry", "notifications.campaignrun",
     "channels_adapters.capturedmessage", "django_tasks_database.dbtaskresult", "axes.accesslog",
+    "notifications.webhookmessage",
 })
 NEVER_ADDED = RECORD_MODELS | {
     "channels_adapters.webpushsubscription",  # browsers subscribe themselves

@@ -473,6 +473,13 @@ UNFOLD = {
                         "link": reverse_lazy("admin:api_apikey_changelist"),
                         "permission": "api.admin.can_manage_keys",  # accounts.roles: apikey.manage
                     },
+                    {
+                        "title": _("Webhooks"),
+                        "icon": "webhook",
+                        "link": reverse_lazy("admin:notifications_webhookendpoint_changelist"),
+                        # accounts.roles: webhook.manage
+                        "permission": "notifications.admin.webhooks.can_manage_webhooks",
+                    },
                 ],
             },
             {

@@ -54,6 +54,26 @@ class NotificationsConfig(AppConfig):
 
         campaign_finished.connect(on_campaign_finished, dispatch_uid="notifications.journeys.campaign_entries")
 
+        # Outbound webhooks listen to the ledger's, campaigns' and journeys' announcements.
+        from .models import CampaignRun, JourneyEnrollment, WebhookEndpoint
+        from .signals import delivery_statuses_changed, journey_goal_reached
+        from .webhooks import receivers as webhooks
+
+        delivery_statuses_changed.connect(webhooks.on_delivery_statuses_changed, sender=Delivery,
+                                          dispatch_uid="notifications.webhooks.statuses")
+        campaign_finished.connect(webhooks.on_campaign_finished, sender=CampaignRun,
+                                  dispatch_uid="notifications.webhooks.campaign_finished")
+        journey_goal_reached.connect(webhooks.on_journey_goal_reached, sender=JourneyEnrollment,
+                                     dispatch_uid="notifications.webhooks.journey_goal")
+        from django.db.models.signals import post_delete, post_save
+
+        # However an endpoint changes (services, the shell, a migration), the routing table is forgotten.
+        post_save.connect(webhooks.on_endpoint_changed, sender=WebhookEndpoint,
+                          dispatch_uid="notifications.webhooks.endpoint_saved")
+        post_delete.connect(webhooks.on_endpoint_changed, sender=WebhookEndpoint,
+                            dispatch_uid="notifications.webhooks.endpoint_deleted")
+        register_tick("webhooks", webhooks.webhooks_tick, order=25)
+
         from django.core import checks
 
         from .receipts.checks import anymail_webhook_check

@@ -111,3 +111,27 @@ def template_max_output() -> int:
     if value <= 0:
         raise ImproperlyConfigured("SIGNALBOX_TEMPLATE_MAX_OUTPUT must be a positive number of characters.")
     return value
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    max_attempts: int  # POSTs of one message before it is given up (and its endpoint disabled)
+    retry_delays: tuple[float, ...]  # seconds before retry 1, 2, ...; the last repeats
+    connect_timeout: float
+    read_timeout: float
+    allow_private: object  # the channels' ``allow_private`` option: False, True or a list of networks
+
+
+def webhooks() -> WebhookSettings:
+    """``SIGNALBOX_WEBHOOK_*`` settings: retries with backoff, timeouts, which targets are allowed."""
+    delays = tuple(float(d) for d in getattr(settings, "SIGNALBOX_WEBHOOK_RETRY_DELAYS", (30, 300, 1800, 7200)))
+    attempts = int(getattr(settings, "SIGNALBOX_WEBHOOK_MAX_ATTEMPTS", 5))
+    if attempts < 1 or not delays or any(d < 0 for d in delays):
+        raise ImproperlyConfigured("SIGNALBOX_WEBHOOK_MAX_ATTEMPTS must be >= 1 and the retry delays >= 0.")
+    return WebhookSettings(
+        max_attempts=attempts,
+        retry_delays=delays,
+        connect_timeout=float(getattr(settings, "SIGNALBOX_WEBHOOK_CONNECT_TIMEOUT", 5.0)),
+        read_timeout=float(getattr(settings, "SIGNALBOX_WEBHOOK_READ_TIMEOUT", 10.0)),
+        allow_private=getattr(settings, "SIGNALBOX_WEBHOOK_ALLOW_PRIVATE", False),
+    )

@@ -14,6 +14,15 @@
     Sent after a delivery's status moved (sent, deferred, failed, unknown, delivered, opened...).
     Arguments: ``sender`` = ``Delivery``, ``delivery_id``, ``status`` (the new status).
 
+``delivery_statuses_changed``
+    The same moves as ``delivery_status_changed``, once per batch: ``sender`` = ``Delivery``,
+    ``changes`` (list of ``(delivery_id, status)`` in the order they happened). Sent right after
+    the per-delivery signals; listeners that write (outbound webhooks) take this one.
+
+``journey_goal_reached``
+    Sent after journey enrollments ended because their person reached a goal. Arguments:
+    ``sender`` = ``JourneyEnrollment``, ``enrollment_ids``, ``goal`` (the goal's name).
+
 ``deliveries_batch_recorded``
     Sent after a send task recorded the outcomes of the batch it claimed (sent, deferred, failed,
     in flight...). Arguments: ``sender`` = ``Delivery``, ``delivery_ids`` (the claimed ids),
@@ -41,5 +50,7 @@ notification_read = Signal()
 notification_sent = Signal()
 delivery_status_changed = Signal()
 campaign_finished = Signal()
+delivery_statuses_changed = Signal()
+journey_goal_reached = Signal()
 deliveries_batch_recorded = Signal()
 deliveries_swept = Signal()

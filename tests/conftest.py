@@ -53,6 +53,19 @@ def _default_language():
     translation.activate(settings.LANGUAGE_CODE)
 
 
+@pytest.fixture(autouse=True)
+def _no_webhook_endpoints_cached():
+    """Each test starts with an empty table of webhook routes (no endpoint exists yet in a fresh
+    test), so query-count pins measure the steady state, not whichever test filled the cache first.
+    Endpoints made through ``notifications.webhooks.services`` forget it again."""
+    from django.core.cache import cache
+
+    from notifications.webhooks.events import ROUTES_KEY
+
+    cache.set(ROUTES_KEY, {}, None)
+    yield
+
+
 @pytest.fixture
 def password() -> str:
     return PASSWORD

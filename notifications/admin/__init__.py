@@ -8,3 +8,4 @@ from . import triggers  # noqa: F401
 from . import templates  # noqa: F401
 from . import broadcasts  # noqa: F401
 from . import journeys  # noqa: F401
+from . import webhooks  # noqa: F401

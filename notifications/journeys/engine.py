@@ -648,3 +648,9 @@ def _write_enrollments(walkers: list[Walker], *, owner: str, now: datetime) -> N
                 batches.append(({**values, "due_at": due}, [w.id for w in part]))
         for fields, ids in batches:
             JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner).update(**fields)  # "" when locked
+        if state == State.CONVERTED:
+            from ..signals import journey_goal_reached
+
+            ids, goal = [w.id for w in group], reason.removeprefix("goal:")
+            transaction.on_commit(lambda ids=ids, goal=goal: journey_goal_reached.send(
+                sender=JourneyEnrollment, enrollment_ids=ids, goal=goal))

@@ -118,6 +118,7 @@ def journey_firing(trigger: CompiledTrigger, *, model: str, pk: Any, event: str,
 def journey_firings_run(*, firings: Iterable[dict]) -> dict:
     """After commit: enter people (entries), or end their enrollments (goals, exit conditions)."""
     from ..models import Journey, JourneyEnrollment, JourneyVersion
+    from ..signals import journey_goal_reached
     from ..triggers.services import _ids_along, _ids_from_provided, _ids_from_snapshot
     from .services import JourneyNotLive, journey_enter
 
@@ -157,10 +158,18 @@ def journey_firings_run(*, firings: Iterable[dict]) -> dict:
         state = JourneyEnrollment.State.CONVERTED if firing["role"] == ROLE_GOAL else JourneyEnrollment.State.EXITED
         prefix = "goal" if firing["role"] == ROLE_GOAL else "exit"
         with transaction.atomic():
-            ended = JourneyEnrollment.objects.filter(
+            ending = JourneyEnrollment.objects.filter(
                 version=version, user_id__in=user_ids, state=JourneyEnrollment.State.ACTIVE, entered_at__lte=when,
-            ).update(state=state, state_reason=f"{prefix}:{rule.get('name', '')}"[:100], due_at=None,
-                     finished_at=when, lease_owner="")
+            )
+            ids = list(ending.values_list("id", flat=True)) if firing["role"] == ROLE_GOAL else []
+            if firing["role"] == ROLE_GOAL:
+                ending = ending.filter(id__in=ids)  # exactly the people announced below
+            ended = ending.update(state=state, state_reason=f"{prefix}:{rule.get('name', '')}"[:100], due_at=None,
+                                  finished_at=when, lease_owner="")
+            if ids:
+                goal = str(rule.get("name", ""))
+                transaction.on_commit(lambda ids=ids, goal=goal: journey_goal_reached.send(
+                    sender=JourneyEnrollment, enrollment_ids=ids, goal=goal))
         done["converted" if firing["role"] == ROLE_GOAL else "exited"] += ended
     return done
 

@@ -36,7 +36,7 @@ from config.logs import log_context
 
 from .. import conf
 from ..models import Category, Delivery, DeliveryEvent
-from ..signals import delivery_status_changed, notification_sent
+from ..signals import delivery_status_changed, delivery_statuses_changed, notification_sent
 from .planning import _enqueue_batches
 from .rows import insert_rows
 
@@ -323,3 +323,5 @@ def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
         notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
     for delivery_id, status in final:
         delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
+    if final:
+        delivery_statuses_changed.send(sender=Delivery, changes=list(final))

@@ -11,7 +11,7 @@ from django.utils import timezone
 from channels_adapters.handler import channels
 
 from ..models import STATUS_RANK, Category, Delivery
-from ..signals import deliveries_swept, delivery_status_changed
+from ..signals import deliveries_swept, delivery_status_changed, delivery_statuses_changed
 
 from .planning import _enqueue_batches
 from .recording import DIGEST_PREFIX, IN_FLIGHT
@@ -63,6 +63,9 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
             transaction.on_commit(
                 lambda pk=pk: delivery_status_changed.send(sender=Delivery, delivery_id=pk, status=Status.UNKNOWN)
             )
+        if unknown:
+            changes = [(pk, Status.UNKNOWN) for pk in unknown]
+            transaction.on_commit(lambda: delivery_statuses_changed.send(sender=Delivery, changes=changes))
         counts = {"requeued": len(untouched), "resent": len(resend), "unknown": len(unknown)}
         if any(counts.values()):
             transaction.on_commit(lambda: deliveries_swept.send(sender=Delivery, counts=counts))
@@ -122,9 +125,11 @@ def delivery_advance_status(*, delivery: Delivery, status: str, at: datetime | N
     if updated:
         for name, value in fields.items():
             setattr(delivery, name, value)
-        transaction.on_commit(
-            lambda: delivery_status_changed.send(sender=Delivery, delivery_id=delivery.pk, status=status)
-        )
+        def announce():
+            delivery_status_changed.send(sender=Delivery, delivery_id=delivery.pk, status=status)
+            delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, status)])
+
+        transaction.on_commit(announce)
     return bool(updated)
 
 

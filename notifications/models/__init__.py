@@ -37,6 +37,7 @@ from .ledger import (
     e164_validator,
     validate_timezone,
 )
+from .webhooks import WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 
 __all__ = [
     "STATUS_RANK", "ApprovalDecision", "Audience", "AudienceMember", "AuditEntry", "Broadcast", "BroadcastRead", "Campaign",
@@ -44,5 +45,5 @@ __all__ = [
     "JourneyStepRun", "JourneyVersion", "MessageParts", "MessageTemplate",
     "MessageTemplateVariant", "Notification", "NotificationContent", "Preference", "RateWindow",
     "RecipientProfile", "SignalTrigger", "Suppression", "TrackedLink", "TriggerState", "e164_validator",
-    "validate_timezone",
+    "validate_timezone", "WebhookAttempt", "WebhookEndpoint", "WebhookEvent", "WebhookMessage",
 ]

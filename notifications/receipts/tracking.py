@@ -31,6 +31,7 @@ from .. import conf, tokens
 from ..ledger import delivery_advance_status
 from ..models import Category, Delivery, DeliveryEvent, Suppression, TrackedLink
 from ..querysets import normalise_address
+from ..webhooks.receivers import receipt_recorded as webhooks_receipt_recorded
 
 Kind = DeliveryEvent.Kind
 Status = Delivery.Status
@@ -185,7 +186,7 @@ def receipt_record(
         try:
             # The savepoint keeps the caller's transaction usable after a duplicate.
             with transaction.atomic():
-                DeliveryEvent.objects.create(
+                receipt = DeliveryEvent.objects.create(
                     delivery=delivery, kind=kind, source=source, provider_event_id=provider_event_id,
                     data=data, occurred_at=occurred_at,
                 )
@@ -206,6 +207,8 @@ def receipt_record(
             _suppress(delivery=delivery, reason=Suppression.Reason.HARD_BOUNCE)
         elif kind == Kind.COMPLAINED:
             _suppress(delivery=delivery, reason=Suppression.Reason.COMPLAINT)
+        # In this transaction: the webhook outbox row commits with the receipt, or neither does.
+        webhooks_receipt_recorded(delivery=delivery, receipt=receipt)
     return True
 
 

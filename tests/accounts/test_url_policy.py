@@ -79,6 +79,8 @@ def objects(user) -> dict[str, object]:
         Preference,
         SignalTrigger,
         Suppression,
+        WebhookEndpoint,
+        WebhookMessage,
     )
 
     profile = RecipientProfileFactory(user=UserFactory(username="walker-recipient"))
@@ -108,6 +110,10 @@ def objects(user) -> dict[str, object]:
             recipient_path="customer.user", template=template, category=category, dedupe_window=timedelta(0),
         ),
         "notifications.journey": Journey.objects.create(key="walk", name="Walk", category=category),
+        "notifications.webhookendpoint": (hook := WebhookEndpoint.objects.create(
+            url="https://hooks.example.com/walk", events=["campaign.finished"], secret="whsec_AAAA")),
+        "notifications.webhookmessage": WebhookMessage.objects.create(
+            endpoint=hook, event_type="campaign.finished", event_key="walk", ordering_key="walk", webhook_id="msg_walk"),
         "channels_adapters.webpushsubscription": WebPushSubscription.objects.create(
             user=profile.user, endpoint="https://push.example/walk", p256dh="k", auth="a"),
         "channels_adapters.capturedmessage": CapturedMessage.objects.create(channel="email", address="a@b.c"),

@@ -3,7 +3,7 @@
 Two checks over the source, each with a self-check on a synthetic project so it cannot pass
 by finding nothing:
 
-* no module under ``notifications/ledger/`` reaches campaigns, triggers, receipts, the
+* no module under ``notifications/ledger/`` reaches campaigns, triggers, receipts, outbound webhooks, the
   dashboard or the demo shop, through any chain of imports (module-level or inside functions);
 * no code outside ``channels_adapters/`` compares a channel with a literal name
   (``channel == "email"``, ``delivery.channel in ("sms", "chat")``).
@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = ("notifications", "channels_adapters", "dashboard", "demo_shop", "accounts", "config", "bench")
 LEDGER = "notifications.ledger"
-FORBIDDEN = ("notifications.campaigns", "notifications.triggers", "notifications.receipts", "dashboard", "demo_shop")
+FORBIDDEN = ("notifications.campaigns", "notifications.triggers", "notifications.receipts", "notifications.webhooks",
+             "dashboard", "demo_shop")
 SKIPPED_PARTS = {"migrations", ".venv", "node_modules", "__pycache__"}
 
 

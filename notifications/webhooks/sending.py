@@ -1,0 +1,228 @@
+"""The drain: POST an endpoint's due messages, in order per delivery, and record what came back.
+
+Order: a message is due only when no earlier message with the same ``ordering_key`` (the same
+delivery, the same run) still waits or is in flight, so one delivery's events reach an endpoint
+one at a time, in the order they were recorded, even across retries.
+
+Once only: messages are claimed with a conditional UPDATE under a lease before anything is
+POSTed; a second drain (a duplicated task, another worker) finds nothing to claim.
+
+Honest outcomes, per attempt: ``sent`` only on a 2xx; a refused or failed connection (nothing
+left this machine) or a non-2xx answer is ``failed`` and retried after the next delay; a read
+timeout or a connection cut after the request left is ``unknown``, retried too (receivers
+deduplicate on ``webhook-id``, which a retry keeps) and final as ``unknown``, never ``sent``. A
+worker that died mid-POST leaves its lease to expire; the next drain marks those ``unknown`` and
+retries them. A message that used up its attempts while the endpoint never answered 2xx since
+its first attempt disables the endpoint, and staff are told (``services``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import requests
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from channels_adapters.http import keepalive_session, nothing_was_sent
+from channels_adapters.ssrf import AddressPolicy, guarded_connections
+
+from .. import conf
+from ..models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from .signing import signed_headers
+
+Status = WebhookMessage.Status
+Outcome = WebhookAttempt.Outcome
+RESPONSE_CAP = 2048  # bytes of a receiver's answer kept as the error text
+MAX_ROUNDS = 50  # claims per drain task before it hands over to a new task
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    disabled: bool = False
+
+
+def address_policy() -> AddressPolicy:
+    return AddressPolicy.from_option(conf.webhooks().allow_private, alias="webhooks")
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed POST: the configured delays, the last repeating."""
+    delays = conf.webhooks().retry_delays
+    return timedelta(seconds=delays[min(attempts, len(delays)) - 1])
+
+
+def webhook_endpoint_drain(*, endpoint_id: int, now: datetime | None = None, only_ids: list[int] | None = None,
+                           limit: int = 100) -> DrainResult:
+    """POST what is due for one endpoint (or just ``only_ids``), on one keep-alive session."""
+    result = DrainResult()
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None or not endpoint.enabled:
+        return result
+    now = now or timezone.now()
+    _settle_lost_leases(endpoint_id=endpoint_id, now=now)
+    settings_ = conf.webhooks()
+    policy = address_policy()
+    session = keepalive_session()
+    claimed: list[WebhookMessage] = []
+    try:
+        # Round after round: a message sent makes the next of its delivery due (the order rule).
+        for _round in range(MAX_ROUNDS):
+            if not endpoint.enabled:
+                break
+            claimed = _claim(endpoint_id=endpoint_id, now=now, limit=limit, only_ids=only_ids)
+            for index, message in enumerate(claimed):
+                _post(endpoint, message, session=session, policy=policy, settings_=settings_, now=now, result=result)
+                if not endpoint.enabled:
+                    _release(claimed[index + 1:])
+                    result.disabled = True
+                    break
+            if not claimed or only_ids is not None:
+                break
+        else:
+            # Still busy after MAX_ROUNDS (a steady stream): another task carries on, so one
+            # endpoint never holds a worker for good.
+            from .tasks import webhook_endpoint_drain_task
+
+            transaction.on_commit(lambda: webhook_endpoint_drain_task.enqueue(endpoint_id=endpoint_id))
+    finally:
+        session.close()
+    return result
+
+
+def _settle_lost_leases(*, endpoint_id: int, now: datetime) -> int:
+    """Messages whose drain stopped mid-POST: the receiver may have them, so ``unknown``, retried."""
+    return WebhookMessage.objects.filter(endpoint_id=endpoint_id, status=Status.SENDING, lease_expires_at__lt=now).update(
+        status=Status.UNKNOWN, next_attempt_at=now, lease_owner="", lease_expires_at=None,
+        last_error="The worker stopped during the POST; the receiver may have it (outcome unknown).",
+    )
+
+
+def _claim(*, endpoint_id: int, now: datetime, limit: int, only_ids: list[int] | None) -> list[WebhookMessage]:
+    earlier_waiting = WebhookMessage.objects.filter(
+        endpoint_id=endpoint_id, ordering_key=OuterRef("ordering_key"), id__lt=OuterRef("id"),
+    ).filter(Q(status=Status.SENDING) | Q(next_attempt_at__isnull=False))
+    due = WebhookMessage.objects.filter(endpoint_id=endpoint_id, next_attempt_at__lte=now).exclude(status=Status.SENDING)
+    if only_ids is not None:
+        due = due.filter(id__in=only_ids)
+    else:
+        due = due.exclude(Exists(earlier_waiting))
+    ids = list(due.order_by("id").values_list("id", flat=True)[:limit])
+    if not ids:
+        return []
+    token = uuid.uuid4().hex
+    WebhookMessage.objects.filter(id__in=ids, next_attempt_at__lte=now).exclude(status=Status.SENDING).update(
+        status=Status.SENDING, lease_owner=token, lease_expires_at=now + timedelta(seconds=conf.lease_seconds()),
+    )
+    return list(WebhookMessage.objects.filter(lease_owner=token, status=Status.SENDING).order_by("id"))
+
+
+def _release(messages: list[WebhookMessage]) -> None:
+    if messages:
+        WebhookMessage.objects.filter(id__in=[m.pk for m in messages], lease_owner=messages[0].lease_owner).update(
+            status=Status.PENDING, lease_owner="", lease_expires_at=None)
+
+
+def _secrets(endpoint: WebhookEndpoint) -> list[str]:
+    keys = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > timezone.now():
+        keys.append(endpoint.previous_secret)
+    return keys
+
+
+@dataclass
+class Answer:
+    outcome: str
+    code: int | None = None
+    error: str = ""
+    permanent: bool = False  # no retry: the target is refused (SSRF guard)
+
+
+def _request(endpoint: WebhookEndpoint, message: WebhookMessage, *, session: requests.Session,
+             policy: AddressPolicy, settings_) -> Answer:
+    body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = signed_headers(secrets_=_secrets(endpoint), webhook_id=message.webhook_id,
+                             timestamp=int(time.time()), body=body)
+    host = urlsplit(endpoint.url).hostname or ""
+    with guarded_connections(policy=policy) as guard:
+        try:
+            response = session.post(endpoint.url, data=body, headers=headers, allow_redirects=False, stream=True,
+                                    timeout=(settings_.connect_timeout, settings_.read_timeout))
+            try:
+                text = response.raw.read(RESPONSE_CAP, decode_content=True) or b""
+            finally:
+                response.close()
+        except requests.RequestException as error:
+            if guard.refusal is not None:
+                return Answer(Outcome.FAILED, error=str(guard.refusal.message), permanent=True)
+            if nothing_was_sent(error):
+                return Answer(Outcome.FAILED, error=f"Could not connect to {host}: {type(error).__name__}")
+            what = "No answer in time" if isinstance(error, requests.Timeout) else "The connection failed after the request was sent"
+            return Answer(Outcome.UNKNOWN, error=f"{what}; the receiver may have it: {type(error).__name__}")
+    if 200 <= response.status_code < 300:
+        return Answer(Outcome.SENT, code=response.status_code)
+    return Answer(Outcome.FAILED, code=response.status_code,
+                  error=f"HTTP {response.status_code}: {text.decode('utf-8', 'replace')[:500]}")
+
+
+def _post(endpoint: WebhookEndpoint, message: WebhookMessage, *, session, policy, settings_, now: datetime,
+          result: DrainResult) -> None:
+    started = time.monotonic()
+    answer = _request(endpoint, message, session=session, policy=policy, settings_=settings_)
+    latency = int((time.monotonic() - started) * 1000)
+    attempts = message.attempts + 1
+    first = message.first_attempt_at or now
+    exhausted = answer.permanent or attempts >= settings_.max_attempts
+    fields = {"attempts": attempts, "first_attempt_at": first, "response_code": answer.code, "latency_ms": latency,
+              "last_error": answer.error, "lease_owner": "", "lease_expires_at": None}
+    if answer.outcome == Outcome.SENT:
+        fields.update(status=Status.SENT, next_attempt_at=None, sent_at=now)
+        result.sent += 1
+    else:
+        fields.update(status=Status.UNKNOWN if answer.outcome == Outcome.UNKNOWN else Status.FAILED,
+                      next_attempt_at=None if exhausted else now + retry_delay(attempts))
+        if answer.outcome == Outcome.UNKNOWN:
+            result.unknown += 1
+        else:
+            result.failed += 1
+    with transaction.atomic():
+        WebhookMessage.objects.filter(pk=message.pk, lease_owner=message.lease_owner).update(**fields)
+        WebhookAttempt.objects.create(message=message, attempted_at=now, outcome=answer.outcome,
+                                      response_code=answer.code, latency_ms=latency, error=answer.error)
+        _endpoint_health(endpoint, message=message, answer=answer, first=first, exhausted=exhausted, now=now)
+        retry_at = fields["next_attempt_at"]
+        if retry_at is not None and endpoint.enabled:
+            from .tasks import webhook_endpoint_drain_task
+
+            task = webhook_endpoint_drain_task.using(run_after=retry_at)
+            transaction.on_commit(lambda: task.enqueue(endpoint_id=endpoint.pk))
+
+
+def _endpoint_health(endpoint: WebhookEndpoint, *, message, answer: Answer, first: datetime, exhausted: bool,
+                     now: datetime) -> None:
+    from .services import webhook_endpoint_disable
+
+    if answer.outcome == Outcome.SENT:
+        if endpoint.failing_since is not None:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+            endpoint.failing_since = None
+        return
+    if endpoint.failing_since is None:
+        WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+        endpoint.failing_since = now
+    if answer.permanent:
+        webhook_endpoint_disable(endpoint=endpoint, reason=answer.error[:200], now=now)
+    elif exhausted and endpoint.failing_since <= first:
+        webhook_endpoint_disable(
+            endpoint=endpoint, now=now,
+            reason=f"{message.attempts + 1} attempts failed for {message.webhook_id}: {answer.error}"[:200],
+        )

@@ -1,0 +1,331 @@
+"""Outbound webhooks end to end against a real HTTP receiver on loopback: Standard Webhooks
+signatures verified with the ``standardwebhooks`` library, every event once and in order per
+delivery, retries with backoff, disabling with a notice to staff, honest unknowns, resend."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from notifications.models import (
+    CampaignRun,
+    Delivery,
+    DeliveryEvent,
+    JourneyEnrollment,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookMessage,
+)
+from notifications.receipts.tracking import receipt_record, unsubscribe
+from notifications.signals import campaign_finished, delivery_statuses_changed, journey_goal_reached
+from notifications.webhooks.sending import webhook_endpoint_drain
+from notifications.webhooks.services import webhook_messages_resend
+from tests.factories import DeliveryFactory, staff_in
+
+from .conftest import make_endpoint
+
+pytestmark = pytest.mark.django_db
+Status = WebhookMessage.Status
+
+
+def verified(secret: str, received) -> list[dict]:
+    """Every accepted body, verified by the reference library (raises on a bad signature)."""
+    return [Webhook(secret).verify(raw, headers) for headers, raw in received]
+
+
+def drain_until_quiet(endpoint, *, start=None, rounds: int = 20) -> list:
+    """Drain now, then at each next retry time, until nothing waits (the clock is passed in)."""
+    now = start or timezone.now()
+    times = []
+    for _ in range(rounds):
+        webhook_endpoint_drain(endpoint_id=endpoint.pk, now=now)
+        times.append(now)
+        following = (WebhookMessage.objects.filter(endpoint=endpoint, next_attempt_at__isnull=False)
+                     .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first())
+        endpoint.refresh_from_db()
+        if following is None or not endpoint.enabled:
+            break
+        now = max(now, following)
+    return times
+
+
+def test_signed_events_arrive_once_and_in_order_per_delivery(endpoint, receiver, django_capture_on_commit_callbacks):
+    endpoint, secret = endpoint
+    first, second = DeliveryFactory(status=Delivery.Status.SENT), DeliveryFactory(status=Delivery.Status.SENT)
+    receiver.unavailable["all"] = 1  # the very first POST (first's "sent") gets a 503 and is retried
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
+        # The same announcement again (a duplicated signal or retried task): nothing new.
+        delivery_statuses_changed.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
+    for delivery, kind, event_id in ((first, DeliveryEvent.Kind.DELIVERED, "d1"), (first, DeliveryEvent.Kind.OPENED, "o1"),
+                                     (second, DeliveryEvent.Kind.DELIVERED, "d2")):
+        with django_capture_on_commit_callbacks(execute=True):  # each receipt commits on its own
+            receipt_record(delivery=delivery, kind=kind, source="test", provider_event_id=event_id)
+    recorded = WebhookMessage.objects.filter(endpoint=endpoint).count()
+    assert recorded == 2 + 3 + 3  # two "sent", three receipts, three status moves they caused
+
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    # first's "sent" failed and waits for its retry: nothing later of that delivery overtook it.
+    bodies = verified(secret, receiver.accepted)
+    assert {b["data"]["delivery_id"] for b in bodies} == {second.pk}
+    drain_until_quiet(endpoint, start=timezone.now() + timedelta(minutes=1))
+
+    bodies = verified(secret, receiver.accepted)
+    ids = [headers["webhook-id"] for headers, _raw in receiver.accepted]
+    assert len(ids) == len(set(ids)) == recorded  # every event once
+    stream = [(b["type"], b["data"].get("status") or b["data"].get("kind")) for b in bodies
+              if b["data"]["delivery_id"] == first.pk]
+    assert stream == [
+        ("delivery.status_changed", "sent"),
+        ("delivery.receipt", "delivered"), ("delivery.status_changed", "delivered"),
+        ("delivery.receipt", "opened"), ("delivery.status_changed", "opened"),
+    ]
+    assert WebhookMessage.objects.filter(endpoint=endpoint, status=Status.SENT).count() == recorded
+    headers = receiver.accepted[0][0]
+    assert headers["webhook-signature"].startswith("v1,") and headers["webhook-timestamp"].isdigit()
+
+
+def test_a_tampered_or_unsigned_payload_fails_verification(endpoint, receiver, django_capture_on_commit_callbacks):
+    endpoint, secret = endpoint
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    headers, raw = receiver.accepted[0]
+    assert Webhook(secret).verify(raw, headers)["data"]["delivery_id"] == delivery.pk
+    tampered = raw.replace(str(delivery.pk).encode(), str(delivery.pk + 1).encode(), 1)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(tampered, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(raw, {k: v for k, v in headers.items() if k != "webhook-signature"})
+    other_endpoint, other_secret = make_endpoint(endpoint.url)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other_secret).verify(raw, headers)
+
+
+def test_a_failing_receiver_is_retried_with_backoff_then_disabled_and_staff_told(
+    endpoint, receiver, django_capture_on_commit_callbacks
+):
+    endpoint, secret = endpoint
+    manager, boss, marketer = staff_in("Managers", "mia"), staff_in(None, "root"), staff_in("Marketers", "max")
+    receiver.unavailable["all"] = None
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    with django_capture_on_commit_callbacks(execute=True):
+        drain_until_quiet(endpoint)
+
+    message = WebhookMessage.objects.get(endpoint=endpoint)
+    attempts = list(WebhookAttempt.objects.filter(message=message).order_by("pk"))
+    assert [a.outcome for a in attempts] == ["failed"] * 5 and {a.response_code for a in attempts} == {503}
+    gaps = [(b.attempted_at - a.attempted_at).total_seconds() for a, b in zip(attempts, attempts[1:])]
+    assert gaps == [30, 300, 1800, 7200]  # exponential backoff between the five tries
+    assert message.status == Status.FAILED and message.next_attempt_at is None and message.attempts == 5
+    assert len(receiver.received) == 5 and not receiver.accepted
+
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled and "503" in endpoint.disabled_reason
+    notices = Delivery.objects.filter(category__key="staff-webhooks")
+    told = set(notices.filter(channel="inapp").values_list("recipient_id", flat=True))
+    assert told == {manager.pk, boss.pk}  # Managers and superusers, not Marketers
+    assert marketer.pk not in told
+    assert set(notices.filter(channel="email").values_list("recipient_id", flat=True)) == told
+    assert "Webhook endpoint disabled" in str(notices.filter(channel="inapp").first().content)
+
+    # A disabled endpoint gets no new events.
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "delivered")])
+    assert WebhookMessage.objects.filter(endpoint=endpoint).count() == 1
+
+
+def test_a_timeout_or_a_cut_connection_is_unknown_never_sent(endpoint, receiver, settings,
+                                                             django_capture_on_commit_callbacks):
+    endpoint, secret = endpoint
+    settings.SIGNALBOX_WEBHOOK_READ_TIMEOUT = 0.3
+    receiver.slow.add("all")
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    message = WebhookMessage.objects.get(endpoint=endpoint)
+    assert message.status == Status.UNKNOWN and message.sent_at is None
+    assert message.attempt_log.get().outcome == "unknown"
+    assert len(receiver.received) == 1  # it did arrive: the receiver may have acted on it
+    assert message.next_attempt_at is not None  # retried under the same webhook-id, which receivers dedupe
+
+    receiver.slow.clear()
+    receiver.dropped.add("all")
+    webhook_endpoint_drain(endpoint_id=endpoint.pk, now=message.next_attempt_at)
+    message.refresh_from_db()
+    assert message.status == Status.UNKNOWN and message.attempts == 2
+    assert {h["webhook-id"] for h, _ in receiver.received} == {message.webhook_id}
+
+
+def test_nothing_sent_when_the_connection_is_refused_is_failed_not_unknown(db, loopback_allowed, receiver):
+    port = receiver.server_address[1]
+    receiver.stop()
+    endpoint, _secret = make_endpoint(f"http://127.0.0.1:{port}/hooks")
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    message = WebhookMessage.objects.get(endpoint=endpoint)
+    assert message.status == Status.FAILED and message.next_attempt_at is not None
+    assert "Could not connect" in message.last_error
+
+
+def test_resend_posts_the_same_message_again(endpoint, receiver, django_capture_on_commit_callbacks):
+    endpoint, secret = endpoint
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)  # a duplicated task: nothing left to claim
+    assert len(receiver.accepted) == 1
+    message = WebhookMessage.objects.get(endpoint=endpoint)
+    assert webhook_messages_resend(messages=[message]) == 1
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    message.refresh_from_db()
+    assert message.status == Status.SENT and message.attempts == 2
+    assert [h["webhook-id"] for h, _ in receiver.accepted] == [message.webhook_id] * 2
+    assert verified(secret, receiver.accepted)[1]["data"]["delivery_id"] == delivery.pk
+
+
+def test_unsubscribes_campaigns_and_journey_goals_are_events(endpoint, receiver, django_capture_on_commit_callbacks):
+    endpoint, secret = endpoint
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        unsubscribe(delivery=delivery, source="test")
+        campaign_finished.send(sender=CampaignRun, run_id=7, campaign_id=3, status="completed")
+        journey_goal_reached.send(sender=JourneyEnrollment, enrollment_ids=[], goal="paid")  # nobody: nothing
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    types = [b["type"] for b in verified(secret, receiver.accepted)]
+    assert "delivery.unsubscribed" in types and "campaign.finished" in types
+    finished = next(b for b in verified(secret, receiver.accepted) if b["type"] == "campaign.finished")
+    assert finished["data"] == {"run_id": 7, "campaign_id": 3, "status": "completed"}
+
+
+def test_an_endpoint_gets_only_the_events_it_subscribed_to(db, receiver, loopback_allowed,
+                                                          django_capture_on_commit_callbacks):
+    only_finished, _ = make_endpoint(receiver.url, events=[WebhookEvent.CAMPAIGN_FINISHED])
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        campaign_finished.send(sender=CampaignRun, run_id=1, campaign_id=1, status="cancelled")
+    assert list(WebhookMessage.objects.values_list("event_type", flat=True)) == ["campaign.finished"]
+
+
+def test_recording_costs_no_query_when_no_endpoint_wants_the_event(db, django_assert_num_queries):
+    deliveries = [DeliveryFactory(status=Delivery.Status.SENT) for _ in range(3)]
+    changes = [(d.pk, "sent") for d in deliveries]
+    WebhookEndpoint.objects.create(url="https://hooks.example.com/x", events=[WebhookEvent.CAMPAIGN_FINISHED],
+                                   secret="whsec_AAAA")
+    delivery_statuses_changed.send(sender=Delivery, changes=changes)  # fills the routing cache
+    with django_assert_num_queries(0):
+        delivery_statuses_changed.send(sender=Delivery, changes=changes)
+    assert not WebhookMessage.objects.exists()
+
+
+def test_recording_a_batch_is_one_read_and_one_insert(db, receiver, loopback_allowed, django_assert_num_queries):
+    make_endpoint(receiver.url, events=[WebhookEvent.DELIVERY_STATUS])
+    make_endpoint(receiver.url, events=[WebhookEvent.DELIVERY_STATUS])
+    small = [(DeliveryFactory().pk, "sent") for _ in range(2)]
+    large = [(DeliveryFactory().pk, "sent") for _ in range(20)]
+    delivery_statuses_changed.send(sender=Delivery, changes=small[:1])  # routes cached
+    with django_assert_num_queries(2):
+        delivery_statuses_changed.send(sender=Delivery, changes=small)
+    with django_assert_num_queries(2):
+        delivery_statuses_changed.send(sender=Delivery, changes=large)
+    assert WebhookMessage.objects.count() == 2 * (1 + 2 + 20) - 2  # small[0] was recorded already
+
+
+def test_the_secret_is_in_standard_webhooks_form(endpoint):
+    endpoint, secret = endpoint
+    assert secret.startswith("whsec_") and endpoint.secret == secret
+    Webhook(secret)  # the library accepts it
+    body = json.dumps({"x": 1}).encode()
+    from notifications.webhooks.signing import signed_headers
+
+    headers = signed_headers(secrets_=[secret], webhook_id="msg_1", timestamp=int(timezone.now().timestamp()), body=body)
+    assert Webhook(secret).verify(body, headers) == {"x": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_drains_at_once_post_every_event_once(receiver, loopback_allowed):
+    import threading
+
+    from django.db import connection
+
+    endpoint, secret = make_endpoint(receiver.url, events=[WebhookEvent.DELIVERY_STATUS])
+    receiver.latency = 0.005
+    changes = [(DeliveryFactory(status=Delivery.Status.SENT).pk, "sent") for _ in range(30)]
+    delivery_statuses_changed.send(sender=Delivery, changes=changes)
+    errors = []
+
+    def drain():
+        try:
+            webhook_endpoint_drain(endpoint_id=endpoint.pk, limit=5)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=drain) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    ids = [h["webhook-id"] for h, _ in receiver.accepted]
+    assert len(ids) == len(set(ids)) == 30
+    assert WebhookMessage.objects.filter(status=Status.SENT).count() == 30
+
+
+def test_a_drain_that_died_mid_post_leaves_unknown_then_the_post_is_retried(endpoint, receiver,
+                                                                             django_capture_on_commit_callbacks):
+    endpoint, secret = endpoint
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    # A worker claimed it and stopped: its lease ran out with no outcome written.
+    WebhookMessage.objects.update(status=Status.SENDING, lease_owner="gone",
+                                  lease_expires_at=timezone.now() - timedelta(seconds=1))
+    from notifications.webhooks.receivers import webhooks_tick
+
+    assert webhooks_tick() == ["webhooks: 1 endpoint(s) drained"]  # the scheduler notices
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    message = WebhookMessage.objects.get()
+    assert message.status == Status.SENT and "outcome unknown" not in message.last_error
+    assert len(receiver.accepted) == 1
+    assert webhooks_tick() == []
+
+
+def test_enable_again_sends_what_waited_in_order(endpoint, receiver, django_capture_on_commit_callbacks):
+    from notifications.webhooks.services import webhook_endpoint_disable, webhook_endpoint_enable
+
+    endpoint, secret = endpoint
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "delivered")])
+    webhook_endpoint_disable(endpoint=endpoint, reason="maintenance", actor=object())
+    assert webhook_endpoint_drain(endpoint_id=endpoint.pk).sent == 0 and not receiver.received
+    assert webhook_endpoint_enable(endpoint=endpoint)
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    assert [b["data"]["status"] for b in verified(secret, receiver.accepted)] == ["sent", "delivered"]
+
+
+def test_an_open_pixel_hit_costs_no_extra_query_without_endpoints(db, django_assert_num_queries):
+    from notifications.receipts.tracking import open_record
+
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    open_record(delivery=DeliveryFactory(status=Delivery.Status.SENT), user_agent="x", ip="203.0.113.9")
+    # The receipt, the status move, the savepoints: what it cost before webhooks existed.
+    with django_assert_num_queries(5):
+        open_record(delivery=delivery, user_agent="Mozilla/5.0", ip="203.0.113.9")
+    assert not WebhookMessage.objects.exists()
