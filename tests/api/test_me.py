@@ -109,3 +109,14 @@ def test_the_session_works_and_writes_need_the_csrf_token(recipient):
 
 def test_anonymous_is_401():
     assert Client().get("/api/v1/me/inbox").status_code == 401
+
+
+@pytest.mark.parametrize("role", ["is_staff", "is_superuser"])
+def test_a_server_key_cannot_mint_a_token_for_a_staff_account(api, recipient, role):
+    # A /me/ token acts as its user: for a staff account it would be the key standing in for them.
+    setattr(recipient, role, True)
+    recipient.save(update_fields=[role])
+    response = api.post(f"/api/v1/recipients/{recipient.pk}/token", {"ttl_seconds": 600})
+    assert response.status_code == 403, response.content
+    assert response.json()["type"] == "/api/problems/staff-account"
+    assert "token" not in response.json()
