@@ -132,8 +132,8 @@ def journey_enter_people(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", description="Used as entry_key when none."),
 ):
     """Put people on a live journey (``journeys.enter``). With an ``entry_key`` (or an
-    ``Idempotency-Key``), the same key enters each person once; otherwise the journey's re-entry
-    policy decides. ``skipped`` counts those already in it or not allowed back yet."""
+    ``Idempotency-Key``, namespaced per API key), the same key enters each person once; otherwise
+    the journey's re-entry policy decides. ``skipped`` counts those already in it or not allowed back yet."""
     from notifications.journeys.services import JourneyNotLive, journey_enter
     from notifications.models import Journey
 
@@ -147,9 +147,13 @@ def journey_enter_people(
     if missing:
         raise Problem(422, "validation", _("The request is not valid."),
                       errors=[{"field": f"recipients.{i}", "message": _("No such recipient.")} for i in missing])
+    entry_key = payload.entry_key
+    if entry_key is None and idempotency_key is not None:
+        # Per API key, as for /notifications: two integrators' "order-1" are two occasions. An
+        # explicit entry_key is not namespaced: it names the occasion for code and API alike.
+        entry_key = f"api:{request.auth.prefix}:{idempotency_key}"
     try:
-        result = journey_enter(journey=journey, user_ids=ids, context=payload.context,
-                               entry_key=payload.entry_key or idempotency_key)
+        result = journey_enter(journey=journey, user_ids=ids, context=payload.context, entry_key=entry_key)
     except JourneyNotLive as exc:
         raise Problem(409, "journey-not-live", _("This journey is not live."),
                       _("Publish or resume it in the admin first.")) from exc
