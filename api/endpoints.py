@@ -305,24 +305,31 @@ def campaign_status(request: HttpRequest, campaign_id: PathId):
 
 # --- The recipient's own (apps) ------------------------------------------------------------------
 
-_CURSOR = re.compile(r"^(\d{1,17})\.(\d{1,18})$")
+# micros.id.kind (n or b); a cursor without the kind (as given before it was added) is read as
+# ending on a broadcast, which is what it skipped to then.
+_CURSOR = re.compile(r"^(\d{1,17})\.(\d{1,18})(?:\.([nb]))?$")
+_KIND_OF = {"n": "notification", "b": "broadcast", None: "broadcast"}
 
 
-def _cursor_decode(cursor: str) -> tuple[datetime, int]:
+def _cursor_decode(cursor: str) -> tuple[datetime, int, str]:
     match = _CURSOR.match(cursor)
     if not match:
         raise _invalid("cursor", _("Not a cursor this API gave."))
-    from datetime import UTC
+    from datetime import UTC, timedelta
 
     micros, pk = int(match[1]), int(match[2])
     try:
-        return datetime.fromtimestamp(micros / 1_000_000, tz=UTC), pk
+        # Whole microseconds in integers: a float's rounding could move the cursor off its item.
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros), pk, _KIND_OF[match[3]]
     except (OverflowError, OSError, ValueError) as exc:
         raise _invalid("cursor", _("Not a cursor this API gave.")) from exc
 
 
 def _cursor_encode(item: InboxItem) -> str:
-    return f"{int(item.created_at.timestamp() * 1_000_000)}.{item.pk}"
+    from datetime import UTC, timedelta
+
+    micros = (item.created_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return f"{micros}.{item.pk}.{item.kind[0]}"
 
 
 @router.get("/me/inbox", response={200: s.InboxPageOut, **s.ERRORS}, auth=RECIPIENT, tags=["me"])
