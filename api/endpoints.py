@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Annotated
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
@@ -41,7 +40,7 @@ from .auth import RECIPIENT, ServerKey
 from .models import Scope
 from .preferences import preferences_change, preferences_read
 from .problems import Problem
-from .recipients import RecipientRef, recipient_upsert, recipients_resolve
+from .recipients import RecipientRef, UpsertRefused, recipient_upsert, recipients_resolve, recipients_upsert
 from .tokens import recipient_token_mint
 
 router = Router()
@@ -163,30 +162,28 @@ def journey_enter_people(
 # --- Recipients ----------------------------------------------------------------------------------
 
 @router.put("/recipients", response={200: s.RecipientOut, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])
-def recipients_upsert(request: HttpRequest, payload: s.RecipientIn):
+def recipients_upsert_one(request: HttpRequest, payload: s.RecipientIn):
     """Create or update one recipient, found by ``external_id``, else ``email``."""
-    done = recipient_upsert(data=payload.dict(exclude_unset=True))
+    try:
+        done = recipient_upsert(data=payload.dict(exclude_unset=True))
+    except UpsertRefused as exc:
+        raise Problem(422, "validation", _("The request is not valid."),
+                      errors=[{"field": field, "message": message} for _position, field, message in exc.errors]) from exc
     return {"id": done.user_id, "created": done.created}
 
 
 @router.post("/recipients/bulk", response={200: s.RecipientBulkOut, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_WRITE),
              tags=["recipients"])
 def recipients_upsert_bulk(request: HttpRequest, payload: s.RecipientBulkIn):
-    """Up to 500 upserts; a bad one refuses the whole request (422 naming it), nothing saved."""
-    from django.db import transaction
-
-    results = []
-    with transaction.atomic():
-        for position, item in enumerate(payload.recipients):
-            try:
-                done = recipient_upsert(data=item.dict(exclude_unset=True))
-            except ValidationError as exc:
-                raise Problem(422, "validation", _("The request is not valid."), errors=[
-                    {"field": f"recipients.{position}.{name}", "message": str(m)}
-                    for name, messages in exc.message_dict.items() for m in messages
-                ]) from exc
-            results.append({"id": done.user_id, "created": done.created})
-    return {"results": results}
+    """Up to 500 upserts; a bad one refuses the whole request (422 naming it), nothing saved.
+    Matched and written in bulk: the same dozen queries for 1 or 500."""
+    try:
+        done = recipients_upsert(items=[item.dict(exclude_unset=True) for item in payload.recipients])
+    except UpsertRefused as exc:
+        raise Problem(422, "validation", _("The request is not valid."), errors=[
+            {"field": f"recipients.{position}.{field}", "message": message} for position, field, message in exc.errors
+        ]) from exc
+    return {"results": [{"id": one.user_id, "created": one.created} for one in done]}
 
 
 def _recipient(recipient_id: int):
