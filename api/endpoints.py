@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Annotated
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
@@ -41,7 +40,7 @@ from .auth import RECIPIENT, ServerKey
 from .models import Scope
 from .preferences import preferences_change, preferences_read
 from .problems import Problem
-from .recipients import RecipientRef, recipient_upsert, recipients_resolve
+from .recipients import RecipientRef, UpsertRefused, recipient_upsert, recipients_resolve, recipients_upsert
 from .tokens import recipient_token_mint
 
 router = Router()
@@ -132,8 +131,8 @@ def journey_enter_people(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", description="Used as entry_key when none."),
 ):
     """Put people on a live journey (``journeys.enter``). With an ``entry_key`` (or an
-    ``Idempotency-Key``), the same key enters each person once; otherwise the journey's re-entry
-    policy decides. ``skipped`` counts those already in it or not allowed back yet."""
+    ``Idempotency-Key``, namespaced per API key), the same key enters each person once; otherwise
+    the journey's re-entry policy decides. ``skipped`` counts those already in it or not allowed back yet."""
     from notifications.journeys.services import JourneyNotLive, journey_enter
     from notifications.models import Journey
 
@@ -147,9 +146,13 @@ def journey_enter_people(
     if missing:
         raise Problem(422, "validation", _("The request is not valid."),
                       errors=[{"field": f"recipients.{i}", "message": _("No such recipient.")} for i in missing])
+    entry_key = payload.entry_key
+    if entry_key is None and idempotency_key is not None:
+        # Per API key, as for /notifications: two integrators' "order-1" are two occasions. An
+        # explicit entry_key is not namespaced: it names the occasion for code and API alike.
+        entry_key = f"api:{request.auth.prefix}:{idempotency_key}"
     try:
-        result = journey_enter(journey=journey, user_ids=ids, context=payload.context,
-                               entry_key=payload.entry_key or idempotency_key)
+        result = journey_enter(journey=journey, user_ids=ids, context=payload.context, entry_key=entry_key)
     except JourneyNotLive as exc:
         raise Problem(409, "journey-not-live", _("This journey is not live."),
                       _("Publish or resume it in the admin first.")) from exc
@@ -159,30 +162,28 @@ def journey_enter_people(
 # --- Recipients ----------------------------------------------------------------------------------
 
 @router.put("/recipients", response={200: s.RecipientOut, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])
-def recipients_upsert(request: HttpRequest, payload: s.RecipientIn):
+def recipients_upsert_one(request: HttpRequest, payload: s.RecipientIn):
     """Create or update one recipient, found by ``external_id``, else ``email``."""
-    done = recipient_upsert(data=payload.dict(exclude_unset=True))
+    try:
+        done = recipient_upsert(data=payload.dict(exclude_unset=True))
+    except UpsertRefused as exc:
+        raise Problem(422, "validation", _("The request is not valid."),
+                      errors=[{"field": field, "message": message} for _position, field, message in exc.errors]) from exc
     return {"id": done.user_id, "created": done.created}
 
 
 @router.post("/recipients/bulk", response={200: s.RecipientBulkOut, **s.ERRORS}, auth=ServerKey(Scope.RECIPIENTS_WRITE),
              tags=["recipients"])
 def recipients_upsert_bulk(request: HttpRequest, payload: s.RecipientBulkIn):
-    """Up to 500 upserts; a bad one refuses the whole request (422 naming it), nothing saved."""
-    from django.db import transaction
-
-    results = []
-    with transaction.atomic():
-        for position, item in enumerate(payload.recipients):
-            try:
-                done = recipient_upsert(data=item.dict(exclude_unset=True))
-            except ValidationError as exc:
-                raise Problem(422, "validation", _("The request is not valid."), errors=[
-                    {"field": f"recipients.{position}.{name}", "message": str(m)}
-                    for name, messages in exc.message_dict.items() for m in messages
-                ]) from exc
-            results.append({"id": done.user_id, "created": done.created})
-    return {"results": results}
+    """Up to 500 upserts; a bad one refuses the whole request (422 naming it), nothing saved.
+    Matched and written in bulk: the same dozen queries for 1 or 500."""
+    try:
+        done = recipients_upsert(items=[item.dict(exclude_unset=True) for item in payload.recipients])
+    except UpsertRefused as exc:
+        raise Problem(422, "validation", _("The request is not valid."), errors=[
+            {"field": f"recipients.{position}.{field}", "message": message} for position, field, message in exc.errors
+        ]) from exc
+    return {"results": [{"id": one.user_id, "created": one.created} for one in done]}
 
 
 def _recipient(recipient_id: int):
@@ -193,7 +194,13 @@ def _recipient(recipient_id: int):
              auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])
 def recipient_token(request: HttpRequest, recipient_id: PathId, payload: s.RecipientTokenIn):
     """A short-lived token for this recipient's app to call ``/me/...`` (``Bearer sbr_...``)."""
-    token, expires = recipient_token_mint(user=_recipient(recipient_id), ttl_seconds=payload.ttl_seconds)
+    user = _recipient(recipient_id)
+    if user.is_staff or user.is_superuser:
+        # A server key speaks for the integrator's customers, not for the people who run Signalbox:
+        # a /me/ token for a staff account would act as them (as upsert, which refuses staff too).
+        raise Problem(403, "staff-account", _("The API does not mint tokens for staff accounts."),
+                      _("Staff sign in to Signalbox themselves."))
+    token, expires = recipient_token_mint(user=user, ttl_seconds=payload.ttl_seconds)
     return {"token": token, "expires_at": expires}
 
 
@@ -295,24 +302,31 @@ def campaign_status(request: HttpRequest, campaign_id: PathId):
 
 # --- The recipient's own (apps) ------------------------------------------------------------------
 
-_CURSOR = re.compile(r"^(\d{1,17})\.(\d{1,18})$")
+# micros.id.kind (n or b); a cursor without the kind (as given before it was added) is read as
+# ending on a broadcast, which is what it skipped to then.
+_CURSOR = re.compile(r"^(\d{1,17})\.(\d{1,18})(?:\.([nb]))?$")
+_KIND_OF = {"n": "notification", "b": "broadcast", None: "broadcast"}
 
 
-def _cursor_decode(cursor: str) -> tuple[datetime, int]:
+def _cursor_decode(cursor: str) -> tuple[datetime, int, str]:
     match = _CURSOR.match(cursor)
     if not match:
         raise _invalid("cursor", _("Not a cursor this API gave."))
-    from datetime import UTC
+    from datetime import UTC, timedelta
 
     micros, pk = int(match[1]), int(match[2])
     try:
-        return datetime.fromtimestamp(micros / 1_000_000, tz=UTC), pk
+        # Whole microseconds in integers: a float's rounding could move the cursor off its item.
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros), pk, _KIND_OF[match[3]]
     except (OverflowError, OSError, ValueError) as exc:
         raise _invalid("cursor", _("Not a cursor this API gave.")) from exc
 
 
 def _cursor_encode(item: InboxItem) -> str:
-    return f"{int(item.created_at.timestamp() * 1_000_000)}.{item.pk}"
+    from datetime import UTC, timedelta
+
+    micros = (item.created_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return f"{micros}.{item.pk}.{item.kind[0]}"
 
 
 @router.get("/me/inbox", response={200: s.InboxPageOut, **s.ERRORS}, auth=RECIPIENT, tags=["me"])

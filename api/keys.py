@@ -107,3 +107,31 @@ def api_key_throttle(*, key: ApiKey, now: float | None = None) -> None:
                              cap=max(1, key.rate_limit_per_minute), ttl=RATE_WINDOW_SECONDS + 5)
     if not granted:
         raise RateLimited(retry_after=max(1, window + RATE_WINDOW_SECONDS - int(current)))
+
+
+def api_key_refusal_record(*, key: ApiKey, method: str, path: str, now=None) -> None:
+    """Audit a call refused for ``key``'s rate limit, cheaply: one ``api.rate_limited`` entry per
+    key per minute, whose ``count`` each later refusal in that minute raises with one UPDATE
+    (an INSERT only for the minute's first). A key hammering past its limit thus adds one row a
+    minute, not one a call. Two first refusals racing may make two rows for one minute; each
+    refusal still adds exactly one to one of them, so the counts add up."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+    from django.db.models.expressions import RawSQL
+
+    from notifications.models import AuditEntry
+
+    now = now or timezone.now()
+    start = now.replace(second=now.second - now.second % RATE_WINDOW_SECONDS, microsecond=0)
+    if connection.vendor == "postgresql":
+        bump = RawSQL("jsonb_set(changes, '{count}', to_jsonb(COALESCE((changes->>'count')::int, 0) + 1))", [])
+    else:
+        bump = RawSQL("json_set(changes, '$.count', COALESCE(json_extract(changes, '$.count'), 0) + 1)", [])
+    rows = AuditEntry.objects.filter(
+        action="api.rate_limited", created_at__gte=start, created_at__lt=start + timedelta(seconds=RATE_WINDOW_SECONDS),
+        target_type=ContentType.objects.get_for_model(ApiKey), target_id=str(key.pk),
+    )
+    if not rows.update(changes=bump):
+        audit_record(actor=f"API key {key}", action="api.rate_limited", target=key,
+                     changes={"status": 429, "count": 1, "minute": start.isoformat(), "method": method,
+                              "path": path[:200]})

@@ -1,6 +1,7 @@
 """Around every /api/ request: refuse an oversize body before anything reads it, answer an unknown
 URL or method as a problem document too, and audit every call made with a server key (one
-``AuditEntry`` per call: which key, method, path, status)."""
+``AuditEntry`` per call: which key, method, path, status; calls refused for the rate limit are
+counted in one entry per key per minute, ``api.keys.api_key_refusal_record``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.conf import settings
 
 from notifications.services import audit_record
 
-from .keys import api_key_touch
+from .keys import api_key_refusal_record, api_key_touch
 from .problems import problem_response, too_large
 
 PREFIX = "/api/"
@@ -39,6 +40,9 @@ class ApiMiddleware:
         key = getattr(request, "api_key", None)
         if key is not None:
             api_key_touch(key=key)
+            if response.status_code == 429:
+                api_key_refusal_record(key=key, method=request.method, path=request.path)
+                return response
             audit_record(actor=f"API key {key}", action="api.call", target=key,
                          changes={"method": request.method, "path": request.path[:200],
                                   "status": response.status_code})

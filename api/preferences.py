@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from notifications.recipients.preferences import preferences_state, preferences_update
@@ -25,7 +27,18 @@ def preferences_read(*, user) -> dict:
 def preferences_change(*, user, channels: dict, digest: dict, quiet_hours, clear_quiet_hours: bool,
                        timezone: str | None) -> dict:
     """Apply the given changes (an unknown category key is a ``ValidationError``) and return the
-    new state. Categories nobody may leave stay on, as in the preference centre."""
+    new state. Categories nobody may leave stay on, as in the preference centre.
+
+    The read and the write are one transaction holding the user's row: two changes at once (an
+    app and a server) each merge into what the other wrote, and neither is lost."""
+    with transaction.atomic():
+        get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        _change(user=user, channels=channels, digest=digest, quiet_hours=quiet_hours,
+                clear_quiet_hours=clear_quiet_hours, timezone=timezone)
+    return preferences_read(user=user)
+
+
+def _change(*, user, channels: dict, digest: dict, quiet_hours, clear_quiet_hours: bool, timezone: str | None) -> None:
     state = preferences_state(user=user)
     by_key = {c.key: c for c in state.categories}
     unknown = sorted((set(channels) | set(digest)) - set(by_key))
@@ -48,4 +61,3 @@ def preferences_change(*, user, channels: dict, digest: dict, quiet_hours, clear
         quiet = state.quiet_hours
     preferences_update(user=user, choices=enabled, quiet_hours=quiet, timezone=timezone or state.timezone,
                        digest=new_digest)
-    return preferences_read(user=user)

@@ -277,7 +277,7 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
 
     def _status_context(self, request: HttpRequest, obj: Campaign) -> dict:
         user = request.user
-        can_launch = allows(user, "campaign.launch")
+        can_launch = services.may_launch(user)
         can_edit = allows(user, "campaign.edit")
         can_approve = may_approve(user, author_id=obj.author_id)
         status = obj.status
@@ -385,7 +385,7 @@ class CampaignAdmin(ConditionsOnlyWhenEditable, ComposerMixin, ModelAdmin):
     def _winner(self, request: HttpRequest, pk: int, run_id: int, label: str) -> HttpResponse:
         """The marketer ends an A/B test early: ``label`` goes to everyone else."""
         # Who may, before what: a refused role gets 403 whichever run the URL names.
-        if not allows(request.user, "campaign.launch"):
+        if not services.may_launch(request.user):
             raise PermissionDenied(_("You may not start or stop campaigns."))
         run = get_object_or_404(CampaignRun, pk=run_id, campaign_id=pk)
         if not self.has_view_permission(request, run.campaign):

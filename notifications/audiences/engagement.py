@@ -159,8 +159,19 @@ def _run_choices() -> list[tuple[int, str]]:
     return [(pk, run_label(name, occurrence)) for pk, name, occurrence in rows[:RUN_CHOICES]]
 
 
-def _every_run() -> list[int]:
-    return list(CampaignRun.objects.values_list("pk", flat=True))
+def _ids(values: list) -> list[int]:
+    return [v for v in values if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 2**62]
+
+
+def _runs_among(values: list) -> list[int]:
+    """The runs a rule names, older ones too (the builder offers only the newest)."""
+    return list(CampaignRun.objects.filter(pk__in=_ids(values)).values_list("pk", flat=True))
+
+
+def _campaigns_among(values: list) -> list[int]:
+    """The campaigns a rule names that have run: the ids asked for, not every campaign."""
+    has_run = Exists(CampaignRun.objects.filter(campaign_id=OuterRef("pk")))
+    return list(Campaign.objects.filter(has_run, pk__in=_ids(values)).values_list("pk", flat=True))
 
 
 def register_engagement_fields() -> None:
@@ -196,12 +207,12 @@ def register_engagement_fields() -> None:
     )
     register_audience_field(
         "engagement.campaign", label=_("Campaign"), group=ENGAGEMENT, ops=CAMPAIGN_OPS, value_type="ids",
-        choices=_campaign_choices, to_q=_campaign_q, replace=True,
+        choices=_campaign_choices, also_accepts=_campaigns_among, to_q=_campaign_q, replace=True,
         help_text=_("Any of its runs. “Received” leaves out bounces; “did not open” counts only messages "
                     "sent where opens are tracked (email)."),
     )
     register_audience_field(
         "engagement.campaign_run", label=_("Campaign run"), group=ENGAGEMENT, ops=CAMPAIGN_OPS, value_type="ids",
-        choices=_run_choices, also_accepts=_every_run, to_q=_run_q, replace=True,
+        choices=_run_choices, also_accepts=_runs_among, to_q=_run_q, replace=True,
         help_text=_("One send of a campaign (a recurring campaign has one per occurrence)."),
     )

@@ -157,7 +157,7 @@ def register_builtin_fields() -> None:
     )
     register_audience_field(
         "profile.timezone", label=_("Time zone"), group=PROFILE, ops=IN_OPS, value_type="choices",
-        choices=_timezone_choices, also_accepts=zone_aliases,
+        choices=_timezone_choices, also_accepts=lambda values: zone_aliases().intersection(values),
         to_q=lambda op, value: _negate_if(op, _profile_value_in("timezone", zone_names_for(value))), replace=True,
     )
     register_audience_field(

@@ -49,8 +49,10 @@ class AudienceField:
     choices: Choices | Callable[[], Choices] | None = None
     group: Any = ""
     help_text: Any = ""
-    # Values accepted besides the choices but not offered (a time-zone alias an old rule holds).
-    also_accepts: Callable[[], Iterable[Any]] | None = None
+    # Of the values a rule gives, those accepted besides the choices offered (a time-zone alias an
+    # old rule holds, a run too old for the builder's list): asked with the given values only, so
+    # a field over a big table checks them with one ``pk__in`` query instead of listing every row.
+    also_accepts: Callable[[list], Iterable[Any]] | None = None
 
     def choice_list(self) -> list[tuple[Any, str]] | None:
         choices = self.choices() if callable(self.choices) else self.choices
@@ -77,7 +79,7 @@ class AudienceFieldRegistry:
         group: Any = "",
         help_text: Any = "",
         replace: bool = False,
-        also_accepts: Callable[[], Iterable[Any]] | None = None,
+        also_accepts: Callable[[list], Iterable[Any]] | None = None,
     ) -> AudienceField:
         """Add a field. ``ops`` maps operator names to a label (taking ``value_type``) or to an
         :class:`AudienceOp` when operators of one field take different values.

@@ -182,7 +182,8 @@ class _RuleCompiler:
             self.error(path, _("enter a value"), about=audience_field.label)
             return None
         try:
-            value = VALUE_TYPES[spec.value_type](node.get("value"), self._choices(audience_field, spec))
+            value = VALUE_TYPES[spec.value_type](node.get("value"),
+                                                 self._choices(audience_field, spec, node.get("value")))
         except InvalidValue as exc:
             self.error(path, str(exc), about=audience_field.label)
             return None
@@ -194,16 +195,25 @@ class _RuleCompiler:
         q = audience_field.to_q(op, value)
         return q if isinstance(q, Q) else Q(q)
 
-    def _choices(self, audience_field: AudienceField, spec: AudienceOp) -> frozenset | None:
+    def _choices(self, audience_field: AudienceField, spec: AudienceOp, given: Any) -> frozenset | None:
+        """The values this condition may hold. ``also_accepts`` answers for the given values
+        alone (one ``pk__in`` query for ids); when it accepts them all, the full list of choices
+        (every campaign, every run) is never loaded."""
         if spec.value_type not in TYPES_WITH_CHOICES or audience_field.choices is None:
             return None
+        extra: frozenset = frozenset()
+        if audience_field.also_accepts:
+            values = [v for v in (given if isinstance(given, list) else [given]) if isinstance(v, (str, int))]
+            extra = frozenset(audience_field.also_accepts(values))
+            if values and extra.issuperset(values):
+                return extra
         if audience_field.key not in self.choices_cache:
             choices = audience_field.choice_list()
-            extra = audience_field.also_accepts() if audience_field.also_accepts else ()
             self.choices_cache[audience_field.key] = (
-                None if choices is None else frozenset([*(value for value, _label in choices), *extra])
+                None if choices is None else frozenset(value for value, _label in choices)
             )
-        return self.choices_cache[audience_field.key]
+        choices = self.choices_cache[audience_field.key]
+        return None if choices is None else choices | extra
 
 
 def _where(path: Sequence[tuple[str, int]]) -> str:

@@ -30,7 +30,6 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.roles import allows
 
 from .. import experiments
 from ..ledger.outcomes import Outcomes, delivery_counters
@@ -273,8 +272,12 @@ def run_winner_choose(*, run_id: int, now: datetime | None = None, label: str | 
 
 def campaign_winner_pick(*, run: CampaignRun, label: str, actor, now: datetime | None = None) -> str:
     """A marketer ends the test early with ``label`` as the winner. Raises WinnerError."""
-    if not allows(actor, "campaign.launch"):
-        raise WinnerError(_("You may not start or stop campaigns."))
+    from .services import CampaignError, require_launch
+
+    try:
+        require_launch(actor, system=False)
+    except CampaignError as error:
+        raise WinnerError(str(error)) from error
     labels = list(CampaignVariant.objects.filter(campaign_id=run.campaign_id).values_list("label", flat=True))
     if label not in labels:
         raise WinnerError(_("This campaign has no variant %(label)s.") % {"label": label})

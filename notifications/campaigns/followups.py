@@ -1,7 +1,7 @@
 """Follow-ups: "send to those who did not open" a finished run, as a new draft campaign.
 
 The follow-up is an ordinary campaign: a copy of the campaign (template, category, channels,
-values, limits) sent now, to a new rule audience "received run R of campaign X and did not open
+values, limits; an A/B-tested run's winning template, and no test of its own) sent now, to a new rule audience "received run R of campaign X and did not open
 it" (``engagement.campaign_run`` / ``not_opened``). Nothing is sent here: the draft goes through
 the composer, pre-flight and approval like any other, and its audience is evaluated at launch,
 so whoever opens the first message in the meantime is left out of the second.
@@ -21,16 +21,18 @@ from django.utils.translation import gettext as _
 from accounts.roles import allows
 
 from ..audiences.engagement import open_tracking_channels
-from ..models import Audience, Campaign, CampaignRun, Channel
+from ..models import Audience, Campaign, CampaignRun, CampaignVariant, Channel
 from ..services import audit_record
 from .services import DUPLICATED_FIELDS, CampaignError, campaign_create
 
-# The schedule is the follow-up's own (it goes once, now, unless its author changes that), and
-# the audience is the new one.
+# The schedule is the follow-up's own (it goes once, now, unless its author changes that), the
+# audience is the new one, the template is the one the run sent (an A/B test's winner), and there
+# is no A/B test: the follow-up sends the winner to everyone it names.
+AB_TEST_FIELDS = ("test_share", "test_metric", "test_window")
 FOLLOWUP_FIELDS = tuple(
     name for name in DUPLICATED_FIELDS
     if name not in {"audience", "schedule", "send_at", "rrule", "recurrence_start", "local_send_time",
-                    "local_send_date"}
+                    "local_send_date", "template", *AB_TEST_FIELDS}
 )
 NAME_LENGTH = Campaign._meta.get_field("name").max_length
 AUDIENCE_NAME_LENGTH = Audience._meta.get_field("name").max_length
@@ -119,10 +121,22 @@ def campaign_run_followup_create(*, run: CampaignRun, actor) -> Campaign:
         )
         copy = Campaign(
             name=(_("%(name)s — did not open") % {"name": campaign.name})[:NAME_LENGTH],
-            audience=audience, schedule=Campaign.Schedule.NOW,
+            audience=audience, schedule=Campaign.Schedule.NOW, template_id=_sent_template_id(run, campaign),
             **{name: getattr(campaign, name) for name in FOLLOWUP_FIELDS},
         )
         campaign_create(campaign=copy, actor=actor)
         audit_record(actor=actor, action="campaign.followup", target=copy,
                      changes={"from": campaign.pk, "run": run.pk, "audience": audience.pk, "who": "did_not_open"})
     return copy
+
+
+def _sent_template_id(run: CampaignRun, campaign: Campaign) -> int:
+    """The template the run sent: its A/B test's winner's when it had one, else the campaign's.
+    (A winner that changed only the email subject sent the campaign's template: a campaign has
+    no subject of its own to carry that subject to the follow-up.)"""
+    if run.winner:
+        winner = CampaignVariant.objects.filter(campaign_id=campaign.pk, label=run.winner).values_list(
+            "template_id", flat=True).first()
+        if winner:
+            return winner
+    return campaign.template_id

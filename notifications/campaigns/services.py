@@ -273,8 +273,7 @@ def campaign_launch(*, campaign: Campaign, actor, now: datetime | None = None) -
     Needs the launch permission, and for a large audience an approval that covers its size.
     "Send now" campaigns start at once: a scheduler tick is enqueued on commit.
     """
-    if not allows(actor, "campaign.launch"):
-        raise CampaignError(_("You may not launch campaigns."))
+    require_launch(actor, system=False)
     now = now or timezone.now()
     size = campaign_audience_size(campaign=campaign)
     if size == 0:
@@ -336,7 +335,7 @@ def campaign_pause(*, campaign: Campaign, actor) -> int:
     Batches already claimed by a worker finish (each message is sent at most once either way);
     nothing else goes out until ``campaign_resume``. Returns the deliveries paused.
     """
-    _require_launch(actor)
+    require_launch(actor)
     with transaction.atomic():
         _transition(campaign, allowed=(Status.RUNNING,), to=Status.PAUSED)
         runs = CampaignRun.objects.filter(
@@ -355,7 +354,7 @@ def campaign_resume(*, campaign: Campaign, actor) -> int:
     """Carry on where the pause stopped: paused deliveries are planned and enqueued again."""
     from ..ledger import deliveries_enqueue
 
-    _require_launch(actor)
+    require_launch(actor)
     with transaction.atomic():
         _transition(campaign, allowed=(Status.PAUSED,), to=Status.RUNNING)
         runs = CampaignRun.objects.filter(campaign=campaign, status=CampaignRun.Status.PAUSED)
@@ -374,7 +373,7 @@ def campaign_resume(*, campaign: Campaign, actor) -> int:
 
 def campaign_cancel(*, campaign: Campaign, actor) -> int:
     """Stop for good: unsent deliveries are recorded ``suppressed:cancelled``."""
-    _require_launch(actor)
+    require_launch(actor)
     with transaction.atomic():
         _transition(
             campaign,
@@ -439,8 +438,16 @@ def campaign_run_release(*, campaign: Campaign, actor, now: datetime | None = No
     return len(held)
 
 
-def _require_launch(actor) -> None:
-    if actor is not None and not allows(actor, "campaign.launch"):
+def may_launch(actor) -> bool:
+    """The one rule for who starts and stops campaigns: launch, pause, resume, cancel, and end an
+    A/B test early. The admin's buttons, the A/B winner pick and these services all ask it."""
+    return allows(actor, "campaign.launch")
+
+
+def require_launch(actor, *, system: bool = True) -> None:
+    """``CampaignError`` unless ``actor`` may start and stop campaigns. ``actor=None`` is the
+    system (a task, the shell's own code) and passes when ``system``."""
+    if not ((system and actor is None) or may_launch(actor)):
         raise CampaignError(_("You may not start or stop campaigns."))
 
 

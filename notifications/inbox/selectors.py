@@ -122,13 +122,15 @@ class InboxPage:
     counts: InboxCounts
 
 
-def inbox_items(*, user_id: int, before: tuple[datetime, int] | None = None):
+def inbox_items(*, user_id: int, before: tuple[datetime, int, str] | None = None):
     """Everything in one inbox, newest first, as ``InboxItem`` fields: the user's notifications
     (shared text read through ``content``) and the broadcasts they see, with their own read
     time. One UNION ALL; each side walks its own index in order.
 
-    ``before`` (created time, id) keeps only what comes after that item in this order: the REST
-    API's keyset pages, which stay put while new items arrive.
+    The order is total: newest first, then the higher id, then notifications before broadcasts
+    (the two tables number their rows apart, so one id can name one of each at one instant).
+    ``before`` (created time, id, kind) keeps only what comes after that item in this order: the
+    REST API's keyset pages, which stay put while new items arrive and skip nothing.
 
     Every column is an annotation, made in the same order on both sides, so the two SELECTs
     line up column by column.
@@ -158,13 +160,16 @@ def inbox_items(*, user_id: int, before: tuple[datetime, int] | None = None):
     columns = ("item_kind", "item_id", "item_title", "item_body", "item_url", "item_category", "item_created",
                "item_read")
     if before is not None:
-        created, pk = before
+        created, pk, kind = before
         older = Q(created_at__lt=created) | Q(created_at=created, id__lt=pk)
-        notifications, broadcasts = notifications.filter(older), broadcasts.filter(older)
+        notifications = notifications.filter(older)
+        if kind == "notification":  # the broadcast with the same time and id comes next
+            older |= Q(created_at=created, id=pk)
+        broadcasts = broadcasts.filter(older)
     return (
         notifications.order_by().values_list(*columns)
         .union(broadcasts.order_by().values_list(*columns), all=True)
-        .order_by("-item_created", "-item_id")
+        .order_by("-item_created", "-item_id", "-item_kind")  # "notification" > "broadcast"
     )
 
 

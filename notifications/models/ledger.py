@@ -450,7 +450,9 @@ class DeliveryEvent(models.Model):
 
 
 class AuditEntry(models.Model):
-    """Who did what to which object. Append-only: written by ``audit_record`` and never edited."""
+    """Who did what to which object. Append-only: written by ``audit_record`` and never edited,
+    but for the ``count`` of an ``api.rate_limited`` entry, which the API's rate-limit refusals of
+    one key in one minute raise (``api.keys.api_key_refusal_record``)."""
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("user")

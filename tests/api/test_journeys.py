@@ -28,3 +28,19 @@ def test_a_paused_journey_is_409_and_an_unknown_one_404(api, make_journey, recip
     assert response.status_code == 409 and response["Content-Type"] == "application/problem+json"
     assert api.post("/api/v1/journeys/nope/enter", {"recipients": [{"id": recipient.pk}]}).status_code == 404
     assert not JourneyEnrollment.objects.exists()
+
+
+def test_the_idempotency_key_is_per_api_key(api, make_key, make_journey, recipient):  # noqa: F811
+    # Two integrators both sending "Idempotency-Key: order-1" mean two occasions, not one.
+    from tests.api.conftest import ApiClient
+
+    from notifications.models import Journey
+
+    make_journey(key="welcome", reentry=Journey.Reentry.ALWAYS)
+    other = ApiClient(make_key(name="Other server").secret)
+    body = {"recipients": [{"id": recipient.pk}]}
+    headers = {"Idempotency-Key": "order-1"}
+    assert api.post("/api/v1/journeys/welcome/enter", body, headers=headers).json() == {"entered": 1, "skipped": 0}
+    assert api.post("/api/v1/journeys/welcome/enter", body, headers=headers).json() == {"entered": 0, "skipped": 1}
+    assert other.post("/api/v1/journeys/welcome/enter", body, headers=headers).json() == {"entered": 1, "skipped": 0}
+    assert JourneyEnrollment.objects.filter(user=recipient).count() == 2

@@ -97,3 +97,15 @@ def test_over_the_limit_is_429_with_retry_after(make_key):
     assert answers[-1].json()["type"] == "/api/problems/rate-limit"
     # Another key has its own window.
     assert ApiClient(make_key(["campaigns:read"]).secret).get("/api/v1/campaigns").status_code == 200
+
+
+def test_refusals_over_the_limit_are_audited_as_one_counted_entry_per_minute(make_key):
+    # A key hammering past its limit must not add an audit row per refused call; each is counted.
+    client = ApiClient(make_key(["campaigns:read"], rate_limit_per_minute=1).secret)
+    statuses = [client.get("/api/v1/campaigns").status_code for _ in range(6)]
+    refused = statuses.count(429)
+    assert refused >= 4  # 5, unless a minute began during the loop
+    assert AuditEntry.objects.filter(action="api.call").count() == statuses.count(200)
+    entries = AuditEntry.objects.filter(action="api.rate_limited")
+    assert 1 <= entries.count() <= 2 and sum(e.changes["count"] for e in entries) == refused
+    assert entries.first().changes["path"] == "/api/v1/campaigns"

@@ -109,3 +109,37 @@ def test_the_session_works_and_writes_need_the_csrf_token(recipient):
 
 def test_anonymous_is_401():
     assert Client().get("/api/v1/me/inbox").status_code == 401
+
+
+@pytest.mark.parametrize("role", ["is_staff", "is_superuser"])
+def test_a_server_key_cannot_mint_a_token_for_a_staff_account(api, recipient, role):
+    # A /me/ token acts as its user: for a staff account it would be the key standing in for them.
+    setattr(recipient, role, True)
+    recipient.save(update_fields=[role])
+    response = api.post(f"/api/v1/recipients/{recipient.pk}/token", {"ttl_seconds": 600})
+    assert response.status_code == 403, response.content
+    assert response.json()["type"] == "/api/problems/staff-account"
+    assert "token" not in response.json()
+
+
+def test_inbox_pages_keep_every_item_that_shares_a_timestamp_and_an_id(app, recipient):
+    # A notification and a broadcast can have the same created time and the same id (two tables):
+    # the cursor names which of them a page ended on, so the next page starts with the other one.
+    from notifications.models import Broadcast
+
+    at = timezone.now() - timedelta(hours=1)
+    broadcast(title="b")
+    shared = Broadcast.objects.get()
+    Broadcast.objects.filter(pk=shared.pk).update(id=10_000, created_at=at)
+    NotificationFactory(recipient=recipient, title="n", id=10_000, created_at=at)
+    NotificationFactory(recipient=recipient, title="older", id=9_999, created_at=at)
+    recipient.date_joined = at - timedelta(days=1)
+    recipient.save(update_fields=["date_joined"])
+    seen, cursor = [], None
+    for _page in range(5):
+        page = app.get("/api/v1/me/inbox?limit=1" + (f"&cursor={cursor}" if cursor else "")).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["notification-10000", "broadcast-10000", "notification-9999"]

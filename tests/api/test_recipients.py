@@ -181,3 +181,55 @@ def test_list_endpoints_cost_the_same_queries_for_5_or_50_rows(api):
     Campaign.objects.bulk_create([Campaign(name=f"d{i}", audience=audience, template=template, category=category)
                                   for i in range(45)])
     assert queries("/api/v1/campaigns") == few
+
+
+def test_bulk_upsert_of_500_costs_the_same_few_queries_as_of_5(api, django_assert_max_num_queries):
+    # Matched and written in bulk, as the CSV import does: not a dozen queries per recipient.
+    def body(prefix, n):
+        return {"recipients": [
+            {"external_id": f"{prefix}-{i}", "email": f"{prefix}{i}@example.com", "first_name": f"P{i}",
+             "phone": "+8613812345678", "timezone": "Asia/Shanghai", "locale": "zh-hans",
+             "chat_ids": {"telegram": str(i)}} for i in range(n)]}
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api.post("/api/v1/recipients/bulk", body("warm", 5))  # the key's row and caches
+    with CaptureQueriesContext(connection) as for_5:
+        small = api.post("/api/v1/recipients/bulk", body("small", 5))
+    with django_assert_max_num_queries(len(for_5)), CaptureQueriesContext(connection) as for_500:
+        large = api.post("/api/v1/recipients/bulk", body("large", 500))
+    assert small.status_code == large.status_code == 200, large.content
+    assert len(for_500) == len(for_5) <= 16  # the key, its limit and audit, a savepoint, the upsert's dozen
+    assert [r["created"] for r in large.json()["results"]] == [True] * 500
+    # Half of them again, changed, beside 250 new ones: updates are bulk too.
+    again = body("large", 250)["recipients"]
+    for item in again:
+        item.update(first_name="Changed", timezone="Europe/London")
+    with django_assert_max_num_queries(len(for_5) + 3):  # + updates of users, profiles, external ids
+        mixed = api.post("/api/v1/recipients/bulk", {"recipients": again + body("more", 250)["recipients"]})
+    assert mixed.status_code == 200, mixed.content
+    results = mixed.json()["results"]
+    assert [r["created"] for r in results] == [False] * 250 + [True] * 250
+    assert [r["id"] for r in results[:250]] == [r["id"] for r in large.json()["results"][:250]]
+    user = User.objects.get(pk=results[0]["id"])
+    profile = RecipientProfile.objects.get(user=user)
+    assert (user.first_name, user.email, profile.timezone, profile.phone, profile.chat_ids) == (
+        "Changed", "large0@example.com", "Europe/London", "+8613812345678", {"telegram": "0"})
+    assert ExternalId.objects.get(user=user).external_id == "large-0"
+    new = User.objects.get(pk=results[-1]["id"])
+    assert (new.email, new.recipient_profile.locale, new.api_external_id.external_id, new.has_usable_password()) == (
+        "more249@example.com", "zh-hans", "more-249", False)
+
+
+def test_bulk_refuses_two_items_naming_one_recipient(api, recipient):
+    response = api.post("/api/v1/recipients/bulk", {"recipients": [
+        {"external_id": "a", "email": "dup@example.com"}, {"external_id": "b", "email": "DUP@example.com"}]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "recipients.1.email"
+    ExternalId.objects.create(user=recipient, external_id="crm-1")
+    response = api.post("/api/v1/recipients/bulk", {"recipients": [
+        {"external_id": "crm-1"}, {"email": recipient.email}]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "recipients.1.email"
+    assert not User.objects.filter(email="dup@example.com").exists()

@@ -272,13 +272,32 @@ def test_live_preview_of_engagement_rules_takes_a_fixed_number_of_queries(admin_
     ]}
     url = reverse("admin:notifications_audience_preview")
     admin_client.post(url, {"rules": json.dumps(rules)})  # warm the session
-    # Session and user (2), the campaign and run choices and every run's id (3), the count and the
-    # sample (2).
-    with django_assert_num_queries(7):
+    # Session and user (2), the named campaigns and runs (2), the count and the sample (2).
+    with django_assert_num_queries(6):
         response = admin_client.post(url, {"rules": json.dumps(rules)}, HTTP_HX_REQUEST="true")
     assert 'data-count="3"' in response.content.decode()
     for name in ("dee", "eve"):  # more people, more ledger: the same queries
         sent(people[name], run=run)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         response = admin_client.post(url, {"rules": json.dumps(rules)}, HTTP_HX_REQUEST="true")
     assert 'data-count="5"' in response.content.decode()
+
+
+def test_validating_campaign_and_run_rules_looks_up_only_the_ids_given(people):
+    # A rule naming two runs must not read every run or campaign id there is to check them.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    campaign, runs = campaign_with_runs("Daily tip", runs=3)
+    other, _other_runs = campaign_with_runs("Weekly", runs=1)
+    rules = {"all": [{"field": "engagement.campaign_run", "op": "received", "value": [runs[0].pk, runs[2].pk]},
+                     {"field": "engagement.campaign", "op": "opened", "value": [campaign.pk, other.pk]}]}
+    with CaptureQueriesContext(connection) as ctx:
+        assert audience_rules_validate(rules=rules) == []
+    reads = [q["sql"] for q in ctx.captured_queries if "campaign" in q["sql"]]
+    assert len(reads) == 2
+    assert all(" IN (" in sql or "ANY(" in sql for sql in reads), reads
+    draft = Campaign.objects.create(name="Never sent", audience=campaign.audience, template=campaign.template,
+                                    category=campaign.category, channels=["email"])
+    errors = audience_rules_validate(rules=cond("engagement.campaign", "received", [draft.pk]))
+    assert "not one of the choices" in errors[0]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from notifications.campaigns import services
+from notifications.campaigns import ab_tests, services
 from notifications.campaigns.approvals import campaign_fingerprint
 from notifications.campaigns.runs import campaign_run_plan, campaigns_launch_due
 from notifications.campaigns.snapshots import campaign_snapshot, snapshot_diff
@@ -182,3 +182,24 @@ def test_duplicating_a_campaign_copies_its_a_b_test(draft, staff):
     copy = services.campaign_duplicate(campaign=draft, actor=staff["marketer"])
     assert (copy.test_share, copy.test_metric, copy.test_window) == (30, "opens", timedelta(hours=2))
     assert list(copy.variants.values_list("label", "email_subject")) == [("A", ""), ("B", "Other")]
+
+
+def test_one_rule_decides_who_starts_and_stops_campaigns(monkeypatch, marketer_client, draft, staff):
+    # services.may_launch is the rule: the admin's winner pick, the A/B service and pause all follow it.
+    CampaignVariant.objects.create(campaign=draft, label="A")
+    CampaignVariant.objects.create(campaign=draft, label="B", email_subject="Other subject")
+    Campaign.objects.filter(pk=draft.pk).update(test_share=90)
+    draft.refresh_from_db()
+    services.campaign_launch(campaign=draft, actor=staff["marketer"])
+    (run_id,) = campaigns_launch_due()
+    campaign_run_plan(run_id=run_id)
+    monkeypatch.setattr(services, "may_launch", lambda actor: False)
+    url = reverse("admin:notifications_campaign_winner", args=[draft.pk, run_id, "B"])
+    assert marketer_client.post(url).status_code == 403
+    with pytest.raises(ab_tests.WinnerError):
+        ab_tests.campaign_winner_pick(run=CampaignRun.objects.get(pk=run_id), label="B", actor=staff["marketer"])
+    with pytest.raises(services.CampaignError):
+        services.campaign_pause(campaign=draft, actor=staff["marketer"])
+    page = marketer_client.get(reverse("admin:notifications_campaign_change", args=[draft.pk])).content.decode()
+    assert 'data-pick=' not in page
+    assert CampaignRun.objects.get(pk=run_id).winner == ""

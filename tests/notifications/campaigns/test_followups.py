@@ -152,3 +152,24 @@ def test_the_run_page_offers_the_follow_up_too(client, staff, finished):
     client.force_login(staff["marketer"])
     page = client.get(reverse("admin:notifications_campaignrun_change", args=[run.pk])).content.decode()
     assert reverse("admin:notifications_campaignrun_followup", args=[run.pk]) in page
+
+
+def test_the_follow_up_of_an_a_b_tested_run_sends_the_winner_without_a_test(staff, finished):
+    # The non-openers get what won, to all of them: not the base template, and no second test.
+    from notifications.models import CampaignVariant
+    from tests.factories import MessageTemplateFactory
+
+    campaign, run = finished
+    winning = MessageTemplateFactory()
+    CampaignVariant.objects.create(campaign=campaign, label="A")
+    CampaignVariant.objects.create(campaign=campaign, label="B", template=winning)
+    Campaign.objects.filter(pk=campaign.pk).update(test_share=40, test_metric="opens")
+    CampaignRun.objects.filter(pk=run.pk).update(winner="B")
+    run.refresh_from_db()
+    campaign.refresh_from_db()
+    draft = campaign_run_followup_create(run=run, actor=staff["marketer"])
+    defaults = {name: Campaign._meta.get_field(name).get_default() for name in ("test_share", "test_metric",
+                                                                               "test_window")}
+    assert draft.template == winning
+    assert {name: getattr(draft, name) for name in defaults} == defaults
+    assert not CampaignVariant.objects.filter(campaign=draft).exists()
