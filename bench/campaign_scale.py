@@ -13,8 +13,9 @@ Prints the workers' rate (msgs/s from the run's start to its last delivery), the
 in-process rate, their ratio (target >= 2 with two workers) and each worker's peak RSS (VmHWM;
 target <= 300 MB).
 
-CPU accounting (``cpu_ms_per_message``, user + system from ``/proc``): on each side, what each
-process spent per message sent — the worker processes (with their scheduler children), this
+CPU accounting (``cpu_s_per_1k_messages``, user + system from ``/proc``): on each side, what each
+process spent per 1,000 messages sent — the worker processes once registered (with their
+scheduler children), this
 process (the one-process side), the PostgreSQL backends serving this database (sampled from
 ``pg_stat_activity`` while the run goes, so a backend that came and went between two samples
 is missed) and the SMTP sink. On two shared cores their sum per message bounds the rate: two
@@ -156,6 +157,17 @@ def _campaign(name: str, user_ids: list[int]):
     return campaign
 
 
+def _wait_registered(count: int, timeout: float = 120) -> None:
+    """Wait until ``count`` RQ workers are registered, i.e. started and listening."""
+    import django_rq
+    from rq import Worker
+
+    connection = django_rq.get_connection("default")
+    deadline = time.monotonic() + timeout
+    while Worker.count(connection=connection) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def _wait_done(run_id: int, expected: int, timeout: float, *, on_tick=None) -> float:
     from notifications.models import CampaignRun, Delivery
 
@@ -240,10 +252,11 @@ def run(argv: list[str]) -> dict:
         campaign = _campaign("Bench scale (workers)", users[:opts.recipients])
         workers_cpu = CpuMeter()
         since = timezone.now()
+        _wait_registered(len(workers))  # their start-up (imports, connections) is not sending
 
         def sample_workers() -> None:
             for worker in workers:
-                workers_cpu.sample("workers", [worker.pid, *_children(worker.pid)], born_during=True)
+                workers_cpu.sample("workers", [worker.pid, *_children(worker.pid)])
             workers_cpu.sample("sink", [sink.process.pid])
             _sample_pg(workers_cpu, since)
 
