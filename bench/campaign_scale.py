@@ -159,10 +159,10 @@ def _campaign(name: str, user_ids: list[int]):
 
 def _wait_registered(count: int, timeout: float = 120) -> None:
     """Wait until ``count`` RQ workers are registered, i.e. started and listening."""
-    import django_rq
+    from redis import Redis
     from rq import Worker
 
-    connection = django_rq.get_connection("default")
+    connection = Redis.from_url(os.environ["REDIS_URL"])
     deadline = time.monotonic() + timeout
     while Worker.count(connection=connection) < count and time.monotonic() < deadline:
         time.sleep(0.2)
