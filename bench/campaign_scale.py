@@ -11,7 +11,15 @@ task backend (no queue, no other process): the rate of one in-process worker.
 
 Prints the workers' rate (msgs/s from the run's start to its last delivery), the time to 100 %, the
 in-process rate, their ratio (target >= 2 with two workers) and each worker's peak RSS (VmHWM;
-target <= 300 MB). ``--worker-class fork`` uses RQ's default forking worker instead of
+target <= 300 MB).
+
+CPU accounting (``cpu_s_per_1k_messages``, user + system from ``/proc``): on each side, what each
+process spent per 1,000 messages sent — the worker processes once registered (with their
+scheduler children), this
+process (the one-process side), the PostgreSQL backends serving this database (sampled from
+``pg_stat_activity`` while the run goes, so a backend that came and went between two samples
+is missed) and the SMTP sink. On two shared cores their sum per message bounds the rate: two
+workers cannot go twice as fast as one when one already keeps both cores busy. ``--worker-class fork`` uses RQ's default forking worker instead of
 ``config.rq.Worker``, to see what the fork per job costs.
 """
 
@@ -36,6 +44,66 @@ def _peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class CpuMeter:
+    """CPU seconds spent by named groups of processes between ``start()`` and the last ``sample()``.
+
+    A process first seen after ``start()`` counts from zero (it was born during the run).
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[str, int], float] = {}
+        self.last: dict[tuple[str, int], float] = {}
+
+    def sample(self, group: str, pids: list[int], *, born_during: bool = False) -> None:
+        for pid in pids:
+            seconds = _cpu_seconds(pid)
+            if not seconds and (group, pid) in self.last:
+                continue  # gone: keep what it had spent
+            self.first.setdefault((group, pid), 0.0 if born_during else seconds)
+            self.last[(group, pid)] = seconds
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key, seconds in self.last.items():
+            out[key[0]] = out.get(key[0], 0.0) + seconds - self.first[key]
+        return out
+
+
+def _pg_backends(since) -> list[tuple[int, bool]]:
+    """(pid, started after ``since``) of the PostgreSQL backends connected to this database."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start > %s FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            [since],
+        )
+        return cursor.fetchall()
+
+
+def _sample_pg(meter: CpuMeter, since, own_backend: int | None = None) -> None:
+    for pid, born in _pg_backends(since):
+        meter.sample("postgresql", [pid], born_during=born)
+    if own_backend is not None:
+        meter.sample("postgresql", [own_backend])
 
 
 def _users(count: int) -> list[int]:
@@ -89,11 +157,24 @@ def _campaign(name: str, user_ids: list[int]):
     return campaign
 
 
-def _wait_done(run_id: int, expected: int, timeout: float) -> float:
+def _wait_registered(count: int, timeout: float = 120) -> None:
+    """Wait until ``count`` RQ workers are registered, i.e. started and listening."""
+    from redis import Redis
+    from rq import Worker
+
+    connection = Redis.from_url(os.environ["REDIS_URL"])
+    deadline = time.monotonic() + timeout
+    while Worker.count(connection=connection) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _wait_done(run_id: int, expected: int, timeout: float, *, on_tick=None) -> float:
     from notifications.models import CampaignRun, Delivery
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if on_tick is not None:
+            on_tick()
         run = CampaignRun.objects.filter(pk=run_id).first()
         done = Delivery.objects.filter(run_id=run_id, status="sent").count()
         if run is not None and run.status == "completed" and done >= expected:
@@ -136,12 +217,22 @@ def run(argv: list[str]) -> dict:
         }}
         channels.reset()
         baseline = _campaign("Bench scale (one process)", users[:opts.baseline])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            own_backend = cursor.fetchone()[0]
+        one_cpu = CpuMeter()
+        one_cpu.sample("postgresql", [own_backend])
+        one_cpu.sample("sink", [sink.process.pid])
+        cpu_started = time.process_time()
         started = time.perf_counter()
         now = timezone.now()
         Campaign.objects.filter(pk=baseline.pk).update(status="scheduled", next_run_at=now)
         run = campaign_run_start(campaign_id=baseline.pk, occurrence=now, now=now)
         campaign_run_plan(run_id=run.pk)  # immediate backend: every send task runs here, as planned
         one_seconds = time.perf_counter() - started
+        one_process_cpu = time.process_time() - cpu_started
+        one_cpu.sample("postgresql", [own_backend])
+        one_cpu.sample("sink", [sink.process.pid])
         one_sent = Delivery.objects.filter(run_id=run.pk, status="sent").count()
 
         # --- N RQ workers ------------------------------------------------------------------
@@ -159,11 +250,23 @@ def run(argv: list[str]) -> dict:
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
         campaign = _campaign("Bench scale (workers)", users[:opts.recipients])
+        workers_cpu = CpuMeter()
+        since = timezone.now()
+        _wait_registered(len(workers))  # their start-up (imports, connections) is not sending
+
+        def sample_workers() -> None:
+            for worker in workers:
+                workers_cpu.sample("workers", [worker.pid, *_children(worker.pid)])
+            workers_cpu.sample("sink", [sink.process.pid])
+            _sample_pg(workers_cpu, since)
+
+        sample_workers()
         Campaign.objects.filter(pk=campaign.pk).update(status="scheduled", next_run_at=timezone.now())
         subprocess.run([sys.executable, "manage.py", "signalbox_scheduler", "--once"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
         run_id = CampaignRun.objects.filter(campaign=campaign).values_list("id", flat=True).get()
-        seconds = _wait_done(run_id, opts.recipients, opts.timeout)
+        seconds = _wait_done(run_id, opts.recipients, opts.timeout, on_tick=sample_workers)
+        sample_workers()
         rss = [_peak_rss_mb(w.pid) for w in workers]
     finally:
         for worker in workers:
@@ -177,12 +280,22 @@ def run(argv: list[str]) -> dict:
 
     rate = opts.recipients / seconds
     one_rate = one_sent / one_seconds
+    def per_k(seconds: float, sent: int) -> float | None:
+        return round(1000 * seconds / sent, 2) if sent else None
+
+    one_totals, workers_totals = one_cpu.totals(), workers_cpu.totals()
     return {
         "ratio_workers_to_one_process": round(rate / one_rate, 2),
         "workers_per_s": round(rate, 1),
         "time_to_100_percent_ms": round(seconds * 1000),
         "one_process_per_s": round(one_rate, 1),
         "worker_peak_rss_mb": rss,
+        # CPU seconds per 1,000 messages sent, per process group (see the module docstring).
+        "cpu_s_per_1k_messages": {
+            "one_process": {"this_process": per_k(one_process_cpu, one_sent),
+                            **{k: per_k(v, one_sent) for k, v in one_totals.items()}},
+            "workers": {k: per_k(v, opts.recipients) for k, v in workers_totals.items()},
+        },
         "recipients": opts.recipients,
         "workers": opts.workers,
         "worker_class": opts.worker_class,

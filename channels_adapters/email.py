@@ -54,13 +54,13 @@ from .base import BaseChannel, OutboundMessage
 from .errors import ChannelError, InvalidAddressError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from .features import EMAIL
 from .http import nothing_was_sent
-from .mime import fast_alternative_bytes
+from .mime import alternative_bytes
 from .smtp import smtp_error, smtp_transaction
 
 
 @dataclass
 class EmailPayload:
-    email: EmailMultiAlternatives
+    email: EmailMultiAlternatives | None  # None on the SMTP fast path (``raw`` is all it needs)
     message_id: str  # without <>
     raw: bytes | None  # the wire bytes for the SMTP fast path, else None
 
@@ -203,6 +203,17 @@ class EmailChannel(BaseChannel):
             # RFC 8058 one-click unsubscribe.
             headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if self._smtp and self._envelope_from is not None and message.address.isascii():
+            # Django's SMTP backend would re-parse both addresses per message (validated already:
+            # the sender once per batch, the recipient by ``normalise_address``) and serialise
+            # through the standard library's generator; do both once, here, without building
+            # an ``EmailMessage`` unless the message needs Django's path.
+            raw = alternative_bytes(
+                subject=message.subject, text=message.text, html=message.html or None, from_email=self.from_email,
+                to=message.address, headers=headers,
+            )
+            if raw is not None:
+                return EmailPayload(email=None, message_id=headers["Message-ID"].strip("<>"), raw=raw)
         email = EmailMultiAlternatives(
             subject=message.subject, body=message.text, from_email=self.from_email, to=[message.address], headers=headers,
         )
@@ -210,11 +221,8 @@ class EmailChannel(BaseChannel):
             email.attach_alternative(message.html, "text/html")
         raw = None
         if self._smtp and self._envelope_from is not None and message.address.isascii():
-            # Django's SMTP backend would re-parse both addresses per message (validated already:
-            # the sender once per batch, the recipient by ``normalise_address``) and serialise
-            # through the standard library's generator; do both once, here.
             try:
-                raw = fast_alternative_bytes(email) or email.message().as_bytes(linesep="\r\n")
+                raw = email.message().as_bytes(linesep="\r\n")
             except BadHeaderError as error:
                 raise PermanentChannelError(f"Header contains a newline: {error}", reason="bad_header") from error
         return EmailPayload(email=email, message_id=headers["Message-ID"].strip("<>"), raw=raw)

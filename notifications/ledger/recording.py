@@ -201,49 +201,58 @@ def deliveries_record_results(
     now = timezone.now()
     by_id = {d.pk: d for d in deliveries}
     with transaction.atomic(savepoint=False):
-        still_ours = _still_ours(list(by_id), owner=owner)
-        changed: list[Delivery] = []
-        events: list[tuple] = []  # (delivery id, kind, source, occurred_at, data): EVENT_FIELDS
+        # What each result makes of its row, worked out first and written in one statement per
+        # distinct outcome; only rows the UPDATE reports as still ``owner``'s take it.
+        outcomes: list[tuple[Delivery, dict, tuple | None, str]] = []  # (delivery, values, event, summary field)
         max_attempts = conf.max_attempts()
         retry_at: dict[int, datetime] = {}  # one retry time per error, so a digest's rows stay together
         for result in results:
             delivery = by_id[result.delivery_id]
-            if delivery.pk not in still_ours:
-                continue
-            delivery.lease_owner, delivery.lease_expires_at = "", None
+            values = {name: getattr(delivery, name) for name in RESULT_FIELDS}
+            event = None
             error = result.error
             if isinstance(error, UnknownOutcomeError) and resend_allowed(delivery) and delivery.attempts < max_attempts:
                 # At least once: the same message (same Message-ID) goes again.
                 error = TransientChannelError(error.message, reason=f"resend:{error.reason}")
             if error is None:
-                delivery.status, delivery.sent_at = Status.SENT, now
-                delivery.provider_message_id = result.provider_message_id[:255]
-                delivery.status_reason = delivery.last_error = ""
-                events.append((delivery.pk, "sent", delivery.channel, now, {}))
-                summary.sent += 1
+                values.update(status=Status.SENT, sent_at=now, provider_message_id=result.provider_message_id[:255],
+                              status_reason="", last_error="")
+                event, counter = (delivery.pk, "sent", delivery.channel, now, {}), "sent"
             elif isinstance(error, TransientChannelError) and delivery.attempts < max_attempts:
-                delivery.status = Status.DEFERRED
-                delivery.next_attempt_at = retry_at.setdefault(
-                    id(result.error), now + retry_delay(delivery.attempts, retry_after=getattr(error, "retry_after", None))
-                )
                 # A digest delivery keeps its reason so the retry is batched again (the error is in last_error).
                 digest = delivery.status_reason.startswith(DIGEST_PREFIX)
-                delivery.status_reason = delivery.status_reason if digest else error.reason[:100]
-                delivery.last_error = error.message
-                summary.deferred += 1
+                values.update(
+                    status=Status.DEFERRED,
+                    next_attempt_at=retry_at.setdefault(
+                        id(result.error),
+                        now + retry_delay(delivery.attempts, retry_after=getattr(error, "retry_after", None)),
+                    ),
+                    status_reason=delivery.status_reason if digest else error.reason[:100],
+                    last_error=error.message,
+                )
+                counter = "deferred"
             elif isinstance(error, UnknownOutcomeError):
-                delivery.status, delivery.status_reason, delivery.last_error = Status.UNKNOWN, error.reason[:100], error.message
-                summary.unknown += 1
+                values.update(status=Status.UNKNOWN, status_reason=error.reason[:100], last_error=error.message)
+                counter = "unknown"
             else:
                 reason = error.reason if isinstance(error, PermanentChannelError) else f"gave_up:{error.reason}"
-                delivery.status, delivery.failed_at = Status.FAILED, now
-                delivery.status_reason, delivery.last_error = reason[:100], error.message
-                events.append(
-                    (delivery.pk, "failed", delivery.channel, now, {"reason": reason, "error": error.message[:500]})
-                )
-                summary.failed += 1
+                values.update(status=Status.FAILED, failed_at=now, status_reason=reason[:100], last_error=error.message)
+                event = (delivery.pk, "failed", delivery.channel, now, {"reason": reason, "error": error.message[:500]})
+                counter = "failed"
+            outcomes.append((delivery, values, event, counter))
+        written = _write_results([(delivery.pk, values) for delivery, values, _, _ in outcomes], owner=owner)
+        changed: list[Delivery] = []
+        events: list[tuple] = []  # (delivery id, kind, source, occurred_at, data): EVENT_FIELDS
+        for delivery, values, event, counter in outcomes:
+            if delivery.pk not in written:
+                continue  # another worker owns it now (the sweeper took it): its outcome is theirs
+            for name, value in values.items():
+                setattr(delivery, name, value)
+            delivery.lease_owner, delivery.lease_expires_at = "", None
+            setattr(summary, counter, getattr(summary, counter) + 1)
+            if event is not None:
+                events.append(event)
             changed.append(delivery)
-        _write_results(changed, owner=owner)
         insert_rows(DeliveryEvent, fields=EVENT_FIELDS, rows=events, ignore_conflicts=False)
         for delivery in changed:
             if delivery.status != Status.SENT:
@@ -276,10 +285,7 @@ def _log_outcome(delivery: Delivery) -> None:
 def _still_ours(delivery_ids: list[int], *, owner: str) -> set[int]:
     """Which of ``delivery_ids`` are still ``sending`` under ``owner``'s lease, locked for the
     rest of the transaction where the database can (a sweeper waits instead of racing us).
-
-    Plain SQL: this runs once per wave, and building the same query through the ORM each time
-    cost more than the write it guards.
-    """
+    Only for databases without ``UPDATE ... RETURNING`` (``_write_results``)."""
     if not delivery_ids:
         return set()
     quote = connection.ops.quote_name
@@ -293,29 +299,54 @@ def _still_ours(delivery_ids: list[int], *, owner: str) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _write_results(changed: Sequence[Delivery], *, owner: str) -> None:
-    """One parameterised UPDATE per row, sent with ``executemany``.
+def _write_results(rows: Sequence[tuple[int, dict]], *, owner: str) -> set[int]:
+    """Write each row's ``RESULT_FIELDS`` (``(id, values)``), only where the row is still
+    ``sending`` under ``owner``'s lease, and release the lease; returns the ids written.
 
-    ``bulk_update`` builds a CASE expression per field per row, which costs more than sending
-    the mail; ``executemany`` of a single prepared statement is cheap on SQLite and PostgreSQL.
-    The WHERE clause repeats the lease check, so a row another worker took over is left alone.
+    Plain SQL, one UPDATE per distinct outcome with ``RETURNING id``: a wave of sent messages
+    differs only in each row's provider id (a ``CASE`` on the id), so it is one statement, and
+    the WHERE clause both checks and takes the lease. Building the same through the ORM
+    (``bulk_update``: a CASE per field per row), or a SELECT ... FOR UPDATE beside a per-row
+    ``executemany``, cost more than handing the messages to a server on the same host.
     """
-    if not changed:
-        return
-    fields = [Delivery._meta.get_field(name) for name in RESULT_FIELDS]
+    if not rows:
+        return set()
+    fields = {name: Delivery._meta.get_field(name) for name in RESULT_FIELDS}
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    sql = (
-        f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments}, "
-        f"{quote('lease_owner')} = '', {quote('lease_expires_at')} = NULL "
-        f"WHERE {quote('id')} = %s AND {quote('lease_owner')} = %s AND {quote('status')} = %s"
-    )
-    params = [
-        [f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields] + [d.pk, owner, Status.SENDING]
-        for d in changed
-    ]
+    table, pk, lease_owner, status = (quote(name) for name in (Delivery._meta.db_table, "id", "lease_owner", "status"))
+    # Rows grouped by everything they set but the provider id (prepared for the database once per group).
+    groups: dict[tuple, list[tuple[int, str]]] = {}
+    shared = [name for name in RESULT_FIELDS if name != "provider_message_id"]
+    for delivery_id, values in rows:
+        key = tuple(values[name] for name in shared)
+        groups.setdefault(key, []).append((delivery_id, values["provider_message_id"]))
+    returning = connection.features.can_return_columns_from_insert  # UPDATE ... RETURNING alike (SQLite >= 3.35)
+    written: set[int] = set()
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        if not returning:
+            written = _still_ours([delivery_id for delivery_id, _ in rows], owner=owner)
+        for key, members in groups.items():
+            ids = [delivery_id for delivery_id, _ in members if returning or delivery_id in written]
+            if not ids:
+                continue
+            params = [fields[name].get_db_prep_save(value, connection) for name, value in zip(shared, key, strict=True)]
+            provider_ids = {provider_id for _, provider_id in members}
+            if len(provider_ids) == 1:
+                provider_sql, provider_params = "%s", [next(iter(provider_ids))]
+            else:
+                provider_sql = f"CASE {pk}" + " WHEN %s THEN %s" * len(members) + f" ELSE {quote('provider_message_id')} END"
+                provider_params = [value for member in members for value in member]
+            assignments = ", ".join(f"{quote(fields[name].column)} = %s" for name in shared)
+            sql = (
+                f"UPDATE {table} SET {assignments}, {quote('provider_message_id')} = {provider_sql}, "
+                f"{lease_owner} = '', {quote('lease_expires_at')} = NULL "
+                f"WHERE {pk} IN ({', '.join(['%s'] * len(ids))}) AND {lease_owner} = %s AND {status} = %s"
+                + (f" RETURNING {pk}" if returning else "")
+            )
+            cursor.execute(sql, [*params, *provider_params, *ids, owner, Status.SENDING])
+            if returning:
+                written.update(row[0] for row in cursor.fetchall())
+    return written
 
 
 def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:

@@ -240,6 +240,47 @@ def test_results_of_a_lost_lease_are_not_recorded(people, transactional):
     assert Delivery.objects.get(pk=delivery.pk).status == "sending"
 
 
+def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_was_lost(transactional):
+    """One write for a wave: each sent message keeps its own provider id, a refusal fails with
+    its receipt, a transient error waits for its retry, and a row the sweeper gave to another
+    worker keeps that worker's state and gets no receipt from us."""
+    from channels_adapters.base import SendResult
+    from channels_adapters.errors import PermanentChannelError, TransientChannelError
+
+    recipients = UserFactory.create_batch(5)
+    notify(recipients, title="Receipt", channels=["email"], category=transactional)
+    claimed = ledger.deliveries_claim(delivery_ids=planned_ids(), owner="me", now=timezone.now())
+    a, b, refused, later, taken = claimed
+    Delivery.objects.filter(pk=taken.pk).update(lease_owner="someone-else")
+
+    summary = ledger.SendSummary()
+    ledger.deliveries_record_results(
+        deliveries=claimed,
+        results=[
+            SendResult(a.pk, provider_message_id="id-a"),
+            SendResult(b.pk, provider_message_id="id-b"),
+            SendResult(refused.pk, error=PermanentChannelError("SMTP 550 no such user", reason="smtp_550")),
+            SendResult(later.pk, error=TransientChannelError("SMTP 451 try later", reason="smtp_451")),
+            SendResult(taken.pk, provider_message_id="id-taken"),
+        ],
+        owner="me", summary=summary,
+    )
+
+    rows = {d.pk: d for d in Delivery.objects.filter(pk__in=[d.pk for d in claimed])}
+    assert (rows[a.pk].status, rows[a.pk].provider_message_id) == ("sent", "id-a")
+    assert (rows[b.pk].status, rows[b.pk].provider_message_id) == ("sent", "id-b")
+    assert (rows[refused.pk].status, rows[refused.pk].status_reason) == ("failed", "smtp_550")
+    assert (rows[later.pk].status, rows[later.pk].status_reason) == ("deferred", "smtp_451")
+    assert rows[later.pk].next_attempt_at is not None
+    assert all(rows[d.pk].lease_owner == "" for d in (a, b, refused, later))
+    assert (rows[taken.pk].status, rows[taken.pk].lease_owner, rows[taken.pk].provider_message_id) == (
+        "sending", "someone-else", "")
+    assert (summary.sent, summary.failed, summary.deferred) == (2, 1, 1)
+    assert set(DeliveryEvent.objects.values_list("delivery_id", "kind")) >= {(a.pk, "sent"), (b.pk, "sent"), (refused.pk, "failed")}
+    assert not DeliveryEvent.objects.filter(delivery_id=taken.pk, kind__in=["sent", "failed"]).exists()
+    assert taken.status == "sending"  # our copy is left as it was, too
+
+
 def test_a_worker_slower_than_its_lease_keeps_the_batch_it_is_still_sending(people, transactional, settings):
     """The lease is renewed as waves go out: the sweeper does not take a batch from a live worker
     whose provider, rate limit or CPU share made it slower than one lease (which would leave the
