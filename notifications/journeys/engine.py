@@ -148,6 +148,7 @@ def journeys_tick(*, now: datetime | None = None, chunk_size: int = CHUNK_SIZE, 
 
     split_winners_decide(now=now)  # before walking: who reaches a decided split takes the winner
     plans: dict[int, VersionPlan] = {}
+    compiled: dict = {}  # templates compiled for in-app sends, kept for the tick as ``plans`` are
     last_id = 0
     owner = "" if connection.features.has_select_for_update_skip_locked else worker_id()
     while limit is None or total.enrollments < limit:
@@ -163,7 +164,7 @@ def journeys_tick(*, now: datetime | None = None, chunk_size: int = CHUNK_SIZE, 
                 if not ids:
                     break
                 last_id = ids[-1]
-                total.add(_advance_chunk(ids=ids, owner="", now=now, plans=plans))
+                total.add(_advance_chunk(ids=ids, owner="", now=now, plans=plans, compiled=compiled))
             continue
         ids = list(due.values_list("id", flat=True)[:size])
         if not ids:
@@ -175,11 +176,12 @@ def journeys_tick(*, now: datetime | None = None, chunk_size: int = CHUNK_SIZE, 
         )
         if not claimed:
             continue
-        total.add(_advance_chunk(ids=ids, owner=owner, now=now, plans=plans))
+        total.add(_advance_chunk(ids=ids, owner=owner, now=now, plans=plans, compiled=compiled))
     return total
 
 
-def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int, VersionPlan]) -> TickResult:
+def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int, VersionPlan],
+                   compiled: dict | None = None) -> TickResult:
     """Advance the chunk ``ids``: locked by the caller's transaction (``owner`` ""), or leased to ``owner``."""
     result = TickResult(chunks=1)
     with transaction.atomic():
@@ -209,7 +211,8 @@ def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int
                 status=JourneyStepRun.Status.DONE, finished_at=now
             )
         _insert_step_runs(writes.step_runs)
-        result.sends += _plan_sends(writes.sends, plans=plans, now=now, users=writes.users)
+        result.sends += _plan_sends(writes.sends, plans=plans, now=now, users=writes.users,
+                                     compiled=compiled)
         _write_enrollments(walkers, owner=owner, now=now)
         result.enrollments += len(walkers)
         result.finished += sum(1 for w in walkers if w.state != State.ACTIVE)
@@ -569,7 +572,7 @@ def delivery_key(enrollment_id: int, step_id: str, channel: str) -> str:
 
 
 def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, VersionPlan], now: datetime,
-                users: dict[int, Any] | None = None) -> int:
+                users: dict[int, Any] | None = None, compiled: dict | None = None) -> int:
     """Plan every send step taken in this chunk through the ledger; how many deliveries are new.
 
     ``users`` are the chunk's users when the walk loaded them already; otherwise the active ones
@@ -625,7 +628,7 @@ def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, 
                         not_before=decision.not_before,
                     )
 
-    result = deliveries_plan(planned=planned())
+    result = deliveries_plan(planned=planned(), compiled_templates=compiled)
     return result.planned + result.suppressed
 
 

@@ -47,17 +47,20 @@ def delivers_while_planning(channel: str) -> bool:
     return adapter.features.local and callable(getattr(adapter, "deliver_planned", None))
 
 
-def deliveries_deliver_planned(*, planned: Sequence, now: datetime, shared: dict | None = None) -> tuple[int, int, int]:
+def deliveries_deliver_planned(*, planned: Sequence, now: datetime, shared: dict | None = None,
+                               compiled: dict | None = None) -> tuple[int, int, int]:
     """Write ``planned`` (``PlannedDelivery``, all due, all on local channels) as delivered.
 
     Returns ``(delivered, failed, already_known)``. Must run inside the planner's transaction.
     ``shared`` is handed to the adapters for the rest of that transaction (one per channel):
     what they stored for an earlier chunk, such as a message's text, they need not store again.
+    ``compiled`` holds compiled templates (``rechecks.render_templates``) for as long as the
+    caller keeps it: the rest of its plan, or a journey tick's chunks.
     """
     unique = list({p.idempotency_key: p for p in reversed(planned)}.values())[::-1]
     new = _insert_sent(unique, now=now)
     failures: dict[int, ChannelError] = {}
-    contents = _render_templated(new, failures)
+    contents = _render_templated(new, failures, compiled=compiled)
     by_channel: dict[str, list[OutboundMessage]] = {}
     texts: dict[int, tuple] = {}  # a fan-out's deliveries share one content: read it once
     for delivery_id, p in new:
@@ -111,7 +114,8 @@ def _insert_sent(planned: Sequence, *, now: datetime) -> list[tuple[int, object]
     return sorted((delivery_id, by_key[key]) for delivery_id, key in returned)
 
 
-def _render_templated(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError]) -> dict[int, dict]:
+def _render_templated(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError], *,
+                      compiled: dict | None = None) -> dict[int, dict]:
     """Render templated contents now, exactly as the send step does (``rechecks.render_templates``:
     each template compiled once, failures permanent with the reason), on unsaved stand-ins of
     the rows just inserted."""
@@ -127,7 +131,7 @@ def _render_templated(new: Sequence[tuple[int, object]], failures: dict[int, Cha
                  category=categories.get(p.category_id))
         for pk, p in templated
     ]
-    rendered, unrenderable = render_templates(stand_ins)
+    rendered, unrenderable = render_templates(stand_ins, compiled=compiled)
     for delivery, error in unrenderable:
         failures[delivery.pk] = error
     return {delivery.pk: delivery.content for delivery in rendered}

@@ -62,19 +62,23 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 1000) -> PlanResult:
+def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 1000,
+                    compiled_templates: dict | None = None) -> PlanResult:
     """Write ledger rows in chunks (streamed, never all in memory) and enqueue send batches.
 
     Due deliveries on a channel whose adapter delivers while planning (the inbox) are written
     as delivered here instead (``ledger.local``). Must run inside the caller's transaction
     (it is one when called in autocommit); batches are enqueued and live updates published on
-    commit, so a rolled-back plan sends nothing and shows nobody anything.
+    commit, so a rolled-back plan sends nothing and shows nobody anything. Templated messages
+    for local channels are rendered here, each template compiled once per plan or, when the
+    caller keeps ``compiled_templates`` across plans (a journey tick's chunks), once for all.
     """
     from .local import deliveries_deliver_planned, delivers_while_planning
 
     result = PlanResult()
     local: dict[str, bool] = {}
     shared: dict = {}  # what local adapters keep between chunks (the inbox: texts already stored)
+    compiled = {} if compiled_templates is None else compiled_templates
     for chunk in _chunks(planned, chunk_size):
         now = timezone.now()
         for p in chunk:
@@ -83,7 +87,8 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
         due_local = [p for p in chunk if p.status == Status.PLANNED and p.not_before is None and local[p.channel]]
         if due_local:
             with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction
-                delivered, failed, known = deliveries_deliver_planned(planned=due_local, now=now, shared=shared)
+                delivered, failed, known = deliveries_deliver_planned(planned=due_local, now=now, shared=shared,
+                                                                     compiled=compiled)
             result.planned += delivered + failed
             result.delivered += delivered
             result.failed += failed
