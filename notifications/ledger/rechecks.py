@@ -147,7 +147,7 @@ def render_templates(
             continue
         try:
             which = (template_id, content.get("subject") or "")
-            if which not in compiled:
+            if which not in compiled or template_id not in templates:  # (kept compiled from an earlier call)
                 raise TemplateRenderError("The message template was deleted.")
             user = users.get(delivery.recipient_id)
             if user is None:
