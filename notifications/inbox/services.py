@@ -44,9 +44,6 @@ class InboxMessage:
     category_id: int | None = None
 
 
-NOTIFICATION_FIELDS = ("recipient", "category", "title", "body", "url", "content", "delivery", "created_at")
-
-
 def inbox_rows_write(
     *, rows: Sequence[tuple[int, InboxMessage, int | None]], now: datetime | None = None,
     stored: dict[InboxMessage, int] | None = None,
@@ -56,21 +53,26 @@ def inbox_rows_write(
     A message that two rows or more carry is stored once, as a ``NotificationContent`` the rows
     reference; a message only one row carries (a template rendered for its recipient) keeps its
     text on its row. ``stored`` maps messages already stored in the caller's transaction to their
-    content (a fan-out written in chunks stores its text once), and is updated. The rows go in as
-    one prepared statement run many times; a delivery that already has its notification is
+    content (a fan-out written in chunks stores its text once), and is updated. The rows go in
+    column by column (``ledger.rows.insert_columns``: what they share is bound once per statement);
+    a delivery that already has its notification is
     skipped (``Notification.delivery`` is unique). Open inbox pages are told after commit, so a
     rolled-back transaction shows nobody anything.
     """
-    from django.db import connection
-
-    from ..ledger.local import insert_values
+    from ..ledger.rows import Each, column_values, insert_columns
 
     if not rows:
         return 0
     now = now or timezone.now()
-    created_at = Notification._meta.get_field("created_at").get_db_prep_save(now, connection)
     content_ids = stored if stored is not None else {}
-    counts = Counter(message for _user_id, message, _delivery_id in rows)
+    messages = [message for _user_id, message, _delivery_id in rows]
+    # Rows of one fan-out carry one message object: count and look up each object once (a
+    # message's hash walks its text), then by value, so equal messages still share one content.
+    per_object = Counter(map(id, messages))
+    distinct = {id(message): message for message in messages}
+    counts: Counter = Counter()
+    for key, message in distinct.items():
+        counts[message] += per_object[key]
     shared = [message for message, n in counts.items() if n > 1 and message not in content_ids]
     with transaction.atomic(savepoint=False):  # the caller's transaction when there is one
         if shared:
@@ -78,18 +80,27 @@ def inbox_rows_write(
                 NotificationContent(title=m.title[:200], body=m.body, url=m.url[:500], created_at=now) for m in shared
             )
             content_ids.update({message: content.pk for message, content in zip(shared, created, strict=True)})
-        values = []
-        for user_id, message, delivery_id in rows:
-            content_id = content_ids.get(message)
-            if content_id is not None:
-                values.append((user_id, message.category_id, "", "", "", content_id, delivery_id, created_at))
-            else:
-                values.append((user_id, message.category_id, message.title[:200], message.body, message.url[:500],
-                               None, delivery_id, created_at))
-        insert_values(Notification, fields=NOTIFICATION_FIELDS, rows=values, ignore_conflicts=True)
+        # (category, title, body, url, content) of each message object: a stored message's text is
+        # on its content row; a message only one row carries keeps its text on the row.
+        values: dict[int, tuple] = {}
+        for key, m in distinct.items():
+            content_id = content_ids.get(m)
+            values[key] = ((m.category_id, "", "", "", content_id) if content_id is not None
+                           else (m.category_id, m.title[:200], m.body, m.url[:500], None))
+        per_row = [values[id(message)] for message in messages]
         user_ids = [user_id for user_id, _message, _delivery_id in rows]
+        insert_columns(Notification, columns={
+            "recipient": Each(user_ids),
+            "category": column_values([v[0] for v in per_row]),
+            "title": column_values([v[1] for v in per_row]),
+            "body": column_values([v[2] for v in per_row]),
+            "url": column_values([v[3] for v in per_row]),
+            "content": column_values([v[4] for v in per_row]),
+            "delivery": column_values([delivery_id for _user_id, _message, delivery_id in rows]),
+            "created_at": now,
+        }, ignore_conflicts=True)
         transaction.on_commit(lambda: live.publish_inbox_changed(user_ids))
-    return len(values)
+    return len(rows)
 
 
 def notifications_create(*, recipient_ids: Sequence[int], message: InboxMessage) -> int:

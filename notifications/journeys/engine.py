@@ -108,6 +108,7 @@ class Walker:
 class _Writes:
     step_runs: list[tuple] = field(default_factory=list)
     sends: dict[tuple[int, str], list[Walker]] = field(default_factory=lambda: defaultdict(list))
+    users: dict[int, Any] | None = None  # the chunk's users, when a step of the walk read them
 
 
 def version_plans(version_ids) -> dict[int, VersionPlan]:
@@ -147,6 +148,7 @@ def journeys_tick(*, now: datetime | None = None, chunk_size: int = CHUNK_SIZE, 
 
     split_winners_decide(now=now)  # before walking: who reaches a decided split takes the winner
     plans: dict[int, VersionPlan] = {}
+    compiled: dict = {}  # templates compiled for in-app sends, kept for the tick as ``plans`` are
     last_id = 0
     owner = "" if connection.features.has_select_for_update_skip_locked else worker_id()
     while limit is None or total.enrollments < limit:
@@ -162,27 +164,28 @@ def journeys_tick(*, now: datetime | None = None, chunk_size: int = CHUNK_SIZE, 
                 if not ids:
                     break
                 last_id = ids[-1]
-                total.add(_advance_chunk(ids=ids, owner="", now=now, plans=plans))
+                total.add(_advance_chunk(ids=ids, owner="", now=now, plans=plans, compiled=compiled))
             continue
         ids = list(due.values_list("id", flat=True)[:size])
         if not ids:
             break
         last_id = ids[-1]
         # Elsewhere (SQLite): a compare-and-set UPDATE, committed on its own, leases the chunk.
-        claimed = JourneyEnrollment.objects.filter(id__in=ids, state=State.ACTIVE, due_at__lte=now).update(
+        claimed = JourneyEnrollment.objects.filter(id__in_list=set(ids), state=State.ACTIVE, due_at__lte=now).update(
             due_at=now + LEASE, lease_owner=owner
         )
         if not claimed:
             continue
-        total.add(_advance_chunk(ids=ids, owner=owner, now=now, plans=plans))
+        total.add(_advance_chunk(ids=ids, owner=owner, now=now, plans=plans, compiled=compiled))
     return total
 
 
-def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int, VersionPlan]) -> TickResult:
+def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int, VersionPlan],
+                   compiled: dict | None = None) -> TickResult:
     """Advance the chunk ``ids``: locked by the caller's transaction (``owner`` ""), or leased to ``owner``."""
     result = TickResult(chunks=1)
     with transaction.atomic():
-        rows = JourneyEnrollment.objects.filter(id__in=ids, state=State.ACTIVE).order_by("id")
+        rows = JourneyEnrollment.objects.filter(id__in_list=set(ids), state=State.ACTIVE).order_by("id")
         if owner:
             rows = rows.filter(lease_owner=owner)  # re-read only while still ours
         walkers = [
@@ -204,11 +207,12 @@ def _advance_chunk(*, ids: list[int], owner: str, now: datetime, plans: dict[int
         _walk(walkers, plans=plans, now=now, writes=writes, result=result)
         if woken:
             # The waits these enrollments were in are over (whatever they do next).
-            JourneyStepRun.objects.filter(enrollment_id__in=woken, status=JourneyStepRun.Status.WAITING).update(
+            JourneyStepRun.objects.filter(enrollment_id__in_list=set(woken), status=JourneyStepRun.Status.WAITING).update(
                 status=JourneyStepRun.Status.DONE, finished_at=now
             )
         _insert_step_runs(writes.step_runs)
-        result.sends += _plan_sends(writes.sends, plans=plans, now=now)
+        result.sends += _plan_sends(writes.sends, plans=plans, now=now, users=writes.users,
+                                     compiled=compiled)
         _write_enrollments(walkers, owner=owner, now=now)
         result.enrollments += len(walkers)
         result.finished += sum(1 for w in walkers if w.state != State.ACTIVE)
@@ -275,7 +279,7 @@ def _walk(walkers: list[Walker], *, plans: dict[int, VersionPlan], now: datetime
         rounds += 1
         steps = {(w.version_id, w.step): plans[w.version_id].steps.get(w.step) for w in pending}
         if users is None and any(_needs_user(step) for step in steps.values() if step):
-            users = _users([w.user_id for w in walkers])
+            users = writes.users = _users([w.user_id for w in walkers])
         receipts = _receipts([w for w in pending if (s := steps[(w.version_id, w.step)]) and s.get("type") == "branch"
                               and "step" in (s.get("if") or {})], plans=plans)
         following = []
@@ -449,12 +453,12 @@ def _receipts(walkers: list[Walker], *, plans: dict[int, VersionPlan]) -> dict[t
     ran_at = {
         (enrollment_id, step_id): started_at
         for enrollment_id, step_id, started_at in JourneyStepRun.objects.filter(
-            enrollment_id__in={w.id for w in walkers}, step_id__in={s for _e, s, _k in wanted.values()}
+            enrollment_id__in_list={w.id for w in walkers}, step_id__in={s for _e, s, _k in wanted.values()}
         ).values_list("enrollment_id", "step_id", "started_at")
     }
     found: dict[tuple[int, str], list] = defaultdict(list)
     names = ("delivered_at", "opened_at", "read_at", "clicked_at")
-    for key, created_at, *stamps in Delivery.objects.filter(idempotency_key__in=list(wanted)).values_list(
+    for key, created_at, *stamps in Delivery.objects.filter(idempotency_key__in_list=set(wanted)).values_list(
         "idempotency_key", "created_at", *names
     ):
         enrollment_id, step_id, event = wanted[key]
@@ -504,7 +508,7 @@ def _check_exits_and_goals(walkers: list[Walker], *, plans: dict[int, VersionPla
                 break
             if rule.get("kind") == "opted_out":
                 out = set(Preference.objects.filter(
-                    user_id__in={w.user_id for w in alive}, category=plan.category, enabled=False
+                    user_id__in_list={w.user_id for w in alive}, category=plan.category, enabled=False
                 ).values_list("user_id", flat=True))
                 for walker in alive:
                     if walker.user_id in out:
@@ -567,13 +571,26 @@ def delivery_key(enrollment_id: int, step_id: str, channel: str) -> str:
     return f"journey:{enrollment_id}:{step_id}:{channel}"
 
 
-def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, VersionPlan], now: datetime) -> int:
-    """Plan every send step taken in this chunk through the ledger; how many deliveries are new."""
+def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, VersionPlan], now: datetime,
+                users: dict[int, Any] | None = None, compiled: dict | None = None) -> int:
+    """Plan every send step taken in this chunk through the ledger; how many deliveries are new.
+
+    ``users`` are the chunk's users when the walk loaded them already; otherwise the active ones
+    are read as the decisions need them (``recipients_for_decisions``: no model instances).
+    """
     if not sends:
         return 0
-    users = get_user_model().objects.select_related("recipient_profile")
     everyone = {w.user_id for group in sends.values() for w in group}
-    loaded = {u.pk: u for u in users.filter(pk__in=everyone, is_active=True)}
+    if users is not None:
+        loaded = {pk: u for pk, u in users.items() if pk in everyone and u.is_active}
+    else:
+        from ..recipients.selectors import recipients_for_decisions
+
+        active = set(get_user_model()._default_manager.filter(pk__in_list=everyone, is_active=True)
+                     .values_list("pk", flat=True))
+        wanted = list(dict.fromkeys(c for (version_id, step_id) in sends
+                                    for c in plans[version_id].steps[step_id]["channels"]))
+        loaded = {u.pk: u for u in recipients_for_decisions(user_ids=active, channels=wanted)} if active else {}
 
     def planned() -> Iterator[PlannedDelivery]:
         for (version_id, step_id), walkers in sends.items():
@@ -611,7 +628,7 @@ def _plan_sends(sends: dict[tuple[int, str], list[Walker]], *, plans: dict[int, 
                         not_before=decision.not_before,
                     )
 
-    result = deliveries_plan(planned=planned())
+    result = deliveries_plan(planned=planned(), compiled_templates=compiled)
     return result.planned + result.suppressed
 
 
@@ -647,7 +664,7 @@ def _write_enrollments(walkers: list[Walker], *, owner: str, now: datetime) -> N
                            output_field=JourneyEnrollment._meta.get_field("due_at"))
                 batches.append(({**values, "due_at": due}, [w.id for w in part]))
         for fields, ids in batches:
-            JourneyEnrollment.objects.filter(id__in=ids, lease_owner=owner).update(**fields)  # "" when locked
+            JourneyEnrollment.objects.filter(id__in_list=set(ids), lease_owner=owner).update(**fields)  # "" when locked
         if state == State.CONVERTED:
             from ..signals import journey_goal_reached
 

@@ -228,20 +228,27 @@ def recipient_facts(
     wanted = {(c, a) for per_user in addresses.values() for c, a in per_user.items() if a and c in channels}
     # Plain rows and erased people's hashed ones alike: an erased address stays suppressed.
     suppressions = Suppression.objects.reasons(wanted)
-    return [
-        RecipientFacts(
-            user_id=user.pk,
-            addresses=addresses[user.pk],
-            opted_out=frozenset(opted_out.get(user.pk, ())),
-            suppressed={
-                c: suppressions[(c, a)] for c, a in addresses[user.pk].items() if (c, a) in suppressions
-            },
-            **_profile_facts(getattr(user, "recipient_profile", None), daily_cap=daily_cap),
-            marketing_sent_today=sent_today.get(user.pk, {}),
-            digest=digests.get(user.pk, {}),
-        )
-        for user in users
-    ]
+    # Built for thousands of recipients a chunk: what most of them share (no profile, no opt-out,
+    # nothing suppressed) is made once, not per recipient.
+    nothing: frozenset[str] = frozenset()
+    no_profile = _profile_facts(None, daily_cap=daily_cap)
+    facts = []
+    for user in users:
+        pk = user.pk
+        own = addresses[pk]
+        profile = getattr(user, "recipient_profile", None)
+        facts.append(RecipientFacts(
+            user_id=pk,
+            addresses=own,
+            opted_out=frozenset(opted_out[pk]) if pk in opted_out else nothing,
+            suppressed=(
+                {c: suppressions[(c, a)] for c, a in own.items() if (c, a) in suppressions} if suppressions else {}
+            ),
+            **(no_profile if profile is None else _profile_facts(profile, daily_cap=daily_cap)),
+            marketing_sent_today=sent_today.get(pk, {}),
+            digest=digests.get(pk, {}),
+        ))
+    return facts
 
 
 def _profile_facts(profile, *, daily_cap: int | None = None) -> dict:

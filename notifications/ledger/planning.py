@@ -17,7 +17,7 @@ from django.utils import timezone
 from channels_adapters.handler import channels
 
 from ..models import Delivery
-from .rows import insert_rows
+from .rows import Each, column_values, insert_columns
 
 Status = Delivery.Status
 
@@ -62,25 +62,23 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-PLAN_FIELDS = (
-    "idempotency_key", "recipient", "channel", "address", "category", "content", "status", "status_reason",
-    "next_attempt_at", "run", "trigger", "provider_message_id", "attempts", "lease_owner", "last_error", "created_at",
-)
-
-
-def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 1000) -> PlanResult:
+def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 1000,
+                    compiled_templates: dict | None = None) -> PlanResult:
     """Write ledger rows in chunks (streamed, never all in memory) and enqueue send batches.
 
     Due deliveries on a channel whose adapter delivers while planning (the inbox) are written
     as delivered here instead (``ledger.local``). Must run inside the caller's transaction
     (it is one when called in autocommit); batches are enqueued and live updates published on
-    commit, so a rolled-back plan sends nothing and shows nobody anything.
+    commit, so a rolled-back plan sends nothing and shows nobody anything. Templated messages
+    for local channels are rendered here, each template compiled once per plan or, when the
+    caller keeps ``compiled_templates`` across plans (a journey tick's chunks), once for all.
     """
     from .local import deliveries_deliver_planned, delivers_while_planning
 
     result = PlanResult()
     local: dict[str, bool] = {}
     shared: dict = {}  # what local adapters keep between chunks (the inbox: texts already stored)
+    compiled = {} if compiled_templates is None else compiled_templates
     for chunk in _chunks(planned, chunk_size):
         now = timezone.now()
         for p in chunk:
@@ -89,7 +87,8 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
         due_local = [p for p in chunk if p.status == Status.PLANNED and p.not_before is None and local[p.channel]]
         if due_local:
             with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction
-                delivered, failed, known = deliveries_deliver_planned(planned=due_local, now=now, shared=shared)
+                delivered, failed, known = deliveries_deliver_planned(planned=due_local, now=now, shared=shared,
+                                                                     compiled=compiled)
             result.planned += delivered + failed
             result.delivered += delivered
             result.failed += failed
@@ -99,21 +98,42 @@ def deliveries_plan(*, planned: Iterable[PlannedDelivery], chunk_size: int = 100
             taken = {id(p) for p in due_local}
             chunk = [p for p in chunk if id(p) not in taken]
         keys = [p.idempotency_key for p in chunk]
-        before = Delivery.objects.filter(idempotency_key__in=keys).count()
-        insert_rows(
+        returned = insert_columns(
             Delivery,
-            fields=PLAN_FIELDS,
-            rows=(
-                (p.idempotency_key, p.recipient_id, p.channel, p.address, p.category_id, p.content, p.status,
-                 p.status_reason, p.not_before, p.run_id, p.trigger_id, "", 0, "", "", now)
-                for p in chunk
-            ),
+            columns={
+                "idempotency_key": Each(keys),
+                "recipient": column_values([p.recipient_id for p in chunk]),
+                "channel": column_values([p.channel for p in chunk]),
+                "address": column_values([p.address for p in chunk]),
+                "category": column_values([p.category_id for p in chunk]),
+                "content": column_values([p.content for p in chunk], identical=True),
+                "status": column_values([p.status for p in chunk]),
+                "status_reason": column_values([p.status_reason for p in chunk]),
+                "next_attempt_at": column_values([p.not_before for p in chunk]),
+                "run": column_values([p.run_id for p in chunk]),
+                "trigger": column_values([p.trigger_id for p in chunk]),
+                "provider_message_id": "", "attempts": 0, "lease_owner": "", "last_error": "", "created_at": now,
+            },
             ignore_conflicts=True,
+            returning=("id", "idempotency_key"),
         )
-        result.already_known += before
+        distinct = set(keys)
+        result.already_known += len(distinct) - len(returned)
         result.suppressed += sum(1 for p in chunk if p.status == Status.SUPPRESSED)
-        waiting = Delivery.objects.filter(idempotency_key__in=keys, status=Status.PLANNED)
-        enqueued = deliveries_enqueue(waiting=waiting)
+        if len(returned) == len(keys):
+            # Every row is new and is what was planned: what waits to be sent is known without
+            # reading it back (the usual case; one query fewer per chunk).
+            by_key = {p.idempotency_key: p for p in chunk}
+            enqueued = _enqueue_planned([
+                (delivery_id, by_key[key].channel, by_key[key].not_before)
+                for delivery_id, key in sorted(returned) if by_key[key].status == Status.PLANNED
+            ])
+        else:
+            # Some keys existed (a re-plan) or repeat within the chunk: planned rows, new or not,
+            # are enqueued as the ledger has them.
+            enqueued = deliveries_enqueue(
+                waiting=Delivery.objects.filter(idempotency_key__in_list=distinct, status=Status.PLANNED)
+            )
         result.planned += enqueued.planned
         result.batches += enqueued.batches
     return result
@@ -123,12 +143,18 @@ def deliveries_enqueue(*, waiting) -> PlanResult:
     """Enqueue send tasks (on commit) for ``waiting`` planned deliveries: due ones now, held ones
     (quiet hours, digests, local-time and throttled campaigns) in one task per distinct not-before
     second, rounded up because RQ rounds ``run_after`` down and an early task would find nothing due."""
+    return _enqueue_planned(waiting.values_list("id", "channel", "next_attempt_at"))
+
+
+def _enqueue_planned(rows: Iterable[tuple[int, str, datetime | None]]) -> PlanResult:
+    """Enqueue send tasks for (id, channel, not before) of planned deliveries (see above)."""
     result = PlanResult()
-    due = list(waiting.filter(next_attempt_at__isnull=True).values_list("id", "channel"))
+    due: list[tuple[int, str]] = []
     held: dict[datetime, list[tuple[int, str]]] = defaultdict(list)
-    for delivery_id, channel, not_before in waiting.filter(next_attempt_at__isnull=False).values_list(
-        "id", "channel", "next_attempt_at"
-    ):
+    for delivery_id, channel, not_before in rows:
+        if not_before is None:
+            due.append((delivery_id, channel))
+            continue
         whole = not_before.replace(microsecond=0)
         held[whole if whole == not_before else whole + timedelta(seconds=1)].append((delivery_id, channel))
     result.planned = len(due) + sum(len(v) for v in held.values())

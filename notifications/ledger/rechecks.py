@@ -107,13 +107,15 @@ def hold_for_recipient(claimed: list[Delivery], *, owner: str, now: datetime, su
 
 
 def render_templates(
-    claimed: list[Delivery],
+    claimed: list[Delivery], *, compiled: dict | None = None,
 ) -> tuple[list[Delivery], list[tuple[Delivery, ChannelError]]]:
     """Render templated deliveries in place (``content`` in memory; the row keeps the reference).
 
     Each template is compiled once per batch and each recipient loaded once. A template that
     fails to render (over the time or size cap, an undefined variable) fails its delivery
-    permanently with the reason; the rest of the batch goes on.
+    permanently with the reason; the rest of the batch goes on. ``compiled`` keeps compiled
+    templates across calls of one transaction (planning's chunks: a compile costs as much as
+    rendering a hundred messages).
     """
     templated = [d for d in claimed if (d.content or {}).get("template_id")]
     if not templated:
@@ -127,11 +129,10 @@ def render_templates(
     }
     # A template compiled once per subject it is sent with (an A/B test's subject-only variant
     # carries ``content["subject"]``; everything else uses the template's own).
-    compiled = {
-        (pk, subject): compile_template(templates[pk], email_subject=subject)
-        for pk, subject in {(d.content["template_id"], d.content.get("subject") or "") for d in templated}
-        if pk in templates
-    }
+    compiled = {} if compiled is None else compiled
+    for pk, subject in {(d.content["template_id"], d.content.get("subject") or "") for d in templated}:
+        if pk in templates and (pk, subject) not in compiled:
+            compiled[(pk, subject)] = compile_template(templates[pk], email_subject=subject)
     users = {
         u.pk: u for u in get_user_model().objects.filter(
             pk__in={d.recipient_id for d in templated if d.recipient_id}
@@ -146,7 +147,7 @@ def render_templates(
             continue
         try:
             which = (template_id, content.get("subject") or "")
-            if which not in compiled:
+            if which not in compiled or template_id not in templates:  # (kept compiled from an earlier call)
                 raise TemplateRenderError("The message template was deleted.")
             user = users.get(delivery.recipient_id)
             if user is None:

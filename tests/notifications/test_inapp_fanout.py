@@ -194,3 +194,21 @@ def test_staff_see_a_fan_out_s_shared_text_in_the_notification_admin(client, peo
     changelist = reverse("admin:notifications_notification_changelist")
     assert client.get(changelist).content.decode().count("Maintenance tonight") == 4
     assert client.get(changelist, {"q": "Maintenance"}).content.decode().count("Maintenance tonight") == 4
+
+
+def test_a_fan_out_s_queries_do_not_grow_with_its_recipients(system, django_assert_num_queries):
+    from django.db import connection
+
+    few = [UserFactory(username=f"few{i}").pk for i in range(3)]
+    many = [UserFactory(username=f"many{i}").pk for i in range(120)]
+    notify(few[:1], title="Warm-up", category=system)  # caches filled once per process (category, channels)
+    # Reads: recipients, preferences, suppressions; writes: the shared text, then ledger rows,
+    # inbox rows and receipts (one statement each per chunk: on SQLite they bypass Django's query
+    # log, see ``ledger.rows``); plus the savepoint of notify()'s transaction inside the test's.
+    expected = 6 if connection.vendor == "sqlite" else 9
+    for recipients in (few, many):
+        with django_assert_num_queries(expected):
+            result = notify(recipients, title=f"To {len(recipients)}", category=system)
+        assert result.delivered == len(recipients)
+    assert Notification.objects.filter(recipient_id__in=many, content__title="To 120").count() == 120
+    assert DeliveryEvent.objects.filter(kind="sent", delivery__recipient_id__in=many).count() == 120
