@@ -160,6 +160,8 @@ URL_POLICY: dict[str, Rule] = {
     "dashboard:approvals": action("campaign.approve"),
     "dashboard:approval": perm("notifications.view_campaign"),
     "dashboard:approval_decide": action("campaign.approve"),
+    "dashboard:journey_approval": perm("notifications.view_journey"),
+    "dashboard:journey_approval_decide": action("campaign.approve"),
     "reports:index": action("data.export", "reports.download"),
     "reports:mine": action("data.export", "reports.download"),
     "reports:export": action("data.export"),

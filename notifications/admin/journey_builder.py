@@ -46,7 +46,8 @@ from ..journeys.builder import (
 )
 from ..journeys.graph import RECEIPT_EVENTS, STEP_ID, parse_time_of_day, steps_by_id
 from ..journeys.selectors import journey_card_counts
-from ..journeys.services import journey_problems, journey_publish, journey_save
+from ..journeys.approvals import journey_publish_or_ask
+from ..journeys.services import journey_problems, journey_save
 from ..journeys.simulate import journey_simulate
 from ..models import Category, Channel, Journey, MessageTemplate
 from ..triggers.conditions import OPS
@@ -461,7 +462,7 @@ class JourneyBuilderMixin:
             return HttpResponseNotAllowed(["POST"])
         journey = self._journey(request, pk)
         try:
-            version = journey_publish(journey=journey, actor=request.user)
+            version = journey_publish_or_ask(journey=journey, actor=request.user)
         except PermissionDenied:
             raise
         except ValidationError as error:

@@ -27,7 +27,8 @@ from accounts.roles import allows
 from ..journeys.entry import entry_problems
 from ..journeys.graph import graph_problems
 from ..journeys.selectors import version_step_counts
-from ..journeys.services import journey_pause, journey_publish, journey_resume, journey_save, journey_stop
+from ..journeys.approvals import journey_publish_or_ask
+from ..journeys.services import journey_pause, journey_resume, journey_save, journey_stop
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from .journey_builder import JourneyBuilderMixin
 from ..models import Journey, JourneyEnrollment
@@ -67,11 +68,11 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name", "key"]
     list_select_related = ["current_version", "category"]
-    readonly_fields = ["builder_link", "status", "version_number", "step_counts", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["builder_link", "approval_state", "status", "version_number", "step_counts", "created_by", "created_at", "updated_at"]
     actions_detail = ["publish", "pause", "resume", "stop"]
     fieldsets = [
-        (None, {"fields": ["builder_link", "name", "key", "status", "version_number", "category", "reentry",
-                           "reentry_days"]}),
+        (None, {"fields": ["builder_link", "name", "key", "status", "approval_state", "version_number", "category",
+                           "reentry", "reentry_days"]}),
         (_("Published version, step by step"), {"fields": ["step_counts"]}),
         (_("Entry"), {"fields": ["entry"]}),
         (_("Advanced: steps, goals and exit conditions as JSON (draft)"), {"fields": ["graph"],
@@ -88,6 +89,23 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
             return _("Save the journey first, then build its steps.")
         return format_html('<a class="font-medium text-primary-600" data-testid="open-builder" href="{}">{}</a>',
                            reverse("admin:notifications_journey_builder", args=[obj.pk]), _("Open the builder"))
+
+    @display(description=_("approval"))
+    def approval_state(self, obj: Journey):
+        if obj is None or obj.pk is None:
+            return "—"
+        from ..journeys.approvals import awaiting_journeys
+
+        if awaiting_journeys().filter(pk=obj.pk).exists():
+            words = _("Waiting on the approval desk")
+        elif obj.status_note and obj.approval_requested_at is None:
+            words = _("Changes requested: %(comment)s") % {"comment": obj.status_note}
+        elif obj.approved_by_id:
+            words = _("Approved")
+        else:
+            words = _("Not asked for (publishing asks when its reach needs one)")
+        return format_html('<a class="text-primary-600" data-testid="journey-approval-link" href="{}">{}</a>',
+                           reverse("dashboard:journey_approval", args=[obj.pk]), words)
 
     def get_queryset(self, request):
         counts = {
@@ -178,7 +196,7 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
     @action(description=_("Publish"), url_path="publish", icon="publish", permissions=["publish"])
     def publish(self, request: HttpRequest, object_id: str) -> HttpResponse:
         def run(journey):
-            version = journey_publish(journey=journey, actor=request.user)
+            version = journey_publish_or_ask(journey=journey, actor=request.user)
             return _("Version %(number)d is published: new entries take it; people already in the journey "
                      "finish on theirs.") % {"number": version.number}
         return self._verb(request, object_id, verb="publish", question=_("Publish %(journey)s?"), run=run)
