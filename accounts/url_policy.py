@@ -197,6 +197,9 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_journey_builder_simulate": perm("notifications.view_journey"),
     "admin:notifications_journey_builder_step": action("journey.edit"),
     "admin:notifications_journey_builder_delete": action("journey.edit"),
+    "admin:notifications_journey_builder_entry": action("journey.edit"),
+    "admin:notifications_journey_builder_rule": action("journey.edit"),
+    "admin:notifications_journey_builder_rule_delete": action("journey.edit"),
     "admin:notifications_journey_builder_publish": action("journey.publish"),
     # Broadcasts (notifications/admin/broadcasts.py): read with the inbox notifications; sending
     # and withdrawing are the "broadcast.send" action.

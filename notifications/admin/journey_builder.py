@@ -47,6 +47,7 @@ from ..journeys.builder import (
 from ..journeys.graph import RECEIPT_EVENTS, STEP_ID, parse_time_of_day, steps_by_id
 from ..journeys.selectors import journey_card_counts
 from ..journeys.approvals import journey_publish_or_ask
+from .journey_entry_editor import JourneyEntryEditorMixin, reentry_words, rule_words
 from ..journeys.services import journey_problems, journey_save
 from ..journeys.simulate import journey_simulate
 from ..models import Category, Channel, Journey, MessageTemplate
@@ -320,7 +321,7 @@ def _initial_from_query(form_class, query, *, graph: dict) -> dict:
 
 # --- The views ------------------------------------------------------------------------------------
 
-class JourneyBuilderMixin:
+class JourneyBuilderMixin(JourneyEntryEditorMixin):
     """The builder pages of ``JourneyAdmin``."""
 
     def builder_urls(self) -> list:
@@ -335,6 +336,7 @@ class JourneyBuilderMixin:
                  name="notifications_journey_builder_counters"),
             path("<int:pk>/builder/simulate/", view(self.builder_simulate_view),
                  name="notifications_journey_builder_simulate"),
+            *self.entry_editor_urls(),
         ]
 
     def _journey(self, request: HttpRequest, pk: int) -> Journey:
@@ -354,7 +356,17 @@ class JourneyBuilderMixin:
         counts = journey_card_counts(journey=journey)
         for card in cards.cards():
             card.counts = counts.get(card.id)
+        rules = {name: graph.get(name) if isinstance(graph.get(name), list) else [] for name in ("goals", "exits")}
+        goals = [(i, rule_words(rule, exit_rule=False)) for i, rule in enumerate(rules["goals"])]
+        exits = [(i, rule_words(rule, exit_rule=True)) for i, rule in enumerate(rules["exits"])]
         return {"journey": journey, "flow": cards, "entry_words": entry_words(journey.entry),
+                "reentry_words": reentry_words(journey),
+                "rule_sections": [
+                    ("goals", _("Goals (the person converts and leaves)"), goals, _("Add a goal"),
+                     _("No goal: nobody converts.")),
+                    ("exits", _("Exit conditions (the person leaves)"), exits, _("Add an exit condition"),
+                     _("No exit condition.")),
+                ],
                 "problems": problems, "can_edit": can_edit,
                 "can_publish": allows(request.user, "journey.publish") and journey.status != Journey.Status.STOPPED,
                 "kinds": list(KINDS.items()), "poll_seconds": COUNTER_SECONDS,
@@ -440,7 +452,7 @@ class JourneyBuilderMixin:
             form.fields[switch].widget.attrs.update({
                 "hx-get": reverse("admin:notifications_journey_builder_step", args=[journey.pk]),
                 "hx-trigger": "change", "hx-include": "closest form", "hx-target": "#flow", "hx-swap": "outerHTML",
-                "data-testid": "step-switch",
+                "hx-sync": "closest form:replace", "data-testid": "step-switch",
             })
         return {"form": form, "fields": fields, "kind": kind, "kind_label": KINDS[kind], "step": step, "slot": slot}
 
