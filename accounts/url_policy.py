@@ -189,7 +189,7 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_signaltrigger_test": action("trigger.dry_run"),
     "admin:notifications_signaltrigger_test_with_instance": action("trigger.dry_run"),
     # Journeys (notifications/admin/journeys.py): the verbs are "journey.publish" (the service checks too).
-    **{f"admin:notifications_journey_{verb}": action("journey.publish") for verb in ("publish", "pause", "resume", "stop")},
+    **{f"admin:notifications_journey_{verb}": action("journey.publish") for verb in ("publish", "move", "pause", "resume", "stop")},
     # The builder (notifications/admin/journey_builder.py): reading, simulating and the counters
     # with the journeys; editing a step is "journey.edit", publishing "journey.publish".
     "admin:notifications_journey_builder": perm("notifications.view_journey"),

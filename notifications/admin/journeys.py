@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
@@ -28,7 +29,9 @@ from ..journeys.entry import entry_problems
 from ..journeys.graph import graph_problems
 from ..journeys.selectors import version_step_counts
 from ..journeys.approvals import journey_publish_or_ask
-from ..journeys.services import journey_pause, journey_resume, journey_save, journey_stop
+from ..journeys.services import (
+    journey_move_in_flight, journey_move_preview, journey_pause, journey_resume, journey_save, journey_stop,
+)
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from .journey_builder import JourneyBuilderMixin
 from ..models import Journey, JourneyEnrollment
@@ -69,7 +72,7 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
     search_fields = ["name", "key"]
     list_select_related = ["current_version", "category"]
     readonly_fields = ["builder_link", "approval_state", "status", "version_number", "step_counts", "created_by", "created_at", "updated_at"]
-    actions_detail = ["publish", "pause", "resume", "stop"]
+    actions_detail = ["publish", "move", "pause", "resume", "stop"]
     fieldsets = [
         (None, {"fields": ["builder_link", "name", "key", "status", "approval_state", "version_number", "category",
                            "reentry", "reentry_days"]}),
@@ -172,7 +175,7 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
 
     # --- The verbs: a GET says what will happen, a POST does it -------------------------------------
 
-    def _verb(self, request: HttpRequest, object_id: str, *, verb: str, question, run) -> HttpResponse:
+    def _verb(self, request: HttpRequest, object_id: str, *, verb: str, question, run, preview=None) -> HttpResponse:
         journey = self.get_object(request, object_id)
         if journey is None:
             raise PermissionDenied
@@ -181,6 +184,7 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
             return TemplateResponse(request, CONFIRM_TEMPLATE, {
                 **self.admin_site.each_context(request), "opts": self.model._meta, "original": journey,
                 "title": question % {"journey": journey}, "journey": journey, "verb": verb, "change_url": change_url,
+                "preview": preview(journey) if preview else None,
             })
         try:
             message = run(journey)
@@ -200,6 +204,20 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
             return _("Version %(number)d is published: new entries take it; people already in the journey "
                      "finish on theirs.") % {"number": version.number}
         return self._verb(request, object_id, verb="publish", question=_("Publish %(journey)s?"), run=run)
+
+    @action(description=_("Move people in flight"), url_path="move", icon="move_down", permissions=["publish"])
+    def move(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        def preview(journey):
+            found = journey_move_preview(journey=journey)
+            rows = [(number, step, lands, n) for (number, step), (lands, n) in sorted(found.lands.items())]
+            return {"to_version": found.to_version, "rows": rows, "moving": found.moving, "stay": found.stay}
+
+        def run(journey):
+            moved = journey_move_in_flight(journey=journey, actor=request.user)
+            return ngettext("%(count)d person in flight now runs on the published version.",
+                            "%(count)d people in flight now run on the published version.", moved) % {"count": moved}
+        return self._verb(request, object_id, verb="move", question=_("Move the people in flight of %(journey)s?"),
+                          run=run, preview=preview)
 
     @action(description=_("Pause"), url_path="pause", icon="pause", permissions=["publish"])
     def pause(self, request: HttpRequest, object_id: str) -> HttpResponse:
