@@ -131,6 +131,24 @@ def scheduled_entries_scan(*, now: datetime | None = None) -> EntryScanResult:
     return result
 
 
+def audience_entry_key(journey, *, now: datetime) -> str:
+    """The entry key of an audience entry: "audience" once ever; one per day under "once per N
+    days" (the policy checks the days). The scan and the check on save use the same one."""
+    from ..models import Journey
+
+    return "audience" if journey.reentry == Journey.Reentry.ONCE else f"audience:{now.date().isoformat()}"
+
+
+def audience_rules_changed(*, audience_id: int) -> None:
+    """An audience's rules were saved: if a live journey enters from it, the saves it is checked
+    on may have changed, so every process reloads its bindings (``triggers.cache``)."""
+    from ..models import Journey
+    from ..triggers.cache import trigger_state_bump
+
+    if Journey.objects.filter(status=Journey.Status.LIVE, entry__kind="audience", entry__audience=audience_id).exists():
+        trigger_state_bump()
+
+
 def _audience_scan(journey, *, now: datetime) -> int:
     from ..audiences.selectors import audience_users
     from ..models import Audience, Journey, JourneyEnrollment
@@ -143,8 +161,7 @@ def _audience_scan(journey, *, now: datetime) -> int:
     if blocking is None:
         blocking = JourneyEnrollment.objects.filter(journey=journey, user_id=OuterRef("pk"))
     newcomers = audience_users(audience=audience).filter(~Exists(blocking)).values_list("pk", flat=True)
-    # One key per period under "once per N days" (the policy checks the days); "" once ever.
-    key = "audience" if journey.reentry == Journey.Reentry.ONCE else f"audience:{now.date().isoformat()}"
+    key = audience_entry_key(journey, now=now)
     entered, last = 0, 0
     while True:
         ids = list(newcomers.filter(pk__gt=last)[:SCAN_CHUNK])

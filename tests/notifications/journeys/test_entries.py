@@ -158,3 +158,65 @@ def test_the_schedulers_journeys_round_scans_entries_then_advances_them(make_jou
     assert Delivery.objects.filter(recipient_id__in=people, idempotency_key__contains=":welcome:").count() == 5
     assert journeys_tick_lines() == []  # the round again: nobody new, nothing due
     assert JourneyEnrollment.objects.filter(journey=journey).count() == 5
+
+
+# --- Audience entries checked on the saves the audience's fields name -----------------------------
+
+def test_a_person_who_starts_matching_enters_on_the_save_not_at_the_next_scan(
+    make_journey, immediate_tasks, django_capture_on_commit_callbacks
+):
+    from tests.factories import CustomerFactory
+
+    audience = Audience.objects.create(name="VIP Adas", kind=Audience.Kind.RULES, rules={"all": [
+        {"field": "user.first_name", "op": "eq", "value": "Ada"}, {"field": "shop.vip", "op": "is", "value": True}]})
+    journey = make_journey(entry={"kind": "audience", "audience": audience.pk})
+    scheduled_entries_scan(now=T0)  # the watermark is fresh: the next scan is ten minutes away
+    with django_capture_on_commit_callbacks(execute=True):
+        customer = CustomerFactory(vip=False, user__first_name="Ada")  # Ada, but not a VIP: no match
+    with django_capture_on_commit_callbacks(execute=True):
+        customer.user.save()
+    assert _enrolled(journey) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        customer.vip = True
+        customer.save()  # now she matches: she enters after this commit
+    assert _enrolled(journey) == [customer.user_id]
+    with django_capture_on_commit_callbacks(execute=True):
+        customer.save()  # once ever: a later save enters nobody again
+    assert JourneyEnrollment.objects.filter(journey=journey).count() == 1
+    assert scheduled_entries_scan(now=T0 + AUDIENCE_SCAN_EVERY + timedelta(minutes=1)).entered == 0
+
+
+def test_changing_the_audience_rules_rebinds_the_journey(make_journey, client):
+    from django.urls import reverse
+
+    from notifications.journeys.entry import _audience_bindings
+    from notifications.models import TriggerState
+    from tests.factories import staff_in
+
+    audience = Audience.objects.create(name="Adas", kind=Audience.Kind.RULES, rules={"all": [
+        {"field": "user.date_joined", "op": "within_days", "value": 30}]})
+    make_journey(entry={"kind": "audience", "audience": audience.pk})
+    before = TriggerState.objects.values_list("version", flat=True).first()
+    client.force_login(staff_in(None, "root"))
+    response = client.post(reverse("admin:notifications_audience_change", args=[audience.pk]), {
+        "name": "Adas", "kind": "rules", "description": "",
+        "rules": '{"all": [{"field": "user.first_name", "op": "eq", "value": "Ada"}]}'})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert TriggerState.objects.values_list("version", flat=True).first() != before
+    assert [b.model for b in _audience_bindings()] == ["auth.user"]
+
+
+def test_an_audience_of_fields_no_save_can_change_waits_for_the_scan(
+    make_journey, immediate_tasks, django_capture_on_commit_callbacks
+):
+    User = get_user_model()
+    audience = Audience.objects.create(name="Recent", kind=Audience.Kind.RULES, rules={"all": [
+        {"field": "user.date_joined", "op": "within_days", "value": 30}]})
+    journey = make_journey(entry={"kind": "audience", "audience": audience.pk})
+    from notifications.journeys.entry import _audience_bindings
+
+    assert _audience_bindings() == []  # "joined within 30 days" changes with time, not with a save
+    with django_capture_on_commit_callbacks(execute=True):
+        User.objects.create(username="newbie", email="n@example.com")
+    assert _enrolled(journey) == []
+    assert scheduled_entries_scan().entered == 1
