@@ -79,9 +79,11 @@ def test_audience_every_time_is_refused_in_words(marketer_client, make_journey):
 
 def test_a_yearly_date_entry(marketer_client, make_journey):
     journey = make_journey(publish=False)
-    _post(marketer_client, "_entry", journey, {"kind": "date", "date_model": "demo_shop.customer",
-                                               "date_field": "created_at", "offset_days": "-3", "yearly": "on",
-                                               "date_recipient_path": "user", "reentry": "once"})
+    data = {"kind": "date", "date_model": "demo_shop.customer", "date_field": "created_at", "offset_days": "-3",
+            "yearly": "on", "date_recipient_path": "user", "reentry": "once"}
+    assert "“once ever” would keep them out after the first" in _post(marketer_client, "_entry", journey, data)
+    html = _post(marketer_client, "_entry", journey, {**data, "reentry": "always"})
+    assert "People enter 3 day(s) before the anniversary of demo_shop.customer.created_at, each year." in html
     assert Journey.objects.get(pk=journey.pk).entry == {
         "kind": "date", "model": "demo_shop.customer", "field": "created_at", "offset_days": -3, "yearly": True,
         "recipient_path": "user"}

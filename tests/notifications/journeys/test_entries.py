@@ -220,3 +220,60 @@ def test_an_audience_of_fields_no_save_can_change_waits_for_the_scan(
         User.objects.create(username="newbie", email="n@example.com")
     assert _enrolled(journey) == []
     assert scheduled_entries_scan().entered == 1
+
+
+# --- Date entries in bulk, and yearly dates --------------------------------------------------------
+
+def test_the_date_scan_enters_everyone_due_in_a_fixed_number_of_queries(make_journey, django_assert_num_queries):
+    User = get_user_model()
+    journey = make_journey(entry={"kind": "date", "model": "user", "field": "date_joined", "offset_days": 3})
+    scheduled_entries_scan(now=T0 - timedelta(days=1))  # the watermark, a day back
+
+    def due(n, prefix):
+        people = make_people(n, prefix=prefix)
+        User.objects.filter(pk__in=people).update(date_joined=T0 - timedelta(days=3, hours=1))
+        return people
+
+    due(3, "few")
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=T0 - timedelta(days=1))
+    # journeys, watermark, rows, journey refresh, savepoint, people allowed, existing, insert, release
+    with django_assert_num_queries(9):
+        assert scheduled_entries_scan(now=T0).entered == 3
+    due(60, "many")  # (SQLite inserts ~90 rows a statement; one row used to cost ~5 queries)
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=T0 - timedelta(days=1))
+    with django_assert_num_queries(9):
+        assert scheduled_entries_scan(now=T0).entered == 60  # the 3 from before are not entered again
+    assert JourneyEnrollment.objects.filter(journey=journey).count() == 63
+
+
+def test_a_birthday_enters_three_days_before_each_year_once(make_journey):
+    from datetime import date
+
+    from notifications.journeys.entries import scheduled_entry_problems
+
+    # Customers' "created_at" stands in for a birthday: any date field of a registered model.
+    from tests.factories import CustomerFactory
+
+    born = CustomerFactory()
+    other = CustomerFactory()
+    from demo_shop.models import Customer
+
+    Customer.objects.filter(pk=born.pk).update(created_at=T0.replace(year=1990) + timedelta(days=3))
+    Customer.objects.filter(pk=other.pk).update(created_at=T0.replace(year=1990) + timedelta(days=40))
+    entry = {"kind": "date", "model": "demo_shop.customer", "field": "created_at", "offset_days": -3,
+             "yearly": True, "recipient_path": "user"}
+    assert "yearly date enters people each year" in scheduled_entry_problems(entry, reentry="once")[0]
+    journey = make_journey(entry=entry, reentry=Journey.Reentry.ALWAYS)
+
+    assert scheduled_entries_scan(now=T0 + timedelta(hours=1)).entered == 1  # three days before her birthday
+    assert scheduled_entries_scan(now=T0 + timedelta(hours=2)).entered == 0  # the tick again: once a year
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=None)
+    assert scheduled_entries_scan(now=T0 + timedelta(hours=3)).entered == 0  # a lost watermark: still once
+    assert scheduled_entries_scan(now=T0 + timedelta(days=20)).entered == 0
+    next_year = T0.replace(year=2027) + timedelta(hours=1)
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=next_year - timedelta(minutes=5))
+    assert scheduled_entries_scan(now=next_year).entered == 1  # and again the next year
+    keys = sorted(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True))
+    assert [k.rsplit(":", 1)[1] for k in keys] == ["year2026", "year2027"]
+    assert set(JourneyEnrollment.objects.values_list("user_id", flat=True)) == {born.user_id}
+    assert date(2026, 3, 5)  # 2 March + 3 days: her birthday
