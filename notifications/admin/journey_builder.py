@@ -281,6 +281,21 @@ class SimulateForm(forms.Form):
                               help_text=_("What the entry would bring, e.g. {\"instance\": {\"total\": \"120.00\"}}"))
     engaged = forms.BooleanField(label=_("Assume they open and click each message"), required=False,
                                  widget=UnfoldBooleanSwitchWidget)
+    assume = forms.ChoiceField(label=_("While they wait"), required=False, widget=UnfoldAdminSelectWidget,
+                               help_text=_("A goal or exit condition is met by a save while they wait."))
+
+    def __init__(self, *args, graph=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        graph = graph if isinstance(graph, dict) else {}
+        choices = [("", _("nothing happens"))]
+        for i, goal in enumerate(graph.get("goals") or []):
+            if isinstance(goal, dict):
+                choices.append((f"goal:{i}", _("they reach the goal “%(name)s”") % {
+                    "name": goal.get("name") or goal.get("model") or i + 1}))
+        for i, rule in enumerate(graph.get("exits") or []):
+            if isinstance(rule, dict) and rule.get("kind") == "condition":
+                choices.append((f"exit:{i}", _("exit condition %(n)d holds") % {"n": i + 1}))
+        self.fields["assume"].choices = choices
 
     def clean_context(self):
         raw = (self.cleaned_data.get("context") or "").strip()
@@ -377,7 +392,7 @@ class JourneyBuilderMixin(JourneyEntryEditorMixin):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": journey,
                    "title": _("Build “%(name)s”") % {"name": journey.name},
                    "change_url": reverse("admin:notifications_journey_change", args=[journey.pk]),
-                   "simulate_form": SimulateForm(), **self._flow_context(request, journey)}
+                   "simulate_form": SimulateForm(graph=journey.graph), **self._flow_context(request, journey)}
         return TemplateResponse(request, PAGE, context)
 
     def _render_flow(self, request, journey, **extra) -> HttpResponse:
@@ -493,7 +508,7 @@ class JourneyBuilderMixin(JourneyEntryEditorMixin):
 
     def builder_simulate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         journey = self._journey(request, pk)
-        form = SimulateForm(request.GET or None)
+        form = SimulateForm(request.GET or None, graph=journey.graph)
         context = {"simulate_form": form, "journey": journey}
         if form.is_valid():
             people = list(people_matching(form.cleaned_data["person"]).select_related("recipient_profile")[:SEARCH_LIMIT])
@@ -503,7 +518,8 @@ class JourneyBuilderMixin(JourneyEntryEditorMixin):
                 person = exact[0] if len(exact) == 1 else people[0]
                 context["simulation"] = journey_simulate(journey=journey, user=person,
                                                          context=form.cleaned_data["context"],
-                                                         assume_engaged=form.cleaned_data["engaged"])
+                                                         assume_engaged=form.cleaned_data["engaged"],
+                                                         assume=form.cleaned_data.get("assume") or "")
             elif people:
                 context["candidates"] = people
             else:
