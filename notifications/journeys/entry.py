@@ -174,6 +174,23 @@ def journey_firing(trigger: CompiledTrigger, *, model: str, pk: Any, event: str,
     return firing
 
 
+def journey_firings_worth_running(firings: list[dict]) -> list[dict]:
+    """The firings worth a task: goal and exit firings only for versions someone is active on.
+
+    A goal binds the current version even when nobody is in it (a new journey, a quiet one), so
+    every matching save (each paid order) would otherwise queue a task that ends nobody. One
+    indexed query (``journeyenrollment_step_idx``) after commit, instead of a task per save.
+    """
+    from ..models import JourneyEnrollment
+
+    versions = {f["version_id"] for f in firings if f.get("role") in (ROLE_GOAL, ROLE_EXIT)}
+    if not versions:
+        return firings
+    busy = set(JourneyEnrollment.objects.filter(version_id__in=versions, state=JourneyEnrollment.State.ACTIVE)
+               .values_list("version_id", flat=True).distinct().order_by())
+    return [f for f in firings if f.get("role") not in (ROLE_GOAL, ROLE_EXIT) or f["version_id"] in busy]
+
+
 def journey_firings_run(*, firings: Iterable[dict]) -> dict:
     """After commit: enter people (entries), or end their enrollments (goals, exit conditions)."""
     from ..models import Journey, JourneyEnrollment, JourneyVersion
