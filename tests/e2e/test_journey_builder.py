@@ -124,7 +124,10 @@ def test_build_simulate_publish_and_watch_an_order_paid_journey(browser: Browser
     editor.locator("select[name=kind]").select_option("signal")
     expect(editor.locator("select[name=signal]")).to_be_visible()
     settled(page)
-    editor.locator("select[name=signal]").select_option("model.post_save")
+    # Nothing on the form shows that this re-draw came back: wait for its answer (a choice made
+    # before it does would re-draw again and abort it, hx-sync "replace": right, but logged by htmx).
+    with page.expect_response(lambda r: "/builder/entry/" in r.url):
+        editor.locator("select[name=signal]").select_option("model.post_save")
     settled(page)
     editor.locator("select[name=model]").select_option("demo_shop.order")
     expect(editor.locator("select[name=changed_field] option[value=status]")).to_have_count(1)
@@ -232,6 +235,6 @@ def test_build_simulate_publish_and_watch_an_order_paid_journey(browser: Browser
     channels = set(Delivery.objects.filter(recipient=shop["carol"]).values_list("channel", flat=True))
     assert channels == {"inapp", "email"}
     assert Journey.objects.get(pk=journey.pk).current_version.exits[0]["conditions"][0]["value"] == "cancelled"
-    assert mia.errors + sam.errors == []
+    assert mia.errors + sam.errors == [], "\n".join(mia.errors + sam.errors)
     mia.context.close()
     sam.context.close()
