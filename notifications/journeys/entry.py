@@ -67,7 +67,10 @@ def compiled_journey_bindings() -> list[CompiledTrigger]:
     from ..models import Journey, JourneyVersion
 
     compiled: list[CompiledTrigger] = []
+    audience_journeys: list[tuple[int, Any]] = []
     for journey_id, entry in Journey.objects.filter(status=Journey.Status.LIVE).values_list("pk", "entry"):
+        if isinstance(entry, dict) and entry.get("kind") == "audience":
+            audience_journeys.append((journey_id, entry.get("audience")))
         if not isinstance(entry, dict) or entry.get("kind") != "signal":
             continue
         try:
@@ -76,7 +79,7 @@ def compiled_journey_bindings() -> list[CompiledTrigger]:
             logger.warning("Journey %s is live but its entry cannot be evaluated: %s", journey_id, exc)
             continue
         compiled.append(dataclasses.replace(base, journey_id=journey_id, journey_role=ROLE_ENTRY))
-    compiled.extend(_audience_bindings())
+    compiled.extend(_audience_bindings(audience_journeys))
     # The version new entries take, and older ones only while someone is still on them (an old
     # version gains nobody, so one that empties after this load only costs a no-op firing).
     from django.db.models import Exists, F, OuterRef, Q
@@ -138,14 +141,12 @@ def audience_watch(rules: Any) -> dict[str, str]:
     return watch
 
 
-def _audience_bindings() -> list[CompiledTrigger]:
-    """Live audience-entry journeys, bound to the saves of the models their audience's rules read:
-    a person who starts matching is checked after that save's commit, not at the next scan."""
-    from ..models import Audience, Journey
+def _audience_bindings(journeys: list[tuple[int, Any]]) -> list[CompiledTrigger]:
+    """Live audience-entry journeys ``(journey id, audience id)``, bound to the saves of the models
+    their audience's rules read: a person who starts matching is checked after that save's commit,
+    not at the next scan. One query (the audiences' rules), none without such journeys."""
+    from ..models import Audience
 
-    journeys = [(pk, entry.get("audience")) for pk, entry in
-                Journey.objects.filter(status=Journey.Status.LIVE, entry__kind="audience").values_list("pk", "entry")
-                if isinstance(entry, dict)]
     if not journeys:
         return []
     rules = dict(Audience.objects.filter(pk__in={a for _j, a in journeys if isinstance(a, int)},
