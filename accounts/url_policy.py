@@ -161,6 +161,8 @@ URL_POLICY: dict[str, Rule] = {
     "dashboard:approvals": action("campaign.approve"),
     "dashboard:approval": perm("notifications.view_campaign"),
     "dashboard:approval_decide": action("campaign.approve"),
+    "dashboard:journey_approval": perm("notifications.view_journey"),
+    "dashboard:journey_approval_decide": action("campaign.approve"),
     "reports:index": action("data.export", "reports.download"),
     "reports:mine": action("data.export", "reports.download"),
     "reports:export": action("data.export"),
@@ -188,7 +190,7 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_signaltrigger_test": action("trigger.dry_run"),
     "admin:notifications_signaltrigger_test_with_instance": action("trigger.dry_run"),
     # Journeys (notifications/admin/journeys.py): the verbs are "journey.publish" (the service checks too).
-    **{f"admin:notifications_journey_{verb}": action("journey.publish") for verb in ("publish", "pause", "resume", "stop")},
+    **{f"admin:notifications_journey_{verb}": action("journey.publish") for verb in ("publish", "move", "pause", "resume", "stop")},
     # The builder (notifications/admin/journey_builder.py): reading, simulating and the counters
     # with the journeys; editing a step is "journey.edit", publishing "journey.publish".
     "admin:notifications_journey_builder": perm("notifications.view_journey"),
@@ -196,6 +198,9 @@ URL_POLICY: dict[str, Rule] = {
     "admin:notifications_journey_builder_simulate": perm("notifications.view_journey"),
     "admin:notifications_journey_builder_step": action("journey.edit"),
     "admin:notifications_journey_builder_delete": action("journey.edit"),
+    "admin:notifications_journey_builder_entry": action("journey.edit"),
+    "admin:notifications_journey_builder_rule": action("journey.edit"),
+    "admin:notifications_journey_builder_rule_delete": action("journey.edit"),
     "admin:notifications_journey_builder_publish": action("journey.publish"),
     # Broadcasts (notifications/admin/broadcasts.py): read with the inbox notifications; sending
     # and withdrawing are the "broadcast.send" action.

@@ -29,4 +29,6 @@ urlpatterns = [
     path("approvals/", _admin(views.approvals_page), name="approvals"),
     path("approvals/campaigns/<int:pk>/", _admin(views.approval_page), name="approval"),
     path("approvals/campaigns/<int:pk>/decide/", _admin(views.approval_decide), name="approval_decide"),
+    path("approvals/journeys/<int:pk>/", _admin(views.journey_approval_page), name="journey_approval"),
+    path("approvals/journeys/<int:pk>/decide/", _admin(views.journey_approval_decide), name="journey_approval_decide"),
 ]

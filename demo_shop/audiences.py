@@ -52,6 +52,7 @@ register_audience_field(
     value_type="count_days",
     to_q=paid_orders_q,
     help_text=_("Orders paid (or shipped) within the last N days."),
+    saved_with={"demo_shop.order": "customer.user"},
 )
 register_audience_field(
     "shop.vip",
@@ -60,6 +61,7 @@ register_audience_field(
     ops={"is": _("is")},
     value_type="bool",
     to_q=lambda op, value: _customer_q(vip=True) if value else ~_customer_q(vip=True),
+    saved_with={"demo_shop.customer": "user"},
 )
 register_audience_field(
     "shop.customer",
@@ -68,4 +70,5 @@ register_audience_field(
     ops={"is": _("is")},
     value_type="bool",
     to_q=lambda op, value: _customer_q() if value else ~_customer_q(),
+    saved_with={"demo_shop.customer": "user"},
 )

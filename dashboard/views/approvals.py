@@ -1,4 +1,4 @@
-"""The approval desk's pages: what awaits a Manager, and one campaign's approval page.
+"""The approval desk's pages: what awaits a Manager, one campaign's and one journey's approval page.
 
 Thin: the selectors in ``notifications.campaigns.approval_desk`` read, the campaign services
 decide (and refuse self-approval and stale states with a sentence).
@@ -7,7 +7,7 @@ decide (and refuse self-approval and stale states with a sentence).
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -19,7 +19,8 @@ from accounts.roles import allows
 from notifications.campaigns import services
 from notifications.campaigns.approval_desk import approval_review, awaiting_approval
 from notifications.campaigns.services import CampaignError
-from notifications.models import Campaign
+from notifications.journeys import approvals as journey_approvals
+from notifications.models import Campaign, Journey
 
 
 def _context(request: HttpRequest, title: str, **extra) -> dict:
@@ -66,3 +67,39 @@ def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
     except CampaignError as error:
         messages.error(request, str(error))
     return HttpResponseRedirect(reverse("dashboard:approval", args=[pk]))
+
+
+def journey_approval_page(request: HttpRequest, pk: int) -> HttpResponse:
+    if not request.user.has_perm("notifications.view_journey"):
+        raise PermissionDenied
+    journey = get_object_or_404(Journey.objects.select_related("category", "created_by", "approved_by"), pk=pk)
+    review = journey_approvals.journey_review(journey=journey)
+    can_decide = (journey_approvals.may_approve(request.user, author_id=journey.created_by_id)
+                  and review.waiting)
+    return TemplateResponse(request, "dashboard/journey_approval.html", _context(
+        request, _("Approval: %(name)s") % {"name": journey.name}, review=review, journey=journey,
+        can_decide=can_decide, own=journey.created_by_id == request.user.pk,
+    ))
+
+
+@require_POST
+def journey_approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    if not allows(request.user, "campaign.approve"):
+        raise PermissionDenied(_("Approving campaigns is for Managers."))
+    journey = get_object_or_404(Journey, pk=pk)
+    decision, comment = request.POST.get("decision"), request.POST.get("comment", "")
+    try:
+        if decision == "approve":
+            journey_approvals.journey_approve(journey=journey, actor=request.user)
+            messages.success(request, _("Approved. The journey can be published as it is now."))
+        elif decision == "request_changes":
+            journey_approvals.journey_request_changes(journey=journey, actor=request.user, comment=comment)
+            messages.success(request, _("Changes requested. The author has your comment."))
+        else:
+            raise PermissionDenied
+    except PermissionDenied as error:
+        messages.error(request, str(error) or _("You may not do this."))
+    except ValidationError as error:
+        for problem in error.messages:
+            messages.error(request, problem)
+    return HttpResponseRedirect(reverse("dashboard:journey_approval", args=[pk]))

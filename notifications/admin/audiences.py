@@ -249,6 +249,10 @@ class AudienceAdmin(ConditionsOnlyWhenEditable, ModelAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        if change and "rules" in form.changed_data:
+            from ..journeys.entries import audience_rules_changed
+
+            audience_rules_changed(audience_id=obj.pk)
 
     @display(description=_("Members"))
     def member_count(self, obj: Audience) -> str:

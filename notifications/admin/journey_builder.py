@@ -46,7 +46,9 @@ from ..journeys.builder import (
 )
 from ..journeys.graph import RECEIPT_EVENTS, STEP_ID, parse_time_of_day, steps_by_id
 from ..journeys.selectors import journey_card_counts
-from ..journeys.services import journey_problems, journey_publish, journey_save
+from ..journeys.approvals import journey_publish_or_ask
+from .journey_entry_editor import JourneyEntryEditorMixin, reentry_words, rule_words
+from ..journeys.services import journey_problems, journey_save
 from ..journeys.simulate import journey_simulate
 from ..models import Category, Channel, Journey, MessageTemplate
 from ..triggers.conditions import OPS
@@ -279,6 +281,21 @@ class SimulateForm(forms.Form):
                               help_text=_("What the entry would bring, e.g. {\"instance\": {\"total\": \"120.00\"}}"))
     engaged = forms.BooleanField(label=_("Assume they open and click each message"), required=False,
                                  widget=UnfoldBooleanSwitchWidget)
+    assume = forms.ChoiceField(label=_("While they wait"), required=False, widget=UnfoldAdminSelectWidget,
+                               help_text=_("A goal or exit condition is met by a save while they wait."))
+
+    def __init__(self, *args, graph=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        graph = graph if isinstance(graph, dict) else {}
+        choices = [("", _("nothing happens"))]
+        for i, goal in enumerate(graph.get("goals") or []):
+            if isinstance(goal, dict):
+                choices.append((f"goal:{i}", _("they reach the goal “%(name)s”") % {
+                    "name": goal.get("name") or goal.get("model") or i + 1}))
+        for i, rule in enumerate(graph.get("exits") or []):
+            if isinstance(rule, dict) and rule.get("kind") == "condition":
+                choices.append((f"exit:{i}", _("exit condition %(n)d holds") % {"n": i + 1}))
+        self.fields["assume"].choices = choices
 
     def clean_context(self):
         raw = (self.cleaned_data.get("context") or "").strip()
@@ -319,7 +336,7 @@ def _initial_from_query(form_class, query, *, graph: dict) -> dict:
 
 # --- The views ------------------------------------------------------------------------------------
 
-class JourneyBuilderMixin:
+class JourneyBuilderMixin(JourneyEntryEditorMixin):
     """The builder pages of ``JourneyAdmin``."""
 
     def builder_urls(self) -> list:
@@ -334,6 +351,7 @@ class JourneyBuilderMixin:
                  name="notifications_journey_builder_counters"),
             path("<int:pk>/builder/simulate/", view(self.builder_simulate_view),
                  name="notifications_journey_builder_simulate"),
+            *self.entry_editor_urls(),
         ]
 
     def _journey(self, request: HttpRequest, pk: int) -> Journey:
@@ -353,7 +371,17 @@ class JourneyBuilderMixin:
         counts = journey_card_counts(journey=journey)
         for card in cards.cards():
             card.counts = counts.get(card.id)
+        rules = {name: graph.get(name) if isinstance(graph.get(name), list) else [] for name in ("goals", "exits")}
+        goals = [(i, rule_words(rule, exit_rule=False)) for i, rule in enumerate(rules["goals"])]
+        exits = [(i, rule_words(rule, exit_rule=True)) for i, rule in enumerate(rules["exits"])]
         return {"journey": journey, "flow": cards, "entry_words": entry_words(journey.entry),
+                "reentry_words": reentry_words(journey),
+                "rule_sections": [
+                    ("goals", _("Goals (the person converts and leaves)"), goals, _("Add a goal"),
+                     _("No goal: nobody converts.")),
+                    ("exits", _("Exit conditions (the person leaves)"), exits, _("Add an exit condition"),
+                     _("No exit condition.")),
+                ],
                 "problems": problems, "can_edit": can_edit,
                 "can_publish": allows(request.user, "journey.publish") and journey.status != Journey.Status.STOPPED,
                 "kinds": list(KINDS.items()), "poll_seconds": COUNTER_SECONDS,
@@ -364,7 +392,7 @@ class JourneyBuilderMixin:
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": journey,
                    "title": _("Build “%(name)s”") % {"name": journey.name},
                    "change_url": reverse("admin:notifications_journey_change", args=[journey.pk]),
-                   "simulate_form": SimulateForm(), **self._flow_context(request, journey)}
+                   "simulate_form": SimulateForm(graph=journey.graph), **self._flow_context(request, journey)}
         return TemplateResponse(request, PAGE, context)
 
     def _render_flow(self, request, journey, **extra) -> HttpResponse:
@@ -439,7 +467,7 @@ class JourneyBuilderMixin:
             form.fields[switch].widget.attrs.update({
                 "hx-get": reverse("admin:notifications_journey_builder_step", args=[journey.pk]),
                 "hx-trigger": "change", "hx-include": "closest form", "hx-target": "#flow", "hx-swap": "outerHTML",
-                "data-testid": "step-switch",
+                "hx-sync": "closest form:replace", "data-testid": "step-switch",
             })
         return {"form": form, "fields": fields, "kind": kind, "kind_label": KINDS[kind], "step": step, "slot": slot}
 
@@ -461,7 +489,7 @@ class JourneyBuilderMixin:
             return HttpResponseNotAllowed(["POST"])
         journey = self._journey(request, pk)
         try:
-            version = journey_publish(journey=journey, actor=request.user)
+            version = journey_publish_or_ask(journey=journey, actor=request.user)
         except PermissionDenied:
             raise
         except ValidationError as error:
@@ -480,7 +508,7 @@ class JourneyBuilderMixin:
 
     def builder_simulate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         journey = self._journey(request, pk)
-        form = SimulateForm(request.GET or None)
+        form = SimulateForm(request.GET or None, graph=journey.graph)
         context = {"simulate_form": form, "journey": journey}
         if form.is_valid():
             people = list(people_matching(form.cleaned_data["person"]).select_related("recipient_profile")[:SEARCH_LIMIT])
@@ -490,7 +518,8 @@ class JourneyBuilderMixin:
                 person = exact[0] if len(exact) == 1 else people[0]
                 context["simulation"] = journey_simulate(journey=journey, user=person,
                                                          context=form.cleaned_data["context"],
-                                                         assume_engaged=form.cleaned_data["engaged"])
+                                                         assume_engaged=form.cleaned_data["engaged"],
+                                                         assume=form.cleaned_data.get("assume") or "")
             elif people:
                 context["candidates"] = people
             else:

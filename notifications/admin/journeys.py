@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
@@ -27,7 +28,10 @@ from accounts.roles import allows
 from ..journeys.entry import entry_problems
 from ..journeys.graph import graph_problems
 from ..journeys.selectors import version_step_counts
-from ..journeys.services import journey_pause, journey_publish, journey_resume, journey_save, journey_stop
+from ..journeys.approvals import journey_publish_or_ask
+from ..journeys.services import (
+    journey_move_in_flight, journey_move_preview, journey_pause, journey_resume, journey_save, journey_stop,
+)
 from ..jsonsafe import SAFE_JSON_FORMFIELDS
 from .journey_builder import JourneyBuilderMixin
 from ..models import Journey, JourneyEnrollment
@@ -67,11 +71,11 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name", "key"]
     list_select_related = ["current_version", "category"]
-    readonly_fields = ["builder_link", "status", "version_number", "step_counts", "created_by", "created_at", "updated_at"]
-    actions_detail = ["publish", "pause", "resume", "stop"]
+    readonly_fields = ["builder_link", "approval_state", "status", "version_number", "step_counts", "created_by", "created_at", "updated_at"]
+    actions_detail = ["publish", "move", "pause", "resume", "stop"]
     fieldsets = [
-        (None, {"fields": ["builder_link", "name", "key", "status", "version_number", "category", "reentry",
-                           "reentry_days"]}),
+        (None, {"fields": ["builder_link", "name", "key", "status", "approval_state", "version_number", "category",
+                           "reentry", "reentry_days"]}),
         (_("Published version, step by step"), {"fields": ["step_counts"]}),
         (_("Entry"), {"fields": ["entry"]}),
         (_("Advanced: steps, goals and exit conditions as JSON (draft)"), {"fields": ["graph"],
@@ -88,6 +92,23 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
             return _("Save the journey first, then build its steps.")
         return format_html('<a class="font-medium text-primary-600" data-testid="open-builder" href="{}">{}</a>',
                            reverse("admin:notifications_journey_builder", args=[obj.pk]), _("Open the builder"))
+
+    @display(description=_("approval"))
+    def approval_state(self, obj: Journey):
+        if obj is None or obj.pk is None:
+            return "—"
+        from ..journeys.approvals import awaiting_journeys
+
+        if awaiting_journeys().filter(pk=obj.pk).exists():
+            words = _("Waiting on the approval desk")
+        elif obj.status_note and obj.approval_requested_at is None:
+            words = _("Changes requested: %(comment)s") % {"comment": obj.status_note}
+        elif obj.approved_by_id:
+            words = _("Approved")
+        else:
+            words = _("Not asked for (publishing asks when its reach needs one)")
+        return format_html('<a class="text-primary-600" data-testid="journey-approval-link" href="{}">{}</a>',
+                           reverse("dashboard:journey_approval", args=[obj.pk]), words)
 
     def get_queryset(self, request):
         counts = {
@@ -154,7 +175,7 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
 
     # --- The verbs: a GET says what will happen, a POST does it -------------------------------------
 
-    def _verb(self, request: HttpRequest, object_id: str, *, verb: str, question, run) -> HttpResponse:
+    def _verb(self, request: HttpRequest, object_id: str, *, verb: str, question, run, preview=None) -> HttpResponse:
         journey = self.get_object(request, object_id)
         if journey is None:
             raise PermissionDenied
@@ -163,6 +184,7 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
             return TemplateResponse(request, CONFIRM_TEMPLATE, {
                 **self.admin_site.each_context(request), "opts": self.model._meta, "original": journey,
                 "title": question % {"journey": journey}, "journey": journey, "verb": verb, "change_url": change_url,
+                "preview": preview(journey) if preview else None,
             })
         try:
             message = run(journey)
@@ -178,10 +200,24 @@ class JourneyAdmin(JourneyBuilderMixin, ModelAdmin):
     @action(description=_("Publish"), url_path="publish", icon="publish", permissions=["publish"])
     def publish(self, request: HttpRequest, object_id: str) -> HttpResponse:
         def run(journey):
-            version = journey_publish(journey=journey, actor=request.user)
+            version = journey_publish_or_ask(journey=journey, actor=request.user)
             return _("Version %(number)d is published: new entries take it; people already in the journey "
                      "finish on theirs.") % {"number": version.number}
         return self._verb(request, object_id, verb="publish", question=_("Publish %(journey)s?"), run=run)
+
+    @action(description=_("Move people in flight"), url_path="move", icon="move_down", permissions=["publish"])
+    def move(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        def preview(journey):
+            found = journey_move_preview(journey=journey)
+            rows = [(number, step, lands, n) for (number, step), (lands, n) in sorted(found.lands.items())]
+            return {"to_version": found.to_version, "rows": rows, "moving": found.moving, "stay": found.stay}
+
+        def run(journey):
+            moved = journey_move_in_flight(journey=journey, actor=request.user)
+            return ngettext("%(count)d person in flight now runs on the published version.",
+                            "%(count)d people in flight now run on the published version.", moved) % {"count": moved}
+        return self._verb(request, object_id, verb="move", question=_("Move the people in flight of %(journey)s?"),
+                          run=run, preview=preview)
 
     @action(description=_("Pause"), url_path="pause", icon="pause", permissions=["publish"])
     def pause(self, request: HttpRequest, object_id: str) -> HttpResponse:

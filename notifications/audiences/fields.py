@@ -109,6 +109,10 @@ def _audience_member_q(op: str, value: list[int]) -> Q:
     return _negate_if(op, Q(Exists(members)))
 
 
+# The user's own columns change when the user is saved ("user": the user model, path "self").
+SAVED_WITH_USER = {"user": "self"}
+
+
 def register_builtin_fields() -> None:
     """Register the built-in fields (idempotent: ``replace=True``)."""
     days = "days"
@@ -119,15 +123,16 @@ def register_builtin_fields() -> None:
         ("user.last_name", _("Last name"), "last_name", TEXT_OPS),
     ]:
         register_audience_field(
-            key, label=label, group=USER, ops=ops, value_type="text", to_q=_text_q(column), replace=True
+            key, label=label, group=USER, ops=ops, value_type="text", to_q=_text_q(column), replace=True,
+            saved_with=SAVED_WITH_USER,
         )
     register_audience_field(
         "user.has_email", label=_("Has an email address"), group=USER, ops=IS_OP, value_type="bool",
-        to_q=_bool_q(lambda: ~Q(email="")), replace=True,
+        to_q=_bool_q(lambda: ~Q(email="")), replace=True, saved_with=SAVED_WITH_USER,
     )
     register_audience_field(
         "user.is_staff", label=_("Is staff"), group=USER, ops=IS_OP, value_type="bool",
-        to_q=_bool_q(lambda: Q(is_staff=True)), replace=True,
+        to_q=_bool_q(lambda: Q(is_staff=True)), replace=True, saved_with=SAVED_WITH_USER,
         help_text=_("Add “Is staff is no” to leave colleagues out of a campaign."),
     )
     register_audience_field(

@@ -53,6 +53,11 @@ class AudienceField:
     # old rule holds, a run too old for the builder's list): asked with the given values only, so
     # a field over a big table checks them with one ``pk__in`` query instead of listing every row.
     also_accepts: Callable[[list], Iterable[Any]] | None = None
+    # The models whose save can change this field's answer for a person, each with the path from
+    # it to the person in the trigger registry's terms (``"user"``: the user model itself, path
+    # ``"self"``). A journey entered from an audience whose fields all say so checks the person on
+    # such a save (``journeys.entry``); otherwise only the periodic scan finds newcomers.
+    saved_with: Mapping[str, str] = field(default_factory=dict)
 
     def choice_list(self) -> list[tuple[Any, str]] | None:
         choices = self.choices() if callable(self.choices) else self.choices
@@ -80,6 +85,7 @@ class AudienceFieldRegistry:
         help_text: Any = "",
         replace: bool = False,
         also_accepts: Callable[[list], Iterable[Any]] | None = None,
+        saved_with: Mapping[str, str] | None = None,
     ) -> AudienceField:
         """Add a field. ``ops`` maps operator names to a label (taking ``value_type``) or to an
         :class:`AudienceOp` when operators of one field take different values.
@@ -111,7 +117,7 @@ class AudienceFieldRegistry:
             resolved[op] = spec
         audience_field = AudienceField(
             key=key, label=label, ops=resolved, to_q=to_q, choices=choices, group=group, help_text=help_text,
-            also_accepts=also_accepts,
+            also_accepts=also_accepts, saved_with=dict(saved_with or {}),
         )
         self._fields[key] = audience_field
         return audience_field
@@ -146,9 +152,15 @@ def register_audience_field(
     group: Any = "",
     help_text: Any = "",
     replace: bool = False,
-    also_accepts: Callable[[], Iterable[Any]] | None = None,
+    also_accepts: Callable[[list], Iterable[Any]] | None = None,
+    saved_with: Mapping[str, str] | None = None,
 ) -> AudienceField:
     """Expose a condition to the audience builder; call it from your ``AppConfig.ready()``.
+
+    ``saved_with`` maps the models whose save can change the answer (labels registered for
+    triggers, or ``"user"``) to the path from them to the person, e.g. ``{"demo_shop.customer":
+    "user"}``: a journey entered from an audience using the field then checks the person on such
+    a save instead of waiting for its periodic scan.
 
     Example (what ``demo_shop`` does)::
 
@@ -160,7 +172,7 @@ def register_audience_field(
     """
     return audience_fields.register(
         key, label=label, ops=ops, to_q=to_q, value_type=value_type, choices=choices,
-        group=group, help_text=help_text, replace=replace, also_accepts=also_accepts,
+        group=group, help_text=help_text, replace=replace, also_accepts=also_accepts, saved_with=saved_with,
     )
 
 

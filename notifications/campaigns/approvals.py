@@ -38,38 +38,40 @@ PART_LABELS = {
     "category": gettext_lazy("the category"),
     "schedule": gettext_lazy("the schedule"),
     "trigger": gettext_lazy("the trigger's event and recipients"),
+    "journey": gettext_lazy("the journey's steps, goals, entry or re-entry policy"),
 }
 
 
-def _digest(value: Any) -> str:
+def digest(value: Any) -> str:
+    """A short, stable digest of a JSON-able value: one part of an approval fingerprint."""
     text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def audience_digest(audience: Audience | None) -> str:
     if audience is None:
-        return _digest(None)
+        return digest(None)
     definition: dict[str, Any] = {"id": audience.pk, "kind": audience.kind}
     if audience.kind == Audience.Kind.STATIC:
         members = AudienceMember.objects.filter(audience_id=audience.pk).aggregate(n=Count("id"), last=Max("id"))
         definition["members"] = [members["n"], members["last"]]
     else:
         definition["rules"] = audience.rules
-    return _digest(definition)
+    return digest(definition)
 
 
 def template_digest(template: MessageTemplate) -> str:
     variants = list(
         template.variants.order_by("locale").values("locale", *MessageTemplate.PART_FIELDS)
     )
-    return _digest({
+    return digest({
         "id": template.pk, "parts": template.parts(), "locale": template.locale,
         "variables": template.variables, "category": template.category_id, "variants": variants,
     })
 
 
 def category_digest(category: Category) -> str:
-    return _digest({
+    return digest({
         "id": category.pk, "kind": category.kind, "opt_out": category.user_can_opt_out,
         "default": category.default_enabled,
     })
@@ -82,9 +84,9 @@ def campaign_fingerprint(campaign: Campaign) -> dict[str, str]:
         # The values a campaign gives its template's variables are part of its content (a campaign
         # without any keeps the digest it always had, so approvals on record still hold).
         "template": _content_digest(campaign),
-        "channels": _digest({"channels": list(campaign.channels or []), "mode": campaign.delivery_mode}),
+        "channels": digest({"channels": list(campaign.channels or []), "mode": campaign.delivery_mode}),
         "category": category_digest(campaign.category),
-        "schedule": _digest({
+        "schedule": digest({
             name: getattr(campaign, name)
             for name in (
                 "schedule", "send_at", "rrule", "schedule_timezone", "recurrence_start", "local_send_date",
@@ -104,7 +106,7 @@ def ab_test_digest(campaign: Campaign) -> str | None:
     ) if campaign.pk else []
     if not variants:
         return None
-    return _digest({
+    return digest({
         "variants": [[v.label, template_digest(v.template) if v.template_id else None, v.email_subject]
                      for v in variants],
         "share": campaign.test_share, "metric": campaign.test_metric, "window": campaign.test_window,
@@ -121,7 +123,7 @@ def _content_digest(campaign: Campaign) -> str:
     parts: list = [template_digest(campaign.template), campaign.template_values]
     if ab_test is not None:
         parts.append(ab_test)
-    return _digest(parts)
+    return digest(parts)
 
 
 def trigger_fingerprint(trigger: SignalTrigger) -> dict[str, str]:
@@ -129,9 +131,9 @@ def trigger_fingerprint(trigger: SignalTrigger) -> dict[str, str]:
     return {
         "audience": audience_digest(trigger.audience),
         "template": template_digest(trigger.template),
-        "channels": _digest({"channels": list(trigger.channels or [])}),
+        "channels": digest({"channels": list(trigger.channels or [])}),
         "category": category_digest(trigger.category),
-        "trigger": _digest({
+        "trigger": digest({
             name: getattr(trigger, name)
             for name in (
                 "signal", "model", "events", "changed_field", "changed_to", "conditions", "recipient_path",
@@ -161,19 +163,30 @@ def approval_limit(*, valid: bool, approved_size: int | None) -> int:
 
 
 def approval_check(
-    *, size: int, approved_by_id: int | None, approved_size: int | None, stored: dict, current: dict
+    *, size: int | None, approved_by_id: int | None, approved_size: int | None, stored: dict, current: dict
 ) -> ApprovalCheck:
     """Does sending to ``size`` people need a Manager's (new) approval?
 
     Under the threshold, never. Above it, an approval is needed that was given for this
-    fingerprint and covers the size (approved size + ``APPROVAL_MARGIN``).
+    fingerprint and covers the size (approved size + ``APPROVAL_MARGIN``). ``size=None`` is a reach
+    that cannot be estimated (a journey entered from a signal or from code, when the settings ask
+    for approval anyway): an approval given for this fingerprint is needed, whatever its size.
     """
     threshold = conf.approval_threshold()
-    approved = bool(approved_by_id and approved_size is not None)
+    unestimated = size is None
+    approved = bool(approved_by_id and (approved_size is not None or unestimated))
     changed = [part for part in current if stored.get(part) != current[part]] if approved else []
     limit = approval_limit(valid=approved and not changed, approved_size=approved_size)
     reason = ""
-    if size <= threshold:
+    if unestimated:
+        size = 0
+        if not approved:
+            reason = _("How many people this journey reaches cannot be estimated: a Manager must approve it.")
+        elif changed:
+            reason = _(
+                "The approval no longer holds: %(parts)s changed since it was given. A Manager must approve it again."
+            ) % {"parts": ", ".join(str(PART_LABELS.get(part, part)) for part in changed)}
+    elif size <= threshold:
         pass
     elif not approved:
         reason = _(

@@ -419,6 +419,32 @@ def entry_words(entry: Any) -> str:
     """How people enter, for the card above the first step."""
     if not isinstance(entry, dict) or entry.get("kind") == "code":
         return _("People enter from code: journeys.enter(key, user, context).")
+    if entry.get("kind") == "audience":
+        from ..models import Audience
+
+        name = Audience.objects.filter(pk=entry.get("audience")).values_list("name", flat=True).first()
+        return _("People enter when they start matching the audience “%(name)s”.") % {"name": name or "?"}
+    if entry.get("kind") == "campaign":
+        from ..models import Campaign
+
+        name = Campaign.objects.filter(pk=entry.get("campaign")).values_list("name", flat=True).first()
+        return _("The people each run of the campaign “%(name)s” reached enter when it finishes.") % {
+            "name": name or "?"}
+    if entry.get("kind") == "date":
+        offset = entry.get("offset_days") or 0
+        values = {"field": f"{entry.get('model') or 'user'}.{entry.get('field') or '?'}",
+                  "n": abs(offset) if isinstance(offset, int) else offset}
+        if entry.get("yearly"):
+            if offset and isinstance(offset, int) and offset < 0:
+                return _("People enter %(n)s day(s) before the anniversary of %(field)s, each year.") % values
+            if offset:
+                return _("People enter %(n)s day(s) after the anniversary of %(field)s, each year.") % values
+            return _("People enter on the anniversary of %(field)s, each year.") % values
+        if offset and isinstance(offset, int) and offset < 0:
+            return _("People enter %(n)s day(s) before %(field)s.") % values
+        if offset:
+            return _("People enter %(n)s day(s) after %(field)s.") % values
+        return _("People enter on %(field)s.") % values
     words = _("People enter when %(model)s is saved (%(events)s)") % {
         "model": entry.get("model") or entry.get("signal") or "?",
         "events": ", ".join(entry.get("events") or []) or "—"}

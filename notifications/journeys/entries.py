@@ -73,6 +73,11 @@ def scheduled_entry_problems(entry: dict, *, reentry: str | None = None) -> list
         offset = entry.get("offset_days", 0)
         if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > 3660:
             return [_("Entry: offset_days must be a whole number of days (negative: before the date).")]
+        if entry.get("yearly") not in (None, True, False):
+            return [_("Entry: yearly is true or false.")]
+        if entry.get("yearly") and reentry == Journey.Reentry.ONCE:
+            return [_("Entry: a yearly date enters people each year, but “once ever” would keep them out after "
+                      "the first; choose “every time” (each year's date still enters once) or “once per N days”.")]
         return []
     return [_("Entry: unknown kind %(kind)s.") % {"kind": kind}]
 
@@ -131,6 +136,24 @@ def scheduled_entries_scan(*, now: datetime | None = None) -> EntryScanResult:
     return result
 
 
+def audience_entry_key(journey, *, now: datetime) -> str:
+    """The entry key of an audience entry: "audience" once ever; one per day under "once per N
+    days" (the policy checks the days). The scan and the check on save use the same one."""
+    from ..models import Journey
+
+    return "audience" if journey.reentry == Journey.Reentry.ONCE else f"audience:{now.date().isoformat()}"
+
+
+def audience_rules_changed(*, audience_id: int) -> None:
+    """An audience's rules were saved: if a live journey enters from it, the saves it is checked
+    on may have changed, so every process reloads its bindings (``triggers.cache``)."""
+    from ..models import Journey
+    from ..triggers.cache import trigger_state_bump
+
+    if Journey.objects.filter(status=Journey.Status.LIVE, entry__kind="audience", entry__audience=audience_id).exists():
+        trigger_state_bump()
+
+
 def _audience_scan(journey, *, now: datetime) -> int:
     from ..audiences.selectors import audience_users
     from ..models import Audience, Journey, JourneyEnrollment
@@ -143,8 +166,7 @@ def _audience_scan(journey, *, now: datetime) -> int:
     if blocking is None:
         blocking = JourneyEnrollment.objects.filter(journey=journey, user_id=OuterRef("pk"))
     newcomers = audience_users(audience=audience).filter(~Exists(blocking)).values_list("pk", flat=True)
-    # One key per period under "once per N days" (the policy checks the days); "" once ever.
-    key = "audience" if journey.reentry == Journey.Reentry.ONCE else f"audience:{now.date().isoformat()}"
+    key = audience_entry_key(journey, now=now)
     entered, last = 0, 0
     while True:
         ids = list(newcomers.filter(pk__gt=last)[:SCAN_CHUNK])
@@ -161,31 +183,72 @@ def _audience_scan(journey, *, now: datetime) -> int:
 def _date_scan(journey, *, since: datetime, now: datetime) -> int:
     from django.db import models
 
-    from .services import JourneyNotLive, journey_enter
+    from .services import JourneyNotLive, journey_enter_many
 
     model, label, name, lookup = date_source(journey.entry)
     offset = timedelta(days=journey.entry.get("offset_days") or 0)
-    # The moment is date + offset: it fell in (since, now] when the date is in (since - offset, now - offset].
-    low, high = since - offset, now - offset
-    if not isinstance(model._meta.get_field(name), models.DateTimeField):
-        low, high = low.date(), high.date()  # a plain date: its day counts from midnight (UTC)
-    rows = model._base_manager.filter(Q(**{f"{name}__gt": low, f"{name}__lte": high})).exclude(**{f"{lookup}__isnull": True}).order_by("pk")
+    if journey.entry.get("yearly"):
+        rows, occurrence = _yearly_rows(model, name, since=since, now=now, offset=offset)
+    else:
+        # The moment is date + offset: it fell in (since, now] when the date is in (since - offset, now - offset].
+        low, high = since - offset, now - offset
+        if not isinstance(model._meta.get_field(name), models.DateTimeField):
+            low, high = low.date(), high.date()  # a plain date: its day counts from midnight (UTC)
+        rows = model._base_manager.filter(Q(**{f"{name}__gt": low, f"{name}__lte": high}))
+
+        def occurrence(value) -> str:
+            return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
+    rows = rows.exclude(**{f"{lookup}__isnull": True}).order_by("pk")
     if model._meta.concrete_model is _user_model():
         rows = rows.filter(is_active=True)
-    entered = 0
-    by_key: dict[str, tuple[Any, list[int]]] = {}
-    for pk, user_id, value in rows.values_list("pk", lookup, name).iterator(chunk_size=SCAN_CHUNK):
-        day = value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
-        by_key.setdefault(f"date:{label}:{pk}:{name}:{day}", (pk, []))[1].append(user_id)
-    # People sharing one occurrence key (rarely more than one) enter together: a query per key,
-    # but keys are rows whose date fell due since the last tick, not the whole table.
-    for key, (pk, user_ids) in by_key.items():
-        try:
-            entered += journey_enter(journey=journey, user_ids=user_ids, entry_key=key, now=now,
-                                     context={"date": {"model": label, "pk": pk, "field": name}}).entered
-        except JourneyNotLive:
-            break
-    return entered
+    # Everyone whose date fell due enters in one bulk insert per 2,000 rows; the entry key names the
+    # row and the occurrence (the date, or the anniversary's year), so it enters once however often
+    # the tick runs.
+    entries = [
+        (user_id, f"date:{label}:{pk}:{name}:{occurrence(value)}", {"date": {"model": label, "pk": pk, "field": name}})
+        for pk, user_id, value in rows.values_list("pk", lookup, name).iterator(chunk_size=SCAN_CHUNK)
+    ]
+    if not entries:
+        return 0
+    try:
+        return journey_enter_many(journey=journey, entries=entries, now=now).entered
+    except JourneyNotLive:
+        return 0
+
+
+def _yearly_rows(model, name: str, *, since: datetime, now: datetime, offset: timedelta):
+    """Rows whose date's anniversary, plus ``offset``, fell on a day in (since, now] (UTC days),
+    with the occurrence named by the anniversary's year. 29 February is kept on the 28th in
+    other years. At most a year of days is looked at."""
+    import calendar
+    from datetime import timezone as dt_timezone
+
+    from django.db import models
+
+    days = []
+    day = max(since.date(), (now - timedelta(days=366)).date())
+    while day <= now.date():
+        days.append(day)
+        day += timedelta(days=1)
+    anniversaries = {d - offset for d in days}
+    match = Q()
+    for anniversary in anniversaries:
+        match |= Q(**{f"{name}__month": anniversary.month, f"{name}__day": anniversary.day})
+        if anniversary.month == 2 and anniversary.day == 28 and not calendar.isleap(anniversary.year):
+            match |= Q(**{f"{name}__month": 2, f"{name}__day": 29})
+    # Only earlier dates have an anniversary (a birthday, not the day of birth).
+    first = min(anniversaries)
+    if isinstance(model._meta.get_field(name), models.DateTimeField):
+        first = datetime(first.year, first.month, first.day, tzinfo=dt_timezone.utc)
+    rows = model._base_manager.filter(match, **{f"{name}__lt": first})
+    years = {(a.month, a.day): a.year for a in anniversaries}
+
+    def occurrence(value) -> str:
+        value = value.date() if isinstance(value, datetime) else value
+        key = (value.month, value.day) if (value.month, value.day) in years else (2, 28)
+        return f"year{years.get(key, now.year)}"
+
+    return rows, occurrence
 
 
 def _user_model():

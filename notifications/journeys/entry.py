@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 ENTRY_KINDS = ("code", "signal", "audience", "date", "campaign")
 ROLE_ENTRY, ROLE_GOAL, ROLE_EXIT = "entry", "goal", "exit"
+# An audience entry checked on the save of a model its rules read (``audience_watch``).
+ROLE_AUDIENCE = "audience"
 
 
 def entry_problems(entry: Any, *, reentry: str | None = None) -> list[str]:
@@ -65,7 +67,10 @@ def compiled_journey_bindings() -> list[CompiledTrigger]:
     from ..models import Journey, JourneyVersion
 
     compiled: list[CompiledTrigger] = []
+    audience_journeys: list[tuple[int, Any]] = []
     for journey_id, entry in Journey.objects.filter(status=Journey.Status.LIVE).values_list("pk", "entry"):
+        if isinstance(entry, dict) and entry.get("kind") == "audience":
+            audience_journeys.append((journey_id, entry.get("audience")))
         if not isinstance(entry, dict) or entry.get("kind") != "signal":
             continue
         try:
@@ -74,6 +79,7 @@ def compiled_journey_bindings() -> list[CompiledTrigger]:
             logger.warning("Journey %s is live but its entry cannot be evaluated: %s", journey_id, exc)
             continue
         compiled.append(dataclasses.replace(base, journey_id=journey_id, journey_role=ROLE_ENTRY))
+    compiled.extend(_audience_bindings(audience_journeys))
     # The version new entries take, and older ones only while someone is still on them (an old
     # version gains nobody, so one that empties after this load only costs a no-op firing).
     from django.db.models import Exists, F, OuterRef, Q
@@ -103,16 +109,87 @@ def compiled_journey_bindings() -> list[CompiledTrigger]:
     return compiled
 
 
+def _rule_field_keys(node: Any) -> set[str]:
+    """Every audience field a rule tree names."""
+    keys: set[str] = set()
+    if isinstance(node, dict):
+        if isinstance(node.get("field"), str):
+            keys.add(node["field"])
+        for group in ("all", "any", "not"):
+            child = node.get(group)
+            for item in child if isinstance(child, list) else [child] if child is not None else []:
+                keys |= _rule_field_keys(item)
+    elif isinstance(node, list):
+        for item in node:
+            keys |= _rule_field_keys(item)
+    return keys
+
+
+def audience_watch(rules: Any) -> dict[str, str]:
+    """Model label -> path to the person, for each model whose save can change whether someone
+    matches these audience rules, as the audience fields declare (``saved_with``). Fields that do
+    not say (engagement, time-relative ones) are left to the periodic scan."""
+    from ..audiences.registry import audience_fields
+
+    watch: dict[str, str] = {}
+    for key in sorted(_rule_field_keys(rules)):
+        audience_field = audience_fields.get(key)
+        for label, path in (audience_field.saved_with if audience_field else {}).items():
+            if label == "user":
+                label = reg.model_label(reg.ensure_user_model().model)
+            watch.setdefault(label, path)
+    return watch
+
+
+def _audience_bindings(journeys: list[tuple[int, Any]]) -> list[CompiledTrigger]:
+    """Live audience-entry journeys ``(journey id, audience id)``, bound to the saves of the models
+    their audience's rules read: a person who starts matching is checked after that save's commit,
+    not at the next scan. One query (the audiences' rules), none without such journeys."""
+    from ..models import Audience
+
+    if not journeys:
+        return []
+    rules = dict(Audience.objects.filter(pk__in={a for _j, a in journeys if isinstance(a, int)},
+                                         kind=Audience.Kind.RULES).values_list("pk", "rules"))
+    compiled: list[CompiledTrigger] = []
+    for journey_id, audience_id in journeys:
+        for label in audience_watch(rules.get(audience_id)) if audience_id in rules else ():
+            row = {"signal": reg.MODEL_POST_SAVE, "model": label, "events": ["created", "updated"], "conditions": []}
+            try:
+                base = compile_trigger(_signal_row(row, ident=journey_id))
+            except TriggerConfigError:
+                continue  # not a model registered for triggers: the periodic scan covers it
+            compiled.append(dataclasses.replace(base, journey_id=journey_id, journey_role=ROLE_AUDIENCE))
+    return compiled
+
+
 def journey_firing(trigger: CompiledTrigger, *, model: str, pk: Any, event: str, fields: dict, fired_at: str,
                    event_id: str, refs: dict | None = None) -> dict:
     """The JSON a matched journey binding leaves for after commit."""
     firing = {"journey_id": trigger.journey_id, "role": trigger.journey_role, "model": model, "pk": pk,
               "event": event, "fields": fields, "fired_at": fired_at, "event_id": event_id}
-    if trigger.journey_role != ROLE_ENTRY:
+    if trigger.journey_role in (ROLE_GOAL, ROLE_EXIT):
         firing.update(version_id=trigger.journey_version_id, rule=trigger.journey_rule)
     if refs:
         firing["refs"] = refs
     return firing
+
+
+def journey_firings_worth_running(firings: list[dict]) -> list[dict]:
+    """The firings worth a task: goal and exit firings only for versions someone is active on.
+
+    A goal binds the current version even when nobody is in it (a new journey, a quiet one), so
+    every matching save (each paid order) would otherwise queue a task that ends nobody. One
+    indexed query (``journeyenrollment_step_idx``) after commit, instead of a task per save.
+    """
+    from ..models import JourneyEnrollment
+
+    versions = {f["version_id"] for f in firings if f.get("role") in (ROLE_GOAL, ROLE_EXIT)}
+    if not versions:
+        return firings
+    busy = set(JourneyEnrollment.objects.filter(version_id__in=versions, state=JourneyEnrollment.State.ACTIVE)
+               .values_list("version_id", flat=True).distinct().order_by())
+    return [f for f in firings if f.get("role") not in (ROLE_GOAL, ROLE_EXIT) or f["version_id"] in busy]
 
 
 def journey_firings_run(*, firings: Iterable[dict]) -> dict:
@@ -144,6 +221,9 @@ def journey_firings_run(*, firings: Iterable[dict]) -> dict:
                                                  entry_key=key or None, now=when).entered
             except JourneyNotLive:
                 continue
+            continue
+        if firing["role"] == ROLE_AUDIENCE:
+            done["entered"] += _audience_firing_run(firing, when=when)
             continue
         version = JourneyVersion.objects.filter(pk=firing["version_id"]).first()
         if version is None:
@@ -184,3 +264,32 @@ def _recipients(firing: Mapping, *, path: str, signal: str, along, snapshot, pro
     if firing.get("event") == "deleted":
         return snapshot(model=registered.model, path=path, fields=firing.get("fields") or {})
     return along(model=registered.model, pk=firing["pk"], path=path)
+
+
+def _audience_firing_run(firing: Mapping, *, when) -> int:
+    """A model an audience entry reads was saved: enter its people who match the audience now,
+    under the same entry key (and so the same re-entry rules) as the periodic scan."""
+    from ..audiences.selectors import audience_users
+    from ..models import Audience, Journey
+    from ..triggers.services import _ids_along, _ids_from_provided, _ids_from_snapshot
+    from .entries import audience_entry_key
+    from .services import JourneyNotLive, journey_enter
+
+    journey = Journey.objects.filter(pk=firing["journey_id"], status=Journey.Status.LIVE).first()
+    entry = journey.entry if journey is not None and isinstance(journey.entry, dict) else {}
+    audience = Audience.objects.filter(pk=entry.get("audience")).first() if entry.get("kind") == "audience" else None
+    if audience is None:
+        return 0
+    path = audience_watch(audience.rules).get(firing["model"])
+    if path is None:
+        return 0  # the audience's rules changed since: they no longer read this model
+    people = _recipients(firing, path=path, signal=reg.MODEL_POST_SAVE, along=_ids_along,
+                         snapshot=_ids_from_snapshot, provided=_ids_from_provided)
+    matching = list(audience_users(audience=audience).filter(pk__in=people).values_list("pk", flat=True))
+    if not matching:
+        return 0
+    try:
+        return journey_enter(journey=journey, user_ids=matching, entry_key=audience_entry_key(journey, now=when),
+                             context={"audience": audience.pk}, now=when).entered
+    except JourneyNotLive:
+        return 0

@@ -334,6 +334,12 @@ def _branch_order_problems(start: str, by_id: dict[str, dict]) -> list[str]:
     return problems
 
 
+def model_rule_problems(rule: Any, *, label: str) -> list[str]:
+    """What is wrong with one goal or model exit condition (its model, recipient path, conditions
+    and date field), in sentences starting with ``label``; [] when it can be matched."""
+    return _model_condition_problems(rule, label=label, check_database=True)
+
+
 def _model_condition_problems(rule: Any, *, label: str, check_database: bool) -> list[str]:
     if not isinstance(rule, dict):
         return [_("%(label)s must be an object with model, recipient_path and conditions.") % {"label": label}]

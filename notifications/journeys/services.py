@@ -216,6 +216,50 @@ def journey_enter(
     return result
 
 
+def journey_enter_many(*, journey: Journey, entries: list[tuple[int, str, dict]], now: datetime | None = None) -> EnterResult:
+    """Enter many (person, entry key, context) at once, as ``journey_enter`` would one by one: a
+    few queries per 2,000 rows instead of a handful per row (the date scan's occurrences).
+
+    The same key enters a person once; under "once ever" and "once per N days" a person with two
+    occurrences in one call enters once (the first), as the second call of ``journey_enter`` would
+    be kept out by the first. Raises ``JourneyNotLive``.
+    """
+    journey.refresh_from_db(fields=["status", "current_version", "reentry", "reentry_days"])
+    if journey.status != Status.LIVE or journey.current_version_id is None:
+        raise JourneyNotLive(journey.key)
+    now = now or timezone.now()
+    result = EnterResult()
+    with transaction.atomic():
+        for start in range(0, len(entries), ENTER_CHUNK):
+            chunk = entries[start:start + ENTER_CHUNK]
+            people = get_user_model().objects.filter(pk__in={user_id for user_id, _k, _c in chunk}, is_active=True)
+            blocking = reentry_blocking(journey, now=now)
+            if blocking is not None:
+                people = people.filter(~Exists(blocking))
+            allowed = set(people.values_list("pk", flat=True))
+            rows, seen = [], set()
+            for user_id, key, context in chunk:
+                key = str(key)[:ENTRY_KEY_MAX]
+                once = user_id if blocking is not None else (user_id, key)
+                if user_id not in allowed or once in seen:
+                    continue
+                seen.add(once)
+                rows.append(JourneyEnrollment(journey=journey, version_id=journey.current_version_id, user_id=user_id,
+                                              entry_key=key, context=dict(context or {}), entered_at=now, due_at=now))
+            if rows:
+                existing = set(JourneyEnrollment.objects.filter(
+                    version_id=journey.current_version_id, user_id__in={r.user_id for r in rows},
+                    entry_key__in={r.entry_key for r in rows},
+                ).values_list("user_id", "entry_key"))
+                JourneyEnrollment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+                entered = sum((r.user_id, r.entry_key) not in existing for r in rows)
+            else:
+                entered = 0
+            result.entered += entered
+            result.skipped += len(chunk) - entered
+    return result
+
+
 def reentry_blocking(journey: Journey, *, now: datetime):
     """The enrollments that keep a person (``OuterRef("pk")``: a user) out of ``journey`` under its
     re-entry policy, for an anti-join; None under "every time" (nobody is kept out)."""

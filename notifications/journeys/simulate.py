@@ -70,9 +70,21 @@ def _reason_words(reason: str) -> str:
     return _("stopped: the address is suppressed (%(reason)s)") % {"reason": why}
 
 
+def _opted_out(journey: Journey, user) -> bool:
+    from ..models import Preference
+
+    return Preference.objects.filter(user_id=user.pk, category_id=journey.category_id, enabled=False).exists()
+
+
 def journey_simulate(*, journey: Journey, user, context: dict | None = None, assume_engaged: bool = False,
-                     now: datetime | None = None) -> Simulation:
-    """The path ``user`` would take through ``journey``'s draft if they entered at ``now``."""
+                     assume: str = "", now: datetime | None = None) -> Simulation:
+    """The path ``user`` would take through ``journey``'s draft if they entered at ``now``.
+
+    Goals and exit conditions as the tick applies them: an "opted out" exit ends the journey of
+    a person opted out of its category before their first step (their real preferences); a goal
+    or model exit condition is met by a save, which happens while they wait, so with ``assume``
+    (``"goal:<i>"`` / ``"exit:<i>"``) the path ends at the first wait, converted or exited.
+    """
     now = now or timezone.now()
     graph = journey.graph if isinstance(journey.graph, dict) else {}
     by_id = steps_by_id(graph)
@@ -88,6 +100,12 @@ def journey_simulate(*, journey: Journey, user, context: dict | None = None, ass
     current = graph.get("start")
     ending = _("They reach the end of the journey.")
     seen: set[str] = set()
+    exits = [rule for rule in graph.get("exits") or [] if isinstance(rule, dict)]
+    if any(rule.get("kind") == "opted_out" for rule in exits) and _opted_out(journey, user):
+        current = None
+        ending = _("They leave at once, before the first step: they opted out of the journey's category "
+                   "(an exit condition).")
+    assumed = _assumed(graph, assume)
     while current and len(steps) < MAX_ROUNDS:
         step = by_id.get(current)
         if step is None or current in seen:
@@ -111,6 +129,10 @@ def journey_simulate(*, journey: Journey, user, context: dict | None = None, ass
             else:
                 shown.why = _("No wait: the date has passed or is missing (%(outcome)s).") % {"outcome": outcome or "—"}
             nxt = step.get("next")
+            if assumed:
+                steps.append(shown)
+                ending = _assumed_ending(assumed, wait_id=current)
+                break
         elif kind == "branch":
             condition = step.get("if") or {}
             if "step" in condition:
@@ -134,12 +156,36 @@ def journey_simulate(*, journey: Journey, user, context: dict | None = None, ass
         if kind == "exit":
             break
         current = nxt
+    if assumed and not any(s.kind == "wait" for s in steps) and steps:
+        ending = str(ending) + " " + _("(No wait on this path: every step runs at once, before a save could end it.)")
     taken_ids = {s.step_id for s in steps}
     for step_id, step in by_id.items():
         if step_id not in taken_ids:
             steps.append(SimulatedStep(step_id=step_id, kind=step.get("type", ""), taken=False,
                                        why=_("not on their path")))
     return Simulation(person=user, steps=steps, ending=ending)
+
+
+def _assumed(graph: dict, assume: str) -> tuple[str, str] | None:
+    """(``goal`` or ``exit``, its name) for an assumed goal or model exit condition; None for none."""
+    kind, _sep, index = (assume or "").partition(":")
+    rules = (graph.get("goals" if kind == "goal" else "exits") or []) if kind in ("goal", "exit") else []
+    try:
+        rule = rules[int(index)]
+    except (ValueError, IndexError, TypeError):
+        return None
+    if not isinstance(rule, dict):
+        return None
+    return kind, str(rule.get("name") or rule.get("model") or "")
+
+
+def _assumed_ending(assumed: tuple[str, str], *, wait_id: str) -> str:
+    kind, name = assumed
+    if kind == "goal":
+        return _("While waiting at %(id)s they reach the goal “%(name)s”: their journey ends as converted and "
+                 "nothing after it is sent.") % {"id": wait_id, "name": name}
+    return _("While waiting at %(id)s an exit condition holds: they leave the journey and nothing after it "
+             "is sent.") % {"id": wait_id}
 
 
 def _send(step: dict, *, user, template: MessageTemplate | None, category: Category, context: dict,

@@ -75,6 +75,10 @@ class Journey(models.Model):
     )
     approved_at = models.DateTimeField(_("approved"), null=True, blank=True)
     approval_fingerprint = models.JSONField(_("what the approval covers"), default=dict, blank=True)
+    approval_requested_at = models.DateTimeField(
+        _("approval asked for"), null=True, blank=True,
+        help_text=_("When publishing was refused for want of a Manager's approval: the journey waits on the approval desk."),
+    )
     entries_scanned_at = models.DateTimeField(
         _("entries scanned up to"), null=True, blank=True,
         help_text=_("Audience and date entries: the tick's watermark (the last scan)."),

@@ -226,7 +226,8 @@ def _db_token() -> tuple | None:
 
 def _load(*, db_token: Any = None, redis_token: Any = None) -> ActiveTriggers:
     """Read and compile the active triggers and the journeys' bindings (three queries: the triggers,
-    live journeys' entries, bound versions' goals and exits). One that cannot be evaluated is logged."""
+    live journeys' entries, bound versions' goals and exits; a fourth, the audiences' rules, when a
+    live journey enters from an audience). One that cannot be evaluated is logged."""
     from ..models import SignalTrigger
 
     by_key: dict[tuple[str, str], list[CompiledTrigger]] = defaultdict(list)

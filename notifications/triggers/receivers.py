@@ -389,9 +389,11 @@ def _deliver(firings: list[dict]) -> None:
 
     journeys = [firing for firing in firings if "journey_id" in firing]
     if journeys:
+        from ..journeys.entry import journey_firings_worth_running
         from ..journeys.tasks import journey_firings_task
 
         firings = [firing for firing in firings if "journey_id" not in firing]
+        journeys = journey_firings_worth_running(journeys)
         for start in range(0, len(journeys), FIRINGS_PER_TASK):
             journey_firings_task.enqueue(firings=journeys[start:start + FIRINGS_PER_TASK])
     queued = list(firings[INLINE_FIRINGS_PER_TRANSACTION:])

@@ -186,6 +186,8 @@ def concrete(route: str, name: str | None, pattern: URLPattern, rows: dict) -> s
         "dashboard:approval_decide": rows["notifications.campaign"].pk,
         "dashboard:delivery_timeline": rows["notifications.delivery"].pk,
         "dashboard:journey": rows["notifications.journey"].pk,
+        "dashboard:journey_approval": rows["notifications.journey"].pk,
+        "dashboard:journey_approval_decide": rows["notifications.journey"].pk,
         "reports:campaign_pdf": rows["notifications.campaign"].pk,
         "reports:download": rows["dashboard.report"].pk,
         "notifications:mark_read": rows["notifications.notification"].pk,

@@ -111,12 +111,55 @@ def test_build_simulate_publish_and_watch_an_order_paid_journey(browser: Browser
     page.locator("input[name=name]").fill("Order paid follow-up")
     page.locator("input[name=key]").fill("order-paid-follow-up")
     page.locator("select[name=category]").select_option(label="Shop news")
-    page.locator("select[name=reentry]").select_option("always")
-    page.locator("textarea[name=entry]").fill(json.dumps(ENTRY))
     page.locator("button[name=_save]").click()
     expect(page.get_by_test_id("journey-builder")).to_be_visible()
     page.wait_for_load_state()  # htmx processes the page once it has loaded
+    expect(page.get_by_test_id("entry-card")).to_contain_text("from code")
+
+    # The entry is built in the builder, not typed as JSON: each choice re-draws the form.
+    page.get_by_test_id("edit-entry").click()
+    expect(page.get_by_test_id("rule-editor")).to_be_visible()
+    settled(page)
+    editor = page.get_by_test_id("rule-editor")
+    editor.locator("select[name=kind]").select_option("signal")
+    expect(editor.locator("select[name=signal]")).to_be_visible()
+    settled(page)
+    # Nothing on the form shows that this re-draw came back: wait for its answer (a choice made
+    # before it does would re-draw again and abort it, hx-sync "replace": right, but logged by htmx).
+    with page.expect_response(lambda r: "/builder/entry/" in r.url):
+        editor.locator("select[name=signal]").select_option("model.post_save")
+    settled(page)
+    editor.locator("select[name=model]").select_option("demo_shop.order")
+    expect(editor.locator("select[name=changed_field] option[value=status]")).to_have_count(1)
+    settled(page)
+    editor.locator("input[name=events][value=updated]").check()
+    editor.locator("select[name=changed_field]").select_option("status")
+    editor.locator("input[name=changed_to]").fill("paid")
+    editor.locator("select[name=reentry]").select_option("always")
+    editor.get_by_test_id("save-rule").click()  # no recipient yet: a sentence, nothing saved
+    expect(page.get_by_test_id("form-error").first).to_contain_text("Entry:")
+    settled(page)
+    page.get_by_test_id("rule-editor").locator("select[name=recipient_path]").select_option("customer.user")
+    page.get_by_test_id("save-rule").click()
+    expect(page.get_by_test_id("rule-editor")).to_have_count(0)
     expect(page.get_by_test_id("entry-card")).to_contain_text("demo_shop.order")
+    settled(page)
+    assert Journey.objects.get(key="order-paid-follow-up").entry == ENTRY
+
+    # An exit condition: the order is cancelled.
+    page.get_by_test_id("add-exits").click()
+    expect(page.get_by_test_id("rule-editor")).to_be_visible()
+    settled(page)
+    page.get_by_test_id("rule-editor").locator("select[name=model]").select_option("demo_shop.order")
+    expect(page.locator("[data-testid=rule-editor] select[name=recipient_path] option[value='customer.user']")).to_have_count(1)
+    settled(page)
+    editor = page.get_by_test_id("rule-editor")
+    editor.locator("select[name=recipient_path]").select_option("customer.user")
+    editor.locator("select[name=conditions-0-field]").select_option("status")
+    editor.locator("input[name=conditions-0-value]").fill("cancelled")
+    editor.get_by_test_id("save-rule").click()
+    expect(page.locator("[data-testid=rule-card][data-list=exits]")).to_contain_text("status")
+    settled(page)
     expect(page.get_by_test_id("problems")).to_contain_text("no steps")
     expect(page.get_by_test_id("publish")).to_be_disabled()
 
@@ -191,6 +234,7 @@ def test_build_simulate_publish_and_watch_an_order_paid_journey(browser: Browser
     mia.shot("4-emailed")
     channels = set(Delivery.objects.filter(recipient=shop["carol"]).values_list("channel", flat=True))
     assert channels == {"inapp", "email"}
-    assert mia.errors + sam.errors == []
+    assert Journey.objects.get(pk=journey.pk).current_version.exits[0]["conditions"][0]["value"] == "cancelled"
+    assert mia.errors + sam.errors == [], "\n".join(mia.errors + sam.errors)
     mia.context.close()
     sam.context.close()

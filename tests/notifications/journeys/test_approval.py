@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.urls import reverse
+from django.utils import timezone
 
-from notifications.journeys.approvals import JourneyNeedsApproval, journey_approval_check, journey_approve
+from notifications.campaigns.approval_desk import awaiting_approval
+from notifications.journeys.approvals import (
+    JourneyNeedsApproval, awaiting_journeys, journey_approval_check, journey_approve, journey_request_approval,
+)
 from notifications.journeys.services import journey_publish, journey_save
-from notifications.models import Audience, AudienceMember, AuditEntry, Journey, MessageTemplate
+from notifications.models import Audience, AudienceMember, AuditEntry, Journey, MessageTemplate, Notification
 from tests.factories import staff_in
 
 from .conftest import make_people
@@ -73,3 +78,95 @@ def test_unestimated_reach_follows_the_setting(make_journey, settings):
     journey_save(journey=journey, actor=None)
     with pytest.raises(JourneyNeedsApproval, match="changed"):
         journey_publish(journey=journey, actor=None)
+
+
+# --- The approval desk: journeys beside campaigns -----------------------------------------------------
+
+def _refused_on_publish(client, journey, marketer):
+    """The marketer presses Publish on the journey's page; the refusal puts it on the desk."""
+    client.force_login(marketer)
+    client.post(reverse("admin:notifications_journey_publish", args=[journey.pk]))
+    journey.refresh_from_db()
+
+
+def test_a_refused_publication_puts_the_journey_on_the_desk_and_tells_the_managers(
+    client, make_journey, big_audience, django_capture_on_commit_callbacks
+):
+    marketer, manager = staff_in("Marketers", "mia"), staff_in("Managers", "max")
+    journey = make_journey(publish=False, entry={"kind": "audience", "audience": big_audience.pk})
+    Journey.objects.filter(pk=journey.pk).update(created_by=marketer)
+    with django_capture_on_commit_callbacks(execute=True):
+        _refused_on_publish(client, journey, marketer)
+    assert journey.status == Journey.Status.DRAFT and journey.approval_requested_at is not None
+    assert Notification.objects.filter(recipient=manager, title="Awaiting your approval: Welcome").exists()
+    assert not Notification.objects.filter(recipient=marketer, title__startswith="Awaiting").exists()
+
+    client.force_login(manager)
+    desk = client.get(reverse("dashboard:approvals")).content.decode()
+    assert f'data-kind="journey" data-pk="{journey.pk}"' in desk and "20 recipients" in desk
+    page = client.get(reverse("dashboard:journey_approval", args=[journey.pk])).content.decode()
+    assert "20 recipients is above the approval threshold of 10" in page
+    assert 'data-testid="approval-form"' in page and "j-welcome subject" not in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("dashboard:journey_approval_decide", args=[journey.pk]), {"decision": "approve"})
+    assert f'data-kind="journey"' not in client.get(reverse("dashboard:approvals")).content.decode()
+    assert Notification.objects.filter(recipient=marketer, title="Approved: Welcome").exists()
+
+    client.force_login(marketer)  # now Publish goes through
+    client.post(reverse("admin:notifications_journey_publish", args=[journey.pk]))
+    assert Journey.objects.get(pk=journey.pk).status == Journey.Status.LIVE
+
+
+def test_requesting_changes_needs_a_comment_and_sends_the_journey_back(
+    client, make_journey, big_audience, django_capture_on_commit_callbacks
+):
+    marketer, manager = staff_in("Marketers", "mia"), staff_in("Managers", "max")
+    journey = make_journey(publish=False, entry={"kind": "audience", "audience": big_audience.pk})
+    Journey.objects.filter(pk=journey.pk).update(created_by=marketer)
+    with django_capture_on_commit_callbacks(execute=True):
+        _refused_on_publish(client, journey, marketer)
+    client.force_login(manager)
+    decide = reverse("dashboard:journey_approval_decide", args=[journey.pk])
+    page = client.post(decide, {"decision": "request_changes", "comment": " "}, follow=True).content.decode()
+    assert "Say what should change" in page
+    assert awaiting_journeys().filter(pk=journey.pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(decide, {"decision": "request_changes", "comment": "Wait a week, not two days."})
+    assert not awaiting_journeys().filter(pk=journey.pk).exists()
+    assert Notification.objects.filter(recipient=marketer, title="Changes requested: Welcome",
+                                       body="Wait a week, not two days.").exists()
+    assert "Wait a week, not two days." in client.get(
+        reverse("dashboard:journey_approval", args=[journey.pk])).content.decode()
+    # Publishing again puts it back on the desk.
+    _refused_on_publish(client, journey, marketer)
+    assert awaiting_journeys().filter(pk=journey.pk).exists()
+
+
+def test_neither_a_marketer_nor_the_author_can_approve_over_http(client, make_journey, big_audience):
+    author, marketer = staff_in("Managers", "max"), staff_in("Marketers", "mia")
+    journey = make_journey(publish=False, entry={"kind": "audience", "audience": big_audience.pk})
+    Journey.objects.filter(pk=journey.pk).update(created_by=author)
+    journey.refresh_from_db()
+    journey_request_approval(journey=journey, actor=staff_in("Marketers", "mo"))
+    client.force_login(author)
+    decide = reverse("dashboard:journey_approval_decide", args=[journey.pk])
+    page = client.get(reverse("dashboard:journey_approval", args=[journey.pk])).content.decode()
+    assert 'data-testid="approval-form"' not in page and "cannot approve your own journey" in page
+    client.post(decide, {"decision": "approve"})
+    client.force_login(marketer)
+    assert client.post(decide, {"decision": "approve"}).status_code == 403
+    journey.refresh_from_db()
+    assert journey.approved_by_id is None
+
+
+def test_the_desk_lists_journeys_in_a_fixed_number_of_queries(make_journey, big_audience, django_assert_num_queries):
+    marketer = staff_in("Marketers", "mia")
+    for i in range(4):
+        journey = make_journey(key=f"j{i}", publish=False, entry={"kind": "audience", "audience": big_audience.pk})
+        Journey.objects.filter(pk=journey.pk).update(created_by=marketer, approval_requested_at=timezone.now())
+        if i == 0:
+            with django_assert_num_queries(5):  # campaigns, triggers, journeys, the audience, its size
+                assert [item.size for item in awaiting_approval() if item.kind == "journey"] == [20]
+    with django_assert_num_queries(5):
+        assert [item.size for item in awaiting_approval() if item.kind == "journey"] == [20] * 4

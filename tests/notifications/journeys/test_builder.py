@@ -344,3 +344,27 @@ def test_cards_speak_simplified_chinese():
     with translation.override("zh-hans"):
         assert step_words({"type": "wait", "days": 2}, templates={}, categories={}) == "等待 2 天"
         assert step_words({"type": "exit"}, templates={}, categories={}) == "退出旅程"
+
+
+def test_simulate_honours_goals_and_exit_conditions(marketer_client, make_journey):
+    from notifications.models import Preference
+
+    goal = {"name": "paid", "model": "demo_shop.order", "recipient_path": "customer.user",
+            "conditions": [{"field": "status", "op": "eq", "value": "paid"}]}
+    journey = make_journey(publish=False, graph=welcome_graph(goals=[goal], exits=[{"kind": "opted_out"}]))
+    UserFactory(username="dee", email="dee@example.com")
+    page = marketer_client.get(_url("", journey)).content.decode()
+    assert "they reach the goal “paid”" in page  # offered in the panel
+
+    html = marketer_client.get(_url("_simulate", journey), {"person": "dee", "assume": "goal:0"}).content.decode()
+    assert 'data-step="welcome" data-taken="yes"' in html and 'data-step="pause" data-taken="yes"' in html
+    assert 'data-step="reminder" data-taken="no"' in html and 'data-step="tip" data-taken="no"' in html
+    assert "While waiting at pause they reach the goal “paid”: their journey ends as converted" in html
+    plain = marketer_client.get(_url("_simulate", journey), {"person": "dee"}).content.decode()
+    assert 'data-step="reminder" data-taken="yes"' in plain  # nothing assumed: the whole path
+
+    dee = UserFactory._meta.model.objects.get(username="dee")
+    Preference.objects.create(user=dee, category=journey.category, channel="sms", enabled=False)
+    html = marketer_client.get(_url("_simulate", journey), {"person": "dee"}).content.decode()
+    assert "They leave at once, before the first step: they opted out" in html
+    assert 'data-taken="yes"' not in html

@@ -158,3 +158,122 @@ def test_the_schedulers_journeys_round_scans_entries_then_advances_them(make_jou
     assert Delivery.objects.filter(recipient_id__in=people, idempotency_key__contains=":welcome:").count() == 5
     assert journeys_tick_lines() == []  # the round again: nobody new, nothing due
     assert JourneyEnrollment.objects.filter(journey=journey).count() == 5
+
+
+# --- Audience entries checked on the saves the audience's fields name -----------------------------
+
+def test_a_person_who_starts_matching_enters_on_the_save_not_at_the_next_scan(
+    make_journey, immediate_tasks, django_capture_on_commit_callbacks
+):
+    from tests.factories import CustomerFactory
+
+    audience = Audience.objects.create(name="VIP Adas", kind=Audience.Kind.RULES, rules={"all": [
+        {"field": "user.first_name", "op": "eq", "value": "Ada"}, {"field": "shop.vip", "op": "is", "value": True}]})
+    journey = make_journey(entry={"kind": "audience", "audience": audience.pk})
+    scheduled_entries_scan(now=T0)  # the watermark is fresh: the next scan is ten minutes away
+    with django_capture_on_commit_callbacks(execute=True):
+        customer = CustomerFactory(vip=False, user__first_name="Ada")  # Ada, but not a VIP: no match
+    with django_capture_on_commit_callbacks(execute=True):
+        customer.user.save()
+    assert _enrolled(journey) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        customer.vip = True
+        customer.save()  # now she matches: she enters after this commit
+    assert _enrolled(journey) == [customer.user_id]
+    with django_capture_on_commit_callbacks(execute=True):
+        customer.save()  # once ever: a later save enters nobody again
+    assert JourneyEnrollment.objects.filter(journey=journey).count() == 1
+    assert scheduled_entries_scan(now=T0 + AUDIENCE_SCAN_EVERY + timedelta(minutes=1)).entered == 0
+
+
+def test_changing_the_audience_rules_rebinds_the_journey(make_journey, client):
+    from django.urls import reverse
+
+    from notifications.journeys.entry import _audience_bindings
+    from notifications.models import TriggerState
+    from tests.factories import staff_in
+
+    audience = Audience.objects.create(name="Adas", kind=Audience.Kind.RULES, rules={"all": [
+        {"field": "user.date_joined", "op": "within_days", "value": 30}]})
+    make_journey(entry={"kind": "audience", "audience": audience.pk})
+    before = TriggerState.objects.values_list("version", flat=True).first()
+    client.force_login(staff_in(None, "root"))
+    response = client.post(reverse("admin:notifications_audience_change", args=[audience.pk]), {
+        "name": "Adas", "kind": "rules", "description": "",
+        "rules": '{"all": [{"field": "user.first_name", "op": "eq", "value": "Ada"}]}'})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert TriggerState.objects.values_list("version", flat=True).first() != before
+    assert [b.model for b in _audience_bindings([(1, audience.pk)])] == ["auth.user"]
+
+
+def test_an_audience_of_fields_no_save_can_change_waits_for_the_scan(
+    make_journey, immediate_tasks, django_capture_on_commit_callbacks
+):
+    User = get_user_model()
+    audience = Audience.objects.create(name="Recent", kind=Audience.Kind.RULES, rules={"all": [
+        {"field": "user.date_joined", "op": "within_days", "value": 30}]})
+    journey = make_journey(entry={"kind": "audience", "audience": audience.pk})
+    from notifications.journeys.entry import _audience_bindings
+
+    assert _audience_bindings([(journey.pk, audience.pk)]) == []  # "joined within 30 days": time, not a save
+    with django_capture_on_commit_callbacks(execute=True):
+        User.objects.create(username="newbie", email="n@example.com")
+    assert _enrolled(journey) == []
+    assert scheduled_entries_scan().entered == 1
+
+
+# --- Date entries in bulk, and yearly dates --------------------------------------------------------
+
+def test_the_date_scan_enters_everyone_due_in_a_fixed_number_of_queries(make_journey, django_assert_num_queries):
+    User = get_user_model()
+    journey = make_journey(entry={"kind": "date", "model": "user", "field": "date_joined", "offset_days": 3})
+    scheduled_entries_scan(now=T0 - timedelta(days=1))  # the watermark, a day back
+
+    def due(n, prefix):
+        people = make_people(n, prefix=prefix)
+        User.objects.filter(pk__in=people).update(date_joined=T0 - timedelta(days=3, hours=1))
+        return people
+
+    due(3, "few")
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=T0 - timedelta(days=1))
+    # journeys, watermark, rows, journey refresh, savepoint, people allowed, existing, insert, release
+    with django_assert_num_queries(9):
+        assert scheduled_entries_scan(now=T0).entered == 3
+    due(60, "many")  # (SQLite inserts ~90 rows a statement; one row used to cost ~5 queries)
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=T0 - timedelta(days=1))
+    with django_assert_num_queries(9):
+        assert scheduled_entries_scan(now=T0).entered == 60  # the 3 from before are not entered again
+    assert JourneyEnrollment.objects.filter(journey=journey).count() == 63
+
+
+def test_a_birthday_enters_three_days_before_each_year_once(make_journey):
+    from datetime import date
+
+    from notifications.journeys.entries import scheduled_entry_problems
+
+    # Customers' "created_at" stands in for a birthday: any date field of a registered model.
+    from tests.factories import CustomerFactory
+
+    born = CustomerFactory()
+    other = CustomerFactory()
+    from demo_shop.models import Customer
+
+    Customer.objects.filter(pk=born.pk).update(created_at=T0.replace(year=1990) + timedelta(days=3))
+    Customer.objects.filter(pk=other.pk).update(created_at=T0.replace(year=1990) + timedelta(days=40))
+    entry = {"kind": "date", "model": "demo_shop.customer", "field": "created_at", "offset_days": -3,
+             "yearly": True, "recipient_path": "user"}
+    assert "yearly date enters people each year" in scheduled_entry_problems(entry, reentry="once")[0]
+    journey = make_journey(entry=entry, reentry=Journey.Reentry.ALWAYS)
+
+    assert scheduled_entries_scan(now=T0 + timedelta(hours=1)).entered == 1  # three days before her birthday
+    assert scheduled_entries_scan(now=T0 + timedelta(hours=2)).entered == 0  # the tick again: once a year
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=None)
+    assert scheduled_entries_scan(now=T0 + timedelta(hours=3)).entered == 0  # a lost watermark: still once
+    assert scheduled_entries_scan(now=T0 + timedelta(days=20)).entered == 0
+    next_year = T0.replace(year=2027) + timedelta(hours=1)
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=next_year - timedelta(minutes=5))
+    assert scheduled_entries_scan(now=next_year).entered == 1  # and again the next year
+    keys = sorted(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True))
+    assert [k.rsplit(":", 1)[1] for k in keys] == ["year2026", "year2027"]
+    assert set(JourneyEnrollment.objects.values_list("user_id", flat=True)) == {born.user_id}
+    assert date(2026, 3, 5)  # 2 March + 3 days: her birthday

@@ -351,3 +351,21 @@ def test_only_a_live_journeys_entry_change_moves_the_trigger_token(make_journey,
         order.status = "shipped"
         order.save()
     assert JourneyEnrollment.objects.get().user_id == order.customer.user_id
+
+
+def test_a_goal_queues_no_task_while_nobody_is_in_the_journey(make_journey, django_capture_on_commit_callbacks,
+                                                              settings):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+    goal = {"name": "paid", "model": "demo_shop.order", "recipient_path": "customer.user",
+            "conditions": [{"field": "status", "op": "eq", "value": "paid"}]}
+    journey = make_journey(graph=welcome_graph(goals=[goal]))
+    customer = CustomerFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        OrderFactory(customer=customer, status="paid")  # a paid order, nobody in the journey
+    assert not DBTaskResult.objects.filter(task_path__contains="journey_firings").exists()
+    journey_enter(journey=journey, user_ids=[customer.user_id], now=T0)
+    with django_capture_on_commit_callbacks(execute=True):
+        OrderFactory(customer=customer, status="paid")  # now someone is: the goal is checked
+    assert DBTaskResult.objects.filter(task_path__contains="journey_firings").count() == 1

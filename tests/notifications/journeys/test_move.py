@@ -44,3 +44,30 @@ def test_preview_then_move_lands_people_on_the_same_step_of_the_new_version(make
     assert sum(":welcome:" in k for k in keys) == 10  # not sent again
     assert sum(":reminder:inapp" in k for k in keys) == 10  # the new version's reminder
     assert journey_move_preview(journey=journey).moving == 0
+
+
+def test_the_journey_page_previews_where_people_land_then_moves_them(client, make_journey):
+    from django.urls import reverse
+
+    from tests.factories import staff_in
+
+    journey = make_journey()
+    journey_enter(journey=journey, user_ids=make_people(4), now=T0)
+    journeys_tick(now=T0)
+    graph = welcome_graph()
+    graph["steps"][4]["channels"] = ["inapp"]
+    journey.graph = graph
+    journey_save(journey=journey, actor=None)
+    journey_publish(journey=journey, actor=None, now=T0 + timedelta(hours=1))
+
+    client.force_login(staff_in("Marketers", "mia"))
+    url = reverse("admin:notifications_journey_move", args=[journey.pk])
+    page = client.get(url).content.decode()
+    assert 'data-testid="move-row" data-step="opened?"' in page and '<td data-testid="move-n">4</td>' in page
+    assert JourneyEnrollment.objects.filter(version=journey.current_version).count() == 0  # GET changes nothing
+    page = client.post(url, follow=True).content.decode()
+    assert "4 people in flight now run on the published version." in page
+    assert JourneyEnrollment.objects.filter(version=journey.current_version).count() == 4
+
+    client.force_login(staff_in("Operators", "op"))  # reads journeys, may not move people
+    assert client.post(url).status_code == 403
