@@ -126,7 +126,7 @@ URL_POLICY: dict[str, Rule] = {
     "api:openapi-json": PUBLIC,
     "api:openapi-view": PUBLIC,
     **{f"api:{name}": APIKEY for name in (
-        "notifications_send", "broadcasts_send", "journey_enter_people", "recipients_upsert", "recipients_upsert_bulk", "recipient_token",
+        "notifications_send", "broadcasts_send", "journey_enter_people", "recipients_upsert_one", "recipients_upsert_bulk", "recipient_token",
         "recipient_preferences", "recipient_preferences_change", "suppressions_list", "suppressions_add", "suppressions_lift", "delivery_status", "campaigns_list",
         "campaign_status")},
     **{f"api:{name}": SIGNED_IN for name in ("my_inbox", "my_unread", "my_mark_read", "my_mark_all_read",
