@@ -328,4 +328,5 @@ NOT_PERSONAL = frozenset({
     "dashboard.ImportJob.created_by",
     "dashboard.Report.created_by",
     "api.ApiKey.created_by",  # a superuser who made a REST API key
+    "notifications.WebhookEndpoint.created_by",  # the Manager who configured an outbound webhook
 })

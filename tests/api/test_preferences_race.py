@@ -1,5 +1,6 @@
-"""Two PATCHes of one person's preferences at the same moment, on PostgreSQL (each thread its own
-connection): both changes survive. Each PATCH merges into what it read, so without a lock the
+"""Two PATCHes of one person's preferences at the same moment (each thread its own connection):
+both changes survive. PostgreSQL serialises them by the row lock, SQLite by its immediate write
+transaction. Each PATCH merges into what it read, so without a lock the
 second write would put back what the first turned off."""
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactor
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
 def test_two_concurrent_preference_changes_both_survive(monkeypatch):
     news = CategoryFactory(key="news", user_can_opt_out=True, default_enabled=True)
     offers = CategoryFactory(key="offers", user_can_opt_out=True, default_enabled=True)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def test_each_room_registers_its_tick_in_order():
     assert [t.name for t in scheduling.ticks()] == [
-        "campaigns", "ab_tests", "journeys", "ledger", "analytics", "retention", "ledger_count", "heartbeats",
+        "campaigns", "ab_tests", "journeys", "ledger", "webhooks", "analytics", "retention", "ledger_count", "heartbeats",
     ]
 
 
@@ -22,15 +22,16 @@ def test_one_tick_prints_what_each_room_did():
     out = StringIO()
     call_command("signalbox_scheduler", "--once", stdout=out)
     lines = out.getvalue().splitlines()
-    assert lines[:4] == [
+    assert lines[:5] == [
         "started 0 campaign run(s)",
         "chose 0 A/B test winner(s)",
         "journeys: advanced 0 enrollment(s), 0 step(s), planned 0 delivery(ies), 0 finished",
         "swept 0 expired lease(s), re-queued 0 stale delivery(ies)",
+        "webhooks: 0 endpoint(s) drained",
     ]
     rollups, count = ["refreshed the analytics rollups"], ["counted the ledger by channel and status"]  # when due
     retention = ["retention: deleted nothing"]  # ops/, after the rollups
-    assert lines[4:-1] in [[*r, *retention, *c] for r in ([], rollups) for c in ([], count)]
+    assert lines[5:-1] in [[*r, *retention, *c] for r in ([], rollups) for c in ([], count)]
     assert lines[-1].startswith("recorded the scheduler heartbeat")  # ops/, last
 
 
