@@ -34,27 +34,38 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     expired = Delivery.objects.filter(status=Status.SENDING, lease_expires_at__lt=now)
     released = {"lease_owner": "", "lease_expires_at": None}
-    resendable = channels.aliases_where("safe_to_resend_after_lost_lease")
+    resendable = set(channels.aliases_where("safe_to_resend_after_lost_lease"))
     with transaction.atomic():
-        in_flight = expired.filter(status_reason=IN_FLIGHT)
-        resend_rule = Q(category__resend_policy=Category.ResendPolicy.AT_LEAST_ONCE, channel__in=resendable)
-        resend = list(in_flight.filter(resend_rule).values_list("id", "channel"))
-        Delivery.objects.filter(pk__in=[pk for pk, _ in resend], status=Status.SENDING).update(
+        # Read and settle under the rows' locks. A worker whose lease ran out may be slow rather
+        # than dead (descheduled on a busy machine): if it marked a wave in flight between a plain
+        # read here and the update, the wave would be put back in line while the provider has it,
+        # and sent twice. Locked, its mark either committed first (read here as in flight) or
+        # waits for this sweep and then finds the lease gone (it sends nothing of those rows).
+        # SQLite's immediate write transaction gives the same order.
+        rows = list(
+            expired.select_for_update(of=("self",))
+            .values_list("id", "channel", "status_reason", "category__resend_policy")
+        )
+        at_least_once = Category.ResendPolicy.AT_LEAST_ONCE
+        resend = [(pk, ch) for pk, ch, reason, policy in rows
+                  if reason == IN_FLIGHT and policy == at_least_once and ch in resendable]
+        resent_ids = {pk for pk, _ in resend}
+        unknown = [pk for pk, _ch, reason, _p in rows if reason == IN_FLIGHT and pk not in resent_ids]
+        untouched = [(pk, ch) for pk, ch, reason, _p in rows if reason != IN_FLIGHT]
+        digests = [pk for pk, _ch, reason, _p in rows if reason != IN_FLIGHT and reason.startswith(DIGEST_PREFIX)]
+        Delivery.objects.filter(pk__in=list(resent_ids)).update(
             status=Status.DEFERRED, status_reason="resend_after_lost_lease", next_attempt_at=now, **released
         )
-        unknown = list(in_flight.exclude(resend_rule).values_list("id", flat=True))
-        Delivery.objects.filter(pk__in=unknown, status=Status.SENDING).update(
+        Delivery.objects.filter(pk__in=unknown).update(
             status=Status.UNKNOWN, status_reason="lost_in_flight",
             last_error="The worker stopped while the provider had the message; its answer never came back.",
             **released,
         )
-        untouched = list(expired.exclude(status_reason=IN_FLIGHT).values_list("id", "channel"))
-        back = Delivery.objects.filter(pk__in=[pk for pk, _ in untouched], status=Status.SENDING)
         # A digest delivery keeps its reason, so it is folded into its digest again.
-        back.filter(status_reason__startswith=DIGEST_PREFIX).update(
+        Delivery.objects.filter(pk__in=digests).update(
             status=Status.DEFERRED, next_attempt_at=now, attempts=F("attempts") - 1, **released
         )
-        back.update(
+        Delivery.objects.filter(pk__in=[pk for pk, _ in untouched], status=Status.SENDING).update(
             status=Status.DEFERRED, status_reason="lease_expired", next_attempt_at=now,
             attempts=F("attempts") - 1, **released,
         )

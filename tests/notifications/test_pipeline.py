@@ -419,3 +419,38 @@ def test_inbox_reads_are_receipts(people, transactional):
     notification_mark_read(user=people[0], notification_id=first.pk)  # again: nothing new
     assert set(Delivery.objects.values_list("status", flat=True)) == {"read"}
     assert DeliveryEvent.objects.filter(kind="read", source="inbox").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wave_marked_in_flight_while_the_sweep_runs_is_never_put_back_in_line(people, marketing):
+    """A worker whose lease ran out may be slow, not dead: it marks its next wave in flight just as
+    the sweeper reads the batch. The sweep must see the mark (unknown: the provider may have it),
+    never put the wave back in line to be sent again (PostgreSQL interleaves them; found by the
+    crash test, where a descheduled worker's chat wave reached the provider twice)."""
+    import threading
+
+    from django.db import connection, transaction
+
+    notify(people, title="Sale", channels=["email"], category=marketing)
+    ids = planned_ids()
+    ledger.deliveries_claim(delivery_ids=ids, owner="slow-worker", now=timezone.now() - timedelta(hours=1))
+    marked, release = threading.Event(), threading.Event()
+
+    def slow_worker():
+        try:
+            with transaction.atomic():  # the mark is written, not yet committed, when the sweep starts
+                assert ledger.mark_in_flight(delivery_ids=ids, owner="slow-worker") == len(ids)
+                marked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=slow_worker)
+    worker.start()
+    assert marked.wait(10)
+    threading.Timer(1.0, release.set).start()  # commits while the sweep is under way
+    ledger.deliveries_sweep_expired_leases()
+    worker.join()
+
+    assert set(Delivery.objects.values_list("status", "status_reason")) == {("unknown", "lost_in_flight")}
+    assert ledger.deliveries_send(delivery_ids=ids).claimed == 0
