@@ -82,10 +82,12 @@ from .provider_templates import TemplateMap
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 NOT_SUBSCRIBED = 43004
 SUBSCRIBE_REFUSED = 43101
+#: The note of a 43101 suppression starts so; accepting a subscribe message lifts only those.
+SUBSCRIBE_REFUSED_NOTE = "WeChat 43101"
 #: The refusals that suppress the openid on the alias, and the note the suppression carries.
 SUPPRESSING_ERRORS = {
     NOT_SUBSCRIBED: "WeChat 43004: the recipient does not follow the Official Account",
-    SUBSCRIBE_REFUSED: "WeChat 43101: the recipient refused or has not accepted the subscribe message",
+    SUBSCRIBE_REFUSED: f"{SUBSCRIBE_REFUSED_NOTE}: the recipient refused or has not accepted the subscribe message",
 }
 TEMPLATE = "template"
 SUBSCRIBE = "subscribe"
