@@ -14,6 +14,7 @@ messages), for the ``wechat`` adapter's tests, driven by wechatpy.
     server.expire_tokens()              # every issued token now answers 42001
     server.revoke_tokens()              # ... or 40001 (as after another fetch elsewhere)
     server.reject_tokens = True         # every token, even a fresh one, answers 40001
+    server.subscribe_msgids = False     # an accepted subscribe message's answer carries no msgid
 
 and ``unavailable``/``slow``/``dropped`` from ``FakeProviderServer``.
 """
@@ -58,6 +59,7 @@ class FakeWeChatServer(FakeProviderServer):
         self.invalid_openids: set[str] = set()
         self.busy: set[str] = set()
         self.refused: set[str] = set()
+        self.subscribe_msgids = True  # False: an accepted subscribe message is answered without a msgid
         self.approved_templates: set[str] | None = None
         self.requests: list[TemplateSend] = []
         self._msgids = itertools.count(2_000_000_001)
@@ -136,4 +138,6 @@ class FakeWeChatServer(FakeProviderServer):
         if outcome in errors:
             code, message = errors[outcome]
             return 200, {"errcode": code, "errmsg": f"{message} rid: {secrets.token_hex(8)}"}
+        if kind == "subscribe" and not self.subscribe_msgids:
+            return 200, {"errcode": 0, "errmsg": "ok"}
         return 200, {"errcode": 0, "errmsg": "ok", "msgid": msgid}

@@ -70,6 +70,15 @@ def test_a_subscribe_template_goes_out_as_a_subscribe_message_beside_template_me
     assert by_openid[openid(3)].url == "https://shop.example.com/"
 
 
+def test_an_accepted_subscribe_message_without_a_msgid_is_still_sent(wechat):
+    wechat.subscribe_msgids = False
+
+    subscribe, template = send(channels["wechat"], [shipped(1), message(2, openid(2), text="A notice")])
+
+    assert subscribe.ok and subscribe.provider_message_id == ""  # errcode 0 is WeChat's acceptance
+    assert template.ok and template.provider_message_id.isdigit()
+
+
 @pytest.mark.django_db
 def test_a_refused_subscribe_message_fails_permanently_and_suppresses_the_openid(wechat):
     from notifications.models import Suppression
