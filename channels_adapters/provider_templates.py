@@ -28,7 +28,7 @@ not mapped, with no ``default_template``, fails permanently before the provider 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ChannelConfigurationError, PermanentChannelError
@@ -43,6 +43,9 @@ class ProviderTemplate:
     #: The variable the rendered text goes into (default template only).
     text_param: str = ""
     sign_name: str = ""
+    #: The provider's own keys the alias allows beside these (``TemplateMap(extra_keys=...)``),
+    #: e.g. WeChat's ``kind``, ``page`` and ``miniprogram``, as configured.
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,13 @@ class FilledTemplate:
     template_code: str
     sign_name: str
     values: tuple[tuple[str, str], ...]
+    extra: dict = field(default_factory=dict)
 
 
-def _template(owner: str, key: str, spec: Any) -> ProviderTemplate:
+def _template(owner: str, key: str, spec: Any, extra_keys: frozenset[str] = frozenset()) -> ProviderTemplate:
     if not isinstance(spec, dict) or not spec.get("template_code"):
         raise ChannelConfigurationError(f"{owner}: templates[{key!r}] needs a template_code.")
-    unknown = set(spec) - {"template_code", "params", "text_param", "sign_name"}
+    unknown = set(spec) - {"template_code", "params", "text_param", "sign_name"} - extra_keys
     if unknown:
         raise ChannelConfigurationError(f"{owner}: templates[{key!r}] has unknown keys {', '.join(sorted(unknown))}.")
     raw = spec.get("params") or ()
@@ -69,7 +73,7 @@ def _template(owner: str, key: str, spec: Any) -> ProviderTemplate:
         raise ChannelConfigurationError(f"{owner}: templates[{key!r}]['params'] must be a list or a dict.")
     return ProviderTemplate(
         template_code=str(spec["template_code"]), params=params, text_param=str(spec.get("text_param") or ""),
-        sign_name=str(spec.get("sign_name") or ""),
+        sign_name=str(spec.get("sign_name") or ""), extra={k: spec[k] for k in extra_keys if k in spec},
     )
 
 
@@ -77,14 +81,17 @@ class TemplateMap:
     """The ``templates`` / ``default_template`` / ``sign_name`` OPTIONS of one alias, checked when built."""
 
     def __init__(self, owner: str, *, sign_name: str, templates: dict | None, default_template: dict | None,
-                 signed: bool = True, names: str = "provider SMS template") -> None:
+                 signed: bool = True, names: str = "provider SMS template",
+                 extra_keys: frozenset[str] = frozenset()) -> None:
         # ``names``: what the provider calls a template, in the error when none is mapped.
+        # ``extra_keys``: provider-specific keys a template may carry (checked by the adapter).
         self.names = names
         if templates is not None and not isinstance(templates, dict):
             raise ChannelConfigurationError(f"{owner}: templates must be a dict of message template keys.")
         self.sign_name = sign_name
-        self.templates = {str(key): _template(owner, key, spec) for key, spec in (templates or {}).items()}
-        self.default = _template(owner, "default_template", default_template) if default_template else None
+        self.templates = {str(key): _template(owner, key, spec, extra_keys) for key, spec in (templates or {}).items()}
+        self.default = (_template(owner, "default_template", default_template, extra_keys)
+                        if default_template else None)
         if self.default is not None and not self.default.text_param:
             raise ChannelConfigurationError(f"{owner}: default_template needs a text_param.")
         for key, template in [*self.templates.items(), ("default_template", self.default)]:
@@ -103,7 +110,7 @@ class TemplateMap:
                     reason="no_provider_template",
                 )
             return FilledTemplate(self.default.template_code, self.default.sign_name or self.sign_name,
-                                  ((self.default.text_param, message.text),))
+                                  ((self.default.text_param, message.text),), self.default.extra)
         context = source.get("context") or {}
         values = []
         for name, path in template.params:
@@ -114,7 +121,8 @@ class TemplateMap:
                     reason="template_param_missing",
                 )
             values.append((name, str(value)))
-        return FilledTemplate(template.template_code, template.sign_name or self.sign_name, tuple(values))
+        return FilledTemplate(template.template_code, template.sign_name or self.sign_name, tuple(values),
+                              template.extra)
 
 
 def _lookup(context: Any, path: str) -> Any:

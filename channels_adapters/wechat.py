@@ -1,4 +1,5 @@
-"""WeChat Official Account template messages (模板消息) to a recipient's ``openid``, with wechatpy.
+"""WeChat Official Account template messages (模板消息) and subscribe messages (订阅通知) to a
+recipient's ``openid``, with wechatpy.
 
 The address is the recipient's openid for this Official Account, kept in
 ``RecipientProfile.chat_ids["wechat"]`` (``features.address_source = "profile_wechat"``). The
@@ -15,6 +16,19 @@ template and its fields are mapped per alias in OPTIONS, as for the Chinese SMS 
 
 The message's link (``url``) becomes the template message's URL.
 
+**Subscribe messages** (订阅通知, ``/cgi-bin/message/subscribe/bizsend``, wechatpy's
+``message.send_subscribe_message``): a template with ``"kind": "subscribe"`` goes out as one; its
+``template_code`` is the subscribe template id and ``params`` map its fields (``thing1``,
+``time2``, ...) the same way. A template of either kind may name a mini program to open
+(``"miniprogram": {"appid": "wx...", "pagepath": "pages/order?id=17"}``); a subscribe message may
+name the web ``page`` it opens (default: the message's link)::
+
+    "templates": {"order-shipped": {"kind": "subscribe", "template_code": "sub-id",
+                                    "params": {"thing1": "order.number"}, "page": "https://..."}}
+
+A subscribe message reaches only someone who accepted that template (in the account's pop-up or
+settings): WeChat answers 43101 otherwise, which is handled like 43004 below.
+
 **Access token.** One token per Official Account is valid at a time and fetching a new one
 invalidates the old one after a few minutes, so every worker shares it through Django's cache
 (``signalbox:wechat:<app id>:access_token``, kept until 5 minutes before it expires). A worker
@@ -27,7 +41,9 @@ shared by all workers (Redis) in production; the local-memory cache shares only 
 worker already did) and the message sent again, once; a second refusal is transient. 43004 (the
 user does not follow the account): permanent, and the openid is suppressed on this alias (reason
 "unsubscribed", with a note) so it is not tried again until they follow again (the event
-callback lifts it). 40003 invalid openid, 40037 invalid template, 47003 bad template data and
+callback lifts it). 43101 (the user refused, or never accepted, a subscribe message): the same,
+noted as such; their accepting a subscribe message later (``subscribe_msg_popup_event`` or
+``subscribe_msg_change_event``) lifts it. 40003 invalid openid, 40037 invalid template, 47003 bad template data and
 other 4xxxx codes: permanent. -1 (system busy), 45009/45047 (rate limits), an HTTP error:
 transient. No connection: transient. A read timeout or a dropped connection after the request
 left: ``UnknownOutcomeError``, never re-sent.
@@ -65,6 +81,17 @@ from .provider_templates import TemplateMap
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 NOT_SUBSCRIBED = 43004
+SUBSCRIBE_REFUSED = 43101
+#: The note of a 43101 suppression starts so; accepting a subscribe message lifts only those.
+SUBSCRIBE_REFUSED_NOTE = "WeChat 43101"
+#: The refusals that suppress the openid on the alias, and the note the suppression carries.
+SUPPRESSING_ERRORS = {
+    NOT_SUBSCRIBED: "WeChat 43004: the recipient does not follow the Official Account",
+    SUBSCRIBE_REFUSED: f"{SUBSCRIBE_REFUSED_NOTE}: the recipient refused or has not accepted the subscribe message",
+}
+TEMPLATE = "template"
+SUBSCRIBE = "subscribe"
+TEMPLATE_KEYS = frozenset({"kind", "page", "miniprogram"})
 TRANSIENT_ERRORS = frozenset({-1, 45009, 45047, 45011})
 TOKEN_MARGIN = 300  # seconds before expiry a cached token is dropped
 
@@ -177,12 +204,31 @@ def wechat_error(error: WeChatClientException) -> ChannelError:
     return PermanentChannelError(text, reason=f"wechat:{code}")
 
 
+def _check_template_extras(owner: str, key: str, extra: dict) -> None:
+    kind = extra.get("kind", TEMPLATE)
+    if kind not in (TEMPLATE, SUBSCRIBE):
+        raise ChannelConfigurationError(f"{owner}: templates[{key!r}]['kind'] must be 'template' or 'subscribe'.")
+    if "page" in extra and (kind != SUBSCRIBE or not isinstance(extra["page"], str)):
+        raise ChannelConfigurationError(f"{owner}: templates[{key!r}]['page'] is a URL, for subscribe messages only.")
+    miniprogram = extra.get("miniprogram")
+    if miniprogram is not None and not (
+        isinstance(miniprogram, dict) and set(miniprogram) <= {"appid", "pagepath"}
+        and isinstance(miniprogram.get("appid"), str) and miniprogram["appid"]
+        and isinstance(miniprogram.get("pagepath", ""), str)
+    ):
+        raise ChannelConfigurationError(
+            f"{owner}: templates[{key!r}]['miniprogram'] must be {{'appid': 'wx...', 'pagepath': '...'}}."
+        )
+
+
 @dataclass
 class WeChatPayload:
     touser: str
     template_id: str
     data: dict
     url: str | None
+    kind: str = TEMPLATE
+    miniprogram: dict | None = None
 
 
 class WeChatChannel(BaseChannel):
@@ -211,7 +257,10 @@ class WeChatChannel(BaseChannel):
             app_id=(app_id, "WECHAT_APP_ID"), app_secret=(app_secret, "WECHAT_APP_SECRET"),
         )
         self.templates = TemplateMap(owner, sign_name="", templates=templates, default_template=default_template,
-                                     signed=False, names="WeChat template message")
+                                     signed=False, names="WeChat template message", extra_keys=TEMPLATE_KEYS)
+        for key, template in [*self.templates.templates.items(), ("default_template", self.templates.default)]:
+            if template is not None:
+                _check_template_extras(owner, key, template.extra)
         self.base_url = base_url
         self.timeout = float(timeout)
         self.token_wait = float(token_wait)
@@ -229,8 +278,11 @@ class WeChatChannel(BaseChannel):
     def build_payload(self, message: OutboundMessage) -> WeChatPayload:
         filled = self.templates.fill(message)
         data = {name: {"value": value} for name, value in filled.values}
-        return WeChatPayload(touser=message.address, template_id=filled.template_code, data=data,
-                             url=message.url or None)
+        kind = filled.extra.get("kind", TEMPLATE)
+        # A template message opens ``url``; a subscribe message calls it ``page``.
+        url = filled.extra.get("page") or message.url or None
+        return WeChatPayload(touser=message.address, template_id=filled.template_code, data=data, url=url, kind=kind,
+                             miniprogram=filled.extra.get("miniprogram"))
 
     def open_lane(self) -> SharedTokenWeChatClient:
         return SharedTokenWeChatClient(self.app_id, self.app_secret, storage=self.storage, base_url=self.base_url,
@@ -254,38 +306,52 @@ class WeChatChannel(BaseChannel):
             raise TransientChannelError(f"Could not get a WeChat access token: {error}",
                                         reason="wechat_token") from error
 
+    @staticmethod
+    def _post(lane: SharedTokenWeChatClient, payload: WeChatPayload) -> dict:
+        """One request through wechatpy: a subscribe message or a template message."""
+        if payload.kind == SUBSCRIBE:
+            return lane.message.send_subscribe_message(payload.touser, payload.template_id, payload.data,
+                                                       miniprogram=payload.miniprogram, page=payload.url)
+        return lane.message.send_template(payload.touser, payload.template_id, payload.data, url=payload.url,
+                                          mini_program=payload.miniprogram)
+
     def send_payload(self, payload: WeChatPayload, message: OutboundMessage, lane: SharedTokenWeChatClient) -> str:
         token = self._token(lane)
         try:
             try:
-                result = lane.message.send_template(payload.touser, payload.template_id, payload.data,
-                                                    url=payload.url)
+                result = self._post(lane, payload)
             except WeChatClientException as error:
                 if error.errcode not in TOKEN_ERRORS:
                     raise
                 # The token was refused: replace it (unless another worker already did), send once more.
                 self._token(lane, stale=token)
-                result = lane.message.send_template(payload.touser, payload.template_id, payload.data,
-                                                    url=payload.url)
+                result = self._post(lane, payload)
         except WeChatClientException as error:
             raise wechat_error(error) from error
         except requests.exceptions.RequestException as error:
             raise _transport_error(error) from error
         except (ValueError, KeyError) as error:
             raise UnknownOutcomeError(f"Unreadable reply from WeChat: {error!r}", reason="wechat_bad_reply") from error
-        msgid = result.get("msgid") if isinstance(result, dict) else None
+        if not isinstance(result, dict):
+            raise UnknownOutcomeError(f"Unreadable reply from WeChat: {result!r}"[:300], reason="wechat_bad_reply")
+        msgid = result.get("msgid")
+        if payload.kind == SUBSCRIBE and result.get("errcode") == 0:
+            # errcode 0 is WeChat's acceptance; a subscribe message's reply may carry no msgid.
+            return str(msgid or "")
         if not msgid:
             raise UnknownOutcomeError(f"WeChat replied without a msgid: {result!r}"[:300], reason="wechat_bad_reply")
         return str(msgid)
 
     def after_send(self, payload: WeChatPayload | None, result: SendResult) -> None:
-        """43004: the recipient does not follow the account; stop trying their openid here."""
-        if payload is None or result.error is None or result.error.reason != f"wechat:{NOT_SUBSCRIBED}":
+        """43004 (the recipient does not follow the account) and 43101 (they refused the subscribe
+        message): stop trying their openid here."""
+        if payload is None or result.error is None:
+            return
+        note = next((note for code, note in SUPPRESSING_ERRORS.items() if result.error.reason == f"wechat:{code}"),
+                    None)
+        if note is None:
             return
         from notifications.models import Suppression
         from notifications.receipts.tracking import address_suppress
 
-        address_suppress(
-            channel=self.alias, address=payload.touser, reason=Suppression.Reason.UNSUBSCRIBE,
-            note="WeChat 43004: the recipient does not follow the Official Account",
-        )
+        address_suppress(channel=self.alias, address=payload.touser, reason=Suppression.Reason.UNSUBSCRIBE, note=note)

@@ -12,6 +12,7 @@ and answers per device token as APNs does (status, and a JSON ``reason`` on erro
     server.unavailable.add(token)   # 503 ServiceUnavailable
     server.slow.add(token)          # received, then no answer (a read timeout)
     server.dropped.add(token)       # received, then the connection is closed
+    FakeApnsServer(latency=0.01)    # every answer comes 10 ms after the request
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def _self_signed(directory: Path) -> tuple[str, str]:
 
 
 class FakeApnsServer:
-    def __init__(self, *, key_id: str = "ABC123DEFG", team_id: str = "TEAM123456", slow_seconds: float = 2.0) -> None:
+    def __init__(self, *, key_id: str = "ABC123DEFG", team_id: str = "TEAM123456", slow_seconds: float = 2.0,
+                 latency: float = 0.0) -> None:
+        self.latency = latency
         self.provider_key = ec.generate_private_key(ec.SECP256R1())
         self.key_id, self.team_id = key_id, team_id
         self.slow_seconds = slow_seconds
@@ -168,6 +171,8 @@ class FakeApnsServer:
             conn_sock.close()
 
     def _answer(self, conn, conn_sock, stream_id: int, stream: dict, peer: tuple) -> bool:
+        if self.latency:
+            time.sleep(self.latency)
         headers = stream["headers"]
         token = headers.get(":path", "").removeprefix("/3/device/")
         outcome = self._outcome(token, headers.get("authorization", ""))

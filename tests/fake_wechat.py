@@ -1,17 +1,20 @@
-"""A local fake of the WeChat Official Account API (access token and template messages), for the
-``wechat`` adapter's tests, driven by wechatpy.
+"""A local fake of the WeChat Official Account API (access token, template messages and subscribe
+messages), for the ``wechat`` adapter's tests, driven by wechatpy.
 
 ``GET /cgi-bin/token`` issues access tokens (``token_fetches`` counts them; a wrong secret gets
-40125); ``POST /cgi-bin/message/template/send`` checks the token (unknown: 40001, expired: 42001)
-and answers per openid::
+40125); ``POST /cgi-bin/message/template/send`` (template messages) and
+``POST /cgi-bin/message/subscribe/bizsend`` (subscribe messages, ``kind="subscribe"`` in
+``requests``) check the token (unknown: 40001, expired: 42001) and answer per openid::
 
     server.unsubscribed.add(openid)     # 43004 require subscribe
+    server.refused.add(openid)          # 43101 user refuse to accept the msg (subscribe messages)
     server.invalid_openids.add(openid)  # 40003 invalid openid
     server.busy.add(openid)             # -1 system error
     server.approved_templates = {"t1"}  # any other template id: 40037
     server.expire_tokens()              # every issued token now answers 42001
     server.revoke_tokens()              # ... or 40001 (as after another fetch elsewhere)
     server.reject_tokens = True         # every token, even a fresh one, answers 40001
+    server.subscribe_msgids = False     # an accepted subscribe message's answer carries no msgid
 
 and ``unavailable``/``slow``/``dropped`` from ``FakeProviderServer``.
 """
@@ -34,8 +37,11 @@ class TemplateSend:
     data: dict
     url: str
     access_token: str
-    outcome: str  # "accepted", "token_invalid", "token_expired", "not_subscribed", "invalid", "template", "busy", ...
+    outcome: str  # "accepted", "token_invalid", "token_expired", "not_subscribed", "refused", "invalid", "busy", ...
     msgid: int
+    kind: str = "template"  # or "subscribe"
+    page: str = ""  # a subscribe message's page
+    miniprogram: dict | None = None
 
 
 class FakeWeChatServer(FakeProviderServer):
@@ -52,6 +58,8 @@ class FakeWeChatServer(FakeProviderServer):
         self.unsubscribed: set[str] = set()
         self.invalid_openids: set[str] = set()
         self.busy: set[str] = set()
+        self.refused: set[str] = set()
+        self.subscribe_msgids = True  # False: an accepted subscribe message is answered without a msgid
         self.approved_templates: set[str] | None = None
         self.requests: list[TemplateSend] = []
         self._msgids = itertools.count(2_000_000_001)
@@ -81,7 +89,9 @@ class FakeWeChatServer(FakeProviderServer):
                 self.token_fetches += 1
                 self.tokens[token] = "valid"
             return 200, {"access_token": token, "expires_in": 7200}
-        if url.path != "/cgi-bin/message/template/send" or handler.command != "POST":
+        kinds = {"/cgi-bin/message/template/send": "template", "/cgi-bin/message/subscribe/bizsend": "subscribe"}
+        kind = kinds.get(url.path)
+        if kind is None or handler.command != "POST":
             return 404, {"errcode": 404, "errmsg": "not found"}
         body = json.loads(raw or b"{}")
         touser = body.get("touser", "")
@@ -97,6 +107,8 @@ class FakeWeChatServer(FakeProviderServer):
                 outcome = "invalid"
             elif touser in self.unsubscribed:
                 outcome = "not_subscribed"
+            elif kind == "subscribe" and touser in self.refused:
+                outcome = "refused"
             elif self.approved_templates is not None and body.get("template_id") not in self.approved_templates:
                 outcome = "template"
             elif touser in self.busy:
@@ -107,7 +119,8 @@ class FakeWeChatServer(FakeProviderServer):
         with self.lock:
             self.requests.append(TemplateSend(
                 touser=touser, template_id=body.get("template_id", ""), data=body.get("data") or {},
-                url=body.get("url", ""), access_token=token, outcome=outcome, msgid=msgid,
+                url=body.get("url", ""), access_token=token, outcome=outcome, msgid=msgid, kind=kind,
+                page=body.get("page", ""), miniprogram=body.get("miniprogram"),
             ))
         if outcome == "unavailable":
             return 502, {"errmsg": "bad gateway"}, "text/html"
@@ -118,10 +131,13 @@ class FakeWeChatServer(FakeProviderServer):
             "token_expired": (42001, "access_token expired"),
             "invalid": (40003, "invalid openid"),
             "not_subscribed": (43004, "require subscribe"),
+            "refused": (43101, "user refuse to accept the msg"),
             "template": (40037, "invalid template_id"),
             "busy": (-1, "system error"),
         }
         if outcome in errors:
             code, message = errors[outcome]
             return 200, {"errcode": code, "errmsg": f"{message} rid: {secrets.token_hex(8)}"}
+        if kind == "subscribe" and not self.subscribe_msgids:
+            return 200, {"errcode": 0, "errmsg": "ok"}
         return 200, {"errcode": 0, "errmsg": "ok", "msgid": msgid}

@@ -9,6 +9,12 @@ for the SMS report URLs' tokens, and changes nothing. GET is WeChat's URL check 
   blocked the account's template messages is also suppressed. Matched by ``MsgID`` among
   deliveries on the aliases using ``channels_adapters.wechat.WeChatChannel``, deduplicated by
   (msgid, outcome).
+- ``subscribe_msg_sent_event`` (a subscribe message's outcome, one ``List`` item per message):
+  ``ErrorCode`` 0 is a ``delivered`` receipt, any other a ``failed`` one; matched by ``MsgID``
+  and deduplicated as above.
+- ``subscribe_msg_popup_event`` / ``subscribe_msg_change_event`` (the user answered the pop-up, or
+  changed the setting, per template): an ``accept`` lifts the suppression a 43101 answer made
+  (its note starts "WeChat 43101"); nothing else.
 - ``unsubscribe`` (unfollowed): the openid is suppressed on those aliases (reason "unsubscribed");
   ``subscribe`` (followed again) lifts only such a suppression (one staff made stays).
 
@@ -68,6 +74,49 @@ def _template_finished(event) -> None:
                                       note="WeChat: the recipient blocked the account's template messages")
 
 
+def _subscribe_items(data: dict, container: str) -> list[dict]:
+    """The ``<List>`` items of a subscribe event (xmltodict gives one item as a dict, several as a list)."""
+    block = data.get(container)
+    items = block.get("List") if isinstance(block, dict) else None
+    if isinstance(items, dict):
+        items = [items]
+    return [item for item in items or [] if isinstance(item, dict)]
+
+
+def _subscribe_sent(data: dict) -> None:
+    aliases = _wechat_aliases()
+    for item in _subscribe_items(data, "SubscribeMsgSentEvent"):
+        msgid = str(item.get("MsgID") or "").strip()
+        if not msgid:
+            continue
+        code = str(item.get("ErrorCode") or "").strip()
+        kind = Kind.DELIVERED if code == "0" else Kind.FAILED
+        delivery = Delivery.objects.filter(channel__in=aliases, provider_message_id=msgid).first()
+        if delivery is not None:
+            tracking.receipt_record(
+                delivery=delivery, kind=kind, source="wechat", provider_event_id=f"{msgid}:{kind}",
+                data={"wechat_status": str(item.get("ErrorStatus") or "")[:100], "wechat_error": code[:20]},
+            )
+
+
+def _subscribe_choice(data: dict, container: str, source: str) -> None:
+    from channels_adapters.wechat import SUBSCRIBE_REFUSED_NOTE
+
+    accepted = any(str(item.get("SubscribeStatusString") or "").lower() == "accept"
+                   for item in _subscribe_items(data, container))
+    if not accepted:
+        return
+    for alias in _wechat_aliases():
+        refused = Suppression.objects.for_address(alias, source).filter(
+            reason=Suppression.Reason.UNSUBSCRIBE, note__startswith=SUBSCRIBE_REFUSED_NOTE)
+        for suppression in refused:
+            tracking.suppression_lift(suppression=suppression, via="WeChat subscribe message accepted")
+
+
+SUBSCRIBE_CHOICES = {"subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
+                     "subscribe_msg_change_event": "SubscribeMsgChangeEvent"}
+
+
 @csrf_exempt  # WeChat cannot send our CSRF token; the signature authenticates the call.
 @require_http_methods(["GET", "POST"])
 def wechat_events(request: HttpRequest) -> HttpResponse:
@@ -79,10 +128,16 @@ def wechat_events(request: HttpRequest) -> HttpResponse:
         event = parse_message(request.body)
     except (ExpatError, KeyError, TypeError, ValueError, AttributeError):
         return HttpResponseBadRequest("Expected a WeChat XML message.")
-    kind = getattr(event, "event", "")
+    data = getattr(event, "_data", None) or {}
+    # wechatpy has no classes for the subscribe message events: they are read from its parsed dict.
+    kind = getattr(event, "event", "") or str(data.get("Event") or "").lower()
     source = str(getattr(event, "source", "") or "")
     if kind == "templatesendjobfinish":
         _template_finished(event)
+    elif kind == "subscribe_msg_sent_event":
+        _subscribe_sent(data)
+    elif kind in SUBSCRIBE_CHOICES and source:
+        _subscribe_choice(data, SUBSCRIBE_CHOICES[kind], source)
     elif kind == "unsubscribe" and source:
         for alias in _wechat_aliases():
             tracking.address_suppress(channel=alias, address=source, reason=Suppression.Reason.UNSUBSCRIBE,

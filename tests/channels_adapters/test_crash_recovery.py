@@ -2,7 +2,10 @@
 
 Real parts throughout: a ``db_worker`` OS process sends through the real adapter to a provider
 fake on 127.0.0.1 (the aiosmtpd sink, a fake Postmark API driven by django-anymail, fake Twilio,
-Aliyun and Tencent Cloud SMS APIs driven by their SDKs, a JSON chat webhook through Apprise), while two processes
+Aliyun and Tencent Cloud SMS APIs driven by their SDKs, a JSON chat webhook through Apprise, the
+WeChat Official Account API through wechatpy, FCM HTTP v1 through pyfcm and google-auth, APNs over
+HTTP/2 through aioapns). Each fake is a thread of the test process, so it outlives every worker it
+serves and counts what it received across kills. Two processes
 burn CPU beside it (``while 1: pass``) so the worker is descheduled at awkward moments. It is
 killed with SIGKILL at random moments; the lease sweeper and the lost-task backstop settle what
 it left behind, and a last worker finishes the send. Then, per channel:
@@ -12,7 +15,11 @@ it left behind, and a last worker finishes the send. Then, per channel:
   without being accounted for), nothing is left ``sent`` that the provider does not have;
 * ``unknown`` ≤ the adapter's concurrency × kills, and each kill left at most ``concurrency``
   deliveries in flight;
-* ``at_least_once`` (email): nothing is missing, and every duplicate carries the same Message-ID.
+* ``at_least_once`` on a channel that may re-send after a lost lease (email): nothing is missing,
+  and every duplicate carries the same Message-ID;
+* ``at_least_once`` on one that may not (``features.safe_to_resend_after_lost_lease`` is False:
+  WeChat, mobile push): exactly as ``at_most_once``, because a second template message or push is
+  a second message.
 
 ``SIGNALBOX_CRASH_SEED`` replays a run's kill timings (the seed is in the failure message).
 """
@@ -37,6 +44,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
+from channels_adapters.handler import channels
+from channels_adapters.models import PushDevice
 from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery, RecipientProfile
@@ -62,6 +71,8 @@ class Provider:
     received: Callable[[], list[tuple[str, str]]]
     recipient_of: Callable[[Delivery], str] = lambda delivery: delivery.address
     chat_url: str = ""  # recipients' personal chat webhooks live under it
+    wechat: bool = False  # recipients follow the Official Account: each profile holds an openid
+    device_platform: str = ""  # recipients registered one app installation on this push platform
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
@@ -100,7 +111,15 @@ def wait_until(condition: Callable[[], bool], *, seconds: float) -> None:
             last_recovery = time.monotonic()
 
 
-def make_recipients(n: int, *, chat_url: str = "") -> list[int]:
+def openid(i: int) -> str:
+    return f"oCrash{i:022d}"  # 28 characters, as a real openid
+
+
+def device_token(platform: str, i: int) -> str:
+    return f"{i:064x}" if platform == PushDevice.Platform.APNS else f"fcm-crash-{i}"
+
+
+def make_recipients(n: int, *, chat_url: str = "", wechat: bool = False, device_platform: str = "") -> list[int]:
     User = get_user_model()
     password = make_password(None)
     User.objects.bulk_create(
@@ -109,9 +128,15 @@ def make_recipients(n: int, *, chat_url: str = "") -> list[int]:
     users = list(User.objects.filter(username__startswith="k").order_by("id").values_list("id", flat=True))
     RecipientProfile.objects.bulk_create(
         RecipientProfile(user_id=pk, phone=f"+1415555{i:04d}",
-                         chat_ids={"apprise": f"{chat_url}/hook/{i}"} if chat_url else {})
+                         chat_ids={**({"apprise": f"{chat_url}/hook/{i}"} if chat_url else {}),
+                                   **({"wechat": openid(i)} if wechat else {})})
         for i, pk in enumerate(users)
     )
+    if device_platform:
+        PushDevice.objects.bulk_create(
+            PushDevice(user_id=pk, platform=device_platform, token=device_token(device_platform, i))
+            for i, pk in enumerate(users)
+        )
     return users
 
 
@@ -129,7 +154,8 @@ def run_crash_test(provider: Provider, *, policy: str, settings) -> None:
     category = Category.objects.create(
         key="receipts", name="Receipts", kind="transactional", user_can_opt_out=False, resend_policy=policy
     )
-    users = make_recipients(RECIPIENTS, chat_url=provider.chat_url)
+    users = make_recipients(RECIPIENTS, chat_url=provider.chat_url, wechat=provider.wechat,
+                            device_platform=provider.device_platform)
     notify(users, title="Your receipt", body="Thanks.", html="<p>Thanks.</p>", channels=[provider.alias],
            category=category, idempotency_key="crash-test")
 
@@ -188,7 +214,8 @@ def run_crash_test(provider: Provider, *, policy: str, settings) -> None:
     assert all(n <= CONCURRENCY for n in in_flight_at_kill), context
     assert kills_mid_send >= 3, context  # the kills really landed mid-batch
     assert sum(in_flight_at_kill) >= 1, context  # and some with messages on the wire
-    if policy == "at_most_once":
+    resends = policy == "at_least_once" and channels.features(provider.alias).safe_to_resend_after_lost_lease
+    if not resends:
         assert max(receipts.values()) == 1, ({r: n for r, n in receipts.items() if n > 1}, context)
     else:
         assert missing == set(), context
@@ -315,6 +342,68 @@ def chat_provider(http_sink) -> Provider:
     )
 
 
+@pytest.fixture
+def wechat_provider() -> Provider:
+    from tests.fake_wechat import FakeWeChatServer
+
+    server = FakeWeChatServer("wx0123456789abcdef", "crash-wechat-secret", latency=LATENCY)
+    server.start()
+    try:
+        yield Provider(
+            alias="wechat",
+            options={"BACKEND": "channels_adapters.wechat.WeChatChannel", "OPTIONS": {
+                "app_id": server.app_id, "app_secret": server.app_secret, "base_url": server.base_url,
+                "default_template": {"template_code": "tmpl-notice", "text_param": "first"}, "max_per_second": None,
+                "concurrency": CONCURRENCY, "max_batch_size": BATCH,
+            }},
+            wechat=True,
+            received=lambda: [(r.touser, str(r.msgid)) for r in list(server.requests) if r.outcome == "accepted"],
+        )
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fcm_provider() -> Provider:
+    from tests.fake_fcm import FakeFcmServer
+
+    server = FakeFcmServer(latency=LATENCY)
+    server.start()
+    try:
+        yield Provider(
+            alias="mobilepush",
+            options={"BACKEND": "channels_adapters.mobilepush.MobilePushChannel", "OPTIONS": {
+                "service_account": server.service_account_info(), "base_url": server.base_url,
+                "concurrency": CONCURRENCY, "max_batch_size": BATCH,
+            }},
+            device_platform=PushDevice.Platform.FCM,
+            received=lambda: [(r.token, r.name) for r in list(server.requests) if r.outcome == "accepted"],
+        )
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def apns_provider() -> Provider:
+    from tests.fake_apns import FakeApnsServer
+
+    server = FakeApnsServer(latency=LATENCY)
+    server.start()
+    try:
+        yield Provider(
+            alias="mobilepush",
+            options={"BACKEND": "channels_adapters.apns.ApnsChannel", "OPTIONS": {
+                "key": server.provider_key_pem, "key_id": server.key_id, "team_id": server.team_id,
+                "topic": "com.example.shop", "endpoint": f"127.0.0.1:{server.port}", "ca_file": server.ca_file,
+                "concurrency": CONCURRENCY, "max_batch_size": BATCH,
+            }},
+            device_platform=PushDevice.Platform.APNS,
+            received=lambda: [(r.token, r.apns_id) for r in list(server.requests) if r.outcome == "accepted"],
+        )
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("policy", ["at_most_once", "at_least_once"])
 def test_smtp_worker_killed_mid_send(smtp_provider, policy, settings):
     run_crash_test(smtp_provider, policy=policy, settings=settings)
@@ -339,3 +428,19 @@ def test_tencent_sms_worker_killed_mid_send(tencent_provider, settings):
 
 def test_chat_webhook_worker_killed_mid_send(chat_provider, settings):
     run_crash_test(chat_provider, policy="at_most_once", settings=settings)
+
+
+# A second template message or push is a second message: at_least_once behaves as at_most_once.
+@pytest.mark.parametrize("policy", ["at_most_once", "at_least_once"])
+def test_wechat_worker_killed_mid_send(wechat_provider, policy, settings):
+    run_crash_test(wechat_provider, policy=policy, settings=settings)
+
+
+@pytest.mark.parametrize("policy", ["at_most_once", "at_least_once"])
+def test_fcm_worker_killed_mid_send(fcm_provider, policy, settings):
+    run_crash_test(fcm_provider, policy=policy, settings=settings)
+
+
+@pytest.mark.parametrize("policy", ["at_most_once", "at_least_once"])
+def test_apns_worker_killed_mid_send(apns_provider, policy, settings):
+    run_crash_test(apns_provider, policy=policy, settings=settings)

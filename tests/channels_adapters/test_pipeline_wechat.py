@@ -110,3 +110,31 @@ def test_an_opt_out_of_wechat_is_honoured_and_leaves_the_other_channels_alone(we
     assert [r.touser for r in wechat.messages] == [openid(1)]
     assert Delivery.objects.get(recipient=opted_out.user, channel="wechat").status_reason == "suppressed:opted_out"
     assert Delivery.objects.get(recipient=opted_out.user, channel="email").status == "sent"
+
+
+def test_subscribe_messages_through_the_ledger_and_a_refusal_suppresses_the_openid(wechat, settings):
+    from channels_adapters.handler import channels
+
+    settings.NOTIFICATION_CHANNELS["wechat"]["OPTIONS"]["default_template"] = {
+        "kind": "subscribe", "template_code": "sub-notice", "text_param": "thing1"}
+    channels.reset()
+    accepted, refused = (RecipientProfileFactory(chat_ids={"wechat": openid(n)}) for n in (1, 2))
+    wechat.refused.add(openid(2))
+    Category.objects.create(key="orders", name="Orders", kind="transactional", user_can_opt_out=False)
+
+    notify([accepted.user, refused.user], title="Shipped", body="A-17 shipped", url="https://shop.example.com/o/17",
+           channels=["wechat"], category="orders", idempotency_key="sub-1")
+    send_all_due()
+
+    [sent] = wechat.messages
+    assert (sent.kind, sent.touser, sent.template_id, sent.page) == (
+        "subscribe", openid(1), "sub-notice", "https://shop.example.com/o/17")
+    rows = {d.recipient_id: d for d in Delivery.objects.all()}
+    assert rows[accepted.user_id].status == "sent" and rows[accepted.user_id].provider_message_id == str(sent.msgid)
+    assert (rows[refused.user_id].status, rows[refused.user_id].status_reason) == ("failed", "wechat:43101")
+
+    notify([refused.user], title="Again", body="Again", channels=["wechat"], category="orders",
+           idempotency_key="sub-2")
+    send_all_due()
+    assert Delivery.objects.get(recipient=refused.user, idempotency_key__contains="sub-2").status == "suppressed"
+    assert [r.touser for r in wechat.requests].count(openid(2)) == 1

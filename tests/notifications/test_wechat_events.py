@@ -121,3 +121,56 @@ def test_malformed_bodies_are_a_400_not_a_500(client, body):
 
 def test_an_empty_body_is_acknowledged(client):
     assert post(client, "").content == b"success"
+
+
+class Raw:
+    """Nested XML for ``event_xml`` (a str would be wrapped in CDATA)."""
+
+    def __init__(self, xml: str) -> None:
+        self.xml = xml
+
+    def __str__(self) -> str:
+        return self.xml
+
+
+def items(*rows: dict) -> Raw:
+    return Raw("".join("<List>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in row.items()) + "</List>"
+                       for row in rows))
+
+
+def test_subscribe_message_outcomes_are_receipts_once_each(client):
+    ok = DeliveryFactory(channel="chat", address=OPENID, status="sent", provider_message_id="1700827132819554304")
+    lost = DeliveryFactory(channel="chat", address=OPENID, status="sent", provider_message_id="1700827132819554305")
+    body = event_xml("subscribe_msg_sent_event", SubscribeMsgSentEvent=items(
+        {"TemplateId": "sub-shipped", "MsgID": "1700827132819554304", "ErrorCode": "0", "ErrorStatus": "success"},
+        {"TemplateId": "sub-shipped", "MsgID": "1700827132819554305", "ErrorCode": "10005",
+         "ErrorStatus": "failed"},
+    ))
+
+    for _ in range(2):
+        assert post(client, body).content == b"success"
+
+    assert list(DeliveryEvent.objects.filter(delivery=ok).values_list("kind", flat=True)) == ["delivered"]
+    assert list(DeliveryEvent.objects.filter(delivery=lost).values_list("kind", flat=True)) == ["failed"]
+
+
+@pytest.mark.parametrize(("event", "container"), [("subscribe_msg_popup_event", "SubscribeMsgPopupEvent"),
+                                                  ("subscribe_msg_change_event", "SubscribeMsgChangeEvent")])
+def test_accepting_a_subscribe_message_lifts_only_a_43101_suppression(client, event, container):
+    from channels_adapters.wechat import SUPPRESSING_ERRORS
+
+    Suppression.objects.create(channel="chat", address=OPENID, reason="unsubscribe", note=SUPPRESSING_ERRORS[43101])
+    rejected = event_xml(event, **{container: items({"TemplateId": "sub-a", "SubscribeStatusString": "reject"})})
+    accepted = event_xml(event, **{container: items({"TemplateId": "sub-a", "SubscribeStatusString": "reject"},
+                                                    {"TemplateId": "sub-b", "SubscribeStatusString": "accept"})})
+
+    post(client, rejected)
+    assert Suppression.objects.filter(channel="chat", address=OPENID).exists()
+    post(client, accepted)
+    assert not Suppression.objects.filter(channel="chat", address=OPENID).exists()
+
+    # Unfollowing is not undone by accepting a subscribe message, nor is what staff did.
+    Suppression.objects.create(channel="chat", address=OPENID, reason="unsubscribe",
+                               note="WeChat: unfollowed the Official Account")
+    post(client, accepted)
+    assert Suppression.objects.filter(channel="chat", address=OPENID).exists()
