@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
@@ -125,7 +126,14 @@ class SuppressionQuerySet(models.QuerySet):
         """``{(channel, address): reason}`` for those of ``pairs`` ((channel, normalised address))
         that are suppressed, whether stored as typed or as an erased person's keyed hash. One
         query; each address is hashed once."""
-        asked = {(channel, key): address for channel, address in pairs for key in suppression_keys(channel, address)}
+        keyers: dict[str, Callable[[str], list[str]]] = {}
+        asked = {}
+        for channel, address in pairs:
+            keyer = keyers.get(channel)
+            if keyer is None:
+                keyer = keyers[channel] = _suppression_keyer(channel)
+            for key in keyer(address):
+                asked[(channel, key)] = address
         if not asked:
             return {}
         rows = self.filter(
@@ -178,27 +186,49 @@ def suppression_hash(channel: str, address: str, *, secret: str | None = None) -
     """
     from . import conf
 
-    key = _suppression_hash_key(channel, secret or conf.suppression_keys()[0])
-    return SUPPRESSION_HASH_PREFIX + hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
+    mac = _suppression_hmac(channel, secret or conf.suppression_keys()[0]).copy()
+    mac.update(address.encode())
+    return SUPPRESSION_HASH_PREFIX + mac.hexdigest()
 
 
 @lru_cache(maxsize=64)
-def _suppression_hash_key(channel: str, secret: str) -> bytes:
-    # Derived once per key and channel: planning hashes every recipient's address.
-    return hashlib.sha256(f"signalbox.suppression.{channel}".encode() + secret.encode()).digest()
+def _suppression_hmac(channel: str, secret: str) -> hmac.HMAC:
+    # Keyed once per key and channel (planning hashes every recipient's address): each hash is
+    # then a copy of it, the key's pads already absorbed.
+    key = hashlib.sha256(f"signalbox.suppression.{channel}".encode() + secret.encode()).digest()
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def suppression_keys(channel: str, address: str) -> list[str]:
     """Every stored form a suppression of ``address`` may have: the address, and its keyed hash
     under the current key and each older one (``SECRET_KEY_FALLBACKS`` when derived from it).
     Channels addressed by user id (the inbox) keep suppressions as they are: only the address."""
-    if not address:
-        return []
+    return _suppression_keyer(channel)(address)
+
+
+def _suppression_keyer(channel: str) -> Callable[[str], list[str]]:
+    """``suppression_keys`` for one channel, its settings read once (``reasons`` keys a chunk's
+    thousands of addresses with one)."""
     if not suppression_is_hashed(channel):
-        return [address]  # a user id is never hashed (the fan-out to 10,000 inboxes hashes nothing)
+        # A user id is never hashed (the fan-out to 10,000 inboxes hashes nothing).
+        return lambda address: [address] if address else []
     from . import conf
 
-    return [address, *(suppression_hash(channel, address, secret=key) for key in conf.suppression_keys())]
+    secrets = conf.suppression_keys()
+    macs = [_suppression_hmac(channel, secret or secrets[0]) for secret in secrets]
+
+    def keys(address: str) -> list[str]:
+        if not address:
+            return []
+        encoded = address.encode()
+        forms = [address]
+        for mac in macs:
+            mac = mac.copy()
+            mac.update(encoded)
+            forms.append(SUPPRESSION_HASH_PREFIX + mac.hexdigest())
+        return forms
+
+    return keys
 
 
 def suppression_is_hashed(channel: str) -> bool:

@@ -200,10 +200,16 @@ def journey_firings_run(*, firings: Iterable[dict]) -> dict:
     from .services import JourneyNotLive, journey_enter
 
     done = {"entered": 0, "converted": 0, "exited": 0}
+    firings = list(firings)
+    # A batch's journeys and versions read once (a bulk save fires one binding per row), not per
+    # firing: entering re-reads the journey's status itself, so nothing here goes stale.
+    journeys = Journey.objects.in_bulk({f["journey_id"] for f in firings if f["role"] in (ROLE_ENTRY, ROLE_AUDIENCE)})
+    versions = JourneyVersion.objects.in_bulk({f["version_id"] for f in firings
+                                               if f["role"] not in (ROLE_ENTRY, ROLE_AUDIENCE)})
     for firing in firings:
         when = parse_datetime(firing["fired_at"]) or timezone.now()
         if firing["role"] == ROLE_ENTRY:
-            journey = Journey.objects.filter(pk=firing["journey_id"]).first()
+            journey = journeys.get(firing["journey_id"])
             if journey is None or not isinstance(journey.entry, dict):
                 continue
             path = journey.entry.get("recipient_path") or reg.SELF
@@ -223,9 +229,9 @@ def journey_firings_run(*, firings: Iterable[dict]) -> dict:
                 continue
             continue
         if firing["role"] == ROLE_AUDIENCE:
-            done["entered"] += _audience_firing_run(firing, when=when)
+            done["entered"] += _audience_firing_run(firing, when=when, journey=journeys.get(firing["journey_id"]))
             continue
-        version = JourneyVersion.objects.filter(pk=firing["version_id"]).first()
+        version = versions.get(firing["version_id"])
         if version is None:
             continue
         rules = version.goals if firing["role"] == ROLE_GOAL else version.exits
@@ -266,7 +272,7 @@ def _recipients(firing: Mapping, *, path: str, signal: str, along, snapshot, pro
     return along(model=registered.model, pk=firing["pk"], path=path)
 
 
-def _audience_firing_run(firing: Mapping, *, when) -> int:
+def _audience_firing_run(firing: Mapping, *, when, journey) -> int:
     """A model an audience entry reads was saved: enter its people who match the audience now,
     under the same entry key (and so the same re-entry rules) as the periodic scan."""
     from ..audiences.selectors import audience_users
@@ -275,7 +281,8 @@ def _audience_firing_run(firing: Mapping, *, when) -> int:
     from .entries import audience_entry_key
     from .services import JourneyNotLive, journey_enter
 
-    journey = Journey.objects.filter(pk=firing["journey_id"], status=Journey.Status.LIVE).first()
+    if journey is not None and journey.status != Journey.Status.LIVE:
+        journey = None
     entry = journey.entry if journey is not None and isinstance(journey.entry, dict) else {}
     audience = Audience.objects.filter(pk=entry.get("audience")).first() if entry.get("kind") == "audience" else None
     if audience is None:

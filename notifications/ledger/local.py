@@ -23,6 +23,7 @@ due and take the ordinary path, as does every channel that is not local.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -114,6 +115,19 @@ def _insert_sent(planned: Sequence, *, now: datetime) -> list[tuple[int, object]
     return sorted((delivery_id, by_key[key]) for delivery_id, key in returned)
 
 
+@dataclass(slots=True)
+class _Unsaved:
+    """What ``render_templates`` reads of a delivery, for rows just inserted (a model instance
+    each costs more than rendering its message)."""
+
+    pk: int
+    recipient_id: int | None
+    channel: str
+    address: str
+    content: dict
+    category: object
+
+
 def _render_templated(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError], *,
                       compiled: dict | None = None) -> dict[int, dict]:
     """Render templated contents now, exactly as the send step does (``rechecks.render_templates``:
@@ -127,8 +141,7 @@ def _render_templated(new: Sequence[tuple[int, object]], failures: dict[int, Cha
 
     categories = Category.objects.in_bulk({p.category_id for _pk, p in templated if p.category_id})
     stand_ins = [
-        Delivery(pk=pk, recipient_id=p.recipient_id, channel=p.channel, address=p.address, content=p.content,
-                 category=categories.get(p.category_id))
+        _Unsaved(pk, p.recipient_id, p.channel, p.address, p.content, categories.get(p.category_id))
         for pk, p in templated
     ]
     rendered, unrenderable = render_templates(stand_ins, compiled=compiled)

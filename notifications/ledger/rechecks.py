@@ -7,6 +7,7 @@ message is rendered now, with the template's current wording, once per batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -106,6 +107,42 @@ def hold_for_recipient(claimed: list[Delivery], *, owner: str, now: datetime, su
     return keep
 
 
+@dataclass(slots=True)
+class _Profile:
+    locale: str
+    timezone: str
+    phone: str
+
+
+@dataclass(slots=True)
+class _Recipient:
+    """What a message's context reads of its recipient (``templating.recipient_context``): plain
+    values, one row each (a user and profile instance cost more than rendering the message)."""
+
+    pk: int
+    username: str
+    first_name: str
+    last_name: str
+    email: str
+    recipient_profile: _Profile | None
+
+    def get_username(self) -> str:
+        return self.username
+
+
+def _recipients(user_ids: set[int]) -> dict[int, _Recipient]:
+    User = get_user_model()
+    rows = User.objects.filter(pk__in=user_ids).values_list(
+        "pk", User.USERNAME_FIELD, "first_name", "last_name", "email", "recipient_profile__pk",
+        "recipient_profile__locale", "recipient_profile__timezone", "recipient_profile__phone",
+    )
+    return {
+        pk: _Recipient(pk, str(username), first or "", last or "", email or "",
+                       _Profile(locale, tz, phone) if profile_pk is not None else None)
+        for pk, username, first, last, email, profile_pk, locale, tz, phone in rows
+    }
+
+
 def render_templates(
     claimed: list[Delivery], *, compiled: dict | None = None,
 ) -> tuple[list[Delivery], list[tuple[Delivery, ChannelError]]]:
@@ -133,11 +170,7 @@ def render_templates(
     for pk, subject in {(d.content["template_id"], d.content.get("subject") or "") for d in templated}:
         if pk in templates and (pk, subject) not in compiled:
             compiled[(pk, subject)] = compile_template(templates[pk], email_subject=subject)
-    users = {
-        u.pk: u for u in get_user_model().objects.filter(
-            pk__in={d.recipient_id for d in templated if d.recipient_id}
-        ).select_related("recipient_profile")
-    }
+    users = _recipients({d.recipient_id for d in templated if d.recipient_id})
     keep, failed = [], []
     for delivery in claimed:
         content = delivery.content or {}

@@ -22,12 +22,11 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
 from channels_adapters.handler import channels
 
-from .. import conf, tokens
+from .. import conf, links, tokens
 from ..ledger import delivery_advance_status
 from ..models import Category, Delivery, DeliveryEvent, Suppression, TrackedLink
 from ..querysets import normalise_address
@@ -55,26 +54,7 @@ _HREF = re.compile(r"""(?P<lead>\bhref\s*=\s*)(?P<quote>["'])(?P<url>\s*https?:/
 
 # --- URL builders --------------------------------------------------------------------------
 
-def _absolute(path: str) -> str:
-    return f"{conf.site_url()}{path}"
-
-
-_TOKEN = "TOKEN0"  # a placeholder every token pattern accepts
-_url_shapes: dict[tuple[str, str, str], tuple[str, str]] = {}
-
-
-def _token_url(name: str, token: str) -> str:
-    """``_absolute(reverse(name, args=[token]))``, resolving the pattern once, not per message.
-
-    Builders run two or three times for every email sent; ``reverse`` costs more than the rest
-    of building the link. Cached per site URL and script prefix, so a changed setting is seen.
-    """
-    key = (name, conf.site_url(), get_script_prefix())
-    shape = _url_shapes.get(key)
-    if shape is None:
-        head, _sep, tail = _absolute(reverse(name, args=[_TOKEN])).partition(_TOKEN)
-        shape = _url_shapes[key] = (head, tail)
-    return f"{shape[0]}{token}{shape[1]}"
+_token_url = links.token_url  # (resolved once per pattern: see ``notifications.links``)
 
 
 def open_pixel_url(delivery: Delivery) -> str:

@@ -21,11 +21,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from django.urls import reverse
-
 from accounts.names import full_name
 
 from .. import conf
+from ..links import page_url, token_url
 from ..tokens import preferences_token
 
 BASE_NAMES = frozenset({
@@ -82,7 +81,7 @@ def instance_context(instance: Any | None) -> dict[str, Any]:
 
 
 def preferences_url(user_id: int) -> str:
-    return conf.site_url() + reverse("notifications:preferences_token", args=[preferences_token(user_id)])
+    return token_url("notifications:preferences_token", preferences_token(user_id))
 
 
 def default_context() -> dict[str, Any]:
@@ -95,7 +94,7 @@ def default_context() -> dict[str, Any]:
         "change": {},
         "site_url": conf.site_url(),
         "unsubscribe_url": "",
-        "preferences_url": conf.site_url() + reverse("notifications:preferences"),
+        "preferences_url": page_url("notifications:preferences"),
     }
 
 

@@ -369,3 +369,29 @@ def test_a_goal_queues_no_task_while_nobody_is_in_the_journey(make_journey, djan
     with django_capture_on_commit_callbacks(execute=True):
         OrderFactory(customer=customer, status="paid")  # now someone is: the goal is checked
     assert DBTaskResult.objects.filter(task_path__contains="journey_firings").count() == 1
+
+
+def test_a_batch_of_goal_firings_reads_its_journey_version_once(make_journey):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifications.journeys.entry import journey_firings_run
+
+    goal = {"name": "paid", "model": "demo_shop.order", "recipient_path": "customer.user",
+            "conditions": [{"field": "status", "op": "eq", "value": "paid"}]}
+    journey = make_journey(graph=welcome_graph(goals=[goal]))
+    buyers = [CustomerFactory() for _ in range(3)]
+    journey_enter(journey=journey, user_ids=[b.user_id for b in buyers], now=T0)
+    orders = [OrderFactory(customer=b, status="paid") for b in buyers]
+    journey.refresh_from_db()
+    firings = [{"journey_id": journey.pk, "role": "goal", "model": "demo_shop.order", "pk": order.pk,
+                "event": "updated", "fields": {"status": "paid"}, "fired_at": (T0 + timedelta(hours=1)).isoformat(),
+                "event_id": f"e{order.pk}", "version_id": journey.current_version_id, "rule": 0}
+               for order in orders]
+    with CaptureQueriesContext(connection) as queries:
+        done = journey_firings_run(firings=firings)
+    assert done["converted"] == 3
+    assert set(JourneyEnrollment.objects.values_list("state", flat=True)) == {"converted"}
+    version_reads = [q["sql"] for q in queries.captured_queries
+                     if q["sql"].startswith("SELECT") and 'FROM "notifications_journeyversion"' in q["sql"]]
+    assert len(version_reads) == 1
