@@ -260,6 +260,7 @@ def run_winner_choose(*, run_id: int, now: datetime | None = None, label: str | 
             test_decision=decision,
             # A sending run plans the rest now; a paused one plans it paused (resume sends it).
             status=Case(When(status=RunStatus.SENDING, then=Value(RunStatus.PLANNING)), default=F("status")),
+            planning_unfinished=Case(When(status=RunStatus.PAUSED, then=Value(True)), default=F("planning_unfinished")),
         )
         if not won:
             return None

@@ -202,7 +202,7 @@ def _campaign_run_plan(*, run_id: int, now: datetime, chunk_size: int, log_ids: 
         )
         CampaignRun.objects.filter(pk=run_id).update(
             audience_size=counts["recipients"], planned=counts["total"] - counts["suppressed"],
-            suppressed=counts["suppressed"],
+            suppressed=counts["suppressed"], planning_unfinished=False,
         )
         CampaignRun.objects.filter(pk=run_id, status=RunStatus.PLANNING).update(status=RunStatus.SENDING)
         # The test window starts when the test group is planned (once: a re-plan keeps it).

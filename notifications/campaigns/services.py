@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -342,7 +343,9 @@ def campaign_pause(*, campaign: Campaign, actor) -> int:
             campaign=campaign, status__in=(CampaignRun.Status.PLANNING, CampaignRun.Status.SENDING)
         )
         run_ids = list(runs.values_list("id", flat=True))
-        runs.update(status=CampaignRun.Status.PAUSED)
+        runs.update(status=CampaignRun.Status.PAUSED, planning_unfinished=Case(
+            When(status=CampaignRun.Status.PLANNING, then=Value(True)), default=F("planning_unfinished"),
+        ))
         paused = Delivery.objects.filter(run_id__in=run_ids, status__in=OPEN_DELIVERY).update(
             status=Delivery.Status.PAUSED
         )
@@ -359,7 +362,12 @@ def campaign_resume(*, campaign: Campaign, actor) -> int:
         _transition(campaign, allowed=(Status.PAUSED,), to=Status.RUNNING)
         runs = CampaignRun.objects.filter(campaign=campaign, status=CampaignRun.Status.PAUSED)
         run_ids = list(runs.values_list("id", flat=True))
-        runs.update(status=CampaignRun.Status.SENDING)
+        # A run paused mid-planning plans on (its planning task reads ``planning``; were it told
+        # ``sending`` it would take it for a cancel and stop with part of the audience unplanned).
+        runs.update(
+            status=Case(When(planning_unfinished=True, then=Value(CampaignRun.Status.PLANNING)),
+                        default=Value(CampaignRun.Status.SENDING)),
+        )
         resumed = Delivery.objects.filter(run_id__in=run_ids, status=Delivery.Status.PAUSED).update(
             status=Delivery.Status.PLANNED
         )
@@ -426,7 +434,8 @@ def campaign_run_release(*, campaign: Campaign, actor, now: datetime | None = No
         campaign.approval_fingerprint, campaign.status_note = fingerprint, ""
         paused = current.status == Status.PAUSED
         CampaignRun.objects.filter(pk__in=held).update(
-            status=CampaignRun.Status.PAUSED if paused else CampaignRun.Status.PLANNING, status_note=""
+            status=CampaignRun.Status.PAUSED if paused else CampaignRun.Status.PLANNING, status_note="",
+            planning_unfinished=paused,
         )
         if not paused:
             Delivery.objects.filter(run_id__in=held, status=Delivery.Status.PAUSED).update(status=Delivery.Status.PLANNED)

@@ -338,6 +338,9 @@ class CampaignRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         verbose_name=_("launched by"),
     )
+    # Paused (or held paused) before its planning finished: resume returns it to ``planning``, not
+    # ``sending``, so the planning still under way (or the housekeeping re-plan) goes on to the end.
+    planning_unfinished = models.BooleanField(_("planning unfinished"), default=False)
     # A/B test state: ``testing`` while only the test share is sent; the compare-and-set to
     # ``decided`` (with the winner) is what lets exactly one process send the rest.
     test_state = models.CharField(_("A/B test"), max_length=8, choices=TestState.choices, blank=True, default="")

@@ -85,6 +85,47 @@ def test_pause_at_40_percent_then_resume_sends_each_recipient_exactly_once(locme
     assert Campaign.objects.get(pk=campaign.pk).status == "completed"
 
 
+def test_paused_and_resumed_while_its_planning_runs_the_run_plans_its_whole_audience(
+    locmem_channels, staff, make_campaign, monkeypatch
+):
+    """A Marketer pauses and resumes while a big run is still being planned. Resume must not tell
+    the planning that the run is "sending": planning took that for a cancel and stopped, leaving
+    the rest of the audience unplanned, the run's counts unwritten (and the run could complete)."""
+    from notifications.campaigns import runs
+
+    ids = make_recipients(50)
+    campaign = make_campaign(static_audience("Fifty", ids), author=staff["marketer"])
+    services.campaign_launch(campaign=campaign, actor=staff["marketer"])
+    (run_id,) = campaigns_launch_due()
+    plan_chunk, chunks = runs.template_deliveries_plan, []
+
+    def plan_then_pause_and_resume(**kwargs):
+        result = plan_chunk(**kwargs)
+        chunks.append(kwargs["paused"])
+        if len(chunks) == 1:  # between the first chunk and the second
+            services.campaign_pause(campaign=Campaign.objects.get(pk=campaign.pk), actor=staff["marketer"])
+            services.campaign_resume(campaign=Campaign.objects.get(pk=campaign.pk), actor=staff["marketer"])
+        return result
+
+    monkeypatch.setattr(runs, "template_deliveries_plan", plan_then_pause_and_resume)
+    campaign_run_plan(run_id=run_id, chunk_size=20)
+
+    run = CampaignRun.objects.get(pk=run_id)
+    assert chunks == [False, False, False]  # all three chunks planned, none held paused
+    assert (run.status, run.audience_size, run.planned, run.planning_unfinished) == ("sending", 50, 50, False)
+    _send_all(list(Delivery.objects.filter(run=run).order_by("id").values_list("id", flat=True)))
+    assert len({m.message.address for m in LocmemChannel.outbox}) == 50
+    assert CampaignRun.objects.get(pk=run_id).status == "completed"
+
+
+def test_a_run_paused_after_its_planning_finished_resumes_sending(locmem_channels, staff, make_campaign):
+    campaign = make_campaign(static_audience("Ten", make_recipients(10)), author=staff["marketer"])
+    run = _start(campaign, staff["marketer"])
+    services.campaign_pause(campaign=campaign, actor=staff["marketer"])
+    services.campaign_resume(campaign=Campaign.objects.get(pk=campaign.pk), actor=staff["marketer"])
+    assert CampaignRun.objects.get(pk=run.pk).status == "sending"
+
+
 def test_cancel_mid_run_records_the_unsent_as_cancelled(locmem_channels, staff, make_campaign):
     campaign = make_campaign(static_audience("Ten", make_recipients(10)), author=staff["marketer"])
     run = _start(campaign, staff["marketer"])
