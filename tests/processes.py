@@ -123,16 +123,20 @@ def worker_run_until_idle() -> None:
 
 
 def enqueued_task_ids(task_path_suffix: str) -> set[str]:
-    """Ids of the tasks waiting on the configured backend whose path ends with ``task_path_suffix``
-    (queued or scheduled for later; no worker has taken them). Works on the DB and the RQ backend,
-    so a test of what child processes enqueued counts the same thing on both."""
+    """Ids of the tasks enqueued on the configured backend whose path ends with ``task_path_suffix``:
+    waiting, scheduled for later, or taken by a worker since (the DB backend keeps a row per task
+    whatever became of it; on RQ the started, finished and failed registries hold the taken ones).
+    Works on the DB and the RQ backend, so a test of what child processes enqueued counts the
+    same thing on both, even when some worker took the task meanwhile."""
     backend = settings.TASKS["default"]["BACKEND"]
     if backend == "django_tasks_rq.RQBackend":
         import django_rq
         from rq.job import Job
 
         queue = django_rq.get_queue("default")
-        ids = [*queue.job_ids, *queue.scheduled_job_registry.get_job_ids()]
+        ids = [*queue.job_ids, *queue.scheduled_job_registry.get_job_ids(),
+               *queue.started_job_registry.get_job_ids(), *queue.finished_job_registry.get_job_ids(),
+               *queue.failed_job_registry.get_job_ids()]
         jobs = Job.fetch_many(ids, connection=queue.connection)
         return {job.id for job in jobs if job is not None and job.func_name.endswith(task_path_suffix)}
     elif backend == "django_tasks_db.DatabaseBackend":
