@@ -24,7 +24,7 @@ from django.urls import NoReverseMatch, reverse
 from playwright.sync_api import Browser, Page
 
 from accounts.url_policy import NEVER_ADDED, rule_for
-from notifications.models import Campaign, Journey, MessageTemplate, SignalTrigger
+from notifications.models import Campaign, Journey, MessageTemplate, SignalTrigger, WebhookEndpoint
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -64,6 +64,12 @@ def dashboard_pages() -> list[tuple[str, str | None]]:
     if journey:
         pages.append(("admin:notifications_journey_builder", _url("admin:notifications_journey_builder", journey.pk)))
         pages.append(("dashboard:journey", _url("dashboard:journey", journey.pk)))
+        pages.append(("dashboard:journey_approval", _url("dashboard:journey_approval", journey.pk)))
+        pages.append(("admin:notifications_journey_move", _url("admin:notifications_journey_move", journey.pk)))
+    endpoint = WebhookEndpoint.objects.order_by("pk").first()  # the test makes one: seed_demo posts nowhere
+    if endpoint:
+        pages += [(f"admin:notifications_webhookendpoint_{verb}", _url(f"admin:notifications_webhookendpoint_{verb}", endpoint.pk))
+                  for verb in ("send_test", "rotate_secret", "enable")]
     template = MessageTemplate.objects.order_by("pk").first()
     if template:
         pages.append(("admin:notifications_messagetemplate_preview",
@@ -169,6 +175,10 @@ def visit_all(browser: Browser, base_url: str, username: str, pages: list[tuple[
 def test_no_page_logs_a_javascript_error(browser: Browser, live_server, settings, fast_live_inbox):
     settings.DEBUG = False
     call_command("seed_demo", "--users", "12", "--days", "2", "--force", verbosity=0, stdout=open("/dev/null", "w"))
+    # An outbound webhook endpoint (disabled: nothing is posted), so its pages are walked too.
+    WebhookEndpoint.objects.create(url="https://hooks.example.com/signalbox", description="CRM",
+                                   events=["delivery.status_changed"], enabled=False,
+                                   secret="whsec_" + "A" * 43 + "=")
     SHOTS.mkdir(parents=True, exist_ok=True)
     User = get_user_model()
     offenders: list[str] = []
