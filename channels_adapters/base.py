@@ -165,6 +165,20 @@ class BaseChannel:
             raise ChannelConfigurationError(f"{type(self).__name__} {self.alias!r}: missing {', '.join(missing)}.")
         return values
 
+    def positive_timeout(self, timeout: Any) -> float:
+        """``timeout`` as seconds; zero, a negative, a non-number (or NaN, infinity) is a
+        ``ChannelConfigurationError`` when the adapter is built (``signalbox.E202`` at start-up),
+        not a send that can never wait."""
+        try:
+            seconds = float(timeout)
+        except (TypeError, ValueError):
+            seconds = 0.0
+        if isinstance(timeout, bool) or not 0 < seconds < float("inf"):
+            raise ChannelConfigurationError(
+                f"{type(self).__name__} {self.alias!r}: timeout must be a positive number of seconds, not {timeout!r}."
+            )
+        return seconds
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"
 
