@@ -179,6 +179,14 @@ class BaseChannel:
             )
         return seconds
 
+    def refuse_oversize_batch(self, messages: Sequence[OutboundMessage]) -> None:
+        """More than ``max_batch_size`` messages is the caller's mistake: ``ValueError``, nothing sent."""
+        if len(messages) > self.max_batch_size:
+            raise ValueError(
+                f"{type(self).__name__} {self.alias!r} sends at most {self.max_batch_size} messages per batch, "
+                f"got {len(messages)}."
+            )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"
 
@@ -190,11 +198,7 @@ class BaseChannel:
         on_handoff: HandoffCallback | None = None,
     ) -> list[SendResult]:
         """Send ``messages``; report each outcome to ``on_result`` and return them in order."""
-        if len(messages) > self.max_batch_size:
-            raise ValueError(
-                f"{type(self).__name__} {self.alias!r} sends at most {self.max_batch_size} messages per batch, "
-                f"got {len(messages)}."
-            )
+        self.refuse_oversize_batch(messages)
         if not messages:
             return []
         results: dict[int, SendResult] = {}
