@@ -51,7 +51,6 @@ from django.conf import settings
 
 from .base import BaseChannel, OutboundMessage
 from .errors import (
-    ChannelConfigurationError,
     ChannelError,
     PermanentChannelError,
     TransientChannelError,
@@ -133,9 +132,7 @@ class AliyunSmsChannel(BaseChannel):
         )
         self.templates = TemplateMap(owner, sign_name=sign_name or getattr(settings, "ALIYUN_SMS_SIGN_NAME", ""),
                                      templates=templates, default_template=default_template)
-        self.timeout = float(timeout)
-        if self.timeout <= 0:
-            raise ChannelConfigurationError(f"{owner}: timeout must be positive.")
+        self.timeout = self.positive_timeout(timeout)
         self.protocol, self.endpoint = "https", endpoint
         if base_url:
             parts = urlsplit(base_url)

@@ -35,7 +35,7 @@ from aioapns.exceptions import ConnectionClosed
 from aioapns.exceptions import ConnectionError as ApnsConnectionError
 
 from .base import BaseChannel, OutboundMessage, SendResult
-from .device_push import DevicePushMixin, positive_timeout
+from .device_push import DevicePushMixin
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
@@ -80,7 +80,7 @@ class ApnsChannel(DevicePushMixin, BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.timeout = positive_timeout(owner, timeout)
+        self.timeout = self.positive_timeout(timeout)
         self.key, self.key_id, self.team_id, self.topic = self.required_options(
             key=(key, "APNS_KEY"), key_id=(key_id, "APNS_KEY_ID"), team_id=(team_id, "APNS_TEAM_ID"),
             topic=(topic, "APNS_TOPIC"),

@@ -165,6 +165,28 @@ class BaseChannel:
             raise ChannelConfigurationError(f"{type(self).__name__} {self.alias!r}: missing {', '.join(missing)}.")
         return values
 
+    def positive_timeout(self, timeout: Any) -> float:
+        """``timeout`` as seconds; zero, a negative, a non-number (or NaN, infinity) is a
+        ``ChannelConfigurationError`` when the adapter is built (``signalbox.E202`` at start-up),
+        not a send that can never wait."""
+        try:
+            seconds = float(timeout)
+        except (TypeError, ValueError):
+            seconds = 0.0
+        if isinstance(timeout, bool) or not 0 < seconds < float("inf"):
+            raise ChannelConfigurationError(
+                f"{type(self).__name__} {self.alias!r}: timeout must be a positive number of seconds, not {timeout!r}."
+            )
+        return seconds
+
+    def refuse_oversize_batch(self, messages: Sequence[OutboundMessage]) -> None:
+        """More than ``max_batch_size`` messages is the caller's mistake: ``ValueError``, nothing sent."""
+        if len(messages) > self.max_batch_size:
+            raise ValueError(
+                f"{type(self).__name__} {self.alias!r} sends at most {self.max_batch_size} messages per batch, "
+                f"got {len(messages)}."
+            )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"
 
@@ -176,11 +198,7 @@ class BaseChannel:
         on_handoff: HandoffCallback | None = None,
     ) -> list[SendResult]:
         """Send ``messages``; report each outcome to ``on_result`` and return them in order."""
-        if len(messages) > self.max_batch_size:
-            raise ValueError(
-                f"{type(self).__name__} {self.alias!r} sends at most {self.max_batch_size} messages per batch, "
-                f"got {len(messages)}."
-            )
+        self.refuse_oversize_batch(messages)
         if not messages:
             return []
         results: dict[int, SendResult] = {}

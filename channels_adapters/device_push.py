@@ -3,27 +3,12 @@
 ``DevicePushMixin`` keeps each batch's device bookkeeping: the tokens a push reached get their
 ``last_used_at`` stamped in one UPDATE when the batch closes (not a write per message), and a
 token the push service says is gone is deleted at once (the next message goes to another device
-or none). It also refuses a ``timeout`` that is not a positive number of seconds when the alias
-is configured (``signalbox.E202`` names it at start-up), instead of a push that can never wait.
+or none).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from .base import SendResult
-from .errors import ChannelConfigurationError
-
-
-def positive_timeout(owner: str, timeout: Any) -> float:
-    """``timeout`` as seconds, or ``ChannelConfigurationError`` for zero, a negative or a non-number."""
-    try:
-        seconds = float(timeout)
-    except (TypeError, ValueError):
-        seconds = 0.0
-    if isinstance(timeout, bool) or not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise ChannelConfigurationError(f"{owner}: timeout must be a positive number of seconds, not {timeout!r}.")
-    return seconds
 
 
 class DevicePushMixin:

@@ -41,7 +41,7 @@ from google.oauth2 import service_account as google_service_account
 from pyfcm import FCMNotification
 
 from .base import BaseChannel, OutboundMessage, SendResult
-from .device_push import DevicePushMixin, positive_timeout
+from .device_push import DevicePushMixin
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
@@ -153,7 +153,7 @@ class MobilePushChannel(DevicePushMixin, BaseChannel):
         super().__init__(alias, **options)
         self.refuse_unknown_options()
         owner = f"{type(self).__name__} {alias!r}"
-        self.timeout = positive_timeout(owner, timeout)
+        self.timeout = self.positive_timeout(timeout)
         account = service_account or getattr(settings, "FCM_SERVICE_ACCOUNT_FILE", "")
         if not account:
             raise ChannelConfigurationError(f"{owner}: missing service_account (FCM_SERVICE_ACCOUNT_FILE).")

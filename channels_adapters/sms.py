@@ -57,7 +57,6 @@ from .features import SMS
 from .http import request_failure
 from .phones import e164_address
 from .errors import (
-    ChannelConfigurationError,
     ChannelError,
     PermanentChannelError,
     TransientChannelError,
@@ -207,9 +206,7 @@ class SmsChannel(BaseChannel):
             status_callback = f"{settings.SITE_URL.rstrip('/')}/webhooks/twilio/status/"
         self.status_callback = status_callback or None
         self.base_url = base_url or None
-        self.timeout = float(timeout)
-        if self.timeout <= 0:
-            raise ChannelConfigurationError(f"{type(self).__name__} {alias!r}: timeout must be positive.")
+        self.timeout = self.positive_timeout(timeout)
 
     def open_lane(self) -> SmsLane:
         # Building the client makes no request: connecting happens on the lane's first message.

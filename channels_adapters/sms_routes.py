@@ -96,11 +96,7 @@ class SmsRoutes(BaseChannel):
     ) -> list[SendResult]:
         """Split the batch per provider and let each provider's adapter send its part (the steps,
         lanes and hand-offs of ``BaseChannel.send_batch`` are theirs; a router has none)."""
-        if len(messages) > self.max_batch_size:
-            raise ValueError(
-                f"{type(self).__name__} {self.alias!r} sends at most {self.max_batch_size} messages per batch, "
-                f"got {len(messages)}."
-            )
+        self.refuse_oversize_batch(messages)
         from .handler import channels
 
         results: dict[int, SendResult] = {}

@@ -48,7 +48,7 @@ from tencentcloud.sms.v20210111 import models as sms_models
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 
 from .base import BaseChannel, OutboundMessage
-from .errors import ChannelConfigurationError, ChannelError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
+from .errors import ChannelError, PermanentChannelError, TransientChannelError, UnknownOutcomeError
 from .features import SMS
 from .http import request_failure, wrapped_request_error
 from .phones import e164_address
@@ -122,9 +122,7 @@ class TencentSmsChannel(BaseChannel):
         self.templates = TemplateMap(owner, sign_name=sign_name or getattr(settings, "TENCENT_SMS_SIGN_NAME", ""),
                                      templates=templates, default_template=default_template)
         self.region = region
-        self.timeout = float(timeout)
-        if self.timeout <= 0:
-            raise ChannelConfigurationError(f"{owner}: timeout must be positive.")
+        self.timeout = self.positive_timeout(timeout)
         self.protocol, self.endpoint = "https", None
         if base_url:
             parts = urlsplit(base_url)

@@ -105,7 +105,7 @@ class WebPushChannel(BaseChannel):
         self.vapid = load_vapid_key(vapid_private_key)
         self.vapid_subject = vapid_subject
         self.ttl = int(ttl)
-        self.timeout = float(timeout)
+        self.timeout = self.positive_timeout(timeout)
         self.allow_private = bool(allow_private)
 
     def open_lane(self) -> requests.Session:

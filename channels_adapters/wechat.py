@@ -262,10 +262,8 @@ class WeChatChannel(BaseChannel):
             if template is not None:
                 _check_template_extras(owner, key, template.extra)
         self.base_url = base_url
-        self.timeout = float(timeout)
+        self.timeout = self.positive_timeout(timeout)
         self.token_wait = float(token_wait)
-        if self.timeout <= 0:
-            raise ChannelConfigurationError(f"{owner}: timeout must be positive.")
         self.storage = DjangoCacheStorage(cache)
 
     def normalise_address(self, address: str) -> str:

@@ -6,6 +6,7 @@ misbehaves on demand for chosen targets (a phone number, an openid)::
     server.slow.add("t")            # received, then no reply for slow_seconds (a read timeout)
     server.dropped.add("t")         # received, then the connection is closed without a reply
     server.latency = 0.01           # every answer comes 10 ms later
+    server.retry_after_seconds = "30"  # Retry-After on every 429 and 503
 
 ``connections`` counts TCP connections, ``max_in_flight`` the most requests handled at once.
 Subclasses implement ``handle_request(handler, raw_body) -> (status, payload)`` and
@@ -25,6 +26,7 @@ class FakeProviderServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
     name = "fake-provider"
+    retry_after_seconds = ""  # sent as Retry-After with every 429 and 503 when set
 
     def __init__(self, *, slow_seconds: float = 2.0, latency: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), FakeProviderHandler)
@@ -126,14 +128,12 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
                 return
             if self.server.latency:
                 time.sleep(self.server.latency)
-            self.retry_after = ""
             answer = self.server.handle_request(self, raw)
             if answer is not None:
                 status, payload = answer[:2]
                 content_type = answer[2] if len(answer) > 2 else "application/json"
-                if status in (429, 503) and not self.retry_after and getattr(self.server, "retry_after_seconds", ""):
-                    self.retry_after = self.server.retry_after_seconds
-                headers = {"Retry-After": self.retry_after} if self.retry_after else None
+                retry_after = self.server.retry_after_seconds if status in (429, 503) else ""
+                headers = {"Retry-After": retry_after} if retry_after else None
                 self.send_json(status, payload, headers, content_type=content_type)
         finally:
             with self.server.lock:

@@ -54,14 +54,9 @@ class FakeTwilioServer(FakeProviderServer):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.invalid_numbers: set[str] = set()
-        self.retry_after: str | None = None  # sent with 503s when set
         self.slow_numbers = self.slow  # the names the SMS tests use
         self.dropped_numbers = self.dropped
         self.requests: list[ReceivedRequest] = []
-
-    @property
-    def retry_after_seconds(self) -> str:
-        return self.retry_after or ""
 
     @property
     def messages(self) -> list[ReceivedRequest]:

@@ -87,7 +87,9 @@ def insert_many(model, field_names: list[str], rows: list[tuple]) -> None:
         driver_cursor = cursor.cursor
         if connection.vendor == "postgresql" and hasattr(driver_cursor, "copy"):
             # psycopg 3: COPY is ~5x faster than executemany (which quotes every value client-side).
-            with driver_cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            # The driver's cursor is used directly, so its errors are turned into Django's here
+            # (an IntegrityError a caller catches, as from executemany).
+            with connection.wrap_database_errors, driver_cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         else:

@@ -32,6 +32,7 @@ def test_a_registered_device_makes_the_user_reachable_by_mobile_push(api, recipi
     notify([recipient], title="After", body="a", channels=["mobilepush"], idempotency_key="after")
     after = Delivery.objects.filter(channel="mobilepush").latest("id")
     assert (after.status, after.status_reason) != ("suppressed", "suppressed:no_address")
+    assert after.address == FCM_TOKEN  # planned to the token the app registered
     assert app.get("/api/v1/me/devices").json()["items"][0]["app_id"] == "shop.android"
 
 

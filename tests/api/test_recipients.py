@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from api.models import ExternalId
 from notifications.models import (
@@ -233,3 +234,27 @@ def test_bulk_refuses_two_items_naming_one_recipient(api, recipient):
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "recipients.1.email"
     assert not User.objects.filter(email="dup@example.com").exists()
+
+
+def test_an_upsert_that_loses_a_race_for_the_external_id_matches_again_and_updates(api, recipient, monkeypatch):
+    # Another upsert linked "crm-9" after this one looked: its INSERT hits the unique constraint,
+    # and the retry finds the winner. On PostgreSQL the rows go in by COPY, whose error must reach
+    # the retry as Django's IntegrityError too (not the driver's own class).
+    from api import recipients
+
+    ExternalId.objects.create(user=recipient, external_id="crm-9")
+    real_upsert, calls = recipients._upsert, []
+
+    def blind_first(items):
+        calls.append(len(items))
+        if len(calls) == 1:  # as if the other upsert had not committed when this one matched
+            return recipients._create(items, now=timezone.now())
+        return real_upsert(items)
+
+    monkeypatch.setattr(recipients, "_upsert", blind_first)
+    response = api.call("PUT", "/api/v1/recipients", {"external_id": "crm-9", "first_name": "Won"})
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"id": recipient.pk, "created": False} and calls == [1, 1]
+    recipient.refresh_from_db()
+    assert recipient.first_name == "Won" and User.objects.filter(api_external_id__external_id="crm-9").count() == 1

@@ -243,6 +243,30 @@ def fake_wechat():
         server.stop()
 
 
+WECHAT_DEFAULT_TEMPLATE = {"template_code": "tmpl-notice", "text_param": "first"}
+
+
+@pytest.fixture
+def wechat_templates() -> dict:
+    """The ``templates`` OPTIONS of the ``wechat`` fixture's alias: a test module overrides this."""
+    return {}
+
+
+@pytest.fixture
+def wechat(settings, fake_wechat, wechat_templates):
+    """The ``wechat`` alias on the local fake, with ``wechat_templates`` and a default template;
+    the cached access token is cleared before and after."""
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.NOTIFICATION_CHANNELS = {"wechat": {"BACKEND": "channels_adapters.wechat.WeChatChannel", "OPTIONS": {
+        "app_id": fake_wechat.app_id, "app_secret": fake_wechat.app_secret, "base_url": fake_wechat.base_url,
+        "timeout": 0.5, "templates": wechat_templates, "default_template": WECHAT_DEFAULT_TEMPLATE,
+    }}}
+    yield fake_wechat
+    cache.clear()
+
+
 @pytest.fixture
 def fake_fcm():
     """A local fake of FCM HTTP v1 and Google's OAuth token endpoint (``tests/fake_fcm.py``)."""

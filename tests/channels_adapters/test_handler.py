@@ -76,3 +76,25 @@ def test_module_handler_follows_setting_changes(settings):
 
     second = channels["chat"]
     assert second is not first and second.fail_transient == frozenset()
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "soon", float("nan"), True])
+@pytest.mark.parametrize(("backend", "options"), [
+    ("channels_adapters.sms.SmsChannel", {"account_sid": "AC1", "auth_token": "t", "from_number": "+15005550006"}),
+    ("channels_adapters.aliyun_sms.AliyunSmsChannel", {"access_key_id": "k", "access_key_secret": "s",
+                                                       "sign_name": "Signalbox"}),
+    ("channels_adapters.tencent_sms.TencentSmsChannel", {"secret_id": "k", "secret_key": "s",
+                                                         "sms_sdk_app_id": "1400000000", "sign_name": "Signalbox"}),
+    ("channels_adapters.wechat.WeChatChannel", {"app_id": "wx1", "app_secret": "s"}),
+])
+def test_a_provider_timeout_that_cannot_wait_is_refused_at_start_up(settings, backend, options, timeout):
+    # The same rule as the push adapters' (BaseChannel.positive_timeout): a bad value is named by
+    # signalbox.E202 instead of crashing the check or making every send fail later.
+    from channels_adapters.checks import channels_configuration_check
+
+    settings.NOTIFICATION_CHANNELS = {"provider": {"BACKEND": backend, "OPTIONS": {**options, "timeout": timeout}}}
+
+    with pytest.raises(ChannelConfigurationError, match="timeout must be a positive number of seconds"):
+        channels["provider"]
+    [problem] = channels_configuration_check()
+    assert problem.id == "signalbox.E202" and "timeout" in problem.msg

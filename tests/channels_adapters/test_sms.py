@@ -104,7 +104,7 @@ def test_invalid_number_reply_fails_permanently_without_a_retry(sms_channel, fak
 
 def test_service_unavailable_fails_as_transient_and_a_later_retry_is_accepted(sms_channel, fake_twilio):
     fake_twilio.unavailable[number(1)] = 1
-    fake_twilio.retry_after = "30"
+    fake_twilio.retry_after_seconds = "30"
 
     [first] = send(sms_channel, [message(1, number(1))])
     [retried] = send(sms_channel, [message(1, number(1))])

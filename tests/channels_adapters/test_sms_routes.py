@@ -122,3 +122,16 @@ def test_the_router_takes_its_providers_smallest_batch_and_slowest_rate(sms_by_c
     assert router.max_batch_size == min(channels["sms-twilio"].max_batch_size, channels["sms-cn"].max_batch_size)
     assert router.max_per_second == min(channels["sms-twilio"].max_per_second, channels["sms-cn"].max_per_second)
     assert router.features.address_form == "phone" and router.features.segmented_text
+
+
+def test_the_router_refuses_a_batch_over_its_size_as_every_adapter_does(sms_by_country):
+    from channels_adapters.base import OutboundMessage
+
+    twilio, aliyun = sms_by_country
+    router = channels["sms"]
+    messages = [OutboundMessage(delivery_id=n, address="+14155550100", text="hi")
+                for n in range(router.max_batch_size + 1)]
+
+    with pytest.raises(ValueError, match=f"sends at most {router.max_batch_size} messages per batch"):
+        router.send_batch(messages, on_result=lambda result: None)
+    assert twilio.requests == [] and aliyun.requests == []

@@ -253,7 +253,8 @@ def test_an_oversized_payload_is_refused_before_sending(settings, vapid, http_si
 
 @pytest.mark.parametrize(
     "options",
-    [{"vapid_private_key": ""}, {"vapid_private_key": "not-a-key"}, {"vapid_subject": "ops@signalbox.test"}, {"unknown": 1}],
+    [{"vapid_private_key": ""}, {"vapid_private_key": "not-a-key"}, {"vapid_subject": "ops@signalbox.test"}, {"unknown": 1},
+     {"timeout": 0}, {"timeout": "soon"}],
 )
 def test_bad_options_are_configuration_errors(settings, vapid, options):
     with pytest.raises(ChannelConfigurationError):

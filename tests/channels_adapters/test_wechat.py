@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
 from channels_adapters.base import OutboundMessage
 from channels_adapters.errors import (
@@ -15,11 +14,11 @@ from channels_adapters.errors import (
     UnknownOutcomeError,
 )
 from channels_adapters.handler import channels
+from tests.channels_adapters.conftest import WECHAT_DEFAULT_TEMPLATE
 from tests.channels_adapters.helpers import send
 
 TEMPLATES = {"order-shipped": {"template_code": "tmpl-shipped",
                                "params": {"first": "headline", "keyword1": "order.number", "keyword2": "carrier"}}}
-DEFAULT = {"template_code": "tmpl-notice", "text_param": "first"}
 
 
 def openid(n: int) -> str:
@@ -27,14 +26,8 @@ def openid(n: int) -> str:
 
 
 @pytest.fixture
-def wechat(settings, fake_wechat):
-    cache.clear()
-    settings.NOTIFICATION_CHANNELS = {"wechat": {"BACKEND": "channels_adapters.wechat.WeChatChannel", "OPTIONS": {
-        "app_id": fake_wechat.app_id, "app_secret": fake_wechat.app_secret, "base_url": fake_wechat.base_url,
-        "timeout": 0.5, "templates": TEMPLATES, "default_template": DEFAULT,
-    }}}
-    yield fake_wechat
-    cache.clear()
+def wechat_templates() -> dict:
+    return TEMPLATES  # for the ``wechat`` fixture (conftest)
 
 
 def message(delivery_id: int, address: str, *, template: str | None = None, context: dict | None = None,
@@ -193,7 +186,7 @@ def test_missing_credentials_are_a_configuration_error(settings):
 
     settings.WECHAT_APP_ID = settings.WECHAT_APP_SECRET = ""
     with pytest.raises(ChannelConfigurationError, match="app_secret"):
-        WeChatChannel("wechat", app_id="wx1", default_template=DEFAULT)
+        WeChatChannel("wechat", app_id="wx1", default_template=WECHAT_DEFAULT_TEMPLATE)
 
 
 def test_a_per_process_cache_for_the_token_is_a_system_check_warning(settings):

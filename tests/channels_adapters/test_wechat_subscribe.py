@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.core.cache import cache
 
 from channels_adapters.errors import (
     ChannelConfigurationError,
@@ -28,19 +27,12 @@ TEMPLATES = {
     "welcome": {"template_code": "tmpl-welcome", "params": {"first": "headline"},
                 "miniprogram": {"appid": "wxmini0123456789", "pagepath": "pages/home"}},
 }
-DEFAULT = {"template_code": "tmpl-notice", "text_param": "first"}
 SHIPPED = {"order": {"number": "A-17"}, "carrier": "顺丰"}
 
 
 @pytest.fixture
-def wechat(settings, fake_wechat):
-    cache.clear()
-    settings.NOTIFICATION_CHANNELS = {"wechat": {"BACKEND": "channels_adapters.wechat.WeChatChannel", "OPTIONS": {
-        "app_id": fake_wechat.app_id, "app_secret": fake_wechat.app_secret, "base_url": fake_wechat.base_url,
-        "timeout": 0.5, "templates": TEMPLATES, "default_template": DEFAULT,
-    }}}
-    yield fake_wechat
-    cache.clear()
+def wechat_templates() -> dict:
+    return TEMPLATES  # for the ``wechat`` fixture (conftest), with its default template
 
 
 def shipped(n: int) -> object:
