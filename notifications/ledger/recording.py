@@ -352,7 +352,17 @@ def _write_results(rows: Sequence[tuple[int, dict]], *, owner: str) -> set[int]:
 def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
     if sent_ids:
         notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
-    for delivery_id, status in final:
-        delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
-    if final:
-        delivery_statuses_changed.send(sender=Delivery, changes=list(final))
+    announce_status_changes(final)
+
+
+def announce_status_changes(changes: Sequence[tuple[int, str]]) -> None:
+    """Announce status moves (``(delivery_id, status)``, in order; call after commit):
+    ``delivery_status_changed`` for each, then ``delivery_statuses_changed`` once for all. The
+    one place the ledger sends them, so the two never disagree; the per-delivery signal costs
+    nothing per message when nobody listens to it."""
+    if not changes:
+        return
+    if delivery_status_changed.has_listeners(Delivery):
+        for delivery_id, status in changes:
+            delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
+    delivery_statuses_changed.send(sender=Delivery, changes=list(changes))

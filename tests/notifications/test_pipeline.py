@@ -281,6 +281,53 @@ def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_
     assert taken.status == "sending"  # our copy is left as it was, too
 
 
+def test_every_status_move_is_announced_per_delivery_and_once_per_batch(
+    people, transactional, marketing, django_capture_on_commit_callbacks,
+):
+    """Integrators hear each move (``delivery_status_changed``) and listeners that write (outbound
+    webhooks) the same moves once per batch (``delivery_statuses_changed``): recorded outcomes and
+    what the sweeper settles alike, after commit only."""
+    from channels_adapters.base import SendResult
+    from channels_adapters.errors import PermanentChannelError
+    from notifications.signals import delivery_status_changed, delivery_statuses_changed
+
+    each: list[tuple[int, str]] = []
+    batches: list[list[tuple[int, str]]] = []
+    delivery_status_changed.connect(lambda sender, delivery_id, status, **kw: each.append((delivery_id, status)),
+                                    sender=Delivery, weak=False, dispatch_uid="test-pipeline-each")
+    delivery_statuses_changed.connect(lambda sender, changes, **kw: batches.append(list(changes)),
+                                      sender=Delivery, weak=False, dispatch_uid="test-pipeline-batch")
+    try:
+        notify(people, title="Receipt", channels=["email"], category=transactional)
+        a, b, refused = ledger.deliveries_claim(delivery_ids=planned_ids(), owner="me", now=timezone.now())
+        with django_capture_on_commit_callbacks() as callbacks:
+            ledger.deliveries_record_results(
+                deliveries=[a, b, refused],
+                results=[SendResult(a.pk, provider_message_id="id-a"), SendResult(b.pk, provider_message_id="id-b"),
+                         SendResult(refused.pk, error=PermanentChannelError("SMTP 550", reason="smtp_550"))],
+                owner="me", summary=ledger.SendSummary(),
+            )
+        assert (each, batches) == ([], [])  # nothing before commit
+        for callback in callbacks:
+            callback()
+        recorded = [(a.pk, "sent"), (b.pk, "sent"), (refused.pk, "failed")]
+        assert (each, batches) == (recorded, [recorded])
+
+        each.clear()
+        batches.clear()
+        notify(people[:2], title="Sale", channels=["email"], category=marketing)
+        lost = planned_ids()
+        ledger.deliveries_claim(delivery_ids=lost, owner="dead", now=timezone.now() - timedelta(hours=1))
+        ledger.mark_in_flight(delivery_ids=lost, owner="dead")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert ledger.deliveries_sweep_expired_leases() == 2
+        swept = [(pk, "unknown") for pk in lost]
+        assert (sorted(each), [sorted(batch) for batch in batches]) == (swept, [swept])
+    finally:
+        delivery_status_changed.disconnect(sender=Delivery, dispatch_uid="test-pipeline-each")
+        delivery_statuses_changed.disconnect(sender=Delivery, dispatch_uid="test-pipeline-batch")
+
+
 def test_a_worker_slower_than_its_lease_keeps_the_batch_it_is_still_sending(people, transactional, settings):
     """The lease is renewed as waves go out: the sweeper does not take a batch from a live worker
     whose provider, rate limit or CPU share made it slower than one lease (which would leave the
