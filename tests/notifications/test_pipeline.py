@@ -281,6 +281,34 @@ def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_
     assert taken.status == "sending"  # our copy is left as it was, too
 
 
+def test_a_wave_of_retries_that_all_went_out_is_written_in_one_update(people, transactional):
+    """Retried deliveries each carry their own jittered retry time; a sent outcome leaves it as it
+    is, so the wave still differs only in provider ids and is one UPDATE, not one per message."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from channels_adapters.base import SendResult
+
+    notify(people, title="Receipt", channels=["email"], category=transactional)
+    now = timezone.now()
+    ids = planned_ids()
+    for minutes, pk in enumerate(ids, start=1):
+        Delivery.objects.filter(pk=pk).update(status="deferred", next_attempt_at=now - timedelta(minutes=minutes))
+    claimed = ledger.deliveries_claim(delivery_ids=ids, owner="me", now=now)
+    assert len(claimed) == 3
+
+    with CaptureQueriesContext(connection) as queries:
+        ledger.deliveries_record_results(
+            deliveries=claimed, results=[SendResult(d.pk, provider_message_id=f"id-{d.pk}") for d in claimed],
+            owner="me", summary=ledger.SendSummary(),
+        )
+
+    assert len([q for q in queries if q["sql"].startswith("UPDATE")]) == 1
+    rows = Delivery.objects.filter(pk__in=ids).order_by("id")
+    assert [(d.status, d.provider_message_id, d.lease_owner) for d in rows] == [("sent", f"id-{pk}", "") for pk in ids]
+    assert [d.next_attempt_at for d in rows] == [now - timedelta(minutes=m) for m in range(1, 4)]  # left as it was
+
+
 def test_every_status_move_is_announced_per_delivery_and_once_per_batch(
     people, transactional, marketing, django_capture_on_commit_callbacks,
 ):
