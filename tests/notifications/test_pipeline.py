@@ -240,10 +240,16 @@ def test_results_of_a_lost_lease_are_not_recorded(people, transactional):
     assert Delivery.objects.get(pk=delivery.pk).status == "sending"
 
 
-def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_was_lost(transactional):
+@pytest.mark.parametrize("update_returning", [True, False], ids=["update-returning", "select-for-update"])
+def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_was_lost(
+    transactional, update_returning, monkeypatch,
+):
     """One write for a wave: each sent message keeps its own provider id, a refusal fails with
     its receipt, a transient error waits for its retry, and a row the sweeper gave to another
-    worker keeps that worker's state and gets no receipt from us."""
+    worker keeps that worker's state and gets no receipt from us. The same where the database
+    has no ``UPDATE ... RETURNING`` (SQLite before 3.35: the rows still ours are read first)."""
+    from django.db import connection
+
     from channels_adapters.base import SendResult
     from channels_adapters.errors import PermanentChannelError, TransientChannelError
 
@@ -254,6 +260,7 @@ def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_
     Delivery.objects.filter(pk=taken.pk).update(lease_owner="someone-else")
 
     summary = ledger.SendSummary()
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", update_returning)
     ledger.deliveries_record_results(
         deliveries=claimed,
         results=[
