@@ -288,6 +288,33 @@ def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_
     assert taken.status == "sending"  # our copy is left as it was, too
 
 
+@pytest.mark.parametrize("channel", ["email", "inapp"])
+def test_an_idempotency_key_longer_than_the_column_is_never_cut_into_another_one(people, transactional, channel):
+    """Two calls whose keys share their first 255 characters are two calls. PostgreSQL refuses a
+    key longer than the column (as an INSERT does); it must not cut it to the column's size and
+    take the second call for the first (the rows' values are bound with a cast)."""
+    from django.db import DataError, connection, transaction
+
+    prefix = "k" * 260
+    for suffix in ("-first", "-second"):
+        if connection.vendor == "postgresql":
+            with pytest.raises(DataError), transaction.atomic():
+                notify(people[:1], title="Hi", channels=[channel], category=transactional,
+                       idempotency_key=prefix + suffix)
+        else:  # SQLite keeps a text whole whatever its declared size
+            result = notify(people[:1], title="Hi", channels=[channel], category=transactional,
+                            idempotency_key=prefix + suffix)
+            assert (result.planned, result.already_known) == (1, 0)
+    keys = set(Delivery.objects.values_list("idempotency_key", flat=True))
+    assert all(len(key) > 260 for key in keys) and len(keys) == (0 if connection.vendor == "postgresql" else 2)
+
+    # Looked up the same way: a longer key does not find the row holding its first 255 characters.
+    notify(people[:1], title="Hi", channels=[channel], category=transactional, idempotency_key="short")
+    Delivery.objects.filter(idempotency_key__contains="short").update(idempotency_key="x" * 255)
+    assert Delivery.objects.filter(idempotency_key__in_list={"x" * 255}).exists()
+    assert not Delivery.objects.filter(idempotency_key__in_list={"x" * 255 + "y"}).exists()
+
+
 def test_a_wave_of_retries_that_all_went_out_is_written_in_one_update(people, transactional):
     """Retried deliveries each carry their own jittered retry time; a sent outcome leaves it as it
     is, so the wave still differs only in provider ids and is one UPDATE, not one per message."""
