@@ -17,6 +17,15 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 
+def unsized_db_type(field: models.Field, connection) -> str:
+    """``field``'s column type without its size (``varchar(255)`` -> ``varchar``), to cast bound
+    values to. An explicit cast to ``varchar(n)`` cuts a longer value silently: an over-long key
+    would be stored cut (or, compared, match the row holding its first ``n`` characters) where
+    the database should refuse it (the column's own length still applies on assignment)."""
+    db_type = field.db_type(connection)
+    return db_type.split("(", 1)[0] if db_type.endswith(")") else db_type
+
+
 @models.Field.register_lookup
 @models.ForeignObject.register_lookup
 class InList(models.Lookup):
@@ -43,7 +52,7 @@ class InList(models.Lookup):
             # Cast to the column's type: psycopg sends a list of small ints as ``smallint[]``, and
             # ``integer = ANY(smallint[])`` has no hashed or index form, so PostgreSQL compared
             # every row of the table with every id (a seq scan, 30 ms per thousand ids on 10k users).
-            array_type = self.lhs.output_field.db_type(connection)
+            array_type = unsized_db_type(self.lhs.output_field, connection)
             return f"{lhs} = ANY(%s::{array_type}[])", [*lhs_params, list(self.rhs)]
         if connection.vendor != "sqlite":
             return models.lookups.In(self.lhs, self.rhs).as_sql(compiler, connection)

@@ -33,7 +33,8 @@ from channels_adapters.errors import ChannelConfigurationError, ChannelError, Pe
 from channels_adapters.handler import channels
 
 from ..models import Delivery, DeliveryEvent
-from ..signals import delivery_status_changed, delivery_statuses_changed, notification_sent
+from ..signals import notification_sent
+from .recording import announce_status_changes
 from .rows import Each, column_values, insert_columns
 
 Status = Delivery.Status
@@ -183,11 +184,4 @@ def _announce(*, sent_ids: Iterable[int], failed_ids: Iterable[int]) -> None:
     sent_ids = list(sent_ids)
     if sent_ids:
         notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
-    for delivery_id in sent_ids:
-        delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=Status.SENT)
-    failed_ids = list(failed_ids)
-    for delivery_id in failed_ids:
-        delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=Status.FAILED)
-    changes = [(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids]
-    if changes:
-        delivery_statuses_changed.send(sender=Delivery, changes=changes)
+    announce_status_changes([(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids])

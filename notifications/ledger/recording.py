@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 IN_FLIGHT = "in_flight"
 DIGEST_PREFIX = "digest:"
 EVENT_FIELDS = ("delivery", "kind", "source", "occurred_at", "data")
+# What an outcome may write; each writes only its own (a sent row keeps its last retry time).
 RESULT_FIELDS = ("status", "status_reason", "last_error", "provider_message_id", "sent_at", "failed_at", "next_attempt_at")
 
 
@@ -208,7 +209,7 @@ def deliveries_record_results(
         retry_at: dict[int, datetime] = {}  # one retry time per error, so a digest's rows stay together
         for result in results:
             delivery = by_id[result.delivery_id]
-            values = {name: getattr(delivery, name) for name in RESULT_FIELDS}
+            values: dict = {}
             event = None
             error = result.error
             if isinstance(error, UnknownOutcomeError) and resend_allowed(delivery) and delivery.attempts < max_attempts:
@@ -300,8 +301,9 @@ def _still_ours(delivery_ids: list[int], *, owner: str) -> set[int]:
 
 
 def _write_results(rows: Sequence[tuple[int, dict]], *, owner: str) -> set[int]:
-    """Write each row's ``RESULT_FIELDS`` (``(id, values)``), only where the row is still
-    ``sending`` under ``owner``'s lease, and release the lease; returns the ids written.
+    """Write each row's ``values`` (``(id, values)``, names from ``RESULT_FIELDS``), only where
+    the row is still ``sending`` under ``owner``'s lease, and release the lease; returns the ids
+    written.
 
     Plain SQL, one UPDATE per distinct outcome with ``RETURNING id``: a wave of sent messages
     differs only in each row's provider id (a ``CASE`` on the id), so it is one statement, and
@@ -315,30 +317,35 @@ def _write_results(rows: Sequence[tuple[int, dict]], *, owner: str) -> set[int]:
     quote = connection.ops.quote_name
     table, pk, lease_owner, status = (quote(name) for name in (Delivery._meta.db_table, "id", "lease_owner", "status"))
     # Rows grouped by everything they set but the provider id (prepared for the database once per group).
-    groups: dict[tuple, list[tuple[int, str]]] = {}
-    shared = [name for name in RESULT_FIELDS if name != "provider_message_id"]
+    groups: dict[tuple, list[tuple[int, str | None]]] = {}
     for delivery_id, values in rows:
-        key = tuple(values[name] for name in shared)
-        groups.setdefault(key, []).append((delivery_id, values["provider_message_id"]))
+        key = tuple(sorted((name, value) for name, value in values.items() if name != "provider_message_id"))
+        groups.setdefault((key, "provider_message_id" in values), []).append(
+            (delivery_id, values.get("provider_message_id"))
+        )
     returning = connection.features.can_return_columns_from_insert  # UPDATE ... RETURNING alike (SQLite >= 3.35)
     written: set[int] = set()
     with connection.cursor() as cursor:
         if not returning:
             written = _still_ours([delivery_id for delivery_id, _ in rows], owner=owner)
-        for key, members in groups.items():
+        for (key, sets_provider_id), members in groups.items():
             ids = [delivery_id for delivery_id, _ in members if returning or delivery_id in written]
             if not ids:
                 continue
-            params = [fields[name].get_db_prep_save(value, connection) for name, value in zip(shared, key, strict=True)]
+            assignments = [f"{quote(fields[name].column)} = %s, " for name, _value in key]
+            params = [fields[name].get_db_prep_save(value, connection) for name, value in key]
             provider_ids = {provider_id for _, provider_id in members}
-            if len(provider_ids) == 1:
-                provider_sql, provider_params = "%s", [next(iter(provider_ids))]
+            if not sets_provider_id:
+                provider_params = []
+            elif len(provider_ids) == 1:
+                assignments.append(f"{quote('provider_message_id')} = %s, ")
+                provider_params = [next(iter(provider_ids))]
             else:
-                provider_sql = f"CASE {pk}" + " WHEN %s THEN %s" * len(members) + f" ELSE {quote('provider_message_id')} END"
+                assignments.append(f"{quote('provider_message_id')} = CASE {pk}" + " WHEN %s THEN %s" * len(members)
+                                   + f" ELSE {quote('provider_message_id')} END, ")
                 provider_params = [value for member in members for value in member]
-            assignments = ", ".join(f"{quote(fields[name].column)} = %s" for name in shared)
             sql = (
-                f"UPDATE {table} SET {assignments}, {quote('provider_message_id')} = {provider_sql}, "
+                f"UPDATE {table} SET {''.join(assignments)}"
                 f"{lease_owner} = '', {quote('lease_expires_at')} = NULL "
                 f"WHERE {pk} IN ({', '.join(['%s'] * len(ids))}) AND {lease_owner} = %s AND {status} = %s"
                 + (f" RETURNING {pk}" if returning else "")
@@ -352,7 +359,17 @@ def _write_results(rows: Sequence[tuple[int, dict]], *, owner: str) -> set[int]:
 def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
     if sent_ids:
         notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
-    for delivery_id, status in final:
-        delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
-    if final:
-        delivery_statuses_changed.send(sender=Delivery, changes=list(final))
+    announce_status_changes(final)
+
+
+def announce_status_changes(changes: Sequence[tuple[int, str]]) -> None:
+    """Announce status moves (``(delivery_id, status)``, in order; call after commit):
+    ``delivery_status_changed`` for each, then ``delivery_statuses_changed`` once for all. The
+    one place the ledger sends them, so the two never disagree; the per-delivery signal costs
+    nothing per message when nobody listens to it."""
+    if not changes:
+        return
+    if delivery_status_changed.has_listeners(Delivery):
+        for delivery_id, status in changes:
+            delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
+    delivery_statuses_changed.send(sender=Delivery, changes=list(changes))

@@ -11,10 +11,10 @@ from django.utils import timezone
 from channels_adapters.handler import channels
 
 from ..models import STATUS_RANK, Category, Delivery
-from ..signals import deliveries_swept, delivery_status_changed, delivery_statuses_changed
+from ..signals import deliveries_swept
 
 from .planning import _enqueue_batches
-from .recording import DIGEST_PREFIX, IN_FLIGHT
+from .recording import DIGEST_PREFIX, IN_FLIGHT, announce_status_changes
 
 Status = Delivery.Status
 
@@ -70,13 +70,9 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
             attempts=F("attempts") - 1, **released,
         )
         _enqueue_batches(resend + untouched)
-        for pk in unknown:
-            transaction.on_commit(
-                lambda pk=pk: delivery_status_changed.send(sender=Delivery, delivery_id=pk, status=Status.UNKNOWN)
-            )
         if unknown:
             changes = [(pk, Status.UNKNOWN) for pk in unknown]
-            transaction.on_commit(lambda: delivery_statuses_changed.send(sender=Delivery, changes=changes))
+            transaction.on_commit(lambda: announce_status_changes(changes))
         counts = {"requeued": len(untouched), "resent": len(resend), "unknown": len(unknown)}
         if any(counts.values()):
             transaction.on_commit(lambda: deliveries_swept.send(sender=Delivery, counts=counts))
@@ -136,11 +132,7 @@ def delivery_advance_status(*, delivery: Delivery, status: str, at: datetime | N
     if updated:
         for name, value in fields.items():
             setattr(delivery, name, value)
-        def announce():
-            delivery_status_changed.send(sender=Delivery, delivery_id=delivery.pk, status=status)
-            delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, status)])
-
-        transaction.on_commit(announce)
+        transaction.on_commit(lambda: announce_status_changes([(delivery.pk, status)]))
     return bool(updated)
 
 

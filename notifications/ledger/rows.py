@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 
 from django.db import connection, models
 
+from ..querysets import unsized_db_type
+
 # Fields whose Python value the database driver takes as it is.
 _PLAIN = (models.CharField, models.TextField, models.IntegerField, models.BooleanField, models.ForeignKey)
 
@@ -118,7 +120,7 @@ def insert_columns(
     if connection.vendor == "postgresql":
         select, scalars, arrays = [], [], []
         for field, name in zip(fields, columns, strict=True):
-            db_type = field.db_type(connection)
+            db_type = unsized_db_type(field, connection)
             if name in each:
                 select.append(f"u.{quote(name)}")
                 arrays.append((f"%s::{db_type}[]", list(prepared[name])))

@@ -80,7 +80,14 @@ def webhook_endpoint_drain(*, endpoint_id: int, now: datetime | None = None, onl
             if not endpoint.enabled:
                 break
             claimed = _claim(endpoint_id=endpoint_id, now=now, limit=limit, only_ids=only_ids)
+            renewed_at, ours = time.monotonic(), {message.pk for message in claimed}
             for index, message in enumerate(claimed):
+                if time.monotonic() - renewed_at >= conf.lease_seconds() / 3:
+                    # A round of slow POSTs may outlast the lease: keep the rest of it, and POST
+                    # nothing another drain has taken since (it settled those as unknown).
+                    renewed_at, ours = time.monotonic(), _renew(claimed[index:])
+                if message.pk not in ours:
+                    continue
                 _post(endpoint, message, session=session, policy=policy, settings_=settings_, now=now, result=result)
                 if not endpoint.enabled:
                     _release(claimed[index + 1:])
@@ -120,10 +127,22 @@ def _claim(*, endpoint_id: int, now: datetime, limit: int, only_ids: list[int] |
     if not ids:
         return []
     token = uuid.uuid4().hex
+    # The lease runs from the claim, not from ``now`` (the drain's start, or a test's clock): a
+    # later round must not claim messages whose lease has already run out.
     WebhookMessage.objects.filter(id__in=ids, next_attempt_at__lte=now).exclude(status=Status.SENDING).update(
-        status=Status.SENDING, lease_owner=token, lease_expires_at=now + timedelta(seconds=conf.lease_seconds()),
+        status=Status.SENDING, lease_owner=token,
+        lease_expires_at=timezone.now() + timedelta(seconds=conf.lease_seconds()),
     )
     return list(WebhookMessage.objects.filter(lease_owner=token, status=Status.SENDING).order_by("id"))
+
+
+def _renew(messages: list[WebhookMessage]) -> set[int]:
+    """Push the lease of one claim's ``messages`` ahead; the ids still ours."""
+    still_ours = WebhookMessage.objects.filter(
+        id__in=[m.pk for m in messages], lease_owner=messages[0].lease_owner, status=Status.SENDING,
+    )
+    still_ours.update(lease_expires_at=timezone.now() + timedelta(seconds=conf.lease_seconds()))
+    return set(still_ours.values_list("id", flat=True))
 
 
 def _release(messages: list[WebhookMessage]) -> None:

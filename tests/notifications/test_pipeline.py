@@ -240,10 +240,16 @@ def test_results_of_a_lost_lease_are_not_recorded(people, transactional):
     assert Delivery.objects.get(pk=delivery.pk).status == "sending"
 
 
-def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_was_lost(transactional):
+@pytest.mark.parametrize("update_returning", [True, False], ids=["update-returning", "select-for-update"])
+def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_was_lost(
+    transactional, update_returning, monkeypatch,
+):
     """One write for a wave: each sent message keeps its own provider id, a refusal fails with
     its receipt, a transient error waits for its retry, and a row the sweeper gave to another
-    worker keeps that worker's state and gets no receipt from us."""
+    worker keeps that worker's state and gets no receipt from us. The same where the database
+    has no ``UPDATE ... RETURNING`` (SQLite before 3.35: the rows still ours are read first)."""
+    from django.db import connection
+
     from channels_adapters.base import SendResult
     from channels_adapters.errors import PermanentChannelError, TransientChannelError
 
@@ -254,6 +260,7 @@ def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_
     Delivery.objects.filter(pk=taken.pk).update(lease_owner="someone-else")
 
     summary = ledger.SendSummary()
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", update_returning)
     ledger.deliveries_record_results(
         deliveries=claimed,
         results=[
@@ -279,6 +286,108 @@ def test_a_wave_of_results_is_written_per_message_and_skips_the_one_whose_lease_
     assert set(DeliveryEvent.objects.values_list("delivery_id", "kind")) >= {(a.pk, "sent"), (b.pk, "sent"), (refused.pk, "failed")}
     assert not DeliveryEvent.objects.filter(delivery_id=taken.pk, kind__in=["sent", "failed"]).exists()
     assert taken.status == "sending"  # our copy is left as it was, too
+
+
+@pytest.mark.parametrize("channel", ["email", "inapp"])
+def test_an_idempotency_key_longer_than_the_column_is_never_cut_into_another_one(people, transactional, channel):
+    """Two calls whose keys share their first 255 characters are two calls. PostgreSQL refuses a
+    key longer than the column (as an INSERT does); it must not cut it to the column's size and
+    take the second call for the first (the rows' values are bound with a cast)."""
+    from django.db import DataError, connection, transaction
+
+    prefix = "k" * 260
+    for suffix in ("-first", "-second"):
+        if connection.vendor == "postgresql":
+            with pytest.raises(DataError), transaction.atomic():
+                notify(people[:1], title="Hi", channels=[channel], category=transactional,
+                       idempotency_key=prefix + suffix)
+        else:  # SQLite keeps a text whole whatever its declared size
+            result = notify(people[:1], title="Hi", channels=[channel], category=transactional,
+                            idempotency_key=prefix + suffix)
+            assert (result.planned, result.already_known) == (1, 0)
+    keys = set(Delivery.objects.values_list("idempotency_key", flat=True))
+    assert all(len(key) > 260 for key in keys) and len(keys) == (0 if connection.vendor == "postgresql" else 2)
+
+    # Looked up the same way: a longer key does not find the row holding its first 255 characters.
+    notify(people[:1], title="Hi", channels=[channel], category=transactional, idempotency_key="short")
+    Delivery.objects.filter(idempotency_key__contains="short").update(idempotency_key="x" * 255)
+    assert Delivery.objects.filter(idempotency_key__in_list={"x" * 255}).exists()
+    assert not Delivery.objects.filter(idempotency_key__in_list={"x" * 255 + "y"}).exists()
+
+
+def test_a_wave_of_retries_that_all_went_out_is_written_in_one_update(people, transactional):
+    """Retried deliveries each carry their own jittered retry time; a sent outcome leaves it as it
+    is, so the wave still differs only in provider ids and is one UPDATE, not one per message."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from channels_adapters.base import SendResult
+
+    notify(people, title="Receipt", channels=["email"], category=transactional)
+    now = timezone.now()
+    ids = planned_ids()
+    for minutes, pk in enumerate(ids, start=1):
+        Delivery.objects.filter(pk=pk).update(status="deferred", next_attempt_at=now - timedelta(minutes=minutes))
+    claimed = ledger.deliveries_claim(delivery_ids=ids, owner="me", now=now)
+    assert len(claimed) == 3
+
+    with CaptureQueriesContext(connection) as queries:
+        ledger.deliveries_record_results(
+            deliveries=claimed, results=[SendResult(d.pk, provider_message_id=f"id-{d.pk}") for d in claimed],
+            owner="me", summary=ledger.SendSummary(),
+        )
+
+    assert len([q for q in queries if q["sql"].startswith("UPDATE")]) == 1
+    rows = Delivery.objects.filter(pk__in=ids).order_by("id")
+    assert [(d.status, d.provider_message_id, d.lease_owner) for d in rows] == [("sent", f"id-{pk}", "") for pk in ids]
+    assert [d.next_attempt_at for d in rows] == [now - timedelta(minutes=m) for m in range(1, 4)]  # left as it was
+
+
+def test_every_status_move_is_announced_per_delivery_and_once_per_batch(
+    people, transactional, marketing, django_capture_on_commit_callbacks,
+):
+    """Integrators hear each move (``delivery_status_changed``) and listeners that write (outbound
+    webhooks) the same moves once per batch (``delivery_statuses_changed``): recorded outcomes and
+    what the sweeper settles alike, after commit only."""
+    from channels_adapters.base import SendResult
+    from channels_adapters.errors import PermanentChannelError
+    from notifications.signals import delivery_status_changed, delivery_statuses_changed
+
+    each: list[tuple[int, str]] = []
+    batches: list[list[tuple[int, str]]] = []
+    delivery_status_changed.connect(lambda sender, delivery_id, status, **kw: each.append((delivery_id, status)),
+                                    sender=Delivery, weak=False, dispatch_uid="test-pipeline-each")
+    delivery_statuses_changed.connect(lambda sender, changes, **kw: batches.append(list(changes)),
+                                      sender=Delivery, weak=False, dispatch_uid="test-pipeline-batch")
+    try:
+        notify(people, title="Receipt", channels=["email"], category=transactional)
+        a, b, refused = ledger.deliveries_claim(delivery_ids=planned_ids(), owner="me", now=timezone.now())
+        with django_capture_on_commit_callbacks() as callbacks:
+            ledger.deliveries_record_results(
+                deliveries=[a, b, refused],
+                results=[SendResult(a.pk, provider_message_id="id-a"), SendResult(b.pk, provider_message_id="id-b"),
+                         SendResult(refused.pk, error=PermanentChannelError("SMTP 550", reason="smtp_550"))],
+                owner="me", summary=ledger.SendSummary(),
+            )
+        assert (each, batches) == ([], [])  # nothing before commit
+        for callback in callbacks:
+            callback()
+        recorded = [(a.pk, "sent"), (b.pk, "sent"), (refused.pk, "failed")]
+        assert (each, batches) == (recorded, [recorded])
+
+        each.clear()
+        batches.clear()
+        notify(people[:2], title="Sale", channels=["email"], category=marketing)
+        lost = planned_ids()
+        ledger.deliveries_claim(delivery_ids=lost, owner="dead", now=timezone.now() - timedelta(hours=1))
+        ledger.mark_in_flight(delivery_ids=lost, owner="dead")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert ledger.deliveries_sweep_expired_leases() == 2
+        swept = [(pk, "unknown") for pk in lost]
+        assert (sorted(each), [sorted(batch) for batch in batches]) == (swept, [swept])
+    finally:
+        delivery_status_changed.disconnect(sender=Delivery, dispatch_uid="test-pipeline-each")
+        delivery_statuses_changed.disconnect(sender=Delivery, dispatch_uid="test-pipeline-batch")
 
 
 def test_a_worker_slower_than_its_lease_keeps_the_batch_it_is_still_sending(people, transactional, settings):

@@ -329,3 +329,38 @@ def test_an_open_pixel_hit_costs_no_extra_query_without_endpoints(db, django_ass
     with django_assert_num_queries(5):
         open_record(delivery=delivery, user_agent="Mozilla/5.0", ip="203.0.113.9")
     assert not WebhookMessage.objects.exists()
+
+
+def test_a_drain_slower_than_its_lease_posts_every_message_under_a_live_lease(endpoint, settings, monkeypatch,
+                                                                              django_capture_on_commit_callbacks):
+    """A slow receiver can make one drain outlast its lease. Messages later in the round keep
+    theirs (renewed as the drain goes) and a later round's claim gets a full lease from when it
+    claims, not from the drain's start; a lease that ran out would let another drain settle the
+    message as unknown and POST it a second time."""
+    import time
+
+    from notifications.webhooks import sending
+
+    endpoint, _secret = endpoint
+    settings.SIGNALBOX_LEASE_SECONDS = 1
+    first, second = DeliveryFactory(status=Delivery.Status.SENT), DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks():
+        delivery_statuses_changed.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
+        delivery_statuses_changed.send(sender=Delivery, changes=[(first.pk, "delivered")])
+    posted: list[tuple[str, bool]] = []
+
+    def slow_request(endpoint, message, **kwargs):
+        row = WebhookMessage.objects.get(pk=message.pk)
+        posted.append((message.event_key, row.lease_expires_at > timezone.now()))
+        if len(posted) == 1:
+            time.sleep(1.2)  # longer than the whole lease
+        return sending.Answer(WebhookAttempt.Outcome.SENT, code=200)
+
+    monkeypatch.setattr(sending, "_request", slow_request)
+    result = webhook_endpoint_drain(endpoint_id=endpoint.pk)
+
+    # Round one: first's and second's "sent"; round two: first's "delivered" (due after its "sent").
+    assert result.sent == 3
+    assert [key for key, _live in posted] == [f"status:{first.pk}:sent:0", f"status:{second.pk}:sent:0",
+                                              f"status:{first.pk}:delivered:0"]
+    assert all(live for _key, live in posted), posted
