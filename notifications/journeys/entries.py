@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -156,7 +155,7 @@ def audience_rules_changed(*, audience_id: int) -> None:
 
 def _audience_scan(journey, *, now: datetime) -> int:
     from ..audiences.selectors import audience_users
-    from ..models import Audience, Journey, JourneyEnrollment
+    from ..models import Audience, JourneyEnrollment
     from .services import JourneyNotLive, journey_enter, reentry_blocking
 
     audience = Audience.objects.get(pk=journey.entry["audience"])

@@ -34,7 +34,7 @@ from channels_adapters.handler import channels
 
 from ..models import Delivery, DeliveryEvent
 from ..signals import notification_sent
-from .recording import announce_status_changes
+from .recording import announce, announce_status_changes
 from .rows import Each, column_values, insert_columns
 
 Status = Delivery.Status
@@ -183,5 +183,5 @@ def _record(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError]
 def _announce(*, sent_ids: Iterable[int], failed_ids: Iterable[int]) -> None:
     sent_ids = list(sent_ids)
     if sent_ids:
-        notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
+        announce(notification_sent, delivery_ids=sent_ids)
     announce_status_changes([(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids])

@@ -358,8 +358,19 @@ def _write_results(rows: Sequence[tuple[int, dict]], *, owner: str) -> set[int]:
 
 def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
     if sent_ids:
-        notification_sent.send(sender=Delivery, delivery_ids=sent_ids)
+        announce(notification_sent, delivery_ids=sent_ids)
     announce_status_changes(final)
+
+
+def announce(signal, **kwargs) -> None:
+    """Send one of the ledger's outbound signals (after commit). A receiver that raises is logged,
+    never passed up: the ledger announces from inside a batch (before the next wave leaves), and a
+    listener's failure must not stop a wave already marked in flight, which would then end
+    ``unknown`` though it was never sent."""
+    for receiver, result in signal.send_robust(sender=Delivery, **kwargs):
+        if isinstance(result, Exception):
+            logger.error("A receiver of a ledger signal failed (%r); the ledger carries on.", receiver,
+                         exc_info=(type(result), result, result.__traceback__))
 
 
 def announce_status_changes(changes: Sequence[tuple[int, str]]) -> None:
@@ -371,5 +382,5 @@ def announce_status_changes(changes: Sequence[tuple[int, str]]) -> None:
         return
     if delivery_status_changed.has_listeners(Delivery):
         for delivery_id, status in changes:
-            delivery_status_changed.send(sender=Delivery, delivery_id=delivery_id, status=status)
-    delivery_statuses_changed.send(sender=Delivery, changes=list(changes))
+            announce(delivery_status_changed, delivery_id=delivery_id, status=status)
+    announce(delivery_statuses_changed, changes=list(changes))

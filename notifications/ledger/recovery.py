@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from channels_adapters.handler import channels
@@ -14,7 +14,7 @@ from ..models import STATUS_RANK, Category, Delivery
 from ..signals import deliveries_swept
 
 from .planning import _enqueue_batches
-from .recording import DIGEST_PREFIX, IN_FLIGHT, announce_status_changes
+from .recording import DIGEST_PREFIX, IN_FLIGHT, announce, announce_status_changes
 
 Status = Delivery.Status
 
@@ -75,7 +75,7 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
             transaction.on_commit(lambda: announce_status_changes(changes))
         counts = {"requeued": len(untouched), "resent": len(resend), "unknown": len(unknown)}
         if any(counts.values()):
-            transaction.on_commit(lambda: deliveries_swept.send(sender=Delivery, counts=counts))
+            transaction.on_commit(lambda: announce(deliveries_swept, counts=counts))
     return len(resend) + len(unknown) + len(untouched)
 
 

@@ -29,7 +29,7 @@ from ..models import Delivery
 from ..signals import deliveries_batch_recorded
 from . import outbound, ratelimit, rechecks
 from .planning import _chunks, worker_id
-from .recording import DIGEST_PREFIX, ResultRecorder, SendSummary, deliveries_record_results
+from .recording import DIGEST_PREFIX, ResultRecorder, SendSummary, announce, deliveries_record_results
 
 Status = Delivery.Status
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def _send_claimed(claimed: list[Delivery], *, owner: str, now: datetime) -> Send
         delivery_ids = [d.pk for d in claimed]
         run_ids = sorted({d.run_id for d in claimed if d.run_id})
         transaction.on_commit(
-            lambda: deliveries_batch_recorded.send(sender=Delivery, delivery_ids=delivery_ids, run_ids=run_ids)
+            lambda: announce(deliveries_batch_recorded, delivery_ids=delivery_ids, run_ids=run_ids)
         )
     return summary
 

@@ -10,7 +10,6 @@ cards' counters move without a reload. No console error, page error or failed re
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path

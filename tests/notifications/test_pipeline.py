@@ -563,3 +563,25 @@ def test_a_wave_marked_in_flight_while_the_sweep_runs_is_never_put_back_in_line(
 
     assert set(Delivery.objects.values_list("status", "status_reason")) == {("unknown", "lost_in_flight")}
     assert ledger.deliveries_send(delivery_ids=ids).claimed == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_status_listener_never_stops_a_wave_already_marked_in_flight(people, marketing, caplog):
+    """The ledger announces status moves between waves (after each commit). A listener that raises
+    (an integrator's, or one of ours) is logged; the batch goes on, so nothing is left marked in
+    flight and never sent (which the sweep would later record as unknown)."""
+    from notifications.signals import delivery_statuses_changed
+
+    def broken(**kwargs):
+        raise RuntimeError("listener bug")
+
+    delivery_statuses_changed.connect(broken, dispatch_uid="t-broken-listener")
+    try:
+        notify(people, title="Sale", channels=["email"], category=marketing)
+        summary = ledger.deliveries_send(delivery_ids=planned_ids())
+    finally:
+        delivery_statuses_changed.disconnect(dispatch_uid="t-broken-listener")
+    assert summary.sent == 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    assert len(LocmemChannel.outbox) == 3
+    assert "listener bug" in caplog.text

@@ -110,7 +110,7 @@ def test_a_refused_publication_puts_the_journey_on_the_desk_and_tells_the_manage
 
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("dashboard:journey_approval_decide", args=[journey.pk]), {"decision": "approve"})
-    assert f'data-kind="journey"' not in client.get(reverse("dashboard:approvals")).content.decode()
+    assert 'data-kind="journey"' not in client.get(reverse("dashboard:approvals")).content.decode()
     assert Notification.objects.filter(recipient=marketer, title="Approved: Welcome").exists()
 
     client.force_login(marketer)  # now Publish goes through

@@ -89,7 +89,7 @@ def test_date_entry_days_after_date_joined_enters_each_person_once(make_journey)
     assert scheduled_entries_scan(now=T0 + timedelta(days=1, hours=1)).entered == 1
     assert _enrolled(journey) == sorted(people[:3])
     keys = set(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True))
-    assert all(key.startswith(f"date:user:") and ":date_joined:" in key for key in keys)
+    assert all(key.startswith("date:user:") and ":date_joined:" in key for key in keys)
 
 
 def test_date_entry_on_an_order_every_time_enters_once_per_order(make_journey):
