@@ -51,7 +51,9 @@ def recipients_for_decisions(*, user_ids: Iterable[int], channels: Sequence[str]
         and (not name.startswith("quiet_hours") or interrupting)
     ]
     email = "email" if wanted("user_email") else "pk"
-    rows = get_user_model()._default_manager.filter(pk__in_list=set(user_ids)).values_list(
+    # In id order, whatever plan the database picks for the id list: deliveries are numbered (and
+    # sent, and throttled) in the order of their recipients.
+    rows = get_user_model()._default_manager.filter(pk__in_list=set(user_ids)).order_by("pk").values_list(
         "pk", email, "recipient_profile__id", *(f"recipient_profile__{name}" for name in profile_fields)
     )
     fetched_email = email == "email"
