@@ -75,7 +75,10 @@ def journey_approval_check(*, journey: Journey) -> ApprovalCheck:
     """Does publishing ``journey`` as it is now need a Manager's (new) approval? The campaigns'
     check (``campaigns.approvals.approval_check``), with an unknown reach when it cannot be
     estimated and the settings ask for approval anyway."""
-    reach = journey_reach(journey)
+    return _approval_check(journey, reach=journey_reach(journey))
+
+
+def _approval_check(journey: Journey, *, reach: int | None) -> ApprovalCheck:
     if reach is None and conf.journey_unestimated_reach() == "allow":
         return ApprovalCheck(size=0, needed=False, limit=conf.approval_threshold())
     stored = journey.approval_fingerprint or {}
@@ -200,12 +203,13 @@ def journey_review(*, journey: Journey) -> JourneyReview:
     templates = dict(MessageTemplate.objects.filter(key__in=template_keys).values_list("key", "name"))
     categories = dict(Category.objects.filter(
         key__in={s.get("category") for s in steps.values() if s.get("category")}).values_list("key", "name"))
-    check = journey_approval_check(journey=journey)
+    reach = journey_reach(journey)  # an audience count: once for the page and its check
+    check = _approval_check(journey, reach=reach)
     reentry = journey.get_reentry_display()
     if journey.reentry == Journey.Reentry.PER_PERIOD and journey.reentry_days:
         reentry = _("Once per %(n)d days") % {"n": journey.reentry_days}
     return JourneyReview(
-        journey=journey, reach=journey_reach(journey), entry=entry_words(journey.entry), reentry=reentry,
+        journey=journey, reach=reach, entry=entry_words(journey.entry), reentry=reentry,
         steps=[step_words(step, templates=templates, categories=categories) for step in steps.values()],
         goals=len(graph.get("goals") or []), exits=len(graph.get("exits") or []), check=check,
         changed=[str(PART_LABELS.get(part, part)) for part in check.changed],
