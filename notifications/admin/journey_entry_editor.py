@@ -32,7 +32,7 @@ from ..journeys.graph import model_rule_problems
 from ..journeys.services import journey_save
 from ..models import Audience, Campaign, Journey
 from ..triggers import registry as reg
-from .trigger_form import EMPTY, ConditionRowsField, ConditionRowsWidget, _row_text, condition_from_row
+from .trigger_form import EMPTY, ConditionRowsField, ConditionRowsWidget, _row_text, conditions_from_rows
 
 USER_MODEL = "user"
 RULE_LISTS = ("goals", "exits")
@@ -171,8 +171,7 @@ class EntryForm(_Redrawn):
         kind = data.get("kind")
         if kind == "signal":
             fields = reg.subject_fields(signal=data.get("signal", ""), model=data.get("model", ""))
-            data["conditions"] = [condition_from_row(c["row"], fields) if isinstance(c, dict) and "row" in c else c
-                                  for c in data.get("conditions") or []]
+            data["conditions"] = conditions_from_rows(data.get("conditions"), fields)
         entry = self.as_entry(data)
         for problem in entry_problems(entry, reentry=data.get("reentry")):
             self.add_error(None, problem)
@@ -270,8 +269,7 @@ class RuleForm(_Redrawn):
         fields = {n: registered.field(n) for n in registered.fields} if registered else {}
         rule: dict[str, Any] = {
             "model": data.get("model", ""), "recipient_path": data.get("recipient_path", ""),
-            "conditions": [condition_from_row(c["row"], fields) if isinstance(c, dict) and "row" in c else c
-                           for c in data.get("conditions") or []],
+            "conditions": conditions_from_rows(data.get("conditions"), fields),
         }
         if data.get("since_field"):
             rule["since_field"] = data["since_field"]
