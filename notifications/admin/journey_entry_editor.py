@@ -319,6 +319,18 @@ class JourneyEntryEditorMixin:
                  name="notifications_journey_builder_rule_delete"),
         ]
 
+    @staticmethod
+    def _saved(request: HttpRequest, journey: Journey, form: forms.Form) -> bool:
+        """Save the edited journey (``journey_save``). Refused: the refusal goes on the form and
+        ``journey`` is reloaded as stored, so the flow beside the form shows what was kept."""
+        try:
+            journey_save(journey=journey, actor=request.user)
+        except ValidationError as error:
+            journey.refresh_from_db()
+            form.add_error(None, "; ".join(error.messages))
+            return False
+        return True
+
     def _form_editor(self, form: _Redrawn, *, url: str, title: str, hidden: dict, quiet: bool) -> dict:
         form.redraw(url)
         return {"form": form, "fields": form.shown(), "url": url, "title": title, "hidden": hidden, "quiet": quiet}
@@ -339,12 +351,7 @@ class JourneyEntryEditorMixin:
             journey.entry = form.cleaned_data["entry"]
             journey.reentry = form.cleaned_data["reentry"]
             journey.reentry_days = form.cleaned_data.get("reentry_days")
-            try:
-                journey_save(journey=journey, actor=request.user)
-            except ValidationError as error:
-                journey.refresh_from_db()
-                form.add_error(None, "; ".join(error.messages))
-            else:
+            if self._saved(request, journey, form):
                 return self._render_flow(request, journey, changed="entry")
         return self._render_flow(request, journey, form_editor=self._form_editor(
             form, url=url, title=title, hidden={}, quiet=False))
@@ -399,12 +406,7 @@ class JourneyEntryEditorMixin:
                 rules[index] = form.cleaned_data["rule"]
             graph[rule_list] = rules
             journey.graph = graph
-            try:
-                journey_save(journey=journey, actor=request.user)
-            except ValidationError as error:
-                journey.refresh_from_db()
-                form.add_error(None, "; ".join(error.messages))
-            else:
+            if self._saved(request, journey, form):
                 return self._render_flow(request, journey, changed=rule_list)
         return self._render_flow(request, journey, form_editor=self._form_editor(
             form, url=url, title=title, hidden=hidden, quiet=False))
