@@ -301,3 +301,21 @@ def test_a_29_february_anniversary_falls_on_the_28th_in_other_years(make_journey
     assert scheduled_entries_scan(now=now).entered == entered
     keys = list(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True))
     assert [k.rsplit(":", 1)[1] for k in keys] == ([year] if year else [])
+
+
+def test_a_scan_after_more_than_a_year_names_the_latest_anniversary(make_journey):
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
+
+    from demo_shop.models import Customer
+    from tests.factories import CustomerFactory
+
+    born = CustomerFactory()
+    Customer.objects.filter(pk=born.pk).update(created_at=datetime(1990, 6, 1, 12, tzinfo=dt_timezone.utc))
+    journey = make_journey(entry={"kind": "date", "model": "demo_shop.customer", "field": "created_at",
+                                  "offset_days": 0, "yearly": True, "recipient_path": "user"},
+                           reentry=Journey.Reentry.ALWAYS)
+    now = datetime(2027, 6, 1, 9, tzinfo=dt_timezone.utc)  # the window holds 1 June 2026 and 1 June 2027
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=now - timedelta(days=400))
+    assert scheduled_entries_scan(now=now).entered == 1
+    assert JourneyEnrollment.objects.get(journey=journey).entry_key.endswith(":year2027")
