@@ -425,5 +425,9 @@ class JourneyEntryEditorMixin:
         graph = dict(journey.graph)
         graph[rule_list] = [rule for i, rule in enumerate(graph.get(rule_list) or []) if i != index]
         journey.graph = graph
-        journey_save(journey=journey, actor=request.user)
+        try:
+            journey_save(journey=journey, actor=request.user)
+        except ValidationError as error:  # e.g. its audience was deleted since: say so, keep the rule
+            journey.refresh_from_db()
+            return self._render_flow(request, journey, edit_error="; ".join(error.messages))
         return self._render_flow(request, journey)

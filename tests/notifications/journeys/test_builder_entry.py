@@ -178,3 +178,18 @@ def test_a_save_the_service_refuses_is_a_sentence_on_the_form_beside_the_journey
     assert (after.graph, after.entry, after.reentry) == (before.graph, before.entry, before.reentry)
     # The flow beside the form is the journey as stored, not the edit that was refused.
     assert "People enter from code" in html and "refused goal:" not in html and "7 day(s) after" not in html
+
+
+def test_deleting_a_goal_the_service_refuses_says_why_and_keeps_it(marketer_client, make_journey):
+    # The journey's audience was deleted since: every save is refused until the entry is fixed.
+    audience = Audience.objects.create(name="Gone soon", kind=Audience.Kind.STATIC)
+    goal = {"name": "paid", "model": "demo_shop.order", "recipient_path": "customer.user",
+            "conditions": [{"field": "status", "op": "eq", "value": "paid"}]}
+    journey = make_journey(publish=False, reentry=Journey.Reentry.ONCE,
+                           entry={"kind": "audience", "audience": audience.pk})
+    journey.graph = {**journey.graph, "goals": [goal]}
+    journey.save(update_fields=["graph"])
+    audience.delete()
+    html = _post(marketer_client, "_rule_delete", journey, {"list": "goals", "index": "0"})
+    assert 'data-testid="edit-error"' in html and "Entry: choose an existing audience." in html
+    assert Journey.objects.get(pk=journey.pk).graph["goals"] == [goal]
