@@ -445,11 +445,7 @@ class JourneyBuilderMixin(JourneyEntryEditorMixin):
                 form.add_error(None, str(error))
             else:
                 journey.graph = new_graph
-                try:
-                    journey_save(journey=journey, actor=request.user)
-                except ValidationError as error:
-                    form.add_error(None, "; ".join(error.messages))
-                else:
+                if self._saved(request, journey, form):
                     return self._render_flow(request, journey, changed=editing)
         return self._render_flow(request, journey, editor=self._editor(journey, form, kind=kind, step=editing,
                                                                        slot=slot))
