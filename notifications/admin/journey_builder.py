@@ -445,11 +445,7 @@ class JourneyBuilderMixin(JourneyEntryEditorMixin):
                 form.add_error(None, str(error))
             else:
                 journey.graph = new_graph
-                try:
-                    journey_save(journey=journey, actor=request.user)
-                except ValidationError as error:
-                    form.add_error(None, "; ".join(error.messages))
-                else:
+                if self._saved(request, journey, form):
                     return self._render_flow(request, journey, changed=editing)
         return self._render_flow(request, journey, editor=self._editor(journey, form, kind=kind, step=editing,
                                                                        slot=slot))
@@ -481,7 +477,11 @@ class JourneyBuilderMixin(JourneyEntryEditorMixin):
                                         step_id=request.POST.get("step", ""))
         except GraphEditError as error:
             return self._render_flow(request, journey, edit_error=str(error))
-        journey_save(journey=journey, actor=request.user)
+        try:
+            journey_save(journey=journey, actor=request.user)
+        except ValidationError as error:  # e.g. its audience was deleted since: say so, keep the step
+            journey.refresh_from_db()
+            return self._render_flow(request, journey, edit_error="; ".join(error.messages))
         return self._render_flow(request, journey)
 
     def builder_publish_view(self, request: HttpRequest, pk: int) -> HttpResponse:

@@ -32,7 +32,7 @@ from ..journeys.graph import model_rule_problems
 from ..journeys.services import journey_save
 from ..models import Audience, Campaign, Journey
 from ..triggers import registry as reg
-from .trigger_form import EMPTY, ConditionRowsField, ConditionRowsWidget, _row_text, condition_from_row
+from .trigger_form import EMPTY, ConditionRowsField, ConditionRowsWidget, _row_text, conditions_from_rows
 
 USER_MODEL = "user"
 RULE_LISTS = ("goals", "exits")
@@ -171,8 +171,7 @@ class EntryForm(_Redrawn):
         kind = data.get("kind")
         if kind == "signal":
             fields = reg.subject_fields(signal=data.get("signal", ""), model=data.get("model", ""))
-            data["conditions"] = [condition_from_row(c["row"], fields) if isinstance(c, dict) and "row" in c else c
-                                  for c in data.get("conditions") or []]
+            data["conditions"] = conditions_from_rows(data.get("conditions"), fields)
         entry = self.as_entry(data)
         for problem in entry_problems(entry, reentry=data.get("reentry")):
             self.add_error(None, problem)
@@ -270,8 +269,7 @@ class RuleForm(_Redrawn):
         fields = {n: registered.field(n) for n in registered.fields} if registered else {}
         rule: dict[str, Any] = {
             "model": data.get("model", ""), "recipient_path": data.get("recipient_path", ""),
-            "conditions": [condition_from_row(c["row"], fields) if isinstance(c, dict) and "row" in c else c
-                           for c in data.get("conditions") or []],
+            "conditions": conditions_from_rows(data.get("conditions"), fields),
         }
         if data.get("since_field"):
             rule["since_field"] = data["since_field"]
@@ -321,6 +319,18 @@ class JourneyEntryEditorMixin:
                  name="notifications_journey_builder_rule_delete"),
         ]
 
+    @staticmethod
+    def _saved(request: HttpRequest, journey: Journey, form: forms.Form) -> bool:
+        """Save the edited journey (``journey_save``). Refused: the refusal goes on the form and
+        ``journey`` is reloaded as stored, so the flow beside the form shows what was kept."""
+        try:
+            journey_save(journey=journey, actor=request.user)
+        except ValidationError as error:
+            journey.refresh_from_db()
+            form.add_error(None, "; ".join(error.messages))
+            return False
+        return True
+
     def _form_editor(self, form: _Redrawn, *, url: str, title: str, hidden: dict, quiet: bool) -> dict:
         form.redraw(url)
         return {"form": form, "fields": form.shown(), "url": url, "title": title, "hidden": hidden, "quiet": quiet}
@@ -341,12 +351,7 @@ class JourneyEntryEditorMixin:
             journey.entry = form.cleaned_data["entry"]
             journey.reentry = form.cleaned_data["reentry"]
             journey.reentry_days = form.cleaned_data.get("reentry_days")
-            try:
-                journey_save(journey=journey, actor=request.user)
-            except ValidationError as error:
-                journey.refresh_from_db()
-                form.add_error(None, "; ".join(error.messages))
-            else:
+            if self._saved(request, journey, form):
                 return self._render_flow(request, journey, changed="entry")
         return self._render_flow(request, journey, form_editor=self._form_editor(
             form, url=url, title=title, hidden={}, quiet=False))
@@ -401,12 +406,7 @@ class JourneyEntryEditorMixin:
                 rules[index] = form.cleaned_data["rule"]
             graph[rule_list] = rules
             journey.graph = graph
-            try:
-                journey_save(journey=journey, actor=request.user)
-            except ValidationError as error:
-                journey.refresh_from_db()
-                form.add_error(None, "; ".join(error.messages))
-            else:
+            if self._saved(request, journey, form):
                 return self._render_flow(request, journey, changed=rule_list)
         return self._render_flow(request, journey, form_editor=self._form_editor(
             form, url=url, title=title, hidden=hidden, quiet=False))
@@ -425,5 +425,9 @@ class JourneyEntryEditorMixin:
         graph = dict(journey.graph)
         graph[rule_list] = [rule for i, rule in enumerate(graph.get(rule_list) or []) if i != index]
         journey.graph = graph
-        journey_save(journey=journey, actor=request.user)
+        try:
+            journey_save(journey=journey, actor=request.user)
+        except ValidationError as error:  # e.g. its audience was deleted since: say so, keep the rule
+            journey.refresh_from_db()
+            return self._render_flow(request, journey, edit_error="; ".join(error.messages))
         return self._render_flow(request, journey)

@@ -144,6 +144,13 @@ def condition_from_row(row: dict[str, str], fields: dict[str, models.Field | Non
     return {"field": row["field"], "op": op, "value": value}
 
 
+def conditions_from_rows(conditions: Any, fields: dict[str, models.Field | None]) -> list:
+    """A ``ConditionRowsField``'s value as stored conditions: posted rows converted
+    (``condition_from_row``), conditions already in the stored shape (a JSON list) kept."""
+    return [condition_from_row(c["row"], fields) if isinstance(c, dict) and "row" in c else c
+            for c in conditions or []]
+
+
 class ConditionRowsWidget(forms.Widget):
     """Field / operator / value rows, plus one empty row to add to (the script adds more)."""
 
@@ -304,8 +311,7 @@ class SignalTriggerForm(forms.ModelForm):
         fields = reg.subject_fields(signal=signal, model=model if entry and entry.model_signal else "")
         conditions = cleaned.get("conditions")
         if isinstance(conditions, list):
-            cleaned["conditions"] = [condition_from_row(c["row"], fields) if isinstance(c, dict) and "row" in c
-                                     else c for c in conditions]
+            cleaned["conditions"] = conditions_from_rows(conditions, fields)
         needed = ("signal", "model", "events", "changed_field", "changed_to", "conditions", "recipient_path",
                   "channels", "dedupe_window")
         if any(name in self.errors for name in needed):

@@ -128,7 +128,8 @@ def awaiting_campaigns():
 def awaiting_approval(*, limit: int = 20) -> list[AwaitingItem]:
     """What awaits a Manager, oldest submission first: campaigns (one query, plus the audience
     sizes in ``audience_sizes``' fixed number), triggers held for approval (one query) and
-    journeys waiting for approval (one query, plus their reaches in ``journey_reaches``')."""
+    journeys waiting for approval (one query, plus their reaches in
+    ``journeys.approvals.journey_reaches``')."""
     from ..audiences import audience_sizes
 
     campaigns = list(
@@ -162,38 +163,8 @@ def awaiting_approval(*, limit: int = 20) -> list[AwaitingItem]:
     return items
 
 
-def journey_reaches(journeys) -> dict[int, int]:
-    """Journey id -> estimated reach, for many journeys in a fixed number of queries: audience
-    entries' audience sizes (``audience_sizes``), campaign entries' last run (one query)."""
-    from ..audiences import audience_sizes
-    from ..models import Audience
-
-    by_audience: dict[int, list[int]] = {}
-    by_campaign: dict[int, list[int]] = {}
-    for journey in journeys:
-        entry = journey.entry if isinstance(journey.entry, dict) else {}
-        target = entry.get("audience") if entry.get("kind") == "audience" else entry.get("campaign")
-        if isinstance(target, int) and entry.get("kind") == "audience":
-            by_audience.setdefault(target, []).append(journey.pk)
-        elif isinstance(target, int) and entry.get("kind") == "campaign":
-            by_campaign.setdefault(target, []).append(journey.pk)
-    reaches: dict[int, int] = {}
-    if by_audience:
-        sizes = audience_sizes(audiences=list(Audience.objects.filter(pk__in=list(by_audience))))
-        for audience_id, size in sizes.items():
-            reaches.update(dict.fromkeys(by_audience.get(audience_id, []), size))
-    if by_campaign:
-        seen: set[int] = set()
-        runs = CampaignRun.objects.filter(campaign_id__in=list(by_campaign)).order_by("campaign_id", "-started_at")
-        for campaign_id, size in runs.values_list("campaign_id", "audience_size"):
-            if campaign_id not in seen:
-                seen.add(campaign_id)
-                reaches.update(dict.fromkeys(by_campaign[campaign_id], size))
-    return reaches
-
-
 def _awaiting_journey_items(*, limit: int) -> list[AwaitingItem]:
-    from ..journeys.approvals import awaiting_journeys
+    from ..journeys.approvals import awaiting_journeys, journey_reaches
 
     journeys = list(awaiting_journeys().select_related("created_by").order_by("approval_requested_at", "pk")[:limit])
     if not journeys:

@@ -178,15 +178,9 @@ def approval_check(
     changed = [part for part in current if stored.get(part) != current[part]] if approved else []
     limit = approval_limit(valid=approved and not changed, approved_size=approved_size)
     reason = ""
-    if unestimated:
-        size = 0
-        if not approved:
-            reason = _("How many people this journey reaches cannot be estimated: a Manager must approve it.")
-        elif changed:
-            reason = _(
-                "The approval no longer holds: %(parts)s changed since it was given. A Manager must approve it again."
-            ) % {"parts": ", ".join(str(PART_LABELS.get(part, part)) for part in changed)}
-    elif size <= threshold:
+    if unestimated and not approved:
+        reason = _("How many people this journey reaches cannot be estimated: a Manager must approve it.")
+    elif not unestimated and size <= threshold:
         pass
     elif not approved:
         reason = _(
@@ -196,13 +190,14 @@ def approval_check(
         reason = _(
             "The approval no longer holds: %(parts)s changed since it was given. A Manager must approve it again."
         ) % {"parts": ", ".join(str(PART_LABELS.get(part, part)) for part in changed)}
-    elif size > limit:
+    elif not unestimated and size > limit:
         reason = _(
             "The approval covers up to %(limit)d recipients (%(approved)d approved + 10%%); there are now %(size)d. "
             "A Manager must approve it again."
         ) % {"limit": limit, "approved": approved_size, "size": size}
     return ApprovalCheck(
-        size=size, needed=bool(reason), limit=limit, approved=approved, changed=changed, reason=reason
+        size=0 if unestimated else size, needed=bool(reason), limit=limit, approved=approved, changed=changed,
+        reason=reason,
     )
 
 

@@ -41,20 +41,42 @@ class JourneyNeedsApproval(ValidationError):
 
 def journey_reach(journey: Journey) -> int | None:
     """How many people the journey can enter at once, or None when that cannot be estimated."""
+    return journey_reaches([journey]).get(journey.pk)
+
+
+def journey_reaches(journeys) -> dict[int, int | None]:
+    """Journey id -> how many people it can enter at once, for many journeys in a fixed number of
+    queries (the approval desk's list and one journey's check read this one definition): an
+    audience entry's audience size (``audience_sizes``), a campaign entry's last run, or before
+    any run the campaign's audience. Absent: it cannot be estimated (signal, date, code entries)."""
     from ..audiences.selectors import audience_sizes
 
-    entry = journey.entry if isinstance(journey.entry, dict) else {}
-    if entry.get("kind") == "audience":
-        audience = Audience.objects.filter(pk=entry.get("audience")).first()
-        return audience_sizes(audiences=[audience]).get(audience.pk) if audience else None
-    if entry.get("kind") == "campaign":
-        run = CampaignRun.objects.filter(campaign_id=entry.get("campaign")).order_by("-started_at").first()
-        if run is not None:
-            return run.audience_size
-        campaign = Campaign.objects.filter(pk=entry.get("campaign")).select_related("audience").first()
-        if campaign is not None and campaign.audience_id:
-            return audience_sizes(audiences=[campaign.audience]).get(campaign.audience_id)
-    return None
+    by_audience: dict[int, list[int]] = {}
+    by_campaign: dict[int, list[int]] = {}
+    for journey in journeys:
+        entry = journey.entry if isinstance(journey.entry, dict) else {}
+        kind = entry.get("kind")
+        target = entry.get(kind) if kind in ("audience", "campaign") else None
+        if isinstance(target, int) and not isinstance(target, bool):
+            (by_audience if kind == "audience" else by_campaign).setdefault(target, []).append(journey.pk)
+    reaches: dict[int, int | None] = {}
+    if by_campaign:
+        last_run: dict[int, int] = {}
+        runs = CampaignRun.objects.filter(campaign_id__in=list(by_campaign)).order_by("campaign_id", "-started_at")
+        for campaign_id, size in runs.values_list("campaign_id", "audience_size"):
+            last_run.setdefault(campaign_id, size)
+        for campaign_id, size in last_run.items():
+            reaches.update(dict.fromkeys(by_campaign[campaign_id], size))
+        never_ran = [campaign_id for campaign_id in by_campaign if campaign_id not in last_run]
+        if never_ran:
+            audiences = Campaign.objects.filter(pk__in=never_ran, audience__isnull=False).values_list("pk", "audience_id")
+            for campaign_id, audience_id in audiences:
+                by_audience.setdefault(audience_id, []).extend(by_campaign[campaign_id])
+    if by_audience:
+        sizes = audience_sizes(audiences=list(Audience.objects.filter(pk__in=list(by_audience))))
+        for audience_id, size in sizes.items():
+            reaches.update(dict.fromkeys(by_audience[audience_id], size))
+    return reaches
 
 
 def journey_fingerprint(journey: Journey) -> dict[str, str]:
@@ -75,7 +97,10 @@ def journey_approval_check(*, journey: Journey) -> ApprovalCheck:
     """Does publishing ``journey`` as it is now need a Manager's (new) approval? The campaigns'
     check (``campaigns.approvals.approval_check``), with an unknown reach when it cannot be
     estimated and the settings ask for approval anyway."""
-    reach = journey_reach(journey)
+    return _approval_check(journey, reach=journey_reach(journey))
+
+
+def _approval_check(journey: Journey, *, reach: int | None) -> ApprovalCheck:
     if reach is None and conf.journey_unestimated_reach() == "allow":
         return ApprovalCheck(size=0, needed=False, limit=conf.approval_threshold())
     stored = journey.approval_fingerprint or {}
@@ -200,12 +225,13 @@ def journey_review(*, journey: Journey) -> JourneyReview:
     templates = dict(MessageTemplate.objects.filter(key__in=template_keys).values_list("key", "name"))
     categories = dict(Category.objects.filter(
         key__in={s.get("category") for s in steps.values() if s.get("category")}).values_list("key", "name"))
-    check = journey_approval_check(journey=journey)
+    reach = journey_reach(journey)  # an audience count: once for the page and its check
+    check = _approval_check(journey, reach=reach)
     reentry = journey.get_reentry_display()
     if journey.reentry == Journey.Reentry.PER_PERIOD and journey.reentry_days:
         reentry = _("Once per %(n)d days") % {"n": journey.reentry_days}
     return JourneyReview(
-        journey=journey, reach=journey_reach(journey), entry=entry_words(journey.entry), reentry=reentry,
+        journey=journey, reach=reach, entry=entry_words(journey.entry), reentry=reentry,
         steps=[step_words(step, templates=templates, categories=categories) for step in steps.values()],
         goals=len(graph.get("goals") or []), exits=len(graph.get("exits") or []), check=check,
         changed=[str(PART_LABELS.get(part, part)) for part in check.changed],

@@ -240,7 +240,9 @@ def _yearly_rows(model, name: str, *, since: datetime, now: datetime, offset: ti
     if isinstance(model._meta.get_field(name), models.DateTimeField):
         first = datetime(first.year, first.month, first.day, tzinfo=dt_timezone.utc)
     rows = model._base_manager.filter(match, **{f"{name}__lt": first})
-    years = {(a.month, a.day): a.year for a in anniversaries}
+    # A window longer than a year holds a day twice: the occurrence is the later one, whatever
+    # order the set gives.
+    years = {(a.month, a.day): a.year for a in sorted(anniversaries)}
 
     def occurrence(value) -> str:
         value = value.date() if isinstance(value, datetime) else value

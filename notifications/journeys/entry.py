@@ -180,15 +180,19 @@ def journey_firings_worth_running(firings: list[dict]) -> list[dict]:
 
     A goal binds the current version even when nobody is in it (a new journey, a quiet one), so
     every matching save (each paid order) would otherwise queue a task that ends nobody. One
-    indexed query (``journeyenrollment_step_idx``) after commit, instead of a task per save.
+    query after commit, instead of a task per save: an ``EXISTS`` per version on
+    ``journeyenrollment_step_idx`` stops at the first active enrollment (a ``DISTINCT`` over the
+    enrollments would read every active one of a busy journey on each save).
     """
-    from ..models import JourneyEnrollment
+    from django.db.models import Exists, OuterRef
+
+    from ..models import JourneyEnrollment, JourneyVersion
 
     versions = {f["version_id"] for f in firings if f.get("role") in (ROLE_GOAL, ROLE_EXIT)}
     if not versions:
         return firings
-    busy = set(JourneyEnrollment.objects.filter(version_id__in=versions, state=JourneyEnrollment.State.ACTIVE)
-               .values_list("version_id", flat=True).distinct().order_by())
+    active = JourneyEnrollment.objects.filter(version_id=OuterRef("pk"), state=JourneyEnrollment.State.ACTIVE)
+    busy = set(JourneyVersion.objects.filter(Exists(active), pk__in=versions).values_list("pk", flat=True))
     return [f for f in firings if f.get("role") not in (ROLE_GOAL, ROLE_EXIT) or f["version_id"] in busy]
 
 

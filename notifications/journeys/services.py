@@ -210,7 +210,7 @@ def journey_enter(
         # In chunks: a whole audience may enter at once, and a statement takes so many parameters.
         for start in range(0, len(asked), ENTER_CHUNK):
             chunk = asked[start:start + ENTER_CHUNK]
-            entered = _enter_chunk(journey=journey, user_ids=chunk, key=key, context=context, now=now)
+            entered = _enter_chunk(journey=journey, entries=[(user_id, key, context) for user_id in chunk], now=now)
             result.entered += entered
             result.skipped += len(chunk) - entered
     return result
@@ -232,29 +232,7 @@ def journey_enter_many(*, journey: Journey, entries: list[tuple[int, str, dict]]
     with transaction.atomic():
         for start in range(0, len(entries), ENTER_CHUNK):
             chunk = entries[start:start + ENTER_CHUNK]
-            people = get_user_model().objects.filter(pk__in={user_id for user_id, _k, _c in chunk}, is_active=True)
-            blocking = reentry_blocking(journey, now=now)
-            if blocking is not None:
-                people = people.filter(~Exists(blocking))
-            allowed = set(people.values_list("pk", flat=True))
-            rows, seen = [], set()
-            for user_id, key, context in chunk:
-                key = str(key)[:ENTRY_KEY_MAX]
-                once = user_id if blocking is not None else (user_id, key)
-                if user_id not in allowed or once in seen:
-                    continue
-                seen.add(once)
-                rows.append(JourneyEnrollment(journey=journey, version_id=journey.current_version_id, user_id=user_id,
-                                              entry_key=key, context=dict(context or {}), entered_at=now, due_at=now))
-            if rows:
-                existing = set(JourneyEnrollment.objects.filter(
-                    version_id=journey.current_version_id, user_id__in={r.user_id for r in rows},
-                    entry_key__in={r.entry_key for r in rows},
-                ).values_list("user_id", "entry_key"))
-                JourneyEnrollment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-                entered = sum((r.user_id, r.entry_key) not in existing for r in rows)
-            else:
-                entered = 0
+            entered = _enter_chunk(journey=journey, entries=chunk, now=now)
             result.entered += entered
             result.skipped += len(chunk) - entered
     return result
@@ -271,28 +249,32 @@ def reentry_blocking(journey: Journey, *, now: datetime):
     return earlier
 
 
-def _enter_chunk(*, journey: Journey, user_ids: list[int], key: str, context: dict | None, now: datetime) -> int:
-    people = get_user_model().objects.filter(pk__in=user_ids, is_active=True)
+def _enter_chunk(*, journey: Journey, entries: list[tuple[int, str, dict | None]], now: datetime) -> int:
+    """Enroll the active people of ``entries`` (person, entry key, context) the re-entry policy
+    lets in, on the current version; how many are new (an existing (person, key) is skipped).
+    Under a policy that keeps people out, a person listed twice enters once (the first)."""
+    people = get_user_model().objects.filter(pk__in={user_id for user_id, _k, _c in entries}, is_active=True)
     blocking = reentry_blocking(journey, now=now)
     if blocking is not None:
         people = people.filter(~Exists(blocking))
-    allowed = sorted(people.values_list("pk", flat=True))
-    if not allowed:
+    allowed = set(people.values_list("pk", flat=True))
+    rows, seen = [], set()
+    for user_id, key, context in entries:
+        key = str(key)[:ENTRY_KEY_MAX]
+        once = user_id if blocking is not None else (user_id, key)
+        if user_id not in allowed or once in seen:
+            continue
+        seen.add(once)
+        rows.append(JourneyEnrollment(journey=journey, version_id=journey.current_version_id, user_id=user_id,
+                                      entry_key=key, context=dict(context or {}), entered_at=now, due_at=now))
+    if not rows:
         return 0
-    before = JourneyEnrollment.objects.filter(
-        version_id=journey.current_version_id, user_id__in=allowed, entry_key=key
-    ).count()
-    JourneyEnrollment.objects.bulk_create(
-        [
-            JourneyEnrollment(
-                journey=journey, version_id=journey.current_version_id, user_id=user_id, entry_key=key,
-                context=dict(context or {}), entered_at=now, due_at=now,
-            )
-            for user_id in allowed
-        ],
-        ignore_conflicts=True, batch_size=1000,
-    )
-    return len(allowed) - before
+    existing = set(JourneyEnrollment.objects.filter(
+        version_id=journey.current_version_id, user_id__in={r.user_id for r in rows},
+        entry_key__in={r.entry_key for r in rows},
+    ).values_list("user_id", "entry_key"))
+    JourneyEnrollment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    return sum((r.user_id, r.entry_key) not in existing for r in rows)
 
 
 def enter(journey_key: str, user, context: dict | None = None, entry_key: str | None = None) -> bool:

@@ -170,3 +170,37 @@ def test_the_desk_lists_journeys_in_a_fixed_number_of_queries(make_journey, big_
                 assert [item.size for item in awaiting_approval() if item.kind == "journey"] == [20]
     with django_assert_num_queries(5):
         assert [item.size for item in awaiting_approval() if item.kind == "journey"] == [20] * 4
+
+
+def test_the_review_counts_the_audience_once_for_its_reach_and_its_check(make_journey, big_audience):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifications.journeys.approvals import journey_review
+
+    journey = make_journey(publish=False, entry={"kind": "audience", "audience": big_audience.pk})
+    with CaptureQueriesContext(connection) as queries:
+        review = journey_review(journey=journey)
+    assert review.reach == 20 and review.check.needed and "20 recipients" in review.check.reason
+    audience_reads = [q["sql"] for q in queries.captured_queries
+                      if "audiencemember" in q["sql"].lower() and "MAX(" not in q["sql"]]  # MAX: its digest
+    assert len(audience_reads) == 1, audience_reads
+
+
+def test_the_desk_and_the_approval_page_give_a_campaign_entry_the_same_reach(make_journey, big_audience, marketing):
+    from notifications.journeys.approvals import journey_reach
+    from notifications.models import Campaign, CampaignRun
+
+    campaign = Campaign.objects.create(name="Spring", audience=big_audience, category=marketing,
+                                       template=MessageTemplate.objects.get(key="j-welcome"))
+    journey = make_journey(publish=False, entry={"kind": "campaign", "campaign": campaign.pk})
+    Journey.objects.filter(pk=journey.pk).update(created_by=staff_in("Marketers", "mia"),
+                                                 approval_requested_at=timezone.now())
+
+    def desk_size():
+        return [item.size for item in awaiting_approval() if item.kind == "journey"]
+
+    # Before its first run: the campaign's audience, on the desk as on the page.
+    assert journey_reach(journey) == 20 and desk_size() == [20]
+    CampaignRun.objects.create(campaign=campaign, occurrence=timezone.now(), status="completed", audience_size=7)
+    assert journey_reach(journey) == 7 and desk_size() == [7]

@@ -368,3 +368,34 @@ def test_simulate_honours_goals_and_exit_conditions(marketer_client, make_journe
     html = marketer_client.get(_url("_simulate", journey), {"person": "dee"}).content.decode()
     assert "They leave at once, before the first step: they opted out" in html
     assert 'data-taken="yes"' not in html
+
+
+def test_deleting_a_card_the_service_refuses_says_why_and_keeps_it(marketer_client, make_journey):
+    from notifications.models import Audience
+
+    audience = Audience.objects.create(name="Gone soon", kind=Audience.Kind.STATIC)
+    journey = make_journey(publish=False, reentry=Journey.Reentry.ONCE,
+                           entry={"kind": "audience", "audience": audience.pk})
+    before = Journey.objects.get(pk=journey.pk).graph
+    audience.delete()  # every save is refused until the entry is fixed
+    response = marketer_client.post(_url("_delete", journey), {"step": "pause"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-testid="edit-error"' in html and "Entry: choose an existing audience." in html
+    assert Journey.objects.get(pk=journey.pk).graph == before
+
+
+def test_a_step_edit_the_service_refuses_is_a_sentence_beside_the_journey_as_stored(marketer_client, make_journey):
+    from notifications.models import Audience
+
+    audience = Audience.objects.create(name="Gone soon", kind=Audience.Kind.STATIC)
+    journey = make_journey(publish=False, reentry=Journey.Reentry.ONCE,
+                           entry={"kind": "audience", "audience": audience.pk})
+    before = Journey.objects.get(pk=journey.pk).graph
+    audience.delete()
+    html = marketer_client.post(_url("_step", journey), {"step": "pause", "step-mode": "time",
+                                                        "step-until_time": "09:30"},
+                                HTTP_HX_REQUEST="true").content.decode()
+    assert "Entry: choose an existing audience." in html
+    assert "Wait until 09:30 in their time zone" not in html  # the flow shows what was kept, not the edit
+    assert Journey.objects.get(pk=journey.pk).graph == before

@@ -149,3 +149,47 @@ def test_the_editor_forms_sync_so_a_slow_redraw_cannot_reopen_them(marketer_clie
     assert 'hx-sync="this:replace"' in html and 'hx-sync="closest form:replace"' in html
     html = marketer_client.get(_url("_entry", journey), HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-sync="this:replace"' in html and 'hx-sync="closest form:replace"' in html
+
+
+@pytest.mark.parametrize("name, data", [
+    ("_rule", {"list": "goals", "index": "", "name": "refused goal", "model": "demo_shop.order",
+               "recipient_path": "customer.user", "conditions-0-field": "status", "conditions-0-op": "eq",
+               "conditions-0-value": "paid"}),
+    ("_entry", {"kind": "date", "date_model": "user", "date_field": "date_joined", "offset_days": "7",
+                "reentry": "always"}),
+])
+def test_a_save_the_service_refuses_is_a_sentence_on_the_form_beside_the_journey_as_stored(
+    marketer_client, make_journey, monkeypatch, name, data
+):
+    from django.core.exceptions import ValidationError
+
+    from notifications.admin import journey_entry_editor
+
+    journey = make_journey(publish=False)
+    before = Journey.objects.get(pk=journey.pk)
+
+    def refuse(**kwargs):
+        raise ValidationError("Refused for this test.")
+
+    monkeypatch.setattr(journey_entry_editor, "journey_save", refuse)
+    html = _post(marketer_client, name, journey, data)
+    assert 'data-testid="rule-editor"' in html and "Refused for this test." in html
+    after = Journey.objects.get(pk=journey.pk)
+    assert (after.graph, after.entry, after.reentry) == (before.graph, before.entry, before.reentry)
+    # The flow beside the form is the journey as stored, not the edit that was refused.
+    assert "People enter from code" in html and "refused goal:" not in html and "7 day(s) after" not in html
+
+
+def test_deleting_a_goal_the_service_refuses_says_why_and_keeps_it(marketer_client, make_journey):
+    # The journey's audience was deleted since: every save is refused until the entry is fixed.
+    audience = Audience.objects.create(name="Gone soon", kind=Audience.Kind.STATIC)
+    goal = {"name": "paid", "model": "demo_shop.order", "recipient_path": "customer.user",
+            "conditions": [{"field": "status", "op": "eq", "value": "paid"}]}
+    journey = make_journey(publish=False, reentry=Journey.Reentry.ONCE,
+                           entry={"kind": "audience", "audience": audience.pk})
+    journey.graph = {**journey.graph, "goals": [goal]}
+    journey.save(update_fields=["graph"])
+    audience.delete()
+    html = _post(marketer_client, "_rule_delete", journey, {"list": "goals", "index": "0"})
+    assert 'data-testid="edit-error"' in html and "Entry: choose an existing audience." in html
+    assert Journey.objects.get(pk=journey.pk).graph["goals"] == [goal]

@@ -247,8 +247,6 @@ def test_the_date_scan_enters_everyone_due_in_a_fixed_number_of_queries(make_jou
 
 
 def test_a_birthday_enters_three_days_before_each_year_once(make_journey):
-    from datetime import date
-
     from notifications.journeys.entries import scheduled_entry_problems
 
     # Customers' "created_at" stands in for a birthday: any date field of a registered model.
@@ -276,4 +274,48 @@ def test_a_birthday_enters_three_days_before_each_year_once(make_journey):
     keys = sorted(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True))
     assert [k.rsplit(":", 1)[1] for k in keys] == ["year2026", "year2027"]
     assert set(JourneyEnrollment.objects.values_list("user_id", flat=True)) == {born.user_id}
-    assert date(2026, 3, 5)  # 2 March + 3 days: her birthday
+    # Each year's enrollment names the row and the field its date came from.
+    assert {tuple(sorted(c["date"].items())) for c in JourneyEnrollment.objects.values_list("context", flat=True)} == {
+        (("field", "created_at"), ("model", "demo_shop.customer"), ("pk", born.pk))}
+
+
+@pytest.mark.parametrize("scan_day, entered, year", [
+    ((2027, 2, 28), 1, "year2027"),  # no 29 February in 2027: the 28th stands in for it
+    ((2028, 2, 28), 0, None),  # a leap year has its own 29th: not the 28th
+    ((2028, 2, 29), 1, "year2028"),
+])
+def test_a_29_february_anniversary_falls_on_the_28th_in_other_years(make_journey, scan_day, entered, year):
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
+
+    from demo_shop.models import Customer
+    from tests.factories import CustomerFactory
+
+    leapling = CustomerFactory()
+    Customer.objects.filter(pk=leapling.pk).update(created_at=datetime(2000, 2, 29, 12, tzinfo=dt_timezone.utc))
+    journey = make_journey(entry={"kind": "date", "model": "demo_shop.customer", "field": "created_at",
+                                  "offset_days": 0, "yearly": True, "recipient_path": "user"},
+                           reentry=Journey.Reentry.ALWAYS)
+    now = datetime(*scan_day, 9, tzinfo=dt_timezone.utc)
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=now - timedelta(hours=1))
+    assert scheduled_entries_scan(now=now).entered == entered
+    keys = list(JourneyEnrollment.objects.filter(journey=journey).values_list("entry_key", flat=True))
+    assert [k.rsplit(":", 1)[1] for k in keys] == ([year] if year else [])
+
+
+def test_a_scan_after_more_than_a_year_names_the_latest_anniversary(make_journey):
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
+
+    from demo_shop.models import Customer
+    from tests.factories import CustomerFactory
+
+    born = CustomerFactory()
+    Customer.objects.filter(pk=born.pk).update(created_at=datetime(1990, 6, 1, 12, tzinfo=dt_timezone.utc))
+    journey = make_journey(entry={"kind": "date", "model": "demo_shop.customer", "field": "created_at",
+                                  "offset_days": 0, "yearly": True, "recipient_path": "user"},
+                           reentry=Journey.Reentry.ALWAYS)
+    now = datetime(2027, 6, 1, 9, tzinfo=dt_timezone.utc)  # the window holds 1 June 2026 and 1 June 2027
+    Journey.objects.filter(pk=journey.pk).update(entries_scanned_at=now - timedelta(days=400))
+    assert scheduled_entries_scan(now=now).entered == 1
+    assert JourneyEnrollment.objects.get(journey=journey).entry_key.endswith(":year2027")

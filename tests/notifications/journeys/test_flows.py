@@ -395,3 +395,22 @@ def test_a_batch_of_goal_firings_reads_its_journey_version_once(make_journey):
     version_reads = [q["sql"] for q in queries.captured_queries
                      if q["sql"].startswith("SELECT") and 'FROM "notifications_journeyversion"' in q["sql"]]
     assert len(version_reads) == 1
+
+
+def test_goal_and_exit_firings_are_kept_only_for_versions_someone_is_active_on(make_journey,
+                                                                                django_assert_num_queries):
+    from notifications.journeys.entry import journey_firings_worth_running
+
+    busy, quiet = make_journey(key="busy"), make_journey(key="quiet")
+    people = make_people(3)
+    journey_enter(journey=busy, user_ids=people[:2], now=T0)
+    journey_enter(journey=quiet, user_ids=people[2:], now=T0)
+    JourneyEnrollment.objects.filter(journey=quiet).update(state=JourneyEnrollment.State.CONVERTED)  # ended
+    busy_version, quiet_version = busy.current_version_id, quiet.current_version_id
+    firings = [{"role": "goal", "version_id": busy_version}, {"role": "exit", "version_id": quiet_version},
+               {"role": "goal", "version_id": quiet_version}, {"role": "entry", "journey_id": quiet.pk}]
+    with django_assert_num_queries(1):
+        kept = journey_firings_worth_running(firings)
+    assert kept == [firings[0], firings[3]]
+    with django_assert_num_queries(0):
+        assert journey_firings_worth_running([firings[3]]) == [firings[3]]
