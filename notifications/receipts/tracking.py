@@ -54,24 +54,19 @@ _HREF = re.compile(r"""(?P<lead>\bhref\s*=\s*)(?P<quote>["'])(?P<url>\s*https?:/
 
 # --- URL builders --------------------------------------------------------------------------
 
-_token_url = links.token_url  # (resolved once per pattern: see ``notifications.links``)
 
 
 def open_pixel_url(delivery: Delivery) -> str:
-    return _token_url("notifications:track_open", tokens.open_token(delivery.pk))
+    return links.token_url("notifications:track_open", tokens.open_token(delivery.pk))
 
 
 def click_url(link: TrackedLink) -> str:
-    return _token_url("notifications:track_click", tokens.click_token(link.pk))
+    return links.token_url("notifications:track_click", tokens.click_token(link.pk))
 
 
 def unsubscribe_url(delivery: Delivery) -> str:
     """The page link and the RFC 8058 ``List-Unsubscribe`` target (one URL serves both)."""
-    return _token_url("notifications:unsubscribe", tokens.unsubscribe_token(delivery.pk))
-
-
-def preferences_url(user_id: int) -> str:
-    return _token_url("notifications:preferences_token", tokens.preferences_token(user_id))
+    return links.token_url("notifications:unsubscribe", tokens.unsubscribe_token(delivery.pk))
 
 
 def outbound_decorate(delivery: Delivery, *, html: str, metadata: dict) -> tuple[str, dict]:

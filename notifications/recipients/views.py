@@ -28,6 +28,7 @@ from .. import tokens
 from ..inbox import selectors
 from ..models import Channel, Delivery, Preference
 from ..receipts import tracking
+from ..templating.context import preferences_url
 from ..timezones import TimeZoneField, TimeZoneWidget
 from . import preferences
 
@@ -86,7 +87,7 @@ def _unsubscribe_context(delivery: Delivery) -> dict:
         "category": category if leavable else None,
     }
     if delivery.recipient_id:
-        context["preferences_url"] = tracking.preferences_url(delivery.recipient_id)
+        context["preferences_url"] = preferences_url(delivery.recipient_id)
     return context
 
 

@@ -20,8 +20,9 @@ from channels_adapters.models import CapturedMessage
 from notifications import ledger
 from notifications.api import notify
 from notifications.models import Category, Delivery, MessageTemplate, Preference
+from notifications.receipts.tracking import unsubscribe_url
 from notifications.redaction import inert_links
-from notifications.receipts.tracking import preferences_url, unsubscribe_url
+from notifications.templating.context import preferences_url
 from tests.factories import RecipientProfileFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
