@@ -90,7 +90,7 @@ def journey_approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
     decision, comment = request.POST.get("decision"), request.POST.get("comment", "")
     try:
         if decision == "approve":
-            journey_approvals.journey_approve(journey=journey, actor=request.user)
+            journey_approvals.journey_approve(journey=journey, actor=request.user, comment=comment)
             messages.success(request, _("Approved. The journey can be published as it is now."))
         elif decision == "request_changes":
             journey_approvals.journey_request_changes(journey=journey, actor=request.user, comment=comment)

@@ -173,8 +173,9 @@ def journey_request_changes(*, journey: Journey, actor, comment: str) -> Journey
     return journey
 
 
-def journey_approve(*, journey: Journey, actor) -> Journey:
-    """A Manager approves the journey as it is now, for its current reach. Audited."""
+def journey_approve(*, journey: Journey, actor, comment: str = "") -> Journey:
+    """A Manager approves the journey as it is now, for its current reach. Audited; an optional
+    ``comment`` is kept in the audit entry and reaches the author with the approval."""
     if actor is None or not may_approve(actor, author_id=journey.created_by_id):
         raise PermissionDenied(_("You may not approve this journey (a Manager other than its author may)."))
     if journey.status == Journey.Status.STOPPED:
@@ -186,13 +187,15 @@ def journey_approve(*, journey: Journey, actor) -> Journey:
         Journey.objects.filter(pk=journey.pk).update(approved_by=actor, approved_at=now,
                                                      approval_fingerprint=fingerprint)
         journey.approved_by, journey.approved_at, journey.approval_fingerprint = actor, now, fingerprint
-        audit_record(actor=actor, action="journey.approve", target=journey, changes={"reach": reach})
+        comment = (comment or "").strip()
+        audit_record(actor=actor, action="journey.approve", target=journey,
+                     changes={"reach": reach, **({"comment": comment} if comment else {})})
     if journey.created_by_id and journey.approval_requested_at:
         from ..api import notify
         from ..campaigns.approval_desk import approvals_category
 
         notify([journey.created_by_id], title=_("Approved: %(name)s") % {"name": journey.name},
-               body=_("It can be published as it is now."),
+               body=comment or _("It can be published as it is now."),
                url=reverse("admin:notifications_journey_change", args=[journey.pk]), channels=["inapp"],
                category=approvals_category(), idempotency_key=f"journey-approved:{journey.pk}:{int(now.timestamp())}")
     return journey

@@ -143,6 +143,26 @@ def test_requesting_changes_needs_a_comment_and_sends_the_journey_back(
     assert awaiting_journeys().filter(pk=journey.pk).exists()
 
 
+def test_an_approval_comment_reaches_the_author_and_the_audit_log(
+    client, make_journey, big_audience, django_capture_on_commit_callbacks
+):
+    from notifications.models import AuditEntry
+
+    marketer, manager = staff_in("Marketers", "mia"), staff_in("Managers", "max")
+    journey = make_journey(publish=False, entry={"kind": "audience", "audience": big_audience.pk})
+    Journey.objects.filter(pk=journey.pk).update(created_by=marketer)
+    with django_capture_on_commit_callbacks(execute=True):
+        _refused_on_publish(client, journey, marketer)
+    client.force_login(manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("dashboard:journey_approval_decide", args=[journey.pk]),
+                    {"decision": "approve", "comment": "Fine, but watch the unsubscribe rate."})
+    assert Notification.objects.filter(recipient=marketer, title="Approved: Welcome",
+                                       body="Fine, but watch the unsubscribe rate.").exists()
+    entry = AuditEntry.objects.get(action="journey.approve", target_id=str(journey.pk))
+    assert entry.changes["comment"] == "Fine, but watch the unsubscribe rate."
+
+
 def test_neither_a_marketer_nor_the_author_can_approve_over_http(client, make_journey, big_audience):
     author, marketer = staff_in("Managers", "max"), staff_in("Marketers", "mia")
     journey = make_journey(publish=False, entry={"kind": "audience", "audience": big_audience.pk})
