@@ -62,6 +62,7 @@ register_audience_field(
     value_type="bool",
     to_q=lambda op, value: _customer_q(vip=True) if value else ~_customer_q(vip=True),
     saved_with={"demo_shop.customer": "user"},
+    saved_columns=["vip", "user"],
 )
 register_audience_field(
     "shop.customer",
@@ -71,4 +72,5 @@ register_audience_field(
     value_type="bool",
     to_q=lambda op, value: _customer_q() if value else ~_customer_q(),
     saved_with={"demo_shop.customer": "user"},
+    saved_columns=["user"],
 )

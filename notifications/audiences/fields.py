@@ -124,15 +124,17 @@ def register_builtin_fields() -> None:
     ]:
         register_audience_field(
             key, label=label, group=USER, ops=ops, value_type="text", to_q=_text_q(column), replace=True,
-            saved_with=SAVED_WITH_USER,
+            saved_with=SAVED_WITH_USER, saved_columns=[column],
         )
     register_audience_field(
         "user.has_email", label=_("Has an email address"), group=USER, ops=IS_OP, value_type="bool",
         to_q=_bool_q(lambda: ~Q(email="")), replace=True, saved_with=SAVED_WITH_USER,
+        saved_columns=["email"],
     )
     register_audience_field(
         "user.is_staff", label=_("Is staff"), group=USER, ops=IS_OP, value_type="bool",
         to_q=_bool_q(lambda: Q(is_staff=True)), replace=True, saved_with=SAVED_WITH_USER,
+        saved_columns=["is_staff"],
         help_text=_("Add “Is staff is no” to leave colleagues out of a campaign."),
     )
     register_audience_field(

@@ -58,6 +58,10 @@ class AudienceField:
     # ``"self"``). A journey entered from an audience whose fields all say so checks the person on
     # such a save (``journeys.entry``); otherwise only the periodic scan finds newcomers.
     saved_with: Mapping[str, str] = field(default_factory=dict)
+    # Of those models, the fields whose change can alter the answer: a save that names its
+    # ``update_fields`` without any of them (``last_login`` at every sign-in) is not checked.
+    # Empty: every save is.
+    saved_columns: frozenset[str] = frozenset()
 
     def choice_list(self) -> list[tuple[Any, str]] | None:
         choices = self.choices() if callable(self.choices) else self.choices
@@ -86,6 +90,7 @@ class AudienceFieldRegistry:
         replace: bool = False,
         also_accepts: Callable[[list], Iterable[Any]] | None = None,
         saved_with: Mapping[str, str] | None = None,
+        saved_columns: Iterable[str] | None = None,
     ) -> AudienceField:
         """Add a field. ``ops`` maps operator names to a label (taking ``value_type``) or to an
         :class:`AudienceOp` when operators of one field take different values.
@@ -117,7 +122,7 @@ class AudienceFieldRegistry:
             resolved[op] = spec
         audience_field = AudienceField(
             key=key, label=label, ops=resolved, to_q=to_q, choices=choices, group=group, help_text=help_text,
-            also_accepts=also_accepts, saved_with=dict(saved_with or {}),
+            also_accepts=also_accepts, saved_with=dict(saved_with or {}), saved_columns=frozenset(saved_columns or ()),
         )
         self._fields[key] = audience_field
         return audience_field
@@ -154,13 +159,16 @@ def register_audience_field(
     replace: bool = False,
     also_accepts: Callable[[list], Iterable[Any]] | None = None,
     saved_with: Mapping[str, str] | None = None,
+    saved_columns: Iterable[str] | None = None,
 ) -> AudienceField:
     """Expose a condition to the audience builder; call it from your ``AppConfig.ready()``.
 
     ``saved_with`` maps the models whose save can change the answer (labels registered for
     triggers, or ``"user"``) to the path from them to the person, e.g. ``{"demo_shop.customer":
     "user"}``: a journey entered from an audience using the field then checks the person on such
-    a save instead of waiting for its periodic scan.
+    a save instead of waiting for its periodic scan. ``saved_columns`` names the fields of those
+    models that can change the answer (e.g. ``["vip"]``): a save with ``update_fields`` naming none
+    of them is not checked.
 
     Example (what ``demo_shop`` does)::
 
@@ -173,6 +181,7 @@ def register_audience_field(
     return audience_fields.register(
         key, label=label, ops=ops, to_q=to_q, value_type=value_type, choices=choices,
         group=group, help_text=help_text, replace=replace, also_accepts=also_accepts, saved_with=saved_with,
+        saved_columns=saved_columns,
     )
 
 

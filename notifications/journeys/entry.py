@@ -125,20 +125,25 @@ def _rule_field_keys(node: Any) -> set[str]:
     return keys
 
 
-def audience_watch(rules: Any) -> dict[str, str]:
-    """Model label -> path to the person, for each model whose save can change whether someone
-    matches these audience rules, as the audience fields declare (``saved_with``). Fields that do
-    not say (engagement, time-relative ones) are left to the periodic scan."""
+def audience_watch(rules: Any) -> dict[str, tuple[str, frozenset[str]]]:
+    """Model label -> (path to the person, the model's fields that matter), for each model whose
+    save can change whether someone matches these audience rules, as the audience fields declare
+    (``saved_with``, ``saved_columns``; no fields: any save matters). Fields that do not say
+    (engagement, time-relative ones) are left to the periodic scan."""
     from ..audiences.registry import audience_fields
 
-    watch: dict[str, str] = {}
+    watch: dict[str, tuple[str, frozenset[str]]] = {}
+    any_save: set[str] = set()
     for key in sorted(_rule_field_keys(rules)):
         audience_field = audience_fields.get(key)
         for label, path in (audience_field.saved_with if audience_field else {}).items():
             if label == "user":
                 label = reg.model_label(reg.ensure_user_model().model)
-            watch.setdefault(label, path)
-    return watch
+            path, columns = watch.get(label, (path, frozenset()))
+            watch[label] = (path, columns | audience_field.saved_columns)
+            if not audience_field.saved_columns:
+                any_save.add(label)
+    return {label: (path, frozenset() if label in any_save else columns) for label, (path, columns) in watch.items()}
 
 
 def _audience_bindings(journeys: list[tuple[int, Any]]) -> list[CompiledTrigger]:
@@ -153,13 +158,15 @@ def _audience_bindings(journeys: list[tuple[int, Any]]) -> list[CompiledTrigger]
                                          kind=Audience.Kind.RULES).values_list("pk", "rules"))
     compiled: list[CompiledTrigger] = []
     for journey_id, audience_id in journeys:
-        for label in audience_watch(rules.get(audience_id)) if audience_id in rules else ():
+        watch = audience_watch(rules.get(audience_id)) if audience_id in rules else {}
+        for label, (_path, columns) in watch.items():
             row = {"signal": reg.MODEL_POST_SAVE, "model": label, "events": ["created", "updated"], "conditions": []}
             try:
                 base = compile_trigger(_signal_row(row, ident=journey_id))
             except TriggerConfigError:
                 continue  # not a model registered for triggers: the periodic scan covers it
-            compiled.append(dataclasses.replace(base, journey_id=journey_id, journey_role=ROLE_AUDIENCE))
+            compiled.append(dataclasses.replace(base, journey_id=journey_id, journey_role=ROLE_AUDIENCE,
+                                                saved_columns=columns))
     return compiled
 
 
@@ -291,7 +298,7 @@ def _audience_firing_run(firing: Mapping, *, when, journey) -> int:
     audience = Audience.objects.filter(pk=entry.get("audience")).first() if entry.get("kind") == "audience" else None
     if audience is None:
         return 0
-    path = audience_watch(audience.rules).get(firing["model"])
+    path, _columns = audience_watch(audience.rules).get(firing["model"], (None, None))
     if path is None:
         return 0  # the audience's rules changed since: they no longer read this model
     people = _recipients(firing, path=path, signal=reg.MODEL_POST_SAVE, along=_ids_along,

@@ -77,6 +77,9 @@ class CompiledTrigger:
     journey_role: str = ""
     journey_version_id: int | None = None
     journey_rule: int = 0
+    # A journey's audience entry: the saved model's fields its audience reads. An update whose
+    # ``update_fields`` names none of them cannot change who matches (``last_login`` at sign-in).
+    saved_columns: frozenset[str] = frozenset()
 
     def event_matches(self, *, event: str, m2m_field: str = "") -> bool:
         """The event filter alone (and, for a many-to-many change, which relation changed)."""
@@ -99,6 +102,9 @@ class CompiledTrigger:
         treated as changed); ``m2m_field`` names the relation a ``m2m_changed`` event is about.
         """
         if not self.event_matches(event=event, m2m_field=m2m_field):
+            return False
+        if (self.saved_columns and event == "updated" and update_fields is not None
+                and self.saved_columns.isdisjoint(update_fields)):
             return False
         if self.changed_field and not m2m_field and event in ("created", "updated"):
             if update_fields is not None and self.changed_field not in update_fields:

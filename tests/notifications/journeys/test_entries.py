@@ -186,6 +186,26 @@ def test_a_person_who_starts_matching_enters_on_the_save_not_at_the_next_scan(
     assert scheduled_entries_scan(now=T0 + AUDIENCE_SCAN_EVERY + timedelta(minutes=1)).entered == 0
 
 
+def test_a_sign_in_saves_last_login_only_and_checks_nobody(
+    make_journey, immediate_tasks, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth.models import update_last_login
+
+    User = get_user_model()
+    audience = Audience.objects.create(name="Adas", kind=Audience.Kind.RULES, rules={"all": [
+        {"field": "user.first_name", "op": "eq", "value": "Ada"}]})
+    ada = User.objects.create(username="ada", first_name="Ada")  # matched before the journey went live
+    journey = make_journey(entry={"kind": "audience", "audience": audience.pk})
+    scheduled_entries_scan(now=T0)  # the watermark is fresh: the next scan is ten minutes away
+    JourneyEnrollment.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        update_last_login(None, ada)  # what every sign-in saves: cannot change who is an Ada
+    assert callbacks == [] and _enrolled(journey) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        ada.save(update_fields=["first_name", "last_login"])  # a field the audience reads: checked
+    assert _enrolled(journey) == [ada.pk]
+
+
 def test_changing_the_audience_rules_rebinds_the_journey(make_journey, client):
     from django.urls import reverse
 
