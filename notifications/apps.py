@@ -56,11 +56,12 @@ class NotificationsConfig(AppConfig):
 
         # Outbound webhooks listen to the ledger's, campaigns' and journeys' announcements.
         from .models import CampaignRun, JourneyEnrollment, WebhookEndpoint
-        from .signals import delivery_statuses_changed, journey_goal_reached
+        from .signals import delivery_statuses_recording, journey_goal_reached
         from .webhooks import receivers as webhooks
 
-        delivery_statuses_changed.connect(webhooks.on_delivery_statuses_changed, sender=Delivery,
-                                          dispatch_uid="notifications.webhooks.statuses")
+        # Status moves go into the outbox inside the ledger's own transaction (not after commit).
+        delivery_statuses_recording.connect(webhooks.on_delivery_statuses_recording, sender=Delivery,
+                                            dispatch_uid="notifications.webhooks.statuses")
         campaign_finished.connect(webhooks.on_campaign_finished, sender=CampaignRun,
                                   dispatch_uid="notifications.webhooks.campaign_finished")
         journey_goal_reached.connect(webhooks.on_journey_goal_reached, sender=JourneyEnrollment,

@@ -17,7 +17,16 @@
 ``delivery_statuses_changed``
     The same moves as ``delivery_status_changed``, once per batch: ``sender`` = ``Delivery``,
     ``changes`` (list of ``(delivery_id, status)`` in the order they happened). Sent right after
-    the per-delivery signals; listeners that write (outbound webhooks) take this one.
+    the per-delivery signals; listeners that act per batch take this one (rows that must commit
+    with the moves belong to ``delivery_statuses_recording``).
+
+``delivery_statuses_recording``
+    The same moves again, but sent *inside* the transaction that writes them, before it commits:
+    ``sender`` = ``Delivery``, ``changes`` as above. For receivers that keep an outbox of the
+    moves (outbound webhooks): their rows commit, or roll back, together with the moves, so a
+    crash between the commit and an after-commit signal cannot lose one. A receiver writes in a
+    savepoint of its own (``transaction.atomic()``); one that raises is logged and the moves
+    still commit.
 
 ``journey_goal_reached``
     Sent after journey enrollments ended because their person reached a goal. Arguments:
@@ -41,7 +50,8 @@
     Arguments: ``sender`` = ``CampaignRun``, ``run_id``, ``campaign_id``, ``status``
     ("completed" or "cancelled").
 
-All are sent after the transaction that made the change committed.
+All but ``delivery_statuses_recording`` are sent after the transaction that made the change
+committed.
 """
 
 from django.dispatch import Signal
@@ -54,3 +64,4 @@ delivery_statuses_changed = Signal()
 journey_goal_reached = Signal()
 deliveries_batch_recorded = Signal()
 deliveries_swept = Signal()
+delivery_statuses_recording = Signal()

@@ -34,7 +34,7 @@ from channels_adapters.handler import channels
 
 from ..models import Delivery, DeliveryEvent
 from ..signals import notification_sent
-from .recording import announce, announce_status_changes
+from .recording import announce, announce_status_changes, record_status_changes
 from .rows import Each, column_values, insert_columns
 
 Status = Delivery.Status
@@ -177,6 +177,7 @@ def _record(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError]
     sent_ids = [delivery_id for delivery_id, _p in new if delivery_id not in failures]
     failed_ids = [delivery_id for delivery_id, _r, _m in failed]
     if sent_ids or failed_ids:
+        record_status_changes([(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids])
         transaction.on_commit(lambda: _announce(sent_ids=sent_ids, failed_ids=failed_ids))
 
 

@@ -36,7 +36,12 @@ from config.logs import log_context
 
 from .. import conf
 from ..models import Category, Delivery, DeliveryEvent
-from ..signals import delivery_status_changed, delivery_statuses_changed, notification_sent
+from ..signals import (
+    delivery_status_changed,
+    delivery_statuses_changed,
+    delivery_statuses_recording,
+    notification_sent,
+)
 from .planning import _enqueue_batches
 from .rows import insert_rows
 
@@ -265,6 +270,7 @@ def deliveries_record_results(
         sent_ids = [d.pk for d in changed if d.status == Status.SENT]
         final = [(d.pk, d.status) for d in changed]
         if final:
+            record_status_changes(final)
             transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
 
 
@@ -363,14 +369,22 @@ def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
 
 
 def announce(signal, **kwargs) -> None:
-    """Send one of the ledger's outbound signals (after commit). A receiver that raises is logged,
-    never passed up: the ledger announces from inside a batch (before the next wave leaves), and a
-    listener's failure must not stop a wave already marked in flight, which would then end
-    ``unknown`` though it was never sent."""
+    """Send one of the ledger's outbound signals (after commit; ``record_status_changes`` before).
+    A receiver that raises is logged, never passed up: the ledger announces from inside a batch
+    (before the next wave leaves), and a listener's failure must not stop a wave already marked
+    in flight, which would then end ``unknown`` though it was never sent."""
     for receiver, result in signal.send_robust(sender=Delivery, **kwargs):
         if isinstance(result, Exception):
             logger.error("A receiver of a ledger signal failed (%r); the ledger carries on.", receiver,
                          exc_info=(type(result), result, result.__traceback__))
+
+
+def record_status_changes(changes: Sequence[tuple[int, str]]) -> None:
+    """Inside the transaction that writes these moves: ``delivery_statuses_recording``, for the
+    receivers whose rows must commit with them (the webhook outbox). Robust as ``announce``: a
+    receiver writes in its own savepoint, and its failure is logged, not passed up."""
+    if changes and delivery_statuses_recording.has_listeners(Delivery):
+        announce(delivery_statuses_recording, changes=list(changes))
 
 
 def announce_status_changes(changes: Sequence[tuple[int, str]]) -> None:

@@ -174,6 +174,10 @@ def receipt_record(
                     hits=F("hits") + 1
                 )
             return False
+        # In this transaction: the webhook outbox row commits with the receipt, or neither does;
+        # and before the status move the receipt causes (recorded in the outbox alike), so a
+        # receiver sees the receipt first.
+        webhooks_receipt_recorded(delivery=delivery, receipt=receipt)
         soft_bounce = kind == Kind.BOUNCED and str(data.get("bounce_type", "")).lower() in SOFT_BOUNCE_TYPES
         status = KIND_TO_STATUS.get(kind)
         if status and not data.get("machine_open") and not soft_bounce:
@@ -182,8 +186,6 @@ def receipt_record(
             _suppress(delivery=delivery, reason=Suppression.Reason.HARD_BOUNCE)
         elif kind == Kind.COMPLAINED:
             _suppress(delivery=delivery, reason=Suppression.Reason.COMPLAINT)
-        # In this transaction: the webhook outbox row commits with the receipt, or neither does.
-        webhooks_receipt_recorded(delivery=delivery, receipt=receipt)
     return True
 
 

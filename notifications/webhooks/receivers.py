@@ -6,6 +6,8 @@ Each receiver first asks the cached routing table whether any enabled endpoint w
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from ..models import Delivery, DeliveryEvent, JourneyEnrollment, WebhookEvent
 from .events import Event, wanted, webhook_events_record
 
@@ -19,10 +21,17 @@ DELIVERY_FIELDS = ("id", "channel", "recipient_id", "run_id", "run__campaign_id"
                    "attempts")
 
 
-def on_delivery_statuses_changed(sender, *, changes: list, **kwargs) -> None:
-    """``delivery.status_changed``: one event per move (sent, deferred, failed, unknown, delivered...)."""
+def on_delivery_statuses_recording(sender, *, changes: list, **kwargs) -> None:
+    """``delivery.status_changed``: one event per move (sent, deferred, failed, unknown, delivered...),
+    recorded inside the ledger's transaction (``delivery_statuses_recording``), in a savepoint so
+    that a failure here rolls back only the outbox rows (the ledger logs it and commits)."""
     if not changes or not wanted(WebhookEvent.DELIVERY_STATUS):
         return
+    with transaction.atomic():
+        _record_statuses(changes)
+
+
+def _record_statuses(changes: list) -> None:
     rows = {row["id"]: row for row in Delivery.objects.filter(pk__in={pk for pk, _ in changes}).values(*DELIVERY_FIELDS)}
     events = []
     for pk, status in changes:

@@ -346,9 +346,10 @@ def test_a_wave_of_retries_that_all_went_out_is_written_in_one_update(people, tr
 def test_every_status_move_is_announced_per_delivery_and_once_per_batch(
     people, transactional, marketing, django_capture_on_commit_callbacks,
 ):
-    """Integrators hear each move (``delivery_status_changed``) and listeners that write (outbound
-    webhooks) the same moves once per batch (``delivery_statuses_changed``): recorded outcomes and
-    what the sweeper settles alike, after commit only."""
+    """Integrators hear each move (``delivery_status_changed``) and per-batch listeners the same
+    moves once per batch (``delivery_statuses_changed``): recorded outcomes and what the sweeper
+    settles alike, after commit only. (The webhook outbox records them before the commit, inside
+    it: ``delivery_statuses_recording``, tests/notifications/webhooks.)"""
     from channels_adapters.base import SendResult
     from channels_adapters.errors import PermanentChannelError
     from notifications.signals import delivery_status_changed, delivery_statuses_changed

@@ -23,7 +23,7 @@ from notifications.models import (
     WebhookMessage,
 )
 from notifications.receipts.tracking import receipt_record, unsubscribe
-from notifications.signals import campaign_finished, delivery_statuses_changed, journey_goal_reached
+from notifications.signals import campaign_finished, delivery_statuses_recording, journey_goal_reached
 from notifications.webhooks.sending import webhook_endpoint_drain
 from notifications.webhooks.services import webhook_messages_resend
 from tests.factories import DeliveryFactory, staff_in
@@ -60,9 +60,9 @@ def test_signed_events_arrive_once_and_in_order_per_delivery(endpoint, receiver,
     first, second = DeliveryFactory(status=Delivery.Status.SENT), DeliveryFactory(status=Delivery.Status.SENT)
     receiver.unavailable["all"] = 1  # the very first POST (first's "sent") gets a 503 and is retried
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
         # The same announcement again (a duplicated signal or retried task): nothing new.
-        delivery_statuses_changed.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
     for delivery, kind, event_id in ((first, DeliveryEvent.Kind.DELIVERED, "d1"), (first, DeliveryEvent.Kind.OPENED, "o1"),
                                      (second, DeliveryEvent.Kind.DELIVERED, "d2")):
         with django_capture_on_commit_callbacks(execute=True):  # each receipt commits on its own
@@ -95,7 +95,7 @@ def test_a_tampered_or_unsigned_payload_fails_verification(endpoint, receiver, d
     endpoint, secret = endpoint
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     headers, raw = receiver.accepted[0]
     assert Webhook(secret).verify(raw, headers)["data"]["delivery_id"] == delivery.pk
@@ -117,7 +117,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_disabled_and_staff_told
     receiver.unavailable["all"] = None
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     with django_capture_on_commit_callbacks(execute=True):
         drain_until_quiet(endpoint)
 
@@ -140,7 +140,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_disabled_and_staff_told
 
     # A disabled endpoint gets no new events.
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "delivered")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "delivered")])
     assert WebhookMessage.objects.filter(endpoint=endpoint).count() == 1
 
 
@@ -151,7 +151,7 @@ def test_a_timeout_or_a_cut_connection_is_unknown_never_sent(endpoint, receiver,
     receiver.slow.add("all")
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     message = WebhookMessage.objects.get(endpoint=endpoint)
     assert message.status == Status.UNKNOWN and message.sent_at is None
@@ -172,7 +172,7 @@ def test_nothing_sent_when_the_connection_is_refused_is_failed_not_unknown(db, l
     receiver.stop()
     endpoint, _secret = make_endpoint(f"http://127.0.0.1:{port}/hooks")
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
-    delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     message = WebhookMessage.objects.get(endpoint=endpoint)
     assert message.status == Status.FAILED and message.next_attempt_at is not None
@@ -183,7 +183,7 @@ def test_resend_posts_the_same_message_again(endpoint, receiver, django_capture_
     endpoint, secret = endpoint
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     webhook_endpoint_drain(endpoint_id=endpoint.pk)  # a duplicated task: nothing left to claim
     assert len(receiver.accepted) == 1
@@ -215,7 +215,7 @@ def test_an_endpoint_gets_only_the_events_it_subscribed_to(db, receiver, loopbac
     only_finished, _ = make_endpoint(receiver.url, events=[WebhookEvent.CAMPAIGN_FINISHED])
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
         campaign_finished.send(sender=CampaignRun, run_id=1, campaign_id=1, status="cancelled")
     assert list(WebhookMessage.objects.values_list("event_type", flat=True)) == ["campaign.finished"]
 
@@ -225,9 +225,9 @@ def test_recording_costs_no_query_when_no_endpoint_wants_the_event(db, django_as
     changes = [(d.pk, "sent") for d in deliveries]
     WebhookEndpoint.objects.create(url="https://hooks.example.com/x", events=[WebhookEvent.CAMPAIGN_FINISHED],
                                    secret="whsec_AAAA")
-    delivery_statuses_changed.send(sender=Delivery, changes=changes)  # fills the routing cache
+    delivery_statuses_recording.send(sender=Delivery, changes=changes)  # fills the routing cache
     with django_assert_num_queries(0):
-        delivery_statuses_changed.send(sender=Delivery, changes=changes)
+        delivery_statuses_recording.send(sender=Delivery, changes=changes)
     assert not WebhookMessage.objects.exists()
 
 
@@ -236,11 +236,13 @@ def test_recording_a_batch_is_one_read_and_one_insert(db, receiver, loopback_all
     make_endpoint(receiver.url, events=[WebhookEvent.DELIVERY_STATUS])
     small = [(DeliveryFactory().pk, "sent") for _ in range(2)]
     large = [(DeliveryFactory().pk, "sent") for _ in range(20)]
-    delivery_statuses_changed.send(sender=Delivery, changes=small[:1])  # routes cached
-    with django_assert_num_queries(2):
-        delivery_statuses_changed.send(sender=Delivery, changes=small)
-    with django_assert_num_queries(2):
-        delivery_statuses_changed.send(sender=Delivery, changes=large)
+    delivery_statuses_recording.send(sender=Delivery, changes=small[:1])  # routes cached
+    # One read and one insert, in a savepoint of their own (SAVEPOINT, RELEASE): inside the
+    # ledger's transaction, a failure here must not take the moves down with it.
+    with django_assert_num_queries(4):
+        delivery_statuses_recording.send(sender=Delivery, changes=small)
+    with django_assert_num_queries(4):
+        delivery_statuses_recording.send(sender=Delivery, changes=large)
     assert WebhookMessage.objects.count() == 2 * (1 + 2 + 20) - 2  # small[0] was recorded already
 
 
@@ -264,7 +266,7 @@ def test_two_drains_at_once_post_every_event_once(receiver, loopback_allowed):
     endpoint, secret = make_endpoint(receiver.url, events=[WebhookEvent.DELIVERY_STATUS])
     receiver.latency = 0.005
     changes = [(DeliveryFactory(status=Delivery.Status.SENT).pk, "sent") for _ in range(30)]
-    delivery_statuses_changed.send(sender=Delivery, changes=changes)
+    delivery_statuses_recording.send(sender=Delivery, changes=changes)
     errors = []
 
     def drain():
@@ -291,7 +293,7 @@ def test_a_drain_that_died_mid_post_leaves_unknown_then_the_post_is_retried(endp
     endpoint, secret = endpoint
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     # A worker claimed it and stopped: its lease ran out with no outcome written.
     WebhookMessage.objects.update(status=Status.SENDING, lease_owner="gone",
                                   lease_expires_at=timezone.now() - timedelta(seconds=1))
@@ -311,8 +313,8 @@ def test_enable_again_sends_what_waited_in_order(endpoint, receiver, django_capt
     endpoint, secret = endpoint
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "delivered")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "delivered")])
     webhook_endpoint_disable(endpoint=endpoint, reason="maintenance", actor=object())
     assert webhook_endpoint_drain(endpoint_id=endpoint.pk).sent == 0 and not receiver.received
     assert webhook_endpoint_enable(endpoint=endpoint)
@@ -345,8 +347,8 @@ def test_a_drain_slower_than_its_lease_posts_every_message_under_a_live_lease(en
     settings.SIGNALBOX_LEASE_SECONDS = 1
     first, second = DeliveryFactory(status=Delivery.Status.SENT), DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks():
-        delivery_statuses_changed.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
-        delivery_statuses_changed.send(sender=Delivery, changes=[(first.pk, "delivered")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(first.pk, "sent"), (second.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(first.pk, "delivered")])
     posted: list[tuple[str, bool]] = []
 
     def slow_request(endpoint, message, **kwargs):
@@ -364,3 +366,45 @@ def test_a_drain_slower_than_its_lease_posts_every_message_under_a_live_lease(en
     assert [key for key, _live in posted] == [f"status:{first.pk}:sent:0", f"status:{second.pk}:sent:0",
                                               f"status:{first.pk}:delivered:0"]
     assert all(live for _key, live in posted), posted
+
+
+def test_status_events_commit_with_the_moves_not_after_them(endpoint, django_capture_on_commit_callbacks,
+                                                           monkeypatch, caplog):
+    """The outbox rows of status moves are written inside the ledger's transaction: a worker that
+    dies right after its commit (no after-commit callback runs) loses no event; a transaction
+    that rolls back takes its events with it; an outbox that fails costs the ledger nothing."""
+    from django.db import transaction
+
+    from channels_adapters.base import SendResult
+    from notifications import ledger
+    from notifications.webhooks import events as webhook_events
+
+    def claimed(n):
+        rows = [DeliveryFactory(status=Delivery.Status.PLANNED) for _ in range(n)]
+        return ledger.deliveries_claim(delivery_ids=[d.pk for d in rows], owner="w", now=timezone.now())
+
+    def record(deliveries):
+        ledger.deliveries_record_results(deliveries=deliveries, owner="w", summary=ledger.SendSummary(),
+                                         results=[SendResult(d.pk, provider_message_id=f"p{d.pk}") for d in deliveries])
+
+    batch = claimed(3)
+    with django_capture_on_commit_callbacks(execute=False):  # the process dies at the commit
+        record(batch)
+    statuses = WebhookMessage.objects.filter(event_type=WebhookEvent.DELIVERY_STATUS)
+    assert sorted(m.payload["data"]["delivery_id"] for m in statuses) == sorted(d.pk for d in batch)
+
+    rolled_back = claimed(2)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record(rolled_back)
+        raise RuntimeError("the transaction fails after the outcomes were written")
+    assert statuses.count() == 3
+
+    def broken(events, **kwargs):  # a statement fails inside the outbox's savepoint (PostgreSQL
+        with transaction.get_connection().cursor() as cursor:  # aborts the transaction without one)
+            cursor.execute("SELECT * FROM no_such_outbox_table")
+    monkeypatch.setattr(webhook_events, "webhook_events_record", broken)
+    monkeypatch.setattr("notifications.webhooks.receivers.webhook_events_record", broken)
+    last = claimed(2)
+    record(last)
+    assert set(Delivery.objects.filter(pk__in=[d.pk for d in last]).values_list("status", flat=True)) == {"sent"}
+    assert statuses.count() == 3 and "A receiver of a ledger signal failed" in caplog.text

@@ -10,7 +10,7 @@ from django.urls import reverse
 from standardwebhooks import Webhook
 
 from notifications.models import Delivery, WebhookEndpoint, WebhookMessage
-from notifications.signals import delivery_statuses_changed
+from notifications.signals import delivery_statuses_recording
 from notifications.webhooks.sending import webhook_endpoint_drain
 from tests.factories import DeliveryFactory, staff_in
 
@@ -84,7 +84,7 @@ def test_resend_from_the_delivery_log(boss_client, receiver, loopback_allowed, d
     endpoint, secret = make_endpoint(receiver.url)
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery_statuses_changed.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     message = WebhookMessage.objects.get()
     log = reverse("admin:notifications_webhookmessage_changelist") + f"?endpoint__id__exact={endpoint.pk}"
