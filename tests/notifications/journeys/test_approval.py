@@ -118,15 +118,21 @@ def test_a_refused_publication_puts_the_journey_on_the_desk_and_tells_the_manage
     assert Journey.objects.get(pk=journey.pk).status == Journey.Status.LIVE
 
 
-def test_requesting_changes_needs_a_comment_and_sends_the_journey_back(
-    client, make_journey, big_audience, django_capture_on_commit_callbacks
-):
+def _on_the_desk(client, make_journey, big_audience, capture_on_commit):
+    """A Marketer's journey refused on publishing (so on the desk), and its Manager signed in."""
     marketer, manager = staff_in("Marketers", "mia"), staff_in("Managers", "max")
     journey = make_journey(publish=False, entry={"kind": "audience", "audience": big_audience.pk})
     Journey.objects.filter(pk=journey.pk).update(created_by=marketer)
-    with django_capture_on_commit_callbacks(execute=True):
+    with capture_on_commit(execute=True):
         _refused_on_publish(client, journey, marketer)
     client.force_login(manager)
+    return marketer, manager, journey
+
+
+def test_requesting_changes_needs_a_comment_and_sends_the_journey_back(
+    client, make_journey, big_audience, django_capture_on_commit_callbacks
+):
+    marketer, manager, journey = _on_the_desk(client, make_journey, big_audience, django_capture_on_commit_callbacks)
     decide = reverse("dashboard:journey_approval_decide", args=[journey.pk])
     page = client.post(decide, {"decision": "request_changes", "comment": " "}, follow=True).content.decode()
     assert "Say what should change" in page
@@ -148,12 +154,7 @@ def test_an_approval_comment_reaches_the_author_and_the_audit_log(
 ):
     from notifications.models import AuditEntry
 
-    marketer, manager = staff_in("Marketers", "mia"), staff_in("Managers", "max")
-    journey = make_journey(publish=False, entry={"kind": "audience", "audience": big_audience.pk})
-    Journey.objects.filter(pk=journey.pk).update(created_by=marketer)
-    with django_capture_on_commit_callbacks(execute=True):
-        _refused_on_publish(client, journey, marketer)
-    client.force_login(manager)
+    marketer, manager, journey = _on_the_desk(client, make_journey, big_audience, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("dashboard:journey_approval_decide", args=[journey.pk]),
                     {"decision": "approve", "comment": "Fine, but watch the unsubscribe rate."})
