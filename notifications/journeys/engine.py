@@ -45,6 +45,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from ..ledger import PlannedDelivery, deliveries_plan, worker_id
 from ..ledger.decisions import channel_decision, hold_reason, recipient_facts
 from ..models import Category, Delivery, Journey, JourneyEnrollment, JourneyStepRun, JourneyVersion, MessageTemplate, Preference
+from ..querysets import pg_array
 from .graph import parse_time_of_day, steps_by_id, wait_seconds
 
 State = JourneyEnrollment.State
@@ -236,7 +237,7 @@ def _insert_step_runs(rows: list[tuple]) -> None:
     columns = ", ".join(quote(c) for c in STEP_RUN_COLUMNS)
     if connection.vendor == "postgresql":
         # One statement, seven array parameters: no per-row parameter handling at all.
-        arrays = [list(column) for column in zip(*rows, strict=True)]
+        arrays = [pg_array(column) for column in zip(*rows, strict=True)]
         types = ("bigint[]", "bigint[]", "text[]", "text[]", "text[]", "timestamptz[]", "timestamptz[]")
         unnest = ", ".join(f"%s::{t}" for t in types)
         with connection.cursor() as cursor:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from django.db import connection, models
 
-from ..querysets import unsized_db_type
+from ..querysets import pg_array, unsized_db_type
 
 # Fields whose Python value the database driver takes as it is.
 _PLAIN = (models.CharField, models.TextField, models.IntegerField, models.BooleanField, models.ForeignKey)
@@ -123,7 +123,7 @@ def insert_columns(
             db_type = unsized_db_type(field, connection)
             if name in each:
                 select.append(f"u.{quote(name)}")
-                arrays.append((f"%s::{db_type}[]", list(prepared[name])))
+                arrays.append((f"%s::{db_type}[]", pg_array(prepared[name])))
             else:
                 select.append(f"%s::{db_type}")
                 scalars.append(prepared[name])

@@ -586,3 +586,44 @@ def test_a_failing_status_listener_never_stops_a_wave_already_marked_in_flight(p
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
     assert len(LocmemChannel.outbox) == 3
     assert "listener bug" in caplog.text
+
+
+HOSTILE_TEXTS = ["plain", "", " padded ", 'a "quoted" word', "back\\slash\\", "{braces},commas", "NULL", "中文",
+                 "semi;colon'quote", "\\\"both\\\""]
+
+
+def test_array_literals_carry_every_value_as_psycopg_would(db):
+    """``pg_array`` builds one literal instead of letting psycopg quote each element: the array
+    PostgreSQL reads from it is the one psycopg's own dumper gives, hostile strings included."""
+    from datetime import UTC, date, datetime
+
+    from django.db import connection
+
+    from notifications.querysets import pg_array
+
+    moment = datetime(2026, 12, 4, 21, 30, 15, 123456, tzinfo=UTC)
+    cases = [("text", HOSTILE_TEXTS + [None]), ("bigint", [1, -2, 2**40, None]),
+             ("timestamptz", [moment, None, moment]), ("date", [date(2026, 2, 28), None]), ("text", [])]
+    for db_type, values in cases:
+        literal = pg_array(values)
+        assert isinstance(literal, str), (db_type, literal)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT %s::{db_type}[], %s::{db_type}[]", [literal, values])
+                mine, psycopgs = cursor.fetchone()
+            assert mine == psycopgs == values, (db_type, mine, psycopgs)
+        else:  # no server to read it: the literal itself, as PostgreSQL's array syntax has it
+            assert literal.startswith("{") and literal.endswith("}")
+    assert pg_array(["a", 'b"c']) == '{"a","b\\"c"}'
+    assert pg_array([True, 1.5]) == [True, 1.5]  # not handled here: psycopg's own dumper
+
+
+def test_in_list_finds_hostile_strings_and_only_them(people, transactional):
+    keys = [f"key {text}" for text in HOSTILE_TEXTS]
+    for key in keys:
+        notify(people[:1], title="Hi", channels=["inapp"], category=transactional, idempotency_key=key)
+    stored = set(Delivery.objects.values_list("idempotency_key", flat=True))
+    assert len(stored) == len(keys)
+    wanted = {stored_key for stored_key in stored if any(key in stored_key for key in keys[::2])}
+    assert len(wanted) == len(keys[::2])
+    assert set(Delivery.objects.filter(idempotency_key__in_list=wanted).values_list("idempotency_key", flat=True)) == wanted
