@@ -87,7 +87,7 @@ def test_a_manager_approves_a_journey_from_the_desk_and_the_author_publishes(bro
         row.get_by_role("link").first.click()
         expect(meg_page.get_by_test_id("journey-approval-page")).to_be_visible()
         expect(meg_page.get_by_test_id("approval-size")).to_have_attribute("data-size", "20")
-        expect(meg_page.get_by_test_id("approval-steps")).to_contain_text("Hello")
+        expect(meg_page.get_by_test_id("approval-steps")).to_have_text("1. Send “Hello” by Email")
         meg_page.screenshot(path=str(SHOTS / "journey-approval-page.png"), full_page=True)
         meg_page.locator("#approval-comment").fill("Go ahead; mind the unsubscribe rate.")
         meg_page.get_by_test_id("approve").click()
