@@ -22,7 +22,7 @@ due and take the ordinary path, as does every channel that is not local.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,8 +33,7 @@ from channels_adapters.errors import ChannelConfigurationError, ChannelError, Pe
 from channels_adapters.handler import channels
 
 from ..models import Delivery, DeliveryEvent
-from ..signals import notification_sent
-from .recording import announce, announce_status_changes, record_status_changes
+from .recording import announce_outcomes, record_status_changes
 from .rows import Each, column_values, insert_columns
 
 Status = Delivery.Status
@@ -177,12 +176,6 @@ def _record(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError]
     sent_ids = [delivery_id for delivery_id, _p in new if delivery_id not in failures]
     failed_ids = [delivery_id for delivery_id, _r, _m in failed]
     if sent_ids or failed_ids:
-        record_status_changes([(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids])
-        transaction.on_commit(lambda: _announce(sent_ids=sent_ids, failed_ids=failed_ids))
-
-
-def _announce(*, sent_ids: Iterable[int], failed_ids: Iterable[int]) -> None:
-    sent_ids = list(sent_ids)
-    if sent_ids:
-        announce(notification_sent, delivery_ids=sent_ids)
-    announce_status_changes([(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids])
+        changes = [(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids]
+        record_status_changes(changes)
+        transaction.on_commit(lambda: announce_outcomes(sent_ids=sent_ids, changes=changes))

@@ -271,7 +271,7 @@ def deliveries_record_results(
         final = [(d.pk, d.status) for d in changed]
         if final:
             record_status_changes(final)
-            transaction.on_commit(lambda: _announce(sent_ids=sent_ids, final=final))
+            transaction.on_commit(lambda: announce_outcomes(sent_ids=sent_ids, changes=final))
 
 
 def _log_outcome(delivery: Delivery) -> None:
@@ -362,10 +362,11 @@ def _write_results(rows: Sequence[tuple[int, dict]], *, owner: str) -> set[int]:
     return written
 
 
-def _announce(*, sent_ids: list[int], final: list[tuple[int, str]]) -> None:
+def announce_outcomes(*, sent_ids: list[int], changes: list[tuple[int, str]]) -> None:
+    """After commit: ``notification_sent`` for what was sent, then the status moves."""
     if sent_ids:
         announce(notification_sent, delivery_ids=sent_ids)
-    announce_status_changes(final)
+    announce_status_changes(changes)
 
 
 def announce(signal, **kwargs) -> None:
