@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from playwright.sync_api import Browser, expect
 
-from accounts.roles import roles_ensure
 from notifications.campaigns import services
 from notifications.models import Audience, Campaign, Category, MessageTemplate, RecipientProfile
 from tests.factories import PASSWORD
+
+from .staff import make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,13 +30,8 @@ def resubmitted(settings):
     settings.SIGNALBOX_APPROVAL_THRESHOLD = 10
     settings.NOTIFICATION_CHANNELS = {**settings.NOTIFICATION_CHANNELS, "email": CAPTURE}
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    roles_ensure()
     User = get_user_model()
-    people = {}
-    for username, group in (("mia", "Marketers"), ("meg", "Managers"), ("mo", "Managers")):
-        user = User.objects.create_user(username, f"{username}@staff.example", PASSWORD, is_staff=True)
-        user.groups.add(Group.objects.get(name=group))
-        people[username] = user
+    people = make_staff(mia="Marketers", meg="Managers", mo="Managers")
     for i in range(20):
         RecipientProfile.objects.create(user=User.objects.create_user(f"fan{i}", f"fan{i}@example.com", first_name=f"Fan{i}"))
     audience = Audience.objects.create(

@@ -22,17 +22,14 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import Group
 from playwright.sync_api import Browser, Page, expect
 from pypdf import PdfReader
 
-from accounts.roles import roles_ensure
 from notifications.inbox.services import notification_mark_read
 from notifications.models import Campaign, Category, Delivery, MessageTemplate, Notification, RecipientProfile
-from tests.factories import PASSWORD
 from tests.processes import start_worker
 
-from .staff import log_in
+from .staff import log_in, make_staff
 
 pytestmark = [pytest.mark.tasks, pytest.mark.django_db(transaction=True)]
 
@@ -46,13 +43,8 @@ RULES = {"all": [{"field": "user.email", "op": "endswith", "value": "@journey.te
 def people(settings):
     settings.SIGNALBOX_APPROVAL_THRESHOLD = 10  # 30 recipients need a manager's approval
     settings.SIGNALBOX_SMS_SEGMENT_PRICE = "0.0079 USD"
-    roles_ensure()
     User = get_user_model()
-    staff = {}
-    for username, group in (("mia", "Marketers"), ("meg", "Managers")):
-        user = User.objects.create_user(username, f"{username}@staff.example", PASSWORD, is_staff=True)
-        user.groups.add(Group.objects.get(name=group))
-        staff[username] = user
+    staff = make_staff(mia="Marketers", meg="Managers")
     password = make_password(None)
     User.objects.bulk_create(
         User(username=f"j{i}", email=f"j{i}@journey.test", first_name=f"Reader{i}", password=password)

@@ -12,15 +12,12 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from playwright.sync_api import Browser, expect
 
-from accounts.roles import roles_ensure
 from notifications.journeys.services import journey_save
 from notifications.models import Audience, Category, Journey, MessageTemplate, Notification
-from tests.factories import PASSWORD
 
-from .staff import log_in
+from .staff import log_in, make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,13 +29,8 @@ def big_journey(settings):
     """A Marketer's draft journey entered from an audience of 20 (the threshold is 10)."""
     settings.SIGNALBOX_APPROVAL_THRESHOLD = 10
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    roles_ensure()
     User = get_user_model()
-    staff = {}
-    for username, group in (("mia", "Marketers"), ("meg", "Managers")):
-        user = User.objects.create_user(username, f"{username}@staff.example", PASSWORD, is_staff=True)
-        user.groups.add(Group.objects.get(name=group))
-        staff[username] = user
+    staff = make_staff(mia="Marketers", meg="Managers")
     for i in range(20):
         User.objects.create_user(f"fan{i}", f"fan{i}@example.com")
     audience = Audience.objects.create(
