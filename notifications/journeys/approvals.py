@@ -183,11 +183,11 @@ def journey_approve(*, journey: Journey, actor, comment: str = "") -> Journey:
     reach = journey_reach(journey)
     fingerprint = {**journey_fingerprint(journey), "reach": reach}
     now = timezone.now()
+    comment = (comment or "").strip()
     with transaction.atomic():
         Journey.objects.filter(pk=journey.pk).update(approved_by=actor, approved_at=now,
                                                      approval_fingerprint=fingerprint)
         journey.approved_by, journey.approved_at, journey.approval_fingerprint = actor, now, fingerprint
-        comment = (comment or "").strip()
         audit_record(actor=actor, action="journey.approve", target=journey,
                      changes={"reach": reach, **({"comment": comment} if comment else {})})
     if journey.created_by_id and journey.approval_requested_at:

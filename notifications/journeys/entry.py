@@ -133,17 +133,17 @@ def audience_watch(rules: Any) -> dict[str, tuple[str, frozenset[str]]]:
     from ..audiences.registry import audience_fields
 
     watch: dict[str, tuple[str, frozenset[str]]] = {}
-    any_save: set[str] = set()
     for key in sorted(_rule_field_keys(rules)):
         audience_field = audience_fields.get(key)
         for label, path in (audience_field.saved_with if audience_field else {}).items():
             if label == "user":
                 label = reg.model_label(reg.ensure_user_model().model)
-            path, columns = watch.get(label, (path, frozenset()))
-            watch[label] = (path, columns | audience_field.saved_columns)
-            if not audience_field.saved_columns:
-                any_save.add(label)
-    return {label: (path, frozenset() if label in any_save else columns) for label, (path, columns) in watch.items()}
+            columns = audience_field.saved_columns
+            if label in watch:  # another field read this model: it matters on a save of either's
+                path, seen = watch[label]
+                columns = seen | columns if seen and columns else frozenset()  # empty: any save
+            watch[label] = (path, columns)
+    return watch
 
 
 def _audience_bindings(journeys: list[tuple[int, Any]]) -> list[CompiledTrigger]:

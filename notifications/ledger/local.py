@@ -26,14 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
-
 from channels_adapters.base import OutboundMessage
 from channels_adapters.errors import ChannelConfigurationError, ChannelError, PermanentChannelError
 from channels_adapters.handler import channels
 
 from ..models import Delivery, DeliveryEvent
-from .recording import announce_outcomes, record_status_changes
+from .recording import status_moves_written
 from .rows import Each, column_values, insert_columns
 
 Status = Delivery.Status
@@ -175,7 +173,5 @@ def _record(new: Sequence[tuple[int, object]], failures: dict[int, ChannelError]
         })
     sent_ids = [delivery_id for delivery_id, _p in new if delivery_id not in failures]
     failed_ids = [delivery_id for delivery_id, _r, _m in failed]
-    if sent_ids or failed_ids:
-        changes = [(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids]
-        record_status_changes(changes)
-        transaction.on_commit(lambda: announce_outcomes(sent_ids=sent_ids, changes=changes))
+    status_moves_written([(pk, Status.SENT) for pk in sent_ids] + [(pk, Status.FAILED) for pk in failed_ids],
+                         sent_ids=sent_ids)

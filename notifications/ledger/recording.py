@@ -267,11 +267,8 @@ def deliveries_record_results(
         if retries:
             # One task for these retries, due when the last of them is.
             _enqueue_batches([(d.pk, d.channel) for d in retries], run_after=max(d.next_attempt_at for d in retries))
-        sent_ids = [d.pk for d in changed if d.status == Status.SENT]
-        final = [(d.pk, d.status) for d in changed]
-        if final:
-            record_status_changes(final)
-            transaction.on_commit(lambda: announce_outcomes(sent_ids=sent_ids, changes=final))
+        status_moves_written([(d.pk, d.status) for d in changed],
+                             sent_ids=[d.pk for d in changed if d.status == Status.SENT])
 
 
 def _log_outcome(delivery: Delivery) -> None:
@@ -362,15 +359,8 @@ def _write_results(rows: Sequence[tuple[int, dict]], *, owner: str) -> set[int]:
     return written
 
 
-def announce_outcomes(*, sent_ids: list[int], changes: list[tuple[int, str]]) -> None:
-    """After commit: ``notification_sent`` for what was sent, then the status moves."""
-    if sent_ids:
-        announce(notification_sent, delivery_ids=sent_ids)
-    announce_status_changes(changes)
-
-
 def announce(signal, **kwargs) -> None:
-    """Send one of the ledger's outbound signals (after commit; ``record_status_changes`` before).
+    """Send one of the ledger's outbound signals (after commit; ``status_moves_written`` also before).
     A receiver that raises is logged, never passed up: the ledger announces from inside a batch
     (before the next wave leaves), and a listener's failure must not stop a wave already marked
     in flight, which would then end ``unknown`` though it was never sent."""
@@ -380,16 +370,32 @@ def announce(signal, **kwargs) -> None:
                          exc_info=(type(result), result, result.__traceback__))
 
 
-def record_status_changes(changes: Sequence[tuple[int, str]]) -> None:
-    """Inside the transaction that writes these moves: ``delivery_statuses_recording``, for the
-    receivers whose rows must commit with them (the webhook outbox). Robust as ``announce``: a
-    receiver writes in its own savepoint, and its failure is logged, not passed up."""
-    if changes and delivery_statuses_recording.has_listeners(Delivery):
-        announce(delivery_statuses_recording, changes=list(changes))
+def status_moves_written(changes: Sequence[tuple[int, str]], *, sent_ids: Sequence[int] = ()) -> None:
+    """Call inside the transaction that wrote these moves (``(delivery_id, status)``, in order),
+    ``sent_ids`` being those newly sent. The one place the ledger reports moves, so none is
+    reported one way and not the other:
+
+    * now, inside the transaction: ``delivery_statuses_recording``, for receivers whose rows must
+      commit with the moves (the webhook outbox writes in its own savepoint; a failure is logged);
+    * after commit: ``notification_sent`` for ``sent_ids``, then ``announce_status_changes``.
+    """
+    if not changes:
+        return
+    changes, sent_ids = list(changes), list(sent_ids)
+    if delivery_statuses_recording.has_listeners(Delivery):
+        announce(delivery_statuses_recording, changes=changes)
+
+    def after_commit() -> None:
+        if sent_ids:
+            announce(notification_sent, delivery_ids=sent_ids)
+        announce_status_changes(changes)
+
+    transaction.on_commit(after_commit)
 
 
 def announce_status_changes(changes: Sequence[tuple[int, str]]) -> None:
-    """Announce status moves (``(delivery_id, status)``, in order; call after commit):
+    """Announce status moves (``(delivery_id, status)``, in order; after commit, through
+    ``status_moves_written``):
     ``delivery_status_changed`` for each, then ``delivery_statuses_changed`` once for all. The
     one place the ledger sends them, so the two never disagree; the per-delivery signal costs
     nothing per message when nobody listens to it."""

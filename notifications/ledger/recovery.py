@@ -14,7 +14,7 @@ from ..models import STATUS_RANK, Category, Delivery
 from ..signals import deliveries_swept
 
 from .planning import _enqueue_batches
-from .recording import DIGEST_PREFIX, IN_FLIGHT, announce, announce_status_changes, record_status_changes
+from .recording import DIGEST_PREFIX, IN_FLIGHT, announce, status_moves_written
 
 Status = Delivery.Status
 
@@ -70,10 +70,7 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
             attempts=F("attempts") - 1, **released,
         )
         _enqueue_batches(resend + untouched)
-        if unknown:
-            changes = [(pk, Status.UNKNOWN) for pk in unknown]
-            record_status_changes(changes)
-            transaction.on_commit(lambda: announce_status_changes(changes))
+        status_moves_written([(pk, Status.UNKNOWN) for pk in unknown])
         counts = {"requeued": len(untouched), "resent": len(resend), "unknown": len(unknown)}
         if any(counts.values()):
             transaction.on_commit(lambda: announce(deliveries_swept, counts=counts))
@@ -133,8 +130,7 @@ def delivery_advance_status(*, delivery: Delivery, status: str, at: datetime | N
     if updated:
         for name, value in fields.items():
             setattr(delivery, name, value)
-        record_status_changes([(delivery.pk, status)])
-        transaction.on_commit(lambda: announce_status_changes([(delivery.pk, status)]))
+        status_moves_written([(delivery.pk, status)])
     return bool(updated)
 
 

@@ -206,6 +206,25 @@ def test_a_sign_in_saves_last_login_only_and_checks_nobody(
     assert _enrolled(journey) == [ada.pk]
 
 
+def test_an_audience_watches_the_union_of_its_fields_columns_or_any_save(db):
+    from django.db.models import Q
+
+    from notifications.audiences.registry import audience_fields, register_audience_field
+    from notifications.journeys.entry import audience_watch
+
+    def rules(*keys):
+        return {"all": [{"field": key, "op": "eq", "value": "x"} for key in keys]}
+
+    assert audience_watch(rules("user.first_name", "user.email")) == {
+        "auth.user": ("self", frozenset({"first_name", "email"}))}
+    register_audience_field("test.any_save", label="Any save", ops={"eq": "is"}, value_type="text",
+                            to_q=lambda op, value: Q(), saved_with={"user": "self"})
+    try:  # a field that names no columns: every save of the user matters, whatever the others say
+        assert audience_watch(rules("user.first_name", "test.any_save")) == {"auth.user": ("self", frozenset())}
+    finally:
+        audience_fields.unregister("test.any_save")
+
+
 def test_changing_the_audience_rules_rebinds_the_journey(make_journey, client):
     from django.urls import reverse
 
