@@ -21,6 +21,7 @@ from accounts.roles import allows
 
 from ..models import WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 from ..webhooks.services import (
+    webhook_endpoint_delete,
     webhook_endpoint_enable,
     webhook_endpoint_save,
     webhook_messages_resend,
@@ -103,6 +104,20 @@ class WebhookEndpointAdmin(ModelAdmin):
         shown = webhook_endpoint_save(endpoint=obj, actor=request.user)
         if shown is not None:
             _secret_message(request, shown.secret)
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # The outbox and its log belong to the endpoint and go with it. Their own admin refuses to
+        # delete a single message (the log stays whole), which must not forbid deleting the endpoint.
+        owned = {str(model._meta.verbose_name) for model in (WebhookMessage, WebhookAttempt)}
+        return deleted, counts, {name for name in perms_needed if str(name) not in owned}, protected
+
+    def delete_model(self, request, obj):
+        webhook_endpoint_delete(endpoint=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            webhook_endpoint_delete(endpoint=endpoint, actor=request.user)
 
     # Managers and superusers (``accounts.roles``: "webhook.manage"); reading with the view permission.
     def has_add_permission(self, request):

@@ -5,25 +5,34 @@ in one ``bulk_create`` (conflicts on the (endpoint, event key) unique constraint
 duplicated event posts once) and enqueues a drain per endpoint after commit. Which enabled
 endpoints want which event is a cached table (``routes``), so a batch whose events no endpoint
 wants costs no query at all; saving, disabling or deleting an endpoint forgets the table (in the
-shared cache with Redis; a per-process locmem copy elsewhere lasts up to ``ROUTES_SECONDS``).
+shared cache with Redis; another process's locmem copy lasts up to ``ROUTES_SECONDS``).
+
+The table only nominates: before writing, the recorder reads the nominated endpoints again and
+keeps those that still exist, are enabled and want the event, and on PostgreSQL holds them with
+``FOR KEY SHARE`` until its transaction ends (SQLite's single writer does the same), so a delete
+waits for it (``services.webhook_endpoint_delete``). A stale table therefore never writes a row for
+a deleted endpoint: the outbox rows are written inside the ledger's transaction, and a dangling
+foreign key there would fail the commit of the deliveries' own outcomes. What a stale table can
+still do is miss a new endpoint or subscription for up to ``ROUTES_SECONDS``.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import WebhookEndpoint, WebhookMessage
 
 ROUTES_KEY = "signalbox:webhook-routes:v1"
-# With a per-process cache (locmem, the embedded default) another process's change is seen when
-# the copy expires; with Redis every process sees it at once.
-ROUTES_SECONDS = 60
+# With a per-process cache (locmem, the embedded default) another process's new endpoint or
+# subscription is seen when the copy expires; with Redis every process sees it at once.
+ROUTES_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -68,15 +77,42 @@ def payload(event: Event, *, at=None) -> dict:
     return {"type": event.type, "timestamp": (at or timezone.now()).isoformat(), "data": event.data}
 
 
+def _endpoints_held(ids: set[int], *, routed: bool) -> dict[int, set[str]]:
+    """The endpoints among ``ids`` that still exist (and, when ``routed``, are enabled), with the
+    events they subscribe to, held against deletion until this transaction ends."""
+    if not ids:
+        return {}
+    if connection.vendor == "postgresql":
+        table = WebhookEndpoint._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT "id", "events" FROM "{table}" WHERE "id" = ANY(%s)'
+                + (' AND "enabled"' if routed else "") + " FOR KEY SHARE",
+                [sorted(ids)],
+            )
+            found = [(pk, events if isinstance(events, list) else json.loads(events or "[]"))
+                     for pk, events in cursor.fetchall()]
+    else:
+        endpoints = WebhookEndpoint.objects.filter(pk__in=ids)
+        found = list((endpoints.filter(enabled=True) if routed else endpoints).values_list("pk", "events"))
+    return {pk: set(events or ()) for pk, events in found}
+
+
 def webhook_events_record(events: Iterable[Event], *, endpoint_ids: list[int] | None = None) -> int:
     """Put ``events`` in the outbox of every enabled endpoint subscribed to them (or of
     ``endpoint_ids`` only); the number of rows offered (duplicates are dropped by the database)."""
-    table = None if endpoint_ids is not None else routes()
+    events = list(events)
+    routed = endpoint_ids is None
+    table = routes() if routed else {}
+    nominated = set(endpoint_ids) if not routed else {pk for event in events for pk in table.get(event.type, ())}
+    held = _endpoints_held(nominated, routed=routed)
     now = timezone.now()
     rows = []
     for event in events:
-        targets = endpoint_ids if endpoint_ids is not None else table.get(event.type, ())
+        targets = endpoint_ids if not routed else table.get(event.type, ())
         for endpoint_id in targets:
+            if endpoint_id not in held or (routed and event.type not in held[endpoint_id]):
+                continue
             rows.append(WebhookMessage(
                 endpoint_id=endpoint_id, event_type=event.type, event_key=event.key[:200],
                 ordering_key=event.ordering_key[:100], webhook_id=new_webhook_id(),

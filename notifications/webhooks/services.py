@@ -90,6 +90,24 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor=None) -> SecretSho
     return SecretShown(endpoint, shown) if shown else None
 
 
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor=None) -> bool:
+    """Delete ``endpoint`` with its outbox and delivery log, audited.
+
+    The row is locked first (``FOR UPDATE``): a recorder that holds it (``events``: key-share,
+    inside a ledger transaction) finishes before the delete reads what to cascade, so its rows
+    go too, and a later recorder finds the endpoint gone and writes nothing for it."""
+    from ..services import audit_record
+
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        if locked is None:
+            return False
+        audit_record(actor=actor, action="webhook.delete", target=locked, changes={"url": locked.url})
+        locked.delete()
+    _forget()
+    return True
+
+
 def webhook_secret_rotate(*, endpoint: WebhookEndpoint, actor=None) -> SecretShown:
     """A new secret; the old one keeps signing beside it for ``ROTATION_GRACE``."""
     from ..services import audit_record
