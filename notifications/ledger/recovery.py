@@ -41,9 +41,12 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
         # read here and the update, the wave would be put back in line while the provider has it,
         # and sent twice. Locked, its mark either committed first (read here as in flight) or
         # waits for this sweep and then finds the lease gone (it sends nothing of those rows).
-        # SQLite's immediate write transaction gives the same order.
+        # Rows a live transaction holds (that worker marking or recording a wave) are skipped, not
+        # waited for: the next tick settles whatever that worker leaves, and the sweep, which locks
+        # many rows in no particular order, never waits on a worker that may be waiting on it (a
+        # deadlock would abort one of them). SQLite's immediate write transaction gives one order.
         rows = list(
-            expired.select_for_update(of=("self",))
+            expired.select_for_update(of=("self",), skip_locked=True)
             .values_list("id", "channel", "status_reason", "category__resend_policy")
         )
         at_least_once = Category.ResendPolicy.AT_LEAST_ONCE
