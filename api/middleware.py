@@ -33,6 +33,8 @@ class ApiMiddleware:
             length = 0
         if length > max_body_bytes():
             return too_large()  # the body is never read
+        if _nul_in_url(request):
+            return _nul_refused()
         response = self.get_response(request)
         if response.status_code in (404, 405) and not response.get("Content-Type", "").startswith(
                 ("application/json", "application/problem+json")):
@@ -47,6 +49,21 @@ class ApiMiddleware:
                          changes={"method": request.method, "path": request.path[:200],
                                   "status": response.status_code})
         return response
+
+
+def _nul_in_url(request) -> bool:
+    """A NUL character in the path, the query or the Idempotency-Key: PostgreSQL refuses it in any
+    text it is asked to compare or store, so the request is refused before a view runs."""
+    query = request.META.get("QUERY_STRING", "")
+    return ("\x00" in request.path or "\x00" in query or "%00" in query
+            or "\x00" in request.META.get("HTTP_IDEMPOTENCY_KEY", ""))
+
+
+def _nul_refused():
+    from django.utils.translation import gettext as _
+
+    return problem_response(status=400, slug="nul", title=_("The request cannot be accepted."),
+                            detail=_("Text may not contain the NUL character (\\u0000)."))
 
 
 def _as_problem(response):

@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 
 from .keys import RateLimited
 
@@ -58,6 +59,49 @@ def problem_response(
 
 def _field(loc) -> str:
     return ".".join(str(part) for part in loc if part not in ("body", "payload")) or "body"
+
+
+class BodyRefused(ValueError):
+    """A JSON body that parses but cannot be stored: a non-finite number, or NUL in a string."""
+
+
+def _refuse_constant(name: str):
+    raise BodyRefused(_("Numbers must be finite: %(value)s is not allowed.") % {"value": name})
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BodyRefused(_("Numbers must be finite: %(value)s is too large.") % {"value": text[:40]})
+    return value
+
+
+def has_nul(value) -> bool:
+    """Whether any string in ``value`` (keys included, at any depth) holds the NUL character."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+class StrictJSONParser(Parser):
+    """JSON bodies as every supported database can store them. SQLite keeps ``NaN``, ``Infinity``
+    and NUL characters that PostgreSQL refuses with an error at the INSERT, so they are refused
+    here, with the same 400 on both."""
+
+    def parse_body(self, request: HttpRequest):
+        data = json.loads(request.body, parse_constant=_refuse_constant, parse_float=_finite_float)
+        if has_nul(data):
+            raise BodyRefused(_("Text may not contain the NUL character (\\u0000)."))
+        return data
 
 
 def validation_errors(exc: NinjaValidationError) -> list[dict]:
@@ -121,6 +165,9 @@ def install(api) -> None:
     @api.exception_handler(HttpError)
     def _http(request: HttpRequest, exc: HttpError) -> HttpResponse:
         # ninja's own: a body that is not JSON (400), a CSRF failure (403), ...
+        if isinstance(exc.__cause__, BodyRefused):
+            return problem_response(status=400, slug="body", title=_("The request body cannot be accepted."),
+                                    detail=str(exc.__cause__))
         return problem_response(status=exc.status_code, slug="http", title=str(exc.message))
 
     @api.exception_handler(Exception)

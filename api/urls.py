@@ -26,6 +26,7 @@ api = SignalboxAPI(
     title="Signalbox API", version="1", urls_namespace="api", openapi_url="/schema/", docs_url="/docs/",
     description="Send notifications, manage recipients, read deliveries and campaigns. Errors are RFC 9457 "
                 "problem details (application/problem+json).",
+    parser=problems.StrictJSONParser(),
 )
 problems.install(api)
 api.add_router("/v1/", router)

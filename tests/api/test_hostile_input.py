@@ -95,3 +95,39 @@ def test_quiet_hours_with_a_zone_offset_are_422_not_a_database_error(api, recipi
 def test_problems_speak_the_callers_language(api):
     response = api.post("/api/v1/notifications", {"recipients": []}, headers={"Accept-Language": "zh-hans"})
     assert assert_problem(response, 422)["title"] == "请求无效。"
+
+
+@pytest.mark.parametrize("raw", [
+    '{"recipients": [{"id": %(id)d}], "title": "Hi", "context": {"x": NaN}}',
+    '{"recipients": [{"id": %(id)d}], "title": "Hi", "context": {"x": -Infinity}}',
+    '{"recipients": [{"id": %(id)d}], "title": "Hi", "context": {"x": 1e999}}',
+    '{"recipients": [{"id": %(id)d}], "title": "a\\u0000b"}',
+    '{"recipients": [{"id": %(id)d}], "title": "Hi", "context": {"deep": [{"k\\u0000": 1}]}}',
+], ids=["nan", "infinity", "overflow", "nul-in-title", "nul-in-a-nested-key"])
+def test_numbers_and_text_postgresql_cannot_store_are_400_on_every_database(api, recipient, raw):
+    """SQLite stores NaN and NUL where PostgreSQL raises: both databases answer the same 400."""
+    body = assert_problem(api.call("POST", "/api/v1/notifications", raw=raw % {"id": recipient.pk}), 400)
+    assert body["detail"]
+    assert not Delivery.objects.exists()
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/api/v1/broadcasts", {"title": "a\u0000b"}),
+    ("POST", "/api/v1/suppressions", {"channel": "email", "address": "x@example.com", "note": "a\u0000"}),
+    ("PUT", "/api/v1/recipients", {"external_id": "crm-\u00001", "email": "x@example.com"}),
+])
+def test_nul_in_any_body_is_400(api, method, path, body):
+    assert_problem(api.call(method, path, body), 400)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/suppressions?address=a%00b", "/api/v1/me/inbox?cursor=%00",
+                                  "/api/v1/recipients/crm%001"])
+def test_nul_in_the_url_is_400(api, path):
+    assert_problem(api.get(path), 400)
+
+
+def test_nul_in_the_idempotency_key_is_400(api, recipient):
+    response = api.post("/api/v1/notifications", {"recipients": [{"id": recipient.pk}], "title": "Hi"},
+                        headers={"Idempotency-Key": "a\x00b"})
+    assert_problem(response, 400)
+    assert not Delivery.objects.exists()
