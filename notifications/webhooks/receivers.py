@@ -53,6 +53,12 @@ def receipt_recorded(*, delivery: Delivery, receipt: DeliveryEvent) -> None:
     kind = WebhookEvent.UNSUBSCRIBED if receipt.kind == DeliveryEvent.Kind.UNSUBSCRIBED else WebhookEvent.RECEIPT
     if not wanted(kind):
         return
+    # The drain posts one delivery's events in id order, and PostgreSQL hands ids out at INSERT,
+    # not at COMMIT: two receipts of one delivery in flight at once could commit in the other
+    # order, and a drain between the commits would post the later event first. Holding the
+    # delivery's row until this transaction ends makes them take their ids in commit order (the
+    # ledger's own moves hold it already, through their UPDATE; SQLite has one writer).
+    list(Delivery.objects.select_for_update().filter(pk=delivery.pk).values_list("pk", flat=True))
     data = {
         "delivery_id": delivery.pk, "channel": delivery.channel, "recipient_id": delivery.recipient_id,
         "run_id": delivery.run_id, "kind": receipt.kind, "source": receipt.source,

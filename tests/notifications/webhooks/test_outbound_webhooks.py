@@ -409,3 +409,76 @@ def test_status_events_commit_with_the_moves_not_after_them(endpoint, django_cap
     record(last)
     assert set(Delivery.objects.filter(pk__in=[d.pk for d in last]).values_list("status", flat=True)) == {"sent"}
     assert statuses.count() == 3 and "A receiver of a ledger signal failed" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_receipts_of_one_delivery_in_flight_at_once_reach_the_endpoint_in_order(receiver, loopback_allowed,
+                                                                                     monkeypatch):
+    """PostgreSQL hands out ids at INSERT, not at COMMIT. A "delivered" receipt whose transaction is
+    still open, an "opened" one that would commit first, and a drain between the two commits: the
+    endpoint still gets the delivery's events in the order they committed, never the later first.
+    (SQLite has one writer: the receipts cannot interleave there, and run one after the other.)"""
+    import threading
+
+    from django.db import connection
+
+    import notifications.receipts.tracking as tracking
+    from notifications.receipts.tracking import receipt_record
+
+    endpoint, _ = make_endpoint(receiver.url, events=[WebhookEvent.RECEIPT, WebhookEvent.DELIVERY_STATUS])
+    delivery = DeliveryFactory(status=Delivery.Status.SENT, channel="email")
+    interleave = connection.vendor == "postgresql"
+    recorded, go, opened_done = threading.Event(), threading.Event(), threading.Event()
+    real = tracking.delivery_advance_status
+
+    def slow_advance(**kwargs):  # the rest of the "delivered" receipt's transaction takes a while
+        if threading.current_thread().name == "delivered":
+            recorded.set()
+            go.wait(30)
+        return real(**kwargs)
+
+    monkeypatch.setattr(tracking, "delivery_advance_status", slow_advance)
+
+    def record(kind: str, **fields):
+        try:
+            receipt_record(delivery=Delivery.objects.get(pk=delivery.pk), kind=kind, **fields)
+        finally:
+            if kind == "opened":
+                opened_done.set()
+            connection.close()
+
+    first = threading.Thread(target=record, name="delivered", args=("delivered",),
+                             kwargs={"source": "esp", "provider_event_id": "d-1"})
+    second = threading.Thread(target=record, name="opened", args=("opened",), kwargs={"source": "pixel"})
+    first.start()
+    assert recorded.wait(30)
+    if interleave:
+        second.start()
+        # The "opened" receipt either committed already (the order would be broken) or waits for
+        # the delivery's row: a drain runs now, between the commits.
+        for _ in range(300):
+            if opened_done.is_set() or _someone_waits_for_a_lock():
+                break
+            threading.Event().wait(0.05)
+        webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    go.set()
+    first.join(30)
+    if not interleave:
+        second.start()
+    second.join(30)
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+
+    ids = {m.webhook_id: m.pk for m in WebhookMessage.objects.all()}
+    posted = [ids[headers["webhook-id"]] for headers, _ in receiver.accepted]
+    kinds = [body["data"].get("kind") or body["data"].get("status")
+             for body in (json.loads(raw) for _, raw in receiver.accepted)]
+    assert kinds[0] == "delivered" and posted == sorted(posted), (posted, kinds)
+    assert len(posted) == WebhookMessage.objects.count() >= 3  # delivered (+ its move), opened (+ its move)
+
+
+def _someone_waits_for_a_lock() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+        return cursor.fetchone()[0] > 0
