@@ -10,10 +10,12 @@ shared cache with Redis; another process's locmem copy lasts up to ``ROUTES_SECO
 The table only nominates: before writing, the recorder reads the nominated endpoints again and
 keeps those that still exist, are enabled and want the event, and on PostgreSQL holds them with
 ``FOR KEY SHARE`` until its transaction ends (SQLite's single writer does the same), so a delete
-waits for it (``services.webhook_endpoint_delete``). A stale table therefore never writes a row for
-a deleted endpoint: the outbox rows are written inside the ledger's transaction, and a dangling
-foreign key there would fail the commit of the deliveries' own outcomes. What a stale table can
-still do is miss a new endpoint or subscription for up to ``ROUTES_SECONDS``.
+waits for it (``services.webhook_endpoint_delete``). An endpoint a delete has locked is skipped
+(``SKIP LOCKED``: only a delete takes that lock), so the ledger never waits for a delete either. A
+stale table therefore never writes a row for a deleted endpoint: the outbox rows are written
+inside the ledger's transaction, and a dangling foreign key there would fail the commit of the
+deliveries' own outcomes. What a stale table can still do is miss a new endpoint or subscription
+for up to ``ROUTES_SECONDS``.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def _endpoints_held(ids: set[int], *, routed: bool) -> dict[int, set[str]]:
         with connection.cursor() as cursor:
             cursor.execute(
                 f'SELECT "id", "events" FROM "{table}" WHERE "id" = ANY(%s)'
-                + (' AND "enabled"' if routed else "") + " FOR KEY SHARE",
+                + (' AND "enabled"' if routed else "") + " FOR KEY SHARE SKIP LOCKED",
                 [sorted(ids)],
             )
             found = [(pk, events if isinstance(events, list) else json.loads(events or "[]"))

@@ -23,12 +23,13 @@ from accounts.roles import roles_allowed
 from channels_adapters.errors import PermanentChannelError, TransientChannelError
 from channels_adapters.ssrf import check_host
 
-from ..models import Category, WebhookEndpoint, WebhookMessage
+from ..models import Category, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from ..models.webhooks import TEST_EVENT
 from .events import Event, routes_forget, webhook_events_record
 from .signing import secret_new
 
 ROTATION_GRACE = timedelta(hours=24)
+DELETE_BATCH = 500  # outbox messages deleted per statement when an endpoint is deleted
 NOTICE_CATEGORY = "staff-webhooks"
 
 
@@ -93,11 +94,18 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor=None) -> SecretSho
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor=None) -> bool:
     """Delete ``endpoint`` with its outbox and delivery log, audited.
 
-    The row is locked first (``FOR UPDATE``): a recorder that holds it (``events``: key-share,
-    inside a ledger transaction) finishes before the delete reads what to cascade, so its rows
-    go too, and a later recorder finds the endpoint gone and writes nothing for it."""
+    The outbox goes first, ``DELETE_BATCH`` messages at a time (a large one is never read into
+    memory at once, and no lock on the endpoint is held meanwhile, so a drain posting to it is not
+    held up). Then the row, locked (``FOR UPDATE``): a recorder that holds it (``events``:
+    key-share, inside a ledger transaction) is waited for and what it wrote goes too; recorders
+    after it skip an endpoint being deleted rather than wait for it."""
     from ..services import audit_record
 
+    messages = WebhookMessage.objects.filter(endpoint_id=endpoint.pk).order_by("pk")
+    while ids := list(messages.values_list("pk", flat=True)[:DELETE_BATCH]):
+        with transaction.atomic():
+            WebhookAttempt.objects.filter(message_id__in=ids).delete()
+            WebhookMessage.objects.filter(pk__in=ids).delete()
     with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
         if locked is None:

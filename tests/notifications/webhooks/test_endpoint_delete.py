@@ -110,3 +110,67 @@ def test_deleting_in_the_admin_is_audited_and_takes_the_outbox_along(client, loo
     assert not WebhookEndpoint.objects.exists() and not WebhookMessage.objects.exists()
     entry = AuditEntry.objects.get(action="webhook.delete")
     assert entry.actor == boss and entry.changes == {"url": HOOK}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_ledger_never_waits_for_a_delete_in_progress(loopback_allowed):
+    """A delete holds the endpoint's row while it removes the rest: a batch recording its moves
+    meanwhile skips that endpoint and commits at once (on PostgreSQL; SQLite has one writer)."""
+    endpoint, _ = make_endpoint(HOOK, events=[WebhookEvent.DELIVERY_STATUS])
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    routes()
+    locked, release, recorded = threading.Event(), threading.Event(), []
+
+    def deleting():
+        try:
+            with transaction.atomic():
+                WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)  # as the delete does, last
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def ledger_batch():
+        try:
+            with transaction.atomic():
+                delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+            recorded.append(WebhookMessage.objects.count())
+        finally:
+            connection.close()
+
+    if connection.vendor == "postgresql":
+        holder = threading.Thread(target=deleting)
+        holder.start()
+        assert locked.wait(30)
+        batch = threading.Thread(target=ledger_batch)
+        batch.start()
+        batch.join(20)
+        finished_first = not batch.is_alive()
+        release.set()
+        holder.join(30)
+        batch.join(30)
+        assert finished_first and recorded == [0]  # committed while the delete held the row, nothing for it
+    release.set()
+    ledger_batch()
+    assert recorded[-1] == 1  # once the row is free again, the endpoint gets its event
+
+
+@pytest.mark.django_db
+def test_a_large_outbox_goes_in_batches_with_its_log(loopback_allowed, monkeypatch):
+    from notifications.webhooks import services
+    from notifications.models import WebhookAttempt
+
+    monkeypatch.setattr(services, "DELETE_BATCH", 3)
+    endpoint, _ = make_endpoint(HOOK, events=[WebhookEvent.DELIVERY_STATUS])
+    keep, _ = make_endpoint(HOOK, events=[WebhookEvent.DELIVERY_STATUS])
+    delivery_statuses_recording.send(sender=Delivery, changes=[(DeliveryFactory(status="sent").pk, "sent")
+                                                               for _ in range(8)])
+    for message in WebhookMessage.objects.all():
+        WebhookAttempt.objects.create(message=message, outcome="failed", error="HTTP 500")
+
+    assert webhook_endpoint_delete(endpoint=endpoint)
+
+    assert not WebhookMessage.objects.filter(endpoint_id=endpoint.pk).exists()
+    assert WebhookMessage.objects.filter(endpoint=keep).count() == 8  # another endpoint's outbox stays
+    assert WebhookAttempt.objects.count() == 8
+    assert not webhook_endpoint_delete(endpoint=endpoint)  # deleting again: nothing to do
