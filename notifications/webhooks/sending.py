@@ -41,6 +41,8 @@ Status = WebhookMessage.Status
 Outcome = WebhookAttempt.Outcome
 RESPONSE_CAP = 2048  # bytes of a receiver's answer kept as the error text
 MAX_ROUNDS = 50  # claims per drain task before it hands over to a new task
+# What a drain reads again before each POST (one primary-key read beside a network round trip).
+LIVE_FIELDS = ["url", "enabled", "secret", "previous_secret", "previous_secret_expires_at", "failing_since"]
 
 
 @dataclass
@@ -88,6 +90,12 @@ def webhook_endpoint_drain(*, endpoint_id: int, now: datetime | None = None, onl
                     renewed_at, ours = time.monotonic(), _renew(claimed[index:])
                 if message.pk not in ours:
                     continue
+                # Read again before each POST: staff may have disabled the endpoint, changed its
+                # URL or rotated its secret meanwhile, and another drain may have changed its health.
+                endpoint.refresh_from_db(fields=LIVE_FIELDS)
+                if not endpoint.enabled:
+                    _release(claimed[index:])
+                    break
                 _post(endpoint, message, session=session, policy=policy, settings_=settings_, now=now, result=result)
                 if not endpoint.enabled:
                     _release(claimed[index + 1:])

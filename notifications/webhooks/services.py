@@ -160,15 +160,21 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str, now: dat
 
 
 def webhook_messages_resend(*, messages: Iterable[WebhookMessage], actor=None) -> int:
-    """Post the chosen messages again (same ``webhook-id``, so receivers can tell a repeat)."""
+    """Post the chosen messages again (same ``webhook-id``, so receivers can tell a repeat), with
+    a fresh set of attempts and retries; audited."""
+    from ..services import audit_record
     from .tasks import webhook_endpoint_drain_task
 
     ids = [m.pk for m in messages]
     now = timezone.now()
-    changed = WebhookMessage.objects.filter(id__in=ids).exclude(status=WebhookMessage.Status.SENDING).update(
-        status=WebhookMessage.Status.PENDING, next_attempt_at=now, lease_owner="", lease_expires_at=None)
-    for endpoint_id in set(WebhookMessage.objects.filter(id__in=ids).values_list("endpoint_id", flat=True)):
-        transaction.on_commit(lambda pk=endpoint_id: webhook_endpoint_drain_task.enqueue(endpoint_id=pk))
+    with transaction.atomic():
+        changed = WebhookMessage.objects.filter(id__in=ids).exclude(status=WebhookMessage.Status.SENDING).update(
+            status=WebhookMessage.Status.PENDING, next_attempt_at=now, lease_owner="", lease_expires_at=None,
+            attempts=0, first_attempt_at=None)
+        if changed:
+            audit_record(actor=actor, action="webhook.resend", changes={"messages": changed})
+        for endpoint_id in set(WebhookMessage.objects.filter(id__in=ids).values_list("endpoint_id", flat=True)):
+            transaction.on_commit(lambda pk=endpoint_id: webhook_endpoint_drain_task.enqueue(endpoint_id=pk))
     return changed
 
 

@@ -191,7 +191,8 @@ def test_resend_posts_the_same_message_again(endpoint, receiver, django_capture_
     assert webhook_messages_resend(messages=[message]) == 1
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     message.refresh_from_db()
-    assert message.status == Status.SENT and message.attempts == 2
+    # A resend starts a fresh series of attempts; the log keeps every POST.
+    assert message.status == Status.SENT and message.attempts == 1 and message.attempt_log.count() == 2
     assert [h["webhook-id"] for h, _ in receiver.accepted] == [message.webhook_id] * 2
     assert verified(secret, receiver.accepted)[1]["data"]["delivery_id"] == delivery.pk
 
@@ -482,3 +483,52 @@ def _someone_waits_for_a_lock() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
         return cursor.fetchone()[0] > 0
+
+
+def test_a_resent_message_is_retried_like_a_new_one_and_the_resend_is_audited(endpoint, receiver, settings,
+                                                                             django_capture_on_commit_callbacks):
+    from notifications.models import AuditEntry
+
+    endpoint, _ = endpoint
+    settings.SIGNALBOX_WEBHOOK_MAX_ATTEMPTS = 2
+    with django_capture_on_commit_callbacks(execute=False):
+        delivery_statuses_recording.send(sender=Delivery, changes=[(DeliveryFactory(status="sent").pk, "sent")])
+    message = WebhookMessage.objects.get()
+    # It used up its attempts long ago; the receiver is fixed, then blips once more.
+    WebhookMessage.objects.filter(pk=message.pk).update(status=Status.FAILED, attempts=2, next_attempt_at=None,
+                                                        first_attempt_at=timezone.now() - timedelta(days=1))
+    receiver.unavailable["all"] = None
+    boss = staff_in(None, "boss")
+
+    assert webhook_messages_resend(messages=[message], actor=boss) == 1
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+
+    message.refresh_from_db()
+    assert message.status == Status.FAILED and message.attempts == 1 and message.next_attempt_at is not None
+    assert AuditEntry.objects.get(action="webhook.resend").actor == boss
+
+
+def test_a_drain_stops_posting_once_staff_disable_the_endpoint(endpoint, receiver, monkeypatch,
+                                                               django_capture_on_commit_callbacks):
+    from notifications.webhooks import sending
+    from notifications.webhooks.services import webhook_endpoint_disable
+
+    endpoint, _ = endpoint
+    with django_capture_on_commit_callbacks(execute=False):
+        delivery_statuses_recording.send(sender=Delivery, changes=[(DeliveryFactory(status="sent").pk, "sent")
+                                                                   for _ in range(3)])
+    real = sending._request
+
+    def post_then_staff_disable(endpoint_, message, **kwargs):
+        answer = real(endpoint_, message, **kwargs)
+        if len(receiver.received) == 1:  # a manager switches the endpoint off while the drain runs
+            webhook_endpoint_disable(endpoint=WebhookEndpoint.objects.get(pk=endpoint_.pk), reason="wrong URL",
+                                     actor=staff_in(None, "boss"))
+        return answer
+
+    monkeypatch.setattr(sending, "_request", post_then_staff_disable)
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+
+    assert len(receiver.received) == 1
+    assert list(WebhookMessage.objects.order_by("pk").values_list("status", flat=True)) == [
+        Status.SENT, Status.PENDING, Status.PENDING]  # the rest wait for "Enable again"
