@@ -87,9 +87,8 @@ def notifications_send(
     category = _category(payload.category)
     key = f"api:{request.auth.prefix}:{idempotency_key or uuid.uuid4().hex}"
     wanted = [f"notify:{key}:{pk}:{channel}" for pk in ids for channel in payload.channels]
-    if idempotency_key is not None and _reused_differently(wanted, payload, template_id):
-        raise Problem(422, "idempotency-key-reused", _("This Idempotency-Key was used with a different request."),
-                      _("Send the same body again, or use a new key."))
+    if idempotency_key is not None and _reused_differently(wanted, payload, template_id, category):
+        raise _key_reused()
     try:
         result = notify(ids, template=payload.template, context=payload.context, title=payload.title,
                         body=payload.body, url=payload.url, channels=payload.channels, category=category,
@@ -98,23 +97,38 @@ def notifications_send(
         raise _invalid("category", _("Give a category: this site has no “system” category.")) from exc
     except ValueError as exc:
         raise _invalid("body", str(exc)) from exc
+    if idempotency_key is not None and result.already_known and _reused_differently(wanted, payload, template_id,
+                                                                                     category):
+        # Another request with this key planned first while this one was on its way (the check
+        # above saw nothing yet): its rows stand, and this body is refused as if it came second.
+        raise _key_reused()
     delivery_ids = sorted(Delivery.objects.filter(idempotency_key__in=wanted).values_list("pk", flat=True))
     return Status(202, {"planned": result.planned, "suppressed": result.suppressed,
                  "already_known": result.already_known, "delivery_ids": delivery_ids})
 
 
-def _reused_differently(wanted: list[str], payload: s.NotificationIn, template_id: int | None) -> bool:
+def _key_reused() -> Problem:
+    return Problem(422, "idempotency-key-reused", _("This Idempotency-Key was used with a different request."),
+                   _("Send the same body again, or use a new key."))
+
+
+def _reused_differently(wanted: list[str], payload: s.NotificationIn, template_id: int | None,
+                        category: Category | None) -> bool:
     """Whether the ledger rows of an earlier call with this Idempotency-Key show another request:
     some of ``wanted`` exist and others not (other recipients or channels), or one holds another
-    message (the content ``notify()`` stores: the template and its context, or the literal parts).
-    The rows themselves are compared, so nothing more is stored; an earlier call that named none
-    of these recipients on these channels leaves no row to compare and is not seen."""
+    message (the content ``notify()`` stores: the template and its context, or the literal parts)
+    or another category (when this call names one). The rows themselves are compared, so nothing
+    more is stored; an earlier call that named none of these recipients on these channels leaves
+    no row to compare and is not seen, nor is one that named more of them."""
     if template_id is not None:
         content = {"template_id": template_id, "context": payload.context}
     else:
         content = {"subject": payload.title, "text": payload.body, "html": "", "url": payload.url}
-    stored = list(Delivery.objects.filter(idempotency_key__in=set(wanted)).values_list("content", flat=True))
-    return bool(stored) and (len(stored) != len(set(wanted)) or any(row != content for row in stored))
+    stored = list(Delivery.objects.filter(idempotency_key__in=set(wanted)).values_list("content", "category_id"))
+    return bool(stored) and (
+        len(stored) != len(set(wanted))
+        or any(row != content or (category is not None and category_id != category.pk) for row, category_id in stored)
+    )
 
 
 @router.post("/broadcasts", response={201: s.BroadcastOut, **s.ERRORS}, auth=ServerKey(Scope.NOTIFY), tags=["sending"])

@@ -52,3 +52,44 @@ def test_racing_requests_with_one_idempotency_key_send_once(live_server):
         deliveries_send(delivery_ids=task.args_kwargs["kwargs"]["delivery_ids"])
     sent = CapturedMessage.objects.filter(channel="email")
     assert sorted(sent.values_list("address", flat=True)) == sorted(p.email for p in people)
+
+
+def test_racing_requests_with_one_key_and_two_bodies_send_one_and_refuse_the_other(live_server, monkeypatch):
+    """Both requests pass the first check (no row yet) before either plans: the one that plans
+    second finds the other's rows and is refused, never answered 202 for a message it did not send."""
+    import api.endpoints as endpoints
+
+    CategoryFactory(key="system", kind="system", user_can_opt_out=False)
+    person = RecipientProfileFactory(user=UserFactory(username="racer")).user
+    secret = api_key_create(name="racer", scopes=["notify"]).secret
+    both_checked = threading.Barrier(2, timeout=20)
+    first_check = threading.local()
+    real = endpoints._reused_differently
+
+    def checked_then_wait(*args, **kwargs):
+        answer = real(*args, **kwargs)
+        if not getattr(first_check, "done", False):
+            first_check.done = True
+            both_checked.wait()  # both requests have checked before either writes
+        return answer
+
+    monkeypatch.setattr(endpoints, "_reused_differently", checked_then_wait)
+
+    def send(title):
+        body = json.dumps({"recipients": [{"id": person.pk}], "title": title}).encode()
+        request = Request(live_server.url + "/api/v1/notifications", data=body, method="POST", headers={
+            "Authorization": f"Bearer {secret}", "Content-Type": "application/json", "Idempotency-Key": "same"})
+        try:
+            with urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = dict(zip(["Refund approved", "Refund DENIED"], pool.map(send, ["Refund approved", "Refund DENIED"])))
+
+    assert sorted(status for status, _ in answers.values()) == [202, 422], answers
+    [sent] = [title for title, (status, _) in answers.items() if status == 202]
+    assert list(Notification.objects.values_list("title", flat=True)) == [sent]
+    [(_, refused)] = [answer for answer in answers.values() if answer[0] == 422]
+    assert refused["type"] == "/api/problems/idempotency-key-reused"

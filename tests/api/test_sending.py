@@ -67,6 +67,7 @@ def test_the_same_idempotency_key_twice_sends_once(api, recipient):
 
 
 def test_an_idempotency_key_reused_with_another_body_is_422(api, recipient, other_recipient):
+    CategoryFactory(key="promotions", name="Promotions")
     MessageTemplateFactory(key="shipped", inapp_title="Order {{ order }} shipped", inapp_body="")
     sent = {"recipients": [{"id": recipient.pk}], "title": "Once", "channels": ["inapp"]}
     by_template = {"recipients": [{"id": recipient.pk}], "template": "shipped", "context": {"order": "A-17"}}
@@ -79,6 +80,7 @@ def test_an_idempotency_key_reused_with_another_body_is_422(api, recipient, othe
         ("k1", {**sent, "recipients": [{"id": recipient.pk}, {"id": other_recipient.pk}]}),  # someone more
         ("k2", {**by_template, "context": {"order": "B-2"}}),
         ("k1", by_template),
+        ("k1", {**sent, "category": "promotions"}),  # another category
     ]:
         response = api.post("/api/v1/notifications", body, headers={"Idempotency-Key": key})
         assert response.status_code == 422, (key, body, response.content)
