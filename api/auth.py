@@ -14,13 +14,13 @@ from .tokens import TokenRefused, recipient_token_user
 
 
 class ServerKey(HttpBearer):
-    """``Authorization: Bearer sbk_...`` with ``scope``. A missing, wrong or revoked key is 401;
+    """``Authorization: Bearer sbk_...`` with every one of ``scopes``. A missing, wrong or revoked key is 401;
     a key without the scope 403; a key over its rate limit 429. The key is kept on the request
     (``request.api_key``) for the audit (``api.middleware``)."""
 
-    def __init__(self, scope: str) -> None:
+    def __init__(self, *scopes: str) -> None:
         super().__init__()
-        self.scope = scope
+        self.scopes = scopes
 
     def authenticate(self, request: HttpRequest, token: str):
         try:
@@ -29,8 +29,9 @@ class ServerKey(HttpBearer):
             return None
         request.api_key = key
         api_key_throttle(key=key)
-        if self.scope not in key.scopes:
-            raise ScopeMissing(self.scope)
+        for scope in self.scopes:
+            if scope not in key.scopes:
+                raise ScopeMissing(scope)
         return key
 
 

@@ -205,16 +205,18 @@ def _recipient(recipient_id: int):
 
 
 @router.post("/recipients/{int:recipient_id}/token", response={200: s.RecipientTokenOut, **s.ERRORS},
-             auth=ServerKey(Scope.RECIPIENTS_WRITE), tags=["recipients"])
+             auth=ServerKey(Scope.RECIPIENTS_READ, Scope.RECIPIENTS_WRITE), tags=["recipients"])
 def recipient_token(request: HttpRequest, recipient_id: PathId, payload: s.RecipientTokenIn):
-    """A short-lived token for this recipient's app to call ``/me/...`` (``Bearer sbr_...``)."""
+    """A short-lived token for this recipient's app to call ``/me/...`` (``Bearer sbr_...``): it
+    reads their inbox and preferences and changes them, so the key needs both recipient scopes.
+    It stops working when the key is revoked."""
     user = _recipient(recipient_id)
     if user.is_staff or user.is_superuser:
         # A server key speaks for the integrator's customers, not for the people who run Signalbox:
         # a /me/ token for a staff account would act as them (as upsert, which refuses staff too).
         raise Problem(403, "staff-account", _("The API does not mint tokens for staff accounts."),
                       _("Staff sign in to Signalbox themselves."))
-    token, expires = recipient_token_mint(user=user, ttl_seconds=payload.ttl_seconds)
+    token, expires = recipient_token_mint(user=user, key=request.auth, ttl_seconds=payload.ttl_seconds)
     return {"token": token, "expires_at": expires}
 
 

@@ -12,14 +12,15 @@ from tests.api.conftest import ALL_SCOPES, ApiClient
 
 pytestmark = pytest.mark.django_db
 
-# (method, path, scope, body): one call per server endpoint.
+# (method, path, scope, body): one call per server endpoint; a tuple of scopes where it needs each.
 SERVER_CALLS = [
     ("POST", "/api/v1/notifications", Scope.NOTIFY, {"recipients": [{"id": 1}], "title": "Hi"}),
     ("POST", "/api/v1/broadcasts", Scope.NOTIFY, {"title": "Hi"}),
     ("POST", "/api/v1/journeys/welcome/enter", Scope.NOTIFY, {"recipients": [{"id": 1}]}),
     ("PUT", "/api/v1/recipients", Scope.RECIPIENTS_WRITE, {"email": "new@example.com"}),
     ("POST", "/api/v1/recipients/bulk", Scope.RECIPIENTS_WRITE, {"recipients": [{"email": "new@example.com"}]}),
-    ("POST", "/api/v1/recipients/1/token", Scope.RECIPIENTS_WRITE, {}),
+    # A /me/ token reads and changes the person's inbox and preferences: both recipient scopes.
+    ("POST", "/api/v1/recipients/1/token", (Scope.RECIPIENTS_READ, Scope.RECIPIENTS_WRITE), {}),
     ("GET", "/api/v1/recipients/1/preferences", Scope.RECIPIENTS_READ, None),
     ("PATCH", "/api/v1/recipients/1/preferences", Scope.RECIPIENTS_WRITE, {}),
     ("GET", "/api/v1/suppressions", Scope.RECIPIENTS_READ, None),
@@ -29,6 +30,10 @@ SERVER_CALLS = [
     ("GET", "/api/v1/campaigns", Scope.CAMPAIGNS_READ, None),
     ("GET", "/api/v1/campaigns/1", Scope.CAMPAIGNS_READ, None),
 ]
+
+
+def _scopes(scope) -> list[str]:
+    return list(scope) if isinstance(scope, tuple) else [scope]
 
 
 def test_the_table_covers_every_server_operation_in_the_schema():
@@ -46,16 +51,17 @@ def test_the_table_covers_every_server_operation_in_the_schema():
 
 @pytest.mark.parametrize(("method", "path", "scope", "body"), SERVER_CALLS, ids=[f"{m} {p}" for m, p, *_ in SERVER_CALLS])
 def test_a_key_without_the_scope_gets_403_and_nothing_happens(make_key, method, path, scope, body):
-    others = [s for s in ALL_SCOPES if s != scope]
-    response = ApiClient(make_key(others).secret).call(method, path, body)
-    assert response.status_code == 403, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    assert response.json()["type"] == "/api/problems/scope" and scope in response.json()["detail"]
+    for needed in _scopes(scope):
+        others = [s for s in ALL_SCOPES if s != needed]
+        response = ApiClient(make_key(others).secret).call(method, path, body)
+        assert response.status_code == 403, response.content
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["type"] == "/api/problems/scope" and needed in response.json()["detail"]
 
 
 @pytest.mark.parametrize(("method", "path", "scope", "body"), SERVER_CALLS, ids=[f"{m} {p}" for m, p, *_ in SERVER_CALLS])
 def test_a_revoked_wrong_or_missing_key_gets_401(make_key, method, path, scope, body):
-    made = make_key([scope])
+    made = make_key(_scopes(scope))
     api_key_revoke(key=made.key)
     for secret in (made.secret, made.secret[:-2] + "xx", "sbk_nope_nope", "", None):
         response = ApiClient(secret).call(method, path, body)
@@ -66,7 +72,7 @@ def test_a_revoked_wrong_or_missing_key_gets_401(make_key, method, path, scope, 
 
 @pytest.mark.parametrize(("method", "path", "scope", "body"), SERVER_CALLS, ids=[f"{m} {p}" for m, p, *_ in SERVER_CALLS])
 def test_a_key_with_the_scope_is_let_through(make_key, method, path, scope, body):
-    response = ApiClient(make_key([scope]).secret).call(method, path, body)
+    response = ApiClient(make_key(_scopes(scope)).secret).call(method, path, body)
     assert response.status_code not in (401, 403, 500), response.content
 
 

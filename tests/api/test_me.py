@@ -91,6 +91,23 @@ def test_a_tampered_expired_or_foreign_token_is_401(recipient):
     assert ApiClient(token).get("/api/v1/me/inbox").status_code == 401
 
 
+def test_a_token_dies_with_the_key_that_minted_it_and_when_its_person_becomes_staff(make_key, recipient):
+    from api.keys import api_key_revoke
+
+    made = make_key(["recipients:read", "recipients:write"])
+    mint = ApiClient(made.secret).post(f"/api/v1/recipients/{recipient.pk}/token", {"ttl_seconds": 600})
+    token = mint.json()["token"]
+    assert ApiClient(token).get("/api/v1/me/inbox").status_code == 200
+    api_key_revoke(key=made.key)
+    assert ApiClient(token).get("/api/v1/me/inbox").status_code == 401
+
+    other = make_key(["recipients:read", "recipients:write"])
+    token = ApiClient(other.secret).post(f"/api/v1/recipients/{recipient.pk}/token", {}).json()["token"]
+    recipient.is_staff = True
+    recipient.save()
+    assert ApiClient(token).get("/api/v1/me/inbox").status_code == 401
+
+
 def test_a_server_key_is_not_a_recipient(api):
     assert api.get("/api/v1/me/inbox").status_code == 401
 
