@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -150,6 +151,8 @@ class WebhookEndpointAdmin(ModelAdmin):
                 **self.admin_site.each_context(request), "opts": self.model._meta, "original": endpoint,
                 "title": question % {"endpoint": endpoint}, "endpoint": endpoint, "verb": verb,
                 "change_url": change_url,
+                "rotation_in_grace": bool(endpoint.previous_secret and endpoint.previous_secret_expires_at
+                                          and endpoint.previous_secret_expires_at > timezone.now()),
             })
         run(endpoint)
         return HttpResponseRedirect(change_url)

@@ -58,13 +58,17 @@ def test_the_secret_is_shown_once_and_rotation_shows_a_new_one(boss_client, rece
     assert endpoint.secret not in again  # masked from now on
 
     rotate = reverse("admin:notifications_webhookendpoint_rotate_secret", args=[endpoint.pk])
-    assert boss_client.get(rotate).status_code == 200  # a GET only asks
+    asked = boss_client.get(rotate)  # a GET only asks
+    assert asked.status_code == 200 and b'data-testid="rotation-in-grace"' not in asked.content
     endpoint.refresh_from_db()
     assert endpoint.secret == shown
     page = boss_client.post(rotate, follow=True).content.decode()
     endpoint.refresh_from_db()
     assert endpoint.secret != shown and endpoint.previous_secret == shown
     assert endpoint.secret in page
+    # Rotating again within the grace period drops the first secret at once: the page says so first.
+    assert b'data-testid="rotation-in-grace"' in boss_client.get(rotate).content
+    assert "宽限期" in boss_client.get(rotate, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
 
 
 def test_send_test_event_posts_a_signed_event_and_says_what_came_back(boss_client, receiver, loopback_allowed):
