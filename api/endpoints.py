@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
@@ -90,18 +91,20 @@ def notifications_send(
     if idempotency_key is not None and _reused_differently(wanted, payload, template_id, category):
         raise _key_reused()
     try:
-        result = notify(ids, template=payload.template, context=payload.context, title=payload.title,
-                        body=payload.body, url=payload.url, channels=payload.channels, category=category,
-                        idempotency_key=key)
+        with transaction.atomic():
+            result = notify(ids, template=payload.template, context=payload.context, title=payload.title,
+                            body=payload.body, url=payload.url, channels=payload.channels, category=category,
+                            idempotency_key=key)
+            if idempotency_key is not None and result.already_known and _reused_differently(
+                    wanted, payload, template_id, category):
+                # Another request with this key planned first while this one was on its way (the
+                # check above saw nothing yet): its rows stand, and this body is refused as if it
+                # came second, with whatever it planned beside them undone.
+                raise _key_reused()
     except Category.DoesNotExist as exc:  # no category given, and no "system" one to fall back on
         raise _invalid("category", _("Give a category: this site has no “system” category.")) from exc
     except ValueError as exc:
         raise _invalid("body", str(exc)) from exc
-    if idempotency_key is not None and result.already_known and _reused_differently(wanted, payload, template_id,
-                                                                                     category):
-        # Another request with this key planned first while this one was on its way (the check
-        # above saw nothing yet): its rows stand, and this body is refused as if it came second.
-        raise _key_reused()
     delivery_ids = sorted(Delivery.objects.filter(idempotency_key__in=wanted).values_list("pk", flat=True))
     return Status(202, {"planned": result.planned, "suppressed": result.suppressed,
                  "already_known": result.already_known, "delivery_ids": delivery_ids})

@@ -56,11 +56,14 @@ def test_racing_requests_with_one_idempotency_key_send_once(live_server):
 
 def test_racing_requests_with_one_key_and_two_bodies_send_one_and_refuse_the_other(live_server, monkeypatch):
     """Both requests pass the first check (no row yet) before either plans: the one that plans
-    second finds the other's rows and is refused, never answered 202 for a message it did not send."""
+    second finds the other's rows and is refused, never answered 202 for a message it did not send,
+    and nothing it planned for the one person only it named is kept."""
     import api.endpoints as endpoints
 
     CategoryFactory(key="system", kind="system", user_can_opt_out=False)
     person = RecipientProfileFactory(user=UserFactory(username="racer")).user
+    other = RecipientProfileFactory(user=UserFactory(username="bystander")).user
+    recipients = {"Refund approved": [person], "Refund DENIED": [person, other]}  # the second names one more
     secret = api_key_create(name="racer", scopes=["notify"]).secret
     both_checked = threading.Barrier(2, timeout=20)
     first_check = threading.local()
@@ -76,7 +79,7 @@ def test_racing_requests_with_one_key_and_two_bodies_send_one_and_refuse_the_oth
     monkeypatch.setattr(endpoints, "_reused_differently", checked_then_wait)
 
     def send(title):
-        body = json.dumps({"recipients": [{"id": person.pk}], "title": title}).encode()
+        body = json.dumps({"recipients": [{"id": p.pk} for p in recipients[title]], "title": title}).encode()
         request = Request(live_server.url + "/api/v1/notifications", data=body, method="POST", headers={
             "Authorization": f"Bearer {secret}", "Content-Type": "application/json", "Idempotency-Key": "same"})
         try:
@@ -90,6 +93,9 @@ def test_racing_requests_with_one_key_and_two_bodies_send_one_and_refuse_the_oth
 
     assert sorted(status for status, _ in answers.values()) == [202, 422], answers
     [sent] = [title for title, (status, _) in answers.items() if status == 202]
-    assert list(Notification.objects.values_list("title", flat=True)) == [sent]
+    # Only the accepted request's messages exist: what the refused one planned beside them is undone.
+    assert sorted(Delivery.objects.values_list("content__subject", "recipient_id")) == sorted(
+        (sent, p.pk) for p in recipients[sent])
+    assert sorted(Notification.objects.values_list("recipient_id", flat=True)) == sorted(p.pk for p in recipients[sent])
     [(_, refused)] = [answer for answer in answers.values() if answer[0] == 422]
     assert refused["type"] == "/api/problems/idempotency-key-reused"
