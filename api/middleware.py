@@ -63,7 +63,7 @@ def _nul_refused():
     from django.utils.translation import gettext as _
 
     return problem_response(status=400, slug="nul", title=_("The request cannot be accepted."),
-                            detail=_("Text may not contain the NUL character (\\u0000)."))
+                            detail=_("The URL or the Idempotency-Key contains a NUL character."))
 
 
 def _as_problem(response):

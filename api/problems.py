@@ -22,10 +22,13 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
+from notifications.jsonsafe import JSONInputError, json_loads_safe
+
 from .keys import RateLimited
 
 logger = logging.getLogger(__name__)
 CONTENT_TYPE = "application/problem+json"
+MAX_BODY_DEPTH = 32  # nesting levels of a request body (a template context is a few levels deep)
 
 
 class ScopeMissing(Exception):
@@ -62,46 +65,21 @@ def _field(loc) -> str:
 
 
 class BodyRefused(ValueError):
-    """A JSON body that parses but cannot be stored: a non-finite number, or NUL in a string."""
-
-
-def _refuse_constant(name: str):
-    raise BodyRefused(_("Numbers must be finite: %(value)s is not allowed.") % {"value": name})
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise BodyRefused(_("Numbers must be finite: %(value)s is too large.") % {"value": text[:40]})
-    return value
-
-
-def has_nul(value) -> bool:
-    """Whether any string in ``value`` (keys included, at any depth) holds the NUL character."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+    """A body that is not JSON the API accepts (``notifications.jsonsafe``): not JSON, nested too
+    deeply, a non-finite number, or a character no database stores (NUL, a lone surrogate)."""
 
 
 class StrictJSONParser(Parser):
-    """JSON bodies as every supported database can store them. SQLite keeps ``NaN``, ``Infinity``
-    and NUL characters that PostgreSQL refuses with an error at the INSERT, so they are refused
-    here, with the same 400 on both."""
+    """JSON bodies through the project's one loader for JSON from outside (``json_loads_safe``):
+    SQLite keeps ``NaN``, ``Infinity`` and NUL characters that PostgreSQL refuses with an error at
+    the INSERT, so they are refused here, with the same 400 on both. (The size is capped before the
+    body is read, by ``api.middleware``.)"""
 
     def parse_body(self, request: HttpRequest):
-        data = json.loads(request.body, parse_constant=_refuse_constant, parse_float=_finite_float)
-        if has_nul(data):
-            raise BodyRefused(_("Text may not contain the NUL character (\\u0000)."))
-        return data
+        try:
+            return json_loads_safe(request.body, max_chars=max(len(request.body), 1), max_depth=MAX_BODY_DEPTH)
+        except JSONInputError as exc:
+            raise BodyRefused(exc.message) from exc
 
 
 def validation_errors(exc: NinjaValidationError) -> list[dict]:
