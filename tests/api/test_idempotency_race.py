@@ -21,6 +21,17 @@ from tests.factories import CategoryFactory, RecipientProfileFactory, UserFactor
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def post_notification(server: str, *, secret: str, body: bytes, idempotency_key: str) -> tuple[int, dict]:
+    """POST /api/v1/notifications over real HTTP; the status and the JSON answer (problems too)."""
+    request = Request(server + "/api/v1/notifications", data=body, method="POST", headers={
+        "Authorization": f"Bearer {secret}", "Content-Type": "application/json", "Idempotency-Key": idempotency_key})
+    try:
+        with urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 def test_racing_requests_with_one_idempotency_key_send_once(live_server):
     CategoryFactory(key="system", kind="system", user_can_opt_out=False)
     people = [RecipientProfileFactory(user=UserFactory(username=f"racer{i}")).user for i in range(20)]
@@ -30,14 +41,8 @@ def test_racing_requests_with_one_idempotency_key_send_once(live_server):
     start = threading.Barrier(4)
 
     def send(_):
-        request = Request(live_server.url + "/api/v1/notifications", data=body, method="POST", headers={
-            "Authorization": f"Bearer {secret}", "Content-Type": "application/json", "Idempotency-Key": "race-1"})
         start.wait()
-        try:
-            with urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read())
-        except HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return post_notification(live_server.url, secret=secret, body=body, idempotency_key="race-1")
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(send, range(4)))
@@ -80,13 +85,7 @@ def test_racing_requests_with_one_key_and_two_bodies_send_one_and_refuse_the_oth
 
     def send(title):
         body = json.dumps({"recipients": [{"id": p.pk} for p in recipients[title]], "title": title}).encode()
-        request = Request(live_server.url + "/api/v1/notifications", data=body, method="POST", headers={
-            "Authorization": f"Bearer {secret}", "Content-Type": "application/json", "Idempotency-Key": "same"})
-        try:
-            with urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read())
-        except HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return post_notification(live_server.url, secret=secret, body=body, idempotency_key="same")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         answers = dict(zip(["Refund approved", "Refund DENIED"], pool.map(send, ["Refund approved", "Refund DENIED"])))
