@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Test processes for `make test` (pytest-xdist, a test file's tests stay together); 0 runs in this one.
+TEST_WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run prod test install install-dev assets npm chromium fonts messages bench clean help
@@ -85,7 +87,7 @@ fonts:
 	fi
 
 test: install-dev assets chromium fonts
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 messages: install
 	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=staticfiles --no-obsolete

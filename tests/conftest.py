@@ -32,7 +32,17 @@ hypothesis_settings.load_profile("signalbox")
 
 def pytest_collection_modifyitems(config, items):
     """The production stage (marker ``prod``) runs only when the marker expression names it
-    (``-m prod``, as ``.ci/run`` does): never in ``make test`` or another stage, whatever their ``-m``."""
+    (``-m prod``, as ``.ci/run`` does): never in ``make test`` or another stage, whatever their ``-m``.
+
+    schemathesis names each API operation's test (``test_with_a_valid_key[POST /api/v1/…]``) but
+    gives them all the function's node id; pytest-xdist (``-n 2``) schedules by node id and would
+    run one operation of each test. Each gets its name as its node id (pytest keeps it in ``_id``,
+    a ``NodeId``; the assertion catches a pytest that keeps it elsewhere)."""
+    for item in items:
+        base, _, last = item.nodeid.rpartition("::")
+        if base and last != item.name:
+            item._id = type(item._id).parse(f"{base}::{item.name}")
+            assert item.nodeid.endswith(item.name), item.nodeid
     if "prod" in (config.option.markexpr or ""):
         return
     stage = [item for item in items if item.get_closest_marker("prod")]
