@@ -125,7 +125,10 @@ class InboxPage:
 def inbox_items(*, user_id: int, before: tuple[datetime, int, str] | None = None):
     """Everything in one inbox, newest first, as ``InboxItem`` fields: the user's notifications
     (shared text read through ``content``) and the broadcasts they see, with their own read
-    time. One UNION ALL; each side walks its own index in order.
+    time. Sliced (``[start:stop]``) it is one statement: each side takes its newest ``stop``
+    rows down its own index, and the UNION ALL of those two short lists is ordered and cut.
+    (A UNION ALL ordered as a whole would read every row the person has: PostgreSQL sorted all
+    100k notifications of one user to show 20, 62–71 ms.)
 
     The order is total: newest first, then the higher id, then notifications before broadcasts
     (the two tables number their rows apart, so one id can name one of each at one instant).
@@ -166,11 +169,40 @@ def inbox_items(*, user_id: int, before: tuple[datetime, int, str] | None = None
         if kind == "notification":  # the broadcast with the same time and id comes next
             older |= Q(created_at=created, id=pk)
         broadcasts = broadcasts.filter(older)
-    return (
-        notifications.order_by().values_list(*columns)
-        .union(broadcasts.order_by().values_list(*columns), all=True)
-        .order_by("-item_created", "-item_id", "-item_kind")  # "notification" > "broadcast"
-    )
+    return _NewestFirst(notifications.values_list(*columns), broadcasts.values_list(*columns))
+
+
+class _NewestFirst:
+    """``inbox_items``: the two sides, read a slice at a time."""
+
+    def __init__(self, *sides) -> None:
+        self.sides = sides
+
+    def __getitem__(self, index: slice) -> list[tuple]:
+        if not isinstance(index, slice) or index.step is not None or index.stop is None:
+            raise TypeError("inbox_items() is read in slices with an end: items[start:stop]")
+        start, stop = index.start or 0, index.stop
+        if stop <= start:
+            return []
+        compilers = [
+            side.order_by("-created_at", "-id")[:stop].query.get_compiler(using=connection.alias)
+            for side in self.sides
+        ]
+        sides = [compiler.as_sql() for compiler in compilers]
+        union = " UNION ALL ".join(f"SELECT * FROM ({sql}) side{n}" for n, (sql, _params) in enumerate(sides))
+        statement = (
+            f"SELECT * FROM ({union}) inbox "
+            # Newest, then the higher id, then "notification" before "broadcast".
+            "ORDER BY item_created DESC, item_id DESC, item_kind DESC LIMIT %s OFFSET %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [*(p for _sql, params in sides for p in params), stop - start, start])
+            rows = cursor.fetchall()
+        # The columns are typed alike on both sides: the first side's converters (SQLite's
+        # datetimes arrive as text) serve every row, as they would have served its queryset's.
+        compiler = compilers[0]
+        converters = compiler.get_converters([expression for expression, _sql, _alias in compiler.select])
+        return [tuple(row) for row in compiler.apply_converters(rows, converters)] if converters else rows
 
 
 class _InboxList:

@@ -239,3 +239,26 @@ def test_withdrawing_takes_it_out_of_every_inbox(client, ada):
     assert AuditEntry.objects.filter(action="broadcast.withdraw").exists()
     assert badge(client, ada) == "0"
     assert not Notification.objects.exists()
+
+
+def test_every_slice_of_the_inbox_is_that_slice_of_one_newest_first_order(ada, grace):
+    """Each side of the inbox reads only its newest rows for a slice; what a page shows must still
+    be that page of the whole inbox: times interleaved, a notification and a broadcast made at
+    one instant (the notification first), a read broadcast, another person's rows left out."""
+    from notifications.inbox.selectors import inbox_items
+
+    now = timezone.now()
+    for minutes in (1, 2, 4, 7, 8, 9, 15):
+        NotificationFactory(recipient=ada, title=f"n{minutes}", created_at=now - timedelta(minutes=minutes))
+    NotificationFactory(recipient=grace, title="not ada's", created_at=now)
+    for minutes in (3, 5, 6, 9, 20):
+        Broadcast.objects.create(title=f"b{minutes}", body="", created_at=now - timedelta(minutes=minutes))
+    Broadcast.objects.filter(title="b9").update(created_at=Notification.objects.get(title="n9").created_at)
+    BroadcastRead.objects.create(user=ada, broadcast=Broadcast.objects.get(title="b5"), read_at=now)
+
+    everything = inbox_items(user_id=ada.pk)[0:100]
+    titles = [row[2] for row in everything]
+    assert titles == ["n1", "n2", "b3", "n4", "b5", "b6", "n7", "n8", "n9", "b9", "n15", "b20"]
+    assert [row[7] is not None for row in everything][4] is True  # b5 read, with its own read time
+    for start, stop in [(0, 1), (0, 3), (3, 8), (8, 10), (9, 12), (10, 40), (12, 20)]:
+        assert inbox_items(user_id=ada.pk)[start:stop] == everything[start:stop], (start, stop)
