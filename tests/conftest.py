@@ -6,6 +6,7 @@ failure: in CI a missing database, Redis or browser must fail the run, never hid
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -19,6 +20,9 @@ from hypothesis import settings as hypothesis_settings
 from tests.factories import PASSWORD, RecipientProfileFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
+# collectstatic's output for tests/test_serving.py and tests/test_prod_launcher.py, kept between runs
+# (var/ is not committed): later runs only re-hash, compression is skipped.
+TEST_STATIC_ROOT = ROOT / "var" / "test_staticfiles"
 
 pytest_plugins = ["tests.require_services"]
 
@@ -140,6 +144,17 @@ def _fresh_redis_for_tests():
 
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
     yield
+
+
+@pytest.fixture(scope="module")
+def static_root_alone():
+    """``TEST_STATIC_ROOT`` to this module alone until it ends (an exclusive flock): under
+    ``pytest -n 2`` the other process may be collecting into it or serving from it."""
+    lock = TEST_STATIC_ROOT.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield TEST_STATIC_ROOT
 
 
 @pytest.fixture

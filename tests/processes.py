@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import socket
 import subprocess
 import sys
@@ -14,19 +12,6 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import ROOT, child_env
-
-
-@contextlib.contextmanager
-def held(path: Path):
-    """Hold an exclusive lock on ``path`` (created if missing) until the block ends: what two test
-    processes share on disk (``pytest -n 2`` runs two) is used by one at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def free_port() -> int:

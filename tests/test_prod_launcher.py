@@ -19,21 +19,13 @@ from pathlib import Path
 import pytest
 
 from config.serve import START_WINDOW
-from tests.conftest import ROOT
-from tests.processes import alive, descendants, free_port, held
+from tests.conftest import ROOT, TEST_STATIC_ROOT as STATIC_ROOT
+from tests.processes import alive, descendants, free_port
 
 PG_SERVER = os.environ.get("CI_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("SIGNALBOX_LAUNCHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-STATIC_ROOT = ROOT / "var" / "test_staticfiles"  # shared with tests/test_serving.py: compressed once
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _static_root_to_ourselves():
-    """tests/test_serving.py serves from the same directory: one module at a time."""
-    with held(STATIC_ROOT.with_suffix(".lock")):
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("static_root_alone")]
 
 
 def launcher_env(**values: str) -> dict[str, str]:

@@ -16,19 +16,12 @@ import time
 import pytest
 
 from config.storage import StaticStorage
-from tests.conftest import ROOT, child_env
-from tests.processes import free_port, held
+from tests.conftest import ROOT, TEST_STATIC_ROOT as STATIC_ROOT, child_env
+from tests.processes import free_port
 
-# Collected once and kept (var/ is not committed): later runs only re-hash, compression is skipped.
-STATIC_ROOT = ROOT / "var" / "test_staticfiles"
 PLOTLY = "plotly/plotly-basic.min.js"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _static_root_to_ourselves():
-    """tests/test_prod_launcher.py collects into the same directory: one module at a time."""
-    with held(STATIC_ROOT.with_suffix(".lock")):
-        yield
+pytestmark = pytest.mark.usefixtures("static_root_alone")
 
 
 def prod_env(**extra: str) -> dict[str, str]:
