@@ -5,6 +5,8 @@ The badge counts unread notifications (a partial index of unread rows) plus the 
 user sees and has not read (``selectors.inbox_counts``, one statement). The broadcasts are a
 mix: most for everyone, a quarter in a category the user opted out of (not counted), and some
 already read. ``inbox_page_ms`` is the first inbox page (notifications and broadcasts merged).
+On PostgreSQL the badge's statement is prepared once per connection (``notifications.prepared``);
+``unprepared_median_ms`` is the same badge planned afresh on each call, measured in the same run.
 """
 
 from __future__ import annotations
@@ -15,14 +17,23 @@ import time
 from datetime import timedelta
 
 
-def _median_ms(call, calls: int) -> tuple[float, float, float]:
+def _samples_ms(call, calls: int) -> list[float]:
     samples = []
     for _ in range(calls):
         start = time.perf_counter()
         call()
         samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
+    return samples
+
+
+def _summary(samples: list[float]) -> tuple[float, float, float]:
+    """Median, 95th percentile and worst of ``samples`` (ms)."""
+    samples = sorted(samples)
     return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)], samples[-1]
+
+
+def _median_ms(call, calls: int) -> tuple[float, float, float]:
+    return _summary(_samples_ms(call, calls))
 
 
 def run(argv: list[str]) -> dict:
@@ -36,6 +47,7 @@ def run(argv: list[str]) -> dict:
 
     from django.contrib.auth import get_user_model
     from django.db import connection
+    from django.test.utils import override_settings
     from django.utils import timezone
 
     from notifications.models import Broadcast, BroadcastRead, Category, Notification, Preference
@@ -93,12 +105,23 @@ def run(argv: list[str]) -> dict:
     for _ in range(50):  # warm caches and the connection
         count = unread_count(user=user)
     assert count == expected, (count, expected)
-    median, p95, worst = _median_ms(lambda: unread_count(user=user), opts.calls)
+    # The baseline, in the same run: the statement planned afresh on every call (PostgreSQL
+    # without prepared statements, as behind a pooler that cannot keep them; on SQLite the two
+    # are the same). The two alternate in rounds, so a change in the machine's load hits both.
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    for _round in range(10):
+        for prepared in (True, False):
+            with override_settings(SIGNALBOX_PREPARED_STATEMENTS=prepared):
+                samples[prepared] += _samples_ms(lambda: unread_count(user=user), max(1, opts.calls // 10))
+    median, p95, worst = _summary(samples[True])
+    unprepared, _p95, _worst = _summary(samples[False])
     page_median, _p95, _worst = _median_ms(lambda: list(inbox_page(user=user).page.object_list), 50)
     return {
         "median_ms": round(median, 4),
         "p95_ms": round(p95, 4),
         "max_ms": round(worst, 4),
+        "unprepared_median_ms": round(unprepared, 4),
+        "ratio_unprepared_to_prepared": round(unprepared / median, 2),
         "inbox_page_ms": round(page_median, 3),
         "notifications": opts.notifications,
         "unread": opts.unread,

@@ -146,6 +146,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The unread badge and every live inbox's check run as statements PostgreSQL prepares once per
+# connection (``notifications.prepared``). Off behind a pooler in transaction
+# mode that cannot keep prepared statements (PgBouncer before 1.21).
+SIGNALBOX_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -16,6 +16,7 @@ from .. import conf
 from ..localized import localized_expression
 from ..models import Broadcast, BroadcastRead, Notification
 from ..models.inbox import safe_link
+from ..prepared import fetchone_prepared
 
 
 # --- The inbox: notifications and broadcasts, merged ------------------------------------------------
@@ -62,14 +63,13 @@ def inbox_counts(*, user_id: int) -> InboxCounts:
 
     The unread notifications come from the partial index ``notification_unread_idx``; the
     broadcasts from ``broadcast_created_idx`` (those made since the user joined), each probed
-    once in ``broadcastread_unique_user_broadcast``.
+    once in ``broadcastread_unique_user_broadcast``. On PostgreSQL the statement is prepared once
+    per connection (``fetchone_prepared``): planning it cost more than running it.
     """
     statement, template = _counts_statement(connection.vendor, connection.alias)
     someone = str(_SOMEONE)
     params = [user_id if p == _SOMEONE else str(user_id) if p == someone else p for p in template]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        unread_n, unread_b, latest_n, latest_b = cursor.fetchone()
+    unread_n, unread_b, latest_n, latest_b = fetchone_prepared(statement, params)
     return InboxCounts(unread=unread_n + unread_b, latest_notification_id=latest_n or 0,
                        latest_broadcast_id=latest_b or 0)
 
