@@ -10,7 +10,8 @@ the backlog or the recent window, never with the ledger (README "Deploying", "Me
 * provider errors: the same index over the window's failed receipts, grouped by their source;
 * deliveries by channel and status: the scheduler's last count (``ops.LedgerCount``), since a
   count of the whole table costs about a second at that size;
-* import and report jobs, heartbeats, counters: small tables.
+* import and report jobs, heartbeats, counters: small tables;
+* outbound webhooks: ``webhookmessage_open_idx`` (the messages waiting or unknown) and the endpoints.
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ class LatencyHistogram:
 
 
 @dataclass(frozen=True)
+class WebhookFigures:
+    """The outbound webhooks' outbox, described as ``SystemFigures`` describes the deliveries."""
+
+    queue_depth: int  # messages of enabled endpoints due now (first POST or a retry), unclaimed
+    oldest_due_at: datetime | None
+    unknown_outcomes: int  # last POST unanswered and no retry left: the receiver may have it or not
+    endpoints: dict[str, int]  # "enabled" (healthy), "failing" (enabled, failing since), "disabled" -> count
+
+
+@dataclass(frozen=True)
 class SystemFigures:
     now: datetime
     window: timedelta
@@ -63,13 +74,16 @@ class SystemFigures:
     latency: dict[str, LatencyHistogram]  # channel -> histogram of the window's latest sends
     import_jobs: dict[str, int]  # status -> jobs
     report_jobs: dict[str, int]  # status -> jobs
+    webhooks: WebhookFigures
     heartbeats: dict[str, datetime | None] = field(default_factory=dict)  # name -> beat_at
 
     @property
     def oldest_due_age_seconds(self) -> float:
-        if self.oldest_due_at is None:
-            return 0.0
-        return max(0.0, (self.now - self.oldest_due_at).total_seconds())
+        return _age(self.now, self.oldest_due_at)
+
+    @property
+    def webhook_oldest_due_age_seconds(self) -> float:
+        return _age(self.now, self.webhooks.oldest_due_at)
 
     def heartbeat_age_seconds(self, name: str) -> float | None:
         beat_at = self.heartbeats.get(name)
@@ -78,6 +92,37 @@ class SystemFigures:
     @property
     def deliveries_count_age_seconds(self) -> float | None:
         return self.heartbeat_age_seconds(Heartbeat.LEDGER_COUNT)
+
+
+def _age(now: datetime, since: datetime | None) -> float:
+    return 0.0 if since is None else max(0.0, (now - since).total_seconds())
+
+
+def _webhooks(*, now: datetime) -> WebhookFigures:
+    """Two queries: the outbox's open messages (``webhookmessage_open_idx``: waiting or unknown,
+    never the delivered history) and the endpoints by state."""
+    from django.db.models import Q
+
+    from notifications.models import WebhookEndpoint, WebhookMessage
+
+    Status = WebhookMessage.Status
+    # What the drains owe: a disabled endpoint's messages wait for it to be enabled again and are
+    # counted as that endpoint (``endpoints["disabled"]``), not as a backlog that keeps ageing.
+    due = Q(next_attempt_at__lte=now, endpoint__enabled=True) & ~Q(status=Status.SENDING)
+    open_ = WebhookMessage.objects.filter(Q(next_attempt_at__isnull=False) | Q(status=Status.UNKNOWN)).aggregate(
+        due=Count("id", filter=due),
+        oldest=Min("next_attempt_at", filter=due),
+        unknown=Count("id", filter=Q(status=Status.UNKNOWN, next_attempt_at__isnull=True)),
+    )
+    endpoints = WebhookEndpoint.objects.aggregate(
+        healthy=Count("id", filter=Q(enabled=True, failing_since__isnull=True)),
+        failing=Count("id", filter=Q(enabled=True, failing_since__isnull=False)),
+        off=Count("id", filter=Q(enabled=False)),
+    )
+    return WebhookFigures(
+        queue_depth=open_["due"], oldest_due_at=open_["oldest"], unknown_outcomes=open_["unknown"],
+        endpoints={"enabled": endpoints["healthy"], "failing": endpoints["failing"], "disabled": endpoints["off"]},
+    )
 
 
 def _latency(*, since: datetime, sample: int) -> dict[str, LatencyHistogram]:
@@ -108,7 +153,7 @@ def _latency(*, since: datetime, sample: int) -> dict[str, LatencyHistogram]:
 
 
 def system_figures(*, now: datetime) -> SystemFigures:
-    """Everything ``/metrics`` exports, in nine queries whatever the ledger's size."""
+    """Everything ``/metrics`` exports, in eleven queries whatever the ledger's size."""
     from channels_adapters.handler import channels
     from dashboard.models import ImportJob, Report
     from notifications.ledger.outcomes import group_q
@@ -162,4 +207,5 @@ def system_figures(*, now: datetime) -> SystemFigures:
         import_jobs=by_status(ImportJob),
         report_jobs=by_status(Report),
         heartbeats=heartbeats,
+        webhooks=_webhooks(now=now),
     )

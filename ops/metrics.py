@@ -122,6 +122,7 @@ class LedgerCollector(Collector):
                 [channel], buckets=[*buckets, ("+Inf", count)], sum_value=histogram.total_seconds if histogram else 0
             )
         yield latency
+        yield from self._webhooks(figures)
         yield _by_status("signalbox_import_jobs", "CSV user imports by status.", figures.import_jobs)
         yield _by_status("signalbox_report_jobs", "Generated reports and exports by status.", figures.report_jobs)
         ages = GaugeMetricFamily(
@@ -164,6 +165,35 @@ class LedgerCollector(Collector):
                 "Seconds since the scheduler last counted signalbox_deliveries.",
                 value=age,
             )
+
+    def _webhooks(self, figures: SystemFigures) -> Iterator[Metric]:
+        webhooks = figures.webhooks
+        yield GaugeMetricFamily(
+            "signalbox_webhook_queue_depth",
+            "Outbound webhook messages of enabled endpoints due now (a first POST or a retry) that no drain has "
+            "claimed yet; a disabled endpoint's waiting messages are in signalbox_webhook_endpoints{state=\"disabled\"}.",
+            value=webhooks.queue_depth,
+        )
+        yield GaugeMetricFamily(
+            "signalbox_webhook_oldest_due_age_seconds",
+            "How long the oldest due, unclaimed webhook message has been due (0 when none is).",
+            value=figures.webhook_oldest_due_age_seconds,
+        )
+        yield GaugeMetricFamily(
+            "signalbox_webhook_unknown_outcomes",
+            "Webhook messages whose last POST got no answer and that have no retry left: the receiver may or "
+            "may not have them.",
+            value=webhooks.unknown_outcomes,
+        )
+        endpoints = GaugeMetricFamily(
+            "signalbox_webhook_endpoints",
+            "Webhook endpoints by state: enabled, failing (enabled, its posts failing since a time), disabled "
+            "(by staff, or after repeated failures).",
+            labels=["state"],
+        )
+        for state in ("enabled", "failing", "disabled"):
+            endpoints.add_metric([state], webhooks.endpoints.get(state, 0))
+        yield endpoints
 
     def _channels(self, present) -> list[str]:
         """The configured channels, then any other one the data names (a channel since removed)."""

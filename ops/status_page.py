@@ -89,6 +89,14 @@ def status_context(*, now: datetime) -> dict:
         "window": seconds_label(figures.window.total_seconds()),
         "oldest_due_age": seconds_label(figures.oldest_due_age_seconds) if figures.oldest_due_at else "—",
         "count_age": seconds_label(figures.deliveries_count_age_seconds),
+        "webhook_oldest_due_age": (
+            seconds_label(figures.webhook_oldest_due_age_seconds) if figures.webhooks.oldest_due_at else "—"
+        ),
+        "webhook_endpoints": [
+            ("enabled", _("Enabled"), figures.webhooks.endpoints.get("enabled", 0)),
+            ("failing", _("Failing (still enabled)"), figures.webhooks.endpoints.get("failing", 0)),
+            ("disabled", _("Disabled"), figures.webhooks.endpoints.get("disabled", 0)),
+        ],
         "deliveries": _delivery_table(figures, channel_labels, dict(Delivery.Status.choices)),
         "sweeps": [
             ("requeued", _("Put back in line (had not left)"), figures.lease_sweeps.get("requeued", 0)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -99,6 +100,10 @@ class WebhookMessage(models.Model):
         indexes = [
             models.Index(fields=["endpoint", "next_attempt_at"], name="webhookmessage_due_idx"),
             models.Index(fields=["endpoint", "ordering_key", "id"], name="webhookmessage_order_idx"),
+            # What /metrics and System status count across endpoints: the messages still waiting
+            # (first POST or a retry) and the unknown outcomes; never the delivered history.
+            models.Index(fields=["next_attempt_at"], condition=Q(next_attempt_at__isnull=False) | Q(status="unknown"),
+                         name="webhookmessage_open_idx"),
         ]
 
     def __str__(self) -> str:

@@ -208,7 +208,7 @@ def test_a_scrape_costs_the_same_queries_whatever_the_ledger_holds(client, token
         deliveries(3, channel="email", status=status, sent_at=now)
     ledger_count(now=now)
     # Heartbeats and the count, ledger counts, due rows, unknowns, sweep counters, provider errors,
-    # latency, import jobs, report jobs.
-    with django_assert_num_queries(9):
+    # latency, import jobs, report jobs, the webhook outbox and its endpoints.
+    with django_assert_num_queries(11):
         response = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200
