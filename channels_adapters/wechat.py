@@ -27,7 +27,7 @@ name the web ``page`` it opens (default: the message's link)::
                                     "params": {"thing1": "order.number"}, "page": "https://..."}}
 
 A subscribe message reaches only someone who accepted that template (in the account's pop-up or
-settings): WeChat answers 43101 otherwise, which is handled like 43004 below.
+settings; a one-time subscription allows one message): WeChat answers 43101 otherwise (below).
 
 **Access token.** One token per Official Account is valid at a time and fetching a new one
 invalidates the old one after a few minutes, so every worker shares it through Django's cache
@@ -41,9 +41,8 @@ shared by all workers (Redis) in production; the local-memory cache shares only 
 worker already did) and the message sent again, once; a second refusal is transient. 43004 (the
 user does not follow the account): permanent, and the openid is suppressed on this alias (reason
 "unsubscribed", with a note) so it is not tried again until they follow again (the event
-callback lifts it). 43101 (the user refused, or never accepted, a subscribe message): the same,
-noted as such; their accepting a subscribe message later (``subscribe_msg_popup_event`` or
-``subscribe_msg_change_event``) lifts it. 40003 invalid openid, 40037 invalid template, 47003 bad template data and
+callback lifts it). 43101 (the user refused, or never accepted, this subscribe template, or used up
+a one-time subscription): permanent for that delivery only, nothing suppressed (``after_send``). 40003 invalid openid, 40037 invalid template, 47003 bad template data and
 other 4xxxx codes: permanent. -1 (system busy), 45009/45047 (rate limits), an HTTP error:
 transient. No connection: transient. A read timeout or a dropped connection after the request
 left: ``UnknownOutcomeError``, never re-sent.
@@ -81,14 +80,8 @@ from .provider_templates import TemplateMap
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 NOT_SUBSCRIBED = 43004
-SUBSCRIBE_REFUSED = 43101
-#: The note of a 43101 suppression starts so; accepting a subscribe message lifts only those.
-SUBSCRIBE_REFUSED_NOTE = "WeChat 43101"
-#: The refusals that suppress the openid on the alias, and the note the suppression carries.
-SUPPRESSING_ERRORS = {
-    NOT_SUBSCRIBED: "WeChat 43004: the recipient does not follow the Official Account",
-    SUBSCRIBE_REFUSED: f"{SUBSCRIBE_REFUSED_NOTE}: the recipient refused or has not accepted the subscribe message",
-}
+#: The note of the suppression a 43004 answer makes (the follow event lifts it).
+NOT_SUBSCRIBED_NOTE = "WeChat 43004: the recipient does not follow the Official Account"
 TEMPLATE = "template"
 SUBSCRIBE = "subscribe"
 TEMPLATE_KEYS = frozenset({"kind", "page", "miniprogram"})
@@ -341,15 +334,16 @@ class WeChatChannel(BaseChannel):
         return str(msgid)
 
     def after_send(self, payload: WeChatPayload | None, result: SendResult) -> None:
-        """43004 (the recipient does not follow the account) and 43101 (they refused the subscribe
-        message): stop trying their openid here."""
-        if payload is None or result.error is None:
-            return
-        note = next((note for code, note in SUPPRESSING_ERRORS.items() if result.error.reason == f"wechat:{code}"),
-                    None)
-        if note is None:
+        """43004 (the recipient does not follow the account): stop trying their openid here.
+
+        43101 (a subscribe message they have not accepted) suppresses nothing: their consent is
+        per template, and a one-time subscription is used up by the message it allowed, so WeChat
+        refuses again until they accept again. Suppressing the openid on the alias would stop the
+        template messages (order receipts) and the other subscribe templates they did accept."""
+        if payload is None or result.error is None or result.error.reason != f"wechat:{NOT_SUBSCRIBED}":
             return
         from notifications.models import Suppression
         from notifications.receipts.tracking import address_suppress
 
-        address_suppress(channel=self.alias, address=payload.touser, reason=Suppression.Reason.UNSUBSCRIBE, note=note)
+        address_suppress(channel=self.alias, address=payload.touser, reason=Suppression.Reason.UNSUBSCRIBE,
+                         note=NOT_SUBSCRIBED_NOTE)

@@ -13,8 +13,9 @@ for the SMS report URLs' tokens, and changes nothing. GET is WeChat's URL check 
   ``ErrorCode`` 0 is a ``delivered`` receipt, any other a ``failed`` one; matched by ``MsgID``
   and deduplicated as above.
 - ``subscribe_msg_popup_event`` / ``subscribe_msg_change_event`` (the user answered the pop-up, or
-  changed the setting, per template): an ``accept`` lifts the suppression a 43101 answer made
-  (its note starts "WeChat 43101"); nothing else.
+  changed the setting, per template): acknowledged only. Consent to a subscribe template is
+  WeChat's to keep: a message without it fails with 43101, that delivery alone, and suppresses
+  nothing (``channels_adapters.wechat``).
 - ``unsubscribe`` (unfollowed): the openid is suppressed on those aliases (reason "unsubscribed");
   ``subscribe`` (followed again) lifts only such a suppression (one staff made stays).
 
@@ -99,24 +100,6 @@ def _subscribe_sent(data: dict) -> None:
             )
 
 
-def _subscribe_choice(data: dict, container: str, source: str) -> None:
-    from channels_adapters.wechat import SUBSCRIBE_REFUSED_NOTE
-
-    accepted = any(str(item.get("SubscribeStatusString") or "").lower() == "accept"
-                   for item in _subscribe_items(data, container))
-    if not accepted:
-        return
-    for alias in _wechat_aliases():
-        refused = Suppression.objects.for_address(alias, source).filter(
-            reason=Suppression.Reason.UNSUBSCRIBE, note__startswith=SUBSCRIBE_REFUSED_NOTE)
-        for suppression in refused:
-            tracking.suppression_lift(suppression=suppression, via="WeChat subscribe message accepted")
-
-
-SUBSCRIBE_CHOICES = {"subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
-                     "subscribe_msg_change_event": "SubscribeMsgChangeEvent"}
-
-
 @csrf_exempt  # WeChat cannot send our CSRF token; the signature authenticates the call.
 @require_http_methods(["GET", "POST"])
 def wechat_events(request: HttpRequest) -> HttpResponse:
@@ -136,8 +119,6 @@ def wechat_events(request: HttpRequest) -> HttpResponse:
         _template_finished(event)
     elif kind == "subscribe_msg_sent_event":
         _subscribe_sent(data)
-    elif kind in SUBSCRIBE_CHOICES and source:
-        _subscribe_choice(data, SUBSCRIBE_CHOICES[kind], source)
     elif kind == "unsubscribe" and source:
         for alias in _wechat_aliases():
             tracking.address_suppress(channel=alias, address=source, reason=Suppression.Reason.UNSUBSCRIBE,

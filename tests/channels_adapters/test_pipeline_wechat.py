@@ -112,7 +112,7 @@ def test_an_opt_out_of_wechat_is_honoured_and_leaves_the_other_channels_alone(we
     assert Delivery.objects.get(recipient=opted_out.user, channel="email").status == "sent"
 
 
-def test_subscribe_messages_through_the_ledger_and_a_refusal_suppresses_the_openid(wechat, settings):
+def test_subscribe_messages_through_the_ledger_and_a_refusal_fails_only_that_delivery(wechat, settings):
     from channels_adapters.handler import channels
 
     settings.NOTIFICATION_CHANNELS["wechat"]["OPTIONS"]["default_template"] = {
@@ -133,8 +133,11 @@ def test_subscribe_messages_through_the_ledger_and_a_refusal_suppresses_the_open
     assert rows[accepted.user_id].status == "sent" and rows[accepted.user_id].provider_message_id == str(sent.msgid)
     assert (rows[refused.user_id].status, rows[refused.user_id].status_reason) == ("failed", "wechat:43101")
 
+    # Not suppressed: once they accept the subscribe template, the next message reaches them.
+    wechat.refused.discard(openid(2))
     notify([refused.user], title="Again", body="Again", channels=["wechat"], category="orders",
            idempotency_key="sub-2")
     send_all_due()
-    assert Delivery.objects.get(recipient=refused.user, idempotency_key__contains="sub-2").status == "suppressed"
-    assert [r.touser for r in wechat.requests].count(openid(2)) == 1
+    assert Delivery.objects.get(recipient=refused.user, idempotency_key__contains="sub-2").status == "sent"
+    assert [r.touser for r in wechat.messages].count(openid(2)) == 1
+    assert not Suppression.objects.exists()

@@ -72,7 +72,10 @@ def test_an_accepted_subscribe_message_without_a_msgid_is_still_sent(wechat):
 
 
 @pytest.mark.django_db
-def test_a_refused_subscribe_message_fails_permanently_and_suppresses_the_openid(wechat):
+def test_a_refused_subscribe_message_fails_alone_and_the_person_stays_reachable(wechat):
+    """43101 is consent to one subscribe template (a one-time subscription is used up by its one
+    message): that delivery fails, nothing is suppressed, and the template messages (an order
+    receipt) and the subscribe messages they accept later still reach them."""
     from notifications.models import Suppression
 
     wechat.refused.add(openid(1))
@@ -81,9 +84,12 @@ def test_a_refused_subscribe_message_fails_permanently_and_suppresses_the_openid
 
     assert isinstance(refused.error, PermanentChannelError) and refused.error.reason == "wechat:43101"
     assert accepted.ok
-    suppression = Suppression.objects.get(channel="wechat", address=openid(1))
-    assert suppression.reason == "unsubscribe" and suppression.note.startswith("WeChat 43101")
-    assert not Suppression.objects.filter(address=openid(2)).exists()
+    assert not Suppression.objects.exists()
+    [receipt] = send(channels["wechat"], [message(3, openid(1), template="welcome", context={"headline": "Paid"})])
+    assert receipt.ok and wechat.messages[-1].touser == openid(1) and wechat.messages[-1].kind == "template"
+    wechat.refused.discard(openid(1))  # they accept the subscribe template in the pop-up
+    [again] = send(channels["wechat"], [shipped(1)])
+    assert again.ok and wechat.messages[-1].touser == openid(1) and wechat.messages[-1].kind == "subscribe"
 
 
 @pytest.mark.parametrize(("setup", "reason"), [

@@ -1,5 +1,6 @@
 """The WeChat Official Account's server URL: WeChat's signature is checked, template message
-outcomes become receipts once, and unfollow/follow suppress and lift the openid."""
+outcomes become receipts once, unfollow/follow suppress and lift the openid, and a refused
+subscribe message suppresses nothing."""
 
 from __future__ import annotations
 
@@ -156,21 +157,34 @@ def test_subscribe_message_outcomes_are_receipts_once_each(client):
 
 @pytest.mark.parametrize(("event", "container"), [("subscribe_msg_popup_event", "SubscribeMsgPopupEvent"),
                                                   ("subscribe_msg_change_event", "SubscribeMsgChangeEvent")])
-def test_accepting_a_subscribe_message_lifts_only_a_43101_suppression(client, event, container):
-    from channels_adapters.wechat import SUPPRESSING_ERRORS
-
-    Suppression.objects.create(channel="chat", address=OPENID, reason="unsubscribe", note=SUPPRESSING_ERRORS[43101])
-    rejected = event_xml(event, **{container: items({"TemplateId": "sub-a", "SubscribeStatusString": "reject"})})
-    accepted = event_xml(event, **{container: items({"TemplateId": "sub-a", "SubscribeStatusString": "reject"},
-                                                    {"TemplateId": "sub-b", "SubscribeStatusString": "accept"})})
-
-    post(client, rejected)
-    assert Suppression.objects.filter(channel="chat", address=OPENID).exists()
-    post(client, accepted)
-    assert not Suppression.objects.filter(channel="chat", address=OPENID).exists()
-
-    # Unfollowing is not undone by accepting a subscribe message, nor is what staff did.
+def test_answering_a_subscribe_pop_up_is_acknowledged_and_lifts_no_unfollow(client, event, container):
     Suppression.objects.create(channel="chat", address=OPENID, reason="unsubscribe",
                                note="WeChat: unfollowed the Official Account")
-    post(client, accepted)
+    accepted = event_xml(event, **{container: items({"TemplateId": "sub-b", "SubscribeStatusString": "accept"})})
+    assert post(client, accepted).content == b"success"
     assert Suppression.objects.filter(channel="chat", address=OPENID).exists()
+
+
+def test_suppressions_a_refused_subscribe_message_made_are_lifted_by_migration_and_audited():
+    """Earlier versions suppressed the openid on a 43101 answer, stopping every WeChat message to
+    the person; migration 0023 lifts exactly those, as the system, in the audit log."""
+    import importlib
+
+    from django.apps import apps
+
+    from notifications.models import AuditEntry
+
+    migration = importlib.import_module("notifications.migrations.0023_lift_wechat_subscribe_refusals")
+    refusal = Suppression.objects.create(channel="chat", address=OPENID, reason="unsubscribe", note=(
+        "WeChat 43101: the recipient refused or has not accepted the subscribe message"))
+    unfollow = Suppression.objects.create(channel="wechat", address=OPENID, reason="unsubscribe",
+                                          note="WeChat 43004: the recipient does not follow the Official Account")
+    by_staff = Suppression.objects.create(channel="sms", address="+14155550123", reason="manual", note="asked by phone")
+
+    migration.lift(apps, None)
+
+    assert set(Suppression.objects.values_list("pk", flat=True)) == {unfollow.pk, by_staff.pk}
+    entry = AuditEntry.objects.get(action="suppression.lift")
+    assert (entry.actor_repr, entry.target_id, entry.changes["address"]) == ("system", str(refusal.pk), OPENID)
+    assert "subscribe message" in entry.changes["via"]
+    assert entry.target_type.model_class() is Suppression
