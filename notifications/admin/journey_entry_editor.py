@@ -300,9 +300,7 @@ def rule_words(rule: Any, *, exit_rule: bool) -> str:
 
 
 def reentry_words(journey: Journey) -> str:
-    if journey.reentry == Journey.Reentry.PER_PERIOD and journey.reentry_days:
-        return str(_("Re-entry: once per %(n)d days") % {"n": journey.reentry_days})
-    return str(_("Re-entry: %(policy)s") % {"policy": journey.get_reentry_display()})
+    return str(_("Re-entry: %(policy)s") % {"policy": journey.reentry_label})
 
 
 class JourneyEntryEditorMixin:

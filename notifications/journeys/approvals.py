@@ -230,11 +230,8 @@ def journey_review(*, journey: Journey) -> JourneyReview:
         key__in={s.get("category") for s in steps.values() if s.get("category")}).values_list("key", "name"))
     reach = journey_reach(journey)  # an audience count: once for the page and its check
     check = _approval_check(journey, reach=reach)
-    reentry = journey.get_reentry_display()
-    if journey.reentry == Journey.Reentry.PER_PERIOD and journey.reentry_days:
-        reentry = _("Once per %(n)d days") % {"n": journey.reentry_days}
     return JourneyReview(
-        journey=journey, reach=reach, entry=entry_words(journey.entry), reentry=reentry,
+        journey=journey, reach=reach, entry=entry_words(journey.entry), reentry=journey.reentry_label,
         steps=[step_words(step, templates=templates, categories=categories) for step in steps.values()],
         goals=len(graph.get("goals") or []), exits=len(graph.get("exits") or []), check=check,
         changed=[str(PART_LABELS.get(part, part)) for part in check.changed],

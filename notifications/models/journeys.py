@@ -99,6 +99,13 @@ class Journey(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def reentry_label(self) -> str:
+        """The re-entry rule as people read it: "Once per 30 days", else the choice's label."""
+        if self.reentry == self.Reentry.PER_PERIOD and self.reentry_days:
+            return str(_("Once per %(n)d days") % {"n": self.reentry_days})
+        return str(self.get_reentry_display())
+
 
 class JourneyVersion(models.Model):
     """A published, immutable copy of a journey's graph. Enrollments run on exactly one."""

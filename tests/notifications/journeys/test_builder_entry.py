@@ -47,7 +47,7 @@ def test_a_signal_entry_with_conditions_is_built_in_the_builder(marketer_client,
                              "conditions": [{"field": "total", "op": "gte", "value": "100"}],
                              "recipient_path": "customer.user"}
     assert (journey.reentry, journey.reentry_days) == ("per_period", 30)
-    assert "People enter when demo_shop.order is saved (updated)" in html and "once per 30 days" in html
+    assert "People enter when demo_shop.order is saved (updated)" in html and "Re-entry: Once per 30 days" in html
     assert AuditEntry.objects.filter(action="journey.edit").exists()
     # Opening it again shows what was saved.
     html = marketer_client.get(_url("_entry", journey), HTTP_HX_REQUEST="true").content.decode()
