@@ -80,15 +80,12 @@ class LedgerCollector(Collector):
             "How long the oldest due, unclaimed delivery has been due (0 when none is).",
             value=figures.oldest_due_age_seconds,
         )
-        sweeps = CounterMetricFamily(
+        yield _by_label(
             "signalbox_lease_sweeps",
             "Deliveries the lease sweep settled after their worker stopped mid-batch, by outcome: requeued "
             "(never left), resent (in flight, at-least-once), unknown (in flight, now outcome unknown).",
-            labels=["outcome"],
+            figures.lease_sweeps, label="outcome", values=("requeued", "resent", "unknown"), family=CounterMetricFamily,
         )
-        for outcome in ("requeued", "resent", "unknown"):
-            sweeps.add_metric([outcome], figures.lease_sweeps.get(outcome, 0))
-        yield sweeps
         window = int(figures.window.total_seconds())
         errors = GaugeMetricFamily(
             "signalbox_provider_errors",
@@ -185,15 +182,12 @@ class LedgerCollector(Collector):
             "may not have them.",
             value=webhooks.unknown_outcomes,
         )
-        endpoints = GaugeMetricFamily(
+        yield _by_label(
             "signalbox_webhook_endpoints",
             "Webhook endpoints by state: enabled, failing (enabled, its posts failing since a time), disabled "
             "(by staff, or after repeated failures).",
-            labels=["state"],
+            webhooks.endpoints, label="state", values=("enabled", "failing", "disabled"),
         )
-        for state in ("enabled", "failing", "disabled"):
-            endpoints.add_metric([state], webhooks.endpoints.get(state, 0))
-        yield endpoints
 
     def _channels(self, present) -> list[str]:
         """The configured channels, then any other one the data names (a channel since removed)."""
@@ -204,11 +198,18 @@ def _bound(value: float) -> str:
     return repr(float(value))
 
 
-def _by_status(name: str, documentation: str, counts: dict[str, int]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, documentation, labels=["status"])
-    for status, n in sorted(counts.items()):
-        family.add_metric([status], n)
-    return family
+def _by_label(name: str, documentation: str, counts: dict[str, int], *, label: str, values=None,
+              family=GaugeMetricFamily) -> Metric:
+    """One sample per ``label`` value: each of ``values`` (zeros included) in that order, or
+    every value ``counts`` holds, sorted."""
+    metric = family(name, documentation, labels=[label])
+    for value in values if values is not None else sorted(counts):
+        metric.add_metric([value], counts.get(value, 0))
+    return metric
+
+
+def _by_status(name: str, documentation: str, counts: dict[str, int]) -> Metric:
+    return _by_label(name, documentation, counts, label="status")
 
 
 def metrics_exposition(*, now: datetime) -> bytes:
