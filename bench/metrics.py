@@ -1,7 +1,7 @@
 """One scrape of ``/metrics`` at 1M deliveries and 3M receipts (issue 11: every query cheap at 1M).
 
 Times ``GET /metrics`` through Django's test client with the bearer token (middleware, access
-check, the collector's nine queries, the exposition): the median of ``--calls`` scrapes is
+check, the collector's eleven queries, the exposition): the median of ``--calls`` scrapes is
 ``scrape_ms``. ``ledger_count_ms`` is the scheduler's count of the ledger by channel and status,
 which scrapes only read. The data is the dashboard bench's (``bench/dashboard.py``: the same
 options, generated once and reused, including a campaign sending right now), plus ``--backlog``
