@@ -147,9 +147,11 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The unread badge and every live inbox's check run as statements PostgreSQL prepares once per
-# connection (``notifications.prepared``). Off behind a pooler in transaction
-# mode that cannot keep prepared statements (PgBouncer before 1.21).
-SIGNALBOX_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+# connection (``notifications.prepared``). Off behind a pooler in transaction mode that cannot
+# keep prepared statements (PgBouncer before 1.21): by default whenever the database URL says
+# ``?disable_server_side_cursors=true``, Django's own setting for such a pooler.
+_BEHIND_A_POOLER = str(DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS", "")).lower() in {"1", "true", "yes", "on"}
+SIGNALBOX_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=not _BEHIND_A_POOLER)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

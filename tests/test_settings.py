@@ -59,6 +59,22 @@ def test_redis_url_switches_tasks_and_cache(tmp_path):
     )
 
 
+def test_prepared_statements_are_off_behind_a_pooler_unless_asked_for(tmp_path):
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.SIGNALBOX_PREPARED_STATEMENTS)"
+
+    def prepared(url: str, **extra: str) -> str:
+        env = {**PROD_ENV, "DATABASE_URL": url, **extra}
+        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    direct = "postgres://signalbox@127.0.0.1:5432/signalbox"
+    pooled = "postgres://signalbox@127.0.0.1:6432/signalbox?disable_server_side_cursors=true"
+    assert prepared(direct) == "True"
+    assert prepared(pooled) == "False"  # Django's setting for a transaction-mode pooler
+    assert prepared(pooled, DATABASE_PREPARED_STATEMENTS="1") == "True"  # PgBouncer >= 1.21 keeps them
+    assert prepared(direct, DATABASE_PREPARED_STATEMENTS="0") == "False"
+
+
 def test_sqlite_runs_in_wal_with_immediate_transactions(db):
     from django.db import connection
 
