@@ -87,7 +87,7 @@ class SystemFigures:
 
     def heartbeat_age_seconds(self, name: str) -> float | None:
         beat_at = self.heartbeats.get(name)
-        return None if beat_at is None else max(0.0, (self.now - beat_at).total_seconds())
+        return None if beat_at is None else _age(self.now, beat_at)
 
     @property
     def deliveries_count_age_seconds(self) -> float | None:

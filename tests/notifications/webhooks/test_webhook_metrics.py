@@ -32,7 +32,7 @@ def webhook_figures(now) -> dict[str, float]:
     return found
 
 
-def test_waiting_retries_unknowns_and_a_disabled_endpoint_are_counted(endpoint, receiver, settings,
+def test_waiting_retries_unknowns_and_a_disabled_endpoint_are_counted(endpoint, receiver, settings, client,
                                                                       django_capture_on_commit_callbacks):
     endpoint, _secret = endpoint
     WebhookEndpoint.objects.create(url="https://hooks.example.com/idle", events=["campaign.finished"])
@@ -75,9 +75,6 @@ def test_waiting_retries_unknowns_and_a_disabled_endpoint_are_counted(endpoint, 
     assert (after["enabled"], after["failing"], after["disabled"]) == (1, 0, 1)
 
     # The same figures on the System status page, for an Operator, in English and in Chinese.
-    from django.test import Client
-
-    client = Client()
     client.force_login(staff_in("Operators", "oscar"))
     html = client.get("/admin/status/").content.decode()
     assert 'data-testid="webhook-unknown-outcomes" data-value="1"' in html
