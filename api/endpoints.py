@@ -279,7 +279,7 @@ def suppressions_lift(request: HttpRequest, suppression_id: PathId):
 @router.get("/deliveries/{int:delivery_id}", response={200: s.DeliveryOut, **s.ERRORS}, auth=ServerKey(Scope.EVENTS_READ),
             tags=["deliveries"])
 def delivery_status(request: HttpRequest, delivery_id: PathId):
-    delivery = get_object_or_404(Delivery, pk=delivery_id)
+    delivery = get_object_or_404(Delivery.objects.to_people(), pk=delivery_id)
     events = list(delivery.events.order_by("occurred_at", "id").values("kind", "source", "occurred_at")[:200])
     return {**{f: getattr(delivery, f) for f in s.DeliveryOut.model_fields if f != "events"}, "events": events}
 

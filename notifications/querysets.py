@@ -183,13 +183,24 @@ class SuppressionQuerySet(models.QuerySet):
         return reasons
 
 
+#: The ledger's channel value of an outbound webhook post (``WebhookMessage``); never an alias
+#: of ``NOTIFICATION_CHANNELS``.
+WEBHOOK_CHANNEL = "webhook"
+
+
 class DeliveryQuerySet(models.QuerySet):
     def due(self, now) -> DeliveryQuerySet:
-        """Deliveries a worker may pick up now."""
+        """Deliveries a send worker may pick up now. Webhook posts are never among them: each
+        endpoint's drain posts its own, in order (``webhooks.sending``)."""
         return self.filter(
             Q(status="planned") | Q(status="deferred"),
             Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        )
+        ).exclude(channel=WEBHOOK_CHANNEL)
+
+    def to_people(self) -> DeliveryQuerySet:
+        """Messages to recipients: the ledger without the webhook posts to integrators' endpoints
+        (what analytics, reports and the delivery list count)."""
+        return self.exclude(channel=WEBHOOK_CHANNEL)
 
 
 def normalise_address(channel: str, address: str) -> str:

@@ -171,7 +171,7 @@ class SignalboxOutbox:
         from notifications.models import Delivery
 
         waiting = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED)
-        ids = list(Delivery.objects.filter(pk__gt=self._since, status__in=waiting).values_list("id", flat=True))
+        ids = list(Delivery.objects.to_people().filter(pk__gt=self._since, status__in=waiting).values_list("id", flat=True))
         if ids:
             deliveries_send(delivery_ids=ids)
 
@@ -182,7 +182,7 @@ class SignalboxOutbox:
 
         self.flush()
         deliveries = list(
-            Delivery.objects.filter(pk__gt=self._since).order_by("id")
+            Delivery.objects.to_people().filter(pk__gt=self._since).order_by("id")
             .values("id", "channel", "recipient_id", "address", "status", "status_reason", "content")
         )
         template_ids = {(d["content"] or {}).get("template_id") for d in deliveries} - {None}

@@ -11,7 +11,7 @@ the backlog or the recent window, never with the ledger (README "Deploying", "Me
 * deliveries by channel and status: the scheduler's last count (``ops.LedgerCount``), since a
   count of the whole table costs about a second at that size;
 * import and report jobs, heartbeats, counters: small tables;
-* outbound webhooks: ``webhookmessage_open_idx`` (the messages waiting or unknown) and the endpoints.
+* outbound webhooks: ``delivery_webhook_status_idx`` (the posts waiting or unknown) and the endpoints.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def _age(now: datetime, since: datetime | None) -> float:
 
 
 def _webhooks(*, now: datetime) -> WebhookFigures:
-    """Two queries: the outbox's open messages (``webhookmessage_open_idx``: waiting or unknown,
-    never the delivered history) and the endpoints by state."""
+    """Two queries: the webhook posts still owed or unknown (``delivery_webhook_status_idx``, a
+    range per status, never the delivered history) and the endpoints by state."""
     from django.db.models import Q
 
     from notifications.models import WebhookEndpoint, WebhookMessage
@@ -108,11 +108,13 @@ def _webhooks(*, now: datetime) -> WebhookFigures:
     Status = WebhookMessage.Status
     # What the drains owe: a disabled endpoint's messages wait for it to be enabled again and are
     # counted as that endpoint (``endpoints["disabled"]``), not as a backlog that keeps ageing.
-    due = Q(next_attempt_at__lte=now, endpoint__enabled=True) & ~Q(status=Status.SENDING)
-    open_ = WebhookMessage.objects.filter(Q(next_attempt_at__isnull=False) | Q(status=Status.UNKNOWN)).aggregate(
+    due = Q(next_attempt_at__lte=now, webhook_endpoint__enabled=True, status__in=[Status.PLANNED, Status.DEFERRED])
+    open_ = WebhookMessage.objects.filter(
+        webhook_endpoint__isnull=False, status__in=[Status.PLANNED, Status.DEFERRED, Status.UNKNOWN],
+    ).aggregate(
         due=Count("id", filter=due),
         oldest=Min("next_attempt_at", filter=due),
-        unknown=Count("id", filter=Q(status=Status.UNKNOWN, next_attempt_at__isnull=True)),
+        unknown=Count("id", filter=Q(status=Status.UNKNOWN)),
     )
     endpoints = WebhookEndpoint.objects.aggregate(
         healthy=Count("id", filter=Q(enabled=True, failing_since__isnull=True)),
@@ -171,7 +173,7 @@ def system_figures(*, now: datetime) -> SystemFigures:
         n=Count("id"), oldest=Min(Coalesce("next_attempt_at", "created_at"))
     )
     # The "Outcome unknown" group of notifications.ledger.outcomes (the analytics' figure too).
-    unknown = Delivery.objects.filter(group_q("unknown")).count()
+    unknown = Delivery.objects.to_people().filter(group_q("unknown")).count()  # webhook posts: their own series
     sweeps = {
         name.removeprefix(Counter.LEASE_SWEEPS_PREFIX): value
         for name, value in Counter.objects.filter(name__startswith=Counter.LEASE_SWEEPS_PREFIX).values_list(

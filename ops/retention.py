@@ -39,7 +39,15 @@ from channels_adapters.models import CapturedMessage
 from dashboard.analytics.figures import OPEN_KINDS, day_start, site_today
 from dashboard.analytics.rollups import analytics_rollup_freeze, rollups_cover_through
 from dashboard.models import ImportJob, Report
-from notifications.models import AuditEntry, CampaignRun, Delivery, DeliveryEvent, Notification, TrackedLink
+from notifications.models import (
+    AuditEntry,
+    CampaignRun,
+    Delivery,
+    DeliveryEvent,
+    Notification,
+    TrackedLink,
+    WebhookAttempt,
+)
 
 from . import conf
 
@@ -225,6 +233,7 @@ def _delete_deliveries(ids: list[int], *, before: datetime) -> int:
         # Foreign keys are checked at commit (Django creates them DEFERRABLE INITIALLY DEFERRED).
         DeliveryEvent.objects.filter(delivery_id__in=gone)._raw_delete(DeliveryEvent.objects.db)
         TrackedLink.objects.filter(delivery_id__in=gone)._raw_delete(TrackedLink.objects.db)
+        WebhookAttempt.objects.filter(delivery_id__in=gone)._raw_delete(WebhookAttempt.objects.db)  # a webhook post's log
         Notification.objects.filter(delivery_id__in=gone).update(delivery=None)
     return len(gone)
 

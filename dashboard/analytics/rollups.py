@@ -163,7 +163,7 @@ def _refresh(days: list[date], *, until: date, last_event_id: int, now: datetime
 def _day_rows(day: date) -> tuple[list[DeliveryDailyStat], list[OpenHourStat]]:
     start, end = day_start(day), day_start(day + timedelta(days=1))
     groups = (
-        Delivery.objects.filter(created_at__gte=start, created_at__lt=end)
+        Delivery.objects.to_people().filter(created_at__gte=start, created_at__lt=end)
         .values("channel", "category_id", "run_id", "run__campaign_id")
         .annotate(**delivery_counters())
         .order_by()
@@ -245,7 +245,7 @@ def _first_day(*, after_frozen: date | None = None) -> date | None:
     (whose rows stay; a later day may hold opens of a delivery made on a frozen day)."""
     if after_frozen:
         return after_frozen + timedelta(days=1)
-    first = Delivery.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    first = Delivery.objects.to_people().order_by("created_at").values_list("created_at", flat=True).first()
     return local_day_hour(first)[0] if first else None
 
 

@@ -162,7 +162,7 @@ def _add_live(add, opens: Grid | None, *, filters: AnalyticsFilters, first: date
     the site time zone's weekday and hour here (a minute is exact for every zone offset).
     """
     start, end = day_start(first), day_start(last + timedelta(days=1))
-    live = Delivery.objects.filter(filters.delivery_q(), created_at__gte=start, created_at__lt=end)
+    live = Delivery.objects.to_people().filter(filters.delivery_q(), created_at__gte=start, created_at__lt=end)
     group = ("channel", "run__campaign_id", "run_id")
     counters = delivery_counters(with_unsubscribed=False)
     if (last - first).days < LIVE_DAYS_ONE_BY_ONE:

@@ -98,7 +98,7 @@ class ReportFilters:
 
 def deliveries_in_scope(*, filters: ReportFilters) -> QuerySet[Delivery]:
     """Ledger rows matching ``filters``: created in the date range (``delivery_created_idx``)."""
-    qs = Delivery.objects.all()
+    qs = Delivery.objects.to_people()
     start, end = filters.time_range()
     if start:
         qs = qs.filter(created_at__gte=start)

@@ -185,7 +185,7 @@ def campaign_recipients_partial(request: HttpRequest, pk: int) -> HttpResponse:
 
 @analytics_permission_required
 def delivery_timeline_partial(request: HttpRequest, pk: int) -> HttpResponse:
-    delivery = get_object_or_404(Delivery.objects.only("id", "created_at", "status", "status_reason", "last_error"), pk=pk)
+    delivery = get_object_or_404(Delivery.objects.to_people().only("id", "created_at", "status", "status_reason", "last_error"), pk=pk)
     context = {"delivery": delivery, "events": sel.delivery_timeline(delivery_id=delivery.pk)}
     return TemplateResponse(request, "dashboard/campaign.html#timeline", context)
 

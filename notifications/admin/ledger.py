@@ -182,6 +182,10 @@ class DeliveryAdmin(ReadOnlyAdminMixin, ModelAdmin):
     inlines = [DeliveryEventInline]
     show_full_result_count = False
 
+    def get_queryset(self, request):
+        # Webhook posts have their own list (Webhook messages), read by those who manage webhooks.
+        return super().get_queryset(request).to_people()
+
     def get_fields(self, request, obj=None):
         # A delivery's content and error can carry the recipient's working links (a password
         # reset sent by notify()): staff see them inert unless they may reveal (superusers).

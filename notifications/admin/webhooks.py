@@ -4,9 +4,12 @@ again after a disable) and the delivery log per endpoint with "resend". Writes g
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -20,7 +23,8 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from accounts.roles import allows
 
-from ..models import WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
+from ..models import Delivery, WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
+from ..models.webhooks import TEST_EVENT
 from ..webhooks.services import (
     webhook_endpoint_delete,
     webhook_endpoint_enable,
@@ -97,7 +101,7 @@ class WebhookEndpointAdmin(ModelAdmin):
     def log_link(self, obj: WebhookEndpoint):
         if obj is None or obj.pk is None:
             return "—"
-        url = reverse("admin:notifications_webhookmessage_changelist") + f"?endpoint__id__exact={obj.pk}"
+        url = reverse("admin:notifications_webhookmessage_changelist") + f"?webhook_endpoint__id__exact={obj.pk}"
         return format_html('<a class="text-primary-600" data-testid="webhook-log" href="{}">{}</a>', url,
                            _("Delivery log"))
 
@@ -108,9 +112,10 @@ class WebhookEndpointAdmin(ModelAdmin):
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        # The outbox and its log belong to the endpoint and go with it. Their own admin refuses to
+        # Its messages and their log belong to the endpoint and go with it. Their own admin refuses to
         # delete a single message (the log stays whole), which must not forbid deleting the endpoint.
-        owned = {str(model._meta.verbose_name) for model in (WebhookMessage, WebhookAttempt)}
+        # (They are collected as the ledger's deliveries, whose admin refuses deletes too.)
+        owned = {str(model._meta.verbose_name) for model in (Delivery, WebhookMessage, WebhookAttempt)}
         return deleted, counts, {name for name in perms_needed if str(name) not in owned}, protected
 
     def delete_model(self, request, obj):
@@ -161,9 +166,10 @@ class WebhookEndpointAdmin(ModelAdmin):
     def send_test(self, request: HttpRequest, object_id: str) -> HttpResponse:
         def run(endpoint):
             message = webhook_test_send(endpoint=endpoint, actor=request.user)
+            attempt = message.webhook_attempts.order_by("-pk").first()
             if message.status == WebhookMessage.Status.SENT:
                 self.message_user(request, _("The test event was accepted (HTTP %(code)s in %(ms)s ms).")
-                                  % {"code": message.response_code, "ms": message.latency_ms}, messages.SUCCESS)
+                                  % {"code": attempt.response_code, "ms": attempt.latency_ms}, messages.SUCCESS)
             else:
                 self.message_user(request, _("The test event was not accepted: %(error)s")
                                   % {"error": message.last_error or message.get_status_display()}, messages.ERROR)
@@ -201,22 +207,60 @@ class WebhookAttemptInline(TabularInline):
         return False
 
 
+class EventTypeFilter(admin.SimpleListFilter):
+    title = _("event")
+    parameter_name = "event_type"
+
+    def lookups(self, request, model_admin):
+        return [*WebhookEvent.choices, (TEST_EVENT, _("Test event"))]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(content__event_type=self.value()) if self.value() else queryset
+
+
 @admin.register(WebhookMessage)
 class WebhookMessageAdmin(ModelAdmin):
-    list_display = ["webhook_id", "endpoint", "event_type", "status_badge", "attempts", "response_code",
-                    "latency_ms", "short_error", "next_attempt_at", "created_at"]
-    list_filter = ["status", "event_type", "endpoint"]
-    search_fields = ["webhook_id", "event_key"]
-    list_select_related = ["endpoint"]
-    readonly_fields = ["webhook_id", "endpoint", "event_type", "event_key", "ordering_key", "status", "attempts",
-                       "response_code", "latency_ms", "last_error", "next_attempt_at", "first_attempt_at",
-                       "sent_at", "created_at", "payload"]
+    list_display = ["shown_webhook_id", "webhook_endpoint", "shown_event_type", "status_badge", "attempts",
+                    "response_code", "latency_ms", "short_error", "next_attempt_at", "created_at"]
+    list_filter = ["status", EventTypeFilter, "webhook_endpoint"]
+    search_fields = ["provider_message_id", "idempotency_key"]
+    list_select_related = ["webhook_endpoint"]
+    readonly_fields = ["shown_webhook_id", "webhook_endpoint", "shown_event_type", "idempotency_key", "address",
+                       "status_badge", "status_reason", "attempts", "response_code", "latency_ms", "last_error",
+                       "next_attempt_at", "sent_at", "failed_at", "created_at", "shown_payload"]
     fields = readonly_fields
     inlines = [WebhookAttemptInline]
     actions = ["resend"]
 
-    @display(description=_("status"), label={"sent": "success", "pending": "info", "sending": "info",
-                                              "failed": "danger", "unknown": "warning"})
+    def get_queryset(self, request):
+        # The last POST's answer, beside each message (one subquery per column, on the attempt log's key).
+        last = WebhookAttempt.objects.filter(delivery_id=OuterRef("pk")).order_by("-pk")
+        return super().get_queryset(request).annotate(
+            last_code=Subquery(last.values("response_code")[:1]), last_latency=Subquery(last.values("latency_ms")[:1]))
+
+    @display(description=_("webhook id"), ordering="provider_message_id")
+    def shown_webhook_id(self, obj: WebhookMessage) -> str:
+        return obj.webhook_id
+
+    @display(description=_("event"))
+    def shown_event_type(self, obj: WebhookMessage) -> str:
+        return obj.event_type
+
+    @display(description=_("payload"))
+    def shown_payload(self, obj: WebhookMessage):
+        return format_html("<pre class=\"whitespace-pre-wrap\">{}</pre>",
+                           json.dumps(obj.payload, indent=2, ensure_ascii=False))
+
+    @display(description=_("response code"))
+    def response_code(self, obj: WebhookMessage):
+        return obj.last_code
+
+    @display(description=_("latency (ms)"))
+    def latency_ms(self, obj: WebhookMessage):
+        return obj.last_latency
+
+    @display(description=_("status"), label={"sent": "success", "planned": "info", "sending": "info",
+                                              "deferred": "warning", "failed": "danger", "unknown": "warning"})
     def status_badge(self, obj: WebhookMessage):
         return obj.status, obj.get_status_display()
 

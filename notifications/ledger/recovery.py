@@ -32,7 +32,8 @@ def deliveries_sweep_expired_leases(*, now: datetime | None = None) -> int:
     Returns how many deliveries it settled.
     """
     now = now or timezone.now()
-    expired = Delivery.objects.filter(status=Status.SENDING, lease_expires_at__lt=now)
+    # Webhook posts settle their own lost leases, as unknown outcomes retried (``webhooks.sending``).
+    expired = Delivery.objects.to_people().filter(status=Status.SENDING, lease_expires_at__lt=now)
     released = {"lease_owner": "", "lease_expires_at": None}
     resendable = set(channels.aliases_where("safe_to_resend_after_lost_lease"))
     with transaction.atomic():

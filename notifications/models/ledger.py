@@ -338,6 +338,12 @@ class Delivery(models.Model):
         verbose_name=_("trigger"), db_index=False,
     )
     provider_message_id = models.CharField(_("provider id"), max_length=255, blank=True)
+    # Set on outbound webhook posts only (``WebhookMessage``): the endpoint is their recipient.
+    # Indexed by the partial indexes below, which no other delivery's insert maintains.
+    webhook_endpoint = models.ForeignKey(
+        "notifications.WebhookEndpoint", null=True, blank=True, on_delete=models.CASCADE, related_name="messages",
+        verbose_name=_("webhook endpoint"), db_index=False,
+    )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     lease_owner = models.CharField(_("lease owner"), max_length=64, blank=True)
@@ -375,6 +381,15 @@ class Delivery(models.Model):
             # A trigger's deliveries (and SET NULL when one is deleted); campaign and notify() rows
             # have none and stay out of it.
             models.Index(fields=["trigger"], condition=Q(trigger__isnull=False), name="delivery_trigger_idx"),
+            # Outbound webhook posts (``WebhookMessage``): what is due per endpoint, the order of a
+            # stream (one delivery's events), and what /metrics counts (owed or unknown). Partial:
+            # a message to a person never enters them.
+            models.Index(fields=["webhook_endpoint", "next_attempt_at"], condition=Q(webhook_endpoint__isnull=False),
+                         name="delivery_webhook_due_idx"),
+            models.Index(fields=["webhook_endpoint", "address", "id"], condition=Q(webhook_endpoint__isnull=False),
+                         name="delivery_webhook_stream_idx"),
+            models.Index(fields=["status", "next_attempt_at"], condition=Q(webhook_endpoint__isnull=False),
+                         name="delivery_webhook_status_idx"),
         ]
         constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="delivery_unique_idempotency_key")]
 

@@ -1,17 +1,18 @@
-"""Outbound webhooks: the endpoints integrators register, and the outbox of signed posts to them.
+"""Outbound webhooks: the endpoints integrators register, and the signed posts to them.
 
-``WebhookMessage`` is one event for one endpoint, unique on (endpoint, event_key): recording the
-same event twice (a duplicated signal, a retried task) makes one row, so an endpoint is never
-posted the same event under two ids. ``WebhookAttempt`` is one POST of a message and what came back.
+A post is a delivery on the same ledger as every message (``WebhookMessage``, a proxy of
+``Delivery`` with ``channel = "webhook"``); ``WebhookAttempt`` is one POST of it and what came back.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from ..querysets import WEBHOOK_CHANNEL
+from .ledger import Delivery
 
 
 class WebhookEvent(models.TextChoices):
@@ -55,59 +56,76 @@ class WebhookEndpoint(models.Model):
         return self.description or self.url
 
 
-class WebhookMessage(models.Model):
-    """One event for one endpoint (the outbox row), and where its delivery stands.
+class WebhookMessageQuerySet(models.QuerySet):
+    def waiting(self):
+        """Posts still owed: the first POST or a retry, or in flight."""
+        return self.filter(status__in=WAITING)
 
-    Invariants: ``next_attempt_at`` is set exactly while the message still waits for a POST
-    (first or retry); ``sent`` only after a 2xx; a POST whose answer never came (a read timeout,
-    a connection cut after the request left) is ``unknown``, never ``sent``. Messages with the
-    same ``ordering_key`` (one delivery, one run) go to an endpoint one at a time, in id order.
+
+class WebhookMessageManager(models.Manager.from_queryset(WebhookMessageQuerySet)):
+    def get_queryset(self):
+        return super().get_queryset().filter(channel=WEBHOOK_CHANNEL)
+
+
+class WebhookMessage(Delivery):
+    """One event for one endpoint: a delivery on the ledger (``channel = "webhook"``) whose
+    recipient is the endpoint (``webhook_endpoint``) rather than a person.
+
+    The ledger's columns mean what they mean for every delivery: ``idempotency_key`` is
+    ``webhook:<endpoint id>:<event key>`` (recording the same event twice makes one row, so an
+    endpoint is never posted the same event under two ids), ``provider_message_id`` is the
+    ``webhook-id`` every attempt carries, ``address`` the stream it is ordered in (one delivery,
+    one run), ``content`` the event type and the JSON body, ``attempts``/``next_attempt_at``/
+    the lease/``last_error`` as for any delivery.
+
+    Statuses: ``planned`` (the first POST is due at ``next_attempt_at``), ``sending`` (claimed
+    under a lease), ``deferred`` (a retry is due at ``next_attempt_at``; ``status_reason`` is
+    ``unknown`` when the last POST went unanswered), and finally ``sent`` (only after a 2xx),
+    ``failed`` or ``unknown`` (the last POST's answer never came: the receiver may have it).
+    ``next_attempt_at`` is set exactly while a POST is owed. Messages of one stream go to an
+    endpoint one at a time, in id order (``webhooks.sending``).
     """
 
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        SENDING = "sending", _("Sending")
-        SENT = "sent", _("Sent")
-        FAILED = "failed", _("Failed")
-        UNKNOWN = "unknown", _("Outcome unknown")
-
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="messages",
-                                 verbose_name=_("endpoint"))
-    event_type = models.CharField(_("event"), max_length=40)
-    event_key = models.CharField(_("event key"), max_length=200)
-    ordering_key = models.CharField(_("ordering key"), max_length=100)
-    webhook_id = models.CharField(_("webhook id"), max_length=40, unique=True)
-    payload = models.JSONField(_("payload"), default=dict)
-    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
-    first_attempt_at = models.DateTimeField(_("first attempt"), null=True, blank=True)
-    lease_owner = models.CharField(max_length=64, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    response_code = models.PositiveSmallIntegerField(_("response code"), null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
-    last_error = models.TextField(_("last error"), blank=True)
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    objects = WebhookMessageManager()
 
     class Meta:
+        proxy = True
         verbose_name = _("webhook message")
         verbose_name_plural = _("webhook messages")
         ordering = ["-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["endpoint", "event_key"], name="webhookmessage_once_per_endpoint"),
-        ]
-        indexes = [
-            models.Index(fields=["endpoint", "next_attempt_at"], name="webhookmessage_due_idx"),
-            models.Index(fields=["endpoint", "ordering_key", "id"], name="webhookmessage_order_idx"),
-            # What /metrics and System status count across endpoints: the messages still waiting
-            # (first POST or a retry) and the unknown outcomes; never the delivered history.
-            models.Index(fields=["next_attempt_at"], condition=Q(next_attempt_at__isnull=False) | Q(status="unknown"),
-                         name="webhookmessage_open_idx"),
-        ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} → {self.endpoint_id} ({self.webhook_id})"
+        return f"{self.event_type} → {self.webhook_endpoint_id} ({self.webhook_id})"
+
+    @property
+    def endpoint(self) -> WebhookEndpoint:
+        return self.webhook_endpoint
+
+    @property
+    def webhook_id(self) -> str:
+        return self.provider_message_id
+
+    @property
+    def event_type(self) -> str:
+        return (self.content or {}).get("event_type", "")
+
+    @property
+    def payload(self) -> dict:
+        return (self.content or {}).get("payload", {})
+
+    @property
+    def ordering_key(self) -> str:
+        return self.address
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """The last POST went unanswered (final, or waiting for a retry)."""
+        return self.status == Delivery.Status.UNKNOWN or self.status_reason == UNKNOWN_REASON
+
+
+#: ``status_reason`` of a message waiting for a retry after a POST whose answer never came.
+UNKNOWN_REASON = "unknown"
+WAITING = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED, Delivery.Status.SENDING)
 
 
 class WebhookAttempt(models.Model):
@@ -116,8 +134,8 @@ class WebhookAttempt(models.Model):
         FAILED = "failed", _("Failed")
         UNKNOWN = "unknown", _("Outcome unknown")
 
-    message = models.ForeignKey(WebhookMessage, on_delete=models.CASCADE, related_name="attempt_log",
-                                verbose_name=_("message"))
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="webhook_attempts",
+                                 verbose_name=_("message"))
     attempted_at = models.DateTimeField(_("attempted"), default=timezone.now)
     outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices)
     response_code = models.PositiveSmallIntegerField(_("response code"), null=True, blank=True)

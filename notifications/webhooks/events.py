@@ -1,8 +1,8 @@
-"""Recording events into the webhook outbox: cheap on the hot path.
+"""Recording events as webhook posts on the ledger: cheap on the hot path.
 
-``webhook_events_record(events)`` writes one ``WebhookMessage`` per (subscribed endpoint, event)
-in one ``bulk_create`` (conflicts on the (endpoint, event key) unique constraint ignored: a
-duplicated event posts once) and enqueues a drain per endpoint after commit. Which enabled
+``webhook_events_record(events)`` writes one ``WebhookMessage`` (a delivery with ``channel =
+"webhook"``) per (subscribed endpoint, event) in one ``bulk_create``, conflicts on the ledger's
+unique idempotency key (``webhook:<endpoint>:<event key>``) ignored: a duplicated event posts once and enqueues a drain per endpoint after commit. Which enabled
 endpoints want which event is a cached table (``routes``), so a batch whose events no endpoint
 wants costs no query at all; saving, disabling or deleting an endpoint forgets the table (in the
 shared cache with Redis; another process's locmem copy lasts up to ``ROUTES_SECONDS``).
@@ -12,8 +12,8 @@ keeps those that still exist, are enabled and want the event, and on PostgreSQL 
 ``FOR KEY SHARE`` until its transaction ends (SQLite's single writer does the same), so a delete
 waits for it (``services.webhook_endpoint_delete``). An endpoint a delete has locked is skipped
 (``SKIP LOCKED``: only a delete takes that lock), so the ledger never waits for a delete either. A
-stale table therefore never writes a row for a deleted endpoint: the outbox rows are written
-inside the ledger's transaction, and a dangling foreign key there would fail the commit of the
+stale table therefore never writes a row for a deleted endpoint: the webhook posts are written
+inside the transaction of the deliveries they tell about, and a dangling foreign key there would fail the commit of the
 deliveries' own outcomes. What a stale table can still do is miss a new endpoint or subscription
 for up to ``ROUTES_SECONDS``.
 """
@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import WebhookEndpoint, WebhookMessage
+from ..querysets import WEBHOOK_CHANNEL
 
 ROUTES_KEY = "signalbox:webhook-routes:v1"
 # With a per-process cache (locmem, the embedded default) another process's new endpoint or
@@ -74,6 +75,11 @@ def new_webhook_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
+def message_key(endpoint_id: int, event_key: str) -> str:
+    """The ledger's idempotency key of one event's post to one endpoint."""
+    return f"webhook:{endpoint_id}:{event_key}"[:255]
+
+
 def payload(event: Event, *, at=None) -> dict:
     """The JSON body: ``{"type", "timestamp", "data"}`` (the Standard Webhooks recommendation)."""
     return {"type": event.type, "timestamp": (at or timezone.now()).isoformat(), "data": event.data}
@@ -101,7 +107,7 @@ def _endpoints_held(ids: set[int], *, routed: bool) -> dict[int, set[str]]:
 
 
 def webhook_events_record(events: Iterable[Event], *, endpoint_ids: list[int] | None = None) -> int:
-    """Put ``events`` in the outbox of every enabled endpoint subscribed to them (or of
+    """Plan a post of ``events`` to every enabled endpoint subscribed to them (or to
     ``endpoint_ids`` only); the number of rows offered (duplicates are dropped by the database)."""
     events = list(events)
     routed = endpoint_ids is None
@@ -116,15 +122,17 @@ def webhook_events_record(events: Iterable[Event], *, endpoint_ids: list[int] | 
             if endpoint_id not in held or (routed and event.type not in held[endpoint_id]):
                 continue
             rows.append(WebhookMessage(
-                endpoint_id=endpoint_id, event_type=event.type, event_key=event.key[:200],
-                ordering_key=event.ordering_key[:100], webhook_id=new_webhook_id(),
-                payload=payload(event, at=now), next_attempt_at=now, created_at=now,
+                idempotency_key=message_key(endpoint_id, event.key), channel=WEBHOOK_CHANNEL,
+                webhook_endpoint_id=endpoint_id, address=event.ordering_key[:320],
+                provider_message_id=new_webhook_id(),
+                content={"event_type": event.type, "payload": payload(event, at=now)},
+                status=WebhookMessage.Status.PLANNED, next_attempt_at=now, created_at=now,
             ))
     if not rows:
         return 0
     WebhookMessage.objects.bulk_create(rows, ignore_conflicts=True)
     from .tasks import webhook_endpoint_drain_task
 
-    for endpoint_id in sorted({row.endpoint_id for row in rows}):
+    for endpoint_id in sorted({row.webhook_endpoint_id for row in rows}):
         transaction.on_commit(lambda pk=endpoint_id: webhook_endpoint_drain_task.enqueue(endpoint_id=pk))
     return len(rows)

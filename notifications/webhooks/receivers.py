@@ -110,10 +110,11 @@ def webhooks_tick(*, once: bool = False) -> list[str]:
     from .tasks import webhook_endpoint_drain_task
 
     now = timezone.now()
-    due = (WebhookMessage.objects.filter(endpoint__enabled=True)
-           .filter(Q(next_attempt_at__lte=now) & ~Q(status=WebhookMessage.Status.SENDING)
-                   | Q(status=WebhookMessage.Status.SENDING, lease_expires_at__lt=now))
-           .values_list("endpoint_id", flat=True).distinct())
+    Status = WebhookMessage.Status
+    due = (WebhookMessage.objects.filter(webhook_endpoint__enabled=True)
+           .filter(Q(next_attempt_at__lte=now, status__in=[Status.PLANNED, Status.DEFERRED])
+                   | Q(status=Status.SENDING, lease_expires_at__lt=now))
+           .values_list("webhook_endpoint_id", flat=True).distinct())
     endpoint_ids = sorted(set(due))
     for endpoint_id in endpoint_ids:
         webhook_endpoint_drain_task.enqueue(endpoint_id=endpoint_id)

@@ -1,6 +1,10 @@
 """The drain: POST an endpoint's due messages, in order per delivery, and record what came back.
 
-Order: a message is due only when no earlier message with the same ``ordering_key`` (the same
+The messages are deliveries on the ledger (``WebhookMessage``: ``channel = "webhook"``); the
+ledger's send workers never pick them up (``DeliveryQuerySet.due``), because an endpoint's posts
+follow rules no person's message has: one stream at a time, the endpoint's health, its signature.
+
+Order: a message is due only when no earlier message of the same stream (``address``: the same
 delivery, the same run) still waits or is in flight, so one delivery's events reach an endpoint
 one at a time, in the order they were recorded, even across retries.
 
@@ -9,10 +13,10 @@ POSTed; a second drain (a duplicated task, another worker) finds nothing to clai
 
 Honest outcomes, per attempt: ``sent`` only on a 2xx; a refused or failed connection (nothing
 left this machine) or a non-2xx answer is ``failed`` and retried after the next delay; a read
-timeout or a connection cut after the request left is ``unknown``, retried too (receivers
-deduplicate on ``webhook-id``, which a retry keeps) and final as ``unknown``, never ``sent``. A
-worker that died mid-POST leaves its lease to expire; the next drain marks those ``unknown`` and
-retries them. A message that used up its attempts while the endpoint never answered 2xx since
+timeout or a connection cut after the request left is an unknown outcome, retried too (receivers
+deduplicate on ``webhook-id``, which a retry keeps: ``deferred`` with ``status_reason``
+"unknown") and final as ``unknown``, never ``sent``. A worker that died mid-POST leaves its lease
+to expire; the next drain marks those unknown and retries them. A message that used up its attempts while the endpoint never answered 2xx since
 its first attempt disables the endpoint, and staff are told (``services``).
 """
 
@@ -27,7 +31,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, Exists, OuterRef, Value, When
 from django.utils import timezone
 
 from channels_adapters.http import keepalive_session, nothing_was_sent
@@ -35,6 +39,7 @@ from channels_adapters.ssrf import AddressPolicy, guarded_connections
 
 from .. import conf
 from ..models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from ..models.webhooks import UNKNOWN_REASON, WAITING
 from .signing import signed_headers
 
 Status = WebhookMessage.Status
@@ -116,17 +121,19 @@ def webhook_endpoint_drain(*, endpoint_id: int, now: datetime | None = None, onl
 
 def _settle_lost_leases(*, endpoint_id: int, now: datetime) -> int:
     """Messages whose drain stopped mid-POST: the receiver may have them, so ``unknown``, retried."""
-    return WebhookMessage.objects.filter(endpoint_id=endpoint_id, status=Status.SENDING, lease_expires_at__lt=now).update(
-        status=Status.UNKNOWN, next_attempt_at=now, lease_owner="", lease_expires_at=None,
+    return WebhookMessage.objects.filter(webhook_endpoint_id=endpoint_id, status=Status.SENDING,
+                                         lease_expires_at__lt=now).update(
+        status=Status.DEFERRED, status_reason=UNKNOWN_REASON, next_attempt_at=now, lease_owner="", lease_expires_at=None,
         last_error="The worker stopped during the POST; the receiver may have it (outcome unknown).",
     )
 
 
 def _claim(*, endpoint_id: int, now: datetime, limit: int, only_ids: list[int] | None) -> list[WebhookMessage]:
     earlier_waiting = WebhookMessage.objects.filter(
-        endpoint_id=endpoint_id, ordering_key=OuterRef("ordering_key"), id__lt=OuterRef("id"),
-    ).filter(Q(status=Status.SENDING) | Q(next_attempt_at__isnull=False))
-    due = WebhookMessage.objects.filter(endpoint_id=endpoint_id, next_attempt_at__lte=now).exclude(status=Status.SENDING)
+        webhook_endpoint_id=endpoint_id, address=OuterRef("address"), id__lt=OuterRef("id"), status__in=WAITING,
+    )
+    due = WebhookMessage.objects.filter(webhook_endpoint_id=endpoint_id, next_attempt_at__lte=now,
+                                        status__in=[Status.PLANNED, Status.DEFERRED])
     if only_ids is not None:
         due = due.filter(id__in=only_ids)
     else:
@@ -137,7 +144,7 @@ def _claim(*, endpoint_id: int, now: datetime, limit: int, only_ids: list[int] |
     token = uuid.uuid4().hex
     # The lease runs from the claim, not from ``now`` (the drain's start, or a test's clock): a
     # later round must not claim messages whose lease has already run out.
-    WebhookMessage.objects.filter(id__in=ids, next_attempt_at__lte=now).exclude(status=Status.SENDING).update(
+    WebhookMessage.objects.filter(id__in=ids, next_attempt_at__lte=now, status__in=[Status.PLANNED, Status.DEFERRED]).update(
         status=Status.SENDING, lease_owner=token,
         lease_expires_at=timezone.now() + timedelta(seconds=conf.lease_seconds()),
     )
@@ -155,8 +162,10 @@ def _renew(messages: list[WebhookMessage]) -> set[int]:
 
 def _release(messages: list[WebhookMessage]) -> None:
     if messages:
+        # Back in line as they were: never posted, or waiting for a retry.
         WebhookMessage.objects.filter(id__in=[m.pk for m in messages], lease_owner=messages[0].lease_owner).update(
-            status=Status.PENDING, lease_owner="", lease_expires_at=None)
+            status=Case(When(attempts=0, then=Value(Status.PLANNED)), default=Value(Status.DEFERRED)),
+            lease_owner="", lease_expires_at=None)
 
 
 def _secrets(endpoint: WebhookEndpoint) -> list[str]:
@@ -207,23 +216,28 @@ def _post(endpoint: WebhookEndpoint, message: WebhookMessage, *, session, policy
     answer = _request(endpoint, message, session=session, policy=policy, settings_=settings_)
     latency = int((time.monotonic() - started) * 1000)
     attempts = message.attempts + 1
-    first = message.first_attempt_at or now
     exhausted = answer.permanent or attempts >= settings_.max_attempts
-    fields = {"attempts": attempts, "first_attempt_at": first, "response_code": answer.code, "latency_ms": latency,
-              "last_error": answer.error, "lease_owner": "", "lease_expires_at": None}
+    fields = {"attempts": attempts, "last_error": answer.error, "lease_owner": "", "lease_expires_at": None}
     if answer.outcome == Outcome.SENT:
-        fields.update(status=Status.SENT, next_attempt_at=None, sent_at=now)
+        fields.update(status=Status.SENT, status_reason="", next_attempt_at=None, sent_at=now)
         result.sent += 1
     else:
-        fields.update(status=Status.UNKNOWN if answer.outcome == Outcome.UNKNOWN else Status.FAILED,
-                      next_attempt_at=None if exhausted else now + retry_delay(attempts))
-        if answer.outcome == Outcome.UNKNOWN:
+        unknown = answer.outcome == Outcome.UNKNOWN
+        if exhausted:
+            fields.update(status=Status.UNKNOWN if unknown else Status.FAILED, status_reason="", next_attempt_at=None)
+            if not unknown:
+                fields["failed_at"] = now
+        else:
+            fields.update(status=Status.DEFERRED, status_reason=UNKNOWN_REASON if unknown else "",
+                          next_attempt_at=now + retry_delay(attempts))
+        if unknown:
             result.unknown += 1
         else:
             result.failed += 1
     with transaction.atomic():
+        first = now if answer.outcome == Outcome.SENT else _series_started(message, now=now)
         WebhookMessage.objects.filter(pk=message.pk, lease_owner=message.lease_owner).update(**fields)
-        WebhookAttempt.objects.create(message=message, attempted_at=now, outcome=answer.outcome,
+        WebhookAttempt.objects.create(delivery_id=message.pk, attempted_at=now, outcome=answer.outcome,
                                       response_code=answer.code, latency_ms=latency, error=answer.error)
         _endpoint_health(endpoint, message=message, answer=answer, first=first, exhausted=exhausted, now=now)
         retry_at = fields["next_attempt_at"]
@@ -232,6 +246,16 @@ def _post(endpoint: WebhookEndpoint, message: WebhookMessage, *, session, policy
 
             task = webhook_endpoint_drain_task.using(run_after=retry_at)
             transaction.on_commit(lambda: task.enqueue(endpoint_id=endpoint.pk))
+
+
+def _series_started(message: WebhookMessage, *, now: datetime) -> datetime:
+    """When this series of attempts began (a resend starts a new one): the log's entry
+    ``attempts`` back, or now for a first attempt."""
+    if message.attempts == 0:
+        return now
+    started = (WebhookAttempt.objects.filter(delivery_id=message.pk).order_by("-pk")
+               .values_list("attempted_at", flat=True)[message.attempts - 1:message.attempts])
+    return next(iter(started), now)
 
 
 def _endpoint_health(endpoint: WebhookEndpoint, *, message, answer: Answer, first: datetime, exhausted: bool,

@@ -1,4 +1,4 @@
-"""Webhook endpoints and their outbox: the verbs the admin (and later the API) call.
+"""Webhook endpoints and their messages on the ledger: the verbs the admin (and later the API) call.
 
 Every change is audited and forgets the cached routing table (``events.routes_forget``), so the
 record path sees it at once. Who may: ``webhook.manage`` (``accounts.roles``), checked by callers.
@@ -25,11 +25,11 @@ from channels_adapters.ssrf import check_host
 
 from ..models import Category, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from ..models.webhooks import TEST_EVENT
-from .events import Event, routes_forget, webhook_events_record
+from .events import Event, message_key, routes_forget, webhook_events_record
 from .signing import secret_new
 
 ROTATION_GRACE = timedelta(hours=24)
-DELETE_BATCH = 500  # outbox messages deleted per statement when an endpoint is deleted
+DELETE_BATCH = 500  # messages deleted per statement when an endpoint is deleted
 NOTICE_CATEGORY = "staff-webhooks"
 
 
@@ -92,20 +92,21 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor=None) -> SecretSho
 
 
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor=None) -> bool:
-    """Delete ``endpoint`` with its outbox and delivery log, audited.
+    """Delete ``endpoint`` with its messages and their delivery log, audited.
 
-    The outbox goes first, ``DELETE_BATCH`` messages at a time (a large one is never read into
+    The messages go first, ``DELETE_BATCH`` messages at a time (a large one is never read into
     memory at once, and no lock on the endpoint is held meanwhile, so a drain posting to it is not
     held up). Then the row, locked (``FOR UPDATE``): a recorder that holds it (``events``:
     key-share, inside a ledger transaction) is waited for and what it wrote goes too; recorders
     after it skip an endpoint being deleted rather than wait for it."""
     from ..services import audit_record
 
-    messages = WebhookMessage.objects.filter(endpoint_id=endpoint.pk).order_by("pk")
+    messages = WebhookMessage.objects.filter(webhook_endpoint_id=endpoint.pk).order_by("pk")
     while ids := list(messages.values_list("pk", flat=True)[:DELETE_BATCH]):
         with transaction.atomic():
-            WebhookAttempt.objects.filter(message_id__in=ids).delete()
-            WebhookMessage.objects.filter(pk__in=ids).delete()
+            WebhookAttempt.objects.filter(delivery_id__in=ids).delete()
+            # Webhook posts have no receipts, links or inbox rows: nothing else points at them.
+            WebhookMessage.objects.filter(pk__in=ids)._raw_delete(WebhookMessage.objects.db)
     with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
         if locked is None:
@@ -130,7 +131,7 @@ def webhook_secret_rotate(*, endpoint: WebhookEndpoint, actor=None) -> SecretSho
 
 
 def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, actor=None) -> bool:
-    """Turn a disabled endpoint back on: what waited in its outbox goes out again."""
+    """Turn a disabled endpoint back on: what waited for it goes out again."""
     from ..services import audit_record
     from .tasks import webhook_endpoint_drain_task
 
@@ -169,11 +170,11 @@ def webhook_messages_resend(*, messages: Iterable[WebhookMessage], actor=None) -
     now = timezone.now()
     with transaction.atomic():
         changed = WebhookMessage.objects.filter(id__in=ids).exclude(status=WebhookMessage.Status.SENDING).update(
-            status=WebhookMessage.Status.PENDING, next_attempt_at=now, lease_owner="", lease_expires_at=None,
-            attempts=0, first_attempt_at=None)
+            status=WebhookMessage.Status.PLANNED, status_reason="", next_attempt_at=now, lease_owner="",
+            lease_expires_at=None, attempts=0, failed_at=None)
         if changed:
             audit_record(actor=actor, action="webhook.resend", changes={"messages": changed})
-        for endpoint_id in set(WebhookMessage.objects.filter(id__in=ids).values_list("endpoint_id", flat=True)):
+        for endpoint_id in set(WebhookMessage.objects.filter(id__in=ids).values_list("webhook_endpoint_id", flat=True)):
             transaction.on_commit(lambda pk=endpoint_id: webhook_endpoint_drain_task.enqueue(endpoint_id=pk))
     return changed
 
@@ -187,7 +188,7 @@ def webhook_test_send(*, endpoint: WebhookEndpoint, actor=None) -> WebhookMessag
     webhook_events_record([Event(type=TEST_EVENT, key=key, ordering_key=key,
                                  data={"endpoint": endpoint.pk, "by": getattr(actor, "pk", None)})],
                           endpoint_ids=[endpoint.pk])
-    message = WebhookMessage.objects.get(endpoint=endpoint, event_key=key)
+    message = WebhookMessage.objects.get(idempotency_key=message_key(endpoint.pk, key))
     if endpoint.enabled:
         webhook_endpoint_drain(endpoint_id=endpoint.pk, only_ids=[message.pk])
     message.refresh_from_db()

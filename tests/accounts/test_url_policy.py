@@ -113,7 +113,8 @@ def objects(user) -> dict[str, object]:
         "notifications.webhookendpoint": (hook := WebhookEndpoint.objects.create(
             url="https://hooks.example.com/walk", events=["campaign.finished"], secret="whsec_AAAA")),
         "notifications.webhookmessage": WebhookMessage.objects.create(
-            endpoint=hook, event_type="campaign.finished", event_key="walk", ordering_key="walk", webhook_id="msg_walk"),
+            idempotency_key="webhook:walk", channel="webhook", webhook_endpoint=hook, address="walk",
+            provider_message_id="msg_walk", content={"event_type": "campaign.finished", "payload": {}}),
         "channels_adapters.webpushsubscription": WebPushSubscription.objects.create(
             user=profile.user, endpoint="https://push.example/walk", p256dh="k", auth="a"),
         "channels_adapters.capturedmessage": CapturedMessage.objects.create(channel="email", address="a@b.c"),

@@ -166,11 +166,11 @@ def test_a_large_outbox_goes_in_batches_with_its_log(loopback_allowed, monkeypat
     delivery_statuses_recording.send(sender=Delivery, changes=[(DeliveryFactory(status="sent").pk, "sent")
                                                                for _ in range(8)])
     for message in WebhookMessage.objects.all():
-        WebhookAttempt.objects.create(message=message, outcome="failed", error="HTTP 500")
+        WebhookAttempt.objects.create(delivery=message, outcome="failed", error="HTTP 500")
 
     assert webhook_endpoint_delete(endpoint=endpoint)
 
-    assert not WebhookMessage.objects.filter(endpoint_id=endpoint.pk).exists()
-    assert WebhookMessage.objects.filter(endpoint=keep).count() == 8  # another endpoint's outbox stays
+    assert not WebhookMessage.objects.filter(webhook_endpoint_id=endpoint.pk).exists()
+    assert WebhookMessage.objects.filter(webhook_endpoint=keep).count() == 8  # another endpoint's outbox stays
     assert WebhookAttempt.objects.count() == 8
     assert not webhook_endpoint_delete(endpoint=endpoint)  # deleting again: nothing to do

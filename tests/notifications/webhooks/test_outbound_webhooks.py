@@ -46,7 +46,7 @@ def drain_until_quiet(endpoint, *, start=None, rounds: int = 20) -> list:
     for _ in range(rounds):
         webhook_endpoint_drain(endpoint_id=endpoint.pk, now=now)
         times.append(now)
-        following = (WebhookMessage.objects.filter(endpoint=endpoint, next_attempt_at__isnull=False)
+        following = (WebhookMessage.objects.filter(webhook_endpoint=endpoint, next_attempt_at__isnull=False)
                      .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first())
         endpoint.refresh_from_db()
         if following is None or not endpoint.enabled:
@@ -67,7 +67,7 @@ def test_signed_events_arrive_once_and_in_order_per_delivery(endpoint, receiver,
                                      (second, DeliveryEvent.Kind.DELIVERED, "d2")):
         with django_capture_on_commit_callbacks(execute=True):  # each receipt commits on its own
             receipt_record(delivery=delivery, kind=kind, source="test", provider_event_id=event_id)
-    recorded = WebhookMessage.objects.filter(endpoint=endpoint).count()
+    recorded = WebhookMessage.objects.filter(webhook_endpoint=endpoint).count()
     assert recorded == 2 + 3 + 3  # two "sent", three receipts, three status moves they caused
 
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
@@ -86,7 +86,7 @@ def test_signed_events_arrive_once_and_in_order_per_delivery(endpoint, receiver,
         ("delivery.receipt", "delivered"), ("delivery.status_changed", "delivered"),
         ("delivery.receipt", "opened"), ("delivery.status_changed", "opened"),
     ]
-    assert WebhookMessage.objects.filter(endpoint=endpoint, status=Status.SENT).count() == recorded
+    assert WebhookMessage.objects.filter(webhook_endpoint=endpoint, status=Status.SENT).count() == recorded
     headers = receiver.accepted[0][0]
     assert headers["webhook-signature"].startswith("v1,") and headers["webhook-timestamp"].isdigit()
 
@@ -121,8 +121,8 @@ def test_a_failing_receiver_is_retried_with_backoff_then_disabled_and_staff_told
     with django_capture_on_commit_callbacks(execute=True):
         drain_until_quiet(endpoint)
 
-    message = WebhookMessage.objects.get(endpoint=endpoint)
-    attempts = list(WebhookAttempt.objects.filter(message=message).order_by("pk"))
+    message = WebhookMessage.objects.get(webhook_endpoint=endpoint)
+    attempts = list(WebhookAttempt.objects.filter(delivery=message).order_by("pk"))
     assert [a.outcome for a in attempts] == ["failed"] * 5 and {a.response_code for a in attempts} == {503}
     gaps = [(b.attempted_at - a.attempted_at).total_seconds() for a, b in zip(attempts, attempts[1:])]
     assert gaps == [30, 300, 1800, 7200]  # exponential backoff between the five tries
@@ -141,7 +141,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_disabled_and_staff_told
     # A disabled endpoint gets no new events.
     with django_capture_on_commit_callbacks(execute=True):
         delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "delivered")])
-    assert WebhookMessage.objects.filter(endpoint=endpoint).count() == 1
+    assert WebhookMessage.objects.filter(webhook_endpoint=endpoint).count() == 1
 
 
 def test_a_timeout_or_a_cut_connection_is_unknown_never_sent(endpoint, receiver, settings,
@@ -153,9 +153,10 @@ def test_a_timeout_or_a_cut_connection_is_unknown_never_sent(endpoint, receiver,
     with django_capture_on_commit_callbacks(execute=True):
         delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
-    message = WebhookMessage.objects.get(endpoint=endpoint)
-    assert message.status == Status.UNKNOWN and message.sent_at is None
-    assert message.attempt_log.get().outcome == "unknown"
+    message = WebhookMessage.objects.get(webhook_endpoint=endpoint)
+    # Waiting for its retry, marked as an unknown outcome (never sent).
+    assert (message.status, message.status_reason, message.sent_at) == (Status.DEFERRED, "unknown", None)
+    assert message.outcome_unknown and message.webhook_attempts.get().outcome == "unknown"
     assert len(receiver.received) == 1  # it did arrive: the receiver may have acted on it
     assert message.next_attempt_at is not None  # retried under the same webhook-id, which receivers dedupe
 
@@ -163,7 +164,7 @@ def test_a_timeout_or_a_cut_connection_is_unknown_never_sent(endpoint, receiver,
     receiver.dropped.add("all")
     webhook_endpoint_drain(endpoint_id=endpoint.pk, now=message.next_attempt_at)
     message.refresh_from_db()
-    assert message.status == Status.UNKNOWN and message.attempts == 2
+    assert (message.status, message.status_reason, message.attempts) == (Status.DEFERRED, "unknown", 2)
     assert {h["webhook-id"] for h, _ in receiver.received} == {message.webhook_id}
 
 
@@ -174,8 +175,9 @@ def test_nothing_sent_when_the_connection_is_refused_is_failed_not_unknown(db, l
     delivery = DeliveryFactory(status=Delivery.Status.SENT)
     delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
-    message = WebhookMessage.objects.get(endpoint=endpoint)
-    assert message.status == Status.FAILED and message.next_attempt_at is not None
+    message = WebhookMessage.objects.get(webhook_endpoint=endpoint)
+    assert (message.status, message.status_reason) == (Status.DEFERRED, "") and message.next_attempt_at is not None
+    assert message.webhook_attempts.get().outcome == "failed" and not message.outcome_unknown
     assert "Could not connect" in message.last_error
 
 
@@ -187,12 +189,12 @@ def test_resend_posts_the_same_message_again(endpoint, receiver, django_capture_
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     webhook_endpoint_drain(endpoint_id=endpoint.pk)  # a duplicated task: nothing left to claim
     assert len(receiver.accepted) == 1
-    message = WebhookMessage.objects.get(endpoint=endpoint)
+    message = WebhookMessage.objects.get(webhook_endpoint=endpoint)
     assert webhook_messages_resend(messages=[message]) == 1
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     message.refresh_from_db()
     # A resend starts a fresh series of attempts; the log keeps every POST.
-    assert message.status == Status.SENT and message.attempts == 1 and message.attempt_log.count() == 2
+    assert message.status == Status.SENT and message.attempts == 1 and message.webhook_attempts.count() == 2
     assert [h["webhook-id"] for h, _ in receiver.accepted] == [message.webhook_id] * 2
     assert verified(secret, receiver.accepted)[1]["data"]["delivery_id"] == delivery.pk
 
@@ -218,7 +220,7 @@ def test_an_endpoint_gets_only_the_events_it_subscribed_to(db, receiver, loopbac
     with django_capture_on_commit_callbacks(execute=True):
         delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
         campaign_finished.send(sender=CampaignRun, run_id=1, campaign_id=1, status="cancelled")
-    assert list(WebhookMessage.objects.values_list("event_type", flat=True)) == ["campaign.finished"]
+    assert list(WebhookMessage.objects.values_list("content__event_type", flat=True)) == ["campaign.finished"]
 
 
 def test_recording_costs_no_query_when_no_endpoint_wants_the_event(db, django_assert_num_queries):
@@ -355,7 +357,7 @@ def test_a_drain_slower_than_its_lease_posts_every_message_under_a_live_lease(en
 
     def slow_request(endpoint, message, **kwargs):
         row = WebhookMessage.objects.get(pk=message.pk)
-        posted.append((message.event_key, row.lease_expires_at > timezone.now()))
+        posted.append((message.idempotency_key.split(":", 2)[2], row.lease_expires_at > timezone.now()))
         if len(posted) == 1:
             time.sleep(1.2)  # longer than the whole lease
         return sending.Answer(WebhookAttempt.Outcome.SENT, code=200)
@@ -392,7 +394,7 @@ def test_status_events_commit_with_the_moves_not_after_them(endpoint, django_cap
     batch = claimed(3)
     with django_capture_on_commit_callbacks(execute=False):  # the process dies at the commit
         record(batch)
-    statuses = WebhookMessage.objects.filter(event_type=WebhookEvent.DELIVERY_STATUS)
+    statuses = WebhookMessage.objects.filter(content__event_type=WebhookEvent.DELIVERY_STATUS)
     assert sorted(m.payload["data"]["delivery_id"] for m in statuses) == sorted(d.pk for d in batch)
 
     rolled_back = claimed(2)
@@ -495,8 +497,10 @@ def test_a_resent_message_is_retried_like_a_new_one_and_the_resend_is_audited(en
         delivery_statuses_recording.send(sender=Delivery, changes=[(DeliveryFactory(status="sent").pk, "sent")])
     message = WebhookMessage.objects.get()
     # It used up its attempts long ago; the receiver is fixed, then blips once more.
-    WebhookMessage.objects.filter(pk=message.pk).update(status=Status.FAILED, attempts=2, next_attempt_at=None,
-                                                        first_attempt_at=timezone.now() - timedelta(days=1))
+    long_ago = timezone.now() - timedelta(days=1)
+    WebhookMessage.objects.filter(pk=message.pk).update(status=Status.FAILED, attempts=2, next_attempt_at=None)
+    WebhookAttempt.objects.bulk_create([WebhookAttempt(delivery=message, attempted_at=long_ago, outcome="failed",
+                                                       response_code=503)] * 2)
     receiver.unavailable["all"] = None
     boss = staff_in(None, "boss")
 
@@ -504,7 +508,8 @@ def test_a_resent_message_is_retried_like_a_new_one_and_the_resend_is_audited(en
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
 
     message.refresh_from_db()
-    assert message.status == Status.FAILED and message.attempts == 1 and message.next_attempt_at is not None
+    assert message.status == Status.DEFERRED and message.attempts == 1 and message.next_attempt_at is not None
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).enabled  # a new series: its first failure disables nothing
     assert AuditEntry.objects.get(action="webhook.resend").actor == boss
 
 
@@ -531,4 +536,4 @@ def test_a_drain_stops_posting_once_staff_disable_the_endpoint(endpoint, receive
 
     assert len(receiver.received) == 1
     assert list(WebhookMessage.objects.order_by("pk").values_list("status", flat=True)) == [
-        Status.SENT, Status.PENDING, Status.PENDING]  # the rest wait for "Enable again"
+        Status.SENT, Status.PLANNED, Status.PLANNED]  # the rest wait for "Enable again"

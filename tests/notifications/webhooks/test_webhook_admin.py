@@ -91,13 +91,13 @@ def test_resend_from_the_delivery_log(boss_client, receiver, loopback_allowed, d
         delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     message = WebhookMessage.objects.get()
-    log = reverse("admin:notifications_webhookmessage_changelist") + f"?endpoint__id__exact={endpoint.pk}"
+    log = reverse("admin:notifications_webhookmessage_changelist") + f"?webhook_endpoint__id__exact={endpoint.pk}"
     page = boss_client.get(log).content.decode()
     assert message.webhook_id in page
     boss_client.post(log, {"action": "resend", "_selected_action": [message.pk]})
     webhook_endpoint_drain(endpoint_id=endpoint.pk)
     message.refresh_from_db()
-    assert message.attempt_log.count() == 2 and len(receiver.accepted) == 2
+    assert message.webhook_attempts.count() == 2 and len(receiver.accepted) == 2
     assert boss_client.get(reverse("admin:notifications_webhookmessage_change", args=[message.pk])).status_code == 200
 
 
