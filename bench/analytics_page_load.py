@@ -452,6 +452,7 @@ def _seed(*, deliveries: int, days: int, now: datetime) -> None:
         "content": empty_json,
         "run_id": f"CASE WHEN i % 100 < 48 THEN CASE (i * {CAMPAIGNS} / %(n)s) {run_of} END END",
         "trigger_id": "NULL",
+        "webhook_endpoint_id": "NULL",
         "provider_message_id": "''",
         "attempts": f"CASE WHEN {sent} THEN 1 ELSE 0 END",
         "next_attempt_at": "NULL",

@@ -366,7 +366,8 @@ def _delivery_row(columns, vendor, *, pk, i, user, channel, category, run_id, cr
     values = {
         "id": pk, "idempotency_key": f"{PREFIX}{i}", "recipient_id": user, "channel": channel, "category_id": category,
         "address": ADDRESS.get(channel, "{channel}:{user}").format(channel=channel, user=user), "status": status,
-        "status_reason": reason, "content": {}, "run_id": run_id, "trigger_id": None, "provider_message_id": "",
+        "status_reason": reason, "content": {}, "run_id": run_id, "trigger_id": None, "webhook_endpoint_id": None,
+        "provider_message_id": "",
         "attempts": 1 if stamps.get("sent_at") else 0, "next_attempt_at": None, "lease_owner": "",
         "lease_expires_at": None, "last_error": reason if status in ("failed", "bounced") else "", "created_at": created,
         **stamps,

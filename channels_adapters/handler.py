@@ -25,6 +25,11 @@ from .errors import ChannelConfigurationError
 from .features import ChannelFeatures, features_for_alias
 
 
+#: Channel values the ledger keeps for deliveries no adapter sends: ``webhook`` marks an outbound
+#: webhook post (``notifications.webhooks``), sent by its endpoint's drain. No alias may take one.
+RESERVED_ALIASES = frozenset({"webhook"})
+
+
 class ChannelHandler(BaseConnectionHandler):
     settings_name = "NOTIFICATION_CHANNELS"
     exception_class = ChannelConfigurationError
@@ -45,6 +50,10 @@ class ChannelHandler(BaseConnectionHandler):
         if not isinstance(settings, dict):
             raise ChannelConfigurationError(f"{self.settings_name} must be a dict of aliases, not {type(settings).__name__}.")
         for alias, config in settings.items():
+            if alias in RESERVED_ALIASES:
+                raise ChannelConfigurationError(
+                    f"{self.settings_name}[{alias!r}]: {alias!r} is reserved (the ledger's outbound webhook posts); "
+                    "name the channel otherwise.")
             if not isinstance(config, dict) or "BACKEND" not in config:
                 raise ChannelConfigurationError(f"{self.settings_name}[{alias!r}] must be a dict with a BACKEND.")
         return settings

@@ -183,8 +183,8 @@ class SuppressionQuerySet(models.QuerySet):
         return reasons
 
 
-#: The ledger's channel value of an outbound webhook post (``WebhookMessage``); never an alias
-#: of ``NOTIFICATION_CHANNELS``.
+#: The ledger's channel value of an outbound webhook post (``WebhookMessage``); reserved, so never
+#: an alias of ``NOTIFICATION_CHANNELS`` (``channels_adapters.handler.RESERVED_ALIASES``).
 WEBHOOK_CHANNEL = "webhook"
 
 

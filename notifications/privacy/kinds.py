@@ -329,4 +329,7 @@ NOT_PERSONAL = frozenset({
     "dashboard.Report.created_by",
     "api.ApiKey.created_by",  # a superuser who made a REST API key
     "notifications.WebhookEndpoint.created_by",  # the Manager who configured an outbound webhook
+    # The POSTs of a webhook post (a delivery to an integrator's endpoint, never to a person): codes,
+    # latencies and errors. Its payload names ids only (``webhooks.receivers``).
+    "notifications.WebhookAttempt.delivery",
 })

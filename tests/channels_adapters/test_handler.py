@@ -98,3 +98,14 @@ def test_a_provider_timeout_that_cannot_wait_is_refused_at_start_up(settings, ba
         channels["provider"]
     [problem] = channels_configuration_check()
     assert problem.id == "signalbox.E202" and "timeout" in problem.msg
+
+
+def test_the_ledgers_webhook_channel_cannot_be_taken_by_an_alias(settings):
+    """Outbound webhook posts are deliveries with channel "webhook", sent by their endpoints'
+    drains: an adapter under that name would be handed none of them, so start-up says so."""
+    from channels_adapters.checks import channels_configuration_check
+
+    settings.NOTIFICATION_CHANNELS = {"webhook": {"BACKEND": "channels_adapters.chat.ChatChannel"}}
+
+    [problem] = channels_configuration_check()
+    assert problem.id == "signalbox.E202" and "'webhook' is reserved" in problem.msg

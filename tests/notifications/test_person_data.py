@@ -172,6 +172,8 @@ def person_links() -> set[str]:
     """``app.Model.field`` of every relation to a user, a delivery or a shop customer."""
     links = set()
     for model in apps.get_models():
+        if model._meta.proxy:  # its rows are the concrete model's, walked there (WebhookMessage: Delivery)
+            continue
         for field in model._meta.concrete_fields:
             if field.is_relation and field.related_model is not None \
                     and field.related_model._meta.label in PERSON_MODELS:

@@ -137,6 +137,31 @@ def test_deliveries_go_by_whole_days_once_older_than_the_period_and_covered_by_r
     assert AnalyticsRollupState.objects.get().frozen_through == last_old_day
 
 
+def test_webhook_posts_go_like_deliveries_with_their_attempt_log(only):
+    """Webhook posts are deliveries on the ledger: an old delivered one goes with its attempt log
+    (a foreign key PostgreSQL checks at commit); one whose outcome is unknown stays."""
+    from notifications.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+
+    only(deliveries=10)
+    now = timezone.now()
+    old = now - timedelta(days=20)
+    endpoint = WebhookEndpoint.objects.create(url="https://hooks.example.com/", events=["campaign.finished"],
+                                              secret="whsec_x")
+    posts = [WebhookMessage.objects.create(
+        idempotency_key=f"webhook:{endpoint.pk}:run:{n}", channel="webhook", webhook_endpoint=endpoint,
+        address=f"run:{n}", provider_message_id=f"msg_{n}", status=status, created_at=old,
+        content={"event_type": "campaign.finished", "payload": {}},
+    ) for n, status in enumerate(["sent", "unknown"])]
+    for post in posts:
+        WebhookAttempt.objects.create(delivery=post, outcome=post.status, response_code=200)
+    _rollups_through(timezone.localdate(now) - timedelta(days=1), now)
+
+    assert retention_apply(now=now).kinds[0].deleted == 1
+
+    assert list(WebhookMessage.objects.values_list("status", flat=True)) == ["unknown"]
+    assert list(WebhookAttempt.objects.values_list("delivery_id", flat=True)) == [posts[1].pk]
+
+
 def test_no_delivery_goes_from_a_day_the_rollups_do_not_cover(only):
     only(deliveries=10)
     now = timezone.now()

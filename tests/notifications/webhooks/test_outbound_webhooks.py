@@ -537,3 +537,41 @@ def test_a_drain_stops_posting_once_staff_disable_the_endpoint(endpoint, receive
     assert len(receiver.received) == 1
     assert list(WebhookMessage.objects.order_by("pk").values_list("status", flat=True)) == [
         Status.SENT, Status.PLANNED, Status.PLANNED]  # the rest wait for "Enable again"
+
+
+def test_posts_are_ledger_deliveries_the_send_workers_and_the_figures_for_people_leave_alone(
+        endpoint, receiver, django_capture_on_commit_callbacks):
+    """A webhook post is a row of the ledger (channel "webhook", the endpoint its recipient), but
+    only its endpoint's drain sends it: a send task naming it, the lease sweep and the counts of
+    messages to people pass it by, while the webhook figures and the ledger count see it."""
+    from dashboard.reports.data import ReportFilters, deliveries_in_scope
+    from notifications.ledger import deliveries_send, deliveries_sweep_expired_leases
+    from ops.figures import system_figures
+    from ops.services import ledger_count
+
+    endpoint, _secret = endpoint
+    delivery = DeliveryFactory(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks(execute=False):
+        delivery_statuses_recording.send(sender=Delivery, changes=[(delivery.pk, "sent")])
+    post = Delivery.objects.get(channel="webhook")
+    assert (post.webhook_endpoint_id, post.recipient_id, post.status) == (endpoint.pk, None, Status.PLANNED)
+    assert post.idempotency_key == f"webhook:{endpoint.pk}:status:{delivery.pk}:sent:0"
+
+    assert deliveries_send(delivery_ids=[post.pk]).claimed == 0  # a send worker never claims it
+    now = timezone.now()
+    figures = system_figures(now=now)
+    assert (figures.queue_depth, figures.webhooks.queue_depth) == (0, 1)
+    assert list(deliveries_in_scope(filters=ReportFilters()).values_list("pk", flat=True)) == [delivery.pk]
+
+    # A drain that died mid-POST: the lease sweep for people's messages leaves it to the webhook
+    # drain, which settles it as an unknown outcome and posts it again under the same webhook-id.
+    Delivery.objects.filter(pk=post.pk).update(status=Status.SENDING, lease_owner="gone",
+                                               lease_expires_at=now - timedelta(seconds=1))
+    assert deliveries_sweep_expired_leases(now=now) == 0
+    assert Delivery.objects.get(pk=post.pk).status == Status.SENDING
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+    post.refresh_from_db()
+    assert post.status == Status.SENT and [h["webhook-id"] for h, _ in receiver.accepted] == [post.provider_message_id]
+
+    ledger_count(now=timezone.now(), force=True)
+    assert system_figures(now=timezone.now()).deliveries[("webhook", "sent")] == 1
