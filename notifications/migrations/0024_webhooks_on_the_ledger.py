@@ -40,6 +40,10 @@ def outbox_to_ledger(apps, schema_editor):
         keys = {f"webhook:{m.endpoint_id}:{m.event_key}"[:255]: m.pk for m in batch}
         for delivery_id, key in Delivery.objects.filter(idempotency_key__in=keys).values_list("pk", "idempotency_key"):
             Attempt.objects.filter(message_id=keys[key]).update(delivery_id=delivery_id)
+    if schema_editor.connection.vendor == "postgresql":
+        # Check the new rows' foreign keys now: PostgreSQL refuses the ALTER TABLEs that follow
+        # while deferred checks are pending on the tables they touch.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
