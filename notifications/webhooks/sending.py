@@ -16,8 +16,9 @@ left this machine) or a non-2xx answer is ``failed`` and retried after the next 
 timeout or a connection cut after the request left is an unknown outcome, retried too (receivers
 deduplicate on ``webhook-id``, which a retry keeps: ``deferred`` with ``status_reason``
 "unknown") and final as ``unknown``, never ``sent``. A worker that died mid-POST leaves its lease
-to expire; the next drain marks those unknown and retries them. A message that used up its attempts while the endpoint never answered 2xx since
-its first attempt disables the endpoint, and staff are told (``services``).
+to expire; the next drain marks those unknown and retries them. A message that used up its
+attempts while the endpoint never answered 2xx since the first attempt of that series disables
+the endpoint, and staff are told (``services``).
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ def _claim(*, endpoint_id: int, now: datetime, limit: int, only_ids: list[int] |
     token = uuid.uuid4().hex
     # The lease runs from the claim, not from ``now`` (the drain's start, or a test's clock): a
     # later round must not claim messages whose lease has already run out.
-    WebhookMessage.objects.filter(id__in=ids, next_attempt_at__lte=now, status__in=[Status.PLANNED, Status.DEFERRED]).update(
+    claimable = WebhookMessage.objects.filter(id__in=ids, next_attempt_at__lte=now,
+                                              status__in=[Status.PLANNED, Status.DEFERRED])
+    claimable.update(
         status=Status.SENDING, lease_owner=token,
         lease_expires_at=timezone.now() + timedelta(seconds=conf.lease_seconds()),
     )
@@ -235,7 +238,8 @@ def _post(endpoint: WebhookEndpoint, message: WebhookMessage, *, session, policy
         else:
             result.failed += 1
     with transaction.atomic():
-        first = now if answer.outcome == Outcome.SENT else _series_started(message, now=now)
+        # Only a message out of attempts asks when its series began (one read of its log).
+        first = _series_started(message, now=now) if exhausted and answer.outcome != Outcome.SENT else now
         WebhookMessage.objects.filter(pk=message.pk, lease_owner=message.lease_owner).update(**fields)
         WebhookAttempt.objects.create(delivery_id=message.pk, attempted_at=now, outcome=answer.outcome,
                                       response_code=answer.code, latency_ms=latency, error=answer.error)

@@ -575,3 +575,34 @@ def test_posts_are_ledger_deliveries_the_send_workers_and_the_figures_for_people
 
     ledger_count(now=timezone.now(), force=True)
     assert system_figures(now=timezone.now()).deliveries[("webhook", "sent")] == 1
+
+
+def test_an_endpoint_that_answered_since_a_message_began_is_not_disabled_by_it(
+        endpoint, monkeypatch, settings, django_capture_on_commit_callbacks):
+    """Disabling needs every POST to have failed since the exhausted message's first attempt: a
+    receiver that rejects one event (a 503 on one delivery's stream) but took another meanwhile is
+    failing, not down, and stays enabled."""
+    from notifications.webhooks import sending
+
+    endpoint, _secret = endpoint
+    settings.SIGNALBOX_WEBHOOK_MAX_ATTEMPTS = 3
+    rejected, accepted = DeliveryFactory(status="sent"), DeliveryFactory(status="sent")
+
+    def answer(endpoint_, message, **kwargs):
+        if message.ordering_key == f"delivery:{rejected.pk}":
+            return sending.Answer(WebhookAttempt.Outcome.FAILED, code=503, error="HTTP 503")
+        return sending.Answer(WebhookAttempt.Outcome.SENT, code=200)
+
+    monkeypatch.setattr(sending, "_request", answer)
+    start = timezone.now()
+    with django_capture_on_commit_callbacks(execute=False):
+        delivery_statuses_recording.send(sender=Delivery, changes=[(rejected.pk, "sent")])
+        webhook_endpoint_drain(endpoint_id=endpoint.pk, now=start)  # 503: failing since now
+        delivery_statuses_recording.send(sender=Delivery, changes=[(accepted.pk, "sent")])
+        webhook_endpoint_drain(endpoint_id=endpoint.pk, now=start + timedelta(seconds=10))  # 200: healthy again
+        drain_until_quiet(endpoint, start=start + timedelta(seconds=30))  # the rejected one's two retries
+
+    post = WebhookMessage.objects.get(address=f"delivery:{rejected.pk}")
+    assert (post.status, post.attempts) == (Status.FAILED, 3)
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and endpoint.failing_since > start + timedelta(seconds=10)  # failing again since the 200
