@@ -68,9 +68,11 @@ def _delivery_table(figures: SystemFigures, channel_labels: dict, status_labels:
 def status_context(*, now: datetime) -> dict:
     from dashboard.models import ImportJob, Report
     from notifications.models import Channel, Delivery
+    from notifications.querysets import WEBHOOK_CHANNEL
 
     figures = system_figures(now=now)
-    channel_labels = dict(Channel.choices)
+    # The ledger also holds the outbound webhook posts (to integrators' endpoints, not people).
+    channel_labels = {**dict(Channel.choices), WEBHOOK_CHANNEL: _("Webhook posts")}
     latency = [
         {
             "channel": channel,

@@ -72,3 +72,25 @@ def test_before_the_first_count_the_page_says_so(client):
     client.force_login(staff_in("Managers", "meg"))
     html = client.get(URL).content.decode()
     assert 'data-testid="deliveries-not-counted"' in html
+
+
+def test_webhook_posts_have_their_own_column_and_stay_out_of_the_figures_for_people(client, ledger):
+    """The ledger holds the outbound webhook posts too: counted in a column of their own, named in
+    the reader's language, and not in the queue or the unknown outcomes of messages to people."""
+    from notifications.models import WebhookEndpoint, WebhookMessage
+
+    endpoint = WebhookEndpoint.objects.create(url="https://hooks.example.com/", events=["campaign.finished"],
+                                              secret="whsec_x")
+    for n, status in enumerate(["planned", "unknown"]):
+        WebhookMessage.objects.create(
+            idempotency_key=f"webhook:{endpoint.pk}:run:{n}", channel="webhook", webhook_endpoint=endpoint,
+            address=f"run:{n}", provider_message_id=f"msg_{n}", status=status, next_attempt_at=timezone.now()
+            if status == "planned" else None, content={"event_type": "campaign.finished", "payload": {}})
+    ledger_count(now=timezone.now(), force=True)
+    client.force_login(staff_in("Operators", "oscar"))
+
+    html = client.get(URL).content.decode()
+    assert "Webhook posts</th>" in html
+    assert 'data-testid="queue-depth" data-value="1"' in html  # the email planned, not the post
+    assert 'data-testid="unknown-outcomes" data-value="1"' in html  # the SMS, not the post
+    assert "Webhook 推送</th>" in client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
