@@ -97,8 +97,12 @@ def webhook_endpoint_drain(*, endpoint_id: int, now: datetime | None = None, onl
                 if message.pk not in ours:
                     continue
                 # Read again before each POST: staff may have disabled the endpoint, changed its
-                # URL or rotated its secret meanwhile, and another drain may have changed its health.
-                endpoint.refresh_from_db(fields=LIVE_FIELDS)
+                # URL or rotated its secret meanwhile (or deleted it, with its messages), and
+                # another drain may have changed its health.
+                try:
+                    endpoint.refresh_from_db(fields=LIVE_FIELDS)
+                except WebhookEndpoint.DoesNotExist:
+                    break
                 if not endpoint.enabled:
                     _release(claimed[index:])
                     break
@@ -240,7 +244,9 @@ def _post(endpoint: WebhookEndpoint, message: WebhookMessage, *, session, policy
     with transaction.atomic():
         # Only a message out of attempts asks when its series began (one read of its log).
         first = _series_started(message, now=now) if exhausted and answer.outcome != Outcome.SENT else now
-        WebhookMessage.objects.filter(pk=message.pk, lease_owner=message.lease_owner).update(**fields)
+        if not WebhookMessage.objects.filter(pk=message.pk, lease_owner=message.lease_owner).update(**fields) \
+                and not WebhookMessage.objects.filter(pk=message.pk).exists():
+            return  # deleted with its endpoint during the POST: nothing left to log it against
         WebhookAttempt.objects.create(delivery_id=message.pk, attempted_at=now, outcome=answer.outcome,
                                       response_code=answer.code, latency_ms=latency, error=answer.error)
         _endpoint_health(endpoint, message=message, answer=answer, first=first, exhausted=exhausted, now=now)

@@ -102,8 +102,13 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor=None) -> bool:
     from ..services import audit_record
 
     messages = WebhookMessage.objects.filter(webhook_endpoint_id=endpoint.pk).order_by("pk")
-    while ids := list(messages.values_list("pk", flat=True)[:DELETE_BATCH]):
+    while True:
         with transaction.atomic():
+            # Locked first: a drain finishing a POST to one of them meanwhile writes its outcome
+            # and attempt before this batch (and they go with it) or finds the message gone after.
+            ids = list(messages.select_for_update().values_list("pk", flat=True)[:DELETE_BATCH])
+            if not ids:
+                break
             WebhookAttempt.objects.filter(delivery_id__in=ids).delete()
             # Webhook posts have no receipts, links or inbox rows: nothing else points at them.
             WebhookMessage.objects.filter(pk__in=ids)._raw_delete(WebhookMessage.objects.db)

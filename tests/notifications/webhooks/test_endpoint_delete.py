@@ -174,3 +174,29 @@ def test_a_large_outbox_goes_in_batches_with_its_log(loopback_allowed, monkeypat
     assert WebhookMessage.objects.filter(webhook_endpoint=keep).count() == 8  # another endpoint's outbox stays
     assert WebhookAttempt.objects.count() == 8
     assert not webhook_endpoint_delete(endpoint=endpoint)  # deleting again: nothing to do
+
+
+@pytest.mark.django_db
+def test_an_endpoint_deleted_during_a_post_ends_the_drain_cleanly(loopback_allowed, monkeypatch):
+    """Staff delete an endpoint while a drain is waiting for its receiver: the answer has no
+    message left to be logged against, so the drain logs nothing (no attempt pointing at a deleted
+    delivery, which the database would refuse at commit) and stops instead of posting the rest."""
+    from notifications.models import WebhookAttempt
+    from notifications.webhooks import sending
+    from notifications.webhooks.sending import webhook_endpoint_drain
+
+    endpoint, _ = make_endpoint(HOOK, events=[WebhookEvent.DELIVERY_STATUS])
+    delivery_statuses_recording.send(sender=Delivery, changes=[(DeliveryFactory(status="sent").pk, "sent")
+                                                               for _ in range(3)])
+    posted = []
+
+    def deleted_while_waiting(endpoint_, message, **kwargs):
+        posted.append(message.pk)
+        assert webhook_endpoint_delete(endpoint=WebhookEndpoint.objects.get(pk=endpoint_.pk))
+        return sending.Answer(WebhookAttempt.Outcome.SENT, code=200)
+
+    monkeypatch.setattr(sending, "_request", deleted_while_waiting)
+    webhook_endpoint_drain(endpoint_id=endpoint.pk)
+
+    assert len(posted) == 1
+    assert not WebhookMessage.objects.exists() and not WebhookAttempt.objects.exists()
