@@ -104,14 +104,14 @@ def _webhooks(*, now: datetime) -> WebhookFigures:
     from django.db.models import Q
 
     from notifications.models import WebhookEndpoint, WebhookMessage
+    from notifications.models.webhooks import OWED
 
     Status = WebhookMessage.Status
     # What the drains owe: a disabled endpoint's messages wait for it to be enabled again and are
     # counted as that endpoint (``endpoints["disabled"]``), not as a backlog that keeps ageing.
-    due = Q(next_attempt_at__lte=now, webhook_endpoint__enabled=True, status__in=[Status.PLANNED, Status.DEFERRED])
-    open_ = WebhookMessage.objects.filter(
-        webhook_endpoint__isnull=False, status__in=[Status.PLANNED, Status.DEFERRED, Status.UNKNOWN],
-    ).aggregate(
+    due = Q(next_attempt_at__lte=now, webhook_endpoint__enabled=True, status__in=OWED)
+    # ``webhook_endpoint`` not null: the predicate of the partial index this reads.
+    open_ = WebhookMessage.objects.filter(webhook_endpoint__isnull=False, status__in=[*OWED, Status.UNKNOWN]).aggregate(
         due=Count("id", filter=due),
         oldest=Min("next_attempt_at", filter=due),
         unknown=Count("id", filter=Q(status=Status.UNKNOWN)),

@@ -56,13 +56,7 @@ class WebhookEndpoint(models.Model):
         return self.description or self.url
 
 
-class WebhookMessageQuerySet(models.QuerySet):
-    def waiting(self):
-        """Posts still owed: the first POST or a retry, or in flight."""
-        return self.filter(status__in=WAITING)
-
-
-class WebhookMessageManager(models.Manager.from_queryset(WebhookMessageQuerySet)):
+class WebhookMessageManager(models.Manager):
     def get_queryset(self):
         return super().get_queryset().filter(channel=WEBHOOK_CHANNEL)
 
@@ -125,7 +119,9 @@ class WebhookMessage(Delivery):
 
 #: ``status_reason`` of a message waiting for a retry after a POST whose answer never came.
 UNKNOWN_REASON = "unknown"
-WAITING = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED, Delivery.Status.SENDING)
+#: A POST is owed (the first or a retry, at ``next_attempt_at``); with ``sending``, not yet settled.
+OWED = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED)
+WAITING = (*OWED, Delivery.Status.SENDING)
 
 
 class WebhookAttempt(models.Model):

@@ -2,8 +2,8 @@
 
 ``webhook_events_record(events)`` writes one ``WebhookMessage`` (a delivery with ``channel =
 "webhook"``) per (subscribed endpoint, event) in one ``bulk_create``, conflicts on the ledger's
-unique idempotency key (``webhook:<endpoint>:<event key>``) ignored: a duplicated event posts once and enqueues a drain per endpoint after commit. Which enabled
-endpoints want which event is a cached table (``routes``), so a batch whose events no endpoint
+unique idempotency key (``webhook:<endpoint>:<event key>``) ignored, so a duplicated event posts
+once, and enqueues a drain per endpoint after commit. Which enabled endpoints want which event is a cached table (``routes``), so a batch whose events no endpoint
 wants costs no query at all; saving, disabling or deleting an endpoint forgets the table (in the
 shared cache with Redis; another process's locmem copy lasts up to ``ROUTES_SECONDS``).
 
@@ -13,8 +13,8 @@ keeps those that still exist, are enabled and want the event, and on PostgreSQL 
 waits for it (``services.webhook_endpoint_delete``). An endpoint a delete has locked is skipped
 (``SKIP LOCKED``: only a delete takes that lock), so the ledger never waits for a delete either. A
 stale table therefore never writes a row for a deleted endpoint: the webhook posts are written
-inside the transaction of the deliveries they tell about, and a dangling foreign key there would fail the commit of the
-deliveries' own outcomes. What a stale table can still do is miss a new endpoint or subscription
+inside the transaction of the deliveries they tell about, and a dangling foreign key there would
+fail the commit of the deliveries' own outcomes. What a stale table can still do is miss a new endpoint or subscription
 for up to ``ROUTES_SECONDS``.
 """
 

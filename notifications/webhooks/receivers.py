@@ -107,14 +107,15 @@ def webhooks_tick(*, once: bool = False) -> list[str]:
     from django.utils import timezone
 
     from ..models import WebhookMessage
+    from ..models.webhooks import OWED
     from .tasks import webhook_endpoint_drain_task
 
     now = timezone.now()
-    Status = WebhookMessage.Status
+    # ``order_by()``: the model's newest-first ordering would make DISTINCT one row per message.
     due = (WebhookMessage.objects.filter(webhook_endpoint__enabled=True)
-           .filter(Q(next_attempt_at__lte=now, status__in=[Status.PLANNED, Status.DEFERRED])
-                   | Q(status=Status.SENDING, lease_expires_at__lt=now))
-           .values_list("webhook_endpoint_id", flat=True).distinct())
+           .filter(Q(next_attempt_at__lte=now, status__in=OWED)
+                   | Q(status=WebhookMessage.Status.SENDING, lease_expires_at__lt=now))
+           .order_by().values_list("webhook_endpoint_id", flat=True).distinct())
     endpoint_ids = sorted(set(due))
     for endpoint_id in endpoint_ids:
         webhook_endpoint_drain_task.enqueue(endpoint_id=endpoint_id)

@@ -40,7 +40,7 @@ from channels_adapters.ssrf import AddressPolicy, guarded_connections
 
 from .. import conf
 from ..models import WebhookAttempt, WebhookEndpoint, WebhookMessage
-from ..models.webhooks import UNKNOWN_REASON, WAITING
+from ..models.webhooks import OWED, UNKNOWN_REASON, WAITING
 from .signing import signed_headers
 
 Status = WebhookMessage.Status
@@ -128,8 +128,8 @@ def _settle_lost_leases(*, endpoint_id: int, now: datetime) -> int:
     """Messages whose drain stopped mid-POST: the receiver may have them, so ``unknown``, retried."""
     return WebhookMessage.objects.filter(webhook_endpoint_id=endpoint_id, status=Status.SENDING,
                                          lease_expires_at__lt=now).update(
-        status=Status.DEFERRED, status_reason=UNKNOWN_REASON, next_attempt_at=now, lease_owner="", lease_expires_at=None,
-        last_error="The worker stopped during the POST; the receiver may have it (outcome unknown).",
+        status=Status.DEFERRED, status_reason=UNKNOWN_REASON, next_attempt_at=now, lease_owner="",
+        lease_expires_at=None, last_error="The worker stopped during the POST; the receiver may have it (outcome unknown).",
     )
 
 
@@ -137,8 +137,7 @@ def _claim(*, endpoint_id: int, now: datetime, limit: int, only_ids: list[int] |
     earlier_waiting = WebhookMessage.objects.filter(
         webhook_endpoint_id=endpoint_id, address=OuterRef("address"), id__lt=OuterRef("id"), status__in=WAITING,
     )
-    due = WebhookMessage.objects.filter(webhook_endpoint_id=endpoint_id, next_attempt_at__lte=now,
-                                        status__in=[Status.PLANNED, Status.DEFERRED])
+    due = WebhookMessage.objects.filter(webhook_endpoint_id=endpoint_id, next_attempt_at__lte=now, status__in=OWED)
     if only_ids is not None:
         due = due.filter(id__in=only_ids)
     else:
@@ -149,9 +148,7 @@ def _claim(*, endpoint_id: int, now: datetime, limit: int, only_ids: list[int] |
     token = uuid.uuid4().hex
     # The lease runs from the claim, not from ``now`` (the drain's start, or a test's clock): a
     # later round must not claim messages whose lease has already run out.
-    claimable = WebhookMessage.objects.filter(id__in=ids, next_attempt_at__lte=now,
-                                              status__in=[Status.PLANNED, Status.DEFERRED])
-    claimable.update(
+    WebhookMessage.objects.filter(id__in=ids, next_attempt_at__lte=now, status__in=OWED).update(
         status=Status.SENDING, lease_owner=token,
         lease_expires_at=timezone.now() + timedelta(seconds=conf.lease_seconds()),
     )
