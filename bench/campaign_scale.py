@@ -19,7 +19,9 @@ scheduler children), this
 process (the one-process side), the PostgreSQL backends serving this database (sampled from
 ``pg_stat_activity`` while the run goes, so a backend that came and went between two samples
 is missed) and the SMTP sink. On two shared cores their sum per message bounds the rate: two
-workers cannot go twice as fast as one when one already keeps both cores busy. ``--worker-class fork`` uses RQ's default forking worker instead of
+workers cannot go twice as fast as one when one already keeps both cores busy. ``--latency-ms``
+puts the relay that far away (each SMTP reply that late, ``bench._sink``): where a worker mostly
+waits on the network, as with an ESP tens of milliseconds away, the cores are not what bounds it. ``--worker-class fork`` uses RQ's default forking worker instead of
 ``config.rq.Worker``, to see what the fork per job costs.
 """
 
@@ -191,6 +193,8 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", default="config.rq.Worker", help='"fork" for RQ\'s default forking worker')
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="the sink answers each SMTP command this late (a relay or ESP that far away)")
     opts = parser.parse_args(argv)
 
     from django.conf import settings
@@ -206,7 +210,7 @@ def run(argv: list[str]) -> dict:
     from notifications.models import Campaign, CampaignRun, Delivery
 
     users = _users(max(opts.recipients, opts.baseline))
-    sink = start_sink()
+    sink = start_sink(latency_ms=opts.latency_ms)
     workers: list[subprocess.Popen] = []
     try:
         # --- one process, no queue ---------------------------------------------------------
@@ -298,6 +302,7 @@ def run(argv: list[str]) -> dict:
         },
         "recipients": opts.recipients,
         "workers": opts.workers,
+        "latency_ms": opts.latency_ms,
         "worker_class": opts.worker_class,
         "target_ratio": 2.0,
         "target_rss_mb": 300,
