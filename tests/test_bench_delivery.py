@@ -1,8 +1,11 @@
 """The delivery benchmarks run end to end and print one JSON line (figures are not asserted)."""
 
+import os
+
 import pytest
 
 from tests.bench_runner import run_bench
+from tests.processes import fresh_postgres_database
 
 pytestmark = pytest.mark.slow
 
@@ -30,3 +33,29 @@ def test_fanout_inapp_bench_writes_every_inbox_row_with_the_start_up_heap_frozen
     assert figures["startup_heap_frozen"] > 0
     unfrozen = run_bench(tmp_path, "fanout_inapp", "--recipients", "300", "--unfrozen", timeout=180)
     assert unfrozen["startup_heap_frozen"] == 0 and unfrozen["ledger_rows"] == 300
+
+
+# Redis database of its own: the bench's RQ workers take every job on its "default" queue.
+BENCH_REDIS = os.environ.get("SIGNALBOX_BENCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+def test_campaign_scale_bench_sends_a_campaign_through_two_rq_workers(tmp_path):
+    redis = pytest.importorskip("redis")
+    try:
+        client = redis.Redis.from_url(BENCH_REDIS, socket_connect_timeout=5)
+        client.flushdb()
+    except redis.exceptions.ConnectionError as error:
+        pytest.skip(f"Redis is not reachable at {BENCH_REDIS}: {error}")
+    try:
+        with fresh_postgres_database("signalbox_bench_scale") as database:
+            # The bench exits with an error unless the workers send every delivery of the run.
+            figures = run_bench(tmp_path, "campaign_scale", "--recipients", "120", "--baseline", "40",
+                                "--latency-ms", "2", "--timeout", "120", env={"DATABASE_URL": database, "REDIS_URL": BENCH_REDIS},
+                                timeout=300)
+    finally:
+        client.flushdb()
+    assert next(iter(figures)) == "ratio_workers_to_one_process"
+    assert (figures["recipients"], figures["workers"], figures["latency_ms"]) == (120, 2, 2.0)
+    assert figures["workers_per_s"] > 0 and figures["one_process_per_s"] > 0
+    assert len(figures["worker_peak_rss_mb"]) == 2 and min(figures["worker_peak_rss_mb"]) > 0
+    assert figures["cpu_s_per_1k_messages"]["workers"]["workers"] > 0

@@ -13,16 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from config.serve import START_WINDOW
 from tests.conftest import ROOT, TEST_STATIC_ROOT as STATIC_ROOT
-from tests.processes import alive, descendants, free_port
+from tests.processes import alive, descendants, free_port, fresh_postgres_database
 
-PG_SERVER = os.environ.get("CI_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("SIGNALBOX_LAUNCHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("static_root_alone")]
@@ -74,19 +72,8 @@ def test_refuses_a_worker_count_that_is_not_a_positive_number():
 @pytest.fixture(scope="module")
 def database():
     """A fresh PostgreSQL database for the module (the first start migrates it)."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_SERVER}: {error}")
-    name = f"signalbox_launcher_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_SERVER.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_postgres_database("signalbox_launcher") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
