@@ -36,9 +36,11 @@ def start_web(processes: Processes, name: str) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{base}/admin/login/", timeout=2).status_code == 200:
+            # A server still starting refuses the connection or, on a busy machine, answers its
+            # first request (template loading, imports) after a while: both mean "not yet".
+            if requests.get(f"{base}/admin/login/", timeout=10).status_code == 200:
                 return base
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.1)
     pytest.fail(f"{name} did not start.\n{processes.logs()}")
