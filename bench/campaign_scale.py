@@ -21,8 +21,9 @@ process (the one-process side), the PostgreSQL backends serving this database (s
 is missed) and the SMTP sink. On two shared cores their sum per message bounds the rate: two
 workers cannot go twice as fast as one when one already keeps both cores busy. ``--latency-ms``
 puts the relay that far away (each SMTP reply that late, ``bench._sink``): where a worker mostly
-waits on the network, as with an ESP tens of milliseconds away, the cores are not what bounds it. ``--worker-class fork`` uses RQ's default forking worker instead of
-``config.rq.Worker``, to see what the fork per job costs.
+waits on the network, as with an ESP tens of milliseconds away, the cores are not what bounds
+it. ``--worker-class fork`` uses RQ's default forking worker instead of ``config.rq.Worker``, to
+see what the fork per job costs.
 """
 
 from __future__ import annotations

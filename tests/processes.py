@@ -40,6 +40,16 @@ def fresh_postgres_database(prefix: str) -> Iterator[str]:
         admin.close()
 
 
+def empty_redis(url: str) -> None:
+    """Flush the Redis database at ``url`` (one a test owns); skips (a failure under CI) when
+    Redis is not reachable."""
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).flushdb()
+    except redis.exceptions.ConnectionError as error:
+        pytest.skip(f"Redis is not reachable at {url}: {error}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

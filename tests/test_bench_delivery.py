@@ -5,7 +5,7 @@ import os
 import pytest
 
 from tests.bench_runner import run_bench
-from tests.processes import fresh_postgres_database
+from tests.processes import empty_redis, fresh_postgres_database
 
 pytestmark = pytest.mark.slow
 
@@ -40,20 +40,15 @@ BENCH_REDIS = os.environ.get("SIGNALBOX_BENCH_TEST_REDIS_URL", "redis://127.0.0.
 
 
 def test_campaign_scale_bench_sends_a_campaign_through_two_rq_workers(tmp_path):
-    redis = pytest.importorskip("redis")
-    try:
-        client = redis.Redis.from_url(BENCH_REDIS, socket_connect_timeout=5)
-        client.flushdb()
-    except redis.exceptions.ConnectionError as error:
-        pytest.skip(f"Redis is not reachable at {BENCH_REDIS}: {error}")
+    empty_redis(BENCH_REDIS)
     try:
         with fresh_postgres_database("signalbox_bench_scale") as database:
             # The bench exits with an error unless the workers send every delivery of the run.
             figures = run_bench(tmp_path, "campaign_scale", "--recipients", "120", "--baseline", "40",
-                                "--latency-ms", "2", "--timeout", "120", env={"DATABASE_URL": database, "REDIS_URL": BENCH_REDIS},
-                                timeout=300)
+                                "--latency-ms", "2", "--timeout", "120",
+                                env={"DATABASE_URL": database, "REDIS_URL": BENCH_REDIS}, timeout=300)
     finally:
-        client.flushdb()
+        empty_redis(BENCH_REDIS)
     assert next(iter(figures)) == "ratio_workers_to_one_process"
     assert (figures["recipients"], figures["workers"], figures["latency_ms"]) == (120, 2, 2.0)
     assert figures["workers_per_s"] > 0 and figures["one_process_per_s"] > 0

@@ -43,7 +43,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import ROOT
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.processes import alive, descendants, free_port
+from tests.processes import alive, descendants, empty_redis, free_port
 
 # Every test under the one Chromium parameter, so that pytest keeps them in file order (it groups
 # tests by a session-scoped parameter, which would otherwise move the browser tests first).
@@ -141,14 +141,6 @@ def fresh_database() -> None:
         admin.execute(f'CREATE DATABASE "{name}"')
 
 
-def empty_redis() -> None:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).flushdb()
-    except redis.exceptions.ConnectionError as error:
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {error}")
-
-
 def make_prod_command(*, port: int, env: dict[str, str]) -> list[str]:
     """``make prod``'s prerequisites run for real; its own command as ``make -n`` prints it."""
     subprocess.run(["make", "-s", "install", "assets", "fonts"], cwd=ROOT, env=env, check=True, timeout=600)
@@ -170,7 +162,7 @@ def serving(stack: Stack) -> bool:
 @pytest.fixture(scope="module")
 def stack(mail_sink, tmp_path_factory):
     fresh_database()
-    empty_redis()
+    empty_redis(REDIS_URL)
     sink, smtp_port = mail_sink
     port = free_port()
     metrics_token = secrets.token_urlsafe(24)
